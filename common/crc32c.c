@@ -1,0 +1,89 @@
+/*
+ * crc32c: see crc32c.h.  Slice-by-8 tables in software; the hardware path is
+ * chosen once, at first use.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "crc32c.h"
+
+#define CRC32C_POLY 0x82f63b78u	/* reversed Castagnoli polynomial */
+
+static uint32_t crc32c_table[8][256];
+static int crc32c_have_hw;
+static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
+
+static void
+crc32c_setup(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ CRC32C_POLY : c >> 1;
+		crc32c_table[0][i] = c;
+	}
+	for (uint32_t i = 0; i < 256; i++)
+		for (int t = 1; t < 8; t++)
+			crc32c_table[t][i] = (crc32c_table[t - 1][i] >> 8) ^
+			    crc32c_table[0][crc32c_table[t - 1][i] & 0xff];
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	crc32c_have_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+static uint32_t
+crc32c_sw(uint32_t crc, const unsigned char *p, size_t len)
+{
+	while (len >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		v ^= crc;
+		crc = crc32c_table[7][v & 0xff] ^
+		    crc32c_table[6][(v >> 8) & 0xff] ^
+		    crc32c_table[5][(v >> 16) & 0xff] ^
+		    crc32c_table[4][(v >> 24) & 0xff] ^
+		    crc32c_table[3][(v >> 32) & 0xff] ^
+		    crc32c_table[2][(v >> 40) & 0xff] ^
+		    crc32c_table[1][(v >> 48) & 0xff] ^
+		    crc32c_table[0][v >> 56];
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		crc = crc32c_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2")))
+static uint32_t
+crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
+{
+	uint64_t c = crc;
+
+	while (len >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		len -= 8;
+	}
+	crc = (uint32_t)c;
+	while (len--)
+		crc = __builtin_ia32_crc32qi(crc, *p++);
+	return crc;
+}
+#endif
+
+uint32_t
+crc32c(uint32_t crc, const void *buf, size_t len)
+{
+	pthread_once(&crc32c_once, crc32c_setup);
+	crc = ~crc;
+#if defined(__x86_64__)
+	if (crc32c_have_hw)
+		return ~crc32c_hw(crc, buf, len);
+#endif
+	return ~crc32c_sw(crc, buf, len);
+}

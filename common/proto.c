@@ -1,0 +1,153 @@
+/* proto: see proto.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+
+static int
+proto_word_ok(const char *w)
+{
+	if (*w == '\0')
+		return 0;
+	for (; *w; w++)
+		if (*w < 0x21 || *w > 0x7e)
+			return 0;
+	return 1;
+}
+
+int
+proto_parse(char *line, struct proto_req *req, const char **why)
+{
+	char *words[PROTO_ARGS_MAX + 2];
+	int n = 0;
+	char *p = line;
+
+	memset(req, 0, sizeof(*req));
+	for (;;) {
+		char *sp = strchr(p, ' ');
+		if (n == PROTO_ARGS_MAX + 2) {
+			*why = "too many arguments";
+			return -EINVAL;
+		}
+		words[n++] = p;
+		if (!sp)
+			break;
+		*sp = '\0';
+		p = sp + 1;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!proto_word_ok(words[i])) {
+			*why = "empty word or byte outside printable ASCII";
+			return -EINVAL;
+		}
+	}
+	if (n < 2) {
+		*why = "expected FORMAT VERB";
+		return -EINVAL;
+	}
+	if (strcmp(words[0], "json") == 0)
+		req->json = 1;
+	else if (strcmp(words[0], "text") != 0) {
+		*why = "format is neither 'text' nor 'json'";
+		return -EINVAL;
+	}
+	req->verb = words[1];
+	for (int i = 2; i < n; i++) {
+		char *eq = strchr(words[i], '=');
+		if (!eq || eq == words[i]) {
+			*why = "argument is not KEY=VALUE";
+			return -EINVAL;
+		}
+		*eq = '\0';
+		for (int j = 0; j < req->nargs; j++) {
+			if (strcmp(req->key[j], words[i]) == 0) {
+				*why = "argument given twice";
+				return -EINVAL;
+			}
+		}
+		req->key[req->nargs] = words[i];
+		req->val[req->nargs] = eq + 1;
+		req->nargs++;
+	}
+	return 0;
+}
+
+const char *
+proto_arg(const struct proto_req *req, const char *key)
+{
+	for (int i = 0; i < req->nargs; i++)
+		if (strcmp(req->key[i], key) == 0)
+			return req->val[i];
+	return NULL;
+}
+
+ssize_t
+proto_read_line(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	for (;;) {
+		char c;
+		ssize_t r = read(fd, &c, 1);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return n == 0 ? 0 : -EPIPE;
+		if (c == '\n')
+			break;
+		if (n + 1 >= cap)
+			return -E2BIG;
+		buf[n++] = c;
+	}
+	buf[n] = '\0';
+	return (ssize_t)n;
+}
+
+int
+proto_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t r = write(fd, p, len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+int
+proto_read_all(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t r = read(fd, p, len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -EPIPE;
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+void
+proto_socket_path(unsigned major, unsigned minor, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%u:%u.sock", PROTO_RUNDIR, major, minor);
+}

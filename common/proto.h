@@ -1,0 +1,65 @@
+/*
+ * proto: the control protocol, spoken by hcowctl to the supervisor and by
+ * the supervisor to its worker.
+ *
+ * A request is one line of at most PROTO_LINE_MAX bytes:
+ *
+ *     FORMAT VERB [KEY=VALUE ...]\n        e.g. "json create name=vm1.img template=deb12.img"
+ *
+ * FORMAT is "text" (for people) or "json" (for scripts).  Words are separated
+ * by one space and hold printable ASCII only; values never need quoting
+ * because names are restricted (names.h).
+ *
+ * hcowctl <-> supervisor, over the control socket: one request per
+ * connection; the reply is a status line, "ok\n" or "error ERRNO\n", then the
+ * body (the result, or a one-line message), then the server closes.
+ *
+ * supervisor <-> worker, over a socketpair: the request line is prefixed by
+ * a request id ("17 json disks\n"); the reply is "ID ERRNO LEN\n" followed by
+ * LEN bytes of body (ERRNO 0 = ok).  Ids let the supervisor drop the late
+ * reply of a request it already answered itself (worker too slow, or gone).
+ */
+#ifndef HCOWFS_PROTO_H
+#define HCOWFS_PROTO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define PROTO_LINE_MAX	4096
+#define PROTO_ARGS_MAX	16
+#define PROTO_BODY_MAX	(16u << 20)	/* sanity bound on a reply body */
+
+/* Where mount.hcowfs puts control sockets, one per mount (MAJ:MIN.sock). */
+#define PROTO_RUNDIR	"/run/hcowfs"
+
+struct proto_req {
+	int	 json;		/* FORMAT was "json" */
+	char	*verb;
+	int	 nargs;
+	char	*key[PROTO_ARGS_MAX];
+	char	*val[PROTO_ARGS_MAX];
+};
+
+/*
+ * Split line (modified in place, no trailing newline) into req.
+ * Returns 0, or -EINVAL with *why naming what is malformed.
+ */
+int proto_parse(char *line, struct proto_req *req, const char **why);
+
+/* The value of KEY, or NULL. */
+const char *proto_arg(const struct proto_req *req, const char *key);
+
+/*
+ * Read one line (up to and without '\n') into buf.  Returns its length, 0 at
+ * end of file before any byte, -E2BIG if longer than cap - 1, or -errno.
+ */
+ssize_t proto_read_line(int fd, char *buf, size_t cap);
+
+/* write/read exactly len bytes; 0 or -errno (-EPIPE on early end of file). */
+int proto_write_all(int fd, const void *buf, size_t len);
+int proto_read_all(int fd, void *buf, size_t len);
+
+/* The control socket path of the mount on device major:minor. */
+void proto_socket_path(unsigned major, unsigned minor, char *buf, size_t len);
+
+#endif

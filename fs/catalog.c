@@ -1,0 +1,623 @@
+/*
+ * catalog: see catalog.h.
+ *
+ * The database runs in WAL mode with synchronous=FULL: a commit returns once
+ * it is durable.  Statements used more than once are prepared at open.
+ * The schema text is compiled in (schema_sql.c, generated from
+ * schema/hcowfs.sql), so a store is always created with the schema this
+ * binary understands; an existing store with another schema_version is
+ * refused rather than guessed at.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "catalog.h"
+
+extern const char hcowfs_schema_sql[];
+
+enum {
+	ST_PRED,		/* row straddling a range's start */
+	ST_LAST_IN,		/* last row starting inside a range */
+	ST_DEL_RANGE,
+	ST_SET_LEN,
+	ST_INSERT,
+	ST_DISK_UPDATE,
+	ST_SET_META,
+	ST_COUNT
+};
+
+static const char *const catalog_sql[ST_COUNT] = {
+	[ST_PRED] = "SELECT loff, len, laddr FROM extents WHERE disk_id = ?1 AND loff < ?2 "
+	    "ORDER BY loff DESC LIMIT 1",
+	[ST_LAST_IN] = "SELECT loff, len, laddr FROM extents WHERE disk_id = ?1 AND loff >= ?2 "
+	    "AND loff < ?3 ORDER BY loff DESC LIMIT 1",
+	[ST_DEL_RANGE] = "DELETE FROM extents WHERE disk_id = ?1 AND loff >= ?2 AND loff < ?3",
+	[ST_SET_LEN] = "UPDATE extents SET len = ?3 WHERE disk_id = ?1 AND loff = ?2",
+	[ST_INSERT] = "INSERT INTO extents (disk_id, loff, len, laddr) VALUES (?1, ?2, ?3, ?4)",
+	[ST_DISK_UPDATE] = "UPDATE disks SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
+	[ST_SET_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+};
+
+struct catalog {
+	sqlite3		*db;
+	sqlite3_stmt	*st[ST_COUNT];
+	char		 errmsg[256];
+};
+
+static int
+catalog_fail(struct catalog *c, int rc)
+{
+	snprintf(c->errmsg, sizeof(c->errmsg), "%s", sqlite3_errmsg(c->db));
+	switch (rc & 0xff) {
+	case SQLITE_FULL:	return -ENOSPC;
+	case SQLITE_NOMEM:	return -ENOMEM;
+	case SQLITE_READONLY:	return -EROFS;
+	case SQLITE_CONSTRAINT:	return -EEXIST;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:	return -EUCLEAN;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:	return -EBUSY;
+	case SQLITE_CANTOPEN:	return -EACCES;
+	default:		return -EIO;
+	}
+}
+
+const char *
+catalog_error(struct catalog *c)
+{
+	return c->errmsg;
+}
+
+static int
+catalog_exec(struct catalog *c, const char *sql)
+{
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : catalog_fail(c, rc);
+}
+
+/* Run a prepared statement that returns no row. */
+static int
+catalog_step_done(struct catalog *c, sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+}
+
+static int
+catalog_meta_get(struct catalog *c, const char *key, char *buf, size_t len)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(buf, len, "%s", (const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		snprintf(c->errmsg, sizeof(c->errmsg), "meta key '%s' is missing", key);
+		rc = -EUCLEAN;
+	} else {
+		rc = catalog_fail(c, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int
+catalog_meta_set(struct catalog *c, const char *key, const char *value)
+{
+	sqlite3_stmt *st = c->st[ST_SET_META];
+
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
+	return catalog_step_done(c, st);
+}
+
+static int
+catalog_init_schema(struct catalog *c, const uint8_t uuid[16], uint64_t first_laddr)
+{
+	char hex[33], v[32];
+	int rc;
+
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", uuid[i]);
+	if ((rc = catalog_exec(c, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	if ((rc = catalog_exec(c, hcowfs_schema_sql)) < 0)
+		goto fail;
+	for (int i = 0; i < ST_COUNT; i++) {
+		int src = sqlite3_prepare_v3(c->db, catalog_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		    &c->st[i], NULL);
+		if (src != SQLITE_OK) {
+			rc = catalog_fail(c, src);
+			goto fail;
+		}
+	}
+	snprintf(v, sizeof(v), "%d", CATALOG_SCHEMA_VERSION);
+	if ((rc = catalog_meta_set(c, "schema_version", v)) < 0 ||
+	    (rc = catalog_meta_set(c, "store_uuid", hex)) < 0)
+		goto fail;
+	snprintf(v, sizeof(v), "%" PRIu64, first_laddr);
+	if ((rc = catalog_meta_set(c, "checkpoint_laddr", v)) < 0 ||
+	    (rc = catalog_meta_set(c, "checkpoint_seq", "1")) < 0)
+		goto fail;
+	snprintf(v, sizeof(v), "%lld", (long long)time(NULL));
+	if ((rc = catalog_meta_set(c, "created", v)) < 0)
+		goto fail;
+	return catalog_exec(c, "COMMIT");
+fail:
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int
+catalog_open(const char *path, int create, const uint8_t uuid[16],
+    uint64_t first_laddr, struct catalog **out, char *err, size_t errlen)
+{
+	struct catalog *c = calloc(1, sizeof(*c));
+	char v[64];
+	int rc, flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+
+	if (!c)
+		return -ENOMEM;
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		rc = c->db ? catalog_fail(c, rc) : -ENOMEM;
+		snprintf(err, errlen, "cannot open catalog '%s': %s", path,
+		    c->db ? c->errmsg : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(c->db, 5000);
+	if ((rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0 ||
+	    (rc = catalog_exec(c, "PRAGMA synchronous = FULL")) < 0 ||
+	    (rc = catalog_exec(c, "PRAGMA foreign_keys = ON")) < 0) {
+		snprintf(err, errlen, "catalog '%s' is not usable: %s", path, c->errmsg);
+		goto fail;
+	}
+	if (create) {
+		if ((rc = catalog_init_schema(c, uuid, first_laddr)) < 0) {
+			snprintf(err, errlen, "cannot create catalog '%s': %s", path, c->errmsg);
+			goto fail;
+		}
+	} else {
+		if ((rc = catalog_meta_get(c, "schema_version", v, sizeof(v))) < 0) {
+			snprintf(err, errlen, "catalog '%s' is not an hcowfs catalog: %s", path, c->errmsg);
+			goto fail;
+		}
+		if (atoi(v) != CATALOG_SCHEMA_VERSION) {
+			rc = -EPROTO;
+			snprintf(err, errlen, "catalog '%s' has schema version %s; this build reads version %d",
+			    path, v, CATALOG_SCHEMA_VERSION);
+			goto fail;
+		}
+		for (int i = 0; i < ST_COUNT; i++) {
+			int src = sqlite3_prepare_v3(c->db, catalog_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+			    &c->st[i], NULL);
+			if (src != SQLITE_OK) {
+				rc = catalog_fail(c, src);
+				snprintf(err, errlen, "catalog '%s' does not match the schema: %s",
+				    path, c->errmsg);
+				goto fail;
+			}
+		}
+	}
+	*out = c;
+	return 0;
+fail:
+	catalog_close(c);
+	return rc;
+}
+
+void
+catalog_close(struct catalog *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(c->st[i]);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+int
+catalog_uuid(struct catalog *c, uint8_t uuid[16])
+{
+	char hex[64];
+	int rc;
+
+	if ((rc = catalog_meta_get(c, "store_uuid", hex, sizeof(hex))) < 0)
+		return rc;
+	if (strlen(hex) != 32)
+		goto bad;
+	for (int i = 0; i < 16; i++) {
+		unsigned b;
+		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
+			goto bad;
+		uuid[i] = (uint8_t)b;
+	}
+	return 0;
+bad:
+	snprintf(c->errmsg, sizeof(c->errmsg), "store_uuid '%s' is malformed", hex);
+	return -EUCLEAN;
+}
+
+int
+catalog_checkpoint_pos(struct catalog *c, uint64_t *laddr, uint64_t *seq)
+{
+	char a[32], s[32];
+	int rc;
+
+	if ((rc = catalog_meta_get(c, "checkpoint_laddr", a, sizeof(a))) < 0 ||
+	    (rc = catalog_meta_get(c, "checkpoint_seq", s, sizeof(s))) < 0)
+		return rc;
+	*laddr = strtoull(a, NULL, 10);
+	*seq = strtoull(s, NULL, 10);
+	return 0;
+}
+
+static void
+column_str(sqlite3_stmt *st, int col, char *buf, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	snprintf(buf, len, "%s", t ? (const char *)t : "");
+}
+
+int
+catalog_each_template(struct catalog *c,
+    int (*fn)(const struct catalog_template *t, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, "SELECT id, name, size, mtime_ns, ino, fingerprint "
+	    "FROM templates ORDER BY id", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct catalog_template t;
+		int r;
+		t.id = sqlite3_column_int64(st, 0);
+		column_str(st, 1, t.name, sizeof(t.name));
+		t.size = (uint64_t)sqlite3_column_int64(st, 2);
+		t.mtime_ns = sqlite3_column_int64(st, 3);
+		t.ino = (uint64_t)sqlite3_column_int64(st, 4);
+		column_str(st, 5, t.fingerprint, sizeof(t.fingerprint));
+		if ((r = fn(&t, arg)) != 0) {
+			sqlite3_finalize(st);
+			return r;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_each_disk(struct catalog *c,
+    int (*fn)(const struct catalog_disk *d, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, "SELECT id, name, template_id, size, mode, uid, gid, "
+	    "mtime_ns, ctime_ns, created, create_token FROM disks ORDER BY id", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct catalog_disk d;
+		int r;
+		d.id = sqlite3_column_int64(st, 0);
+		column_str(st, 1, d.name, sizeof(d.name));
+		d.template_id = sqlite3_column_int64(st, 2);
+		d.size = (uint64_t)sqlite3_column_int64(st, 3);
+		d.mode = (uint32_t)sqlite3_column_int(st, 4);
+		d.uid = (uint32_t)sqlite3_column_int64(st, 5);
+		d.gid = (uint32_t)sqlite3_column_int64(st, 6);
+		d.mtime_ns = sqlite3_column_int64(st, 7);
+		d.ctime_ns = sqlite3_column_int64(st, 8);
+		d.created = sqlite3_column_int64(st, 9);
+		column_str(st, 10, d.create_token, sizeof(d.create_token));
+		if ((r = fn(&d, arg)) != 0) {
+			sqlite3_finalize(st);
+			return r;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_each_extent(struct catalog *c,
+    int (*fn)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, "SELECT disk_id, loff, len, laddr FROM extents "
+	    "ORDER BY disk_id, loff", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int r = fn(sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+		    (uint64_t)sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), arg);
+		if (r != 0) {
+			sqlite3_finalize(st);
+			return r;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_template_get(struct catalog *c, struct catalog_template *t)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, "INSERT INTO templates (name, size, mtime_ns, ino, fingerprint) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE SET name = name RETURNING id",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)t->size);
+	sqlite3_bind_int64(st, 3, t->mtime_ns);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)t->ino);
+	sqlite3_bind_text(st, 5, t->fingerprint, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		t->id = sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+	} else {
+		rc = catalog_fail(c, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_disk_add(struct catalog *c, struct catalog_disk *d)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, "INSERT INTO disks (name, template_id, size, mode, uid, gid, "
+	    "mtime_ns, ctime_ns, created, create_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, d->template_id);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)d->size);
+	sqlite3_bind_int(st, 4, (int)d->mode);
+	sqlite3_bind_int64(st, 5, d->uid);
+	sqlite3_bind_int64(st, 6, d->gid);
+	sqlite3_bind_int64(st, 7, d->mtime_ns);
+	sqlite3_bind_int64(st, 8, d->ctime_ns);
+	sqlite3_bind_int64(st, 9, d->created);
+	sqlite3_bind_text(st, 10, d->create_token, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		d->id = sqlite3_last_insert_rowid(c->db);
+		rc = 0;
+	} else {
+		rc = catalog_fail(c, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_disk_rename(struct catalog *c, int64_t id, const char *name, int64_t victim)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = catalog_exec(c, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	rc = sqlite3_prepare_v2(c->db, "UPDATE disks SET name = ?2 WHERE id = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		rc = catalog_fail(c, rc);
+		goto fail;
+	}
+	if (victim > 0) {
+		/* the disk renamed over loses its name in the same transaction */
+		sqlite3_bind_int64(st, 1, victim);
+		sqlite3_bind_null(st, 2);
+		if ((rc = catalog_step_done(c, st)) < 0)
+			goto fail_st;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	if (name)
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	if ((rc = catalog_step_done(c, st)) < 0)
+		goto fail_st;
+	sqlite3_finalize(st);
+	return catalog_exec(c, "COMMIT");
+fail_st:
+	sqlite3_finalize(st);
+fail:
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int
+catalog_disk_setattr(struct catalog *c, int64_t id, uint32_t mode, uint32_t uid,
+    uint32_t gid, int64_t ctime_ns)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, "UPDATE disks SET mode = ?2, uid = ?3, gid = ?4, "
+	    "ctime_ns = ?5 WHERE id = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int(st, 2, (int)mode);
+	sqlite3_bind_int64(st, 3, uid);
+	sqlite3_bind_int64(st, 4, gid);
+	sqlite3_bind_int64(st, 5, ctime_ns);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_disk_purge(struct catalog *c, int64_t id)
+{
+	char sql[160];
+	int rc;
+
+	if ((rc = catalog_exec(c, "BEGIN IMMEDIATE")) < 0)
+		return rc;
+	snprintf(sql, sizeof(sql), "DELETE FROM extents WHERE disk_id = %lld; "
+	    "DELETE FROM disks WHERE id = %lld", (long long)id, (long long)id);
+	if ((rc = catalog_exec(c, sql)) < 0) {
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return catalog_exec(c, "COMMIT");
+}
+
+int
+catalog_begin(struct catalog *c)
+{
+	return catalog_exec(c, "BEGIN IMMEDIATE");
+}
+
+/* Fetch one (loff, len, laddr) row; 1 if found, 0 if none, <0 on error. */
+static int
+catalog_row(struct catalog *c, sqlite3_stmt *st, int64_t row[3])
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		for (int i = 0; i < 3; i++)
+			row[i] = sqlite3_column_int64(st, i);
+		sqlite3_reset(st);
+		return 1;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+}
+
+static int
+catalog_insert(struct catalog *c, int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
+{
+	sqlite3_stmt *st = c->st[ST_INSERT];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)loff);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)len);
+	sqlite3_bind_int64(st, 4, laddr);
+	return catalog_step_done(c, st);
+}
+
+static int64_t
+laddr_plus(int64_t laddr, uint64_t by)
+{
+	return laddr < 0 ? laddr : laddr + (int64_t)by;
+}
+
+int
+catalog_range_replace(struct catalog *c, int64_t id, uint64_t start, uint64_t end,
+    const uint64_t (*ext)[3], size_t n)
+{
+	int64_t row[3], tail[3] = { 0, 0, 0 };
+	int rc, have_tail = 0;
+
+	/* a row that starts before the range and reaches into it keeps its head */
+	sqlite3_bind_int64(c->st[ST_PRED], 1, id);
+	sqlite3_bind_int64(c->st[ST_PRED], 2, (sqlite3_int64)start);
+	if ((rc = catalog_row(c, c->st[ST_PRED], row)) < 0)
+		return rc;
+	if (rc == 1 && (uint64_t)(row[0] + row[1]) > start) {
+		uint64_t rend = (uint64_t)(row[0] + row[1]);
+		if (rend > end) {
+			tail[0] = (int64_t)end;
+			tail[1] = (int64_t)(rend - end);
+			tail[2] = laddr_plus(row[2], end - (uint64_t)row[0]);
+			have_tail = 1;
+		}
+		sqlite3_bind_int64(c->st[ST_SET_LEN], 1, id);
+		sqlite3_bind_int64(c->st[ST_SET_LEN], 2, row[0]);
+		sqlite3_bind_int64(c->st[ST_SET_LEN], 3, (sqlite3_int64)(start - (uint64_t)row[0]));
+		if ((rc = catalog_step_done(c, c->st[ST_SET_LEN])) < 0)
+			return rc;
+	}
+	/* the last row starting inside the range may reach past it: keep its tail */
+	sqlite3_bind_int64(c->st[ST_LAST_IN], 1, id);
+	sqlite3_bind_int64(c->st[ST_LAST_IN], 2, (sqlite3_int64)start);
+	sqlite3_bind_int64(c->st[ST_LAST_IN], 3, (sqlite3_int64)end);
+	if ((rc = catalog_row(c, c->st[ST_LAST_IN], row)) < 0)
+		return rc;
+	if (rc == 1 && (uint64_t)(row[0] + row[1]) > end) {
+		tail[0] = (int64_t)end;
+		tail[1] = row[0] + row[1] - (int64_t)end;
+		tail[2] = laddr_plus(row[2], end - (uint64_t)row[0]);
+		have_tail = 1;
+	}
+	sqlite3_bind_int64(c->st[ST_DEL_RANGE], 1, id);
+	sqlite3_bind_int64(c->st[ST_DEL_RANGE], 2, (sqlite3_int64)start);
+	sqlite3_bind_int64(c->st[ST_DEL_RANGE], 3, (sqlite3_int64)end);
+	if ((rc = catalog_step_done(c, c->st[ST_DEL_RANGE])) < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		int64_t laddr = ext[i][2] == UINT64_MAX ? CATALOG_LADDR_ZERO : (int64_t)ext[i][2];
+		if ((rc = catalog_insert(c, id, ext[i][0], ext[i][1], laddr)) < 0)
+			return rc;
+	}
+	if (have_tail)
+		return catalog_insert(c, id, (uint64_t)tail[0], (uint64_t)tail[1], tail[2]);
+	return 0;
+}
+
+int
+catalog_disk_update(struct catalog *c, int64_t id, uint64_t size, int64_t mtime_ns)
+{
+	sqlite3_stmt *st = c->st[ST_DISK_UPDATE];
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	sqlite3_bind_int64(st, 3, mtime_ns);
+	return catalog_step_done(c, st);
+}
+
+int
+catalog_commit(struct catalog *c, uint64_t laddr, uint64_t seq)
+{
+	char v[32];
+	int rc;
+
+	snprintf(v, sizeof(v), "%" PRIu64, laddr);
+	if ((rc = catalog_meta_set(c, "checkpoint_laddr", v)) < 0)
+		return rc;
+	snprintf(v, sizeof(v), "%" PRIu64, seq);
+	if ((rc = catalog_meta_set(c, "checkpoint_seq", v)) < 0)
+		return rc;
+	return catalog_exec(c, "COMMIT");
+}
+
+void
+catalog_rollback(struct catalog *c)
+{
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}

@@ -1,0 +1,91 @@
+/*
+ * catalog: the store's SQLite database (schema in schema/hcowfs.sql).
+ *
+ * Holds disks, template versions and the extent map as of the last
+ * checkpoint.  Not on the I/O path: the store reads it once at open and
+ * writes it in batches (checkpoints) and for rare namespace changes.
+ *
+ * Not thread-safe: the store serializes all calls (catalog lock).
+ * Error convention: 0 or a negative errno; SQLite's message for the last
+ * failure is in catalog_error().  Every write outside a checkpoint is its own
+ * durable transaction.
+ */
+#ifndef HCOWFS_CATALOG_H
+#define HCOWFS_CATALOG_H
+
+#include <stdint.h>
+
+#define CATALOG_SCHEMA_VERSION	1
+#define CATALOG_LADDR_ZERO	(-1)	/* extents.laddr of a zero extent */
+
+struct catalog;
+
+struct catalog_template {
+	int64_t	 id;
+	char	 name[256];
+	uint64_t size;
+	int64_t	 mtime_ns;
+	uint64_t ino;
+	char	 fingerprint[80];
+};
+
+struct catalog_disk {
+	int64_t	 id;
+	char	 name[256];		/* "" when unlinked */
+	int64_t	 template_id;
+	uint64_t size;
+	uint32_t mode, uid, gid;
+	int64_t	 mtime_ns, ctime_ns;
+	int64_t	 created;
+	char	 create_token[64];
+};
+
+/*
+ * Open DATADIR/catalog.db.  With create, a missing database is created with
+ * the schema and the given uuid and checkpoint; without, it must exist.
+ */
+int catalog_open(const char *path, int create, const uint8_t uuid[16],
+    uint64_t first_laddr, struct catalog **out, char *err, size_t errlen);
+void catalog_close(struct catalog *c);
+const char *catalog_error(struct catalog *c);
+
+int catalog_uuid(struct catalog *c, uint8_t uuid[16]);
+int catalog_checkpoint_pos(struct catalog *c, uint64_t *laddr, uint64_t *seq);
+
+/* Iterate rows; the callback's non-zero return stops and is returned. */
+int catalog_each_template(struct catalog *c,
+    int (*fn)(const struct catalog_template *t, void *arg), void *arg);
+int catalog_each_disk(struct catalog *c,
+    int (*fn)(const struct catalog_disk *d, void *arg), void *arg);
+/* Extents of all disks, ordered by disk then offset; laddr < 0 = zeros. */
+int catalog_each_extent(struct catalog *c,
+    int (*fn)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *arg), void *arg);
+
+/* The id of the template row matching t exactly, added if new. */
+int catalog_template_get(struct catalog *c, struct catalog_template *t);
+
+/* Add a disk; sets d->id.  -EEXIST if the name is taken. */
+int catalog_disk_add(struct catalog *c, struct catalog_disk *d);
+/* Rename disk id (name NULL: unlink it); victim > 0 loses its name in the same transaction. */
+int catalog_disk_rename(struct catalog *c, int64_t id, const char *name, int64_t victim);
+int catalog_disk_setattr(struct catalog *c, int64_t id, uint32_t mode, uint32_t uid,
+    uint32_t gid, int64_t ctime_ns);
+int catalog_disk_purge(struct catalog *c, int64_t id);
+
+/*
+ * Checkpoint transaction: begin, any number of range replacements and disk
+ * updates, then commit with the new checkpoint position (or rollback).
+ */
+int catalog_begin(struct catalog *c);
+/*
+ * Make the rows of disk id over [start, end) equal the given extents (sorted,
+ * inside the range, laddr < 0 = zeros).  Rows straddling the bounds keep
+ * their parts outside the range.
+ */
+int catalog_range_replace(struct catalog *c, int64_t id, uint64_t start, uint64_t end,
+    const uint64_t (*ext)[3], size_t n);
+int catalog_disk_update(struct catalog *c, int64_t id, uint64_t size, int64_t mtime_ns);
+int catalog_commit(struct catalog *c, uint64_t laddr, uint64_t seq);
+void catalog_rollback(struct catalog *c);
+
+#endif

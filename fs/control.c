@@ -1,0 +1,127 @@
+/*
+ * control: the verbs the worker answers on its control channel, relayed by
+ * the supervisor from hcowctl (proto.h has the framing).
+ *
+ *   create name=N template=T [size=BYTES] [token=T]
+ *   delete name=N [retry=1]
+ *   list | disks          the disks, text table or JSON array
+ *   ping
+ *
+ * Every verb may be sent twice (the supervisor resends what a dead worker
+ * held, marked retry=1): create is matched by its token, delete of a name
+ * already gone succeeds when retried.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "hlog.h"
+#include "names.h"
+#include "proto.h"
+#include "worker.h"
+
+static void
+disk_json(struct sbuf *out, const struct disk_attr *a)
+{
+	sbuf_addstr(out, "{\"name\":");
+	sbuf_json_str(out, a->name);
+	sbuf_addstr(out, ",\"template\":");
+	sbuf_json_str(out, a->template_name);
+	sbuf_printf(out, ",\"size\":%llu,\"log_bytes\":%llu}", (unsigned long long)a->size,
+	    (unsigned long long)a->log_bytes);
+}
+
+static int
+control_create(struct worker *w, const struct proto_req *req, struct sbuf *out)
+{
+	const char *name = proto_arg(req, "name"), *tmpl = proto_arg(req, "template");
+	const char *size_s = proto_arg(req, "size"), *token = proto_arg(req, "token");
+	struct disk_attr a;
+	uint64_t size = 0;
+	char err[512] = "";
+	int rc;
+
+	if (!name || !tmpl) {
+		sbuf_addstr(out, "create needs name= and template=");
+		return EINVAL;
+	}
+	if (size_s && (size_parse(size_s, &size) < 0 || size == 0)) {
+		sbuf_printf(out, "invalid size '%s'", size_s);
+		return EINVAL;
+	}
+	if ((rc = store_create(w->st, name, tmpl, size, token, &a, err, sizeof(err))) < 0) {
+		sbuf_addstr(out, err);
+		return -rc;
+	}
+	if (req->json) {
+		disk_json(out, &a);
+	} else {
+		char sz[32];
+		size_format(a.size, sz, sizeof(sz));
+		sbuf_printf(out, "created disk '%s' from template '%s' (%s)\n", a.name,
+		    a.template_name, sz);
+	}
+	return 0;
+}
+
+static int
+control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
+{
+	const char *name = proto_arg(req, "name"), *retry = proto_arg(req, "retry");
+	const char *why;
+	int rc;
+
+	if (!name) {
+		sbuf_addstr(out, "delete needs name=");
+		return EINVAL;
+	}
+	if (name_check(name, &why) < 0) {
+		sbuf_printf(out, "invalid disk name '%s': %s", name, why);
+		return EINVAL;
+	}
+	rc = store_unlink(w->st, name);
+	if (rc == -ENOENT && retry) {
+		rc = 0;		/* our first attempt did it before its worker died */
+	} else if (rc == -ENOENT) {
+		sbuf_printf(out, "no disk named '%s'", name);
+		return ENOENT;
+	} else if (rc < 0) {
+		sbuf_printf(out, "cannot delete disk '%s': %s", name, strerror(-rc));
+		return -rc;
+	}
+	/* the kernel may have the name cached: drop it */
+	if (w->se)
+		fuse_lowlevel_notify_inval_entry(w->se, 1, name, strlen(name));
+	if (req->json)
+		sbuf_addstr(out, "{\"deleted\":");
+	else
+		sbuf_addstr(out, "deleted disk ");
+	sbuf_json_str(out, name);
+	sbuf_addstr(out, req->json ? "}" : "\n");
+	return 0;
+}
+
+int
+control_handle(struct worker *w, char *line, struct sbuf *out)
+{
+	struct proto_req req;
+	const char *why;
+
+	if (proto_parse(line, &req, &why) < 0) {
+		sbuf_printf(out, "malformed request: %s", why);
+		return EINVAL;
+	}
+	if (strcmp(req.verb, "create") == 0)
+		return control_create(w, &req, out);
+	if (strcmp(req.verb, "delete") == 0)
+		return control_delete(w, &req, out);
+	if (strcmp(req.verb, "list") == 0 || strcmp(req.verb, "disks") == 0) {
+		store_describe(w->st, out, req.json);
+		return 0;
+	}
+	if (strcmp(req.verb, "ping") == 0) {
+		sbuf_addstr(out, req.json ? "\"pong\"" : "pong\n");
+		return 0;
+	}
+	sbuf_printf(out, "unknown request '%s'", req.verb);
+	return EINVAL;
+}

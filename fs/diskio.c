@@ -1,0 +1,306 @@
+/*
+ * diskio: reading and writing disk contents (the hot path).
+ *
+ * A read assembles its bytes from three sources, by extent:
+ *   log extent  -> pread from the log segment
+ *   zero extent -> memset
+ *   no extent   -> the template (zeros past the template's end)
+ * A write, zero or resize is a log record (wlog_append) applied to the map
+ * (disk_apply) under log_lock; see store.c for the lock order.
+ * Nothing here touches SQLite.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hlog.h"
+#include "store_int.h"
+
+/* Look up a disk that can serve I/O; ns_lock held shared by the caller. */
+static int
+disk_for_io(struct store *st, uint64_t id, struct disk **out)
+{
+	struct disk *d = disk_get(st, id);
+
+	if (!d)
+		return -ENOENT;
+	if (d->tmpl->problem[0])
+		return -EIO;
+	*out = d;
+	return 0;
+}
+
+struct read_batch {
+	struct extent	p[READ_PIECES];
+	int		n;
+};
+
+static int
+read_collect(const struct extent *e, void *arg)
+{
+	struct read_batch *b = arg;
+
+	b->p[b->n++] = *e;
+	return b->n == READ_PIECES;
+}
+
+ssize_t
+store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
+{
+	struct read_batch b;
+	struct disk *d;
+	uint64_t pos, end, size;
+	char *out = buf;
+	int rc;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((rc = disk_for_io(st, id, &d)) < 0)
+		goto out;
+	pthread_rwlock_rdlock(&d->lock);
+	size = d->size;
+	pthread_rwlock_unlock(&d->lock);
+	if (off >= size || len == 0) {
+		rc = 0;
+		goto out;
+	}
+	end = off + (len < size - off ? len : size - off);
+	for (pos = off; pos < end; ) {
+		uint64_t batch_end;
+
+		b.n = 0;
+		pthread_rwlock_rdlock(&d->lock);
+		extmap_walk(d->map, pos, end, read_collect, &b);
+		pthread_rwlock_unlock(&d->lock);
+		/* a full batch may stop short of end: continue after its last piece */
+		batch_end = b.n == READ_PIECES ? b.p[b.n - 1].loff + b.p[b.n - 1].len : end;
+		for (int i = 0; i <= b.n; i++) {
+			uint64_t gap_end = i < b.n ? b.p[i].loff : batch_end;
+			if (gap_end > pos &&
+			    (rc = tmpl_read(d->tmpl, out + (pos - off), gap_end - pos, pos)) < 0)
+				goto out;
+			if (i == b.n)
+				break;
+			if (b.p[i].laddr == EXTMAP_ZERO)
+				memset(out + (b.p[i].loff - off), 0, b.p[i].len);
+			else if ((rc = wlog_read(st->log, b.p[i].laddr, out + (b.p[i].loff - off),
+			    b.p[i].len)) < 0) {
+				hlog(HLOG_ERROR, "disk '%s': cannot read log at %llx for offset %llu: %s",
+				    d->name, (unsigned long long)b.p[i].laddr,
+				    (unsigned long long)b.p[i].loff, strerror(-rc));
+				goto out;
+			}
+			pos = b.p[i].loff + b.p[i].len;
+		}
+		pos = batch_end;
+	}
+	rc = (int)(end - off);
+out:
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+/* Append a record for d and apply it.  Caller holds ns_lock shared and log_lock. */
+static int
+disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data)
+{
+	uint64_t laddr = 0;
+	int rc;
+
+	if ((rc = wlog_append(st->log, h, data, &laddr)) < 0)
+		return rc;
+	pthread_rwlock_wrlock(&d->lock);
+	rc = disk_apply(d, h, laddr);
+	d->mtime_ns = now_ns();
+	pthread_rwlock_unlock(&d->lock);
+	if (rc < 0)
+		hlog(HLOG_ERROR, "disk '%s': record %llu is in the log but not in memory (%s); "
+		    "it takes effect at the next mount", d->name,
+		    (unsigned long long)h->seq, strerror(-rc));
+	return rc;
+}
+
+ssize_t
+store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t off)
+{
+	struct rec_header h = { 0 };
+	struct disk *d;
+	ssize_t rc;
+
+	if (len == 0)
+		return 0;
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((rc = disk_for_io(st, id, &d)) < 0)
+		goto out;
+	pthread_mutex_lock(&st->log_lock);
+	/* the size only changes under log_lock, so it holds until the append */
+	if (off >= d->size) {
+		rc = -EFBIG;
+	} else {
+		uint64_t n = len < d->size - off ? len : d->size - off;
+		if (n > REC_DATA_MAX)
+			n = REC_DATA_MAX;
+		h.type = REC_WRITE;
+		h.disk_id = (uint64_t)d->id;
+		h.offset = off;
+		h.length = n;
+		rc = disk_log(st, d, &h, buf);
+		if (rc == 0)
+			rc = (ssize_t)n;
+	}
+	pthread_mutex_unlock(&st->log_lock);
+	if (rc > 0)
+		checkpoint_nudge(st);
+out:
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+/* Set the size of d by a REC_SIZE record.  Caller holds ns_lock shared and log_lock. */
+static int
+disk_resize(struct store *st, struct disk *d, uint64_t size)
+{
+	struct rec_header h = { 0 };
+
+	if (size > DISK_SIZE_MAX)
+		return -EFBIG;
+	if (size == d->size)
+		return 0;
+	h.type = REC_SIZE;
+	h.disk_id = (uint64_t)d->id;
+	h.offset = size;
+	return disk_log(st, d, &h, NULL);
+}
+
+int
+store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_size)
+{
+	struct rec_header h = { 0 };
+	struct disk *d;
+	int rc;
+
+	if (off + len < off || off + len > DISK_SIZE_MAX)
+		return -EFBIG;
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((rc = disk_for_io(st, id, &d)) < 0)
+		goto out;
+	pthread_mutex_lock(&st->log_lock);
+	if (!keep_size && off + len > d->size)
+		rc = disk_resize(st, d, off + len);
+	if (rc == 0 && off < d->size && len > 0) {
+		h.type = REC_ZERO;
+		h.disk_id = (uint64_t)d->id;
+		h.offset = off;
+		h.length = (off + len < d->size ? off + len : d->size) - off;
+		rc = disk_log(st, d, &h, NULL);
+	}
+	pthread_mutex_unlock(&st->log_lock);
+out:
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+int
+store_resize(struct store *st, uint64_t id, uint64_t size, int grow_only)
+{
+	struct disk *d;
+	int rc;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((rc = disk_for_io(st, id, &d)) < 0)
+		goto out;
+	pthread_mutex_lock(&st->log_lock);
+	if (size > d->size || !grow_only)
+		rc = disk_resize(st, d, size);
+	pthread_mutex_unlock(&st->log_lock);
+out:
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+int
+store_sync(struct store *st, uint64_t id)
+{
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if (!disk_get(st, id))
+		rc = -ENOENT;
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (rc == 0)
+		rc = wlog_sync(st->log, wlog_tail(st->log));
+	return rc;
+}
+
+/*
+ * What kind of bytes start at pos, and where that run ends (<= end):
+ * 1 = data, 0 = hole.  Log extents are data, zero extents and bytes past
+ * the template's end are holes, and unwritten template ranges are what the
+ * template file says (its own holes stay holes).
+ */
+static int
+disk_run_at(struct disk *d, uint64_t pos, uint64_t end, uint64_t *run_end)
+{
+	struct extent e;
+	uint64_t tsize = d->tmpl->rec.size;
+	off_t data, hole;
+
+	if (extmap_first(d->map, pos, end, &e)) {
+		if (e.loff == pos) {
+			*run_end = e.loff + e.len;
+			return e.laddr != EXTMAP_ZERO;
+		}
+		end = e.loff;		/* template bytes up to the next extent */
+	}
+	if (pos >= tsize) {
+		*run_end = end;
+		return 0;
+	}
+	if (end > tsize)
+		end = tsize;
+	data = lseek(d->tmpl->fd, (off_t)pos, SEEK_DATA);
+	if (data < 0 || (uint64_t)data >= end) {
+		*run_end = end;
+		return 0;
+	}
+	if ((uint64_t)data > pos) {
+		*run_end = (uint64_t)data;
+		return 0;
+	}
+	hole = lseek(d->tmpl->fd, (off_t)pos, SEEK_HOLE);
+	*run_end = hole < 0 || (uint64_t)hole > end ? end : (uint64_t)hole;
+	return 1;
+}
+
+int
+store_seek(struct store *st, uint64_t id, uint64_t off, int whence, uint64_t *res)
+{
+	struct disk *d;
+	int rc, want_data = whence == SEEK_DATA;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((rc = disk_for_io(st, id, &d)) < 0)
+		goto out;
+	pthread_rwlock_rdlock(&d->lock);
+	if (off >= d->size) {
+		rc = -ENXIO;
+	} else {
+		uint64_t pos = off, run_end;
+		rc = want_data ? -ENXIO : 0;
+		*res = d->size;		/* the end of a disk counts as a hole */
+		while (pos < d->size) {
+			if (disk_run_at(d, pos, d->size, &run_end) == want_data) {
+				*res = pos;
+				rc = 0;
+				break;
+			}
+			pos = run_end;
+		}
+	}
+	pthread_rwlock_unlock(&d->lock);
+out:
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}

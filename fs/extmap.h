@@ -1,0 +1,56 @@
+/*
+ * extmap: the in-memory extent index of one disk.
+ *
+ * Maps logical byte ranges of a disk to where their bytes live: a log
+ * address (laddr) or EXTMAP_ZERO (reads as zeros).  A range with no extent
+ * is not written: it reads from the template (or as zeros past its end).
+ *
+ * Invariants: extents are sorted by loff, never overlap, have len > 0, and two
+ * neighbours that touch and continue each other (both zero, or laddr
+ * contiguous) are merged into one.  The same structure, with every extent
+ * EXTMAP_ZERO, serves as a set of ranges (the checkpoint's dirty ranges).
+ *
+ * Not thread-safe: the owner (struct disk) serializes access.
+ * Error convention: 0 or a negative errno; a failed call leaves the map as it
+ * was (memory for the worst case is reserved before anything is changed).
+ */
+#ifndef HCOWFS_EXTMAP_H
+#define HCOWFS_EXTMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXTMAP_ZERO	UINT64_MAX
+
+struct extent {
+	uint64_t loff;		/* logical offset in the disk */
+	uint64_t len;		/* bytes, > 0 */
+	uint64_t laddr;		/* log address of the byte at loff, or EXTMAP_ZERO */
+};
+
+struct extmap;
+
+struct extmap *extmap_new(void);
+void extmap_free(struct extmap *m);
+
+/* Map [loff, loff+len) to laddr (EXTMAP_ZERO for zeros), replacing what was there. */
+int extmap_set(struct extmap *m, uint64_t loff, uint64_t len, uint64_t laddr);
+
+/* Unmap [loff, loff+len): it reads from the template again. */
+int extmap_clear(struct extmap *m, uint64_t loff, uint64_t len);
+
+/*
+ * Call fn for each extent overlapping [off, end), clipped to it, in order.
+ * Stops early and returns fn's value if fn returns non-zero; else 0.
+ */
+int extmap_walk(const struct extmap *m, uint64_t off, uint64_t end,
+    int (*fn)(const struct extent *e, void *arg), void *arg);
+
+/* The first extent overlapping [off, end), clipped; 1 if found, else 0. */
+int extmap_first(const struct extmap *m, uint64_t off, uint64_t end, struct extent *out);
+
+uint64_t extmap_count(const struct extmap *m);		/* extents */
+uint64_t extmap_log_bytes(const struct extmap *m);	/* bytes mapped to the log */
+size_t extmap_memory(const struct extmap *m);		/* bytes of memory held */
+
+#endif

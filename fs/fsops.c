@@ -1,0 +1,479 @@
+/*
+ * fsops: the FUSE low-level operations of the worker.
+ *
+ * The mount's root directory (inode 1) lists one regular file per disk;
+ * disk id N is inode N + 1, stable across worker restarts because ids are
+ * never reused, which is what lets a replacement worker answer requests about
+ * inodes the kernel learnt from its predecessor.
+ *
+ * Each op is named after its slot (fo_read for .read), calls the store, and
+ * replies exactly once.  Store calls return 0/bytes or a negative errno.
+ * Files can only be created with hcowctl: create, mknod, mkdir, symlink and
+ * link fail with EPERM, and the log says why.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hlog.h"
+#include "worker.h"
+
+#define ROOT_INO	1
+#define ENTRY_TIMEOUT	1.0
+#define ATTR_TIMEOUT	1.0
+#define DIR_COOKIE_BASE	2	/* readdir cookies: 1 ".", 2 "..", id+2 a disk */
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE 1
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE 2
+#endif
+
+static struct store *
+req_store(fuse_req_t req)
+{
+	return ((struct worker *)fuse_req_userdata(req))->st;
+}
+
+static uint64_t
+ino_disk(fuse_ino_t ino)
+{
+	return (uint64_t)ino - 1;
+}
+
+static void
+root_stat(struct stat *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->st_ino = ROOT_INO;
+	s->st_mode = S_IFDIR | 0755;
+	s->st_nlink = 2;
+	s->st_blksize = 4096;
+}
+
+static void
+disk_stat(const struct disk_attr *a, struct stat *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->st_ino = (ino_t)(a->id + 1);
+	s->st_mode = S_IFREG | (a->mode & 07777);
+	s->st_nlink = 1;
+	s->st_uid = a->uid;
+	s->st_gid = a->gid;
+	s->st_size = (off_t)a->size;
+	s->st_blocks = (blkcnt_t)a->blocks;
+	s->st_blksize = 4096;
+	s->st_mtim.tv_sec = a->mtime_ns / 1000000000;
+	s->st_mtim.tv_nsec = a->mtime_ns % 1000000000;
+	s->st_atim = s->st_mtim;
+	s->st_ctim.tv_sec = a->ctime_ns / 1000000000;
+	s->st_ctim.tv_nsec = a->ctime_ns % 1000000000;
+}
+
+static void
+fo_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* write-through: every write reaches the log before it is acknowledged */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	conn->max_background = 64;
+	conn->congestion_threshold = 48;
+}
+
+static void
+fo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	struct disk_attr a;
+	int rc;
+
+	if (parent != ROOT_INO) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if ((rc = store_lookup(req_store(req), name, &a)) < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = a.id + 1;
+	e.generation = 1;
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	disk_stat(&a, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+static void
+fo_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct disk_attr a;
+	struct stat s;
+	int rc;
+
+	(void)fi;
+	if (ino == ROOT_INO) {
+		root_stat(&s);
+		fuse_reply_attr(req, &s, ATTR_TIMEOUT);
+		return;
+	}
+	if ((rc = store_getattr(req_store(req), ino_disk(ino), &a)) < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	disk_stat(&a, &s);
+	fuse_reply_attr(req, &s, ATTR_TIMEOUT);
+}
+
+static void
+fo_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+    struct fuse_file_info *fi)
+{
+	struct store *st = req_store(req);
+	struct disk_attr a;
+	struct stat s;
+	int mask = 0, rc = 0;
+	int64_t mtime = 0;
+
+	(void)fi;
+	if (ino == ROOT_INO) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		rc = store_resize(st, ino_disk(ino), (uint64_t)attr->st_size, 0);
+	if (to_set & FUSE_SET_ATTR_MODE)
+		mask |= STORE_SET_MODE;
+	if (to_set & FUSE_SET_ATTR_UID)
+		mask |= STORE_SET_UID;
+	if (to_set & FUSE_SET_ATTR_GID)
+		mask |= STORE_SET_GID;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		mtime = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		mask |= STORE_SET_MTIME;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		mtime = (int64_t)attr->st_mtim.tv_sec * 1000000000 + attr->st_mtim.tv_nsec;
+		mask |= STORE_SET_MTIME;
+	}
+	if (rc == 0 && mask)
+		rc = store_setattr(st, ino_disk(ino), mask, attr->st_mode, attr->st_uid,
+		    attr->st_gid, mtime);
+	if (rc == 0)
+		rc = store_getattr(st, ino_disk(ino), &a);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	disk_stat(&a, &s);
+	fuse_reply_attr(req, &s, ATTR_TIMEOUT);
+}
+
+static void
+fo_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct store *st = req_store(req);
+	struct disk_attr a;
+	struct stat s;
+	char *buf;
+	size_t used = 0;
+
+	(void)fi;
+	if (ino != ROOT_INO) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (!(buf = malloc(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	root_stat(&s);
+	if (off < 1)
+		used += fuse_add_direntry(req, buf + used, size - used, ".", &s, 1);
+	if (off < 2 && used <= size)
+		used += fuse_add_direntry(req, buf + used, size - used, "..", &s, 2);
+	for (uint64_t after = off > DIR_COOKIE_BASE ? (uint64_t)off - DIR_COOKIE_BASE : 0;
+	    used <= size && store_next(st, after, &a) == 0; after = a.id) {
+		size_t n;
+		disk_stat(&a, &s);
+		n = fuse_add_direntry(req, buf + used, size - used, a.name, &s,
+		    (off_t)(a.id + DIR_COOKIE_BASE));
+		if (used + n > size)
+			break;	/* does not fit: the kernel asks again from the last cookie */
+		used += n;
+	}
+	fuse_reply_buf(req, buf, used > size ? size : used);
+	free(buf);
+}
+
+static void
+fo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int rc;
+
+	if (ino == ROOT_INO) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((rc = store_open_disk(req_store(req), ino_disk(ino))) < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = ino_disk(ino);
+	/* every change goes through this mount, so cached pages stay valid */
+	fi->keep_cache = 1;
+	fuse_reply_open(req, fi);
+}
+
+static void
+fo_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	store_release_disk(req_store(req), ino_disk(ino));
+	fuse_reply_err(req, 0);
+}
+
+/* One read buffer per worker thread, grown to the largest read seen. */
+static __thread char *read_buf;
+static __thread size_t read_buf_len;
+
+static void
+fo_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t n;
+
+	(void)fi;
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (size > read_buf_len) {
+		char *b = realloc(read_buf, size);
+		if (!b) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		read_buf = b;
+		read_buf_len = size;
+	}
+	n = store_read(req_store(req), ino_disk(ino), read_buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, read_buf, (size_t)n);
+}
+
+static void
+fo_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+    struct fuse_file_info *fi)
+{
+	ssize_t n;
+
+	(void)fi;
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	n = store_write(req_store(req), ino_disk(ino), buf, size, (uint64_t)off);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void
+fo_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void
+fo_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, -store_sync(req_store(req), ino_disk(ino)));
+}
+
+static void
+fo_refuse_new(fuse_req_t req, const char *what, const char *name)
+{
+	hlog(HLOG_WARN, "refused to %s '%s': disks are created with 'hcowctl create'", what, name);
+	fuse_reply_err(req, EPERM);
+}
+
+static void
+fo_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+    struct fuse_file_info *fi)
+{
+	(void)parent;
+	(void)mode;
+	(void)fi;
+	fo_refuse_new(req, "create", name);
+}
+
+static void
+fo_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	(void)parent;
+	(void)mode;
+	(void)rdev;
+	fo_refuse_new(req, "create", name);
+}
+
+static void
+fo_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)parent;
+	(void)mode;
+	fo_refuse_new(req, "make directory", name);
+}
+
+static void
+fo_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link;
+	(void)parent;
+	fo_refuse_new(req, "make symlink", name);
+}
+
+static void
+fo_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+{
+	(void)ino;
+	(void)parent;
+	fo_refuse_new(req, "make hard link", name);
+}
+
+static void
+fo_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	if (parent != ROOT_INO) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fuse_reply_err(req, -store_unlink(req_store(req), name));
+}
+
+static void
+fo_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, ENOTDIR);
+}
+
+static void
+fo_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+    const char *newname, unsigned int flags)
+{
+	if (parent != ROOT_INO || newparent != ROOT_INO) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (flags & RENAME_EXCHANGE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	fuse_reply_err(req, -store_rename(req_store(req), name, newname, flags & RENAME_NOREPLACE));
+}
+
+static void
+fo_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	int rc;
+
+	(void)ino;
+	if ((rc = store_statfs(req_store(req), &sv)) < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void
+fo_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+    struct fuse_file_info *fi)
+{
+	struct store *st = req_store(req);
+	uint64_t id = ino_disk(ino);
+	int rc;
+
+	(void)fi;
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	switch (mode) {
+	case 0:
+		/* nothing is reserved on a log; just make the file that long */
+		rc = store_resize(st, id, (uint64_t)off + (uint64_t)len, 1);
+		break;
+	case FALLOC_FL_KEEP_SIZE:
+		rc = 0;
+		break;
+	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+		rc = store_zero(st, id, (uint64_t)off, (uint64_t)len, 1);
+		break;
+	case FALLOC_FL_ZERO_RANGE:
+	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+		rc = store_zero(st, id, (uint64_t)off, (uint64_t)len, mode & FALLOC_FL_KEEP_SIZE);
+		break;
+	default:
+		rc = -EOPNOTSUPP;
+		break;
+	}
+	fuse_reply_err(req, -rc);
+}
+
+static void
+fo_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	uint64_t res;
+	int rc;
+
+	(void)fi;
+	if (off < 0) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	if ((rc = store_seek(req_store(req), ino_disk(ino), (uint64_t)off, whence, &res)) < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_lseek(req, (off_t)res);
+}
+
+const struct fuse_lowlevel_ops fsops = {
+	.init		= fo_init,
+	.lookup		= fo_lookup,
+	.getattr	= fo_getattr,
+	.setattr	= fo_setattr,
+	.readdir	= fo_readdir,
+	.open		= fo_open,
+	.release	= fo_release,
+	.read		= fo_read,
+	.write		= fo_write,
+	.flush		= fo_flush,
+	.fsync		= fo_fsync,
+	.create		= fo_create,
+	.mknod		= fo_mknod,
+	.mkdir		= fo_mkdir,
+	.symlink	= fo_symlink,
+	.link		= fo_link,
+	.unlink		= fo_unlink,
+	.rmdir		= fo_rmdir,
+	.rename		= fo_rename,
+	.statfs		= fo_statfs,
+	.fallocate	= fo_fallocate,
+	.lseek		= fo_lseek,
+};

@@ -1,0 +1,83 @@
+/*
+ * logfmt: the on-disk format of the write log.  Defined here and nowhere else.
+ *
+ * The log is a sequence of segment files DATADIR/log/SSSSSSSS.seg (SSSSSSSS =
+ * segment number, hex, from 1).  A segment starts with a seg_header and is
+ * followed by records packed back to back:
+ *
+ *     seg_header (64) | rec_header (64) data... | rec_header (64) | ...
+ *
+ * A record is self-describing: which disk, which logical range, its sequence
+ * number (one counter for the whole store, +1 per record) and checksums.
+ * From the log alone every mapping since the last checkpoint can be rebuilt;
+ * a record is valid only if its header checksum, its data checksum and its
+ * sequence number (exactly previous + 1) all agree, so a torn or stale tail
+ * ends replay.
+ *
+ * Record types:
+ *   REC_WRITE  `length` bytes of data follow; they are the disk's bytes at
+ *              [offset, offset+length).
+ *   REC_ZERO   [offset, offset+length) reads as zeros (discard, zero range).
+ *   REC_SIZE   the disk's size becomes `offset` (truncate, grow or shrink).
+ *
+ * A log address (laddr) names a byte of the log: segment number << 40 |
+ * offset in the segment.  Extents point at the laddr of their first data byte.
+ *
+ * All integers are little-endian (the only byte order hcowfs runs on; the
+ * static assertion below refuses to build elsewhere).
+ */
+#ifndef HCOWFS_LOGFMT_H
+#define HCOWFS_LOGFMT_H
+
+#include <stdint.h>
+
+#define LOG_FORMAT_VERSION	1
+
+#define SEG_MAGIC		"HCOWSEG1"
+#define REC_MAGIC		0x43455248u	/* "HREC" */
+
+#define LADDR_SEG_SHIFT		40
+#define LADDR_OFF_MASK		((UINT64_C(1) << LADDR_SEG_SHIFT) - 1)
+#define LADDR(seg, off)		(((uint64_t)(seg) << LADDR_SEG_SHIFT) | (uint64_t)(off))
+#define LADDR_SEG(a)		((uint32_t)((a) >> LADDR_SEG_SHIFT))
+#define LADDR_OFF(a)		((a) & LADDR_OFF_MASK)
+
+/* A record's data is at most this long; FUSE writes are far smaller. */
+#define REC_DATA_MAX		(16u << 20)
+
+enum rec_type {
+	REC_WRITE = 1,
+	REC_ZERO = 2,
+	REC_SIZE = 3,
+};
+
+struct seg_header {
+	char	 magic[8];		/* SEG_MAGIC */
+	uint32_t version;		/* LOG_FORMAT_VERSION */
+	uint32_t header_size;		/* sizeof(struct seg_header) */
+	uint64_t segno;			/* must match the file name */
+	uint8_t	 store_uuid[16];	/* must match the catalog's */
+	uint8_t	 reserved[20];
+	uint32_t crc;			/* crc32c of the header with crc = 0 */
+};
+
+struct rec_header {
+	uint32_t magic;			/* REC_MAGIC */
+	uint16_t type;			/* enum rec_type */
+	uint16_t flags;			/* 0 */
+	uint64_t seq;			/* store-wide, +1 per record */
+	uint64_t disk_id;
+	uint64_t offset;		/* logical offset; new size for REC_SIZE */
+	uint64_t length;		/* bytes covered (data bytes for REC_WRITE) */
+	uint32_t data_crc;		/* crc32c of the data, 0 without data */
+	uint32_t reserved1;
+	uint64_t reserved2;
+	uint32_t reserved3;
+	uint32_t hdr_crc;		/* crc32c of the header with hdr_crc = 0 */
+};
+
+_Static_assert(sizeof(struct seg_header) == 64, "seg_header is 64 bytes on disk");
+_Static_assert(sizeof(struct rec_header) == 64, "rec_header is 64 bytes on disk");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the log format is little-endian");
+
+#endif

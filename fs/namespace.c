@@ -1,0 +1,416 @@
+/*
+ * namespace: the disks as files: lookup, listing, create, unlink, rename,
+ * attributes, and open counts.
+ *
+ * Namespace changes are durable SQLite transactions made under cat_lock,
+ * then published in memory under ns_lock exclusive.  An unlinked disk keeps
+ * its data while it is open (name "" in memory, NULL in the catalog) and is
+ * purged at its last release, or at the next mount when the worker that saw
+ * it opened was replaced (a replacement cannot know what the kernel holds open).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hlog.h"
+#include "store_int.h"
+#include "template.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE 1
+#endif
+
+int
+store_lookup(struct store *st, const char *name, struct disk_attr *a)
+{
+	struct disk *d;
+	int rc = -ENOENT;
+
+	if (name[0] == '\0')
+		return -ENOENT;
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((d = disk_by_name(st, name)) != NULL) {
+		pthread_rwlock_rdlock(&d->lock);
+		disk_attr_fill(d, a);
+		pthread_rwlock_unlock(&d->lock);
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+int
+store_getattr(struct store *st, uint64_t id, struct disk_attr *a)
+{
+	struct disk *d;
+	int rc = -ENOENT;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((d = disk_get(st, id)) != NULL) {
+		pthread_rwlock_rdlock(&d->lock);
+		disk_attr_fill(d, a);
+		pthread_rwlock_unlock(&d->lock);
+		rc = 0;
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+int
+store_next(struct store *st, uint64_t after, struct disk_attr *a)
+{
+	int rc = -ENOENT;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	for (size_t i = (size_t)after + 1; i < st->disks_cap; i++) {
+		struct disk *d = st->disks[i];
+		if (d && d->name[0]) {
+			pthread_rwlock_rdlock(&d->lock);
+			disk_attr_fill(d, a);
+			pthread_rwlock_unlock(&d->lock);
+			rc = 0;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+/* Drop an unlinked disk's rows and memory.  cat_lock held; ns_lock not held. */
+static void
+disk_purge(struct store *st, struct disk *d)
+{
+	int rc;
+
+	if ((rc = catalog_disk_purge(st->cat, d->id)) < 0) {
+		hlog(HLOG_WARN, "cannot purge unlinked disk %lld now (%s); the next mount will",
+		    (long long)d->id, catalog_error(st->cat));
+		return;
+	}
+	pthread_rwlock_wrlock(&st->ns_lock);
+	st->disks[d->id] = NULL;
+	pthread_rwlock_unlock(&st->ns_lock);
+	disk_free(d);
+}
+
+int
+store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t size,
+    const char *token, struct disk_attr *a, char *err, size_t errlen)
+{
+	struct catalog_template rec;
+	struct catalog_disk cd = { 0 };
+	struct tmpl *t;
+	struct disk *d;
+	const char *why;
+	int fd = -1, rc;
+
+	if (name_check(name, &why) < 0) {
+		snprintf(err, errlen, "invalid disk name '%s': %s", name, why);
+		return -EINVAL;
+	}
+	if (name_check(tmpl_name, &why) < 0) {
+		snprintf(err, errlen, "invalid template name '%s': %s", tmpl_name, why);
+		return -EINVAL;
+	}
+	if (size > DISK_SIZE_MAX) {
+		snprintf(err, errlen, "size %llu is larger than the largest disk (256 TiB)",
+		    (unsigned long long)size);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&st->cat_lock);
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((d = disk_by_name(st, name)) != NULL) {
+		if (token && token[0] && strcmp(token, d->token) == 0) {
+			/* a retry of a create that succeeded: same answer */
+			disk_attr_fill(d, a);
+			rc = 0;
+		} else {
+			snprintf(err, errlen, "disk '%s' already exists", name);
+			rc = -EEXIST;
+		}
+		pthread_rwlock_unlock(&st->ns_lock);
+		goto out;
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+
+	if ((rc = template_probe(st->tmpldirfd, tmpl_name, &rec, &fd, err, errlen)) < 0)
+		goto out;
+	if (size == 0)
+		size = rec.size;
+	if (size < rec.size) {
+		snprintf(err, errlen, "size %llu is smaller than template '%s' (%llu bytes)",
+		    (unsigned long long)size, tmpl_name, (unsigned long long)rec.size);
+		rc = -EINVAL;
+		goto out;
+	}
+	if (size > DISK_SIZE_MAX) {
+		snprintf(err, errlen, "template '%s' is larger than the largest disk (256 TiB)", tmpl_name);
+		rc = -EINVAL;
+		goto out;
+	}
+	if ((rc = catalog_template_get(st->cat, &rec)) < 0) {
+		snprintf(err, errlen, "cannot record template '%s': %s", tmpl_name, catalog_error(st->cat));
+		goto out;
+	}
+	t = tmpl_by_id(st, rec.id);
+	if (!t) {
+		if (!(t = calloc(1, sizeof(*t)))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		t->rec = rec;
+		t->fd = fd;
+		t->alloc_bytes = fd_alloc_bytes(fd);
+		if ((rc = tmpl_add(st, t)) < 0) {
+			free(t);
+			goto out;
+		}
+		fd = -1;
+	} else if (t->problem[0]) {
+		/* the file is back as it was when those disks were cloned */
+		pthread_rwlock_wrlock(&st->ns_lock);
+		t->fd = fd;
+		t->alloc_bytes = fd_alloc_bytes(fd);
+		t->problem[0] = '\0';
+		pthread_rwlock_unlock(&st->ns_lock);
+		fd = -1;
+		hlog(HLOG_INFO, "template '%s' matches its recorded version again", tmpl_name);
+	}
+
+	snprintf(cd.name, sizeof(cd.name), "%s", name);
+	cd.template_id = t->rec.id;
+	cd.size = size;
+	cd.mode = 0600;
+	cd.mtime_ns = cd.ctime_ns = now_ns();
+	cd.created = time(NULL);
+	snprintf(cd.create_token, sizeof(cd.create_token), "%s", token ? token : "");
+	if ((rc = catalog_disk_add(st->cat, &cd)) < 0) {
+		snprintf(err, errlen, "cannot record disk '%s': %s", name, catalog_error(st->cat));
+		goto out;
+	}
+	if (!(d = disk_new(&cd, t))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	pthread_rwlock_wrlock(&st->ns_lock);
+	rc = disk_table_put(st, d);
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (rc < 0) {
+		disk_free(d);
+		goto out;
+	}
+	disk_attr_fill(d, a);
+	hlog(HLOG_INFO, "created disk '%s' (id %lld) from template '%s', %llu bytes",
+	    name, (long long)cd.id, tmpl_name, (unsigned long long)size);
+out:
+	pthread_mutex_unlock(&st->cat_lock);
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0 && !err[0])
+		snprintf(err, errlen, "%s", strerror(-rc));
+	return rc;
+}
+
+/* Take the name from d (under cat_lock); purge it if nothing holds it open. */
+static void
+disk_unname(struct store *st, struct disk *d)
+{
+	int purge;
+
+	pthread_rwlock_wrlock(&st->ns_lock);
+	d->name[0] = '\0';
+	purge = d->opens == 0 && st->purge_allowed;
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (purge)
+		disk_purge(st, d);
+}
+
+int
+store_unlink(struct store *st, const char *name)
+{
+	struct disk *d;
+	int rc;
+
+	pthread_mutex_lock(&st->cat_lock);
+	pthread_rwlock_rdlock(&st->ns_lock);
+	d = name[0] ? disk_by_name(st, name) : NULL;
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (!d) {
+		rc = -ENOENT;
+	} else if ((rc = catalog_disk_rename(st->cat, d->id, NULL, 0)) == 0) {
+		hlog(HLOG_INFO, "deleted disk '%s' (id %lld)", name, (long long)d->id);
+		disk_unname(st, d);
+	}
+	pthread_mutex_unlock(&st->cat_lock);
+	return rc;
+}
+
+int
+store_rename(struct store *st, const char *from, const char *to, unsigned flags)
+{
+	struct disk *src, *dst;
+	const char *why;
+	int rc;
+
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL;
+	if (name_check(to, &why) < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&st->cat_lock);
+	pthread_rwlock_rdlock(&st->ns_lock);
+	src = from[0] ? disk_by_name(st, from) : NULL;
+	dst = disk_by_name(st, to);
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (!src)
+		rc = -ENOENT;
+	else if (src == dst)
+		rc = 0;
+	else if (dst && (flags & RENAME_NOREPLACE))
+		rc = -EEXIST;
+	else if ((rc = catalog_disk_rename(st->cat, src->id, to, dst ? dst->id : 0)) == 0) {
+		pthread_rwlock_wrlock(&st->ns_lock);
+		snprintf(src->name, sizeof(src->name), "%s", to);
+		src->ctime_ns = now_ns();
+		pthread_rwlock_unlock(&st->ns_lock);
+		hlog(HLOG_INFO, "renamed disk '%s' to '%s'%s", from, to, dst ? ", replacing it" : "");
+		if (dst)
+			disk_unname(st, dst);
+	}
+	pthread_mutex_unlock(&st->cat_lock);
+	return rc;
+}
+
+int
+store_setattr(struct store *st, uint64_t id, int mask, uint32_t mode, uint32_t uid,
+    uint32_t gid, int64_t mtime_ns)
+{
+	struct disk *d;
+	int rc = 0;
+
+	pthread_mutex_lock(&st->cat_lock);
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if (!(d = disk_get(st, id))) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (mask & (STORE_SET_MODE | STORE_SET_UID | STORE_SET_GID)) {
+		uint32_t m = mask & STORE_SET_MODE ? mode & 07777 : d->mode;
+		uint32_t u = mask & STORE_SET_UID ? uid : d->uid;
+		uint32_t g = mask & STORE_SET_GID ? gid : d->gid;
+		int64_t now = now_ns();
+		if ((rc = catalog_disk_setattr(st->cat, d->id, m, u, g, now)) < 0)
+			goto out;
+		pthread_rwlock_wrlock(&d->lock);
+		d->mode = m;
+		d->uid = u;
+		d->gid = g;
+		d->ctime_ns = now;
+		pthread_rwlock_unlock(&d->lock);
+	}
+	if (mask & STORE_SET_MTIME) {
+		pthread_rwlock_wrlock(&d->lock);
+		d->mtime_ns = mtime_ns;
+		d->meta_dirty = 1;
+		pthread_rwlock_unlock(&d->lock);
+	}
+out:
+	pthread_rwlock_unlock(&st->ns_lock);
+	pthread_mutex_unlock(&st->cat_lock);
+	return rc;
+}
+
+int
+store_open_disk(struct store *st, uint64_t id)
+{
+	struct disk *d;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if (!(d = disk_get(st, id))) {
+		rc = -ENOENT;
+	} else {
+		pthread_rwlock_wrlock(&d->lock);
+		d->opens++;
+		pthread_rwlock_unlock(&d->lock);
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+void
+store_release_disk(struct store *st, uint64_t id)
+{
+	struct disk *d;
+	int purge = 0;
+
+	pthread_mutex_lock(&st->cat_lock);
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((d = disk_get(st, id)) != NULL) {
+		pthread_rwlock_wrlock(&d->lock);
+		/* a replacement worker sees releases of opens it never saw */
+		if (d->opens > 0)
+			d->opens--;
+		purge = d->opens == 0 && !d->name[0] && st->purge_allowed;
+		pthread_rwlock_unlock(&d->lock);
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (purge)
+		disk_purge(st, d);
+	pthread_mutex_unlock(&st->cat_lock);
+}
+
+int
+store_statfs(struct store *st, struct statvfs *sv)
+{
+	if (statvfs(st->datadir, sv) < 0)
+		return -errno;
+	sv->f_namemax = NAME_MAX_LEN;
+	return 0;
+}
+
+static const char *
+disk_state(const struct disk_attr *a)
+{
+	return a->problem ? a->problem : "ok";
+}
+
+void
+store_describe(struct store *st, struct sbuf *sb, int json)
+{
+	struct disk_attr a;
+	uint64_t id = 0;
+	int first = 1;
+
+	if (json)
+		sbuf_addstr(sb, "[");
+	else
+		sbuf_printf(sb, "%-24s %-20s %12s %12s %9s %5s  %s\n", "DISK", "TEMPLATE", "SIZE",
+		    "LOG", "EXTENTS", "OPEN", "STATE");
+	while (store_next(st, id, &a) == 0) {
+		id = a.id;
+		if (json) {
+			sbuf_addstr(sb, first ? "{\"name\":" : ",{\"name\":");
+			sbuf_json_str(sb, a.name);
+			sbuf_addstr(sb, ",\"template\":");
+			sbuf_json_str(sb, a.template_name);
+			sbuf_printf(sb, ",\"size\":%llu,\"log_bytes\":%llu,\"extents\":%llu,\"opens\":%d,"
+			    "\"state\":", (unsigned long long)a.size, (unsigned long long)a.log_bytes,
+			    (unsigned long long)a.extents, a.opens);
+			sbuf_json_str(sb, disk_state(&a));
+			sbuf_addstr(sb, "}");
+		} else {
+			char size[32], log[32];
+			size_format(a.size, size, sizeof(size));
+			size_format(a.log_bytes, log, sizeof(log));
+			sbuf_printf(sb, "%-24s %-20s %12s %12s %9llu %5d  %s\n", a.name, a.template_name,
+			    size, log, (unsigned long long)a.extents, a.opens, disk_state(&a));
+		}
+		first = 0;
+	}
+	if (json)
+		sbuf_addstr(sb, "]");
+}

@@ -1,0 +1,769 @@
+/*
+ * store: see store.h for the contract.
+ *
+ * Design notes
+ *
+ * Locks, always taken in this order (a function may skip levels):
+ *
+ *   cat_lock  (mutex)   the catalog connection: namespace changes, checkpoints
+ *   ns_lock   (rwlock)  the disk table and names.  I/O holds it shared for
+ *                       its whole duration, so a disk struct cannot be freed
+ *                       under a request; create/unlink/rename/purge take it
+ *                       exclusively (writer-preferring, so they are not starved)
+ *   log_lock  (mutex)   the log tail: append a record and apply it to the map
+ *                       as one step, so map order = log order = replay order
+ *   disk->lock (rwlock) a disk's map, dirty set, size and times
+ *
+ * Write path: log_lock, wlog_append (record in the page cache), disk->lock,
+ * disk_apply (the same function replay uses).  Read path: disk->lock shared
+ * to copy up to READ_PIECES extents, then preads with no lock held; safe
+ * because log bytes are never rewritten, so a stale extent still points at
+ * the bytes it named.
+ *
+ * Checkpoint (store_checkpoint), the only writer of extents to SQLite:
+ *   1. under log_lock, note P = log tail and swap each changed disk's dirty
+ *      set for an empty one: the swapped sets cover exactly the records < P
+ *   2. for each dirty range, replace the catalog's rows by the map's current
+ *      extents (which may already include writes after P: harmless, replay
+ *      of the records after P rewrites those ranges in order)
+ *   3. sync the log up to its current tail, so that every laddr the catalog
+ *      is about to name is durable
+ *   4. commit, with checkpoint position P
+ * On failure the swapped dirty sets are merged back and the next attempt
+ * redoes the work.
+ */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hlog.h"
+#include "store_int.h"
+#include "template.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE 1
+#endif
+
+int64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- disks and templates ---------------------------------------------- */
+
+struct disk *
+disk_get(struct store *st, uint64_t id)
+{
+	return id < st->disks_cap ? st->disks[id] : NULL;
+}
+
+struct disk *
+disk_by_name(struct store *st, const char *name)
+{
+	for (size_t i = 0; i < st->disks_cap; i++)
+		if (st->disks[i] && strcmp(st->disks[i]->name, name) == 0)
+			return st->disks[i];
+	return NULL;
+}
+
+void
+disk_free(struct disk *d)
+{
+	if (!d)
+		return;
+	extmap_free(d->map);
+	extmap_free(d->dirty);
+	pthread_rwlock_destroy(&d->lock);
+	free(d);
+}
+
+struct disk *
+disk_new(const struct catalog_disk *cd, struct tmpl *t)
+{
+	struct disk *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->map = extmap_new();
+	d->dirty = extmap_new();
+	if (!d->map || !d->dirty) {
+		extmap_free(d->map);
+		extmap_free(d->dirty);
+		free(d);
+		return NULL;
+	}
+	pthread_rwlock_init(&d->lock, NULL);
+	d->id = cd->id;
+	snprintf(d->name, sizeof(d->name), "%.*s", NAME_MAX_LEN, cd->name);
+	snprintf(d->token, sizeof(d->token), "%s", cd->create_token);
+	d->tmpl = t;
+	d->size = cd->size;
+	d->mode = cd->mode;
+	d->uid = cd->uid;
+	d->gid = cd->gid;
+	d->mtime_ns = cd->mtime_ns;
+	d->ctime_ns = cd->ctime_ns;
+	return d;
+}
+
+/* Insert d in the disk table (ns_lock exclusive, or during open). */
+int
+disk_table_put(struct store *st, struct disk *d)
+{
+	if ((size_t)d->id >= st->disks_cap) {
+		size_t cap = st->disks_cap ? st->disks_cap : 64;
+		struct disk **v;
+		while (cap <= (size_t)d->id)
+			cap *= 2;
+		v = realloc(st->disks, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		memset(v + st->disks_cap, 0, (cap - st->disks_cap) * sizeof(*v));
+		st->disks = v;
+		st->disks_cap = cap;
+	}
+	st->disks[d->id] = d;
+	return 0;
+}
+
+struct tmpl *
+tmpl_by_id(struct store *st, int64_t id)
+{
+	for (size_t i = 0; i < st->ntmpls; i++)
+		if (st->tmpls[i]->rec.id == id)
+			return st->tmpls[i];
+	return NULL;
+}
+
+int
+tmpl_add(struct store *st, struct tmpl *t)
+{
+	struct tmpl **v = realloc(st->tmpls, (st->ntmpls + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	st->tmpls = v;
+	st->tmpls[st->ntmpls++] = t;
+	return 0;
+}
+
+uint64_t
+fd_alloc_bytes(int fd)
+{
+	struct stat sb;
+	return fstat(fd, &sb) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
+}
+
+/* Check the template file behind a catalog row; load it (catalog_each_template callback). */
+static int
+tmpl_load(const struct catalog_template *rec, void *arg)
+{
+	struct store *st = arg;
+	struct tmpl *t = calloc(1, sizeof(*t));
+	struct catalog_template cur;
+	char err[256];
+	const char *why;
+	int rc;
+
+	if (!t)
+		return -ENOMEM;
+	t->rec = *rec;
+	t->fd = -1;
+	rc = template_probe(st->tmpldirfd, rec->name, &cur, &t->fd, err, sizeof(err));
+	if (rc < 0) {
+		snprintf(t->problem, sizeof(t->problem), "%s", err);
+	} else if ((why = template_differs(rec, &cur)) != NULL) {
+		snprintf(t->problem, sizeof(t->problem),
+		    "template '%s' changed since its disks were cloned (%s)", rec->name, why);
+		close(t->fd);
+		t->fd = -1;
+	} else {
+		t->alloc_bytes = fd_alloc_bytes(t->fd);
+	}
+	if ((rc = tmpl_add(st, t)) < 0) {
+		if (t->fd >= 0)
+			close(t->fd);
+		free(t);
+	}
+	return rc;
+}
+
+/* Read template bytes for a disk: zeros past the template's end. */
+int
+tmpl_read(const struct tmpl *t, char *buf, uint64_t len, uint64_t off)
+{
+	uint64_t have = off < t->rec.size ? t->rec.size - off : 0;
+
+	if (have > len)
+		have = len;
+	for (uint64_t done = 0; done < have; ) {
+		ssize_t n = pread(t->fd, buf + done, have - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			/* the file shrank under us: that is a changed template */
+			hlog(HLOG_ERROR, "template '%s' is shorter than recorded", t->rec.name);
+			return -EIO;
+		}
+		done += (uint64_t)n;
+	}
+	memset(buf + have, 0, len - have);
+	return 0;
+}
+
+void
+disk_attr_fill(const struct disk *d, struct disk_attr *a)
+{
+	uint64_t tbytes = d->tmpl->alloc_bytes;
+
+	memset(a, 0, sizeof(*a));
+	a->id = (uint64_t)d->id;
+	snprintf(a->name, sizeof(a->name), "%s", d->name);
+	snprintf(a->template_name, sizeof(a->template_name), "%s", d->tmpl->rec.name);
+	a->size = d->size;
+	a->mode = d->mode;
+	a->uid = d->uid;
+	a->gid = d->gid;
+	a->mtime_ns = d->mtime_ns;
+	a->ctime_ns = d->ctime_ns;
+	a->log_bytes = extmap_log_bytes(d->map);
+	a->extents = extmap_count(d->map);
+	if (tbytes > d->size)
+		tbytes = d->size;
+	/* what the disk reads data from: its log bytes plus the template's allocation */
+	a->blocks = (a->log_bytes + tbytes + 511) / 512;
+	a->opens = d->opens;
+	a->problem = d->tmpl->problem[0] ? d->tmpl->problem : NULL;
+}
+
+/* ---- applying records (live and replay) ------------------------------- */
+
+int
+dirty_mark(struct disk *d, uint64_t off, uint64_t len)
+{
+	d->meta_dirty = 1;
+	return extmap_set(d->dirty, off, len, EXTMAP_ZERO);
+}
+
+/*
+ * Apply one log record to a disk.  Caller holds d->lock exclusively.
+ * The only place disk contents and size change.
+ */
+int
+disk_apply(struct disk *d, const struct rec_header *h, uint64_t data_laddr)
+{
+	uint64_t tsize = d->tmpl->rec.size;
+	int rc;
+
+	switch (h->type) {
+	case REC_WRITE:
+		if ((rc = extmap_set(d->map, h->offset, h->length, data_laddr)) < 0)
+			return rc;
+		return dirty_mark(d, h->offset, h->length);
+	case REC_ZERO:
+		if ((rc = extmap_set(d->map, h->offset, h->length, EXTMAP_ZERO)) < 0)
+			return rc;
+		return dirty_mark(d, h->offset, h->length);
+	case REC_SIZE: {
+		uint64_t newsize = h->offset;
+		uint64_t top = d->size > tsize ? d->size : tsize;
+		if (newsize < top) {
+			/* cut everything past the new end; template bytes there must read as zeros if it grows back */
+			if ((rc = extmap_clear(d->map, newsize, top - newsize)) < 0)
+				return rc;
+			if (newsize < tsize && (rc = extmap_set(d->map, newsize, tsize - newsize, EXTMAP_ZERO)) < 0)
+				return rc;
+			if ((rc = dirty_mark(d, newsize, top - newsize)) < 0)
+				return rc;
+		}
+		d->size = newsize;
+		d->meta_dirty = 1;
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+struct replay_ctx {
+	struct store	*st;
+	uint64_t	 skipped;	/* records of disks deleted since */
+};
+
+static int
+replay_apply(const struct rec_header *h, uint64_t data_laddr, void *arg)
+{
+	struct replay_ctx *rc = arg;
+	struct disk *d = disk_get(rc->st, h->disk_id);
+
+	if (!d) {
+		rc->skipped++;
+		return 0;
+	}
+	return disk_apply(d, h, data_laddr);
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+static int
+load_disk(const struct catalog_disk *cd, void *arg)
+{
+	struct store *st = arg;
+	struct tmpl *t = tmpl_by_id(st, cd->template_id);
+	struct disk *d;
+	int rc;
+
+	if (!t) {
+		hlog(HLOG_ERROR, "disk %lld refers to unknown template %lld",
+		    (long long)cd->id, (long long)cd->template_id);
+		return -EUCLEAN;
+	}
+	if (!(d = disk_new(cd, t)))
+		return -ENOMEM;
+	if ((rc = disk_table_put(st, d)) < 0)
+		disk_free(d);
+	return rc;
+}
+
+static int
+load_extent(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *arg)
+{
+	struct store *st = arg;
+	struct disk *d = disk_get(st, (uint64_t)disk_id);
+
+	if (!d || len == 0)
+		return -EUCLEAN;
+	return extmap_set(d->map, loff, len, laddr < 0 ? EXTMAP_ZERO : (uint64_t)laddr);
+}
+
+/* The data dir may hold our own files only before the store is created. */
+static int
+datadir_is_fresh(const char *datadir, char *err, size_t errlen)
+{
+	DIR *dir = opendir(datadir);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!dir) {
+		snprintf(err, errlen, "cannot read data dir '%s': %s", datadir, strerror(errno));
+		return -errno;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    !strcmp(de->d_name, "lock") || !strcmp(de->d_name, "hcowfs.log"))
+			continue;
+		snprintf(err, errlen, "data dir '%s' is not empty (found '%s') and holds no hcowfs "
+		    "store (no catalog.db); refusing to create a store over it", datadir, de->d_name);
+		rc = -EEXIST;
+		break;
+	}
+	closedir(dir);
+	return rc;
+}
+
+static int
+store_create_files(const char *datadir, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32], logdir[PATH_MAX + 8];
+	uint8_t uuid[16];
+	struct catalog *cat;
+	int rc;
+
+	if ((rc = datadir_is_fresh(datadir, err, errlen)) < 0)
+		return rc;
+	if (getrandom(uuid, sizeof(uuid), 0) != sizeof(uuid)) {
+		snprintf(err, errlen, "cannot get random bytes for the store id: %s", strerror(errno));
+		return -EIO;
+	}
+	snprintf(logdir, sizeof(logdir), "%s/log", datadir);
+	if (mkdir(logdir, 0700) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create '%s': %s", logdir, strerror(errno));
+		return rc;
+	}
+	if ((rc = wlog_create(logdir, uuid)) < 0) {
+		snprintf(err, errlen, "cannot create the log in '%s': %s", logdir, strerror(-rc));
+		return rc;
+	}
+	/* the catalog comes last: its existence says the store is complete */
+	snprintf(path, sizeof(path), "%s/catalog.db.new", datadir);
+	unlink(path);
+	if ((rc = catalog_open(path, 1, uuid, wlog_first_laddr(), &cat, err, errlen)) < 0)
+		return rc;
+	catalog_close(cat);
+	{
+		char final[PATH_MAX + 32];
+		int dfd;
+		snprintf(final, sizeof(final), "%s/catalog.db", datadir);
+		if (rename(path, final) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot create '%s': %s", final, strerror(errno));
+			return rc;
+		}
+		dfd = open(datadir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+	hlog(HLOG_INFO, "created a new store in '%s'", datadir);
+	return 0;
+}
+
+/* A store creation that stopped before the catalog existed left only these. */
+static void
+store_remove_partial(const char *datadir)
+{
+	char p[PATH_MAX + 32];
+
+	snprintf(p, sizeof(p), "%s/log/00000001.seg", datadir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/log", datadir);
+	rmdir(p);
+	snprintf(p, sizeof(p), "%s/catalog.db.new", datadir);
+	unlink(p);
+}
+
+static void *checkpoint_thread(void *arg);
+
+int
+store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen)
+{
+	struct store *st;
+	struct replay_ctx rctx;
+	struct wlog_replay_stats rs;
+	char path[PATH_MAX + 32], logdir[PATH_MAX + 8];
+	uint8_t uuid[16];
+	uint64_t cp_laddr, cp_seq;
+	struct timespec t0, t1;
+	struct stat sb;
+	pthread_rwlockattr_t rwa;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (stat(o->datadir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		snprintf(err, errlen, "data dir '%s': %s", o->datadir,
+		    errno == 0 || S_ISDIR(sb.st_mode) ? "not a directory" : strerror(errno));
+		return -ENOTDIR;
+	}
+	if (access(o->datadir, R_OK | W_OK | X_OK) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "data dir '%s' is not writable: %s", o->datadir, strerror(errno));
+		return rc;
+	}
+	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
+	if (access(path, F_OK) < 0) {
+		if (!o->create) {
+			snprintf(err, errlen, "data dir '%s' holds no hcowfs store", o->datadir);
+			return -ENOENT;
+		}
+		store_remove_partial(o->datadir);
+		if ((rc = store_create_files(o->datadir, err, errlen)) < 0)
+			return rc;
+	}
+
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	snprintf(st->datadir, sizeof(st->datadir), "%s", o->datadir);
+	snprintf(st->tmpldir, sizeof(st->tmpldir), "%s", o->tmpldir);
+	st->purge_allowed = o->purge_unlinked;
+	st->cp_ms = o->checkpoint_ms ? o->checkpoint_ms : STORE_CHECKPOINT_MS_DEFAULT;
+	pthread_mutex_init(&st->cat_lock, NULL);
+	pthread_rwlockattr_init(&rwa);
+	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&st->ns_lock, &rwa);
+	pthread_rwlockattr_destroy(&rwa);
+	pthread_mutex_init(&st->log_lock, NULL);
+	pthread_mutex_init(&st->cp_mu, NULL);
+	pthread_cond_init(&st->cp_cond, NULL);
+
+	st->tmpldirfd = open(o->tmpldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->tmpldirfd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "template dir '%s': %s", o->tmpldir, strerror(errno));
+		goto fail;
+	}
+	if ((rc = catalog_open(path, 0, NULL, 0, &st->cat, err, errlen)) < 0)
+		goto fail;
+	if ((rc = catalog_uuid(st->cat, uuid)) < 0 ||
+	    (rc = catalog_checkpoint_pos(st->cat, &cp_laddr, &cp_seq)) < 0) {
+		snprintf(err, errlen, "catalog '%s': %s", path, catalog_error(st->cat));
+		goto fail;
+	}
+	snprintf(logdir, sizeof(logdir), "%s/log", o->datadir);
+	rc = wlog_open(logdir, uuid, o->segment_size ? o->segment_size : WLOG_SEGMENT_SIZE_DEFAULT,
+	    &st->log, err, errlen);
+	if (rc < 0)
+		goto fail;
+	if ((rc = catalog_each_template(st->cat, tmpl_load, st)) < 0 ||
+	    (rc = catalog_each_disk(st->cat, load_disk, st)) < 0 ||
+	    (rc = catalog_each_extent(st->cat, load_extent, st)) < 0) {
+		snprintf(err, errlen, "cannot load catalog '%s': %s", path,
+		    rc == -EUCLEAN ? "it refers to disks or templates it does not hold" :
+		    catalog_error(st->cat));
+		goto fail;
+	}
+	for (size_t i = 0; i < st->ntmpls; i++)
+		if (st->tmpls[i]->problem[0])
+			hlog(HLOG_ERROR, "%s; its disks refuse I/O", st->tmpls[i]->problem);
+	rctx.st = st;
+	rctx.skipped = 0;
+	if ((rc = wlog_replay(st->log, cp_laddr, cp_seq, replay_apply, &rctx, &rs, err, errlen)) < 0)
+		goto fail;
+	st->cp_laddr = cp_laddr;
+	st->cp_log_size = wlog_size(st->log) - rs.bytes;
+
+	if (st->purge_allowed) {
+		for (size_t i = 0; i < st->disks_cap; i++) {
+			struct disk *d = st->disks[i];
+			if (!d || d->name[0])
+				continue;
+			if ((rc = catalog_disk_purge(st->cat, d->id)) < 0) {
+				hlog(HLOG_WARN, "cannot purge unlinked disk %lld: %s",
+				    (long long)d->id, catalog_error(st->cat));
+				continue;
+			}
+			st->disks[i] = NULL;
+			disk_free(d);
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	hlog(HLOG_INFO, "store '%s' open in %.1f ms: replayed %llu records (%llu bytes) after the "
+	    "checkpoint, cut %llu torn bytes", o->datadir,
+	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+	    (unsigned long long)rs.records, (unsigned long long)rs.bytes,
+	    (unsigned long long)rs.torn_bytes);
+
+	if ((rc = pthread_create(&st->cp_thread, NULL, checkpoint_thread, st)) != 0) {
+		rc = -rc;
+		snprintf(err, errlen, "cannot start the checkpoint thread: %s", strerror(-rc));
+		goto fail;
+	}
+	st->cp_running = 1;
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	return rc;
+}
+
+void
+store_close(struct store *st)
+{
+	if (!st)
+		return;
+	if (st->cp_running) {
+		pthread_mutex_lock(&st->cp_mu);
+		st->cp_stop = 1;
+		pthread_cond_signal(&st->cp_cond);
+		pthread_mutex_unlock(&st->cp_mu);
+		pthread_join(st->cp_thread, NULL);
+		if (store_checkpoint(st) < 0)
+			hlog(HLOG_WARN, "final checkpoint failed; the next open replays the log");
+	}
+	for (size_t i = 0; i < st->disks_cap; i++)
+		disk_free(st->disks[i]);
+	free(st->disks);
+	for (size_t i = 0; i < st->ntmpls; i++) {
+		if (st->tmpls[i]->fd >= 0)
+			close(st->tmpls[i]->fd);
+		free(st->tmpls[i]);
+	}
+	free(st->tmpls);
+	wlog_close(st->log);
+	catalog_close(st->cat);
+	if (st->tmpldirfd > 0)
+		close(st->tmpldirfd);
+	free(st);
+}
+
+/* ---- checkpoints ------------------------------------------------------ */
+
+struct cp_item {
+	struct disk	*d;
+	struct extmap	*dirty;
+	uint64_t	 size;
+	int64_t		 mtime_ns;
+};
+
+struct cp_range_ctx {
+	struct store	*st;
+	struct disk	*d;
+	uint64_t	(*ext)[3];
+	size_t		 n, cap;
+	int		 rc;
+};
+
+static int
+cp_collect(const struct extent *e, void *arg)
+{
+	struct cp_range_ctx *c = arg;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 256;
+		uint64_t (*v)[3] = realloc(c->ext, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		c->ext = v;
+		c->cap = cap;
+	}
+	c->ext[c->n][0] = e->loff;
+	c->ext[c->n][1] = e->len;
+	c->ext[c->n][2] = e->laddr;
+	c->n++;
+	return 0;
+}
+
+/* For one dirty range: make the catalog's rows match the map. */
+static int
+cp_range(const struct extent *r, void *arg)
+{
+	struct cp_range_ctx *c = arg;
+	int rc;
+
+	c->n = 0;
+	pthread_rwlock_rdlock(&c->d->lock);
+	rc = extmap_walk(c->d->map, r->loff, r->loff + r->len, cp_collect, c);
+	pthread_rwlock_unlock(&c->d->lock);
+	if (rc < 0)
+		return rc;
+	return catalog_range_replace(c->st->cat, c->d->id, r->loff, r->loff + r->len,
+	    (const uint64_t (*)[3])c->ext, c->n);
+}
+
+static int
+dirty_merge(const struct extent *r, void *arg)
+{
+	return dirty_mark(arg, r->loff, r->len);
+}
+
+int
+store_checkpoint(struct store *st)
+{
+	struct cp_item *items = NULL;
+	size_t nitems = 0;
+	struct cp_range_ctx c = { .st = st };
+	uint64_t pos, seq;
+	int rc = 0;
+
+	pthread_mutex_lock(&st->cat_lock);
+	pthread_rwlock_rdlock(&st->ns_lock);
+
+	pthread_mutex_lock(&st->log_lock);
+	pos = wlog_tail(st->log);
+	seq = wlog_next_seq(st->log);
+	if (pos == st->cp_laddr) {
+		pthread_mutex_unlock(&st->log_lock);
+		goto out;	/* nothing new since the last checkpoint */
+	}
+	items = calloc(st->disks_cap ? st->disks_cap : 1, sizeof(*items));
+	if (!items)
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < st->disks_cap; i++) {
+		struct disk *d = st->disks[i];
+		struct extmap *fresh;
+		if (!d || !d->meta_dirty)
+			continue;
+		if (!(fresh = extmap_new())) {
+			rc = -ENOMEM;
+			break;
+		}
+		pthread_rwlock_wrlock(&d->lock);
+		items[nitems].d = d;
+		items[nitems].dirty = d->dirty;
+		items[nitems].size = d->size;
+		items[nitems].mtime_ns = d->mtime_ns;
+		nitems++;
+		d->dirty = fresh;
+		d->meta_dirty = 0;
+		pthread_rwlock_unlock(&d->lock);
+	}
+	pthread_mutex_unlock(&st->log_lock);
+
+	if (rc == 0)
+		rc = catalog_begin(st->cat);
+	for (size_t i = 0; rc == 0 && i < nitems; i++) {
+		c.d = items[i].d;
+		rc = extmap_walk(items[i].dirty, 0, UINT64_MAX, cp_range, &c);
+		if (rc == 0)
+			rc = catalog_disk_update(st->cat, c.d->id, items[i].size, items[i].mtime_ns);
+	}
+	if (rc == 0)
+		rc = wlog_sync(st->log, wlog_tail(st->log));
+	if (rc == 0)
+		rc = catalog_commit(st->cat, pos, seq);
+	if (rc == 0) {
+		st->cp_laddr = pos;
+		st->cp_log_size = wlog_size(st->log);
+	} else {
+		catalog_rollback(st->cat);
+		hlog(HLOG_WARN, "checkpoint failed: %s%s%s", strerror(-rc),
+		    catalog_error(st->cat)[0] ? ": " : "", catalog_error(st->cat));
+		for (size_t i = 0; i < nitems; i++) {
+			pthread_rwlock_wrlock(&items[i].d->lock);
+			extmap_walk(items[i].dirty, 0, UINT64_MAX, dirty_merge, items[i].d);
+			items[i].d->meta_dirty = 1;
+			pthread_rwlock_unlock(&items[i].d->lock);
+		}
+	}
+	for (size_t i = 0; i < nitems; i++)
+		extmap_free(items[i].dirty);
+out:
+	pthread_rwlock_unlock(&st->ns_lock);
+	pthread_mutex_unlock(&st->cat_lock);
+	free(items);
+	free(c.ext);
+	return rc;
+}
+
+static void *
+checkpoint_thread(void *arg)
+{
+	struct store *st = arg;
+
+	pthread_mutex_lock(&st->cp_mu);
+	while (!st->cp_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += st->cp_ms / 1000;
+		ts.tv_nsec += (long)(st->cp_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&st->cp_cond, &st->cp_mu, &ts);
+		if (st->cp_stop)
+			break;
+		pthread_mutex_unlock(&st->cp_mu);
+		store_checkpoint(st);
+		pthread_mutex_lock(&st->cp_mu);
+	}
+	pthread_mutex_unlock(&st->cp_mu);
+	return NULL;
+}
+
+/* Called after appends: wake the checkpointer early when the replay tail grows large. */
+void
+checkpoint_nudge(struct store *st)
+{
+	if (wlog_size(st->log) - st->cp_log_size > STORE_CHECKPOINT_LOG_BYTES) {
+		pthread_mutex_lock(&st->cp_mu);
+		pthread_cond_signal(&st->cp_cond);
+		pthread_mutex_unlock(&st->cp_mu);
+	}
+}

@@ -1,0 +1,107 @@
+/*
+ * store: the storage engine of one data dir.  Everything the worker serves
+ * goes through here; it knows nothing of FUSE.
+ *
+ * A store is the catalog (SQLite), the write log and the templates it reads
+ * through.  store_open() loads the checkpointed extent maps from the catalog
+ * and replays the log after the checkpoint, so a store can be opened after
+ * any crash; a background thread writes checkpoints.
+ *
+ * Disks are named by id (= inode number - 1 for FUSE); ids are never reused.
+ * Every mutation of a disk's contents or size is a log record first and a map
+ * update second, through the one function replay uses too, so the state
+ * after a restart is the state before it.
+ *
+ * Error convention: functions return 0 (or a byte count) or a negative errno;
+ * they never exit.  Where a message helps the user, it goes to err.
+ * All functions are thread-safe.
+ */
+#ifndef HCOWFS_STORE_H
+#define HCOWFS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#include "names.h"
+#include "sbuf.h"
+
+struct store;
+
+struct store_opts {
+	const char	*datadir;
+	const char	*tmpldir;
+	uint64_t	 segment_size;		/* 0: default */
+	unsigned	 checkpoint_ms;		/* 0: default */
+	int		 purge_unlinked;	/* first worker of a mount: nothing is open */
+	int		 create;		/* create the store if the data dir is empty */
+};
+
+#define STORE_CHECKPOINT_MS_DEFAULT	10000
+#define STORE_CHECKPOINT_LOG_BYTES	(UINT64_C(256) << 20)
+
+struct disk_attr {
+	uint64_t id;
+	char	 name[NAME_MAX_LEN + 1];
+	char	 template_name[256];
+	uint64_t size;
+	uint32_t mode, uid, gid;
+	int64_t	 mtime_ns, ctime_ns;
+	uint64_t blocks;		/* 512-byte units, see store_getattr() */
+	uint64_t log_bytes;		/* bytes of this disk that live in the log */
+	uint64_t extents;
+	int	 opens;
+	const char *problem;		/* NULL if the disk can serve I/O */
+};
+
+int store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen);
+/* Checkpoint and release everything. */
+void store_close(struct store *st);
+int store_checkpoint(struct store *st);
+
+/* Namespace.  -ENOENT if no such disk. */
+int store_lookup(struct store *st, const char *name, struct disk_attr *a);
+int store_getattr(struct store *st, uint64_t id, struct disk_attr *a);
+/* The linked disk with the smallest id > after; -ENOENT when none. */
+int store_next(struct store *st, uint64_t after, struct disk_attr *a);
+
+/*
+ * Create disk `name` as a clone of template `tmpl` (size 0: the template's).
+ * A retry with the same non-empty token of a create that succeeded returns 0.
+ */
+int store_create(struct store *st, const char *name, const char *tmpl, uint64_t size,
+    const char *token, struct disk_attr *a, char *err, size_t errlen);
+/* Unlink: the disk disappears from the namespace; its data goes when the last open closes. */
+int store_unlink(struct store *st, const char *name);
+/* flags: 0 or RENAME_NOREPLACE. */
+int store_rename(struct store *st, const char *from, const char *to, unsigned flags);
+
+#define STORE_SET_MODE	1
+#define STORE_SET_UID	2
+#define STORE_SET_GID	4
+#define STORE_SET_MTIME	8
+/* Change owner, mode or mtime (size: store_resize). */
+int store_setattr(struct store *st, uint64_t id, int mask, uint32_t mode, uint32_t uid,
+    uint32_t gid, int64_t mtime_ns);
+
+int store_open_disk(struct store *st, uint64_t id);
+void store_release_disk(struct store *st, uint64_t id);
+
+/* I/O.  read returns bytes read (short at end of disk); write returns bytes written. */
+ssize_t store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off);
+ssize_t store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t off);
+/* Zero [off, off+len).  Without keep_size, grows the disk to cover the range. */
+int store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_size);
+/* Set the disk's size (truncate); with grow_only, only ever grow it (fallocate). */
+int store_resize(struct store *st, uint64_t id, uint64_t size, int grow_only);
+/* Make every acknowledged write durable. */
+int store_sync(struct store *st, uint64_t id);
+/* SEEK_DATA / SEEK_HOLE; -ENXIO past the end or when no data follows. */
+int store_seek(struct store *st, uint64_t id, uint64_t off, int whence, uint64_t *res);
+int store_statfs(struct store *st, struct statvfs *sv);
+
+/* The disks as JSON (an array) or text (a table), for status and list. */
+void store_describe(struct store *st, struct sbuf *sb, int json);
+
+#endif

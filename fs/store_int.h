@@ -1,0 +1,92 @@
+/*
+ * store_int: what the store's own files (store.c, diskio.c, namespace.c)
+ * share; nothing else includes it.  The lock order and the checkpoint
+ * protocol are described at the top of store.c.
+ */
+#ifndef HCOWFS_STORE_INT_H
+#define HCOWFS_STORE_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+
+#include "catalog.h"
+#include "extmap.h"
+#include "store.h"
+#include "wlog.h"
+
+#define READ_PIECES	64
+
+struct tmpl {
+	struct catalog_template rec;	/* the version disks were cloned from */
+	int		 fd;		/* -1 when problem is set */
+	uint64_t	 alloc_bytes;	/* space the file takes (st_blocks) */
+	char		 problem[600];	/* "" when the file matches rec */
+};
+
+struct disk {
+	int64_t		 id;
+	char		 name[NAME_MAX_LEN + 1];	/* "" once unlinked */
+	struct tmpl	*tmpl;
+	char		 token[64];
+
+	pthread_rwlock_t lock;
+	struct extmap	*map;
+	struct extmap	*dirty;		/* ranges changed since the checkpoint */
+	int		 meta_dirty;	/* size/mtime changed since the checkpoint */
+	uint64_t	 size;
+	int64_t		 mtime_ns, ctime_ns;
+	uint32_t	 mode, uid, gid;
+	int		 opens;
+};
+
+struct store {
+	char		 datadir[PATH_MAX];
+	char		 tmpldir[PATH_MAX];
+	int		 tmpldirfd;
+	int		 purge_allowed;
+	struct catalog	*cat;
+	struct wlog	*log;
+
+	pthread_mutex_t	 cat_lock;
+	pthread_rwlock_t ns_lock;
+	pthread_mutex_t	 log_lock;
+
+	struct disk	**disks;	/* by id */
+	size_t		 disks_cap;
+	struct tmpl	**tmpls;
+	size_t		 ntmpls;
+
+	pthread_t	 cp_thread;
+	int		 cp_running;
+	pthread_mutex_t	 cp_mu;
+	pthread_cond_t	 cp_cond;
+	int		 cp_stop;
+	unsigned	 cp_ms;
+	uint64_t	 cp_log_size;	/* wlog_size() at the last checkpoint */
+	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
+};
+
+int64_t now_ns(void);
+
+/* Disk table, under ns_lock (shared to look up, exclusive to change). */
+struct disk *disk_get(struct store *st, uint64_t id);
+struct disk *disk_by_name(struct store *st, const char *name);
+struct disk *disk_new(const struct catalog_disk *cd, struct tmpl *t);
+void disk_free(struct disk *d);
+int disk_table_put(struct store *st, struct disk *d);
+
+struct tmpl *tmpl_by_id(struct store *st, int64_t id);
+int tmpl_add(struct store *st, struct tmpl *t);
+int tmpl_read(const struct tmpl *t, char *buf, uint64_t len, uint64_t off);
+uint64_t fd_alloc_bytes(int fd);
+
+/* Under d->lock (shared is enough). */
+void disk_attr_fill(const struct disk *d, struct disk_attr *a);
+/* Under d->lock exclusive: the one place a disk's contents and size change. */
+int disk_apply(struct disk *d, const struct rec_header *h, uint64_t data_laddr);
+int dirty_mark(struct disk *d, uint64_t off, uint64_t len);
+
+/* After appending: wake the checkpointer if the log since the checkpoint is long. */
+void checkpoint_nudge(struct store *st);
+
+#endif

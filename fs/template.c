@@ -1,0 +1,94 @@
+/* template: see template.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "template.h"
+
+static int
+template_fingerprint(int fd, uint64_t size, char *out, size_t len)
+{
+	unsigned char *buf = malloc(TEMPLATE_SAMPLE_SIZE);
+	uint32_t crc = crc32c(0, &size, sizeof(size));
+
+	if (!buf)
+		return -ENOMEM;
+	for (int i = 0; i < TEMPLATE_SAMPLES && size > 0; i++) {
+		uint64_t off = size <= TEMPLATE_SAMPLE_SIZE ? 0 :
+		    (size - TEMPLATE_SAMPLE_SIZE) / (TEMPLATE_SAMPLES - 1) * (uint64_t)i;
+		ssize_t n = pread(fd, buf, TEMPLATE_SAMPLE_SIZE, (off_t)off);
+		if (n < 0) {
+			int rc = -errno;
+			free(buf);
+			return rc;
+		}
+		crc = crc32c(crc, buf, (size_t)n);
+	}
+	free(buf);
+	snprintf(out, len, "crc32c-s%d:%08" PRIx32, TEMPLATE_SAMPLES, crc);
+	return 0;
+}
+
+int
+template_probe(int dirfd, const char *name, struct catalog_template *t, int *fd,
+    char *err, size_t errlen)
+{
+	struct stat sb;
+	int f, rc;
+
+	f = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (f < 0 && errno == ELOOP) {
+		/* a symlink in the template dir is fine: follow it, still check the target */
+		f = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	}
+	if (f < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "template '%s': %s", name,
+		    errno == ENOENT ? "no such file in the template dir" : strerror(errno));
+		return rc;
+	}
+	if (fstat(f, &sb) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "template '%s': %s", name, strerror(errno));
+		close(f);
+		return rc;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "template '%s' is not a regular file", name);
+		close(f);
+		return -EINVAL;
+	}
+	fcntl(f, F_SETFL, fcntl(f, F_GETFL) & ~O_NONBLOCK);
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->size = (uint64_t)sb.st_size;
+	t->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+	t->ino = (uint64_t)sb.st_ino;
+	if ((rc = template_fingerprint(f, t->size, t->fingerprint, sizeof(t->fingerprint))) < 0) {
+		snprintf(err, errlen, "template '%s' is unreadable: %s", name, strerror(-rc));
+		close(f);
+		return rc;
+	}
+	*fd = f;
+	return 0;
+}
+
+const char *
+template_differs(const struct catalog_template *rec, const struct catalog_template *cur)
+{
+	if (rec->size != cur->size)
+		return "its size changed";
+	if (rec->ino != cur->ino)
+		return "it was replaced by another file";
+	if (rec->mtime_ns != cur->mtime_ns)
+		return "it was modified";
+	if (strcmp(rec->fingerprint, cur->fingerprint) != 0)
+		return "its content changed";
+	return NULL;
+}

@@ -1,0 +1,689 @@
+/*
+ * wlog: see wlog.h for the contract; logfmt.h for the bytes.
+ *
+ * State:
+ *   segfd[]     fd+1 of every open segment, indexed by segment number (0 = none).
+ *               Segments are only ever added, so readers index it without a lock.
+ *   first,last  the segment numbers present; `last` is the one appended to.
+ *   tail        log address of the next record (atomic: read by wlog_sync).
+ *   synced      every record before it is durable (under sync_lock).
+ *   broken      set when an fdatasync failed: after that the page cache may
+ *               have dropped dirty pages, so no later sync may claim success.
+ *
+ * Transitions:
+ *   wlog_open      -> segments checked, tail unknown (replayed = 0)
+ *   wlog_replay    -> tail found, torn tail cut off, appends allowed
+ *   wlog_append    -> tail advances; when a record does not fit, the full
+ *                     segment is fdatasync'ed, then the next one is created
+ *                     and the log directory fsync'ed (wlog_roll)
+ */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "hlog.h"
+#include "wlog.h"
+
+#define REPLAY_CHUNK	(1u << 20)
+
+struct wlog {
+	char		 dir[PATH_MAX];
+	int		 dirfd;
+	uint8_t		 uuid[16];
+	uint64_t	 segment_size;
+	int		*segfd;			/* fd + 1 by segment number */
+	uint32_t	 first, last;
+	_Atomic uint64_t tail;
+	uint64_t	 next_seq;
+	int		 replayed;
+	_Atomic uint64_t size;			/* bytes in all segments */
+
+	pthread_mutex_t	 sync_lock;
+	pthread_cond_t	 sync_cond;
+	uint64_t	 synced;
+	int		 syncing;
+	_Atomic int	 broken;		/* -errno of a failed fdatasync */
+};
+
+uint64_t
+wlog_first_laddr(void)
+{
+	return LADDR(1, sizeof(struct seg_header));
+}
+
+static void
+seg_header_init(struct seg_header *sh, uint32_t segno, const uint8_t uuid[16])
+{
+	memset(sh, 0, sizeof(*sh));
+	memcpy(sh->magic, SEG_MAGIC, sizeof(sh->magic));
+	sh->version = LOG_FORMAT_VERSION;
+	sh->header_size = sizeof(*sh);
+	sh->segno = segno;
+	memcpy(sh->store_uuid, uuid, 16);
+	sh->crc = crc32c(0, sh, sizeof(*sh));
+}
+
+static const char *
+seg_header_check(const struct seg_header *sh, uint32_t segno, const uint8_t uuid[16])
+{
+	struct seg_header c = *sh;
+
+	c.crc = 0;
+	if (memcmp(sh->magic, SEG_MAGIC, sizeof(sh->magic)) != 0)
+		return "bad magic";
+	if (crc32c(0, &c, sizeof(c)) != sh->crc)
+		return "header checksum mismatch";
+	if (sh->version != LOG_FORMAT_VERSION)
+		return "unsupported log format version";
+	if (sh->header_size != sizeof(*sh) || sh->segno != segno)
+		return "header does not match its file name";
+	if (memcmp(sh->store_uuid, uuid, 16) != 0)
+		return "segment belongs to another store";
+	return NULL;
+}
+
+static void
+seg_name(uint32_t segno, char *buf, size_t len)
+{
+	snprintf(buf, len, "%08x.seg", segno);
+}
+
+/* Create segment segno with its header; returns the fd or -errno. */
+static int
+seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16])
+{
+	struct seg_header sh;
+	char name[32];
+	int fd, rc;
+
+	seg_name(segno, name, sizeof(name));
+	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	seg_header_init(&sh, segno, uuid);
+	if (pwrite(fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh)) {
+		rc = errno ? -errno : -EIO;
+		close(fd);
+		unlinkat(dirfd, name, 0);
+		return rc;
+	}
+	return fd;
+}
+
+int
+wlog_create(const char *dir, const uint8_t uuid[16])
+{
+	int dirfd, fd, rc = 0;
+
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	fd = seg_create(dirfd, 1, uuid);
+	if (fd < 0) {
+		close(dirfd);
+		return fd;
+	}
+	if (fdatasync(fd) < 0 || fsync(dirfd) < 0)
+		rc = -errno;
+	close(fd);
+	close(dirfd);
+	return rc;
+}
+
+static int
+seg_fd(const struct wlog *w, uint32_t segno)
+{
+	if (segno == 0 || segno >= WLOG_SEGMENTS_MAX)
+		return -1;
+	return w->segfd[segno] - 1;
+}
+
+static int
+segno_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* List segment numbers in the log dir, sorted. */
+static int
+wlog_list(struct wlog *w, uint32_t **out, size_t *n)
+{
+	DIR *d = fdopendir(dup(w->dirfd));
+	struct dirent *de;
+	uint32_t *v = NULL;
+	size_t cnt = 0, cap = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) != NULL) {
+		unsigned segno;
+		char tail[8];
+		if (strlen(de->d_name) != 12 ||
+		    sscanf(de->d_name, "%8x%7s", &segno, tail) != 2 || strcmp(tail, ".seg") != 0)
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 64;
+			uint32_t *nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				free(v);
+				closedir(d);
+				return -ENOMEM;
+			}
+			v = nv;
+		}
+		v[cnt++] = segno;
+	}
+	closedir(d);
+	qsort(v, cnt, sizeof(*v), segno_cmp);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int
+wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
+    struct wlog **out, char *err, size_t errlen)
+{
+	struct wlog *w;
+	uint32_t *segs = NULL;
+	size_t nsegs = 0;
+	int rc;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->segfd = calloc(WLOG_SEGMENTS_MAX, sizeof(int));
+	if (!w->segfd) {
+		free(w);
+		return -ENOMEM;
+	}
+	snprintf(w->dir, sizeof(w->dir), "%s", dir);
+	memcpy(w->uuid, uuid, 16);
+	w->segment_size = segment_size;
+	pthread_mutex_init(&w->sync_lock, NULL);
+	pthread_cond_init(&w->sync_cond, NULL);
+	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (w->dirfd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot open log directory '%s': %s", dir, strerror(errno));
+		goto fail;
+	}
+	if ((rc = wlog_list(w, &segs, &nsegs)) < 0) {
+		snprintf(err, errlen, "cannot list log directory '%s': %s", dir, strerror(-rc));
+		goto fail;
+	}
+	if (nsegs == 0) {
+		rc = -EUCLEAN;
+		snprintf(err, errlen, "log directory '%s' has no segment", dir);
+		goto fail;
+	}
+	for (size_t i = 0; i < nsegs; i++) {
+		struct seg_header sh;
+		struct stat st;
+		const char *why;
+		char name[32];
+		int fd;
+
+		seg_name(segs[i], name, sizeof(name));
+		if (segs[i] >= WLOG_SEGMENTS_MAX || (i > 0 && segs[i] != segs[i - 1] + 1)) {
+			rc = -EUCLEAN;
+			snprintf(err, errlen, "log segment %s is missing or out of sequence", name);
+			goto fail;
+		}
+		fd = openat(w->dirfd, name, O_RDWR | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot open log segment %s: %s", name, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			goto fail;
+		}
+		if (pread(fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh))
+			why = "shorter than its header";
+		else
+			why = seg_header_check(&sh, segs[i], uuid);
+		if (why && i == nsegs - 1 && i > 0) {
+			/*
+			 * The newest segment was being created when the machine
+			 * stopped: its header never became durable, so neither did
+			 * any record in it (a sync covers the header too).  Drop it;
+			 * appends continue in the previous segment.
+			 */
+			hlog(HLOG_WARN, "log segment %s is incomplete (%s); removing it", name, why);
+			close(fd);
+			if (unlinkat(w->dirfd, name, 0) < 0) {
+				rc = -errno;
+				snprintf(err, errlen, "cannot remove incomplete log segment %s: %s",
+				    name, strerror(errno));
+				goto fail;
+			}
+			fsync(w->dirfd);
+			nsegs--;
+			break;
+		}
+		if (why) {
+			close(fd);
+			rc = -EUCLEAN;
+			snprintf(err, errlen, "log segment %s: %s", name, why);
+			goto fail;
+		}
+		w->segfd[segs[i]] = fd + 1;
+		w->size += (uint64_t)st.st_size;
+	}
+	w->first = segs[0];
+	w->last = segs[nsegs - 1];
+	free(segs);
+	*out = w;
+	return 0;
+fail:
+	free(segs);
+	wlog_close(w);
+	return rc;
+}
+
+void
+wlog_close(struct wlog *w)
+{
+	if (!w)
+		return;
+	for (uint32_t s = w->first; s && s <= w->last; s++)
+		if (seg_fd(w, s) >= 0)
+			close(seg_fd(w, s));
+	if (w->dirfd >= 0)
+		close(w->dirfd);
+	pthread_mutex_destroy(&w->sync_lock);
+	pthread_cond_destroy(&w->sync_cond);
+	free(w->segfd);
+	free(w);
+}
+
+/* Header checks that need no data: returns NULL if h may start a valid record. */
+static const char *
+rec_header_check(const struct rec_header *h, uint64_t expect_seq)
+{
+	struct rec_header c = *h;
+
+	if (h->magic != REC_MAGIC)
+		return "bad record magic";
+	c.hdr_crc = 0;
+	if (crc32c(0, &c, sizeof(c)) != h->hdr_crc)
+		return "record header checksum mismatch";
+	if (expect_seq && h->seq != expect_seq)
+		return "record out of sequence";
+	switch (h->type) {
+	case REC_WRITE:
+		if (h->length == 0 || h->length > REC_DATA_MAX)
+			return "record length out of range";
+		break;
+	case REC_ZERO:
+	case REC_SIZE:
+		if (h->data_crc != 0)
+			return "record without data has a data checksum";
+		break;
+	default:
+		return "unknown record type";
+	}
+	if (h->type != REC_SIZE && h->offset + h->length < h->offset)
+		return "record range overflows";
+	return NULL;
+}
+
+/* Does a record with a good header and seq > after_seq start anywhere in [from, size)? */
+static int
+seg_has_later_record(int fd, uint64_t from, uint64_t size, uint64_t after_seq)
+{
+	static const uint32_t magic = REC_MAGIC;
+	unsigned char *buf = malloc(REPLAY_CHUNK + sizeof(struct rec_header));
+	int found = 0;
+
+	if (!buf)
+		return 0;
+	for (uint64_t pos = from; pos < size && !found; pos += REPLAY_CHUNK) {
+		ssize_t n = pread(fd, buf, REPLAY_CHUNK + sizeof(struct rec_header), (off_t)pos);
+		for (ssize_t i = 0; n > 0 && i + (ssize_t)sizeof(struct rec_header) <= n && i < REPLAY_CHUNK; i++) {
+			struct rec_header h;
+			if (memcmp(buf + i, &magic, 4) != 0)
+				continue;
+			memcpy(&h, buf + i, sizeof(h));
+			if (!rec_header_check(&h, 0) && h.seq > after_seq) {
+				found = 1;
+				break;
+			}
+		}
+	}
+	free(buf);
+	return found;
+}
+
+/* Keep a copy of bytes about to be cut off, for whoever investigates. */
+static void
+seg_save_tail(struct wlog *w, uint32_t segno, int fd, uint64_t from, uint64_t size)
+{
+	char name[64];
+	unsigned char *buf = malloc(REPLAY_CHUNK);
+	int out;
+
+	if (!buf)
+		return;
+	snprintf(name, sizeof(name), "%08x.seg.cut-%llx", segno, (unsigned long long)from);
+	out = openat(w->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	for (uint64_t pos = from; out >= 0 && pos < size; ) {
+		ssize_t n = pread(fd, buf, REPLAY_CHUNK, (off_t)pos);
+		if (n <= 0 || write(out, buf, (size_t)n) != n)
+			break;
+		pos += (uint64_t)n;
+	}
+	if (out >= 0) {
+		fsync(out);
+		close(out);
+		hlog(HLOG_WARN, "kept the %llu bytes cut from segment %08x in %s/%s",
+		    (unsigned long long)(size - from), segno, w->dir, name);
+	}
+	free(buf);
+}
+
+int
+wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq,
+    int (*apply)(const struct rec_header *h, uint64_t data_laddr, void *arg), void *arg,
+    struct wlog_replay_stats *stats, char *err, size_t errlen)
+{
+	unsigned char *buf;
+	uint32_t segno = LADDR_SEG(from);
+	uint64_t pos = LADDR_OFF(from);
+	uint64_t seq = next_seq;
+	int rc = 0;
+
+	memset(stats, 0, sizeof(*stats));
+	if (segno < w->first || segno > w->last || pos < sizeof(struct seg_header)) {
+		snprintf(err, errlen, "checkpoint points at log address %llx, outside segments %08x..%08x",
+		    (unsigned long long)from, w->first, w->last);
+		return -EUCLEAN;
+	}
+	buf = malloc(REPLAY_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		int fd = seg_fd(w, segno);
+		struct stat st;
+		struct rec_header h;
+		const char *why = NULL;
+
+		if (fstat(fd, &st) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot stat log segment %08x: %s", segno, strerror(errno));
+			break;
+		}
+		if (pos == (uint64_t)st.st_size) {
+			if (segno == w->last)
+				break;
+			segno++;
+			pos = sizeof(struct seg_header);
+			continue;
+		}
+		if (pos + sizeof(h) > (uint64_t)st.st_size)
+			why = "partial record header";
+		else if (pread(fd, &h, sizeof(h), (off_t)pos) != (ssize_t)sizeof(h))
+			why = "unreadable record header";
+		else if ((why = rec_header_check(&h, seq)) == NULL && h.type == REC_WRITE) {
+			uint32_t crc = 0;
+			if (pos + sizeof(h) + h.length > (uint64_t)st.st_size)
+				why = "record data cut short";
+			for (uint64_t done = 0; !why && done < h.length; ) {
+				size_t n = h.length - done < REPLAY_CHUNK ? h.length - done : REPLAY_CHUNK;
+				if (pread(fd, buf, n, (off_t)(pos + sizeof(h) + done)) != (ssize_t)n)
+					why = "unreadable record data";
+				else
+					crc = crc32c(crc, buf, n);
+				done += n;
+			}
+			if (!why && crc != h.data_crc)
+				why = "record data checksum mismatch";
+		}
+		if (why) {
+			if (segno != w->last) {
+				rc = -EUCLEAN;
+				snprintf(err, errlen, "log segment %08x is corrupt at offset %llu: %s",
+				    segno, (unsigned long long)pos, why);
+				break;
+			}
+			uint64_t cut = (uint64_t)st.st_size - pos;
+			if (seg_has_later_record(fd, pos + 1, (uint64_t)st.st_size, seq))
+				seg_save_tail(w, segno, fd, pos, (uint64_t)st.st_size);
+			hlog(HLOG_WARN, "log segment %08x: cutting %llu bytes of torn tail at offset %llu (%s)",
+			    segno, (unsigned long long)cut, (unsigned long long)pos, why);
+			if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0) {
+				rc = -errno;
+				snprintf(err, errlen, "cannot cut torn tail of segment %08x: %s",
+				    segno, strerror(errno));
+				break;
+			}
+			stats->torn_bytes = cut;
+			w->size -= cut;
+			break;
+		}
+		if ((rc = apply(&h, LADDR(segno, pos + sizeof(h)), arg)) < 0) {
+			snprintf(err, errlen, "cannot apply record %llu: %s",
+			    (unsigned long long)h.seq, strerror(-rc));
+			break;
+		}
+		stats->records++;
+		stats->bytes += sizeof(h) + (h.type == REC_WRITE ? h.length : 0);
+		pos += sizeof(h) + (h.type == REC_WRITE ? h.length : 0);
+		seq++;
+	}
+	free(buf);
+	if (rc == 0) {
+		w->last = segno;	/* later segments were empty or never existed */
+		w->tail = LADDR(segno, pos);
+		w->synced = 0;
+		w->next_seq = seq;
+		w->replayed = 1;
+	}
+	return rc;
+}
+
+/* Start the next segment.  The full one is made durable first. */
+static int
+wlog_roll(struct wlog *w)
+{
+	uint32_t next = w->last + 1;
+	int fd;
+
+	if (next >= WLOG_SEGMENTS_MAX)
+		return -ENOSPC;
+	if (fdatasync(seg_fd(w, w->last)) < 0)
+		return -errno;
+	fd = seg_create(w->dirfd, next, w->uuid);
+	if (fd < 0)
+		return fd;
+	if (fsync(w->dirfd) < 0) {
+		int rc = -errno;
+		char name[32];
+		close(fd);
+		seg_name(next, name, sizeof(name));
+		unlinkat(w->dirfd, name, 0);
+		return rc;
+	}
+	w->segfd[next] = fd + 1;
+	w->last = next;
+	w->size += sizeof(struct seg_header);
+	w->tail = LADDR(next, sizeof(struct seg_header));
+	return 0;
+}
+
+int
+wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *data_laddr)
+{
+	uint64_t dlen = h->type == REC_WRITE ? h->length : 0;
+	uint64_t tail, off, reclen = sizeof(*h) + dlen;
+	struct iovec iov[2];
+	int fd, rc;
+
+	assert(w->replayed);
+	if (w->broken)
+		return -EIO;
+	if (h->type == REC_WRITE && (dlen == 0 || dlen > REC_DATA_MAX))
+		return -EINVAL;
+	tail = w->tail;
+	if (LADDR_OFF(tail) + reclen > w->segment_size &&
+	    LADDR_OFF(tail) > sizeof(struct seg_header)) {
+		if ((rc = wlog_roll(w)) < 0)
+			return rc;
+		tail = w->tail;
+	}
+	off = LADDR_OFF(tail);
+	fd = seg_fd(w, LADDR_SEG(tail));
+
+	h->magic = REC_MAGIC;
+	h->flags = 0;
+	h->seq = w->next_seq;
+	h->reserved1 = 0;
+	h->reserved2 = 0;
+	h->reserved3 = 0;
+	h->data_crc = dlen ? crc32c(0, data, dlen) : 0;
+	h->hdr_crc = 0;
+	h->hdr_crc = crc32c(0, h, sizeof(*h));
+
+	iov[0].iov_base = h;
+	iov[0].iov_len = sizeof(*h);
+	iov[1].iov_base = (void *)data;
+	iov[1].iov_len = dlen;
+	for (uint64_t done = 0; done < reclen; ) {
+		ssize_t n;
+		struct iovec *v = iov;
+		int cnt = dlen ? 2 : 1;
+		/* after a short write, continue from where it stopped */
+		if (done >= sizeof(*h)) {
+			v = &iov[1];
+			cnt = 1;
+			iov[1].iov_base = (char *)data + (done - sizeof(*h));
+			iov[1].iov_len = dlen - (done - sizeof(*h));
+		} else if (done > 0) {
+			iov[0].iov_base = (char *)h + done;
+			iov[0].iov_len = sizeof(*h) - done;
+		}
+		n = pwritev(fd, v, cnt, (off_t)(off + done));
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			if (rc == -EINTR)
+				continue;
+			/* leave no partial record behind for the next append to follow */
+			if (ftruncate(fd, (off_t)off) < 0)
+				hlog(HLOG_WARN, "cannot cut partial record in segment %08x: %s",
+				    LADDR_SEG(tail), strerror(errno));
+			return rc;
+		}
+		done += (uint64_t)n;
+	}
+	w->next_seq++;
+	w->size += reclen;
+	w->tail = LADDR(LADDR_SEG(tail), off + reclen);
+	*data_laddr = LADDR(LADDR_SEG(tail), off + sizeof(*h));
+	return 0;
+}
+
+int
+wlog_locate(struct wlog *w, uint64_t laddr, int *fd, uint64_t *off)
+{
+	int f = seg_fd(w, LADDR_SEG(laddr));
+
+	if (f < 0)
+		return -EIO;
+	*fd = f;
+	*off = LADDR_OFF(laddr);
+	return 0;
+}
+
+int
+wlog_read(struct wlog *w, uint64_t laddr, void *buf, size_t len)
+{
+	uint64_t off;
+	int fd, rc;
+
+	if ((rc = wlog_locate(w, laddr, &fd, &off)) < 0)
+		return rc;
+	for (size_t done = 0; done < len; ) {
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int
+wlog_sync(struct wlog *w, uint64_t upto)
+{
+	uint64_t target;
+	int rc = 0, fd;
+
+	pthread_mutex_lock(&w->sync_lock);
+	for (;;) {
+		if (w->broken) {
+			pthread_mutex_unlock(&w->sync_lock);
+			return -EIO;
+		}
+		if (w->synced >= upto) {
+			pthread_mutex_unlock(&w->sync_lock);
+			return 0;
+		}
+		if (!w->syncing)
+			break;
+		pthread_cond_wait(&w->sync_cond, &w->sync_lock);
+	}
+	w->syncing = 1;
+	target = w->tail;
+	pthread_mutex_unlock(&w->sync_lock);
+
+	/* older segments were synced when the log rolled past them */
+	fd = seg_fd(w, LADDR_SEG(target));
+	if (fdatasync(fd) < 0) {
+		rc = -errno;
+		hlog(HLOG_ERROR, "fdatasync of log segment %08x failed: %s; the log refuses "
+		    "further writes until the mount restarts", LADDR_SEG(target), strerror(errno));
+	}
+
+	pthread_mutex_lock(&w->sync_lock);
+	w->syncing = 0;
+	if (rc < 0)
+		w->broken = rc;
+	else if (target > w->synced)
+		w->synced = target;
+	pthread_cond_broadcast(&w->sync_cond);
+	pthread_mutex_unlock(&w->sync_lock);
+	return rc < 0 ? -EIO : 0;
+}
+
+uint64_t
+wlog_tail(const struct wlog *w)
+{
+	return w->tail;
+}
+
+uint64_t
+wlog_next_seq(const struct wlog *w)
+{
+	return w->next_seq;
+}
+
+uint64_t
+wlog_size(const struct wlog *w)
+{
+	return w->size;
+}

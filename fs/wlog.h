@@ -1,0 +1,90 @@
+/*
+ * wlog: the append-only write log (format in logfmt.h).
+ *
+ * Owns the segment files of DATADIR/log: appends records at the tail, reads
+ * data back by log address, makes the tail durable, and at open replays the
+ * records after a checkpoint.
+ *
+ * Concurrency: wlog_append() and wlog_replay() must be serialized by the
+ * caller (the store's log lock: the order of appends is the order of the
+ * map updates).  wlog_read(), wlog_sync(), wlog_tail() may run concurrently
+ * with an append.
+ *
+ * Durability: an appended record is in the page cache when wlog_append()
+ * returns.  wlog_sync(w, upto) returns once every record before log address
+ * `upto` is on stable storage.  A segment is fdatasync'ed before the next one
+ * is created, so only the newest segment can ever have a torn tail.
+ *
+ * Error convention: 0 or a negative errno.
+ */
+#ifndef HCOWFS_WLOG_H
+#define HCOWFS_WLOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logfmt.h"
+
+#define WLOG_SEGMENT_SIZE_DEFAULT	(UINT64_C(1) << 30)
+#define WLOG_SEGMENT_SIZE_MIN		(UINT64_C(16) << 20)
+#define WLOG_SEGMENTS_MAX		(1u << 20)
+
+struct wlog;
+
+/* What replay found; filled by wlog_replay(). */
+struct wlog_replay_stats {
+	uint64_t records;	/* valid records applied */
+	uint64_t bytes;		/* log bytes scanned */
+	uint64_t torn_bytes;	/* bytes dropped from the tail */
+};
+
+/*
+ * Create a new, empty log in dir (which must exist): segment 1, header only.
+ * The first record will be at log address wlog_first_laddr().
+ */
+int wlog_create(const char *dir, const uint8_t uuid[16]);
+uint64_t wlog_first_laddr(void);
+
+/*
+ * Open the log in dir.  Checks every segment header against uuid.
+ * Appends are not allowed until wlog_replay() has found the tail.
+ */
+int wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
+    struct wlog **out, char *err, size_t errlen);
+void wlog_close(struct wlog *w);
+
+/*
+ * Scan the records from log address `from`, whose sequence numbers must start
+ * at next_seq, calling apply for each valid one (data_laddr = address of its
+ * first data byte).  Stops at the first invalid record: in the newest segment
+ * that is a torn tail, cut off (file truncated) so appends continue there; in
+ * an older segment it is corruption: -EUCLEAN, with err saying where.
+ * An error from apply stops the scan and is returned.
+ */
+int wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq,
+    int (*apply)(const struct rec_header *h, uint64_t data_laddr, void *arg), void *arg,
+    struct wlog_replay_stats *stats, char *err, size_t errlen);
+
+/*
+ * Append a record.  The caller fills type, disk_id, offset, length; wlog
+ * fills magic, seq and checksums.  data is `length` bytes for REC_WRITE and
+ * NULL otherwise.  On success *data_laddr is where the data starts.  On
+ * failure (-ENOSPC, -EIO...) nothing was appended.
+ */
+int wlog_append(struct wlog *w, struct rec_header *h, const void *data,
+    uint64_t *data_laddr);
+
+/* Read len bytes at log address laddr.  0 or -errno (-EIO on a short read). */
+int wlog_read(struct wlog *w, uint64_t laddr, void *buf, size_t len);
+
+/* The segment fd and offset holding laddr, for zero-copy replies. */
+int wlog_locate(struct wlog *w, uint64_t laddr, int *fd, uint64_t *off);
+
+/* Make every record before `upto` durable (group commit: one fdatasync serves all waiters). */
+int wlog_sync(struct wlog *w, uint64_t upto);
+
+uint64_t wlog_tail(const struct wlog *w);	/* address of the next record */
+uint64_t wlog_next_seq(const struct wlog *w);
+uint64_t wlog_size(const struct wlog *w);	/* bytes in all segments */
+
+#endif

@@ -1,0 +1,56 @@
+-- hcowfs catalog, schema version 1.
+--
+-- The catalog lives in DATADIR/catalog.db.  It holds the disks, the template
+-- versions they were cloned from, and the extent map as of the last
+-- checkpoint.  Writes after the checkpoint are only in the log; opening the
+-- store replays them on top of this.  The worker writes this file; nothing
+-- else should.
+
+-- key/value facts about the store: schema_version, store_uuid (hex),
+-- checkpoint_laddr (log address replay starts at), checkpoint_seq (the
+-- sequence number the record there must carry), created (unix time).
+CREATE TABLE meta (
+	key	TEXT PRIMARY KEY,
+	value	TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- One row per version of a template file that disks were cloned from.  A disk
+-- refuses I/O when its template file no longer matches this row.
+CREATE TABLE templates (
+	id		INTEGER PRIMARY KEY AUTOINCREMENT,
+	name		TEXT NOT NULL,		-- file name in the template dir
+	size		INTEGER NOT NULL,	-- bytes
+	mtime_ns	INTEGER NOT NULL,
+	ino		INTEGER NOT NULL,
+	fingerprint	TEXT NOT NULL,		-- crc32c samples, see fs/template.c
+	UNIQUE (name, size, mtime_ns, ino, fingerprint)
+);
+
+-- One row per disk.  Ids are never reused (AUTOINCREMENT): they are the
+-- inode numbers the kernel knows the disks by, and log records name them.
+-- An unlinked disk that may still be open keeps its row with name NULL until
+-- it is purged.
+CREATE TABLE disks (
+	id		INTEGER PRIMARY KEY AUTOINCREMENT,
+	name		TEXT UNIQUE,
+	template_id	INTEGER NOT NULL REFERENCES templates(id),
+	size		INTEGER NOT NULL,	-- as of the checkpoint
+	mode		INTEGER NOT NULL,	-- permission bits
+	uid		INTEGER NOT NULL,
+	gid		INTEGER NOT NULL,
+	mtime_ns	INTEGER NOT NULL,
+	ctime_ns	INTEGER NOT NULL,
+	created		INTEGER NOT NULL,	-- unix time
+	create_token	TEXT NOT NULL		-- makes a retried create idempotent
+);
+
+-- The checkpointed extent map: disk bytes [loff, loff+len) live at log
+-- address laddr (or read as zeros when laddr = -1).  Rows of one disk never
+-- overlap.  Ranges without a row read from the template.
+CREATE TABLE extents (
+	disk_id	INTEGER NOT NULL REFERENCES disks(id) ON DELETE CASCADE,
+	loff	INTEGER NOT NULL,
+	len	INTEGER NOT NULL,
+	laddr	INTEGER NOT NULL,
+	PRIMARY KEY (disk_id, loff)
+) WITHOUT ROWID;

@@ -1,0 +1,441 @@
+/*
+ * mount.hcowfs: the supervisor.  Parses the command line (its own form and
+ * mount(8)'s), checks the directories, takes the data dir lock, daemonizes,
+ * starts the first worker, mounts when the worker has opened the store, and
+ * then runs the event loop of workers.c and ctlsock.c until the file system
+ * is unmounted.
+ *
+ *   mount.hcowfs TMPLDIR DATADIR MOUNTPOINT [-o OPTS] [-f]
+ *   mount.hcowfs TMPLDIR MOUNTPOINT -o datadir=DATADIR[,OPTS]     (mount(8), fstab)
+ *
+ * Start-up: the parent waits on a pipe until the daemon says the mount is
+ * ready (exit 0) or why it failed (exit 1, message on stderr).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hlog.h"
+#include "mounts.h"
+#include "names.h"
+#include "supervisor.h"
+
+static void
+usage(FILE *f, int code)
+{
+	fprintf(f,
+	    "usage: mount.hcowfs TEMPLATE_DIR DATA_DIR MOUNTPOINT [-f] [-o OPTIONS]\n"
+	    "       mount.hcowfs TEMPLATE_DIR MOUNTPOINT -o datadir=DATA_DIR[,OPTIONS]\n"
+	    "\n"
+	    "Mounts the VM disks stored in DATA_DIR (created on first use) as files under\n"
+	    "MOUNTPOINT, each a copy-on-write clone of a template in TEMPLATE_DIR.\n"
+	    "\n"
+	    "  -f            stay in the foreground, log to stderr\n"
+	    "  -o OPTIONS    comma-separated:\n"
+	    "       datadir=DIR          the data dir (second form)\n"
+	    "       owner=USER|UID       may also use hcowctl on this mount (default: root only)\n"
+	    "       ro                   mount read-only\n"
+	    "       segment_size=BYTES   log segment size (default 1G, minimum 16M)\n"
+	    "       checkpoint_ms=MS     checkpoint interval (default 10000)\n"
+	    "       worker=PATH          worker executable (default: the installed one)\n"
+	    "     generic mount options (rw, defaults, noauto, nofail, _netdev, x-*...) are accepted.\n"
+	    "\n"
+	    "The log of the mount is DATA_DIR/hcowfs.log.  Unmount with umount MOUNTPOINT.\n");
+	exit(code);
+}
+
+static void
+parse_option(struct sup_opts *o, char *opt)
+{
+	static const char *const ignored[] = {
+		"rw", "defaults", "auto", "noauto", "nofail", "_netdev", "user", "nouser",
+		"users", "suid", "nosuid", "dev", "nodev", "exec", "noexec", "async",
+		"atime", "noatime", "relatime", NULL
+	};
+	char *val = strchr(opt, '=');
+	uint64_t v;
+
+	if (val)
+		*val++ = '\0';
+	if (strcmp(opt, "datadir") == 0 && val) {
+		snprintf(o->datadir, sizeof(o->datadir), "%s", val);
+	} else if (strcmp(opt, "ro") == 0 && !val) {
+		o->readonly = 1;
+	} else if (strcmp(opt, "worker") == 0 && val) {
+		snprintf(o->worker_path, sizeof(o->worker_path), "%s", val);
+	} else if (strcmp(opt, "segment_size") == 0 && val) {
+		if (size_parse(val, &v) < 0 || v < (UINT64_C(16) << 20) || v > (UINT64_C(1) << 39))
+			die(1, "option segment_size=%s: expected a size between 16M and 512G", val);
+		o->segment_size = v;
+	} else if (strcmp(opt, "checkpoint_ms") == 0 && val) {
+		char *end;
+		unsigned long ms = strtoul(val, &end, 10);
+		if (*end || ms < 10 || ms > 3600000)
+			die(1, "option checkpoint_ms=%s: expected milliseconds between 10 and 3600000", val);
+		o->checkpoint_ms = (unsigned)ms;
+	} else if (strcmp(opt, "owner") == 0 && val) {
+		struct passwd *pw = getpwnam(val);
+		char *end;
+		long uid = strtol(val, &end, 10);
+		if (pw)
+			o->owner_uid = (long)pw->pw_uid;
+		else if (*val && !*end && uid >= 0)
+			o->owner_uid = uid;
+		else
+			die(1, "option owner=%s: no such user", val);
+	} else {
+		for (int i = 0; ignored[i]; i++)
+			if (strcmp(opt, ignored[i]) == 0 && !val)
+				return;
+		if (strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0)
+			return;
+		die(1, "unknown mount option '%s%s%s'", opt, val ? "=" : "", val ? val : "");
+	}
+}
+
+static void
+parse_options(struct sup_opts *o, char *list)
+{
+	char *save = NULL;
+
+	for (char *opt = strtok_r(list, ",", &save); opt; opt = strtok_r(NULL, ",", &save))
+		parse_option(o, opt);
+}
+
+/* An absolute path for a directory that must exist. */
+static void
+check_dir(const char *what, const char *path, char *out, size_t len, int want_write)
+{
+	struct stat sb;
+	char real[PATH_MAX];
+
+	if (stat(path, &sb) < 0)
+		die(1, "%s '%s': %s", what, path, strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		die(1, "%s '%s' is not a directory", what, path);
+	if (access(path, want_write ? R_OK | W_OK | X_OK : R_OK | X_OK) < 0)
+		die(1, "%s '%s' is not %s: %s", what, path, want_write ? "writable" : "readable",
+		    strerror(errno));
+	if (!realpath(path, real))
+		die(1, "%s '%s': %s", what, path, strerror(errno));
+	snprintf(out, len, "%s", real);
+}
+
+/* The mount point: a directory; a dead hcowfs mount left there is cleared. */
+static void
+check_mountpoint(const char *path, char *out, size_t len)
+{
+	struct hcow_mount m;
+	struct stat sb;
+	int rc;
+
+	if ((rc = mounts_canonical(path, out, len)) < 0)
+		die(1, "mount point '%s': %s", path, strerror(-rc));
+	if (mounts_find(out, &m, 1) > 0) {
+		if (stat(out, &sb) == 0 || errno != ENOTCONN)
+			die(1, "mount point '%s' already has an hcowfs mount (hcowctl -m %s status)", out, out);
+		hlog(HLOG_WARN, "mount point '%s' has a dead hcowfs mount (its processes were "
+		    "killed); unmounting it", out);
+		if (umount2(out, MNT_DETACH) < 0)
+			die(1, "cannot unmount the dead mount on '%s': %s", out, strerror(errno));
+	}
+	if (stat(out, &sb) < 0)
+		die(1, "mount point '%s': %s", out, strerror(errno));
+	if (!S_ISDIR(sb.st_mode))
+		die(1, "mount point '%s' is not a directory", out);
+}
+
+/* The worker next to us in a build tree, else the installed one. */
+static void
+find_worker(struct sup_opts *o)
+{
+	char self[PATH_MAX], cand[PATH_MAX + 64];
+	const char *env = getenv("HCOWFS_WORKER");
+	ssize_t n;
+
+	if (o->worker_path[0])
+		return;
+	if (env && *env) {
+		snprintf(o->worker_path, sizeof(o->worker_path), "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(cand, sizeof(cand), "%s/../fs/hcowfs-worker", dirname(self));
+		if (access(cand, X_OK) == 0 && strstr(cand, "/supervisor/../fs/")) {
+			snprintf(o->worker_path, sizeof(o->worker_path), "%.*s", (int)sizeof(o->worker_path) - 1, cand);
+			return;
+		}
+	}
+	snprintf(o->worker_path, sizeof(o->worker_path), "%s", HCOWFS_WORKER_PATH);
+}
+
+static void
+take_lock(struct sup *s)
+{
+	char path[PATH_MAX + 16], pid[32] = "";
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/lock", s->o.datadir);
+	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (s->lock_fd < 0)
+		die(1, "cannot open lock file '%s': %s", path, strerror(errno));
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		n = pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		die(1, "data dir '%s' is in use by another mount (supervisor pid %s)", s->o.datadir,
+		    pid[0] ? pid : "unknown");
+	}
+}
+
+static void
+write_lock_pid(struct sup *s)
+{
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+
+	if (ftruncate(s->lock_fd, 0) < 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
+		hlog(HLOG_WARN, "cannot record our pid in the lock file: %s", strerror(errno));
+}
+
+static void
+create_ctlmem(struct sup *s)
+{
+	s->shm_fd = memfd_create("hcowfs-ctl", MFD_CLOEXEC);
+	if (s->shm_fd < 0 || ftruncate(s->shm_fd, sizeof(struct ctlmem)) < 0)
+		die(1, "cannot create control memory: %s", strerror(errno));
+	s->ctl = mmap(NULL, sizeof(struct ctlmem), PROT_READ | PROT_WRITE, MAP_SHARED, s->shm_fd, 0);
+	if (s->ctl == MAP_FAILED)
+		die(1, "cannot map control memory: %s", strerror(errno));
+	s->ctl->magic = CTLMEM_MAGIC;
+	s->ctl->version = CTLMEM_VERSION;
+	s->ctl->size = sizeof(struct ctlmem);
+}
+
+/* Fork; the parent waits for the daemon's word and exits with it. */
+static void
+daemonize(struct sup *s)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die(1, "pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		die(1, "fork: %s", strerror(errno));
+	if (pid > 0) {
+		char msg[1024];
+		ssize_t n, got = 0;
+		close(p[1]);
+		while ((n = read(p[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
+			got += n;
+		msg[got] = '\0';
+		if (got > 0 && msg[0] == '0')
+			_exit(0);
+		fprintf(stderr, "mount.hcowfs: %s\n", got > 1 ? msg + 1 : "the daemon died while starting");
+		_exit(1);
+	}
+	close(p[0]);
+	s->ready_fd = p[1];
+	setsid();
+	if (chdir("/") < 0)
+		hlog(HLOG_WARN, "chdir /: %s", strerror(errno));
+	{
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(s->log_fd, STDOUT_FILENO);
+			close(null);
+		}
+	}
+	dup2(s->log_fd, STDERR_FILENO);
+}
+
+void
+sup_startup_failed(struct sup *s, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg + 1, sizeof(msg) - 1, fmt, ap);
+	va_end(ap);
+	msg[0] = '1';
+	hlog(HLOG_ERROR, "%s", msg + 1);
+	if (s->ready_fd >= 0 && write(s->ready_fd, msg, strlen(msg)) < 0) {
+		/* the parent is gone; the log has it */
+	}
+	if (s->worker.pid > 0)
+		kill(s->worker.pid, SIGKILL);
+	if (s->mounted)
+		umount2(s->o.mountpoint, MNT_DETACH);
+	ctlsock_close(s);
+	exit(1);
+}
+
+/* The first worker is ready: mount, open the control socket, release the parent. */
+void
+sup_mounted(struct sup *s)
+{
+	char data[256];
+	struct hcow_mount m[8];
+	unsigned long flags = MS_NOSUID | MS_NODEV | (s->o.readonly ? MS_RDONLY : 0);
+	int n;
+
+	snprintf(data, sizeof(data), "fd=%d,rootmode=40000,user_id=0,group_id=0,"
+	    "allow_other,default_permissions", s->fuse_fd);
+	if (mount(s->o.tmpldir, s->o.mountpoint, "fuse.hcowfs", flags, data) < 0)
+		sup_startup_failed(s, "cannot mount on '%s': %s", s->o.mountpoint, strerror(errno));
+	s->mounted = 1;
+	n = mounts_find(s->o.mountpoint, m, 8);
+	if (n <= 0)
+		sup_startup_failed(s, "mounted '%s' but cannot find it in /proc/self/mountinfo",
+		    s->o.mountpoint);
+	/* the newest mount on that path is ours */
+	s->dev_major = m[(n > 8 ? 8 : n) - 1].major;
+	s->dev_minor = m[(n > 8 ? 8 : n) - 1].minor;
+	ctlsock_open(s);
+	hlog(HLOG_INFO, "mounted %s (templates %s, data %s), control socket %s", s->o.mountpoint,
+	    s->o.tmpldir, s->o.datadir, s->sock_path);
+	if (s->ready_fd >= 0) {
+		if (write(s->ready_fd, "0", 1) < 0) {
+			/* nobody is waiting */
+		}
+		close(s->ready_fd);
+		s->ready_fd = -1;
+	}
+}
+
+void
+sup_exit(struct sup *s, int code)
+{
+	ctlsock_close(s);
+	exit(code);
+}
+
+double
+sup_uptime(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct sup *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (w->signum == SIGHUP) {
+		hlog(HLOG_INFO, "SIGHUP ignored (unmount with umount %s)", s->o.mountpoint);
+		return;
+	}
+	hlog(HLOG_INFO, "signal %d: unmounting %s", w->signum, s->o.mountpoint);
+	if (umount2(s->o.mountpoint, 0) < 0)
+		hlog(HLOG_WARN, "cannot unmount %s: %s; still serving", s->o.mountpoint, strerror(errno));
+	/* the worker sees the unmount, exits 0, and the child watcher ends us */
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static struct sup s;
+	char *pos[3];
+	int npos = 0, opt;
+
+	hlog_init("mount.hcowfs", HLOG_INFO);
+	s.o.owner_uid = -1;
+	s.ready_fd = -1;
+	s.log_fd = -1;
+	s.listen_fd = -1;
+	/* mount(8) passes -n (no mtab), -s (sloppy), -v (verbose); none matters here */
+	while ((opt = getopt_long(argc, argv, "+fo:nsvhVt:N:", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f': s.o.foreground = 1; break;
+		case 'o': parse_options(&s.o, optarg); break;
+		case 'n': case 's': case 'v': case 't': case 'N': break;
+		case 'h': usage(stdout, 0); break;
+		case 'V': printf("mount.hcowfs %s\n", PACKAGE_VERSION); return 0;
+		default: usage(stderr, 1);
+		}
+		/* options may follow the positional arguments (mount(8) puts them last) */
+		while (optind < argc && argv[optind][0] != '-' && npos < 3)
+			pos[npos++] = argv[optind++];
+	}
+	while (optind < argc && npos < 3)
+		pos[npos++] = argv[optind++];
+	if (optind < argc)
+		die(1, "too many arguments (see mount.hcowfs --help)");
+	if (npos == 2 && s.o.datadir[0]) {
+		pos[2] = pos[1];
+		pos[1] = s.o.datadir;
+	} else if (npos == 3 && s.o.datadir[0]) {
+		die(1, "data dir given twice: as an argument and as -o datadir=");
+	} else if (npos != 3) {
+		usage(stderr, 1);
+	}
+	if (geteuid() != 0)
+		die(1, "must run as root (it mounts a file system and owns its control socket)");
+	check_dir("template dir", pos[0], s.o.tmpldir, sizeof(s.o.tmpldir), 0);
+	check_dir("data dir", pos[1], s.o.datadir, sizeof(s.o.datadir), 1);
+	check_mountpoint(pos[2], s.o.mountpoint, sizeof(s.o.mountpoint));
+	if (strcmp(s.o.datadir, s.o.tmpldir) == 0)
+		die(1, "the data dir and the template dir must differ");
+	find_worker(&s.o);
+	if (access(s.o.worker_path, X_OK) < 0)
+		die(1, "worker program '%s': %s", s.o.worker_path, strerror(errno));
+	take_lock(&s);
+	if (!s.o.foreground) {
+		char path[PATH_MAX + 16];
+		snprintf(path, sizeof(path), "%s/hcowfs.log", s.o.datadir);
+		s.log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (s.log_fd < 0)
+			die(1, "cannot open log file '%s': %s", path, strerror(errno));
+		daemonize(&s);
+	}
+	write_lock_pid(&s);
+	clock_gettime(CLOCK_MONOTONIC, &s.started);
+	create_ctlmem(&s);
+	s.fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+	if (s.fuse_fd < 0)
+		sup_startup_failed(&s, "cannot open /dev/fuse: %s", strerror(errno));
+	signal(SIGPIPE, SIG_IGN);
+
+	s.loop = ev_default_loop(EVFLAG_AUTO);
+	ev_signal_init(&s.sig_term, signal_cb, SIGTERM);
+	ev_signal_init(&s.sig_int, signal_cb, SIGINT);
+	ev_signal_init(&s.sig_hup, signal_cb, SIGHUP);
+	s.sig_term.data = s.sig_int.data = s.sig_hup.data = &s;
+	ev_signal_start(s.loop, &s.sig_term);
+	ev_signal_start(s.loop, &s.sig_int);
+	ev_signal_start(s.loop, &s.sig_hup);
+	workers_init(&s);
+	hlog(HLOG_INFO, "starting: templates %s, data %s, mount point %s", s.o.tmpldir,
+	    s.o.datadir, s.o.mountpoint);
+	worker_start(&s, 0);
+	ev_run(s.loop, 0);
+	sup_exit(&s, 0);
+}
