@@ -17,6 +17,7 @@
 
 static const char *hlog_prog = "hcowfs";
 static enum hlog_level hlog_min = HLOG_INFO;
+static int hlog_is_plain;
 
 static const char *const hlog_names[] = { "debug", "info", "warning", "error" };
 
@@ -25,6 +26,12 @@ hlog_init(const char *prog, enum hlog_level min_level)
 {
 	hlog_prog = prog;
 	hlog_min = min_level;
+}
+
+void
+hlog_plain(int on)
+{
+	hlog_is_plain = on;
 }
 
 static void
@@ -38,11 +45,16 @@ hlog_v(enum hlog_level level, const char *fmt, va_list ap)
 
 	if (level < hlog_min)
 		return;
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	n += snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%ld] %s: ",
-	    (long)tv.tv_usec / 1000, hlog_prog, (long)getpid(), hlog_names[level]);
+	if (hlog_is_plain) {
+		n = (size_t)snprintf(line, sizeof(line), "%s: %s", hlog_prog,
+		    level == HLOG_WARN ? "warning: " : "");
+	} else {
+		gettimeofday(&tv, NULL);
+		gmtime_r(&tv.tv_sec, &tm);
+		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%ld] %s: ",
+		    (long)tv.tv_usec / 1000, hlog_prog, (long)getpid(), hlog_names[level]);
+	}
 	if (n < sizeof(line))
 		vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	n = strlen(line);

@@ -19,6 +19,12 @@ enum hlog_level { HLOG_DEBUG, HLOG_INFO, HLOG_WARN, HLOG_ERROR };
 /* Set the program name shown in each line and the lowest level written. */
 void hlog_init(const char *prog, enum hlog_level min_level);
 
+/*
+ * Plain mode prints "prog: message", for a person at a terminal (a command
+ * that fails at start-up); log mode, the default, prefixes time, pid and level.
+ */
+void hlog_plain(int on);
+
 void hlog(enum hlog_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

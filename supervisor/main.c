@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "hlog.h"
@@ -144,7 +145,9 @@ check_mountpoint(const char *path, char *out, size_t len)
 	if ((rc = mounts_canonical(path, out, len)) < 0)
 		die(1, "mount point '%s': %s", path, strerror(-rc));
 	if (mounts_find(out, &m, 1) > 0) {
-		if (stat(out, &sb) == 0 || errno != ENOTCONN)
+		struct statfs sf;
+		/* statfs always asks the file system (stat may answer from cache) */
+		if (statfs(out, &sf) == 0 || errno != ENOTCONN)
 			die(1, "mount point '%s' already has an hcowfs mount (hcowctl -m %s status)", out, out);
 		hlog(HLOG_WARN, "mount point '%s' has a dead hcowfs mount (its processes were "
 		    "killed); unmounting it", out);
@@ -183,30 +186,46 @@ find_worker(struct sup_opts *o)
 	snprintf(o->worker_path, sizeof(o->worker_path), "%s", HCOWFS_WORKER_PATH);
 }
 
+/*
+ * The lock file holds "PID MOUNTPOINT" of the supervisor holding it.  A
+ * holder whose mount is gone is finishing its final checkpoint after an
+ * umount: wait for it (umount && mount must work) rather than refuse.
+ */
 static void
 take_lock(struct sup *s)
 {
-	char path[PATH_MAX + 16], pid[32] = "";
+	char path[PATH_MAX + 16], holder[PATH_MAX + 32] = "";
+	char *mnt;
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "%s/lock", s->o.datadir);
 	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (s->lock_fd < 0)
 		die(1, "cannot open lock file '%s': %s", path, strerror(errno));
-	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		n = pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		die(1, "data dir '%s' is in use by another mount (supervisor pid %s)", s->o.datadir,
-		    pid[0] ? pid : "unknown");
+	for (int waited = 0; flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0; waited++) {
+		struct hcow_mount m;
+		n = pread(s->lock_fd, holder, sizeof(holder) - 1, 0);
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		mnt = strchr(holder, ' ');
+		if (mnt)
+			*mnt++ = '\0';
+		if (!mnt || mounts_find(mnt, &m, 1) > 0 || waited == 600)
+			die(1, "data dir '%s' is in use by another mount (supervisor pid %s%s%s)",
+			    s->o.datadir, holder[0] ? holder : "unknown", mnt ? ", mounted on " : "",
+			    mnt ? mnt : "");
+		if (waited == 0)
+			hlog(HLOG_INFO, "waiting for the previous mount of '%s' to finish shutting down",
+			    s->o.datadir);
+		usleep(100000);
 	}
 }
 
 static void
 write_lock_pid(struct sup *s)
 {
-	char pid[32];
-	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	char pid[PATH_MAX + 32];
+	int n = snprintf(pid, sizeof(pid), "%d %s\n", (int)getpid(), s->o.mountpoint);
 
 	if (ftruncate(s->lock_fd, 0) < 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
 		hlog(HLOG_WARN, "cannot record our pid in the lock file: %s", strerror(errno));
@@ -367,12 +386,14 @@ main(int argc, char **argv)
 	int npos = 0, opt;
 
 	hlog_init("mount.hcowfs", HLOG_INFO);
+	hlog_plain(1);
 	s.o.owner_uid = -1;
 	s.ready_fd = -1;
 	s.log_fd = -1;
 	s.listen_fd = -1;
-	/* mount(8) passes -n (no mtab), -s (sloppy), -v (verbose); none matters here */
-	while ((opt = getopt_long(argc, argv, "+fo:nsvhVt:N:", longopts, NULL)) != -1) {
+	/* mount(8) passes -n (no mtab), -s (sloppy), -v (verbose); none matters here.
+	 * GNU getopt lets options come after the positional arguments, as mount(8) puts them. */
+	while ((opt = getopt_long(argc, argv, "fo:nsvhVt:N:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': s.o.foreground = 1; break;
 		case 'o': parse_options(&s.o, optarg); break;
@@ -381,9 +402,6 @@ main(int argc, char **argv)
 		case 'V': printf("mount.hcowfs %s\n", PACKAGE_VERSION); return 0;
 		default: usage(stderr, 1);
 		}
-		/* options may follow the positional arguments (mount(8) puts them last) */
-		while (optind < argc && argv[optind][0] != '-' && npos < 3)
-			pos[npos++] = argv[optind++];
 	}
 	while (optind < argc && npos < 3)
 		pos[npos++] = argv[optind++];
@@ -418,6 +436,8 @@ main(int argc, char **argv)
 	}
 	write_lock_pid(&s);
 	clock_gettime(CLOCK_MONOTONIC, &s.started);
+	/* from here on, messages are log lines: in the log file, or on stderr with -f */
+	hlog_plain(0);
 	create_ctlmem(&s);
 	s.fuse_fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
 	if (s.fuse_fd < 0)

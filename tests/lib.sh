@@ -1,0 +1,117 @@
+# Shared by the integration tests (tests/t-*.sh); sourced, not run.
+#
+# Each test gets its own scratch dir with tmpl/, data/ and mnt/, and a trap
+# that, however the test ends, unmounts what it mounted and kills only the
+# processes it started (found by its own scratch path), then removes the
+# scratch dir.  Exit 77 = skipped.
+
+set -eu
+top_builddir=${top_builddir:-$(cd "$(dirname "$0")/.." && pwd)}
+top_srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
+MOUNT_HCOWFS=$top_builddir/supervisor/mount.hcowfs
+HCOWCTL=$top_builddir/tools/hcowctl
+PATTERN="python3 $top_srcdir/tests/pattern.py"
+T=
+MOUNTED=
+
+is_mounted() { awk -v m="$1" '$5 == m { found = 1 } END { exit !found }' /proc/self/mountinfo; }
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok - $*"; }
+
+need_root_fuse() {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	[ -c /dev/fuse ] || skip "needs /dev/fuse"
+	command -v python3 >/dev/null || skip "needs python3"
+}
+
+# need TOOL...: skip without it, but in CI a missing tool is a failure
+need() {
+	for t in "$@"; do
+		if ! command -v "$t" >/dev/null; then
+			[ "${CI:-}" = true ] && fail "$t is not installed (CI must install it)"
+			skip "needs $t"
+		fi
+	done
+}
+
+# Processes of this test's mounts: supervisors and workers name its dirs.
+our_pids() { pgrep -f -- "$T/" || true; }
+
+cleanup() {
+	status=$?
+	set +e
+	if [ -n "$T" ]; then
+		for p in $(our_pids); do kill -CONT "$p" 2>/dev/null; done
+		for m in $MOUNTED; do
+			while is_mounted "$m"; do
+				timeout 10 umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || break
+			done
+		done
+		sleep 0.2
+		for p in $(our_pids); do kill -KILL "$p" 2>/dev/null; done
+		if [ $status -ne 0 ] && [ $status -ne 77 ]; then
+			for l in "$T"/data*/hcowfs.log; do
+				[ -f "$l" ] && { echo "--- $l (last 40 lines)"; tail -40 "$l"; }
+			done
+		fi
+		# never recurse into a mount that is still there
+		if grep -q " $T/" /proc/self/mountinfo; then
+			echo "cleanup: $T still has a mount; not removing it" >&2
+		else
+			rm -rf "$T"
+		fi
+	fi
+	exit $status
+}
+
+# scratch: make the test's dirs and arm the cleanup
+scratch() {
+	T=$(mktemp -d /tmp/hcowfs-test.XXXXXX)
+	chmod 755 "$T"	# other users must reach the mount point: permission tests test the disks' modes
+	mkdir "$T/tmpl" "$T/data" "$T/mnt"
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+# make_template NAME SIZE: a template of deterministic pseudo-random bytes
+make_template() {
+	$PATTERN fill "$T/tmpl/$1" --size "$2" --seed "$1"
+}
+
+# mount_fs [OPTS...]: mount tmpl+data on mnt and wait until it serves
+mount_fs() {
+	"$MOUNT_HCOWFS" "$T/tmpl" "$T/data" "$T/mnt" "$@" || fail "mount.hcowfs failed"
+	MOUNTED="$T/mnt"
+}
+
+ctl() { "$HCOWCTL" -m "$T/mnt" "$@"; }
+
+# A field of `hcowctl status --json`, by python expression on s
+status_field() { ctl status --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
+worker_pid() { status_field 's["workers"][0]["pid"]'; }
+supervisor_pid() { status_field 's["supervisor"]["pid"]'; }
+
+# wait_for CMD...: retry for up to 10 s
+wait_for() {
+	for _ in $(seq 100); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# A worker other than $1 is serving
+new_worker_serving() { p=$(worker_pid) && [ -n "$p" ] && [ "$p" != "$1" ] && [ "$(status_field 's["workers"][0]["state"]')" = running ]; }
+
+# expect_fail "WHAT" PATTERN CMD...: CMD must fail with a message matching PATTERN
+expect_fail() {
+	what=$1 pat=$2
+	shift 2
+	if out=$("$@" 2>&1); then
+		fail "$what: succeeded but should have failed: $out"
+	fi
+	echo "$out" | grep -qiE -- "$pat" || fail "$what: message '$out' does not match '$pat'"
+	ok "$what: $out"
+}
