@@ -362,7 +362,11 @@ fo_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	fuse_reply_err(req, -store_unlink(req_store(req), name));
+	int rc = store_unlink(req_store(req), name);
+
+	if (rc == -ENOENT && worker_request_resent())
+		rc = 0;		/* done by the worker that died before answering */
+	fuse_reply_err(req, -rc);
 }
 
 static void
@@ -385,7 +389,13 @@ fo_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	fuse_reply_err(req, -store_rename(req_store(req), name, newname, flags & RENAME_NOREPLACE));
+	struct disk_attr a;
+	int rc = store_rename(req_store(req), name, newname, flags & RENAME_NOREPLACE);
+
+	/* done by the worker that died before answering: the source is gone, the target is there */
+	if (rc == -ENOENT && worker_request_resent() && store_lookup(req_store(req), newname, &a) == 0)
+		rc = 0;
+	fuse_reply_err(req, -rc);
 }
 
 static void

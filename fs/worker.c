@@ -40,6 +40,17 @@
 #define WORKER_MAX_THREADS	32
 #define NOTIFY_RESEND		7	/* FUSE_NOTIFY_RESEND, Linux 6.9+ */
 
+#define UNIQUE_RESENT		(UINT64_C(1) << 63)
+
+/* libfuse reads and handles a request on the same thread: what io_read saw applies to the op. */
+static __thread int request_resent;
+
+int
+worker_request_resent(void)
+{
+	return request_resent;
+}
+
 /* Set while this thread feeds the saved INIT to the session: drop its reply. */
 static __thread int replaying_init;
 static __thread int replayed_init_error;
@@ -52,6 +63,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 
 	if (n >= (ssize_t)sizeof(struct fuse_in_header)) {
 		const struct fuse_in_header *in = buf;
+		request_resent = (in->unique & UNIQUE_RESENT) != 0;
 		atomic_fetch_add(&w->ctl->requests_taken, 1);
 		if (in->opcode == FUSE_INIT && atomic_load(&w->ctl->init_len) == 0 &&
 		    (size_t)n <= CTLMEM_INIT_MAX) {

@@ -25,6 +25,13 @@ struct worker {
 extern const struct fuse_lowlevel_ops fsops;
 
 /*
+ * True while this thread handles a request the kernel resent after a worker
+ * died (bit 63 of its unique).  Its first execution may have completed, so a
+ * namespace op that finds its work already done answers success.
+ */
+int worker_request_resent(void);
+
+/*
  * Run one control request (a line without its id prefix) and put the reply
  * body in out.  Returns 0 or a positive errno, the body then being the message.
  */

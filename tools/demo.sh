@@ -1,0 +1,46 @@
+#!/bin/bash
+# A small demo of hcowfs, start to finish: builds if needed, makes an ext4
+# template, mounts, clones two VM disks from it, changes one, shows that the
+# other and the template are untouched, prints status, unmounts.
+# Run as root: sudo ./tools/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./tools/setup.sh >/dev/null
+MOUNT=$PWD/supervisor/mount.hcowfs
+CTL="$PWD/tools/hcowctl"
+
+D=$(mktemp -d /tmp/hcowfs-demo.XXXXXX)
+cleanup() {
+	grep -q " $D/vms " /proc/self/mountinfo && umount "$D/vms"
+	sleep 0.3
+	rm -rf "$D"
+}
+trap cleanup EXIT
+mkdir -p "$D/ssd/tmpl" "$D/hdd/data" "$D/vms" "$D/rootfs/etc"
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+echo "deb12-demo" > "$D/rootfs/etc/hostname"
+echo "a file from the template" > "$D/rootfs/README"
+mkfs.ext4 -q -F -L deb12 -d "$D/rootfs" "$D/ssd/tmpl/deb12.img" 128M
+sha_before=$(sha256sum < "$D/ssd/tmpl/deb12.img")
+
+step "$MOUNT" "$D/ssd/tmpl" "$D/hdd/data" "$D/vms"
+CTL="$CTL -m $D/vms"
+step $CTL create vm1.img --template deb12.img
+step $CTL create vm2.img --template deb12.img --size 1G
+step ls -l "$D/vms"
+
+echo vm1 > "$D/hostname"
+step debugfs -w -R "rm /etc/hostname" "$D/vms/vm1.img"
+step debugfs -w -R "write $D/hostname /etc/hostname" "$D/vms/vm1.img"
+step resize2fs "$D/vms/vm2.img"
+step e2fsck -f -n "$D/vms/vm1.img"
+step e2fsck -f -n "$D/vms/vm2.img"
+printf '\nvm1 hostname: %s\n' "$(debugfs -R 'cat /etc/hostname' "$D/vms/vm1.img" 2>/dev/null)"
+printf 'vm2 hostname: %s\n' "$(debugfs -R 'cat /etc/hostname' "$D/vms/vm2.img" 2>/dev/null)"
+[ "$(sha256sum < "$D/ssd/tmpl/deb12.img")" = "$sha_before" ] && echo "template unchanged"
+step $CTL status
+step du -sh "$D/hdd/data"
+step umount "$D/vms"
+echo
+echo "demo done"

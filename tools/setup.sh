@@ -1,0 +1,25 @@
+#!/bin/bash
+# Install what hcowfs needs on Debian 12 (if missing) and build it in place.
+# Used by demo.sh, run-tests.sh and CI; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3
+	libsqlite3-dev sqlite3 libev-dev check python3 e2fsprogs util-linux procps
+	qemu-utils fio"
+
+missing=
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	[ "$(id -u)" = 0 ] || { echo "setup: need root to install:$missing" >&2; exit 1; }
+	echo "setup: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+[ -x configure ] || autoreconf -fi
+[ -f Makefile ] || ./configure ${CONFIGURE_FLAGS:-}
+make -j"$(nproc)"
