@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,10 +47,14 @@ ino_disk(fuse_ino_t ino)
 	return (uint64_t)ino - 1;
 }
 
+/* The root has no stored times: it shows when this worker started serving. */
+static time_t root_time;
+
 static void
 root_stat(struct stat *s)
 {
 	memset(s, 0, sizeof(*s));
+	s->st_mtim.tv_sec = s->st_ctim.tv_sec = s->st_atim.tv_sec = root_time;
 	s->st_ino = ROOT_INO;
 	s->st_mode = S_IFDIR | 0755;
 	s->st_nlink = 2;
@@ -79,6 +84,7 @@ static void
 fo_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
+	root_time = time(NULL);
 	/* write-through: every write reaches the log before it is acknowledged */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -241,13 +247,46 @@ fo_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
-/* One read buffer per worker thread, grown to the largest read seen. */
-static __thread char *read_buf;
-static __thread size_t read_buf_len;
+/*
+ * One read buffer per worker thread, grown to the largest read seen.  libfuse
+ * retires idle threads, so the buffer is freed by a key destructor.
+ */
+struct read_buf {
+	size_t	len;
+	char	data[];
+};
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+static void
+read_buf_key_init(void)
+{
+	if (pthread_key_create(&read_buf_key, free) != 0)
+		abort();	/* at start-up, out of keys: nothing sensible to do */
+}
+
+static char *
+read_buf_get(size_t size)
+{
+	struct read_buf *b;
+
+	pthread_once(&read_buf_once, read_buf_key_init);
+	b = pthread_getspecific(read_buf_key);
+	if (!b || b->len < size) {
+		struct read_buf *nb = realloc(b, sizeof(*nb) + size);
+		if (!nb)
+			return NULL;
+		nb->len = size;
+		pthread_setspecific(read_buf_key, nb);
+		b = nb;
+	}
+	return b->data;
+}
 
 static void
 fo_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
+	char *buf;
 	ssize_t n;
 
 	(void)fi;
@@ -255,20 +294,15 @@ fo_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (size > read_buf_len) {
-		char *b = realloc(read_buf, size);
-		if (!b) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		read_buf = b;
-		read_buf_len = size;
+	if (!(buf = read_buf_get(size))) {
+		fuse_reply_err(req, ENOMEM);
+		return;
 	}
-	n = store_read(req_store(req), ino_disk(ino), read_buf, size, (uint64_t)off);
+	n = store_read(req_store(req), ino_disk(ino), buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
-		fuse_reply_buf(req, read_buf, (size_t)n);
+		fuse_reply_buf(req, buf, (size_t)n);
 }
 
 static void

@@ -271,24 +271,27 @@ disk_apply(struct disk *d, const struct rec_header *h, uint64_t data_laddr)
 	int rc;
 
 	switch (h->type) {
+	/*
+	 * Dirty first: if the map update then fails, the next checkpoint
+	 * writes the range as the map still has it, which is what readers saw.
+	 */
 	case REC_WRITE:
-		if ((rc = extmap_set(d->map, h->offset, h->length, data_laddr)) < 0)
+		if ((rc = dirty_mark(d, h->offset, h->length)) < 0)
 			return rc;
-		return dirty_mark(d, h->offset, h->length);
+		return extmap_set(d->map, h->offset, h->length, data_laddr);
 	case REC_ZERO:
-		if ((rc = extmap_set(d->map, h->offset, h->length, EXTMAP_ZERO)) < 0)
+		if ((rc = dirty_mark(d, h->offset, h->length)) < 0)
 			return rc;
-		return dirty_mark(d, h->offset, h->length);
+		return extmap_set(d->map, h->offset, h->length, EXTMAP_ZERO);
 	case REC_SIZE: {
 		uint64_t newsize = h->offset;
 		uint64_t top = d->size > tsize ? d->size : tsize;
 		if (newsize < top) {
 			/* cut everything past the new end; template bytes there must read as zeros if it grows back */
-			if ((rc = extmap_clear(d->map, newsize, top - newsize)) < 0)
+			if ((rc = dirty_mark(d, newsize, top - newsize)) < 0 ||
+			    (rc = extmap_clear(d->map, newsize, top - newsize)) < 0)
 				return rc;
 			if (newsize < tsize && (rc = extmap_set(d->map, newsize, tsize - newsize, EXTMAP_ZERO)) < 0)
-				return rc;
-			if ((rc = dirty_mark(d, newsize, top - newsize)) < 0)
 				return rc;
 		}
 		d->size = newsize;

@@ -93,6 +93,17 @@ seg_header_check(const struct seg_header *sh, uint32_t segno, const uint8_t uuid
 	return NULL;
 }
 
+/* Was the header written out whole (magic and checksum), whatever it says? */
+static int
+seg_header_complete(const struct seg_header *sh)
+{
+	struct seg_header c = *sh;
+
+	c.crc = 0;
+	return memcmp(sh->magic, SEG_MAGIC, sizeof(sh->magic)) == 0 &&
+	    crc32c(0, &c, sizeof(c)) == sh->crc;
+}
+
 static void
 seg_name(uint32_t segno, char *buf, size_t len)
 {
@@ -234,7 +245,7 @@ wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
 		struct stat st;
 		const char *why;
 		char name[32];
-		int fd;
+		int fd, whole = 0;
 
 		seg_name(segs[i], name, sizeof(name));
 		if (segs[i] >= WLOG_SEGMENTS_MAX || (i > 0 && segs[i] != segs[i - 1] + 1)) {
@@ -252,9 +263,10 @@ wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
 		}
 		if (pread(fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh))
 			why = "shorter than its header";
-		else
-			why = seg_header_check(&sh, segs[i], uuid);
-		if (why && i == nsegs - 1 && i > 0) {
+		else if ((why = seg_header_check(&sh, segs[i], uuid)) != NULL)
+			whole = seg_header_complete(&sh);
+		/* a whole header naming another store, segment or version was not torn */
+		if (why && !whole && i == nsegs - 1 && i > 0) {
 			/*
 			 * The newest segment was being created when the machine
 			 * stopped: its header never became durable, so neither did
@@ -280,6 +292,8 @@ wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
 			goto fail;
 		}
 		w->segfd[segs[i]] = fd + 1;
+		w->first = segs[0];	/* so that wlog_close() on failure closes it */
+		w->last = segs[i];
 		w->size += (uint64_t)st.st_size;
 	}
 	w->first = segs[0];
@@ -406,6 +420,11 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq,
 	int rc = 0;
 
 	memset(stats, 0, sizeof(*stats));
+	if (next_seq == 0) {
+		/* records start at 1; 0 would also disable the sequence check below */
+		snprintf(err, errlen, "checkpoint names sequence number 0, which no record has");
+		return -EUCLEAN;
+	}
 	if (segno < w->first || segno > w->last || pos < sizeof(struct seg_header)) {
 		snprintf(err, errlen, "checkpoint points at log address %llx, outside segments %08x..%08x",
 		    (unsigned long long)from, w->first, w->last);
