@@ -40,13 +40,29 @@ dd if="$T/mnt/a.img" of="$T/back" bs=64k skip=37 count=4 iflag=direct status=non
 cmp "$T/back" "$T/blk" || fail "O_DIRECT read does not return O_DIRECT write"
 ok "O_DIRECT writes and reads"
 
+# many disks of two templates, written at the same time
+pids=
+for i in 1 2 3 4 5 6; do
+	t=base.img
+	[ $((i % 2)) = 0 ] && t=other.img
+	ctl create "m$i.img" --template $t >/dev/null
+	cp "$T/tmpl/$t" "$T/ref-m$i"
+	$PATTERN mirror "$T/mnt/m$i.img" "$T/ref-m$i" --seed "m$i" --ops 300 --fsync &
+	pids="$pids $!"
+done
+for p in $pids; do wait "$p" || fail "a concurrent writer failed"; done
+for i in 1 2 3 4 5 6; do
+	$PATTERN compare "$T/mnt/m$i.img" "$T/ref-m$i" || fail "m$i.img differs after concurrent writes"
+done
+ok "6 disks of 2 templates written concurrently"
+
 [ "$(cd "$T/tmpl" && sha256sum * && stat -c '%n %s %Y %i' *)" = "$tmpl_sums" ] ||
 	fail "template files changed"
 ok "template files unchanged (content, size, mtime, inode)"
 
 umount "$T/mnt"
 mount_fs
-for d in a b; do
+for d in a b m1 m2 m3 m4 m5 m6; do
 	$PATTERN compare "$T/mnt/$d.img" "$T/ref-$d" || fail "$d.img differs after remount"
 done
 ok "contents survive unmount and mount"
