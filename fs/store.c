@@ -432,9 +432,12 @@ static void
 store_remove_partial(const char *datadir)
 {
 	char p[PATH_MAX + 32];
+	struct stat sb;
 
+	/* a creation never got to write records: a segment holding any is not ours to delete */
 	snprintf(p, sizeof(p), "%s/log/00000001.seg", datadir);
-	unlink(p);
+	if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size <= sizeof(struct seg_header))
+		unlink(p);
 	snprintf(p, sizeof(p), "%s/log", datadir);
 	rmdir(p);
 	snprintf(p, sizeof(p), "%s/catalog.db.new", datadir);
@@ -670,10 +673,6 @@ store_checkpoint(struct store *st)
 	pthread_mutex_lock(&st->log_lock);
 	pos = wlog_tail(st->log);
 	seq = wlog_next_seq(st->log);
-	if (pos == st->cp_laddr) {
-		pthread_mutex_unlock(&st->log_lock);
-		goto out;	/* nothing new since the last checkpoint */
-	}
 	items = calloc(st->disks_cap ? st->disks_cap : 1, sizeof(*items));
 	if (!items)
 		rc = -ENOMEM;
@@ -697,6 +696,9 @@ store_checkpoint(struct store *st)
 		pthread_rwlock_unlock(&d->lock);
 	}
 	pthread_mutex_unlock(&st->log_lock);
+	/* an mtime set by store_setattr() is a change without a log record */
+	if (rc == 0 && nitems == 0 && pos == st->cp_laddr)
+		goto out;	/* nothing new since the last checkpoint */
 
 	if (rc == 0)
 		rc = catalog_begin(st->cat);

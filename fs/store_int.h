@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "catalog.h"
 #include "extmap.h"
@@ -62,7 +63,7 @@ struct store {
 	pthread_cond_t	 cp_cond;
 	int		 cp_stop;
 	unsigned	 cp_ms;
-	uint64_t	 cp_log_size;	/* wlog_size() at the last checkpoint */
+	_Atomic uint64_t cp_log_size;	/* wlog_size() at the last checkpoint */
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
 };
 

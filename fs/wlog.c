@@ -197,7 +197,8 @@ wlog_list(struct wlog *w, uint32_t **out, size_t *n)
 		v[cnt++] = segno;
 	}
 	closedir(d);
-	qsort(v, cnt, sizeof(*v), segno_cmp);
+	if (cnt > 1)	/* v is NULL when the directory holds no segment */
+		qsort(v, cnt, sizeof(*v), segno_cmp);
 	*out = v;
 	*n = cnt;
 	return 0;
@@ -553,7 +554,12 @@ wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *da
 	assert(w->replayed);
 	if (w->broken)
 		return -EIO;
+	/* never write what replay would refuse: it would cut everything after it */
+	if (h->type != REC_WRITE && h->type != REC_ZERO && h->type != REC_SIZE)
+		return -EINVAL;
 	if (h->type == REC_WRITE && (dlen == 0 || dlen > REC_DATA_MAX))
+		return -EINVAL;
+	if (h->type != REC_SIZE && h->offset + h->length < h->offset)
 		return -EINVAL;
 	tail = w->tail;
 	if (LADDR_OFF(tail) + reclen > w->segment_size &&

@@ -34,11 +34,11 @@ ok "qemu-io pattern writes and reads, also with cache=none"
 
 ctl create f.img --template base.img >/dev/null
 fio --name=verify --filename="$M/f.img" --direct=1 --ioengine=psync --rw=randwrite --bs=4k \
-	--size=32M --verify=crc32c --verify_fatal=1 --do_verify=1 --numjobs=1 --output="$T/fio.log" ||
+	--size=32M --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --numjobs=1 --output="$T/fio.log" ||
 	{ cat "$T/fio.log"; fail "fio randwrite with verify"; }
 grep -q "err= 0" "$T/fio.log" || { cat "$T/fio.log"; fail "fio reported errors"; }
 fio --name=verify2 --filename="$M/f.img" --direct=1 --ioengine=psync --rw=randrw --bs=16k \
-	--size=16M --offset=32M --offset_increment=16M --verify=crc32c --verify_fatal=1 --numjobs=2 \
+	--size=16M --offset=32M --offset_increment=16M --verify=crc32c --verify_fatal=1 --verify_state_save=0 --numjobs=2 \
 	--output="$T/fio2.log" ||
 	{ cat "$T/fio2.log"; fail "fio randrw with verify, 2 jobs"; }
 ok "fio O_DIRECT random writes verify (crc32c), 1 and 2 jobs"
