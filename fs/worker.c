@@ -55,11 +55,36 @@ worker_request_resent(void)
 static __thread int replaying_init;
 static __thread int replayed_init_error;
 
+/*
+ * If this process dies while the kernel copies a request into a page of the
+ * receive buffer that was never touched, the kernel fails that request with
+ * EIO and no resend can save it.  So each thread's buffer (libfuse keeps one
+ * per thread) is faulted in before its first read.
+ */
+static __thread void *populated_buf;
+
+static void
+populate(void *buf, size_t len)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t start = (uintptr_t)buf & ~(uintptr_t)(page - 1);
+	uintptr_t end = ((uintptr_t)buf + len + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+
+	if (madvise((void *)start, end - start, MADV_POPULATE_WRITE) < 0)
+		memset(buf, 0, len);	/* older kernel: touch it by hand */
+}
+
 static ssize_t
 io_read(int fd, void *buf, size_t len, void *userdata)
 {
 	struct worker *w = userdata;
-	ssize_t n = read(fd, buf, len);
+	ssize_t n;
+
+	if (buf != populated_buf) {
+		populate(buf, len);
+		populated_buf = buf;
+	}
+	n = read(fd, buf, len);
 
 	if (n >= (ssize_t)sizeof(struct fuse_in_header)) {
 		const struct fuse_in_header *in = buf;
