@@ -4,17 +4,30 @@
  * The supervisor creates it (a memfd) before the first worker and keeps it
  * for the life of the mount; every worker maps it.  It holds what a
  * replacement worker needs from its predecessor and cannot get from the store
- * or the kernel, and the progress counters the supervisor watches:
+ * or the kernel, the progress the supervisor watches, and the supervisor's
+ * orders to workers:
  *
- *   init_req   the raw FUSE_INIT request the kernel sent the first worker.
- *              The kernel sends INIT once per connection; a replacement
- *              feeds this copy to its own libfuse session (and drops the
- *              reply) so the session is ready without a remount.
- *   counters   requests read from /dev/fuse and replies written, summed over
- *              all workers of the mount.
+ *   init_req   the raw FUSE_INIT the kernel sent the first worker.  The kernel
+ *              sends INIT once per connection; a replacement feeds this copy
+ *              to its own libfuse session (and drops the reply).
+ *   slot[]     one per worker thread: the request it is serving (unique 0 =
+ *              idle) and since when.  The supervisor reads them to detect a
+ *              hang (one request older than the hang timeout), to blame the
+ *              requests a dead worker held (poison detection), and, in replay
+ *              mode, a replacement re-runs the requests whose bytes they hold.
+ *   poison[]   requests (unique without the resend bit) that killed
+ *              POISON_ATTEMPTS workers: a worker answers them EIO unrun.
+ *   fault      fault injection, armed by `hcowctl debug fault` (only on a
+ *              mount started with -o fault_injection).
  *
- * Writers: init_req/init_len by the first worker only (init_len is stored
- * last, with release order, so a reader that sees it non-zero sees the bytes).
+ * Slot protocol (worker thread, in io_read/io_writev):
+ *   read a request -> fill opcode..offset, start_ns, then unique (release)
+ *   write its reply -> unique = 0, then len = 0
+ * The supervisor reads unique first (acquire), so a non-zero unique comes with
+ * its fields.  Slot ownership: bit i of slots_used; a thread takes a free bit
+ * at its first request and gives it back when it exits.  After a worker died
+ * the supervisor reads the slots, then clears slots_used for the replacement
+ * (in replay mode the replacement clears each slot as it re-runs it).
  */
 #ifndef HCOWFS_CTLMEM_H
 #define HCOWFS_CTLMEM_H
@@ -22,19 +35,78 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define CTLMEM_MAGIC	UINT64_C(0x31766d656d776f68)	/* "howmemv1" */
-#define CTLMEM_VERSION	1
+#define CTLMEM_MAGIC	UINT64_C(0x32766d656d776f68)	/* "howmemv2" */
+#define CTLMEM_VERSION	2
 #define CTLMEM_INIT_MAX	1024
+#define CTLMEM_SLOTS	64	/* >= the worker's thread limit */
+#define CTLMEM_POISON	16
+#define POISON_ATTEMPTS	3
+/* Replay mode keeps each request's bytes; the largest FUSE request. */
+#define CTLMEM_REQ_MAX	((256u << 12) + 4096)
+
+#define UNIQUE_RESENT	(UINT64_C(1) << 63)	/* set by the kernel on resent requests */
+
+enum ctl_reissue {
+	REISSUE_RESEND = 1,	/* FUSE_NOTIFY_RESEND: the kernel requeues them */
+	REISSUE_REPLAY = 2,	/* the replacement re-runs the bytes in the slots */
+};
+
+enum ctl_fault_kind {
+	FAULT_NONE = 0,
+	FAULT_CRASH = 1,	/* SIGSEGV in the worker */
+	FAULT_HANG = 2,		/* the serving thread stops forever */
+	FAULT_SLOW = 3,		/* the serving thread sleeps fault_ms */
+};
+
+#define FAULT_OP_ANY	0		/* any request */
+#define FAULT_OP_APPEND	10000		/* between a log record's header and data */
+
+struct ctl_slot {
+	_Atomic uint64_t unique;	/* 0 = idle */
+	_Atomic int64_t	 start_ns;	/* CLOCK_MONOTONIC when read */
+	uint32_t	 opcode;
+	uint32_t	 size;		/* READ/WRITE: bytes */
+	uint64_t	 nodeid;
+	uint64_t	 offset;	/* READ/WRITE: offset */
+	_Atomic uint32_t len;		/* replay mode: bytes of the request in its buffer */
+	uint32_t	 pid;		/* worker that filled it */
+};
 
 struct ctlmem {
 	uint64_t		magic;
 	uint32_t		version;
-	uint32_t		size;			/* sizeof(struct ctlmem) */
-	_Atomic uint32_t	init_len;		/* 0 until INIT was seen */
-	uint32_t		pad;
+	uint32_t		size;		/* bytes mapped, request buffers included */
+	_Atomic uint32_t	init_len;	/* 0 until INIT was seen */
+	uint32_t		reissue;	/* enum ctl_reissue, set before any worker */
 	uint8_t			init_req[CTLMEM_INIT_MAX];
-	_Atomic uint64_t	requests_taken;
-	_Atomic uint64_t	requests_done;
+	_Atomic uint64_t	requests_taken;	/* read from /dev/fuse, all workers */
+	_Atomic uint64_t	requests_done;	/* replies written, all workers */
+
+	_Atomic uint64_t	poison[CTLMEM_POISON];
+	_Atomic uint64_t	poisoned;	/* requests answered EIO, all time */
+
+	_Atomic uint32_t	fault_kind;	/* enum ctl_fault_kind */
+	_Atomic uint32_t	fault_op;	/* FUSE opcode, FAULT_OP_ANY or FAULT_OP_APPEND */
+	_Atomic int32_t		fault_count;	/* faults left to fire */
+	_Atomic uint32_t	fault_ms;	/* FAULT_SLOW */
+	_Atomic uint64_t	faults_fired;
+
+	_Atomic uint64_t	slots_used;	/* bit i: slot i has a thread */
+	struct ctl_slot		slot[CTLMEM_SLOTS];
+	/* replay mode only: CTLMEM_SLOTS buffers of CTLMEM_REQ_MAX bytes follow */
 };
+
+/* Bytes to map: the struct, plus the request buffers in replay mode. */
+static inline uint64_t
+ctlmem_size(int replay)
+{
+	return sizeof(struct ctlmem) + (replay ? (uint64_t)CTLMEM_SLOTS * CTLMEM_REQ_MAX : 0);
+}
+
+static inline uint8_t *
+ctlmem_req_buf(struct ctlmem *c, unsigned slot)
+{
+	return (uint8_t *)(c + 1) + (uint64_t)slot * CTLMEM_REQ_MAX;
+}
 
 #endif

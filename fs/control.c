@@ -5,6 +5,7 @@
  *   create name=N template=T [size=BYTES] [token=T]
  *   delete name=N [retry=1]
  *   list | disks          the disks, text table or JSON array
+ *   checkpoint            write a checkpoint now (before a deliberate restart)
  *   ping
  *
  * Every verb may be sent twice (the supervisor resends what a dead worker
@@ -116,6 +117,15 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 		return control_delete(w, &req, out);
 	if (strcmp(req.verb, "list") == 0 || strcmp(req.verb, "disks") == 0) {
 		store_describe(w->st, out, req.json);
+		return 0;
+	}
+	if (strcmp(req.verb, "checkpoint") == 0) {
+		int rc = store_checkpoint(w->st);
+		if (rc < 0) {
+			sbuf_printf(out, "checkpoint failed: %s", strerror(-rc));
+			return -rc;
+		}
+		sbuf_addstr(out, req.json ? "{\"checkpoint\":\"done\"}" : "checkpoint done\n");
 		return 0;
 	}
 	if (strcmp(req.verb, "ping") == 0) {

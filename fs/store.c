@@ -772,3 +772,9 @@ checkpoint_nudge(struct store *st)
 		pthread_mutex_unlock(&st->cp_mu);
 	}
 }
+
+void
+store_set_append_hook(struct store *st, void (*hook)(void *arg), void *arg)
+{
+	wlog_set_append_hook(st->log, hook, arg);
+}

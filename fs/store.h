@@ -101,6 +101,9 @@ int store_sync(struct store *st, uint64_t id);
 int store_seek(struct store *st, uint64_t id, uint64_t off, int whence, uint64_t *res);
 int store_statfs(struct store *st, struct statvfs *sv);
 
+/* Fault injection: see wlog_set_append_hook(). */
+void store_set_append_hook(struct store *st, void (*hook)(void *arg), void *arg);
+
 /* The disks as JSON (an array) or text (a table), for status and list. */
 void store_describe(struct store *st, struct sbuf *sb, int json);
 

@@ -54,6 +54,9 @@ struct wlog {
 	uint64_t	 synced;
 	int		 syncing;
 	_Atomic int	 broken;		/* -errno of a failed fdatasync */
+
+	void		(*append_hook)(void *arg);	/* fault injection */
+	void		*append_hook_arg;
 };
 
 uint64_t
@@ -585,6 +588,11 @@ wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *da
 	iov[0].iov_len = sizeof(*h);
 	iov[1].iov_base = (void *)data;
 	iov[1].iov_len = dlen;
+	if (w->append_hook && dlen) {
+		/* fault injection: the header alone, then the hook, then the data below */
+		if (pwrite(fd, h, sizeof(*h), (off_t)off) == (ssize_t)sizeof(*h))
+			w->append_hook(w->append_hook_arg);
+	}
 	for (uint64_t done = 0; done < reclen; ) {
 		ssize_t n;
 		struct iovec *v = iov;
@@ -693,6 +701,13 @@ wlog_sync(struct wlog *w, uint64_t upto)
 	pthread_cond_broadcast(&w->sync_cond);
 	pthread_mutex_unlock(&w->sync_lock);
 	return rc < 0 ? -EIO : 0;
+}
+
+void
+wlog_set_append_hook(struct wlog *w, void (*hook)(void *arg), void *arg)
+{
+	w->append_hook_arg = arg;
+	w->append_hook = hook;
 }
 
 uint64_t

@@ -83,6 +83,12 @@ int wlog_locate(struct wlog *w, uint64_t laddr, int *fd, uint64_t *off);
 /* Make every record before `upto` durable (group commit: one fdatasync serves all waiters). */
 int wlog_sync(struct wlog *w, uint64_t upto);
 
+/*
+ * Fault injection only: when set, an append writes the record header, calls
+ * hook(arg), then writes the data, so a crash can be placed inside a record.
+ */
+void wlog_set_append_hook(struct wlog *w, void (*hook)(void *arg), void *arg);
+
 uint64_t wlog_tail(const struct wlog *w);	/* address of the next record */
 uint64_t wlog_next_seq(const struct wlog *w);
 uint64_t wlog_size(const struct wlog *w);	/* bytes in all segments */

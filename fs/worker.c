@@ -24,10 +24,13 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -37,10 +40,8 @@
 #include "proto.h"
 #include "worker.h"
 
-#define WORKER_MAX_THREADS	32
+#define WORKER_MAX_THREADS	32	/* <= CTLMEM_SLOTS */
 #define NOTIFY_RESEND		7	/* FUSE_NOTIFY_RESEND, Linux 6.9+ */
-
-#define UNIQUE_RESENT		(UINT64_C(1) << 63)
 
 /* libfuse reads and handles a request on the same thread: what io_read saw applies to the op. */
 static __thread int request_resent;
@@ -74,20 +75,187 @@ populate(void *buf, size_t len)
 		memset(buf, 0, len);	/* older kernel: touch it by hand */
 }
 
+/* ---- request slots (ctlmem.h has the protocol) ------------------------- */
+
+static struct ctlmem *slot_ctl;		/* for the thread-exit destructor */
+static pthread_key_t slot_key;
+static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
+static __thread int my_slot = -1;
+
+static void
+slot_release(void *v)
+{
+	int i = (int)(intptr_t)v - 1;
+
+	atomic_store(&slot_ctl->slot[i].unique, 0);
+	atomic_fetch_and(&slot_ctl->slots_used, ~(UINT64_C(1) << i));
+}
+
+static void
+slot_key_init(void)
+{
+	if (pthread_key_create(&slot_key, slot_release) != 0)
+		abort();	/* at start-up, out of keys: nothing sensible to do */
+}
+
+/* This thread's slot, taken at its first request; -1 if all are taken. */
+static int
+slot_mine(struct ctlmem *c)
+{
+	uint64_t used;
+
+	if (my_slot >= 0)
+		return my_slot;
+	pthread_once(&slot_once, slot_key_init);
+	used = atomic_load(&c->slots_used);
+	while (used != UINT64_MAX) {
+		int i = __builtin_ctzll(~used);
+		if (atomic_compare_exchange_weak(&c->slots_used, &used, used | (UINT64_C(1) << i))) {
+			my_slot = i;
+			pthread_setspecific(slot_key, (void *)(intptr_t)(i + 1));
+			break;
+		}
+	}
+	return my_slot;
+}
+
+/* Requests that get no reply are not tracked: they would look stuck forever. */
+static int
+opcode_tracked(uint32_t op)
+{
+	return op != FUSE_FORGET && op != FUSE_BATCH_FORGET && op != FUSE_INTERRUPT &&
+	    op != FUSE_INIT && op != FUSE_NOTIFY_REPLY;
+}
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void
+slot_fill(struct worker *w, int i, const void *buf, size_t n)
+{
+	const struct fuse_in_header *in = buf;
+	struct ctl_slot *sl = &w->ctl->slot[i];
+
+	sl->opcode = in->opcode;
+	sl->nodeid = in->nodeid;
+	sl->offset = 0;
+	sl->size = 0;
+	sl->pid = (uint32_t)getpid();
+	if ((in->opcode == FUSE_READ || in->opcode == FUSE_WRITE) &&
+	    n >= sizeof(*in) + sizeof(struct fuse_read_in)) {
+		/* fuse_read_in and fuse_write_in both start with fh, offset, size */
+		const struct fuse_read_in *rd = (const void *)(in + 1);
+		sl->offset = rd->offset;
+		sl->size = rd->size;
+	}
+	if (w->ctl->reissue == REISSUE_REPLAY && n <= CTLMEM_REQ_MAX) {
+		memcpy(ctlmem_req_buf(w->ctl, (unsigned)i), buf, n);
+		atomic_store(&sl->len, (uint32_t)n);
+	}
+	atomic_store(&sl->start_ns, mono_ns());
+	atomic_store_explicit(&sl->unique, in->unique, memory_order_release);
+}
+
+static void
+slot_clear(struct ctlmem *c, uint64_t unique)
+{
+	if (my_slot >= 0 && atomic_load(&c->slot[my_slot].unique) == unique) {
+		atomic_store(&c->slot[my_slot].unique, 0);
+		atomic_store(&c->slot[my_slot].len, 0);
+		return;
+	}
+	for (int i = 0; i < CTLMEM_SLOTS; i++) {
+		if (atomic_load(&c->slot[i].unique) == unique) {
+			atomic_store(&c->slot[i].unique, 0);
+			atomic_store(&c->slot[i].len, 0);
+		}
+	}
+}
+
+static int
+request_poisoned(struct ctlmem *c, uint64_t unique)
+{
+	uint64_t u = unique & ~UNIQUE_RESENT;
+
+	for (int i = 0; i < CTLMEM_POISON; i++)
+		if (atomic_load(&c->poison[i]) == u)
+			return 1;
+	return 0;
+}
+
+/* Answer a request EIO without running it. */
+static void
+reply_eio(struct worker *w, uint64_t unique)
+{
+	struct fuse_out_header out = { .len = sizeof(out), .error = -EIO, .unique = unique };
+
+	if (write(w->fuse_fd, &out, sizeof(out)) < 0)
+		hlog(HLOG_WARN, "cannot fail request %llx: %s", (unsigned long long)unique, strerror(errno));
+	atomic_fetch_add(&w->ctl->requests_done, 1);
+	atomic_fetch_add(&w->ctl->poisoned, 1);
+}
+
+/* ---- fault injection (hcowctl debug fault, -o fault_injection) --------- */
+
+static void
+fault_maybe(struct ctlmem *c, uint32_t op)
+{
+	uint32_t kind = atomic_load(&c->fault_kind), fop;
+	int32_t left;
+
+	if (kind == FAULT_NONE)
+		return;
+	fop = atomic_load(&c->fault_op);
+	if (fop != FAULT_OP_ANY && fop != op)
+		return;
+	left = atomic_load(&c->fault_count);
+	do {
+		if (left <= 0)
+			return;
+	} while (!atomic_compare_exchange_weak(&c->fault_count, &left, left - 1));
+	atomic_fetch_add(&c->faults_fired, 1);
+	hlog(HLOG_WARN, "fault injection: %s in opcode %u", kind == FAULT_CRASH ? "crash" :
+	    kind == FAULT_HANG ? "hang" : "stall", op);
+	switch (kind) {
+	case FAULT_CRASH:
+		raise(SIGSEGV);
+		break;
+	case FAULT_HANG:
+		for (;;)
+			pause();
+	case FAULT_SLOW:
+		usleep((useconds_t)atomic_load(&c->fault_ms) * 1000);
+		break;
+	}
+}
+
+static void
+append_fault_hook(void *arg)
+{
+	fault_maybe(arg, FAULT_OP_APPEND);
+}
+
 static ssize_t
 io_read(int fd, void *buf, size_t len, void *userdata)
 {
 	struct worker *w = userdata;
-	ssize_t n;
 
 	if (buf != populated_buf) {
 		populate(buf, len);
 		populated_buf = buf;
 	}
-	n = read(fd, buf, len);
-
-	if (n >= (ssize_t)sizeof(struct fuse_in_header)) {
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
 		const struct fuse_in_header *in = buf;
+		int slot;
+
+		if (n < (ssize_t)sizeof(struct fuse_in_header))
+			return n;
 		request_resent = (in->unique & UNIQUE_RESENT) != 0;
 		atomic_fetch_add(&w->ctl->requests_taken, 1);
 		if (in->opcode == FUSE_INIT && atomic_load(&w->ctl->init_len) == 0 &&
@@ -95,8 +263,21 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 			memcpy(w->ctl->init_req, buf, (size_t)n);
 			atomic_store_explicit(&w->ctl->init_len, (uint32_t)n, memory_order_release);
 		}
+		if (!opcode_tracked(in->opcode))
+			return n;
+		if (request_poisoned(w->ctl, in->unique)) {
+			hlog(HLOG_ERROR, "request %llx (opcode %u, node %llu) killed %d workers; "
+			    "answering it EIO", (unsigned long long)(in->unique & ~UNIQUE_RESENT),
+			    in->opcode, (unsigned long long)in->nodeid, POISON_ATTEMPTS);
+			reply_eio(w, in->unique);
+			continue;
+		}
+		if ((slot = slot_mine(w->ctl)) >= 0)
+			slot_fill(w, slot, buf, (size_t)n);
+		if (w->fault_injection)
+			fault_maybe(w->ctl, in->opcode);
+		return n;
 	}
-	return n;
 }
 
 static ssize_t
@@ -114,8 +295,10 @@ io_writev(int fd, struct iovec *iov, int count, void *userdata)
 		return (ssize_t)total;	/* the kernel had its answer from the first worker */
 	}
 	n = writev(fd, iov, count);
-	if (out->unique != 0)
+	if (out->unique != 0) {
 		atomic_fetch_add(&w->ctl->requests_done, 1);
+		slot_clear(w->ctl, out->unique);
+	}
 	return n;
 }
 
@@ -157,6 +340,54 @@ worker_resend(struct worker *w)
 	if (write(w->fuse_fd, &out, sizeof(out)) != (ssize_t)sizeof(out))
 		return -errno;
 	return 0;
+}
+
+/*
+ * Replay mode: re-run the requests the dead worker held (their bytes are in
+ * the slots), on this thread, before serving anything new.  Each keeps its
+ * slot until answered, so if it kills us too the next worker sees it again
+ * and the supervisor counts it.
+ */
+static void
+worker_replay_slots(struct worker *w)
+{
+	char *copy = malloc(CTLMEM_REQ_MAX);
+	int replayed = 0;
+
+	if (!copy)
+		return;
+	for (int i = 0; i < CTLMEM_SLOTS; i++) {
+		struct ctl_slot *sl = &w->ctl->slot[i];
+		uint64_t u = atomic_load_explicit(&sl->unique, memory_order_acquire);
+		uint32_t len = atomic_load(&sl->len);
+		struct fuse_buf fbuf;
+
+		if (!u || len < sizeof(struct fuse_in_header) || len > CTLMEM_REQ_MAX)
+			continue;
+		memcpy(copy, ctlmem_req_buf(w->ctl, (unsigned)i), len);
+		if (request_poisoned(w->ctl, u)) {
+			reply_eio(w, u);
+			atomic_store(&sl->unique, 0);
+			continue;
+		}
+		atomic_store(&sl->start_ns, mono_ns());
+		my_slot = i;		/* the reply clears it */
+		if (w->fault_injection)
+			fault_maybe(w->ctl, ((const struct fuse_in_header *)copy)->opcode);
+		memset(&fbuf, 0, sizeof(fbuf));
+		fbuf.mem = copy;
+		fbuf.size = len;
+		request_resent = 1;
+		fuse_session_process_buf(w->se, &fbuf);
+		request_resent = 0;
+		atomic_store(&sl->unique, 0);
+		atomic_store(&sl->len, 0);
+		replayed++;
+	}
+	my_slot = -1;
+	free(copy);
+	if (replayed)
+		hlog(HLOG_INFO, "re-ran %d requests the previous worker held", replayed);
 }
 
 /* Send one framed reply to the supervisor. */
@@ -230,6 +461,7 @@ main(int argc, char **argv)
 		{ "takeover", no_argument, NULL, 'T' },
 		{ "segment-size", required_argument, NULL, 's' },
 		{ "checkpoint-ms", required_argument, NULL, 'p' },
+		{ "fault-injection", no_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct worker w = { .fuse_fd = -1, .ctl_fd = -1 };
@@ -251,6 +483,7 @@ main(int argc, char **argv)
 		case 'T': takeover = 1; break;
 		case 's': so.segment_size = strtoull(optarg, NULL, 10); break;
 		case 'p': so.checkpoint_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'F': w.fault_injection = 1; break;
 		default: usage();
 		}
 	}
@@ -258,10 +491,16 @@ main(int argc, char **argv)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 
-	w.ctl = mmap(NULL, sizeof(struct ctlmem), PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
+	{
+		struct stat sb;
+		if (fstat(shm_fd, &sb) < 0 || (uint64_t)sb.st_size < ctlmem_size(1))
+			die(2, "control memory is not usable (is this worker from the same build as the supervisor?)");
+		w.ctl = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
+	}
 	if (w.ctl == MAP_FAILED || w.ctl->magic != CTLMEM_MAGIC || w.ctl->version != CTLMEM_VERSION)
 		die(2, "control memory is not usable (is this worker from the same build as the supervisor?)");
-	/* touch every page now: a fault in a page first mapped mid-request can cost that request */
+	slot_ctl = w.ctl;
+	/* touch the pages now: a fault in a page first mapped mid-request can cost that request */
 	madvise(w.ctl, sizeof(struct ctlmem), MADV_POPULATE_WRITE);
 
 	so.purge_unlinked = !takeover;
@@ -286,7 +525,13 @@ main(int argc, char **argv)
 	rc = (int)proto_read_line(w.ctl_fd, line, sizeof(line));
 	if (rc <= 0 || strcmp(line, "start") != 0)
 		die(1, "supervisor did not say start");
-	if (takeover && (rc = worker_resend(&w)) < 0)
+	if (w.ctl->reissue == REISSUE_REPLAY)
+		madvise(ctlmem_req_buf(w.ctl, 0), (size_t)CTLMEM_SLOTS * CTLMEM_REQ_MAX, MADV_POPULATE_WRITE);
+	if (w.fault_injection)
+		store_set_append_hook(w.st, append_fault_hook, w.ctl);
+	if (takeover && w.ctl->reissue == REISSUE_REPLAY)
+		worker_replay_slots(&w);
+	else if (takeover && (rc = worker_resend(&w)) < 0)
 		hlog(HLOG_WARN, "kernel refused FUSE_NOTIFY_RESEND (%s): requests held by the "
 		    "previous worker are not reissued", strerror(-rc));
 	{

@@ -20,6 +20,7 @@ struct worker {
 	struct ctlmem		*ctl;
 	int			 fuse_fd;
 	int			 ctl_fd;	/* socketpair to the supervisor */
+	int			 fault_injection; /* -o fault_injection: obey ctl->fault */
 };
 
 extern const struct fuse_lowlevel_ops fsops;

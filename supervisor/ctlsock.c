@@ -18,6 +18,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <linux/fuse.h>
+
 #include "hlog.h"
 #include "sbuf.h"
 #include "supervisor.h"
@@ -34,11 +36,14 @@ struct client {
 	size_t		 len;
 	int		 json;
 	int		 status;	/* waiting for the disks to finish a status */
+	int		 restart;	/* waiting for the checkpoint before a restart */
 };
 
 static void
 client_close(struct sup *s, struct client *c)
 {
+	if (s->restart_waiter == c)
+		s->restart_waiter = NULL;
 	ev_io_stop(s->loop, &c->io);
 	ev_timer_stop(s->loop, &c->timer);
 	relay_forget_client(s, c);
@@ -61,6 +66,12 @@ client_send(struct sup *s, struct client *c, int err, const char *body, size_t l
 	client_close(s, c);
 }
 
+static void
+client_fail(struct sup *s, struct client *c, int err, const char *msg)
+{
+	client_send(s, c, err, msg, strlen(msg));
+}
+
 static const char *
 worker_state_name(const struct worker_proc *w)
 {
@@ -71,11 +82,22 @@ worker_state_name(const struct worker_proc *w)
 	}
 }
 
+static unsigned
+outstanding(struct sup *s)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < CTLMEM_SLOTS; i++)
+		n += atomic_load(&s->ctl->slot[i].unique) != 0;
+	return n;
+}
+
 static void
 status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 {
 	struct worker_proc *w = &s->worker;
 	unsigned kept = s->nfaults < FAULTS_KEPT ? s->nfaults : FAULTS_KEPT;
+	unsigned pkept = s->npoison < POISON_KEPT ? s->npoison : POISON_KEPT;
 
 	sbuf_addstr(b, "{\"mountpoint\":");
 	sbuf_json_str(b, s->o.mountpoint);
@@ -85,21 +107,42 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	sbuf_json_str(b, s->o.datadir);
 	sbuf_printf(b, ",\"supervisor\":{\"pid\":%d,\"uptime_s\":%.0f}", (int)getpid(),
 	    sup_uptime(&s->started));
+	sbuf_printf(b, ",\"reissue\":\"%s\",\"hang_timeout_ms\":%u,\"hang_timeout_effective_ms\":%u,"
+	    "\"fault_injection\":%s", s->ctl->reissue == REISSUE_REPLAY ? "replay" : "resend",
+	    s->o.hang_timeout_ms, s->hang_effective_ms, s->o.fault_injection ? "true" : "false");
 	sbuf_addstr(b, ",\"workers\":[");
 	if (w->pid > 0)
-		sbuf_printf(b, "{\"pid\":%d,\"state\":\"%s\",\"uptime_s\":%.0f,\"requests_served\":%llu}",
+		sbuf_printf(b, "{\"pid\":%d,\"state\":\"%s\",\"uptime_s\":%.0f,\"requests_served\":%llu,"
+		    "\"outstanding\":%u,\"replacement\":%s}",
 		    (int)w->pid, worker_state_name(w), sup_uptime(&w->started),
-		    (unsigned long long)(atomic_load(&s->ctl->requests_done) - w->done_at_start));
-	sbuf_printf(b, "],\"restarts\":%llu,\"faults\":[", (unsigned long long)s->restarts);
+		    (unsigned long long)(atomic_load(&s->ctl->requests_done) - w->done_at_start),
+		    outstanding(s), w->takeover ? "true" : "false");
+	sbuf_printf(b, "],\"restarts\":%llu,\"restarts_by_cause\":{", (unsigned long long)s->restarts);
+	for (int c = 0; c < CAUSE_COUNT; c++)
+		sbuf_printf(b, "%s\"%s\":%llu", c ? "," : "", cause_name(c),
+		    (unsigned long long)s->by_cause[c]);
+	sbuf_printf(b, "},\"faults_total\":%u,\"faults\":[", s->nfaults);
 	for (unsigned i = 0; i < kept; i++) {
 		const struct fault *f = &s->faults[(s->nfaults - kept + i) % FAULTS_KEPT];
 		char when[32];
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&f->when));
-		sbuf_printf(b, "%s{\"time\":\"%s\",\"pid\":%d,\"what\":", i ? "," : "", when, (int)f->pid);
+		sbuf_printf(b, "%s{\"time\":\"%s\",\"kind\":\"%s\",\"pid\":%d,\"what\":", i ? "," : "",
+		    when, cause_name(f->cause), (int)f->pid);
 		sbuf_json_str(b, f->what);
-		sbuf_addstr(b, "}");
+		sbuf_printf(b, ",\"detect_ms\":%.1f,\"recover_ms\":", f->detect_ms);
+		if (f->recover_ms >= 0)
+			sbuf_printf(b, "%.2f}", f->recover_ms);
+		else
+			sbuf_addstr(b, "null}");
 	}
-	sbuf_printf(b, "],\"requests\":{\"taken\":%llu,\"done\":%llu},\"disks\":",
+	sbuf_printf(b, "],\"poisoned\":{\"answered_eio\":%llu,\"requests\":[",
+	    (unsigned long long)atomic_load(&s->ctl->poisoned));
+	for (unsigned i = 0; i < pkept; i++) {
+		sbuf_addstr(b, i ? "," : "");
+		sbuf_json_str(b, s->poison_what[(s->npoison - pkept + i) % POISON_KEPT]);
+	}
+	sbuf_printf(b, "]},\"faults_injected\":%llu", (unsigned long long)atomic_load(&s->ctl->faults_fired));
+	sbuf_printf(b, ",\"requests\":{\"taken\":%llu,\"done\":%llu},\"disks\":",
 	    (unsigned long long)atomic_load(&s->ctl->requests_taken),
 	    (unsigned long long)atomic_load(&s->ctl->requests_done));
 	if (disks)
@@ -116,20 +159,34 @@ status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 
 	sbuf_printf(b, "mount       %s\ntemplates   %s\ndata        %s\n", s->o.mountpoint,
 	    s->o.tmpldir, s->o.datadir);
-	sbuf_printf(b, "supervisor  pid %d, up %.0f s\n", (int)getpid(), sup_uptime(&s->started));
+	sbuf_printf(b, "supervisor  pid %d, up %.0f s; hang timeout %u ms", (int)getpid(),
+	    sup_uptime(&s->started), s->o.hang_timeout_ms);
+	if (s->hang_effective_ms != s->o.hang_timeout_ms)
+		sbuf_printf(b, " (raised to %u ms after hangs)", s->hang_effective_ms);
+	sbuf_printf(b, "; reissue by %s\n", s->ctl->reissue == REISSUE_REPLAY ? "replay" : "kernel resend");
 	if (w->pid > 0)
-		sbuf_printf(b, "worker      pid %d, %s, up %.0f s, %llu requests served\n", (int)w->pid,
-		    worker_state_name(w), sup_uptime(&w->started),
-		    (unsigned long long)(atomic_load(&s->ctl->requests_done) - w->done_at_start));
+		sbuf_printf(b, "worker      pid %d, %s, up %.0f s, %llu requests served, %u outstanding\n",
+		    (int)w->pid, worker_state_name(w), sup_uptime(&w->started),
+		    (unsigned long long)(atomic_load(&s->ctl->requests_done) - w->done_at_start),
+		    outstanding(s));
 	else
 		sbuf_addstr(b, "worker      none (restarting)\n");
-	sbuf_printf(b, "restarts    %llu\n", (unsigned long long)s->restarts);
+	sbuf_printf(b, "restarts    %llu (crash %llu, hang %llu, exit %llu, restart %llu)\n",
+	    (unsigned long long)s->restarts, (unsigned long long)s->by_cause[CAUSE_CRASH],
+	    (unsigned long long)s->by_cause[CAUSE_HANG], (unsigned long long)s->by_cause[CAUSE_EXIT],
+	    (unsigned long long)s->by_cause[CAUSE_RESTART]);
 	if (s->nfaults) {
 		const struct fault *f = &s->faults[(s->nfaults - 1) % FAULTS_KEPT];
 		char when[32];
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&f->when));
-		sbuf_printf(b, "last fault  %s: worker %d, %s\n", when, (int)f->pid, f->what);
+		sbuf_printf(b, "last fault  %s: worker %d, %s", when, (int)f->pid, f->what);
+		if (f->recover_ms >= 0)
+			sbuf_printf(b, "; replaced in %.1f ms", f->recover_ms);
+		sbuf_addstr(b, "\n");
 	}
+	if (s->npoison)
+		sbuf_printf(b, "poisoned    %u requests answered EIO, last: %s\n", s->npoison,
+		    s->poison_what[(s->npoison - 1) % POISON_KEPT]);
 	sbuf_addstr(b, "\n");
 	if (disks)
 		sbuf_add(b, disks, dlen);
@@ -138,10 +195,35 @@ status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 }
 
 void
+restart_done(struct sup *s, int err, const char *msg)
+{
+	struct client *c = s->restart_waiter;
+
+	s->restart_waiter = NULL;
+	if (c)
+		client_send(s, c, err, msg, strlen(msg));
+}
+
+void
 client_answer(struct sup *s, struct client *c, int err, const char *body, size_t len)
 {
 	struct sbuf b = SBUF_INIT;
 
+	if (c->restart) {
+		int rc;
+		if (err) {
+			client_send(s, c, err, body, len);
+			return;
+		}
+		c->restart = 0;
+		if ((rc = worker_restart(s)) < 0) {
+			client_fail(s, c, -rc, "the worker is not running (starting or being replaced); "
+			    "try again\n");
+			return;
+		}
+		s->restart_waiter = c;
+		return;
+	}
 	if (!c->status) {
 		client_send(s, c, err, body, len);
 		return;
@@ -174,10 +256,62 @@ client_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	client_send(c->s, c, ETIMEDOUT, "the worker did not answer in time\n", 34);
 }
 
+/* hcowctl debug fault: arm the workers' fault injection (ctlmem.h). */
 static void
-client_fail(struct sup *s, struct client *c, int err, const char *msg)
+fault_arm(struct sup *s, struct client *c, const struct proto_req *req)
 {
-	client_send(s, c, err, msg, strlen(msg));
+	static const struct { const char *name; uint32_t op; } ops[] = {
+		{ "any", FAULT_OP_ANY }, { "read", FUSE_READ }, { "write", FUSE_WRITE },
+		{ "fsync", FUSE_FSYNC }, { "getattr", FUSE_GETATTR }, { "lookup", FUSE_LOOKUP },
+		{ "append", FAULT_OP_APPEND },
+	};
+	const char *kind = proto_arg(req, "kind"), *op = proto_arg(req, "op");
+	const char *count = proto_arg(req, "count"), *ms = proto_arg(req, "ms");
+	uint32_t k, o = FAULT_OP_ANY;
+	long n = 1, m = 0;
+	char msg[160];
+
+	if (!s->o.fault_injection) {
+		client_fail(s, c, EPERM, "fault injection is off on this mount (mount it with -o fault_injection)\n");
+		return;
+	}
+	if (!kind || (strcmp(kind, "crash") && strcmp(kind, "hang") && strcmp(kind, "slow") &&
+	    strcmp(kind, "none"))) {
+		client_fail(s, c, EINVAL, "fault kind is one of crash, hang, slow, none\n");
+		return;
+	}
+	k = !strcmp(kind, "crash") ? FAULT_CRASH : !strcmp(kind, "hang") ? FAULT_HANG :
+	    !strcmp(kind, "slow") ? FAULT_SLOW : FAULT_NONE;
+	if (op) {
+		size_t i;
+		for (i = 0; i < sizeof(ops) / sizeof(ops[0]) && strcmp(op, ops[i].name); i++)
+			;
+		if (i == sizeof(ops) / sizeof(ops[0])) {
+			client_fail(s, c, EINVAL, "fault op is one of any, read, write, fsync, getattr, "
+			    "lookup, append\n");
+			return;
+		}
+		o = ops[i].op;
+	}
+	if ((count && ((n = strtol(count, NULL, 10)) < 1 || n > 1000000)) ||
+	    (ms && ((m = strtol(ms, NULL, 10)) < 1 || m > 3600000))) {
+		client_fail(s, c, EINVAL, "count is 1 to 1000000, ms is 1 to 3600000\n");
+		return;
+	}
+	if (k == FAULT_SLOW && !ms)
+		m = 2 * (long)s->o.hang_timeout_ms;
+	atomic_store(&s->ctl->fault_count, 0);
+	atomic_store(&s->ctl->fault_op, o);
+	atomic_store(&s->ctl->fault_ms, (uint32_t)m);
+	atomic_store(&s->ctl->fault_kind, k);
+	atomic_store(&s->ctl->fault_count, k == FAULT_NONE ? 0 : (int32_t)n);
+	if (k == FAULT_NONE)
+		snprintf(msg, sizeof(msg), "fault injection disarmed\n");
+	else
+		snprintf(msg, sizeof(msg), "armed: %s in %s, %ld time%s%s\n", kind, op ? op : "any request",
+		    n, n == 1 ? "" : "s", k == FAULT_SLOW ? " (stall)" : "");
+	hlog(HLOG_WARN, "fault injection %s", msg);
+	client_send(s, c, 0, msg, strlen(msg));
 }
 
 static void
@@ -203,6 +337,21 @@ client_request(struct sup *s, struct client *c)
 			return;
 		}
 		ev_timer_set(&c->timer, STATUS_WAIT, 0);
+	} else if (strcmp(req.verb, "restart") == 0) {
+		if (s->worker.state != WORKER_RUNNING || s->restart_waiter) {
+			client_fail(s, c, EAGAIN, "the worker is being replaced already; try again\n");
+			return;
+		}
+		/* a checkpoint first, so the replacement has little log to replay */
+		c->restart = 1;
+		if (relay_submit(s, c, "json checkpoint") < 0) {
+			client_fail(s, c, ENOMEM, "out of memory\n");
+			return;
+		}
+		ev_timer_set(&c->timer, REQUEST_WAIT, 0);
+	} else if (strcmp(req.verb, "fault") == 0) {
+		fault_arm(s, c, &req);
+		return;
 	} else if (!strcmp(req.verb, "create") || !strcmp(req.verb, "delete") ||
 	    !strcmp(req.verb, "list") || !strcmp(req.verb, "ping")) {
 		if (relay_submit(s, c, c->buf) < 0) {

@@ -28,10 +28,14 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <linux/fuse.h>
+
 #include "hlog.h"
 #include "mounts.h"
 #include "names.h"
 #include "supervisor.h"
+
+#define NOTIFY_RESEND	7	/* FUSE_NOTIFY_RESEND, Linux 6.9+ */
 
 static void
 usage(FILE *f, int code)
@@ -51,6 +55,9 @@ usage(FILE *f, int code)
 	    "       segment_size=BYTES   log segment size (default 1G, minimum 16M)\n"
 	    "       checkpoint_ms=MS     checkpoint interval (default 10000)\n"
 	    "       worker=PATH          worker executable (default: the installed one)\n"
+	    "       hang_timeout=MS      a request older than this means a hung worker (default 10000)\n"
+	    "       reissue=auto|resend|replay  how a replacement gets the requests a dead worker held\n"
+	    "       fault_injection      allow hcowctl debug fault (for tests)\n"
 	    "     generic mount options (rw, defaults, noauto, nofail, _netdev, x-*...) are accepted.\n"
 	    "\n"
 	    "The log of the mount is DATA_DIR/hcowfs.log.  Unmount with umount MOUNTPOINT.\n");
@@ -86,6 +93,23 @@ parse_option(struct sup_opts *o, char *opt)
 		if (*end || ms < 10 || ms > 3600000)
 			die(1, "option checkpoint_ms=%s: expected milliseconds between 10 and 3600000", val);
 		o->checkpoint_ms = (unsigned)ms;
+	} else if (strcmp(opt, "hang_timeout") == 0 && val) {
+		char *end;
+		unsigned long ms = strtoul(val, &end, 10);
+		if (*end || ms < 50 || ms > 3600000)
+			die(1, "option hang_timeout=%s: expected milliseconds between 50 and 3600000", val);
+		o->hang_timeout_ms = (unsigned)ms;
+	} else if (strcmp(opt, "reissue") == 0 && val) {
+		if (strcmp(val, "auto") == 0)
+			o->reissue = 0;
+		else if (strcmp(val, "resend") == 0)
+			o->reissue = REISSUE_RESEND;
+		else if (strcmp(val, "replay") == 0)
+			o->reissue = REISSUE_REPLAY;
+		else
+			die(1, "option reissue=%s: expected auto, resend or replay", val);
+	} else if (strcmp(opt, "fault_injection") == 0 && !val) {
+		o->fault_injection = 1;
 	} else if (strcmp(opt, "owner") == 0 && val) {
 		struct passwd *pw = getpwnam(val);
 		char *end;
@@ -234,15 +258,36 @@ write_lock_pid(struct sup *s)
 static void
 create_ctlmem(struct sup *s)
 {
+	/* sized for replay mode; in resend mode the request buffers are never touched */
 	s->shm_fd = memfd_create("hcowfs-ctl", MFD_CLOEXEC);
-	if (s->shm_fd < 0 || ftruncate(s->shm_fd, sizeof(struct ctlmem)) < 0)
+	if (s->shm_fd < 0 || ftruncate(s->shm_fd, (off_t)ctlmem_size(1)) < 0)
 		die(1, "cannot create control memory: %s", strerror(errno));
 	s->ctl = mmap(NULL, sizeof(struct ctlmem), PROT_READ | PROT_WRITE, MAP_SHARED, s->shm_fd, 0);
 	if (s->ctl == MAP_FAILED)
 		die(1, "cannot map control memory: %s", strerror(errno));
 	s->ctl->magic = CTLMEM_MAGIC;
 	s->ctl->version = CTLMEM_VERSION;
-	s->ctl->size = sizeof(struct ctlmem);
+	s->ctl->size = (uint32_t)sizeof(struct ctlmem);
+}
+
+/*
+ * How a replacement gets the requests a dead worker held: the kernel's
+ * FUSE_NOTIFY_RESEND where it has it (Linux 6.9+; writing it with nothing in
+ * flight is harmless, and an older kernel refuses it), else replay from the
+ * slots.  Decided once, at mount, before the first worker serves.
+ */
+static void
+choose_reissue(struct sup *s)
+{
+	struct fuse_out_header out = { .len = sizeof(out), .error = NOTIFY_RESEND, .unique = 0 };
+	int have_resend = write(s->fuse_fd, &out, sizeof(out)) == (ssize_t)sizeof(out);
+
+	if (s->o.reissue == REISSUE_RESEND && !have_resend)
+		hlog(HLOG_WARN, "reissue=resend asked for, but this kernel has no FUSE_NOTIFY_RESEND");
+	s->ctl->reissue = s->o.reissue ? (uint32_t)s->o.reissue :
+	    have_resend ? REISSUE_RESEND : REISSUE_REPLAY;
+	hlog(HLOG_INFO, "requests held by a dead worker will be %s", s->ctl->reissue == REISSUE_RESEND ?
+	    "resent by the kernel (FUSE_NOTIFY_RESEND)" : "replayed from shared memory");
 }
 
 /* Fork; the parent waits for the daemon's word and exits with it. */
@@ -321,6 +366,7 @@ sup_mounted(struct sup *s)
 	if (mount(s->o.tmpldir, s->o.mountpoint, "fuse.hcowfs", flags, data) < 0)
 		sup_startup_failed(s, "cannot mount on '%s': %s", s->o.mountpoint, strerror(errno));
 	s->mounted = 1;
+	choose_reissue(s);
 	n = mounts_find(s->o.mountpoint, m, 8);
 	if (n <= 0)
 		sup_startup_failed(s, "mounted '%s' but cannot find it in /proc/self/mountinfo",
@@ -388,6 +434,7 @@ main(int argc, char **argv)
 	hlog_init("mount.hcowfs", HLOG_INFO);
 	hlog_plain(1);
 	s.o.owner_uid = -1;
+	s.o.hang_timeout_ms = HANG_TIMEOUT_MS_DEFAULT;
 	s.ready_fd = -1;
 	s.log_fd = -1;
 	s.listen_fd = -1;

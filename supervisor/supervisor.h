@@ -34,7 +34,16 @@ struct sup_opts {
 	uint64_t segment_size;		/* 0: the worker's default */
 	unsigned checkpoint_ms;		/* 0: the worker's default */
 	long	 owner_uid;		/* besides root, may use the control socket; -1 none */
+	unsigned hang_timeout_ms;	/* a request older than this means a hung worker */
+	int	 reissue;		/* 0 auto, else enum ctl_reissue */
+	int	 fault_injection;	/* hcowctl debug fault allowed */
 };
+
+#define HANG_TIMEOUT_MS_DEFAULT	10000
+#define HANG_TIMEOUT_MAX_FACTOR	8	/* adaptive timeout stops at 8x the configured one */
+
+/* Why a worker ended. */
+enum cause { CAUSE_CRASH, CAUSE_HANG, CAUSE_EXIT, CAUSE_RESTART, CAUSE_COUNT };
 
 /* A request relayed to the worker, answered when its reply comes back. */
 struct relay {
@@ -57,17 +66,45 @@ struct worker_proc {
 	size_t		 rlen, rcap;
 	struct timespec	 started;
 	uint64_t	 taken_at_start, done_at_start;
+	int		 kill_cause;	/* CAUSE_HANG/CAUSE_RESTART when we killed it, else -1 */
+	double		 hang_age_ms;	/* age of the stuck request when the hang was seen */
+	char		 hang_req[160];	/* which request */
 };
 
 struct fault {
 	time_t		 when;
 	pid_t		 pid;
+	enum cause	 cause;
+	char		 what[200];
+	double		 detect_ms;	/* hang: age of the stuck request when killed; crash: 0 */
+	double		 recover_ms;	/* death to replacement ready; < 0 while recovering */
+};
+
+/* A request held by a worker that died, and how many workers it has outlived. */
+struct suspect {
+	uint64_t	 unique;	/* without the resend bit */
+	unsigned	 deaths;
 	char		 what[160];
 };
+
+#define SUSPECTS_KEPT	64
+#define POISON_KEPT	8
 
 struct sup {
 	struct sup_opts	 o;
 	struct ev_loop	*loop;
+	ev_timer	 watch_timer;		/* hang detection */
+	unsigned	 hang_effective_ms;	/* the configured timeout, raised after hang kills */
+	double		 last_hang_kill;	/* ev_now of the last hang kill */
+	uint64_t	 by_cause[CAUSE_COUNT];
+	int		 recovering;		/* index + 1 in faults[] of the fault being recovered */
+	double		 died_at;		/* ev_now when the last worker's death was seen */
+	struct suspect	 suspects[SUSPECTS_KEPT];
+	unsigned	 nsuspects;
+	char		 poison_what[POISON_KEPT][200];
+	unsigned	 npoison;
+	struct client	*restart_waiter;	/* hcowctl restart waiting for the replacement */
+	pid_t		 restart_old_pid;
 	int		 fuse_fd;
 	int		 shm_fd;
 	int		 lock_fd;
@@ -106,6 +143,11 @@ double sup_uptime(const struct timespec *since);
 /* workers.c */
 void workers_init(struct sup *s);
 void worker_start(struct sup *s, int takeover);
+/* Deliberate replacement (hcowctl restart); 0 or -errno. */
+int worker_restart(struct sup *s);
+const char *cause_name(enum cause c);
+/* "WRITE node 3 [4096+512]" */
+void request_describe(const struct ctl_slot *sl, uint64_t unique, char *buf, size_t len);
 /* Queue line (FORMAT VERB ARGS) for the worker on behalf of c. */
 int relay_submit(struct sup *s, struct client *c, const char *line);
 /* The client went away: its relays are answered into the void. */
@@ -114,6 +156,8 @@ void relay_forget_client(struct sup *s, struct client *c);
 /* ctlsock.c */
 void ctlsock_open(struct sup *s);
 void ctlsock_close(struct sup *s);
+/* The replacement asked for by hcowctl restart is serving (or failed). */
+void restart_done(struct sup *s, int err, const char *msg);
 /* A relayed request finished: err 0 = ok, body is the result or message. */
 void client_answer(struct sup *s, struct client *c, int err, const char *body, size_t len);
 

@@ -33,6 +33,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/fuse.h>
+
 #include "hlog.h"
 #include "mounts.h"
 #include "supervisor.h"
@@ -42,16 +44,68 @@
 #define RESTART_DELAY	1.0	/* seconds */
 
 static void ctl_read_cb(struct ev_loop *loop, ev_io *w, int revents);
+static int still_mounted(struct sup *s);
 
-static void
-fault_record(struct sup *s, pid_t pid, const char *what)
+static struct fault *
+fault_record(struct sup *s, pid_t pid, enum cause cause, const char *what)
 {
 	struct fault *f = &s->faults[s->nfaults % FAULTS_KEPT];
 
 	f->when = time(NULL);
 	f->pid = pid;
+	f->cause = cause;
 	snprintf(f->what, sizeof(f->what), "%s", what);
+	f->detect_ms = 0;
+	f->recover_ms = -1;
 	s->nfaults++;
+	return f;
+}
+
+const char *
+cause_name(enum cause c)
+{
+	static const char *const names[CAUSE_COUNT] = { "crash", "hang", "exit", "restart" };
+	return names[c];
+}
+
+static const char *
+opcode_name(uint32_t op)
+{
+	switch (op) {
+	case FUSE_LOOKUP: return "LOOKUP";
+	case FUSE_GETATTR: return "GETATTR";
+	case FUSE_SETATTR: return "SETATTR";
+	case FUSE_UNLINK: return "UNLINK";
+	case FUSE_RENAME: case FUSE_RENAME2: return "RENAME";
+	case FUSE_OPEN: return "OPEN";
+	case FUSE_READ: return "READ";
+	case FUSE_WRITE: return "WRITE";
+	case FUSE_STATFS: return "STATFS";
+	case FUSE_RELEASE: return "RELEASE";
+	case FUSE_FSYNC: return "FSYNC";
+	case FUSE_FLUSH: return "FLUSH";
+	case FUSE_READDIR: return "READDIR";
+	case FUSE_FALLOCATE: return "FALLOCATE";
+	case FUSE_LSEEK: return "LSEEK";
+	default: return NULL;
+	}
+}
+
+void
+request_describe(const struct ctl_slot *sl, uint64_t unique, char *buf, size_t len)
+{
+	const char *name = opcode_name(sl->opcode);
+	char op[24];
+	int n;
+
+	if (!name) {
+		snprintf(op, sizeof(op), "opcode %u", sl->opcode);
+		name = op;
+	}
+	n = snprintf(buf, len, "%s node %llu", name, (unsigned long long)sl->nodeid);
+	if ((sl->opcode == FUSE_READ || sl->opcode == FUSE_WRITE) && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, " [%llu+%u]", (unsigned long long)sl->offset, sl->size);
+	(void)unique;
 }
 
 /* Send a relay's request to the running worker; on failure it waits for the next one. */
@@ -153,10 +207,25 @@ worker_ready(struct sup *s, int err, const char *body, size_t len)
 	}
 	w->state = WORKER_RUNNING;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	hlog(HLOG_INFO, "worker %d serving%s, ready %.1f ms after start", (int)w->pid,
-	    w->takeover ? " (replacement)" : "",
-	    (double)(now.tv_sec - w->started.tv_sec) * 1e3 +
-	    (double)(now.tv_nsec - w->started.tv_nsec) / 1e6);
+	if (w->takeover) {
+		double ms = (ev_time() - s->died_at) * 1e3;
+		hlog(HLOG_INFO, "worker %d serving (replacement), %.1f ms after the previous one ended",
+		    (int)w->pid, ms);
+		if (s->recovering) {
+			s->faults[(s->recovering - 1) % FAULTS_KEPT].recover_ms = ms;
+			s->recovering = 0;
+		}
+		if (s->restart_waiter) {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "restarted: worker %d replaced by %d, serving %.1f ms "
+			    "after it stopped\n", (int)s->restart_old_pid, (int)w->pid, ms);
+			restart_done(s, 0, msg);
+		}
+	} else {
+		hlog(HLOG_INFO, "worker %d serving, ready %.1f ms after start", (int)w->pid,
+		    (double)(now.tv_sec - w->started.tv_sec) * 1e3 +
+		    (double)(now.tv_nsec - w->started.tv_nsec) / 1e6);
+	}
 	for (struct relay *r = s->relays; r; r = r->next)
 		relay_send(s, r);
 }
@@ -250,6 +319,8 @@ worker_start(struct sup *s, int takeover)
 	argv[argc++] = "--tmpldir"; argv[argc++] = s->o.tmpldir;
 	if (takeover)
 		argv[argc++] = "--takeover";
+	if (s->o.fault_injection)
+		argv[argc++] = "--fault-injection";
 	if (s->o.segment_size) {
 		snprintf(segsz, sizeof(segsz), "%llu", (unsigned long long)s->o.segment_size);
 		argv[argc++] = "--segment-size"; argv[argc++] = segsz;
@@ -293,6 +364,7 @@ worker_start(struct sup *s, int takeover)
 	w->pid = pid;
 	w->state = WORKER_STARTING;
 	w->takeover = takeover;
+	w->kill_cause = -1;
 	w->ctl_fd = sv[0];
 	w->rlen = 0;
 	w->taken_at_start = atomic_load(&s->ctl->requests_taken);
@@ -327,23 +399,102 @@ still_mounted(struct sup *s)
 	return 0;
 }
 
+/*
+ * The requests a dead worker held are suspects: one that was held by
+ * POISON_ATTEMPTS dead workers is poison, and workers answer it EIO from now
+ * on.  After a hang only the stuck requests are suspects; after a deliberate
+ * restart none is.
+ */
+static void
+blame_requests(struct sup *s, enum cause cause)
+{
+	double now_ns = 0;
+	struct timespec ts;
+
+	if (cause == CAUSE_RESTART || cause == CAUSE_EXIT)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+	for (int i = 0; i < CTLMEM_SLOTS; i++) {
+		struct ctl_slot *sl = &s->ctl->slot[i];
+		uint64_t u = atomic_load_explicit(&sl->unique, memory_order_acquire) & ~UNIQUE_RESENT;
+		struct suspect *x = NULL;
+
+		if (!u)
+			continue;
+		if (cause == CAUSE_HANG &&
+		    (now_ns - (double)atomic_load(&sl->start_ns)) / 1e6 < s->hang_effective_ms / 2.0)
+			continue;	/* it was progressing; the stuck one is older */
+		for (unsigned j = 0; j < SUSPECTS_KEPT && j < s->nsuspects; j++)
+			if (s->suspects[j].unique == u)
+				x = &s->suspects[j];
+		if (!x) {
+			x = &s->suspects[s->nsuspects++ % SUSPECTS_KEPT];
+			x->unique = u;
+			x->deaths = 0;
+			request_describe(sl, u, x->what, sizeof(x->what));
+		}
+		if (++x->deaths == POISON_ATTEMPTS) {
+			atomic_store(&s->ctl->poison[s->npoison % CTLMEM_POISON], u);
+			snprintf(s->poison_what[s->npoison % POISON_KEPT], sizeof(s->poison_what[0]),
+			    "%s (request %llx)", x->what, (unsigned long long)u);
+			s->npoison++;
+			hlog(HLOG_ERROR, "request %llx (%s) was held by %u workers that died; it is "
+			    "answered EIO from now on", (unsigned long long)u, x->what, x->deaths);
+		}
+	}
+}
+
+/* Make the slots ready for the replacement (see ctlmem.h). */
+static void
+slots_handover(struct sup *s)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	for (int i = 0; i < CTLMEM_SLOTS; i++) {
+		struct ctl_slot *sl = &s->ctl->slot[i];
+		if (s->ctl->reissue == REISSUE_REPLAY && atomic_load(&sl->len)) {
+			/* the replacement re-runs it; its age starts again */
+			atomic_store(&sl->start_ns, now);
+		} else {
+			atomic_store(&sl->unique, 0);
+			atomic_store(&sl->len, 0);
+		}
+	}
+	atomic_store(&s->ctl->slots_used, 0);
+}
+
 static void
 child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 {
 	struct sup *s = cw->data;
 	struct worker_proc *w = &s->worker;
-	char what[160];
+	char what[200];
 	int st = cw->rstatus;
 	time_t now = time(NULL);
+	enum cause cause;
 
 	(void)revents;
 	if (cw->rpid != w->pid)
 		return;
-	if (WIFSIGNALED(st))
+	s->died_at = ev_time();
+	if (w->kill_cause == CAUSE_HANG) {
+		cause = CAUSE_HANG;
+		snprintf(what, sizeof(what), "hang: %s outstanding for %.0f ms", w->hang_req, w->hang_age_ms);
+	} else if (w->kill_cause == CAUSE_RESTART) {
+		cause = CAUSE_RESTART;
+		snprintf(what, sizeof(what), "restart asked for with hcowctl");
+	} else if (WIFSIGNALED(st)) {
+		cause = CAUSE_CRASH;
 		snprintf(what, sizeof(what), "crash: killed by signal %d (%s)", WTERMSIG(st),
 		    strsignal(WTERMSIG(st)));
-	else
+	} else {
+		cause = CAUSE_EXIT;
 		snprintf(what, sizeof(what), "exit: status %d", WEXITSTATUS(st));
+	}
 	ev_io_stop(loop, &w->ctl_io);
 	close(w->ctl_fd);
 	w->ctl_fd = -1;
@@ -355,13 +506,23 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 		sup_startup_failed(s, "worker ended before the mount was ready (%s); see %s/hcowfs.log",
 		    what, s->o.datadir);
 	}
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && !still_mounted(s)) {
+	if (cause == CAUSE_EXIT && WEXITSTATUS(st) == 0 && !still_mounted(s)) {
 		hlog(HLOG_INFO, "%s unmounted; supervisor exiting", s->o.mountpoint);
 		sup_exit(s, 0);
 	}
+	blame_requests(s, cause);
+	slots_handover(s);
 	s->restarts++;
-	fault_record(s, cw->rpid, what);
-	hlog(HLOG_ERROR, "worker %d ended (%s); starting a replacement", (int)cw->rpid, what);
+	s->by_cause[cause]++;
+	if (cause != CAUSE_RESTART) {
+		struct fault *f = fault_record(s, cw->rpid, cause, what);
+		if (cause == CAUSE_HANG)
+			f->detect_ms = w->hang_age_ms;
+		s->recovering = (int)(s->nfaults - 1) % FAULTS_KEPT + 1;
+		hlog(HLOG_ERROR, "worker %d ended (%s); starting a replacement", (int)cw->rpid, what);
+	} else {
+		hlog(HLOG_INFO, "worker %d stopped for a restart; starting a replacement", (int)cw->rpid);
+	}
 	relays_requeue(s);
 
 	if (now - s->restart_window >= RESTART_WINDOW) {
@@ -378,6 +539,71 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 	worker_start(s, 1);
 }
 
+int
+worker_restart(struct sup *s)
+{
+	struct worker_proc *w = &s->worker;
+
+	if (w->state != WORKER_RUNNING || w->kill_cause >= 0)
+		return -EAGAIN;
+	w->kill_cause = CAUSE_RESTART;
+	s->restart_old_pid = w->pid;
+	/* after a checkpoint, so the replacement has little log to replay */
+	return kill(w->pid, SIGKILL) < 0 ? -errno : 0;
+}
+
+/*
+ * Hang detection: any request outstanding longer than the (effective) hang
+ * timeout means the worker is hung, even if its other threads progress.
+ * Each hang kill doubles the effective timeout (up to 8x), so a worker that is
+ * only slow under load is not killed over and over; a minute without one
+ * halves it again, down to the configured value.
+ */
+static void
+watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sup *s = t->data;
+	struct worker_proc *w = &s->worker;
+	struct timespec ts;
+	double now_ns;
+
+	(void)revents;
+	if (s->hang_effective_ms > s->o.hang_timeout_ms && ev_now(loop) - s->last_hang_kill > 60) {
+		s->hang_effective_ms = s->hang_effective_ms / 2 < s->o.hang_timeout_ms ?
+		    s->o.hang_timeout_ms : s->hang_effective_ms / 2;
+		s->last_hang_kill = ev_now(loop);
+		hlog(HLOG_INFO, "no hang for a minute: hang timeout back to %u ms", s->hang_effective_ms);
+	}
+	if (w->state != WORKER_RUNNING || w->kill_cause >= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+	for (int i = 0; i < CTLMEM_SLOTS; i++) {
+		struct ctl_slot *sl = &s->ctl->slot[i];
+		uint64_t u = atomic_load_explicit(&sl->unique, memory_order_acquire);
+		double age;
+
+		if (!u)
+			continue;
+		age = (now_ns - (double)atomic_load(&sl->start_ns)) / 1e6;
+		if (age <= s->hang_effective_ms)
+			continue;
+		request_describe(sl, u, w->hang_req, sizeof(w->hang_req));
+		w->hang_age_ms = age;
+		w->kill_cause = CAUSE_HANG;
+		hlog(HLOG_ERROR, "worker %d is hung: %s outstanding for %.0f ms (timeout %u ms); killing it",
+		    (int)w->pid, w->hang_req, age, s->hang_effective_ms);
+		kill(w->pid, SIGKILL);
+		s->last_hang_kill = ev_now(loop);
+		if (s->hang_effective_ms < s->o.hang_timeout_ms * HANG_TIMEOUT_MAX_FACTOR) {
+			s->hang_effective_ms *= 2;
+			hlog(HLOG_WARN, "hang timeout raised to %u ms (a slow worker is not killed over and over)",
+			    s->hang_effective_ms);
+		}
+		return;
+	}
+}
+
 void
 workers_init(struct sup *s)
 {
@@ -387,4 +613,17 @@ workers_init(struct sup *s)
 	ev_timer_init(&s->restart_timer, restart_cb, RESTART_DELAY, 0);
 	s->restart_timer.data = s;
 	s->worker.ctl_fd = -1;
+	s->worker.kill_cause = -1;
+	s->hang_effective_ms = s->o.hang_timeout_ms;
+	{
+		/* look at the slots a few times per timeout, but not more than 100 times a second */
+		double tick = s->o.hang_timeout_ms / 4000.0;
+		if (tick < 0.01)
+			tick = 0.01;
+		if (tick > 0.25)
+			tick = 0.25;
+		ev_timer_init(&s->watch_timer, watch_cb, tick, tick);
+	}
+	s->watch_timer.data = s;
+	ev_timer_start(s->loop, &s->watch_timer);
 }

@@ -36,6 +36,12 @@ usage(FILE *f, int code)
 	    "                                                 the last open file closes)\n"
 	    "  list [--json]                                  the disks\n"
 	    "  status [--json]                                supervisor, workers, faults, disks\n"
+	    "  restart                                        replace the worker (e.g. after an\n"
+	    "                                                 upgrade) without disturbing I/O\n"
+	    "  debug fault crash|hang|slow|none [--op OP] [--count N] [--ms MS]\n"
+	    "                                                 make the worker fail (mounts with\n"
+	    "                                                 -o fault_injection only); OP: any, read,\n"
+	    "                                                 write, fsync, getattr, lookup, append\n"
 	    "\n"
 	    "  -m MOUNTPOINT  the hcowfs mount to use (needed when more than one is mounted)\n"
 	    "  SIZE           bytes, or with a suffix K, M, G, T (powers of 1024): 20G\n"
@@ -150,11 +156,15 @@ main(int argc, char **argv)
 		{ "template", required_argument, NULL, 't' },
 		{ "size", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "op", required_argument, NULL, 'o' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "ms", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *mnt = NULL, *tmpl = NULL, *size_s = NULL, *cmd, *name = NULL;
+	const char *mnt = NULL, *tmpl = NULL, *size_s = NULL, *cmd, *name = NULL, *kind = NULL;
+	const char *fop = NULL, *fcount = NULL, *fms = NULL;
 	char line[PROTO_LINE_MAX];
 	struct hcow_mount m;
 	uint64_t size = 0;
@@ -166,6 +176,9 @@ main(int argc, char **argv)
 		case 't': tmpl = optarg; break;
 		case 's': size_s = optarg; break;
 		case 'j': json = 1; break;
+		case 'o': fop = optarg; break;
+		case 'c': fcount = optarg; break;
+		case 'M': fms = optarg; break;
 		case 'h': usage(stdout, 0); break;
 		case 'V': printf("hcowctl %s\n", PACKAGE_VERSION); return 0;
 		default: usage(stderr, 2);
@@ -176,6 +189,8 @@ main(int argc, char **argv)
 	cmd = argv[optind++];
 	if (optind < argc)
 		name = argv[optind++];
+	if (strcmp(cmd, "debug") == 0 && optind < argc)
+		kind = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
 		usage(stderr, 2);
@@ -220,8 +235,32 @@ main(int argc, char **argv)
 			usage(stderr, 2);
 		}
 		snprintf(line, sizeof(line), "%s %s", json ? "json" : "text", cmd);
+	} else if (strcmp(cmd, "restart") == 0) {
+		if (name) {
+			fprintf(stderr, "%s: restart takes no argument\n", prog);
+			usage(stderr, 2);
+		}
+		snprintf(line, sizeof(line), "%s restart", json ? "json" : "text");
+	} else if (strcmp(cmd, "debug") == 0) {
+		int n;
+		if (!name || strcmp(name, "fault") != 0 || !kind) {
+			fprintf(stderr, "%s: debug needs: fault crash|hang|slow|none\n", prog);
+			usage(stderr, 2);
+		}
+		n = snprintf(line, sizeof(line), "%s fault kind=%s", json ? "json" : "text", kind);
+		for (const char *const *kv = (const char *const[]){ "op", fop, "count", fcount, "ms", fms, NULL };
+		    *kv; kv += 2) {
+			if (kv[1] && (strchr(kv[1], ' ') || !kv[1][0]))
+				fail("invalid --%s '%s'", kv[0], kv[1]);
+			if (kv[1])
+				n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%s", kv[0], kv[1]);
+		}
 	} else {
 		fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+		usage(stderr, 2);
+	}
+	if ((fop || fcount || fms) && strcmp(cmd, "debug") != 0) {
+		fprintf(stderr, "%s: --op, --count and --ms are for debug fault\n", prog);
 		usage(stderr, 2);
 	}
 	if ((tmpl || size_s) && strcmp(cmd, "create") != 0) {
