@@ -24,7 +24,10 @@
  *   read a request -> fill opcode..offset, start_ns, then unique (release)
  *   write its reply -> unique = 0, then len = 0
  * The supervisor reads unique first (acquire), so a non-zero unique comes with
- * its fields.  Slot ownership: bit i of slots_used; a thread takes a free bit
+ * its fields.  In replay mode the thread read()s the request straight into
+ * its slot's buffer, whose fuse_in_header is the record of what is held
+ * (unique 0 = nothing): a request is safe from the instant read() returns,
+ * and its header's unique is cleared once it is answered (or needs no answer).  Slot ownership: bit i of slots_used; a thread takes a free bit
  * at its first request and gives it back when it exits.  After a worker died
  * the supervisor reads the slots, then clears slots_used for the replacement
  * (in replay mode the replacement clears each slot as it re-runs it).

@@ -153,24 +153,33 @@ slot_fill(struct worker *w, int i, const void *buf, size_t n)
 		sl->offset = rd->offset;
 		sl->size = rd->size;
 	}
-	if (w->ctl->reissue == REISSUE_REPLAY && n <= CTLMEM_REQ_MAX) {
-		memcpy(ctlmem_req_buf(w->ctl, (unsigned)i), buf, n);
-		atomic_store(&sl->len, (uint32_t)n);
-	}
+	atomic_store(&sl->len, (uint32_t)n);
 	atomic_store(&sl->start_ns, mono_ns());
 	atomic_store_explicit(&sl->unique, in->unique, memory_order_release);
+}
+
+/* In replay mode the request in slot i's buffer is answered: it must not be re-run. */
+static void
+slot_buf_done(struct ctlmem *c, int i)
+{
+	if (c->reissue == REISSUE_REPLAY) {
+		struct fuse_in_header *h = (struct fuse_in_header *)ctlmem_req_buf(c, (unsigned)i);
+		__atomic_store_n(&h->unique, 0, __ATOMIC_RELEASE);
+	}
 }
 
 static void
 slot_clear(struct ctlmem *c, uint64_t unique)
 {
 	if (my_slot >= 0 && atomic_load(&c->slot[my_slot].unique) == unique) {
+		slot_buf_done(c, my_slot);
 		atomic_store(&c->slot[my_slot].unique, 0);
 		atomic_store(&c->slot[my_slot].len, 0);
 		return;
 	}
 	for (int i = 0; i < CTLMEM_SLOTS; i++) {
 		if (atomic_load(&c->slot[i].unique) == unique) {
+			slot_buf_done(c, i);
 			atomic_store(&c->slot[i].unique, 0);
 			atomic_store(&c->slot[i].len, 0);
 		}
@@ -250,10 +259,25 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 		populated_buf = buf;
 	}
 	for (;;) {
-		ssize_t n = read(fd, buf, len);
 		const struct fuse_in_header *in = buf;
-		int slot;
+		int replay = w->ctl->reissue == REISSUE_REPLAY;
+		int slot = replay ? slot_mine(w->ctl) : -1;
+		ssize_t n;
 
+		if (slot >= 0) {
+			/*
+			 * Replay mode: the kernel writes the request straight into
+			 * shared memory, so from the moment read() returns a
+			 * replacement can re-run it; the buffer's header is the
+			 * record (unique 0 = nothing held), cleared once answered.
+			 */
+			uint8_t *sb = ctlmem_req_buf(w->ctl, (unsigned)slot);
+			n = read(fd, sb, len < CTLMEM_REQ_MAX ? len : CTLMEM_REQ_MAX);
+			if (n > 0)
+				memcpy(buf, sb, (size_t)n);
+		} else {
+			n = read(fd, buf, len);
+		}
 		if (n < (ssize_t)sizeof(struct fuse_in_header))
 			return n;
 		request_resent = (in->unique & UNIQUE_RESENT) != 0;
@@ -263,16 +287,21 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 			memcpy(w->ctl->init_req, buf, (size_t)n);
 			atomic_store_explicit(&w->ctl->init_len, (uint32_t)n, memory_order_release);
 		}
-		if (!opcode_tracked(in->opcode))
+		if (!opcode_tracked(in->opcode)) {
+			if (slot >= 0)
+				slot_buf_done(w->ctl, slot);	/* no reply, nothing to re-run */
 			return n;
+		}
 		if (request_poisoned(w->ctl, in->unique)) {
 			hlog(HLOG_ERROR, "request %llx (opcode %u, node %llu) killed %d workers; "
 			    "answering it EIO", (unsigned long long)(in->unique & ~UNIQUE_RESENT),
 			    in->opcode, (unsigned long long)in->nodeid, POISON_ATTEMPTS);
 			reply_eio(w, in->unique);
+			if (slot >= 0)
+				slot_buf_done(w->ctl, slot);
 			continue;
 		}
-		if ((slot = slot_mine(w->ctl)) >= 0)
+		if (slot >= 0 || (slot = slot_mine(w->ctl)) >= 0)
 			slot_fill(w, slot, buf, (size_t)n);
 		if (w->fault_injection)
 			fault_maybe(w->ctl, in->opcode);
@@ -358,15 +387,18 @@ worker_replay_slots(struct worker *w)
 		return;
 	for (int i = 0; i < CTLMEM_SLOTS; i++) {
 		struct ctl_slot *sl = &w->ctl->slot[i];
-		uint64_t u = atomic_load_explicit(&sl->unique, memory_order_acquire);
-		uint32_t len = atomic_load(&sl->len);
+		const struct fuse_in_header *h = (const void *)ctlmem_req_buf(w->ctl, (unsigned)i);
+		uint64_t u = __atomic_load_n(&h->unique, __ATOMIC_ACQUIRE);
+		uint32_t len = h->len;
 		struct fuse_buf fbuf;
 
-		if (!u || len < sizeof(struct fuse_in_header) || len > CTLMEM_REQ_MAX)
+		if (!u || len < sizeof(struct fuse_in_header) || len > CTLMEM_REQ_MAX ||
+		    !opcode_tracked(h->opcode))
 			continue;
-		memcpy(copy, ctlmem_req_buf(w->ctl, (unsigned)i), len);
+		memcpy(copy, h, len);
 		if (request_poisoned(w->ctl, u)) {
 			reply_eio(w, u);
+			slot_buf_done(w->ctl, i);
 			atomic_store(&sl->unique, 0);
 			continue;
 		}
@@ -380,6 +412,7 @@ worker_replay_slots(struct worker *w)
 		request_resent = 1;
 		fuse_session_process_buf(w->se, &fbuf);
 		request_resent = 0;
+		slot_buf_done(w->ctl, i);
 		atomic_store(&sl->unique, 0);
 		atomic_store(&sl->len, 0);
 		replayed++;

@@ -107,9 +107,10 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	sbuf_json_str(b, s->o.datadir);
 	sbuf_printf(b, ",\"supervisor\":{\"pid\":%d,\"uptime_s\":%.0f}", (int)getpid(),
 	    sup_uptime(&s->started));
-	sbuf_printf(b, ",\"reissue\":\"%s\",\"hang_timeout_ms\":%u,\"hang_timeout_effective_ms\":%u,"
+	sbuf_printf(b, ",\"reissue\":\"%s\",\"hang_timeout_ms\":%u,\"slow_waits\":%llu,"
 	    "\"fault_injection\":%s", s->ctl->reissue == REISSUE_REPLAY ? "replay" : "resend",
-	    s->o.hang_timeout_ms, s->hang_effective_ms, s->o.fault_injection ? "true" : "false");
+	    s->o.hang_timeout_ms, (unsigned long long)s->slow_waits,
+	    s->o.fault_injection ? "true" : "false");
 	sbuf_addstr(b, ",\"workers\":[");
 	if (w->pid > 0)
 		sbuf_printf(b, "{\"pid\":%d,\"state\":\"%s\",\"uptime_s\":%.0f,\"requests_served\":%llu,"
@@ -161,8 +162,8 @@ status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	    s->o.tmpldir, s->o.datadir);
 	sbuf_printf(b, "supervisor  pid %d, up %.0f s; hang timeout %u ms", (int)getpid(),
 	    sup_uptime(&s->started), s->o.hang_timeout_ms);
-	if (s->hang_effective_ms != s->o.hang_timeout_ms)
-		sbuf_printf(b, " (raised to %u ms after hangs)", s->hang_effective_ms);
+	if (s->slow_waits)
+		sbuf_printf(b, " (%llu slow requests forgiven: disk wait)", (unsigned long long)s->slow_waits);
 	sbuf_printf(b, "; reissue by %s\n", s->ctl->reissue == REISSUE_REPLAY ? "replay" : "kernel resend");
 	if (w->pid > 0)
 		sbuf_printf(b, "worker      pid %d, %s, up %.0f s, %llu requests served, %u outstanding\n",

@@ -262,7 +262,7 @@ create_ctlmem(struct sup *s)
 	s->shm_fd = memfd_create("hcowfs-ctl", MFD_CLOEXEC);
 	if (s->shm_fd < 0 || ftruncate(s->shm_fd, (off_t)ctlmem_size(1)) < 0)
 		die(1, "cannot create control memory: %s", strerror(errno));
-	s->ctl = mmap(NULL, sizeof(struct ctlmem), PROT_READ | PROT_WRITE, MAP_SHARED, s->shm_fd, 0);
+	s->ctl = mmap(NULL, (size_t)ctlmem_size(1), PROT_READ | PROT_WRITE, MAP_SHARED, s->shm_fd, 0);
 	if (s->ctl == MAP_FAILED)
 		die(1, "cannot map control memory: %s", strerror(errno));
 	s->ctl->magic = CTLMEM_MAGIC;

@@ -40,7 +40,7 @@ struct sup_opts {
 };
 
 #define HANG_TIMEOUT_MS_DEFAULT	10000
-#define HANG_TIMEOUT_MAX_FACTOR	8	/* adaptive timeout stops at 8x the configured one */
+#define HANG_TIMEOUT_MAX_FACTOR	8	/* a worker waiting on the disk gets up to 8 timeouts */
 
 /* Why a worker ended. */
 enum cause { CAUSE_CRASH, CAUSE_HANG, CAUSE_EXIT, CAUSE_RESTART, CAUSE_COUNT };
@@ -94,8 +94,8 @@ struct sup {
 	struct sup_opts	 o;
 	struct ev_loop	*loop;
 	ev_timer	 watch_timer;		/* hang detection */
-	unsigned	 hang_effective_ms;	/* the configured timeout, raised after hang kills */
-	double		 last_hang_kill;	/* ev_now of the last hang kill */
+	uint64_t	 slow_waits;		/* requests past the timeout forgiven: disk wait */
+	uint64_t	 slow_unique;		/* the last one, to log each once */
 	uint64_t	 by_cause[CAUSE_COUNT];
 	int		 recovering;		/* index + 1 in faults[] of the fault being recovered */
 	double		 died_at;		/* ev_now when the last worker's death was seen */

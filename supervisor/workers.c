@@ -23,6 +23,7 @@
  * and each further restart waits RESTART_DELAY, so a worker that cannot run
  * does not fork-bomb the host.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -423,7 +424,7 @@ blame_requests(struct sup *s, enum cause cause)
 		if (!u)
 			continue;
 		if (cause == CAUSE_HANG &&
-		    (now_ns - (double)atomic_load(&sl->start_ns)) / 1e6 < s->hang_effective_ms / 2.0)
+		    (now_ns - (double)atomic_load(&sl->start_ns)) / 1e6 < s->o.hang_timeout_ms / 2.0)
 			continue;	/* it was progressing; the stuck one is older */
 		for (unsigned j = 0; j < SUSPECTS_KEPT && j < s->nsuspects; j++)
 			if (s->suspects[j].unique == u)
@@ -456,9 +457,15 @@ slots_handover(struct sup *s)
 	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	for (int i = 0; i < CTLMEM_SLOTS; i++) {
 		struct ctl_slot *sl = &s->ctl->slot[i];
-		if (s->ctl->reissue == REISSUE_REPLAY && atomic_load(&sl->len)) {
-			/* the replacement re-runs it; its age starts again */
+		const struct fuse_in_header *h = (const void *)ctlmem_req_buf(s->ctl, (unsigned)i);
+		uint64_t held = s->ctl->reissue == REISSUE_REPLAY ?
+		    __atomic_load_n(&h->unique, __ATOMIC_ACQUIRE) : 0;
+		if (held) {
+			/* the replacement re-runs it; show it as outstanding, its age starting now */
+			sl->opcode = h->opcode;
+			sl->nodeid = h->nodeid;
 			atomic_store(&sl->start_ns, now);
+			atomic_store(&sl->unique, held);
 		} else {
 			atomic_store(&sl->unique, 0);
 			atomic_store(&sl->len, 0);
@@ -552,12 +559,46 @@ worker_restart(struct sup *s)
 	return kill(w->pid, SIGKILL) < 0 ? -errno : 0;
 }
 
+/* Is some thread of pid in uninterruptible sleep, i.e. waiting for the disk? */
+static int
+waiting_on_disk(pid_t pid)
+{
+	char path[64], buf[512];
+	struct dirent *de;
+	DIR *d;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		char *rp;
+		ssize_t n;
+		int fd;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", (int)pid, de->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		/* "tid (comm) S ...": the state follows the last ')' */
+		if ((rp = strrchr(buf, ')')) != NULL && rp[1] == ' ' && rp[2] == 'D')
+			found = 1;
+	}
+	closedir(d);
+	return found;
+}
+
 /*
- * Hang detection: any request outstanding longer than the (effective) hang
- * timeout means the worker is hung, even if its other threads progress.
- * Each hang kill doubles the effective timeout (up to 8x), so a worker that is
- * only slow under load is not killed over and over; a minute without one
- * halves it again, down to the configured value.
+ * Hang detection: a request outstanding longer than the hang timeout means
+ * the worker is hung, even while its other threads progress.  Unless it is
+ * merely slow: while some thread of the worker waits on the disk (state D),
+ * the device is the bottleneck and killing the worker would only add a
+ * restart, so the request gets up to HANG_TIMEOUT_MAX_FACTOR timeouts.
  */
 static void
 watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -567,13 +608,8 @@ watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	struct timespec ts;
 	double now_ns;
 
+	(void)loop;
 	(void)revents;
-	if (s->hang_effective_ms > s->o.hang_timeout_ms && ev_now(loop) - s->last_hang_kill > 60) {
-		s->hang_effective_ms = s->hang_effective_ms / 2 < s->o.hang_timeout_ms ?
-		    s->o.hang_timeout_ms : s->hang_effective_ms / 2;
-		s->last_hang_kill = ev_now(loop);
-		hlog(HLOG_INFO, "no hang for a minute: hang timeout back to %u ms", s->hang_effective_ms);
-	}
 	if (w->state != WORKER_RUNNING || w->kill_cause >= 0)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -586,20 +622,25 @@ watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		if (!u)
 			continue;
 		age = (now_ns - (double)atomic_load(&sl->start_ns)) / 1e6;
-		if (age <= s->hang_effective_ms)
+		if (age <= s->o.hang_timeout_ms)
 			continue;
+		if (age <= (double)s->o.hang_timeout_ms * HANG_TIMEOUT_MAX_FACTOR && waiting_on_disk(w->pid)) {
+			if (u != s->slow_unique) {
+				char what[160];
+				s->slow_unique = u;
+				s->slow_waits++;
+				request_describe(sl, u, what, sizeof(what));
+				hlog(HLOG_WARN, "worker %d is slow, not hung: %s outstanding for %.0f ms while "
+				    "it waits on the disk", (int)w->pid, what, age);
+			}
+			continue;
+		}
 		request_describe(sl, u, w->hang_req, sizeof(w->hang_req));
 		w->hang_age_ms = age;
 		w->kill_cause = CAUSE_HANG;
 		hlog(HLOG_ERROR, "worker %d is hung: %s outstanding for %.0f ms (timeout %u ms); killing it",
-		    (int)w->pid, w->hang_req, age, s->hang_effective_ms);
+		    (int)w->pid, w->hang_req, age, s->o.hang_timeout_ms);
 		kill(w->pid, SIGKILL);
-		s->last_hang_kill = ev_now(loop);
-		if (s->hang_effective_ms < s->o.hang_timeout_ms * HANG_TIMEOUT_MAX_FACTOR) {
-			s->hang_effective_ms *= 2;
-			hlog(HLOG_WARN, "hang timeout raised to %u ms (a slow worker is not killed over and over)",
-			    s->hang_effective_ms);
-		}
 		return;
 	}
 }
@@ -614,7 +655,6 @@ workers_init(struct sup *s)
 	s->restart_timer.data = s;
 	s->worker.ctl_fd = -1;
 	s->worker.kill_cause = -1;
-	s->hang_effective_ms = s->o.hang_timeout_ms;
 	{
 		/* look at the slots a few times per timeout, but not more than 100 times a second */
 		double tick = s->o.hang_timeout_ms / 4000.0;

@@ -1,0 +1,90 @@
+#!/bin/bash
+# Proves the supervisor's rules one at a time: a poison request (one that kills
+# every worker it is given) is failed with EIO after 3 tries while everything
+# else goes on, with both reissue paths; restarts are throttled; hcowctl restart
+# replaces the worker under I/O with no error; a stall shorter than the hang
+# timeout kills nothing while a stuck request is caught even as other threads
+# progress; fault injection is refused unless the mount allows it.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_root_fuse
+scratch
+
+make_template base.img $((16 * 1048576))
+M=$T/mnt
+
+mount_fs
+ctl create d.img --template base.img >/dev/null
+expect_fail "fault injection without -o fault_injection" "fault injection is off" ctl debug fault crash
+[ "$(status_field 's["restarts"]')" = 0 ] || fail "restarts without faults"
+umount "$M"
+
+for mode in resend replay; do
+	mount_fs -o "fault_injection,hang_timeout=1000,reissue=$mode"
+	# every FSYNC kills its worker: the one fsync is poison, the writes around it are not
+	ctl debug fault crash --op fsync --count 1000 >/dev/null
+	python3 - "$M/d.img" <<'PY' || fail "poison handling ($mode)"
+import os, sys, errno
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.pwrite(fd, b"before" * 100, 0)
+try:
+    os.fsync(fd)
+    sys.exit("the poison fsync succeeded")
+except OSError as e:
+    assert e.errno == errno.EIO, e
+os.pwrite(fd, b"after!" * 100, 4096)
+assert os.pread(fd, 600, 0) == b"before" * 100
+assert os.pread(fd, 600, 4096) == b"after!" * 100
+PY
+	ctl debug fault none >/dev/null
+	[ "$(status_field 's["restarts_by_cause"]["crash"]')" = 3 ] || fail "poison: expected 3 crashes ($mode)"
+	[ "$(status_field 's["poisoned"]["answered_eio"]')" = 1 ] || fail "poison: expected 1 EIO ($mode)"
+	status_field 's["poisoned"]["requests"][0]' | grep -q FSYNC || fail "poison not named in status"
+	ok "$mode: a request that killed 3 workers is answered EIO; the writes around it work"
+	umount "$M"
+	sleep 0.3
+done
+
+mount_fs -o "fault_injection,hang_timeout=1000"
+# a crash on every request: the supervisor must slow down, not fork-bomb
+ctl debug fault crash --op any --count 40 >/dev/null
+( for _ in $(seq 60); do dd if="$M/d.img" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null || true; done ) &
+reader=$!
+sleep 6
+restarts=$(status_field 's["restarts"]')
+[ "$restarts" -le 18 ] || fail "$restarts restarts in 6 s: not throttled"
+grep -q "throttling: next worker in" "$T/data/hcowfs.log" || fail "no throttling logged ($restarts restarts, $(grep -c "fault injection: crash" "$T/data/hcowfs.log") injected crashes)"
+ctl debug fault none >/dev/null
+wait $reader || true
+wait_for new_worker_serving 0 || fail "no worker after the crash storm"
+ok "a crash storm is throttled ($restarts restarts in 6 s)"
+
+# one stuck request is caught while another thread keeps working
+before=$(status_field 's["restarts_by_cause"]["hang"]')
+ctl debug fault hang --op write >/dev/null
+dd if=/dev/urandom of="$M/d.img" bs=4k count=1 seek=100 conv=notrunc status=none &
+writer=$!
+t0=$(date +%s%N)
+cmp -n 1048576 "$M/d.img" "$T/tmpl/base.img" >/dev/null || true	# reads progress meanwhile
+wait $writer || fail "the write stuck in a hung worker failed"
+t1=$(date +%s%N)
+[ "$(status_field 's["restarts_by_cause"]["hang"]')" = $((before + 1)) ] || fail "hang not detected"
+detect=$(status_field 's["faults"][-1]["detect_ms"]')
+ok "a hung write is detected in ${detect} ms (timeout 1000) and completes in $(((t1 - t0) / 1000000)) ms"
+
+before=$(status_field 's["restarts"]')
+ctl debug fault slow --op write --ms 500 >/dev/null
+dd if=/dev/urandom of="$M/d.img" bs=4k count=1 seek=101 conv=notrunc status=none
+[ "$(status_field 's["restarts"]')" = "$before" ] || fail "a 500 ms stall was taken for a hang"
+ok "a stall shorter than the hang timeout is left alone"
+
+dd if=/dev/urandom of="$T/ref" bs=1M count=16 status=none
+( dd if="$T/ref" of="$M/d.img" bs=4k conv=notrunc,fsync oflag=direct status=none ) &
+writer=$!
+for _ in 1 2 3; do
+	sleep 0.3
+	ctl restart | grep -q "^restarted: worker" || fail "hcowctl restart"
+done
+wait $writer || fail "I/O failed across hcowctl restart"
+cmp "$M/d.img" "$T/ref" || fail "data differs after restarts"
+[ "$(status_field 's["restarts_by_cause"]["restart"]')" = 3 ] || fail "restarts not counted as such"
+ok "hcowctl restart three times under a writer: no error, no lost byte"
