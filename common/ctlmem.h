@@ -81,6 +81,8 @@ struct ctlmem {
 	uint32_t		size;		/* bytes mapped, request buffers included */
 	_Atomic uint32_t	init_len;	/* 0 until INIT was seen */
 	uint32_t		reissue;	/* enum ctl_reissue, set before any worker */
+	uint32_t		watch;		/* 0: -o watch=off, no slots, no counters */
+	uint32_t		pad2;
 	uint8_t			init_req[CTLMEM_INIT_MAX];
 	_Atomic uint64_t	requests_taken;	/* read from /dev/fuse, all workers */
 	_Atomic uint64_t	requests_done;	/* replies written, all workers */
@@ -99,11 +101,25 @@ struct ctlmem {
 	/* replay mode only: CTLMEM_SLOTS buffers of CTLMEM_REQ_MAX bytes follow */
 };
 
-/* Bytes to map: the struct, plus the request buffers in replay mode. */
+/*
+ * After the request buffers: the map snapshot, bytes the worker owns (see
+ * fs/snapshot.c) so a replacement need not rebuild its extent maps from
+ * SQLite.  The supervisor never reads it.  The memfd is sparse: pages cost
+ * memory only once written.
+ */
+#define CTLMEM_SNAP_MAX	(UINT64_C(512) << 20)
+
+/* Bytes to map: the struct, the request buffers, the snapshot area. */
 static inline uint64_t
-ctlmem_size(int replay)
+ctlmem_size(void)
 {
-	return sizeof(struct ctlmem) + (replay ? (uint64_t)CTLMEM_SLOTS * CTLMEM_REQ_MAX : 0);
+	return sizeof(struct ctlmem) + (uint64_t)CTLMEM_SLOTS * CTLMEM_REQ_MAX + CTLMEM_SNAP_MAX;
+}
+
+static inline void *
+ctlmem_snap(struct ctlmem *c)
+{
+	return (uint8_t *)(c + 1) + (uint64_t)CTLMEM_SLOTS * CTLMEM_REQ_MAX;
 }
 
 static inline uint8_t *

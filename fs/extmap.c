@@ -351,6 +351,20 @@ extmap_set(struct extmap *m, uint64_t loff, uint64_t len, uint64_t laddr)
 		return -EINVAL;
 	if ((rc = extmap_reserve(m)) < 0)
 		return rc;
+	if (m->nleaves > 0) {
+		/* loading a map in order (catalog, snapshot): past the last extent, no search */
+		size_t ll = m->nleaves - 1;
+		struct leaf *last = m->leaves[ll];
+		if (ext_end(&last->e[last->n - 1]) <= loff) {
+			if (ext_continues(&last->e[last->n - 1], &e)) {
+				last->e[last->n - 1].len += len;
+				m->log_bytes += ext_log_bytes(&e);
+			} else {
+				extmap_insert_at(m, ll, last->n, &e);
+			}
+			return 0;
+		}
+	}
 	extmap_remove_range(m, loff, loff + len);
 	if (m->nleaves == 0) {
 		m->leaves[0] = extmap_take_spare(m);

@@ -182,7 +182,8 @@ tmpl_load(const struct catalog_template *rec, void *arg)
 		return -ENOMEM;
 	t->rec = *rec;
 	t->fd = -1;
-	rc = template_probe(st->tmpldirfd, rec->name, &cur, &t->fd, err, sizeof(err));
+	rc = st->takeover ? template_probe_quick(st->tmpldirfd, rec, &cur, &t->fd, err, sizeof(err)) :
+	    template_probe(st->tmpldirfd, rec->name, &cur, &t->fd, err, sizeof(err));
 	if (rc < 0) {
 		snprintf(t->problem, sizeof(t->problem), "%s", err);
 	} else if ((why = template_differs(rec, &cur)) != NULL) {
@@ -455,7 +456,8 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	char path[PATH_MAX + 32], logdir[PATH_MAX + 8];
 	uint8_t uuid[16];
 	uint64_t cp_laddr, cp_seq;
-	struct timespec t0, t1;
+	struct timespec t0, t1, t_cat;
+	int from_snapshot = 0;
 	struct stat sb;
 	pthread_rwlockattr_t rwa;
 	int rc;
@@ -516,22 +518,40 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	    &st->log, err, errlen);
 	if (rc < 0)
 		goto fail;
+	memcpy(st->uuid, uuid, 16);
+	st->takeover = o->takeover;
+	st->snap = o->snap_area;
+	st->snap_cap = o->snap_cap;
 	if ((rc = catalog_each_template(st->cat, tmpl_load, st)) < 0 ||
-	    (rc = catalog_each_disk(st->cat, load_disk, st)) < 0 ||
-	    (rc = catalog_each_extent(st->cat, load_extent, st)) < 0) {
+	    (rc = catalog_each_disk(st->cat, load_disk, st)) < 0) {
 		snprintf(err, errlen, "cannot load catalog '%s': %s", path,
-		    rc == -EUCLEAN ? "it refers to disks or templates it does not hold" :
-		    catalog_error(st->cat));
+		    rc == -EUCLEAN ? "it refers to templates it does not hold" : catalog_error(st->cat));
+		goto fail;
+	}
+	/* a replacement takes the maps its predecessor left in shared memory, if whole */
+	if (o->takeover && (rc = snapshot_load(st, &cp_laddr, &cp_seq)) != 0) {
+		if (rc < 0) {
+			snprintf(err, errlen, "the map snapshot in shared memory is damaged: %s",
+			    strerror(-rc));
+			goto fail;
+		}
+		from_snapshot = 1;
+	} else if ((rc = catalog_each_extent(st->cat, load_extent, st)) < 0) {
+		snprintf(err, errlen, "cannot load catalog '%s': %s", path,
+		    rc == -EUCLEAN ? "it refers to disks it does not hold" : catalog_error(st->cat));
 		goto fail;
 	}
 	for (size_t i = 0; i < st->ntmpls; i++)
 		if (st->tmpls[i]->problem[0])
 			hlog(HLOG_ERROR, "%s; its disks refuse I/O", st->tmpls[i]->problem);
+	clock_gettime(CLOCK_MONOTONIC, &t_cat);
 	rctx.st = st;
 	rctx.skipped = 0;
-	if ((rc = wlog_replay(st->log, cp_laddr, cp_seq, replay_apply, &rctx, &rs, err, errlen)) < 0)
+	if ((rc = wlog_replay(st->log, cp_laddr, cp_seq, o->takeover, replay_apply, &rctx, &rs,
+	    err, errlen)) < 0)
 		goto fail;
-	st->cp_laddr = cp_laddr;
+	/* from a snapshot, the checkpoint is older than cp_laddr: let the next one run */
+	st->cp_laddr = from_snapshot ? 0 : cp_laddr;
 	st->cp_log_size = wlog_size(st->log) - rs.bytes;
 
 	if (st->purge_allowed) {
@@ -549,9 +569,11 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 		}
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	hlog(HLOG_INFO, "store '%s' open in %.1f ms: replayed %llu records (%llu bytes) after the "
-	    "checkpoint, cut %llu torn bytes", o->datadir,
+	hlog(HLOG_INFO, "store '%s' open in %.1f ms (maps from %s: %.1f ms): replayed %llu records "
+	    "(%llu bytes) after it, cut %llu torn bytes", o->datadir,
 	    (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+	    from_snapshot ? "the snapshot" : "the checkpoint",
+	    (double)(t_cat.tv_sec - t0.tv_sec) * 1e3 + (double)(t_cat.tv_nsec - t0.tv_nsec) / 1e6,
 	    (unsigned long long)rs.records, (unsigned long long)rs.bytes,
 	    (unsigned long long)rs.torn_bytes);
 
@@ -736,26 +758,58 @@ out:
 	return rc;
 }
 
+/*
+ * Background work: a checkpoint every cp_ms (or sooner when nudged), and,
+ * when the store has a snapshot area, a map snapshot every
+ * STORE_SNAPSHOT_MS so a replacement worker has little log to replay.
+ */
 static void *
 checkpoint_thread(void *arg)
 {
 	struct store *st = arg;
+	/* the first snapshot soon (a replacement may not live long), then as its cost allows */
+	unsigned tick = st->snap && st->cp_ms > 100 ? 100 : st->cp_ms;
+	unsigned snap_every;
+	struct timespec last_cp, now;
 
+	clock_gettime(CLOCK_MONOTONIC, &last_cp);
+	if (st->cp_laddr == 0)
+		last_cp.tv_sec -= st->cp_ms / 1000 + 1;	/* came up from a snapshot: checkpoint soon */
 	pthread_mutex_lock(&st->cp_mu);
 	while (!st->cp_stop) {
 		struct timespec ts;
+		int nudged;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += st->cp_ms / 1000;
-		ts.tv_nsec += (long)(st->cp_ms % 1000) * 1000000;
+		ts.tv_sec += tick / 1000;
+		ts.tv_nsec += (long)(tick % 1000) * 1000000;
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&st->cp_cond, &st->cp_mu, &ts);
+		nudged = pthread_cond_timedwait(&st->cp_cond, &st->cp_mu, &ts) == 0;
 		if (st->cp_stop)
 			break;
 		pthread_mutex_unlock(&st->cp_mu);
-		store_checkpoint(st);
+		if (st->snap) {
+			/* as often as 20x its own cost allows, between 100 ms and 1 s */
+			struct timespec a, b;
+			long us;
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			snapshot_write(st);
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			us = (b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
+			snap_every = (unsigned)(us * 20 / 1000);
+			snap_every = snap_every < 100 ? 100 : snap_every > STORE_SNAPSHOT_MS ?
+			    STORE_SNAPSHOT_MS : snap_every;
+			tick = snap_every < st->cp_ms ? snap_every : st->cp_ms;
+		}
+		/* after the snapshot: a long checkpoint must not keep a replacement's replay long */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (nudged || (now.tv_sec - last_cp.tv_sec) * 1000 +
+		    (now.tv_nsec - last_cp.tv_nsec) / 1000000 >= (long)st->cp_ms) {
+			store_checkpoint(st);
+			last_cp = now;
+		}
 		pthread_mutex_lock(&st->cp_mu);
 	}
 	pthread_mutex_unlock(&st->cp_mu);

@@ -35,10 +35,14 @@ struct store_opts {
 	uint64_t	 segment_size;		/* 0: default */
 	unsigned	 checkpoint_ms;		/* 0: default */
 	int		 purge_unlinked;	/* first worker of a mount: nothing is open */
+	int		 takeover;		/* replacing a dead worker: see wlog_replay() */
+	void		*snap_area;		/* shared memory kept across workers (snapshot.c) */
+	size_t		 snap_cap;
 	int		 create;		/* create the store if the data dir is empty */
 };
 
 #define STORE_CHECKPOINT_MS_DEFAULT	10000
+#define STORE_SNAPSHOT_MS		1000
 #define STORE_CHECKPOINT_LOG_BYTES	(UINT64_C(256) << 20)
 
 struct disk_attr {

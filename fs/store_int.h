@@ -65,6 +65,12 @@ struct store {
 	unsigned	 cp_ms;
 	_Atomic uint64_t cp_log_size;	/* wlog_size() at the last checkpoint */
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
+
+	uint8_t		 uuid[16];
+	int		 takeover;	/* opened to replace a dead worker */
+	void		*snap;		/* the map snapshot area (snapshot.c), or NULL */
+	size_t		 snap_cap;
+	int		 snap_full_logged;
 };
 
 int64_t now_ns(void);
@@ -86,6 +92,10 @@ void disk_attr_fill(const struct disk *d, struct disk_attr *a);
 /* Under d->lock exclusive: the one place a disk's contents and size change. */
 int disk_apply(struct disk *d, const struct rec_header *h, uint64_t data_laddr);
 int dirty_mark(struct disk *d, uint64_t off, uint64_t len);
+
+/* snapshot.c: write the maps to the shared area; load them (1), not usable (0), or -errno. */
+int snapshot_write(struct store *st);
+int snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq);
 
 /* After appending: wake the checkpointer if the log since the checkpoint is long. */
 void checkpoint_nudge(struct store *st);

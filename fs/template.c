@@ -35,8 +35,48 @@ template_fingerprint(int fd, uint64_t size, char *out, size_t len)
 	return 0;
 }
 
+static int template_open(int dirfd, const char *name, struct catalog_template *t, int *fd,
+    char *err, size_t errlen);
+
 int
 template_probe(int dirfd, const char *name, struct catalog_template *t, int *fd,
+    char *err, size_t errlen)
+{
+	int rc;
+
+	if ((rc = template_open(dirfd, name, t, fd, err, errlen)) < 0)
+		return rc;
+	if ((rc = template_fingerprint(*fd, t->size, t->fingerprint, sizeof(t->fingerprint))) < 0) {
+		snprintf(err, errlen, "template '%s' is unreadable: %s", name, strerror(-rc));
+		close(*fd);
+		return rc;
+	}
+	return 0;
+}
+
+int
+template_probe_quick(int dirfd, const struct catalog_template *rec,
+    struct catalog_template *t, int *fd, char *err, size_t errlen)
+{
+	int rc;
+
+	if ((rc = template_open(dirfd, rec->name, t, fd, err, errlen)) < 0)
+		return rc;
+	if (t->size == rec->size && t->mtime_ns == rec->mtime_ns && t->ino == rec->ino) {
+		snprintf(t->fingerprint, sizeof(t->fingerprint), "%s", rec->fingerprint);
+		return 0;
+	}
+	if ((rc = template_fingerprint(*fd, t->size, t->fingerprint, sizeof(t->fingerprint))) < 0) {
+		snprintf(err, errlen, "template '%s' is unreadable: %s", rec->name, strerror(-rc));
+		close(*fd);
+		return rc;
+	}
+	return 0;
+}
+
+/* Open and stat a template: name, size, mtime, inode (no fingerprint). */
+static int
+template_open(int dirfd, const char *name, struct catalog_template *t, int *fd,
     char *err, size_t errlen)
 {
 	struct stat sb;
@@ -70,11 +110,6 @@ template_probe(int dirfd, const char *name, struct catalog_template *t, int *fd,
 	t->size = (uint64_t)sb.st_size;
 	t->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
 	t->ino = (uint64_t)sb.st_ino;
-	if ((rc = template_fingerprint(f, t->size, t->fingerprint, sizeof(t->fingerprint))) < 0) {
-		snprintf(err, errlen, "template '%s' is unreadable: %s", name, strerror(-rc));
-		close(f);
-		return rc;
-	}
 	*fd = f;
 	return 0;
 }

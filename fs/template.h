@@ -27,6 +27,14 @@
 int template_probe(int dirfd, const char *name, struct catalog_template *t, int *fd,
     char *err, size_t errlen);
 
+/*
+ * The same, but the fingerprint is copied from rec instead of read, when
+ * size, mtime and inode match it: for a worker taking over a mount whose
+ * first worker read the content (a takeover must be quick).
+ */
+int template_probe_quick(int dirfd, const struct catalog_template *rec,
+    struct catalog_template *t, int *fd, char *err, size_t errlen);
+
 /* NULL if cur describes the same version as rec, else what differs. */
 const char *template_differs(const struct catalog_template *rec,
     const struct catalog_template *cur);

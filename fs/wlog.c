@@ -385,6 +385,55 @@ seg_has_later_record(int fd, uint64_t from, uint64_t size, uint64_t after_seq)
 	return found;
 }
 
+/*
+ * Replay reads the log through a window of REPLAY_CHUNK bytes, so scanning
+ * many small records costs few system calls.
+ */
+struct window {
+	unsigned char	*buf;
+	int		 fd;
+	uint64_t	 off;	/* file offset of buf[0] */
+	size_t		 len;	/* valid bytes in buf */
+};
+
+/* Copy len bytes at file offset pos; 0, or -1 if they are not all in the file. */
+static int
+window_read(struct window *win, uint64_t pos, void *out, size_t len)
+{
+	if (len > REPLAY_CHUNK)
+		return pread(win->fd, out, len, (off_t)pos) == (ssize_t)len ? 0 : -1;
+	if (pos < win->off || pos + len > win->off + win->len) {
+		ssize_t n = pread(win->fd, win->buf, REPLAY_CHUNK, (off_t)pos);
+		win->off = pos;
+		win->len = n > 0 ? (size_t)n : 0;
+		if (win->len < len)
+			return -1;
+	}
+	memcpy(out, win->buf + (pos - win->off), len);
+	return 0;
+}
+
+/* crc32c of len bytes at file offset pos, through the window. */
+static int
+window_crc(struct window *win, uint64_t pos, uint64_t len, uint32_t *crc)
+{
+	*crc = 0;
+	while (len > 0) {
+		size_t n = len < REPLAY_CHUNK ? (size_t)len : REPLAY_CHUNK;
+		if (pos < win->off || pos + n > win->off + win->len) {
+			ssize_t r = pread(win->fd, win->buf, REPLAY_CHUNK, (off_t)pos);
+			win->off = pos;
+			win->len = r > 0 ? (size_t)r : 0;
+			if (win->len < n)
+				return -1;
+		}
+		*crc = crc32c(*crc, win->buf + (pos - win->off), n);
+		pos += n;
+		len -= n;
+	}
+	return 0;
+}
+
 /* Keep a copy of bytes about to be cut off, for whoever investigates. */
 static void
 seg_save_tail(struct wlog *w, uint32_t segno, int fd, uint64_t from, uint64_t size)
@@ -413,7 +462,7 @@ seg_save_tail(struct wlog *w, uint32_t segno, int fd, uint64_t from, uint64_t si
 }
 
 int
-wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq,
+wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete,
     int (*apply)(const struct rec_header *h, uint64_t data_laddr, void *arg), void *arg,
     struct wlog_replay_stats *stats, char *err, size_t errlen)
 {
@@ -437,12 +486,17 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq,
 	buf = malloc(REPLAY_CHUNK);
 	if (!buf)
 		return -ENOMEM;
+	struct window win = { buf, -1, 0, 0 };
 	for (;;) {
 		int fd = seg_fd(w, segno);
 		struct stat st;
 		struct rec_header h;
 		const char *why = NULL;
 
+		if (win.fd != fd) {
+			win.fd = fd;
+			win.len = 0;
+		}
 		if (fstat(fd, &st) < 0) {
 			rc = -errno;
 			snprintf(err, errlen, "cannot stat log segment %08x: %s", segno, strerror(errno));
@@ -457,21 +511,16 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq,
 		}
 		if (pos + sizeof(h) > (uint64_t)st.st_size)
 			why = "partial record header";
-		else if (pread(fd, &h, sizeof(h), (off_t)pos) != (ssize_t)sizeof(h))
+		else if (window_read(&win, pos, &h, sizeof(h)) < 0)
 			why = "unreadable record header";
 		else if ((why = rec_header_check(&h, seq)) == NULL && h.type == REC_WRITE) {
 			uint32_t crc = 0;
+			int verify = !trust_complete || pos + sizeof(h) + h.length >= (uint64_t)st.st_size;
 			if (pos + sizeof(h) + h.length > (uint64_t)st.st_size)
 				why = "record data cut short";
-			for (uint64_t done = 0; !why && done < h.length; ) {
-				size_t n = h.length - done < REPLAY_CHUNK ? h.length - done : REPLAY_CHUNK;
-				if (pread(fd, buf, n, (off_t)(pos + sizeof(h) + done)) != (ssize_t)n)
-					why = "unreadable record data";
-				else
-					crc = crc32c(crc, buf, n);
-				done += n;
-			}
-			if (!why && crc != h.data_crc)
+			else if (verify && window_crc(&win, pos + sizeof(h), h.length, &crc) < 0)
+				why = "unreadable record data";
+			else if (verify && crc != h.data_crc)
 				why = "record data checksum mismatch";
 		}
 		if (why) {
@@ -486,7 +535,12 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq,
 				seg_save_tail(w, segno, fd, pos, (uint64_t)st.st_size);
 			hlog(HLOG_WARN, "log segment %08x: cutting %llu bytes of torn tail at offset %llu (%s)",
 			    segno, (unsigned long long)cut, (unsigned long long)pos, why);
-			if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0) {
+			/*
+			 * No sync needed: appends overwrite these offsets, and what a
+			 * power cut might bring back past the last record is a torn
+			 * tail again at the next open.
+			 */
+			if (ftruncate(fd, (off_t)pos) < 0) {
 				rc = -errno;
 				snprintf(err, errlen, "cannot cut torn tail of segment %08x: %s",
 				    segno, strerror(errno));

@@ -61,7 +61,14 @@ void wlog_close(struct wlog *w);
  * an older segment it is corruption: -EUCLEAN, with err saying where.
  * An error from apply stops the scan and is returned.
  */
-int wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq,
+/*
+ * With trust_complete (a takeover after a worker died, the machine up all
+ * along), data checksums are verified only for a record that ends the log:
+ * appends are serialized, so a record followed by another was written whole,
+ * and the page cache holds what was written.  After a machine crash
+ * (first open of a mount) every record is verified.
+ */
+int wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete,
     int (*apply)(const struct rec_header *h, uint64_t data_laddr, void *arg), void *arg,
     struct wlog_replay_stats *stats, char *err, size_t errlen);
 

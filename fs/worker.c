@@ -258,6 +258,16 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 		populate(buf, len);
 		populated_buf = buf;
 	}
+	if (!w->ctl->watch) {
+		/* -o watch=off: no bookkeeping at all (benchmark of its cost) */
+		ssize_t n = read(fd, buf, len);
+		if (n >= (ssize_t)sizeof(struct fuse_in_header) && atomic_load(&w->ctl->init_len) == 0 &&
+		    ((const struct fuse_in_header *)buf)->opcode == FUSE_INIT && (size_t)n <= CTLMEM_INIT_MAX) {
+			memcpy(w->ctl->init_req, buf, (size_t)n);
+			atomic_store_explicit(&w->ctl->init_len, (uint32_t)n, memory_order_release);
+		}
+		return n;
+	}
 	for (;;) {
 		const struct fuse_in_header *in = buf;
 		int replay = w->ctl->reissue == REISSUE_REPLAY;
@@ -324,7 +334,7 @@ io_writev(int fd, struct iovec *iov, int count, void *userdata)
 		return (ssize_t)total;	/* the kernel had its answer from the first worker */
 	}
 	n = writev(fd, iov, count);
-	if (out->unique != 0) {
+	if (out->unique != 0 && w->ctl->watch) {
 		atomic_fetch_add(&w->ctl->requests_done, 1);
 		slot_clear(w->ctl, out->unique);
 	}
@@ -526,7 +536,7 @@ main(int argc, char **argv)
 
 	{
 		struct stat sb;
-		if (fstat(shm_fd, &sb) < 0 || (uint64_t)sb.st_size < ctlmem_size(1))
+		if (fstat(shm_fd, &sb) < 0 || (uint64_t)sb.st_size < ctlmem_size())
 			die(2, "control memory is not usable (is this worker from the same build as the supervisor?)");
 		w.ctl = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, shm_fd, 0);
 	}
@@ -538,6 +548,9 @@ main(int argc, char **argv)
 
 	so.purge_unlinked = !takeover;
 	so.create = !takeover;
+	so.takeover = takeover;
+	so.snap_area = ctlmem_snap(w.ctl);
+	so.snap_cap = CTLMEM_SNAP_MAX;
 	if ((rc = store_open(&so, &w.st, err, sizeof(err))) < 0) {
 		hlog(HLOG_ERROR, "%s", err);
 		worker_reply(&w, 0, -rc, err, strlen(err));

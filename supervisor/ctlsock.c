@@ -107,9 +107,9 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	sbuf_json_str(b, s->o.datadir);
 	sbuf_printf(b, ",\"supervisor\":{\"pid\":%d,\"uptime_s\":%.0f}", (int)getpid(),
 	    sup_uptime(&s->started));
-	sbuf_printf(b, ",\"reissue\":\"%s\",\"hang_timeout_ms\":%u,\"slow_waits\":%llu,"
+	sbuf_printf(b, ",\"reissue\":\"%s\",\"watch\":%s,\"hang_timeout_ms\":%u,\"slow_waits\":%llu,"
 	    "\"fault_injection\":%s", s->ctl->reissue == REISSUE_REPLAY ? "replay" : "resend",
-	    s->o.hang_timeout_ms, (unsigned long long)s->slow_waits,
+	    s->ctl->watch ? "true" : "false", s->o.hang_timeout_ms, (unsigned long long)s->slow_waits,
 	    s->o.fault_injection ? "true" : "false");
 	sbuf_addstr(b, ",\"workers\":[");
 	if (w->pid > 0)

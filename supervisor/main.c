@@ -58,6 +58,8 @@ usage(FILE *f, int code)
 	    "       hang_timeout=MS      a request older than this means a hung worker (default 10000)\n"
 	    "       reissue=auto|resend|replay  how a replacement gets the requests a dead worker held\n"
 	    "       fault_injection      allow hcowctl debug fault (for tests)\n"
+	    "       watch=off            no hang detection or request tracking (to measure their cost)\n"
+	    "       restart_burst=N      restarts in 10 s before each waits 1 s (default 10)\n"
 	    "     generic mount options (rw, defaults, noauto, nofail, _netdev, x-*...) are accepted.\n"
 	    "\n"
 	    "The log of the mount is DATA_DIR/hcowfs.log.  Unmount with umount MOUNTPOINT.\n");
@@ -108,6 +110,14 @@ parse_option(struct sup_opts *o, char *opt)
 			o->reissue = REISSUE_REPLAY;
 		else
 			die(1, "option reissue=%s: expected auto, resend or replay", val);
+	} else if (strcmp(opt, "restart_burst") == 0 && val) {
+		char *end;
+		unsigned long n = strtoul(val, &end, 10);
+		if (*end || n < 1 || n > 100000)
+			die(1, "option restart_burst=%s: expected restarts per 10 s, 1 to 100000", val);
+		o->restart_burst = (unsigned)n;
+	} else if (strcmp(opt, "watch") == 0 && val && (!strcmp(val, "on") || !strcmp(val, "off"))) {
+		o->nowatch = strcmp(val, "off") == 0;
 	} else if (strcmp(opt, "fault_injection") == 0 && !val) {
 		o->fault_injection = 1;
 	} else if (strcmp(opt, "owner") == 0 && val) {
@@ -260,9 +270,9 @@ create_ctlmem(struct sup *s)
 {
 	/* sized for replay mode; in resend mode the request buffers are never touched */
 	s->shm_fd = memfd_create("hcowfs-ctl", MFD_CLOEXEC);
-	if (s->shm_fd < 0 || ftruncate(s->shm_fd, (off_t)ctlmem_size(1)) < 0)
+	if (s->shm_fd < 0 || ftruncate(s->shm_fd, (off_t)ctlmem_size()) < 0)
 		die(1, "cannot create control memory: %s", strerror(errno));
-	s->ctl = mmap(NULL, (size_t)ctlmem_size(1), PROT_READ | PROT_WRITE, MAP_SHARED, s->shm_fd, 0);
+	s->ctl = mmap(NULL, (size_t)ctlmem_size(), PROT_READ | PROT_WRITE, MAP_SHARED, s->shm_fd, 0);
 	if (s->ctl == MAP_FAILED)
 		die(1, "cannot map control memory: %s", strerror(errno));
 	s->ctl->magic = CTLMEM_MAGIC;
@@ -286,6 +296,11 @@ choose_reissue(struct sup *s)
 		hlog(HLOG_WARN, "reissue=resend asked for, but this kernel has no FUSE_NOTIFY_RESEND");
 	s->ctl->reissue = s->o.reissue ? (uint32_t)s->o.reissue :
 	    have_resend ? REISSUE_RESEND : REISSUE_REPLAY;
+	if (s->o.nowatch && s->ctl->reissue == REISSUE_REPLAY) {
+		hlog(HLOG_WARN, "watch=off ignored: replay of held requests needs the request slots");
+		s->o.nowatch = 0;
+	}
+	s->ctl->watch = !s->o.nowatch;
 	hlog(HLOG_INFO, "requests held by a dead worker will be %s", s->ctl->reissue == REISSUE_RESEND ?
 	    "resent by the kernel (FUSE_NOTIFY_RESEND)" : "replayed from shared memory");
 }
@@ -435,6 +450,7 @@ main(int argc, char **argv)
 	hlog_plain(1);
 	s.o.owner_uid = -1;
 	s.o.hang_timeout_ms = HANG_TIMEOUT_MS_DEFAULT;
+	s.o.restart_burst = 10;
 	s.ready_fd = -1;
 	s.log_fd = -1;
 	s.listen_fd = -1;

@@ -37,6 +37,8 @@ struct sup_opts {
 	unsigned hang_timeout_ms;	/* a request older than this means a hung worker */
 	int	 reissue;		/* 0 auto, else enum ctl_reissue */
 	int	 fault_injection;	/* hcowctl debug fault allowed */
+	int	 nowatch;		/* -o watch=off: no hang detection, no request slots */
+	unsigned restart_burst;		/* restarts per 10 s before throttling */
 };
 
 #define HANG_TIMEOUT_MS_DEFAULT	10000
@@ -96,6 +98,8 @@ struct sup {
 	ev_timer	 watch_timer;		/* hang detection */
 	uint64_t	 slow_waits;		/* requests past the timeout forgiven: disk wait */
 	uint64_t	 slow_unique;		/* the last one, to log each once */
+	uint64_t	 watch_taken;		/* requests_taken at the last watch */
+	double		 pending_since;		/* ns: requests pending, none taken since */
 	uint64_t	 by_cause[CAUSE_COUNT];
 	int		 recovering;		/* index + 1 in faults[] of the fault being recovered */
 	double		 died_at;		/* ev_now when the last worker's death was seen */

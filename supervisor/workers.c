@@ -19,13 +19,14 @@
  * are sent again to its replacement marked retry=1; the worker's verbs are
  * idempotent under retry.
  *
- * Throttle: more than RESTART_BURST restarts within RESTART_WINDOW seconds
- * and each further restart waits RESTART_DELAY, so a worker that cannot run
- * does not fork-bomb the host.
+ * Throttle: more than restart_burst (-o restart_burst=, default 10) restarts
+ * within RESTART_WINDOW seconds and each further restart waits RESTART_DELAY,
+ * so a worker that cannot run does not fork-bomb the host.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,6 @@
 #include "mounts.h"
 #include "supervisor.h"
 
-#define RESTART_BURST	10
 #define RESTART_WINDOW	10	/* seconds */
 #define RESTART_DELAY	1.0	/* seconds */
 
@@ -366,6 +366,7 @@ worker_start(struct sup *s, int takeover)
 	w->state = WORKER_STARTING;
 	w->takeover = takeover;
 	w->kill_cause = -1;
+	s->pending_since = 0;
 	w->ctl_fd = sv[0];
 	w->rlen = 0;
 	w->taken_at_start = atomic_load(&s->ctl->requests_taken);
@@ -490,7 +491,7 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 	s->died_at = ev_time();
 	if (w->kill_cause == CAUSE_HANG) {
 		cause = CAUSE_HANG;
-		snprintf(what, sizeof(what), "hang: %s outstanding for %.0f ms", w->hang_req, w->hang_age_ms);
+		snprintf(what, sizeof(what), "hang: %s for %.0f ms", w->hang_req, w->hang_age_ms);
 	} else if (w->kill_cause == CAUSE_RESTART) {
 		cause = CAUSE_RESTART;
 		snprintf(what, sizeof(what), "restart asked for with hcowctl");
@@ -536,7 +537,7 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 		s->restart_window = now;
 		s->restarts_in_window = 0;
 	}
-	if (++s->restarts_in_window > RESTART_BURST) {
+	if (++s->restarts_in_window > s->o.restart_burst) {
 		hlog(HLOG_WARN, "%u restarts in %d s; throttling: next worker in %.1f s",
 		    s->restarts_in_window, RESTART_WINDOW, RESTART_DELAY);
 		ev_timer_set(&s->restart_timer, RESTART_DELAY, 0);
@@ -593,6 +594,51 @@ waiting_on_disk(pid_t pid)
 	return found;
 }
 
+static void
+hang_kill(struct sup *s, double age)
+{
+	struct worker_proc *w = &s->worker;
+
+	w->hang_age_ms = age;
+	w->kill_cause = CAUSE_HANG;
+	hlog(HLOG_ERROR, "worker %d is hung: %s for %.0f ms (timeout %u ms); killing it",
+	    (int)w->pid, w->hang_req, age, s->o.hang_timeout_ms);
+	kill(w->pid, SIGKILL);
+}
+
+/*
+ * A worker whose threads all stopped while waiting for requests holds none:
+ * the slots cannot show its hang.  The supervisor polls the fd (it never
+ * reads it): requests pending while the worker has taken none for a whole
+ * timeout mean nobody is reading.  Returns 1 if it killed the worker.
+ */
+static int
+unread_requests_stuck(struct sup *s, double now_ns)
+{
+	struct pollfd p = { .fd = s->fuse_fd, .events = POLLIN };
+	uint64_t taken = atomic_load(&s->ctl->requests_taken);
+	double age;
+
+	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN) || taken != s->watch_taken) {
+		s->watch_taken = taken;
+		s->pending_since = 0;
+		return 0;
+	}
+	if (s->pending_since == 0) {
+		s->pending_since = now_ns;
+		return 0;
+	}
+	age = (now_ns - s->pending_since) / 1e6;
+	if (age <= s->o.hang_timeout_ms)
+		return 0;
+	if (age <= (double)s->o.hang_timeout_ms * HANG_TIMEOUT_MAX_FACTOR && waiting_on_disk(s->worker.pid))
+		return 0;	/* every thread busy on a slow disk: not a hang */
+	snprintf(s->worker.hang_req, sizeof(s->worker.hang_req), "requests pending, none read");
+	hang_kill(s, age);
+	s->pending_since = 0;
+	return 1;
+}
+
 /*
  * Hang detection: a request outstanding longer than the hang timeout means
  * the worker is hung, even while its other threads progress.  Unless it is
@@ -610,10 +656,12 @@ watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (w->state != WORKER_RUNNING || w->kill_cause >= 0)
+	if (w->state != WORKER_RUNNING || w->kill_cause >= 0 || !s->ctl->watch)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now_ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+	if (unread_requests_stuck(s, now_ns))
+		return;
 	for (int i = 0; i < CTLMEM_SLOTS; i++) {
 		struct ctl_slot *sl = &s->ctl->slot[i];
 		uint64_t u = atomic_load_explicit(&sl->unique, memory_order_acquire);
@@ -635,12 +683,9 @@ watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			}
 			continue;
 		}
-		request_describe(sl, u, w->hang_req, sizeof(w->hang_req));
-		w->hang_age_ms = age;
-		w->kill_cause = CAUSE_HANG;
-		hlog(HLOG_ERROR, "worker %d is hung: %s outstanding for %.0f ms (timeout %u ms); killing it",
-		    (int)w->pid, w->hang_req, age, s->o.hang_timeout_ms);
-		kill(w->pid, SIGKILL);
+		request_describe(sl, u, w->hang_req, sizeof(w->hang_req) - 12);
+		strcat(w->hang_req, " outstanding");
+		hang_kill(s, age);
 		return;
 	}
 }

@@ -240,7 +240,7 @@ log_replay(struct wlog *w, uint64_t from, uint64_t seq, struct collector *c,
     struct wlog_replay_stats *rs, char *err, size_t errlen)
 {
 	err[0] = '\0';
-	return wlog_replay(w, from, seq, collect, c, rs, err, errlen);
+	return wlog_replay(w, from, seq, 0, collect, c, rs, err, errlen);
 }
 
 /* Open and replay a log from its start; asserts success. */

@@ -71,6 +71,15 @@ t1=$(date +%s%N)
 detect=$(status_field 's["faults"][-1]["detect_ms"]')
 ok "a hung write is detected in ${detect} ms (timeout 1000) and completes in $(((t1 - t0) / 1000000)) ms"
 
+# a worker stopped while idle holds no request: what is caught is that nobody reads
+sleep 0.5
+w=$(worker_pid)
+kill -STOP "$w"
+sleep 0.2
+dd if="$M/d.img" of=/dev/null bs=4k count=1 skip=3 iflag=direct status=none || fail "read after SIGSTOP of an idle worker"
+status_field 's["faults"][-1]["what"]' | grep -q "requests pending, none read" || fail "unread requests not named as the hang"
+ok "a worker stopped while idle is caught by its unread requests"
+
 before=$(status_field 's["restarts"]')
 ctl debug fault slow --op write --ms 500 >/dev/null
 dd if=/dev/urandom of="$M/d.img" bs=4k count=1 seek=101 conv=notrunc status=none
