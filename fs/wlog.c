@@ -396,19 +396,26 @@ struct window {
 	size_t		 len;	/* valid bytes in buf */
 };
 
+/* Make [pos, pos+len) (len <= REPLAY_CHUNK) be in the window; 0, or -1 past the file's end. */
+static int
+window_fill(struct window *win, uint64_t pos, size_t len)
+{
+	if (pos >= win->off && pos + len <= win->off + win->len)
+		return 0;
+	ssize_t n = pread(win->fd, win->buf, REPLAY_CHUNK, (off_t)pos);
+	win->off = pos;
+	win->len = n > 0 ? (size_t)n : 0;
+	return win->len < len ? -1 : 0;
+}
+
 /* Copy len bytes at file offset pos; 0, or -1 if they are not all in the file. */
 static int
 window_read(struct window *win, uint64_t pos, void *out, size_t len)
 {
 	if (len > REPLAY_CHUNK)
 		return pread(win->fd, out, len, (off_t)pos) == (ssize_t)len ? 0 : -1;
-	if (pos < win->off || pos + len > win->off + win->len) {
-		ssize_t n = pread(win->fd, win->buf, REPLAY_CHUNK, (off_t)pos);
-		win->off = pos;
-		win->len = n > 0 ? (size_t)n : 0;
-		if (win->len < len)
-			return -1;
-	}
+	if (window_fill(win, pos, len) < 0)
+		return -1;
 	memcpy(out, win->buf + (pos - win->off), len);
 	return 0;
 }
@@ -420,13 +427,8 @@ window_crc(struct window *win, uint64_t pos, uint64_t len, uint32_t *crc)
 	*crc = 0;
 	while (len > 0) {
 		size_t n = len < REPLAY_CHUNK ? (size_t)len : REPLAY_CHUNK;
-		if (pos < win->off || pos + n > win->off + win->len) {
-			ssize_t r = pread(win->fd, win->buf, REPLAY_CHUNK, (off_t)pos);
-			win->off = pos;
-			win->len = r > 0 ? (size_t)r : 0;
-			if (win->len < n)
-				return -1;
-		}
+		if (window_fill(win, pos, n) < 0)
+			return -1;
 		*crc = crc32c(*crc, win->buf + (pos - win->off), n);
 		pos += n;
 		len -= n;

@@ -66,6 +66,18 @@ usage(FILE *f, int code)
 	exit(code);
 }
 
+/* A decimal option value in [min, max], or die naming the option. */
+static unsigned
+option_uint(const char *opt, const char *val, unsigned long min, unsigned long max, const char *unit)
+{
+	char *end;
+	unsigned long n = strtoul(val, &end, 10);
+
+	if (!*val || *end || n < min || n > max)
+		die(1, "option %s=%s: expected %s between %lu and %lu", opt, val, unit, min, max);
+	return (unsigned)n;
+}
+
 static void
 parse_option(struct sup_opts *o, char *opt)
 {
@@ -90,17 +102,9 @@ parse_option(struct sup_opts *o, char *opt)
 			die(1, "option segment_size=%s: expected a size between 16M and 512G", val);
 		o->segment_size = v;
 	} else if (strcmp(opt, "checkpoint_ms") == 0 && val) {
-		char *end;
-		unsigned long ms = strtoul(val, &end, 10);
-		if (*end || ms < 10 || ms > 3600000)
-			die(1, "option checkpoint_ms=%s: expected milliseconds between 10 and 3600000", val);
-		o->checkpoint_ms = (unsigned)ms;
+		o->checkpoint_ms = option_uint(opt, val, 10, 3600000, "milliseconds");
 	} else if (strcmp(opt, "hang_timeout") == 0 && val) {
-		char *end;
-		unsigned long ms = strtoul(val, &end, 10);
-		if (*end || ms < 50 || ms > 3600000)
-			die(1, "option hang_timeout=%s: expected milliseconds between 50 and 3600000", val);
-		o->hang_timeout_ms = (unsigned)ms;
+		o->hang_timeout_ms = option_uint(opt, val, 50, 3600000, "milliseconds");
 	} else if (strcmp(opt, "reissue") == 0 && val) {
 		if (strcmp(val, "auto") == 0)
 			o->reissue = 0;
@@ -111,11 +115,7 @@ parse_option(struct sup_opts *o, char *opt)
 		else
 			die(1, "option reissue=%s: expected auto, resend or replay", val);
 	} else if (strcmp(opt, "restart_burst") == 0 && val) {
-		char *end;
-		unsigned long n = strtoul(val, &end, 10);
-		if (*end || n < 1 || n > 100000)
-			die(1, "option restart_burst=%s: expected restarts per 10 s, 1 to 100000", val);
-		o->restart_burst = (unsigned)n;
+		o->restart_burst = option_uint(opt, val, 1, 100000, "restarts per 10 s");
 	} else if (strcmp(opt, "watch") == 0 && val && (!strcmp(val, "on") || !strcmp(val, "off"))) {
 		o->nowatch = strcmp(val, "off") == 0;
 	} else if (strcmp(opt, "fault_injection") == 0 && !val) {
