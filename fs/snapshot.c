@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 
 #include "hlog.h"
 #include "store_int.h"
@@ -99,14 +100,18 @@ snapshot_write(struct store *st)
 {
 	struct snap_header *h, *newest;
 	struct snap_writer w;
+	struct timespec t0, t1;
 	uint64_t ndisks = 0, tail, gen;
 	int rc = 0;
 
 	if (!st->snap)
 		return 0;
-	pthread_mutex_lock(&st->cat_lock);
+	/* never in the middle of a checkpoint (see above); the next tick comes soon */
+	if (pthread_mutex_trylock(&st->cat_lock) != 0)
+		return -EBUSY;
 	pthread_rwlock_rdlock(&st->ns_lock);
 	pthread_mutex_lock(&st->log_lock);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	tail = wlog_tail(st->log);
 	newest = snap_newest(st);
 	if (newest && tail == newest->laddr && memcmp(newest->uuid, st->uuid, 16) == 0)
@@ -160,6 +165,8 @@ snapshot_write(struct store *st)
 		    "worker will load them from the catalog (slower)", st->snap_cap >> 21);
 	}
 out:
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	st->snap_cost_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
 	pthread_mutex_unlock(&st->log_lock);
 	pthread_rwlock_unlock(&st->ns_lock);
 	pthread_mutex_unlock(&st->cat_lock);

@@ -790,15 +790,9 @@ checkpoint_thread(void *arg)
 		if (st->cp_stop)
 			break;
 		pthread_mutex_unlock(&st->cp_mu);
-		if (st->snap) {
-			/* as often as 20x its own cost allows, between 100 ms and 1 s */
-			struct timespec a, b;
-			long us;
-			clock_gettime(CLOCK_MONOTONIC, &a);
-			snapshot_write(st);
-			clock_gettime(CLOCK_MONOTONIC, &b);
-			us = (b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000;
-			snap_every = (unsigned)(us * 20 / 1000);
+		if (st->snap && snapshot_write(st) == 0) {
+			/* as often as 20x its cost (log lock held) allows, within 100 to STORE_SNAPSHOT_MS */
+			snap_every = (unsigned)(st->snap_cost_us * 20 / 1000);
 			snap_every = snap_every < 100 ? 100 : snap_every > STORE_SNAPSHOT_MS ?
 			    STORE_SNAPSHOT_MS : snap_every;
 			tick = snap_every < st->cp_ms ? snap_every : st->cp_ms;

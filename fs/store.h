@@ -42,7 +42,7 @@ struct store_opts {
 };
 
 #define STORE_CHECKPOINT_MS_DEFAULT	10000
-#define STORE_SNAPSHOT_MS		1000
+#define STORE_SNAPSHOT_MS		500	/* the longest between map snapshots */
 #define STORE_CHECKPOINT_LOG_BYTES	(UINT64_C(256) << 20)
 
 struct disk_attr {

@@ -71,6 +71,7 @@ struct store {
 	void		*snap;		/* the map snapshot area (snapshot.c), or NULL */
 	size_t		 snap_cap;
 	int		 snap_full_logged;
+	long		 snap_cost_us;	/* time the last snapshot held the log lock */
 };
 
 int64_t now_ns(void);

@@ -24,6 +24,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@
 #include "supervisor.h"
 
 #define NOTIFY_RESEND	7	/* FUSE_NOTIFY_RESEND, Linux 6.9+ */
+#define SUPERVISOR_NICE	(-10)
 
 static void
 usage(FILE *f, int code)
@@ -506,6 +508,13 @@ main(int argc, char **argv)
 	if (s.fuse_fd < 0)
 		sup_startup_failed(&s, "cannot open /dev/fuse: %s", strerror(errno));
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Recovery must not queue for a CPU behind the applications whose I/O
+	 * waits on it: the supervisor (idle but for faults) and the workers it
+	 * starts run ahead of ordinary processes.
+	 */
+	if (setpriority(PRIO_PROCESS, 0, SUPERVISOR_NICE) < 0)
+		hlog(HLOG_WARN, "cannot raise our priority (nice %d): %s", SUPERVISOR_NICE, strerror(errno));
 
 	s.loop = ev_default_loop(EVFLAG_AUTO);
 	ev_signal_init(&s.sig_term, signal_cb, SIGTERM);
