@@ -767,8 +767,12 @@ static void *
 checkpoint_thread(void *arg)
 {
 	struct store *st = arg;
-	/* the first snapshot soon (a replacement may not live long), then as its cost allows */
-	unsigned tick = st->snap && st->cp_ms > 100 ? 100 : st->cp_ms;
+	/*
+	 * The first snapshot at once for a replacement (in a crash storm it may
+	 * not live long, and the next one would replay all it replayed), soon
+	 * otherwise; then as often as its cost allows.
+	 */
+	unsigned tick = !st->snap ? st->cp_ms : st->takeover ? 1 : st->cp_ms > 100 ? 100 : st->cp_ms;
 	unsigned snap_every;
 	struct timespec last_cp, now;
 
