@@ -1,12 +1,19 @@
 #!/bin/bash
 # Install what hcowfs needs on Debian 12 (if missing) and build it in place.
-# Used by demo.sh, run-tests.sh and CI; safe to run again.
+# Used by demo.sh, run-tests.sh and CI; safe to run again.  The one list of
+# Debian packages the project needs is here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3
 	libsqlite3-dev sqlite3 libev-dev check python3 e2fsprogs util-linux procps
 	qemu-utils fio"
+
+# --packages: print the list (for .ci/run) and stop
+if [ "${1:-}" = --packages ]; then
+	echo $PACKAGES
+	exit 0
+fi
 
 missing=
 for p in $PACKAGES; do
