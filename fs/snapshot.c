@@ -14,12 +14,13 @@
  * - valid is cleared before a half is rewritten and set last (release), with
  *   a generation one above the other half's: a reader takes the valid half
  *   with the highest generation.
- * - It is written under cat_lock (so never in the middle of a checkpoint,
- *   whose dirty sets are swapped out until it commits) and log_lock (so
- *   maps, dirty sets and sizes all correspond exactly to log position laddr,
- *   the next record's address, and sequence number seq).
+ * - It is written under log_lock, so maps, dirty sets and sizes all
+ *   correspond exactly to log position laddr (the next record's address) and
+ *   sequence number seq.
  * - The dirty sets come along: the ranges changed since the last checkpoint
  *   must still reach SQLite, and nothing else remembers those before laddr.
+ *   A checkpoint in progress has swapped a disk's set out (dirty_inflight)
+ *   until it commits: the snapshot saves both, so it never waits for one.
  * - Disks created after it have no entry (they had no records before);
  *   entries of disks that no longer exist are skipped.
  */
@@ -106,9 +107,6 @@ snapshot_write(struct store *st)
 
 	if (!st->snap)
 		return 0;
-	/* never in the middle of a checkpoint (see above); the next tick comes soon */
-	if (pthread_mutex_trylock(&st->cat_lock) != 0)
-		return -EBUSY;
 	pthread_rwlock_rdlock(&st->ns_lock);
 	pthread_mutex_lock(&st->log_lock);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -146,6 +144,8 @@ snapshot_write(struct store *st)
 		w.count = &sd->ndirty;
 		if (rc == 0)
 			rc = extmap_walk(d->dirty, 0, UINT64_MAX, snap_put, &w);
+		if (rc == 0 && d->dirty_inflight)
+			rc = extmap_walk(d->dirty_inflight, 0, UINT64_MAX, snap_put, &w);
 		pthread_rwlock_unlock(&d->lock);
 		ndisks++;
 	}
@@ -169,7 +169,6 @@ out:
 	st->snap_cost_us = (t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
 	pthread_mutex_unlock(&st->log_lock);
 	pthread_rwlock_unlock(&st->ns_lock);
-	pthread_mutex_unlock(&st->cat_lock);
 	return rc;
 }
 

@@ -710,6 +710,7 @@ store_checkpoint(struct store *st)
 		pthread_rwlock_wrlock(&d->lock);
 		items[nitems].d = d;
 		items[nitems].dirty = d->dirty;
+		d->dirty_inflight = d->dirty;	/* a snapshot saves it until the commit */
 		items[nitems].size = d->size;
 		items[nitems].mtime_ns = d->mtime_ns;
 		nitems++;
@@ -748,8 +749,12 @@ store_checkpoint(struct store *st)
 			pthread_rwlock_unlock(&items[i].d->lock);
 		}
 	}
-	for (size_t i = 0; i < nitems; i++)
+	for (size_t i = 0; i < nitems; i++) {
+		pthread_rwlock_wrlock(&items[i].d->lock);
+		items[i].d->dirty_inflight = NULL;
+		pthread_rwlock_unlock(&items[i].d->lock);
 		extmap_free(items[i].dirty);
+	}
 out:
 	pthread_rwlock_unlock(&st->ns_lock);
 	pthread_mutex_unlock(&st->cat_lock);

@@ -33,6 +33,7 @@ struct disk {
 	pthread_rwlock_t lock;
 	struct extmap	*map;
 	struct extmap	*dirty;		/* ranges changed since the checkpoint */
+	struct extmap	*dirty_inflight; /* swapped out by a checkpoint not yet committed */
 	int		 meta_dirty;	/* size/mtime changed since the checkpoint */
 	uint64_t	 size;
 	int64_t		 mtime_ns, ctime_ns;
