@@ -37,6 +37,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CTLMEM_MAGIC	UINT64_C(0x32766d656d776f68)	/* "howmemv2" */
 #define CTLMEM_VERSION	2
@@ -100,6 +101,15 @@ struct ctlmem {
 	struct ctl_slot		slot[CTLMEM_SLOTS];
 	/* replay mode only: CTLMEM_SLOTS buffers of CTLMEM_REQ_MAX bytes follow */
 };
+
+/* The clock of ctl_slot.start_ns, read by workers and supervisor alike. */
+static inline int64_t
+ctlmem_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /*
  * After the request buffers: the map snapshot, bytes the worker owns (see

@@ -127,14 +127,6 @@ opcode_tracked(uint32_t op)
 	    op != FUSE_INIT && op != FUSE_NOTIFY_REPLY;
 }
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void
 slot_fill(struct worker *w, int i, const void *buf, size_t n)
 {
@@ -154,7 +146,7 @@ slot_fill(struct worker *w, int i, const void *buf, size_t n)
 		sl->size = rd->size;
 	}
 	atomic_store(&sl->len, (uint32_t)n);
-	atomic_store(&sl->start_ns, mono_ns());
+	atomic_store(&sl->start_ns, ctlmem_now_ns());
 	atomic_store_explicit(&sl->unique, in->unique, memory_order_release);
 }
 
@@ -168,22 +160,25 @@ slot_buf_done(struct ctlmem *c, int i)
 	}
 }
 
+/* Slot i's request is answered: nothing held there any more. */
+static void
+slot_done(struct ctlmem *c, int i)
+{
+	slot_buf_done(c, i);
+	atomic_store(&c->slot[i].unique, 0);
+	atomic_store(&c->slot[i].len, 0);
+}
+
 static void
 slot_clear(struct ctlmem *c, uint64_t unique)
 {
 	if (my_slot >= 0 && atomic_load(&c->slot[my_slot].unique) == unique) {
-		slot_buf_done(c, my_slot);
-		atomic_store(&c->slot[my_slot].unique, 0);
-		atomic_store(&c->slot[my_slot].len, 0);
+		slot_done(c, my_slot);
 		return;
 	}
-	for (int i = 0; i < CTLMEM_SLOTS; i++) {
-		if (atomic_load(&c->slot[i].unique) == unique) {
-			slot_buf_done(c, i);
-			atomic_store(&c->slot[i].unique, 0);
-			atomic_store(&c->slot[i].len, 0);
-		}
-	}
+	for (int i = 0; i < CTLMEM_SLOTS; i++)
+		if (atomic_load(&c->slot[i].unique) == unique)
+			slot_done(c, i);
 }
 
 static int
@@ -249,6 +244,19 @@ append_fault_hook(void *arg)
 	fault_maybe(arg, FAULT_OP_APPEND);
 }
 
+/* The first worker keeps the connection's INIT for its replacements. */
+static void
+init_save(struct worker *w, const void *buf, ssize_t n)
+{
+	const struct fuse_in_header *in = buf;
+
+	if (n >= (ssize_t)sizeof(*in) && in->opcode == FUSE_INIT && (size_t)n <= CTLMEM_INIT_MAX &&
+	    atomic_load(&w->ctl->init_len) == 0) {
+		memcpy(w->ctl->init_req, buf, (size_t)n);
+		atomic_store_explicit(&w->ctl->init_len, (uint32_t)n, memory_order_release);
+	}
+}
+
 static ssize_t
 io_read(int fd, void *buf, size_t len, void *userdata)
 {
@@ -261,11 +269,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 	if (!w->ctl->watch) {
 		/* -o watch=off: no bookkeeping at all (benchmark of its cost) */
 		ssize_t n = read(fd, buf, len);
-		if (n >= (ssize_t)sizeof(struct fuse_in_header) && atomic_load(&w->ctl->init_len) == 0 &&
-		    ((const struct fuse_in_header *)buf)->opcode == FUSE_INIT && (size_t)n <= CTLMEM_INIT_MAX) {
-			memcpy(w->ctl->init_req, buf, (size_t)n);
-			atomic_store_explicit(&w->ctl->init_len, (uint32_t)n, memory_order_release);
-		}
+		init_save(w, buf, n);
 		return n;
 	}
 	for (;;) {
@@ -292,11 +296,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 			return n;
 		request_resent = (in->unique & UNIQUE_RESENT) != 0;
 		atomic_fetch_add(&w->ctl->requests_taken, 1);
-		if (in->opcode == FUSE_INIT && atomic_load(&w->ctl->init_len) == 0 &&
-		    (size_t)n <= CTLMEM_INIT_MAX) {
-			memcpy(w->ctl->init_req, buf, (size_t)n);
-			atomic_store_explicit(&w->ctl->init_len, (uint32_t)n, memory_order_release);
-		}
+		init_save(w, buf, n);
 		if (!opcode_tracked(in->opcode)) {
 			if (slot >= 0)
 				slot_buf_done(w->ctl, slot);	/* no reply, nothing to re-run */
@@ -408,11 +408,10 @@ worker_replay_slots(struct worker *w)
 		memcpy(copy, h, len);
 		if (request_poisoned(w->ctl, u)) {
 			reply_eio(w, u);
-			slot_buf_done(w->ctl, i);
-			atomic_store(&sl->unique, 0);
+			slot_done(w->ctl, i);
 			continue;
 		}
-		atomic_store(&sl->start_ns, mono_ns());
+		atomic_store(&sl->start_ns, ctlmem_now_ns());
 		my_slot = i;		/* the reply clears it */
 		if (w->fault_injection)
 			fault_maybe(w->ctl, ((const struct fuse_in_header *)copy)->opcode);
@@ -422,9 +421,7 @@ worker_replay_slots(struct worker *w)
 		request_resent = 1;
 		fuse_session_process_buf(w->se, &fbuf);
 		request_resent = 0;
-		slot_buf_done(w->ctl, i);
-		atomic_store(&sl->unique, 0);
-		atomic_store(&sl->len, 0);
+		slot_done(w->ctl, i);
 		replayed++;
 	}
 	my_slot = -1;

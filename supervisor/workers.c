@@ -410,13 +410,10 @@ still_mounted(struct sup *s)
 static void
 blame_requests(struct sup *s, enum cause cause)
 {
-	double now_ns = 0;
-	struct timespec ts;
+	int64_t now_ns = ctlmem_now_ns();
 
 	if (cause == CAUSE_RESTART || cause == CAUSE_EXIT)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now_ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 	for (int i = 0; i < CTLMEM_SLOTS; i++) {
 		struct ctl_slot *sl = &s->ctl->slot[i];
 		uint64_t u = atomic_load_explicit(&sl->unique, memory_order_acquire) & ~UNIQUE_RESENT;
@@ -425,7 +422,7 @@ blame_requests(struct sup *s, enum cause cause)
 		if (!u)
 			continue;
 		if (cause == CAUSE_HANG &&
-		    (now_ns - (double)atomic_load(&sl->start_ns)) / 1e6 < s->o.hang_timeout_ms / 2.0)
+		    (double)(now_ns - atomic_load(&sl->start_ns)) / 1e6 < s->o.hang_timeout_ms / 2.0)
 			continue;	/* it was progressing; the stuck one is older */
 		for (unsigned j = 0; j < SUSPECTS_KEPT && j < s->nsuspects; j++)
 			if (s->suspects[j].unique == u)
@@ -451,11 +448,8 @@ blame_requests(struct sup *s, enum cause cause)
 static void
 slots_handover(struct sup *s)
 {
-	struct timespec ts;
-	int64_t now;
+	int64_t now = ctlmem_now_ns();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	for (int i = 0; i < CTLMEM_SLOTS; i++) {
 		struct ctl_slot *sl = &s->ctl->slot[i];
 		const struct fuse_in_header *h = (const void *)ctlmem_req_buf(s->ctl, (unsigned)i);
@@ -651,15 +645,13 @@ watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct sup *s = t->data;
 	struct worker_proc *w = &s->worker;
-	struct timespec ts;
 	double now_ns;
 
 	(void)loop;
 	(void)revents;
 	if (w->state != WORKER_RUNNING || w->kill_cause >= 0 || !s->ctl->watch)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now_ns = (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+	now_ns = (double)ctlmem_now_ns();
 	if (unread_requests_stuck(s, now_ns))
 		return;
 	for (int i = 0; i < CTLMEM_SLOTS; i++) {
