@@ -9,6 +9,8 @@
  * refused rather than guessed at.
  */
 #include <errno.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -89,7 +91,7 @@ catalog_step_done(struct catalog *c, sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
 }
 
-static int
+int
 catalog_meta_get(struct catalog *c, const char *key, char *buf, size_t len)
 {
 	sqlite3_stmt *st;
@@ -113,7 +115,7 @@ catalog_meta_get(struct catalog *c, const char *key, char *buf, size_t len)
 	return rc;
 }
 
-static int
+int
 catalog_meta_set(struct catalog *c, const char *key, const char *value)
 {
 	sqlite3_stmt *st = c->st[ST_SET_META];
@@ -160,19 +162,58 @@ fail:
 	return rc;
 }
 
+/* Does PATH-wal hold anything? */
+static int
+wal_has_frames(const char *path)
+{
+	char wal[PATH_MAX + 8];
+	struct stat sb;
+
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	return stat(wal, &sb) == 0 && sb.st_size > 0;
+}
+
+/* file: URI for an immutable read-only open of path. */
+static void
+catalog_uri(const char *path, char *out, size_t len)
+{
+	size_t n = (size_t)snprintf(out, len, "file:");
+
+	for (const char *p = path; *p && n + 4 < len; p++) {
+		if (*p == '%' || *p == '?' || *p == '#')
+			n += (size_t)snprintf(out + n, len - n, "%%%02X", (unsigned char)*p);
+		else
+			out[n++] = *p;
+	}
+	snprintf(out + n, len - n, "?mode=ro&immutable=1");
+}
+
 int
-catalog_open(const char *path, int create, const uint8_t uuid[16],
+catalog_open(const char *path, int how, const uint8_t uuid[16],
     uint64_t first_laddr, struct catalog **out, char *err, size_t errlen)
 {
 	struct catalog *c = calloc(1, sizeof(*c));
+	int create = how & CATALOG_CREATE, readonly = how & CATALOG_READONLY;
 	char v[64];
-	int rc, flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	int rc, flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
 
 	if (!c)
 		return -ENOMEM;
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
-	rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+	if (readonly && !wal_has_frames(path)) {
+		/*
+		 * Nothing in the WAL: the file alone is the database, and
+		 * immutable keeps SQLite from creating -wal and -shm files, so a
+		 * check changes nothing.  With frames in the WAL (a crash before
+		 * SQLite's checkpoint), a plain read-only open must read them.
+		 */
+		char uri[PATH_MAX * 3 + 32];
+		catalog_uri(path, uri, sizeof(uri));
+		rc = sqlite3_open_v2(uri, &c->db, flags | SQLITE_OPEN_URI, NULL);
+	} else {
+		rc = sqlite3_open_v2(path, &c->db, flags, NULL);
+	}
 	if (rc != SQLITE_OK) {
 		rc = c->db ? catalog_fail(c, rc) : -ENOMEM;
 		snprintf(err, errlen, "cannot open catalog '%s': %s", path,
@@ -180,7 +221,7 @@ catalog_open(const char *path, int create, const uint8_t uuid[16],
 		goto fail;
 	}
 	sqlite3_busy_timeout(c->db, 5000);
-	if ((rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0 ||
+	if ((!readonly && (rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0) ||
 	    (rc = catalog_exec(c, "PRAGMA synchronous = FULL")) < 0 ||
 	    (rc = catalog_exec(c, "PRAGMA foreign_keys = ON")) < 0) {
 		snprintf(err, errlen, "catalog '%s' is not usable: %s", path, c->errmsg);
@@ -218,6 +259,31 @@ catalog_open(const char *path, int create, const uint8_t uuid[16],
 fail:
 	catalog_close(c);
 	return rc;
+}
+
+int
+catalog_integrity(struct catalog *c, char *out, size_t outlen)
+{
+	sqlite3_stmt *st;
+	size_t used = 0;
+	int rc, bad = 0;
+
+	out[0] = '\0';
+	rc = sqlite3_prepare_v2(c->db, "PRAGMA integrity_check(20)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(st, 0);
+		if (!line || strcmp(line, "ok") == 0)
+			continue;
+		bad = 1;
+		if (used + 3 < outlen)
+			used += (size_t)snprintf(out + used, outlen - used, "%s%s", used ? "; " : "", line);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return catalog_fail(c, rc);
+	return bad;
 }
 
 void
@@ -531,12 +597,6 @@ catalog_insert(struct catalog *c, int64_t id, uint64_t loff, uint64_t len, int64
 	return catalog_step_done(c, st);
 }
 
-static int64_t
-laddr_plus(int64_t laddr, uint64_t by)
-{
-	return laddr < 0 ? laddr : laddr + (int64_t)by;
-}
-
 int
 catalog_range_replace(struct catalog *c, int64_t id, uint64_t start, uint64_t end,
     const uint64_t (*ext)[3], size_t n)
@@ -554,7 +614,7 @@ catalog_range_replace(struct catalog *c, int64_t id, uint64_t start, uint64_t en
 		if (rend > end) {
 			tail[0] = (int64_t)end;
 			tail[1] = (int64_t)(rend - end);
-			tail[2] = laddr_plus(row[2], end - (uint64_t)row[0]);
+			tail[2] = row[2];	/* an extent's tail lives in the same record */
 			have_tail = 1;
 		}
 		sqlite3_bind_int64(c->st[ST_SET_LEN], 1, id);
@@ -572,7 +632,7 @@ catalog_range_replace(struct catalog *c, int64_t id, uint64_t start, uint64_t en
 	if (rc == 1 && (uint64_t)(row[0] + row[1]) > end) {
 		tail[0] = (int64_t)end;
 		tail[1] = row[0] + row[1] - (int64_t)end;
-		tail[2] = laddr_plus(row[2], end - (uint64_t)row[0]);
+		tail[2] = row[2];	/* an extent's tail lives in the same record */
 		have_tail = 1;
 	}
 	sqlite3_bind_int64(c->st[ST_DEL_RANGE], 1, id);

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define CATALOG_SCHEMA_VERSION	1
+#define CATALOG_SCHEMA_VERSION	2
 #define CATALOG_LADDR_ZERO	(-1)	/* extents.laddr of a zero extent */
 
 struct catalog;
@@ -40,14 +40,25 @@ struct catalog_disk {
 	char	 create_token[64];
 };
 
+#define CATALOG_CREATE		1	/* create a missing database */
+#define CATALOG_READONLY	2	/* for checking: never write */
+
 /*
- * Open DATADIR/catalog.db.  With create, a missing database is created with
- * the schema and the given uuid and checkpoint; without, it must exist.
+ * Open DATADIR/catalog.db.  With CATALOG_CREATE, a missing database is
+ * created with the schema and the given uuid and checkpoint; without, it
+ * must exist.
  */
-int catalog_open(const char *path, int create, const uint8_t uuid[16],
+int catalog_open(const char *path, int how, const uint8_t uuid[16],
     uint64_t first_laddr, struct catalog **out, char *err, size_t errlen);
 void catalog_close(struct catalog *c);
 const char *catalog_error(struct catalog *c);
+
+/* SQLite's integrity check: 0 if sound, 1 with what is wrong in out, or -errno. */
+int catalog_integrity(struct catalog *c, char *out, size_t outlen);
+
+/* The meta table's key/value facts: -EUCLEAN if key is absent. */
+int catalog_meta_get(struct catalog *c, const char *key, char *buf, size_t len);
+int catalog_meta_set(struct catalog *c, const char *key, const char *value);
 
 int catalog_uuid(struct catalog *c, uint8_t uuid[16]);
 int catalog_checkpoint_pos(struct catalog *c, uint64_t *laddr, uint64_t *seq);

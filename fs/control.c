@@ -128,6 +128,15 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 		sbuf_addstr(out, req.json ? "{\"checkpoint\":\"done\"}" : "checkpoint done\n");
 		return 0;
 	}
+	if (strcmp(req.verb, "check") == 0) {
+		/* the report is the body; problems found are an answer, not a failure */
+		int n = store_check(w->st, out);
+		if (n < 0) {
+			sbuf_printf(out, "check failed: %s\n", strerror(-n));
+			return -n;
+		}
+		return 0;
+	}
 	if (strcmp(req.verb, "ping") == 0) {
 		sbuf_addstr(out, req.json ? "\"pong\"" : "pong\n");
 		return 0;

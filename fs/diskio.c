@@ -45,6 +45,27 @@ read_collect(const struct extent *e, void *arg)
 	return b->n == READ_PIECES;
 }
 
+/*
+ * Read one log extent, verified.  A damaged record fails just the read that
+ * touches it, with EIO and a log line naming the disk and the range; the
+ * rest of the disk keeps working.
+ */
+static int
+log_read(struct store *st, struct disk *d, const struct extent *e, char *out)
+{
+	const char *why;
+	int rc = wlog_read(st->log, e->laddr, d->id, e->loff, out, e->len, &why);
+
+	if (rc == 0)
+		return 0;
+	hlog(HLOG_ERROR, "disk '%s': cannot read bytes %llu..%llu from log record %08x:%llu: %s; "
+	    "returning EIO (hcowctl check explains the damage)", d->name,
+	    (unsigned long long)e->loff, (unsigned long long)(e->loff + e->len),
+	    LADDR_SEG(e->laddr), (unsigned long long)LADDR_OFF(e->laddr),
+	    why ? why : strerror(-rc));
+	return -EIO;
+}
+
 ssize_t
 store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
 {
@@ -83,13 +104,8 @@ store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
 				break;
 			if (b.p[i].laddr == EXTMAP_ZERO)
 				memset(out + (b.p[i].loff - off), 0, b.p[i].len);
-			else if ((rc = wlog_read(st->log, b.p[i].laddr, out + (b.p[i].loff - off),
-			    b.p[i].len)) < 0) {
-				hlog(HLOG_ERROR, "disk '%s': cannot read log at %llx for offset %llu: %s",
-				    d->name, (unsigned long long)b.p[i].laddr,
-				    (unsigned long long)b.p[i].loff, strerror(-rc));
+			else if ((rc = log_read(st, d, &b.p[i], out + (b.p[i].loff - off))) < 0)
 				goto out;
-			}
 			pos = b.p[i].loff + b.p[i].len;
 		}
 		pos = batch_end;

@@ -43,26 +43,16 @@ ext_end(const struct extent *e)
 }
 
 static inline uint64_t
-laddr_advance(uint64_t laddr, uint64_t by)
-{
-	return laddr == EXTMAP_ZERO ? EXTMAP_ZERO : laddr + by;
-}
-
-static inline uint64_t
 ext_log_bytes(const struct extent *e)
 {
 	return e->laddr == EXTMAP_ZERO ? 0 : e->len;
 }
 
-/* b continues a: they touch and map contiguously. */
+/* b continues a: they touch and map to the same record (or both to zeros). */
 static inline int
 ext_continues(const struct extent *a, const struct extent *b)
 {
-	if (ext_end(a) != b->loff)
-		return 0;
-	if (a->laddr == EXTMAP_ZERO || b->laddr == EXTMAP_ZERO)
-		return a->laddr == b->laddr;
-	return a->laddr + a->len == b->laddr;
+	return ext_end(a) == b->loff && a->laddr == b->laddr;
 }
 
 struct extmap *
@@ -234,7 +224,7 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e)
 			uint64_t xend = ext_end(x);
 			if (xend > e) {
 				/* the range is strictly inside x: split it in two */
-				struct extent right = { e, xend - e, laddr_advance(x->laddr, e - x->loff) };
+				struct extent right = { e, xend - e, x->laddr };
 				m->log_bytes -= ext_log_bytes(x);
 				x->len = s - x->loff;
 				m->log_bytes += ext_log_bytes(x);
@@ -266,7 +256,6 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e)
 				m->log_bytes -= (x->laddr == EXTMAP_ZERO) ? 0 : d;
 				x->loff = e;
 				x->len -= d;
-				x->laddr = laddr_advance(x->laddr, d);
 			}
 			return;
 		}
@@ -412,7 +401,6 @@ extmap_walk(const struct extmap *m, uint64_t off, uint64_t end,
 			if (c.loff >= end)
 				return 0;
 			if (c.loff < off) {
-				c.laddr = laddr_advance(c.laddr, off - c.loff);
 				c.len -= off - c.loff;
 				c.loff = off;
 			}

@@ -1,13 +1,14 @@
 /*
  * extmap: the in-memory extent index of one disk.
  *
- * Maps logical byte ranges of a disk to where their bytes live: a log
- * address (laddr) or EXTMAP_ZERO (reads as zeros).  A range with no extent
- * is not written: it reads from the template (or as zeros past its end).
+ * Maps logical byte ranges of a disk to where their bytes live: the log
+ * address of the record that holds them (the record knows the disk offset
+ * of its first byte, so cutting an extent never changes its laddr), or
+ * EXTMAP_ZERO (reads as zeros).  A range with no extent is not written: it
+ * reads from the template (or as zeros past its end).
  *
  * Invariants: extents are sorted by loff, never overlap, have len > 0, and two
- * neighbours that touch and continue each other (both zero, or laddr
- * contiguous) are merged into one.  The same structure, with every extent
+ * neighbours that touch and have the same laddr are merged into one.  The same structure, with every extent
  * EXTMAP_ZERO, serves as a set of ranges (the checkpoint's dirty ranges).
  *
  * Not thread-safe: the owner (struct disk) serializes access.
@@ -25,7 +26,7 @@
 struct extent {
 	uint64_t loff;		/* logical offset in the disk */
 	uint64_t len;		/* bytes, > 0 */
-	uint64_t laddr;		/* log address of the byte at loff, or EXTMAP_ZERO */
+	uint64_t laddr;		/* log address of the record holding the bytes, or EXTMAP_ZERO */
 };
 
 struct extmap;

@@ -5,23 +5,30 @@
  * segment number, hex, from 1).  A segment starts with a seg_header and is
  * followed by records packed back to back:
  *
- *     seg_header (64) | rec_header (64) data... | rec_header (64) | ...
+ *     seg_header (64) | rec_header (64) [crc table] [data] | rec_header (64) | ...
  *
  * A record is self-describing: which disk, which logical range, its sequence
  * number (one counter for the whole store, +1 per record) and checksums.
  * From the log alone every mapping since the last checkpoint can be rebuilt;
- * a record is valid only if its header checksum, its data checksum and its
+ * a record is valid only if its header checksum, its data checksums and its
  * sequence number (exactly previous + 1) all agree, so a torn or stale tail
  * ends replay.
  *
  * Record types:
- *   REC_WRITE  `length` bytes of data follow; they are the disk's bytes at
- *              [offset, offset+length).
+ *   REC_WRITE  the disk's bytes at [offset, offset+length).  The header is
+ *              followed by a crc table, one crc32c per REC_BLOCK bytes of
+ *              data (counted from the data's start, the last block may be
+ *              short), then the `length` data bytes.  data_crc is the crc32c
+ *              of the table, so the header vouches for every block.  A read
+ *              verifies just the blocks it touches: a damaged block is an
+ *              error for the ranges it holds, never wrong bytes.
  *   REC_ZERO   [offset, offset+length) reads as zeros (discard, zero range).
  *   REC_SIZE   the disk's size becomes `offset` (truncate, grow or shrink).
  *
  * A log address (laddr) names a byte of the log: segment number << 40 |
- * offset in the segment.  Extents point at the laddr of their first data byte.
+ * offset in the segment.  An extent points at the laddr of the record
+ * holding its bytes; disk offset x of the extent is data byte
+ * x - header.offset of that record.
  *
  * All integers are little-endian (the only byte order hcowfs runs on; the
  * static assertion below refuses to build elsewhere).
@@ -31,7 +38,7 @@
 
 #include <stdint.h>
 
-#define LOG_FORMAT_VERSION	1
+#define LOG_FORMAT_VERSION	2
 
 #define SEG_MAGIC		"HCOWSEG1"
 #define REC_MAGIC		0x43455248u	/* "HREC" */
@@ -44,6 +51,9 @@
 
 /* A record's data is at most this long; FUSE writes are far smaller. */
 #define REC_DATA_MAX		(16u << 20)
+
+/* Data bytes per entry of a REC_WRITE's crc table. */
+#define REC_BLOCK		4096u
 
 enum rec_type {
 	REC_WRITE = 1,
@@ -69,7 +79,7 @@ struct rec_header {
 	uint64_t disk_id;
 	uint64_t offset;		/* logical offset; new size for REC_SIZE */
 	uint64_t length;		/* bytes covered (data bytes for REC_WRITE) */
-	uint32_t data_crc;		/* crc32c of the data, 0 without data */
+	uint32_t data_crc;		/* crc32c of the crc table, 0 without data */
 	uint32_t reserved1;
 	uint64_t reserved2;
 	uint32_t reserved3;
@@ -78,6 +88,35 @@ struct rec_header {
 
 _Static_assert(sizeof(struct seg_header) == 64, "seg_header is 64 bytes on disk");
 _Static_assert(sizeof(struct rec_header) == 64, "rec_header is 64 bytes on disk");
+/* Blocks in a REC_WRITE of `length` data bytes. */
+static inline uint64_t
+rec_blocks(uint64_t length)
+{
+	return (length + REC_BLOCK - 1) / REC_BLOCK;
+}
+
+/* Bytes of a record on disk, header included. */
+static inline uint64_t
+rec_size(const struct rec_header *h)
+{
+	return h->type == REC_WRITE ? 64 + 4 * rec_blocks(h->length) + h->length : 64;
+}
+
+/* Data bytes in block i of a REC_WRITE (the last one may be short). */
+static inline uint64_t
+rec_block_len(const struct rec_header *h, uint64_t i)
+{
+	uint64_t left = h->length - i * REC_BLOCK;
+	return left < REC_BLOCK ? left : REC_BLOCK;
+}
+
+/* Offset of a REC_WRITE's first data byte from the start of its header. */
+static inline uint64_t
+rec_data_start(const struct rec_header *h)
+{
+	return 64 + 4 * rec_blocks(h->length);
+}
+
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the log format is little-endian");
 
 #endif

@@ -33,7 +33,7 @@
 #include "store_int.h"
 
 #define SNAP_MAGIC	UINT64_C(0x70616e73776f6863)	/* "hcowsnap" */
-#define SNAP_VERSION	1
+#define SNAP_VERSION	2
 
 struct snap_header {
 	uint64_t	 magic;

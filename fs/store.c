@@ -182,6 +182,12 @@ tmpl_load(const struct catalog_template *rec, void *arg)
 		return -ENOMEM;
 	t->rec = *rec;
 	t->fd = -1;
+	if (st->tmpldirfd < 0) {
+		/* a read-only open for checking, without the template dir */
+		snprintf(t->problem, sizeof(t->problem), "template '%s' not checked: the template "
+		    "dir is not known", rec->name);
+		goto add;
+	}
 	rc = st->takeover ? template_probe_quick(st->tmpldirfd, rec, &cur, &t->fd, err, sizeof(err)) :
 	    template_probe(st->tmpldirfd, rec->name, &cur, &t->fd, err, sizeof(err));
 	if (rc < 0) {
@@ -194,6 +200,7 @@ tmpl_load(const struct catalog_template *rec, void *arg)
 	} else {
 		t->alloc_bytes = fd_alloc_bytes(t->fd);
 	}
+add:
 	if ((rc = tmpl_add(st, t)) < 0) {
 		if (t->fd >= 0)
 			close(t->fd);
@@ -266,7 +273,7 @@ dirty_mark(struct disk *d, uint64_t off, uint64_t len)
  * The only place disk contents and size change.
  */
 int
-disk_apply(struct disk *d, const struct rec_header *h, uint64_t data_laddr)
+disk_apply(struct disk *d, const struct rec_header *h, uint64_t rec_laddr)
 {
 	uint64_t tsize = d->tmpl->rec.size;
 	int rc;
@@ -279,7 +286,7 @@ disk_apply(struct disk *d, const struct rec_header *h, uint64_t data_laddr)
 	case REC_WRITE:
 		if ((rc = dirty_mark(d, h->offset, h->length)) < 0)
 			return rc;
-		return extmap_set(d->map, h->offset, h->length, data_laddr);
+		return extmap_set(d->map, h->offset, h->length, rec_laddr);
 	case REC_ZERO:
 		if ((rc = dirty_mark(d, h->offset, h->length)) < 0)
 			return rc;
@@ -309,7 +316,7 @@ struct replay_ctx {
 };
 
 static int
-replay_apply(const struct rec_header *h, uint64_t data_laddr, void *arg)
+replay_apply(const struct rec_header *h, uint64_t rec_laddr, void *arg)
 {
 	struct replay_ctx *rc = arg;
 	struct disk *d = disk_get(rc->st, h->disk_id);
@@ -318,7 +325,7 @@ replay_apply(const struct rec_header *h, uint64_t data_laddr, void *arg)
 		rc->skipped++;
 		return 0;
 	}
-	return disk_apply(d, h, data_laddr);
+	return disk_apply(d, h, rec_laddr);
 }
 
 /* ---- opening ---------------------------------------------------------- */
@@ -351,6 +358,12 @@ load_extent(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *a
 
 	if (!d || len == 0)
 		return -EUCLEAN;
+	/* rows come sorted by disk and offset: one that starts before the last one ended overlaps */
+	if (disk_id == st->load_disk && loff < st->load_end && st->overlaps++ == 0)
+		snprintf(st->overlap_what, sizeof(st->overlap_what), "disk '%s': catalog extents "
+		    "overlap at offset %llu; the later row wins", d->name, (unsigned long long)loff);
+	st->load_disk = disk_id;
+	st->load_end = loff + len;
 	return extmap_set(d->map, loff, len, laddr < 0 ? EXTMAP_ZERO : (uint64_t)laddr);
 }
 
@@ -406,7 +419,7 @@ store_create_files(const char *datadir, char *err, size_t errlen)
 	/* the catalog comes last: its existence says the store is complete */
 	snprintf(path, sizeof(path), "%s/catalog.db.new", datadir);
 	unlink(path);
-	if ((rc = catalog_open(path, 1, uuid, wlog_first_laddr(), &cat, err, errlen)) < 0)
+	if ((rc = catalog_open(path, CATALOG_CREATE, uuid, wlog_first_laddr(), &cat, err, errlen)) < 0)
 		return rc;
 	catalog_close(cat);
 	{
@@ -447,6 +460,8 @@ store_remove_partial(const char *datadir)
 
 static void *checkpoint_thread(void *arg);
 
+#define TMPL_WATCH_MS	500	/* the longest between two looks at the templates */
+
 int
 store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen)
 {
@@ -468,14 +483,14 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 		    errno == 0 || S_ISDIR(sb.st_mode) ? "not a directory" : strerror(errno));
 		return -ENOTDIR;
 	}
-	if (access(o->datadir, R_OK | W_OK | X_OK) < 0) {
+	if (access(o->datadir, o->readonly ? R_OK | X_OK : R_OK | W_OK | X_OK) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "data dir '%s' is not writable: %s", o->datadir, strerror(errno));
 		return rc;
 	}
 	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
 	if (access(path, F_OK) < 0) {
-		if (!o->create) {
+		if (!o->create || o->readonly) {
 			snprintf(err, errlen, "data dir '%s' holds no hcowfs store", o->datadir);
 			return -ENOENT;
 		}
@@ -487,9 +502,11 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
+	st->tmpldirfd = -1;
 	snprintf(st->datadir, sizeof(st->datadir), "%s", o->datadir);
-	snprintf(st->tmpldir, sizeof(st->tmpldir), "%s", o->tmpldir);
-	st->purge_allowed = o->purge_unlinked;
+	snprintf(st->tmpldir, sizeof(st->tmpldir), "%s", o->tmpldir ? o->tmpldir : "");
+	st->readonly = o->readonly;
+	st->purge_allowed = o->purge_unlinked && !o->readonly;
 	st->cp_ms = o->checkpoint_ms ? o->checkpoint_ms : STORE_CHECKPOINT_MS_DEFAULT;
 	pthread_mutex_init(&st->cat_lock, NULL);
 	pthread_rwlockattr_init(&rwa);
@@ -500,21 +517,40 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	pthread_mutex_init(&st->cp_mu, NULL);
 	pthread_cond_init(&st->cp_cond, NULL);
 
-	st->tmpldirfd = open(o->tmpldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (st->tmpldirfd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "template dir '%s': %s", o->tmpldir, strerror(errno));
+	if ((rc = catalog_open(path, o->readonly ? CATALOG_READONLY : 0, NULL, 0, &st->cat,
+	    err, errlen)) < 0)
+		goto fail;
+	if (!o->tmpldir) {
+		/* checking: the dir the last mount used */
+		if (catalog_meta_get(st->cat, "template_dir", st->tmpldir, sizeof(st->tmpldir)) < 0)
+			st->tmpldir[0] = '\0';
+	}
+	st->tmpldirfd = st->tmpldir[0] ? open(st->tmpldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (st->tmpldirfd < 0 && !o->readonly) {
+		rc = st->tmpldir[0] ? -errno : -EINVAL;
+		if (st->tmpldir[0])
+			snprintf(err, errlen, "template dir '%s': %s", st->tmpldir, strerror(errno));
+		else
+			snprintf(err, errlen, "no template dir given, and the catalog names none");
 		goto fail;
 	}
-	if ((rc = catalog_open(path, 0, NULL, 0, &st->cat, err, errlen)) < 0)
-		goto fail;
+	if (!o->readonly) {
+		/* remembered so that an offline check finds the templates */
+		char old[PATH_MAX];
+		if ((catalog_meta_get(st->cat, "template_dir", old, sizeof(old)) < 0 ||
+		    strcmp(old, st->tmpldir) != 0) &&
+		    catalog_meta_set(st->cat, "template_dir", st->tmpldir) < 0)
+			hlog(HLOG_WARN, "cannot record the template dir in the catalog: %s",
+			    catalog_error(st->cat));
+	}
 	if ((rc = catalog_uuid(st->cat, uuid)) < 0 ||
 	    (rc = catalog_checkpoint_pos(st->cat, &cp_laddr, &cp_seq)) < 0) {
 		snprintf(err, errlen, "catalog '%s': %s", path, catalog_error(st->cat));
 		goto fail;
 	}
 	snprintf(logdir, sizeof(logdir), "%s/log", o->datadir);
-	rc = wlog_open(logdir, uuid, o->segment_size ? o->segment_size : WLOG_SEGMENT_SIZE_DEFAULT,
+	rc = o->readonly ? wlog_open_ro(logdir, uuid, &st->log, err, errlen) :
+	    wlog_open(logdir, uuid, o->segment_size ? o->segment_size : WLOG_SEGMENT_SIZE_DEFAULT,
 	    &st->log, err, errlen);
 	if (rc < 0)
 		goto fail;
@@ -541,9 +577,12 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 		    rc == -EUCLEAN ? "it refers to disks it does not hold" : catalog_error(st->cat));
 		goto fail;
 	}
-	for (size_t i = 0; i < st->ntmpls; i++)
+	for (size_t i = 0; i < st->ntmpls && !o->readonly; i++)
 		if (st->tmpls[i]->problem[0])
 			hlog(HLOG_ERROR, "%s; its disks refuse I/O", st->tmpls[i]->problem);
+	if (st->overlaps && !o->readonly)
+		hlog(HLOG_ERROR, "%s (%llu overlaps; hcowctl check tells more)", st->overlap_what,
+		    (unsigned long long)st->overlaps);
 	clock_gettime(CLOCK_MONOTONIC, &t_cat);
 	rctx.st = st;
 	rctx.skipped = 0;
@@ -577,6 +616,10 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	    (unsigned long long)rs.records, (unsigned long long)rs.bytes,
 	    (unsigned long long)rs.torn_bytes);
 
+	if (o->readonly) {
+		*out = st;
+		return 0;
+	}
 	if ((rc = pthread_create(&st->cp_thread, NULL, checkpoint_thread, st)) != 0) {
 		rc = -rc;
 		snprintf(err, errlen, "cannot start the checkpoint thread: %s", strerror(-rc));
@@ -615,7 +658,7 @@ store_close(struct store *st)
 	free(st->tmpls);
 	wlog_close(st->log);
 	catalog_close(st->cat);
-	if (st->tmpldirfd > 0)
+	if (st->tmpldirfd >= 0)
 		close(st->tmpldirfd);
 	free(st);
 }
@@ -768,6 +811,43 @@ out:
  * when the store has a snapshot area, a map snapshot every
  * STORE_SNAPSHOT_MS so a replacement worker has little log to replay.
  */
+/*
+ * A template modified in place while mounted: the open fd sees the new
+ * bytes, so its disks must stop serving before they mix old and new ones.
+ * fstat each tick (size and mtime); reads that raced the change within one
+ * tick are the window.  (A template replaced by rename or deleted is not a
+ * danger while mounted: the fd keeps the version the disks were cloned
+ * from; the next mount sees the change.)
+ */
+static void
+tmpl_watch(struct store *st)
+{
+	size_t changed[64];
+	size_t n = 0;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	for (size_t i = 0; i < st->ntmpls && n < 64; i++) {
+		struct tmpl *t = st->tmpls[i];
+		struct stat sb;
+		if (t->fd < 0 || t->problem[0] || fstat(t->fd, &sb) < 0)
+			continue;
+		if ((uint64_t)sb.st_size != t->rec.size ||
+		    (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != t->rec.mtime_ns)
+			changed[n++] = i;
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (n == 0)
+		return;
+	pthread_rwlock_wrlock(&st->ns_lock);
+	for (size_t k = 0; k < n; k++) {
+		struct tmpl *t = st->tmpls[changed[k]];
+		snprintf(t->problem, sizeof(t->problem), "template '%s' was modified while mounted "
+		    "(its size or mtime changed)", t->rec.name);
+		hlog(HLOG_ERROR, "%s; its disks refuse I/O from now on", t->problem);
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+}
+
 static void *
 checkpoint_thread(void *arg)
 {
@@ -777,7 +857,8 @@ checkpoint_thread(void *arg)
 	 * not live long, and the next one would replay all it replayed), soon
 	 * otherwise; then as often as its cost allows.
 	 */
-	unsigned tick = !st->snap ? st->cp_ms : st->takeover ? 1 : st->cp_ms > 100 ? 100 : st->cp_ms;
+	unsigned tick = !st->snap ? (st->cp_ms < TMPL_WATCH_MS ? st->cp_ms : TMPL_WATCH_MS) :
+	    st->takeover ? 1 : st->cp_ms > 100 ? 100 : st->cp_ms;
 	unsigned snap_every;
 	struct timespec last_cp, now;
 
@@ -799,12 +880,14 @@ checkpoint_thread(void *arg)
 		if (st->cp_stop)
 			break;
 		pthread_mutex_unlock(&st->cp_mu);
+		tmpl_watch(st);
 		if (st->snap && snapshot_write(st) == 0) {
 			/* as often as 20x its cost (log lock held) allows, within 100 to STORE_SNAPSHOT_MS */
 			snap_every = (unsigned)(st->snap_cost_us * 20 / 1000);
 			snap_every = snap_every < 100 ? 100 : snap_every > STORE_SNAPSHOT_MS ?
 			    STORE_SNAPSHOT_MS : snap_every;
 			tick = snap_every < st->cp_ms ? snap_every : st->cp_ms;
+			tick = tick < TMPL_WATCH_MS ? tick : TMPL_WATCH_MS;
 		}
 		/* after the snapshot: a long checkpoint must not keep a replacement's replay long */
 		clock_gettime(CLOCK_MONOTONIC, &now);

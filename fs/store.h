@@ -39,6 +39,8 @@ struct store_opts {
 	void		*snap_area;		/* shared memory kept across workers (snapshot.c) */
 	size_t		 snap_cap;
 	int		 create;		/* create the store if the data dir is empty */
+	int		 readonly;		/* for checking: change no file (tmpldir may be
+						   NULL: the one the last mount used) */
 };
 
 #define STORE_CHECKPOINT_MS_DEFAULT	10000
@@ -107,6 +109,13 @@ int store_statfs(struct store *st, struct statvfs *sv);
 
 /* Fault injection: see wlog_set_append_hook(). */
 void store_set_append_hook(struct store *st, void (*hook)(void *arg), void *arg);
+
+/*
+ * Verify the catalog, the templates, the log and every disk's extents
+ * (check.c); a report in plain words goes to out.  The number of problems
+ * found (0: sound), or -errno if it could not check.
+ */
+int store_check(struct store *st, struct sbuf *out);
 
 /* The disks as JSON (an array) or text (a table), for status and list. */
 void store_describe(struct store *st, struct sbuf *sb, int json);

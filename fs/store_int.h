@@ -68,6 +68,11 @@ struct store {
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
 
 	uint8_t		 uuid[16];
+	int		 readonly;	/* opened for checking: changes nothing */
+	int64_t		 load_disk;	/* load_extent(): the previous row, for overlaps */
+	uint64_t	 load_end;
+	uint64_t	 overlaps;	/* catalog rows that overlapped an earlier one */
+	char		 overlap_what[NAME_MAX_LEN + 100];
 	int		 takeover;	/* opened to replace a dead worker */
 	void		*snap;		/* the map snapshot area (snapshot.c), or NULL */
 	size_t		 snap_cap;
@@ -92,7 +97,7 @@ uint64_t fd_alloc_bytes(int fd);
 /* Under d->lock (shared is enough). */
 void disk_attr_fill(const struct disk *d, struct disk_attr *a);
 /* Under d->lock exclusive: the one place a disk's contents and size change. */
-int disk_apply(struct disk *d, const struct rec_header *h, uint64_t data_laddr);
+int disk_apply(struct disk *d, const struct rec_header *h, uint64_t rec_laddr);
 int dirty_mark(struct disk *d, uint64_t off, uint64_t len);
 
 /* snapshot.c: write the maps to the shared area; load them (1), not usable (0), or -errno. */

@@ -44,6 +44,8 @@ struct wlog {
 	uint64_t	 segment_size;
 	int		*segfd;			/* fd + 1 by segment number */
 	uint32_t	 first, last;
+	int		 readonly;		/* wlog_open_ro: change no file */
+	char		 note[160];		/* what a read-only open left alone */
 	_Atomic uint64_t tail;
 	uint64_t	 next_seq;
 	int		 replayed;
@@ -207,8 +209,8 @@ wlog_list(struct wlog *w, uint32_t **out, size_t *n)
 	return 0;
 }
 
-int
-wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
+static int
+wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, int readonly,
     struct wlog **out, char *err, size_t errlen)
 {
 	struct wlog *w;
@@ -227,6 +229,7 @@ wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
 	snprintf(w->dir, sizeof(w->dir), "%s", dir);
 	memcpy(w->uuid, uuid, 16);
 	w->segment_size = segment_size;
+	w->readonly = readonly;
 	pthread_mutex_init(&w->sync_lock, NULL);
 	pthread_cond_init(&w->sync_cond, NULL);
 	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -257,7 +260,7 @@ wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
 			snprintf(err, errlen, "log segment %s is missing or out of sequence", name);
 			goto fail;
 		}
-		fd = openat(w->dirfd, name, O_RDWR | O_CLOEXEC);
+		fd = openat(w->dirfd, name, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		if (fd < 0 || fstat(fd, &st) < 0) {
 			rc = -errno;
 			snprintf(err, errlen, "cannot open log segment %s: %s", name, strerror(errno));
@@ -277,8 +280,14 @@ wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
 			 * any record in it (a sync covers the header too).  Drop it;
 			 * appends continue in the previous segment.
 			 */
-			hlog(HLOG_WARN, "log segment %s is incomplete (%s); removing it", name, why);
 			close(fd);
+			if (readonly) {
+				snprintf(w->note, sizeof(w->note), "the newest log segment %s is "
+				    "incomplete (%s): no record in it was ever made durable", name, why);
+				nsegs--;
+				break;
+			}
+			hlog(HLOG_WARN, "log segment %s is incomplete (%s); removing it", name, why);
 			if (unlinkat(w->dirfd, name, 0) < 0) {
 				rc = -errno;
 				snprintf(err, errlen, "cannot remove incomplete log segment %s: %s",
@@ -309,6 +318,25 @@ fail:
 	free(segs);
 	wlog_close(w);
 	return rc;
+}
+
+int
+wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
+    struct wlog **out, char *err, size_t errlen)
+{
+	return wlog_open_mode(dir, uuid, segment_size, 0, out, err, errlen);
+}
+
+int
+wlog_open_ro(const char *dir, const uint8_t uuid[16], struct wlog **out, char *err, size_t errlen)
+{
+	return wlog_open_mode(dir, uuid, WLOG_SEGMENT_SIZE_DEFAULT, 1, out, err, errlen);
+}
+
+const char *
+wlog_note(const struct wlog *w)
+{
+	return w->note[0] ? w->note : NULL;
 }
 
 void
@@ -463,11 +491,35 @@ seg_save_tail(struct wlog *w, uint32_t segno, int fd, uint64_t from, uint64_t si
 	free(buf);
 }
 
+/* Is the REC_WRITE at file offset pos (header h, already checked) whole?  NULL if so. */
+static const char *
+window_verify(struct window *win, uint64_t pos, const struct rec_header *h, uint32_t *table)
+{
+	uint64_t nblk = rec_blocks(h->length);
+	uint64_t data = pos + rec_data_start(h);
+
+	if (nblk > REC_DATA_MAX / REC_BLOCK)	/* rec_header_check() saw to that */
+		return "record length out of range";
+	if (window_read(win, pos + sizeof(*h), table, 4 * nblk) < 0)
+		return "unreadable crc table";
+	if (crc32c(0, table, 4 * nblk) != h->data_crc)
+		return "crc table checksum mismatch";
+	for (uint64_t i = 0; i < nblk; i++) {
+		uint32_t crc;
+		if (window_crc(win, data + i * REC_BLOCK, rec_block_len(h, i), &crc) < 0)
+			return "unreadable record data";
+		if (crc != table[i])
+			return "record data checksum mismatch";
+	}
+	return NULL;
+}
+
 int
 wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete,
-    int (*apply)(const struct rec_header *h, uint64_t data_laddr, void *arg), void *arg,
+    int (*apply)(const struct rec_header *h, uint64_t rec_laddr, void *arg), void *arg,
     struct wlog_replay_stats *stats, char *err, size_t errlen)
 {
+	uint32_t table[REC_DATA_MAX / REC_BLOCK];
 	unsigned char *buf;
 	uint32_t segno = LADDR_SEG(from);
 	uint64_t pos = LADDR_OFF(from);
@@ -516,14 +568,11 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 		else if (window_read(&win, pos, &h, sizeof(h)) < 0)
 			why = "unreadable record header";
 		else if ((why = rec_header_check(&h, seq)) == NULL && h.type == REC_WRITE) {
-			uint32_t crc = 0;
-			int verify = !trust_complete || pos + sizeof(h) + h.length >= (uint64_t)st.st_size;
-			if (pos + sizeof(h) + h.length > (uint64_t)st.st_size)
+			int verify = !trust_complete || pos + rec_size(&h) >= (uint64_t)st.st_size;
+			if (pos + rec_size(&h) > (uint64_t)st.st_size)
 				why = "record data cut short";
-			else if (verify && window_crc(&win, pos + sizeof(h), h.length, &crc) < 0)
-				why = "unreadable record data";
-			else if (verify && crc != h.data_crc)
-				why = "record data checksum mismatch";
+			else if (verify)
+				why = window_verify(&win, pos, &h, table);
 		}
 		if (why) {
 			if (segno != w->last) {
@@ -533,6 +582,16 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 				break;
 			}
 			uint64_t cut = (uint64_t)st.st_size - pos;
+			if (w->readonly) {
+				/* a check: say what an open would cut, cut nothing */
+				stats->torn_bytes = cut;
+				snprintf(w->note, sizeof(w->note), "log segment %08x ends in %llu bytes "
+				    "of torn tail at offset %llu (%s)%s", segno, (unsigned long long)cut,
+				    (unsigned long long)pos, why,
+				    seg_has_later_record(fd, pos + 1, (uint64_t)st.st_size, seq) ?
+				    "; valid records follow it" : "");
+				break;
+			}
 			if (seg_has_later_record(fd, pos + 1, (uint64_t)st.st_size, seq))
 				seg_save_tail(w, segno, fd, pos, (uint64_t)st.st_size);
 			hlog(HLOG_WARN, "log segment %08x: cutting %llu bytes of torn tail at offset %llu (%s)",
@@ -552,14 +611,14 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 			w->size -= cut;
 			break;
 		}
-		if ((rc = apply(&h, LADDR(segno, pos + sizeof(h)), arg)) < 0) {
+		if ((rc = apply(&h, LADDR(segno, pos), arg)) < 0) {
 			snprintf(err, errlen, "cannot apply record %llu: %s",
 			    (unsigned long long)h.seq, strerror(-rc));
 			break;
 		}
 		stats->records++;
-		stats->bytes += sizeof(h) + (h.type == REC_WRITE ? h.length : 0);
-		pos += sizeof(h) + (h.type == REC_WRITE ? h.length : 0);
+		stats->bytes += rec_size(&h);
+		pos += rec_size(&h);
 		seq++;
 	}
 	free(buf);
@@ -602,17 +661,44 @@ wlog_roll(struct wlog *w)
 	return 0;
 }
 
+/* Write all of iov at off, continuing after short writes; 0 or -errno. */
+static int
+pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0) {
+		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		off += (uint64_t)n;
+		while (cnt > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			iov->iov_base = (char *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
 int
-wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *data_laddr)
+wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *rec_laddr)
 {
 	uint64_t dlen = h->type == REC_WRITE ? h->length : 0;
-	uint64_t tail, off, reclen = sizeof(*h) + dlen;
-	struct iovec iov[2];
-	int fd, rc;
+	uint32_t table[REC_DATA_MAX / REC_BLOCK];
+	uint64_t tail, off, reclen;
+	struct iovec iov[3];
+	int fd, rc, cnt = 1;
 
 	assert(w->replayed);
 	if (w->broken)
 		return -EIO;
+	if (w->readonly)
+		return -EROFS;
 	/* never write what replay would refuse: it would cut everything after it */
 	if (h->type != REC_WRITE && h->type != REC_ZERO && h->type != REC_SIZE)
 		return -EINVAL;
@@ -620,6 +706,7 @@ wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *da
 		return -EINVAL;
 	if (h->type != REC_SIZE && h->offset + h->length < h->offset)
 		return -EINVAL;
+	reclen = rec_size(h);
 	tail = w->tail;
 	if (LADDR_OFF(tail) + reclen > w->segment_size &&
 	    LADDR_OFF(tail) > sizeof(struct seg_header)) {
@@ -636,84 +723,163 @@ wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *da
 	h->reserved1 = 0;
 	h->reserved2 = 0;
 	h->reserved3 = 0;
-	h->data_crc = dlen ? crc32c(0, data, dlen) : 0;
+	h->data_crc = 0;
+	iov[0] = (struct iovec){ h, sizeof(*h) };
+	if (dlen) {
+		uint64_t nblk = rec_blocks(dlen);
+		for (uint64_t i = 0; i < nblk; i++)
+			table[i] = crc32c(0, (const char *)data + i * REC_BLOCK, rec_block_len(h, i));
+		h->data_crc = crc32c(0, table, 4 * nblk);
+		iov[1] = (struct iovec){ table, 4 * nblk };
+		iov[2] = (struct iovec){ (void *)data, dlen };
+		cnt = 3;
+	}
 	h->hdr_crc = 0;
 	h->hdr_crc = crc32c(0, h, sizeof(*h));
 
-	iov[0].iov_base = h;
-	iov[0].iov_len = sizeof(*h);
-	iov[1].iov_base = (void *)data;
-	iov[1].iov_len = dlen;
 	if (w->append_hook && dlen) {
-		/* fault injection: the header alone, then the hook, then the data below */
-		if (pwrite(fd, h, sizeof(*h), (off_t)off) == (ssize_t)sizeof(*h))
+		/* fault injection: the header alone, then the hook, then the rest */
+		if ((rc = pwritev_all(fd, iov, 1, off)) == 0) {
 			w->append_hook(w->append_hook_arg);
+			rc = pwritev_all(fd, iov + 1, cnt - 1, off + sizeof(*h));
+		}
+	} else {
+		rc = pwritev_all(fd, iov, cnt, off);
 	}
-	for (uint64_t done = 0; done < reclen; ) {
-		ssize_t n;
-		struct iovec *v = iov;
-		int cnt = dlen ? 2 : 1;
-		/* after a short write, continue from where it stopped */
-		if (done >= sizeof(*h)) {
-			v = &iov[1];
-			cnt = 1;
-			iov[1].iov_base = (char *)data + (done - sizeof(*h));
-			iov[1].iov_len = dlen - (done - sizeof(*h));
-		} else if (done > 0) {
-			iov[0].iov_base = (char *)h + done;
-			iov[0].iov_len = sizeof(*h) - done;
-		}
-		n = pwritev(fd, v, cnt, (off_t)(off + done));
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			if (rc == -EINTR)
-				continue;
-			/* leave no partial record behind for the next append to follow */
-			if (ftruncate(fd, (off_t)off) < 0)
-				hlog(HLOG_WARN, "cannot cut partial record in segment %08x: %s",
-				    LADDR_SEG(tail), strerror(errno));
-			return rc;
-		}
-		done += (uint64_t)n;
+	if (rc < 0) {
+		/* leave no partial record behind for the next append to follow */
+		if (ftruncate(fd, (off_t)off) < 0)
+			hlog(HLOG_WARN, "cannot cut partial record in segment %08x: %s",
+			    LADDR_SEG(tail), strerror(errno));
+		return rc;
 	}
 	w->next_seq++;
 	w->size += reclen;
 	w->tail = LADDR(LADDR_SEG(tail), off + reclen);
-	*data_laddr = LADDR(LADDR_SEG(tail), off + sizeof(*h));
+	*rec_laddr = tail;
 	return 0;
 }
 
-int
-wlog_locate(struct wlog *w, uint64_t laddr, int *fd, uint64_t *off)
+/* Read up to len bytes at off: the count read (short only at the file's end) or -errno. */
+static ssize_t
+pread_upto(int fd, void *buf, size_t len, uint64_t off)
 {
-	int f = seg_fd(w, LADDR_SEG(laddr));
+	size_t done = 0;
 
-	if (f < 0)
-		return -EIO;
-	*fd = f;
-	*off = LADDR_OFF(laddr);
-	return 0;
-}
-
-int
-wlog_read(struct wlog *w, uint64_t laddr, void *buf, size_t len)
-{
-	uint64_t off;
-	int fd, rc;
-
-	if ((rc = wlog_locate(w, laddr, &fd, &off)) < 0)
-		return rc;
-	for (size_t done = 0; done < len; ) {
+	while (done < len) {
 		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
-			return -EIO;
+			break;
 		done += (size_t)n;
 	}
+	return (ssize_t)done;
+}
+
+/* Exactly len bytes at off: 0, -errno, or -EBADMSG with *why when the file ends first. */
+static int
+pread_exact(int fd, void *buf, size_t len, uint64_t off, const char *what, const char **why)
+{
+	ssize_t got = pread_upto(fd, buf, len, off);
+
+	if (got < 0)
+		return (int)got;
+	if ((size_t)got < len) {
+		*why = what;
+		return -EBADMSG;
+	}
 	return 0;
+}
+
+/* A record's first read takes this much: a 4 KiB record whole, else its header and table. */
+#define READ_HEAD	(sizeof(struct rec_header) + 4 + REC_BLOCK)
+
+int
+wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+    void *buf, size_t len, const char **why)
+{
+	uint64_t headbuf[(READ_HEAD + 7) / 8];		/* 8-aligned: the table is read in place */
+	unsigned char *head = (unsigned char *)headbuf, edge[2 * REC_BLOCK];
+	uint32_t tslice[64];
+	void *heap_table = NULL, *heap_data = NULL;
+	const uint32_t *table;
+	const unsigned char *data;
+	struct rec_header h;
+	uint64_t pos = LADDR_OFF(rec), s, e, b0, b1, cs, ce, dstart;
+	int fd = seg_fd(w, LADDR_SEG(rec));
+	ssize_t got;
+	int rc = 0;
+
+	*why = NULL;
+	if (fd < 0 || LADDR_SEG(rec) < w->first || LADDR_SEG(rec) > w->last) {
+		*why = "log address names no segment";
+		return -EBADMSG;
+	}
+	if ((got = pread_upto(fd, head, READ_HEAD, pos)) < 0)
+		return (int)got;
+	if ((size_t)got < sizeof(h)) {
+		*why = "record header past the end of its segment";
+		return -EBADMSG;
+	}
+	memcpy(&h, head, sizeof(h));
+	if ((*why = rec_header_check(&h, 0)) != NULL)
+		return -EBADMSG;
+	if (h.type != REC_WRITE || h.disk_id != disk_id || doff < h.offset ||
+	    doff - h.offset > h.length || len > h.length - (doff - h.offset)) {
+		*why = "record does not hold these bytes of this disk";
+		return -EBADMSG;
+	}
+	/* data bytes [s, e) are wanted; they lie in blocks [b0, b1), data bytes [cs, ce) */
+	s = doff - h.offset;
+	e = s + len;
+	b0 = s / REC_BLOCK;
+	b1 = (e + REC_BLOCK - 1) / REC_BLOCK;
+	cs = b0 * REC_BLOCK;
+	ce = b1 * REC_BLOCK < h.length ? b1 * REC_BLOCK : h.length;
+	dstart = rec_data_start(&h);
+
+	if (sizeof(h) + 4 * b1 <= (uint64_t)got) {
+		table = (const uint32_t *)(const void *)(head + sizeof(h)) + b0;
+	} else {
+		size_t tlen = 4 * (b1 - b0);
+		uint32_t *t = tlen <= sizeof(tslice) ? tslice : (heap_table = malloc(tlen));
+		if (!t)
+			return -ENOMEM;
+		if ((rc = pread_exact(fd, t, tlen, pos + sizeof(h) + 4 * b0,
+		    "crc table past the end of its segment", why)) < 0)
+			goto out;
+		table = t;
+	}
+	if (dstart + ce <= (uint64_t)got) {
+		data = head + dstart + cs;		/* the first read brought it all */
+	} else {
+		unsigned char *to = cs == s && ce == e ? buf : ce - cs <= sizeof(edge) ? edge :
+		    (heap_data = malloc(ce - cs));
+		if (!to) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if ((rc = pread_exact(fd, to, ce - cs, pos + dstart + cs,
+		    "record data past the end of its segment", why)) < 0)
+			goto out;
+		data = to;
+	}
+	for (uint64_t i = b0; i < b1; i++) {
+		if (crc32c(0, data + (i - b0) * REC_BLOCK, rec_block_len(&h, i)) != table[i - b0]) {
+			*why = "data block checksum mismatch";
+			rc = -EBADMSG;
+			goto out;
+		}
+	}
+	if (data != buf)
+		memcpy(buf, data + (s - cs), len);
+out:
+	free(heap_table);
+	free(heap_data);
+	return rc;
 }
 
 int

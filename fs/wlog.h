@@ -51,12 +51,19 @@ uint64_t wlog_first_laddr(void);
  */
 int wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
     struct wlog **out, char *err, size_t errlen);
+/*
+ * Open for checking: files are opened read-only and nothing is changed.  An
+ * incomplete newest segment is skipped and a torn tail is not cut; both are
+ * described by wlog_note().  Appends fail with -EROFS.
+ */
+int wlog_open_ro(const char *dir, const uint8_t uuid[16], struct wlog **out,
+    char *err, size_t errlen);
+const char *wlog_note(const struct wlog *w);	/* NULL if nothing to say */
 void wlog_close(struct wlog *w);
 
 /*
  * Scan the records from log address `from`, whose sequence numbers must start
- * at next_seq, calling apply for each valid one (data_laddr = address of its
- * first data byte).  Stops at the first invalid record: in the newest segment
+ * at next_seq, calling apply for each valid one (rec_laddr = its address).  Stops at the first invalid record: in the newest segment
  * that is a torn tail, cut off (file truncated) so appends continue there; in
  * an older segment it is corruption: -EUCLEAN, with err saying where.
  * An error from apply stops the scan and is returned.
@@ -69,23 +76,27 @@ void wlog_close(struct wlog *w);
  * (first open of a mount) every record is verified.
  */
 int wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete,
-    int (*apply)(const struct rec_header *h, uint64_t data_laddr, void *arg), void *arg,
+    int (*apply)(const struct rec_header *h, uint64_t rec_laddr, void *arg), void *arg,
     struct wlog_replay_stats *stats, char *err, size_t errlen);
 
 /*
  * Append a record.  The caller fills type, disk_id, offset, length; wlog
  * fills magic, seq and checksums.  data is `length` bytes for REC_WRITE and
- * NULL otherwise.  On success *data_laddr is where the data starts.  On
+ * NULL otherwise.  On success *rec_laddr is the record's address.  On
  * failure (-ENOSPC, -EIO...) nothing was appended.
  */
 int wlog_append(struct wlog *w, struct rec_header *h, const void *data,
-    uint64_t *data_laddr);
+    uint64_t *rec_laddr);
 
-/* Read len bytes at log address laddr.  0 or -errno (-EIO on a short read). */
-int wlog_read(struct wlog *w, uint64_t laddr, void *buf, size_t len);
-
-/* The segment fd and offset holding laddr, for zero-copy replies. */
-int wlog_locate(struct wlog *w, uint64_t laddr, int *fd, uint64_t *off);
+/*
+ * Read bytes [doff, doff+len) of disk disk_id from the REC_WRITE at log
+ * address rec, after checking that its header is sound and names them, and
+ * that every block they touch matches its checksum.  0; -EBADMSG with *why
+ * set when the record is damaged or is not what the caller expected; other
+ * -errno when the segment cannot be read.
+ */
+int wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+    void *buf, size_t len, const char **why);
 
 /* Make every record before `upto` durable (group commit: one fdatasync serves all waiters). */
 int wlog_sync(struct wlog *w, uint64_t upto);

@@ -1,4 +1,4 @@
--- hcowfs catalog, schema version 1.
+-- hcowfs catalog, schema version 2 (log format 2: extents name records).
 --
 -- The catalog lives in DATADIR/catalog.db.  It holds the disks, the template
 -- versions they were cloned from, and the extent map as of the last
@@ -44,8 +44,9 @@ CREATE TABLE disks (
 	create_token	TEXT NOT NULL		-- makes a retried create idempotent
 );
 
--- The checkpointed extent map: disk bytes [loff, loff+len) live at log
--- address laddr (or read as zeros when laddr = -1).  Rows of one disk never
+-- The checkpointed extent map: disk bytes [loff, loff+len) live in the log
+-- record at log address laddr, as its data bytes from loff - record.offset
+-- on (or read as zeros when laddr = -1).  Rows of one disk never
 -- overlap.  Ranges without a row read from the template.
 CREATE TABLE extents (
 	disk_id	INTEGER NOT NULL REFERENCES disks(id) ON DELETE CASCADE,

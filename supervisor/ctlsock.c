@@ -26,6 +26,7 @@
 
 #define STATUS_WAIT	2.0	/* seconds */
 #define REQUEST_WAIT	120.0	/* seconds, for everything else */
+#define CHECK_WAIT	86400.0	/* a check reads all of the log; hcowctl can be interrupted */
 
 struct client {
 	struct sup	*s;
@@ -354,12 +355,12 @@ client_request(struct sup *s, struct client *c)
 		fault_arm(s, c, &req);
 		return;
 	} else if (!strcmp(req.verb, "create") || !strcmp(req.verb, "delete") ||
-	    !strcmp(req.verb, "list") || !strcmp(req.verb, "ping")) {
+	    !strcmp(req.verb, "list") || !strcmp(req.verb, "ping") || !strcmp(req.verb, "check")) {
 		if (relay_submit(s, c, c->buf) < 0) {
 			client_fail(s, c, ENOMEM, "out of memory\n");
 			return;
 		}
-		ev_timer_set(&c->timer, REQUEST_WAIT, 0);
+		ev_timer_set(&c->timer, strcmp(req.verb, "check") ? REQUEST_WAIT : CHECK_WAIT, 0);
 	} else {
 		snprintf(msg, sizeof(msg), "unknown request '%s'\n", req.verb);
 		client_fail(s, c, EINVAL, msg);

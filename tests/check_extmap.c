@@ -1,6 +1,10 @@
 /*
  * check_extmap: unit tests for fs/extmap.c, the in-memory extent index.
  *
+ * An extent's laddr is the log address of the RECORD holding its bytes, so
+ * cutting or clipping an extent never changes its laddr, and two touching
+ * neighbours merge iff they have the same laddr (zeros with zeros).
+ *
  * Directed tests pin down lookups at every boundary, clipping, splitting,
  * merging, unmapping and the counters.  Two randomized differential tests
  * compare the map, after every operation, with a reference model that shares
@@ -138,7 +142,10 @@ expect_no_first(const struct extmap *m, uint64_t off, uint64_t end)
 	    "}, expected nothing", off, end, e.loff, e.len, e.laddr);
 }
 
-/* b continues a (the merge rule, written independently of extmap.c). */
+/*
+ * b continues a (the merge rule, written independently of extmap.c): they
+ * touch and their bytes are in the same record, or both read as zeros.
+ */
 static int
 continues(const struct extent *a, const struct extent *b)
 {
@@ -146,7 +153,7 @@ continues(const struct extent *a, const struct extent *b)
 		return 0;
 	if (a->laddr == Z || b->laddr == Z)
 		return a->laddr == Z && b->laddr == Z;
-	return a->laddr + a->len == b->laddr;
+	return a->laddr == b->laddr;
 }
 
 /*
@@ -265,21 +272,21 @@ START_TEST(test_lookup_at_every_boundary_and_clipping)
 	/* loff */
 	expect_first(m, 1000, 1001, 1000, 1, 7000);
 	expect_first(m, 1000, UINT64_MAX, 1000, 500, 7000);
-	/* loff + len - 1: clipped at the front, laddr advanced by 499 */
-	expect_first(m, 1499, 1500, 1499, 1, 7499);
-	expect_first(m, 1499, 5000, 1499, 1, 7499);
+	/* loff + len - 1: clipped at the front, laddr (the record) unchanged */
+	expect_first(m, 1499, 1500, 1499, 1, 7000);
+	expect_first(m, 1499, 5000, 1499, 1, 7000);
 	/* loff + len */
 	expect_no_first(m, 1500, 1501);
 	expect_no_first(m, 1500, UINT64_MAX);
 	/* both ends clipped */
-	expect_first(m, 1100, 1200, 1100, 100, 7100);
+	expect_first(m, 1100, 1200, 1100, 100, 7000);
 	expect_first(m, 0, UINT64_MAX, 1000, 500, 7000);
 
 	/* the same boundaries through extmap_walk */
 	{ const struct extent e[] = { { 1000, 1, 7000 } }; expect_walk(m, 999, 1001, e, 1); }
 	{ const struct extent e[] = { { 1000, 1, 7000 } }; expect_walk(m, 1000, 1001, e, 1); }
-	{ const struct extent e[] = { { 1499, 1, 7499 } }; expect_walk(m, 1499, 1501, e, 1); }
-	{ const struct extent e[] = { { 1250, 50, 7250 } }; expect_walk(m, 1250, 1300, e, 1); }
+	{ const struct extent e[] = { { 1499, 1, 7000 } }; expect_walk(m, 1499, 1501, e, 1); }
+	{ const struct extent e[] = { { 1250, 50, 7000 } }; expect_walk(m, 1250, 1300, e, 1); }
 	expect_walk(m, 0, 1000, NULL, 0);
 	expect_walk(m, 1500, 1600, NULL, 0);
 	/* empty and inverted queries report nothing */
@@ -287,12 +294,12 @@ START_TEST(test_lookup_at_every_boundary_and_clipping)
 	expect_walk(m, 1300, 1200, NULL, 0);
 	expect_no_first(m, 1200, 1200);
 
-	/* a zero extent clipped stays zero (laddr is not "advanced") */
+	/* a zero extent clipped stays zero */
 	REQ_INT(extmap_set(m, 5000, 100, Z), 0);
 	expect_first(m, 5050, 5060, 5050, 10, Z);
 	expect_first(m, 1500, 6000, 5000, 100, Z);
 	{
-		const struct extent e[] = { { 1400, 100, 7400 }, { 5000, 50, Z } };
+		const struct extent e[] = { { 1400, 100, 7000 }, { 5000, 50, Z } };
 		expect_walk(m, 1400, 5050, e, 2);
 	}
 	REQ_U64(extmap_count(m), 2);
@@ -308,14 +315,15 @@ START_TEST(test_overwrite_middle_splits_one_extent_into_three)
 
 	REQ_INT(extmap_set(m, 0, 300, 1000), 0);
 	REQ_INT(extmap_set(m, 100, 100, 50000), 0);
-	EXPECT_ALL(m, { 0, 100, 1000 }, { 100, 100, 50000 }, { 200, 100, 1200 });
+	/* both outer pieces keep the record's laddr; same laddr, not touching */
+	EXPECT_ALL(m, { 0, 100, 1000 }, { 100, 100, 50000 }, { 200, 100, 1000 });
 	REQ_U64(extmap_count(m), 3);
 	REQ_U64(extmap_log_bytes(m), 300);
 
 	/* a 1-byte zero hole in the middle of the right piece */
 	REQ_INT(extmap_set(m, 250, 1, Z), 0);
-	EXPECT_ALL(m, { 0, 100, 1000 }, { 100, 100, 50000 }, { 200, 50, 1200 },
-	    { 250, 1, Z }, { 251, 49, 1251 });
+	EXPECT_ALL(m, { 0, 100, 1000 }, { 100, 100, 50000 }, { 200, 50, 1000 },
+	    { 250, 1, Z }, { 251, 49, 1000 });
 	REQ_U64(extmap_count(m), 5);
 	REQ_U64(extmap_log_bytes(m), 299);
 	check_invariants(m, NULL);
@@ -327,10 +335,10 @@ START_TEST(test_overwrite_head_tail_several_and_exact)
 {
 	struct extmap *m = extmap_new();
 
-	/* overlapping the head: the old extent keeps its tail, laddr advanced */
+	/* overlapping the head: the old extent keeps its tail, laddr unchanged */
 	REQ_INT(extmap_set(m, 100, 100, 1000), 0);
 	REQ_INT(extmap_set(m, 50, 100, 9000), 0);
-	EXPECT_ALL(m, { 50, 100, 9000 }, { 150, 50, 1050 });
+	EXPECT_ALL(m, { 50, 100, 9000 }, { 150, 50, 1000 });
 	REQ_U64(extmap_log_bytes(m), 150);
 	extmap_free(m);
 
@@ -366,7 +374,7 @@ START_TEST(test_overwrite_head_tail_several_and_exact)
 	REQ_U64(extmap_count(m), 4);
 	REQ_U64(extmap_log_bytes(m), 40);
 	REQ_INT(extmap_set(m, 5, 60, 9000), 0);
-	EXPECT_ALL(m, { 0, 5, 100 }, { 5, 60, 9000 }, { 65, 5, 705 });
+	EXPECT_ALL(m, { 0, 5, 100 }, { 5, 60, 9000 }, { 65, 5, 700 });
 	REQ_U64(extmap_count(m), 3);
 	REQ_U64(extmap_log_bytes(m), 70);
 	/* covering exactly whole extents and the gaps around them */
@@ -393,52 +401,90 @@ START_TEST(test_overwrite_head_tail_several_and_exact)
 }
 END_TEST
 
-START_TEST(test_merge_contiguous_laddr_only)
+START_TEST(test_merge_same_record_only)
 {
 	struct extmap *m = extmap_new();
 
-	/* appended after: merges with its predecessor */
+	/* touching, same laddr, appended after: merges with its predecessor */
 	REQ_INT(extmap_set(m, 0, 100, 1000), 0);
-	REQ_INT(extmap_set(m, 100, 100, 1100), 0);
+	REQ_INT(extmap_set(m, 100, 100, 1000), 0);
 	EXPECT_ALL(m, { 0, 200, 1000 });
 	REQ_U64(extmap_count(m), 1);
 	REQ_U64(extmap_log_bytes(m), 200);
-	/* prepended before: merges with its successor */
-	REQ_INT(extmap_set(m, 400, 100, 1400), 0);
-	REQ_INT(extmap_set(m, 300, 100, 1300), 0);
-	EXPECT_ALL(m, { 0, 200, 1000 }, { 300, 200, 1300 });
-	/* filling the gap merges all three */
-	REQ_INT(extmap_set(m, 200, 100, 1200), 0);
+	/* same laddr, not touching (gap of 100): no merge, either order */
+	REQ_INT(extmap_set(m, 400, 100, 1000), 0);
+	EXPECT_ALL(m, { 0, 200, 1000 }, { 400, 100, 1000 });
+	/* touching, same laddr, prepended before: merges with its successor only */
+	REQ_INT(extmap_set(m, 300, 100, 1000), 0);
+	EXPECT_ALL(m, { 0, 200, 1000 }, { 300, 200, 1000 });
+	REQ_U64(extmap_count(m), 2);
+	/* filling the gap with another record: touches both, merges with neither */
+	REQ_INT(extmap_set(m, 200, 100, 2000), 0);
+	EXPECT_ALL(m, { 0, 200, 1000 }, { 200, 100, 2000 }, { 300, 200, 1000 });
+	REQ_U64(extmap_count(m), 3);
+	/* ... and with the same record: merges all three */
+	REQ_INT(extmap_set(m, 200, 100, 1000), 0);
 	EXPECT_ALL(m, { 0, 500, 1000 });
 	REQ_U64(extmap_count(m), 1);
 	REQ_U64(extmap_log_bytes(m), 500);
 	/* overwriting part of it with what it already maps changes nothing */
-	REQ_INT(extmap_set(m, 123, 77, 1123), 0);
+	REQ_INT(extmap_set(m, 123, 77, 1000), 0);
+	REQ_INT(extmap_set(m, 0, 1, 1000), 0);
+	REQ_INT(extmap_set(m, 499, 1, 1000), 0);
 	EXPECT_ALL(m, { 0, 500, 1000 });
+	REQ_U64(extmap_count(m), 1);
 	/* split, then restore: merges back to one */
 	REQ_INT(extmap_set(m, 100, 100, 77777), 0);
-	REQ_U64(extmap_count(m), 3);
-	REQ_INT(extmap_set(m, 100, 100, 1100), 0);
+	EXPECT_ALL(m, { 0, 100, 1000 }, { 100, 100, 77777 }, { 200, 300, 1000 });
+	REQ_INT(extmap_set(m, 100, 100, 1000), 0);
 	EXPECT_ALL(m, { 0, 500, 1000 });
 	REQ_U64(extmap_log_bytes(m), 500);
+	check_invariants(m, NULL);
 	extmap_free(m);
 
-	/* touching, laddr not contiguous (off by one either way): no merge */
+	/*
+	 * Touching, different laddr: no merge.  1100 and 1200 are where the
+	 * next byte would be under "laddr + len" arithmetic (the old rule),
+	 * 1001 and 999 are off by one from the same record.
+	 */
 	m = extmap_new();
 	REQ_INT(extmap_set(m, 0, 100, 1000), 0);
-	REQ_INT(extmap_set(m, 100, 100, 1101), 0);
-	REQ_INT(extmap_set(m, 200, 100, 1200), 0);	/* 1101+100 = 1201 */
-	EXPECT_ALL(m, { 0, 100, 1000 }, { 100, 100, 1101 }, { 200, 100, 1200 });
+	REQ_INT(extmap_set(m, 100, 100, 1100), 0);
+	REQ_INT(extmap_set(m, 200, 100, 1200), 0);
+	REQ_INT(extmap_set(m, 300, 100, 1201), 0);
+	REQ_INT(extmap_set(m, 400, 100, 1200), 0);	/* same as 200's, not touching it */
+	REQ_INT(extmap_set(m, 500, 100, 1199), 0);
+	EXPECT_ALL(m, { 0, 100, 1000 }, { 100, 100, 1100 }, { 200, 100, 1200 },
+	    { 300, 100, 1201 }, { 400, 100, 1200 }, { 500, 100, 1199 });
+	REQ_U64(extmap_count(m), 6);
+	REQ_U64(extmap_log_bytes(m), 600);
+	/* the same, inserted before its successor rather than appended */
+	REQ_INT(extmap_clear(m, 0, 100), 0);
+	REQ_INT(extmap_set(m, 0, 100, 1000), 0);	/* 1000 + 100 == 1100 */
+	EXPECT_ALL(m, { 0, 100, 1000 }, { 100, 100, 1100 }, { 200, 100, 1200 },
+	    { 300, 100, 1201 }, { 400, 100, 1200 }, { 500, 100, 1199 });
+	REQ_INT(extmap_set(m, 0, 100, 1101), 0);
+	EXPECT_ALL(m, { 0, 100, 1101 }, { 100, 100, 1100 }, { 200, 100, 1200 },
+	    { 300, 100, 1201 }, { 400, 100, 1200 }, { 500, 100, 1199 });
+	REQ_U64(extmap_count(m), 6);
+	check_invariants(m, NULL);
+	extmap_free(m);
+
+	/* same laddr but not touching (gap of one byte): no merge, either side */
+	m = extmap_new();
+	REQ_INT(extmap_set(m, 1000, 100, 7), 0);
+	REQ_INT(extmap_set(m, 1101, 100, 7), 0);	/* after, as an append */
+	REQ_INT(extmap_set(m, 899, 100, 7), 0);	/* before, as an insert */
+	EXPECT_ALL(m, { 899, 100, 7 }, { 1000, 100, 7 }, { 1101, 100, 7 });
 	REQ_U64(extmap_count(m), 3);
 	REQ_U64(extmap_log_bytes(m), 300);
-	extmap_free(m);
-
-	/* laddr contiguous but not touching: no merge */
-	m = extmap_new();
-	REQ_INT(extmap_set(m, 0, 100, 1000), 0);
-	REQ_INT(extmap_set(m, 101, 100, 1100), 0);
-	EXPECT_ALL(m, { 0, 100, 1000 }, { 101, 100, 1100 });
-	REQ_U64(extmap_count(m), 2);
+	/* closing each one-byte gap with the same record merges */
+	REQ_INT(extmap_set(m, 999, 1, 7), 0);
+	EXPECT_ALL(m, { 899, 201, 7 }, { 1101, 100, 7 });
+	REQ_INT(extmap_set(m, 1100, 1, 7), 0);
+	EXPECT_ALL(m, { 899, 302, 7 });
+	REQ_U64(extmap_count(m), 1);
+	REQ_U64(extmap_log_bytes(m), 302);
 	check_invariants(m, NULL);
 	extmap_free(m);
 }
@@ -467,9 +513,9 @@ START_TEST(test_merge_zero_with_zero_but_not_with_log)
 	extmap_free(m);
 
 	/*
-	 * The arithmetic traps: a log extent whose laddr + len equals
-	 * EXTMAP_ZERO is not continued by a zero extent, and a zero extent is
-	 * not continued by a log extent at (UINT64_MAX + len) mod 2^64.
+	 * Log addresses next to EXTMAP_ZERO: a log extent at Z - 10 or Z - 1
+	 * (laddr + len reaches Z) is not merged with a zero extent, nor is a
+	 * zero extent with a log extent at (UINT64_MAX + len) mod 2^64.
 	 */
 	m = extmap_new();
 	REQ_INT(extmap_set(m, 0, 10, Z - 10), 0);
@@ -480,6 +526,13 @@ START_TEST(test_merge_zero_with_zero_but_not_with_log)
 	EXPECT_ALL(m, { 0, 10, Z - 10 }, { 10, 10, Z }, { 20, 10, 9 });
 	REQ_U64(extmap_count(m), 3);
 	REQ_U64(extmap_log_bytes(m), 20);
+	REQ_INT(extmap_set(m, 30, 10, Z), 0);
+	REQ_INT(extmap_set(m, 40, 1, Z - 1), 0);
+	REQ_INT(extmap_set(m, 41, 9, Z), 0);
+	EXPECT_ALL(m, { 0, 10, Z - 10 }, { 10, 10, Z }, { 20, 10, 9 }, { 30, 10, Z },
+	    { 40, 1, Z - 1 }, { 41, 9, Z });
+	REQ_U64(extmap_count(m), 6);
+	REQ_U64(extmap_log_bytes(m), 21);
 	check_invariants(m, NULL);
 	extmap_free(m);
 }
@@ -491,9 +544,13 @@ START_TEST(test_merge_across_leaf_boundaries)
 	struct extmap *m = extmap_new();
 	unsigned order[N];
 
-	/* N extents with gaps; filling gap i joins extent i and i+1 */
+	/*
+	 * N extents of one record with gaps: the same laddr, but not touching,
+	 * so not merged.  Filling gap i with another record joins nothing;
+	 * filling it with the same record joins extent i and i+1.
+	 */
 	for (unsigned i = 0; i < N; i++)
-		REQ_INT(extmap_set(m, i * 20, 10, 100 + i * 20), 0);
+		REQ_INT(extmap_set(m, i * 20, 10, 100), 0);
 	REQ_U64(extmap_count(m), N);
 	REQ_U64(extmap_log_bytes(m), N * 10);
 	check_invariants(m, NULL);
@@ -512,6 +569,8 @@ START_TEST(test_merge_across_leaf_boundaries)
 			continue;	/* no gap after the last one */
 		uint64_t before = extmap_count(m);
 		REQ_INT(extmap_set(m, i * 20 + 10, 10, 100 + i * 20 + 10), 0);
+		REQ_U64(extmap_count(m), before + 1);
+		REQ_INT(extmap_set(m, i * 20 + 10, 10, 100), 0);
 		REQ_U64(extmap_count(m), before - 1);
 		if (k % 37 == 0)
 			check_invariants(m, NULL);
@@ -541,14 +600,31 @@ START_TEST(test_append_continuing_last_extent_of_full_leaf_merges)
 		REQ_INT(extmap_set(m, n * 10, 10, Z), 0);
 		REQ_U64(extmap_count(m), n);
 		expect_first(m, n * 10 - 10, UINT64_MAX, n * 10 - 10, 20, Z);
-		/* a log extent after it, then one continuing that */
+		/* a log extent after it, then more of the same record continuing that */
 		REQ_INT(extmap_set(m, n * 10 + 10, 10, 5000000), 0);
 		REQ_U64(extmap_count(m), n + 1);
 		for (unsigned k = 0; k < 200; k++)
-			REQ_INT(extmap_set(m, n * 10 + 20 + k * 10, 10, 5000010 + k * 10), 0);
+			REQ_INT(extmap_set(m, n * 10 + 20 + k * 10, 10, 5000000), 0);
 		REQ_U64(extmap_count(m), n + 1);
 		expect_first(m, n * 10 + 10, UINT64_MAX, n * 10 + 10, 2010, 5000000);
 		REQ_U64(extmap_log_bytes(m), (n / 2) * 10 + 2010);
+		/* touching, another record (at laddr + len, the old rule): no merge */
+		REQ_INT(extmap_set(m, n * 10 + 2020, 10, 5002010), 0);
+		REQ_U64(extmap_count(m), n + 2);
+		check_invariants(m, NULL);
+		extmap_free(m);
+
+		/* the same with the full leaf ending in a log extent */
+		m = extmap_new();
+		for (unsigned i = 0; i < n; i++)
+			REQ_INT(extmap_set(m, i * 10, 10, i % 2 ? (uint64_t)i * 1000 : Z), 0);
+		REQ_U64(extmap_count(m), n);
+		REQ_INT(extmap_set(m, n * 10, 10, (uint64_t)(n - 1) * 1000), 0);
+		REQ_U64(extmap_count(m), n);
+		expect_first(m, n * 10 - 10, UINT64_MAX, n * 10 - 10, 20, (uint64_t)(n - 1) * 1000);
+		REQ_INT(extmap_set(m, n * 10 + 10, 10, (uint64_t)(n - 1) * 1000 + 20), 0);
+		REQ_U64(extmap_count(m), n + 1);
+		REQ_U64(extmap_log_bytes(m), (n / 2) * 10 + 20);
 		check_invariants(m, NULL);
 		extmap_free(m);
 	}
@@ -561,7 +637,8 @@ START_TEST(test_clear_middle_head_tail)
 
 	REQ_INT(extmap_set(m, 0, 300, 1000), 0);
 	REQ_INT(extmap_clear(m, 100, 100), 0);
-	EXPECT_ALL(m, { 0, 100, 1000 }, { 200, 100, 1200 });
+	/* both pieces keep the record's laddr */
+	EXPECT_ALL(m, { 0, 100, 1000 }, { 200, 100, 1000 });
 	REQ_U64(extmap_count(m), 2);
 	REQ_U64(extmap_log_bytes(m), 200);
 	expect_no_first(m, 100, 200);
@@ -569,17 +646,21 @@ START_TEST(test_clear_middle_head_tail)
 	/* head and tail of the two pieces, one byte each */
 	REQ_INT(extmap_clear(m, 99, 1), 0);
 	REQ_INT(extmap_clear(m, 200, 1), 0);
-	EXPECT_ALL(m, { 0, 99, 1000 }, { 201, 99, 1201 });
+	EXPECT_ALL(m, { 0, 99, 1000 }, { 201, 99, 1000 });
 	REQ_U64(extmap_log_bytes(m), 198);
 	/* a range covering a whole piece and part of the other */
 	REQ_INT(extmap_clear(m, 50, 200), 0);
-	EXPECT_ALL(m, { 0, 50, 1000 }, { 250, 50, 1250 });
+	EXPECT_ALL(m, { 0, 50, 1000 }, { 250, 50, 1000 });
 	REQ_U64(extmap_count(m), 2);
 	REQ_U64(extmap_log_bytes(m), 100);
 	/* where nothing is mapped: no change */
 	REQ_INT(extmap_clear(m, 60, 100), 0);
 	REQ_INT(extmap_clear(m, 1000, 1000), 0);
-	EXPECT_ALL(m, { 0, 50, 1000 }, { 250, 50, 1250 });
+	EXPECT_ALL(m, { 0, 50, 1000 }, { 250, 50, 1000 });
+	/* mapping the hole to the record again makes it whole */
+	REQ_INT(extmap_set(m, 50, 200, 1000), 0);
+	EXPECT_ALL(m, { 0, 300, 1000 });
+	REQ_U64(extmap_log_bytes(m), 300);
 	extmap_free(m);
 
 	/* clearing inside a zero extent does not touch log bytes */
@@ -618,7 +699,7 @@ START_TEST(test_clear_across_leaves)
 		REQ(ext_eq(&all.v[i], &e));
 	}
 	{
-		const struct extent a = { 2500, 5, 25000 }, b = { 7505, 5, 75005 };
+		const struct extent a = { 2500, 5, 25000 }, b = { 7505, 5, 75000 };
 		REQ(ext_eq(&all.v[250], &a));
 		REQ(ext_eq(&all.v[251], &b));
 	}
@@ -628,7 +709,8 @@ START_TEST(test_clear_across_leaves)
 	}
 	REQ_U64(extmap_log_bytes(m), 5000);
 	expect_no_first(m, 2505, 7505);
-	expect_first(m, 2504, 7506, 2504, 1, 25004);
+	expect_first(m, 2504, 7506, 2504, 1, 25000);
+	expect_first(m, 7504, 7506, 7505, 1, 75000);
 
 	/* a cleared range can be mapped again, inside the hole */
 	REQ_INT(extmap_set(m, 5000, 10, 1), 0);
@@ -669,7 +751,7 @@ START_TEST(test_bad_range_rejected_and_map_unchanged)
 
 	/* the largest range that does not wrap is accepted */
 	REQ_INT(extmap_set(m, UINT64_MAX - 10, 10, 1), 0);
-	expect_first(m, UINT64_MAX - 5, UINT64_MAX, UINT64_MAX - 5, 5, 6);
+	expect_first(m, UINT64_MAX - 5, UINT64_MAX, UINT64_MAX - 5, 5, 1);
 	check_invariants(m, NULL);
 	extmap_free(m);
 }
@@ -711,7 +793,7 @@ END_TEST
 #define BM_UNMAPPED	(UINT64_MAX - 1)	/* distinct from EXTMAP_ZERO */
 #define BM_LADDR_MAX	(UINT64_C(1) << 40)
 
-static uint64_t bm[BM_SIZE];	/* per byte: its log address, Z, or BM_UNMAPPED */
+static uint64_t bm[BM_SIZE];	/* per byte: its record's log address, Z, or BM_UNMAPPED */
 
 static int
 bm_is_log(uint64_t v)
@@ -719,15 +801,13 @@ bm_is_log(uint64_t v)
 	return v != Z && v != BM_UNMAPPED;
 }
 
-/* Byte i+1 (value b) continues byte i (value a) within one extent. */
+/* Byte i+1 (value b) continues byte i (value a) within one extent: same record, or both zero. */
 static int
 bm_cont(uint64_t a, uint64_t b)
 {
 	if (a == BM_UNMAPPED || b == BM_UNMAPPED)
 		return 0;
-	if (a == Z || b == Z)
-		return a == Z && b == Z;
-	return b == a + 1;
+	return a == b;
 }
 
 /* The maximal runs of [a, b): what a walk of [a, b) must report. */
@@ -798,7 +878,7 @@ START_TEST(test_random_ops_match_byte_model)
 	struct extmap *m = extmap_new();
 	struct vec all = { 0 }, want = { 0 };
 	uint64_t model_log = 0, peak = 0, low_after_peak = UINT64_MAX;
-	unsigned n_sets = 0, n_zero = 0, n_clears = 0, n_contig = 0, n_one = 0;
+	unsigned n_sets = 0, n_zero = 0, n_clears = 0, n_contig = 0, n_old = 0, n_one = 0;
 
 	seed_init("random_ops_match_byte_model", UINT64_C(0x243f6a8885a308d3));
 	for (size_t i = 0; i < BM_SIZE; i++)
@@ -824,13 +904,23 @@ START_TEST(test_random_ops_match_byte_model)
 			if (kind < 35) {
 				laddr = Z;
 				n_zero++;
+			} else if (kind < 46 && loff > 0 && bm_is_log(bm[loff - 1])) {
+				laddr = bm[loff - 1];			/* same record as the left */
+				n_contig++;
 			} else if (kind < 50 && loff > 0 && bm_is_log(bm[loff - 1])) {
-				laddr = bm[loff - 1] + 1;		/* continues the left */
+				/* the left's laddr + its length so far (the old rule): a different record */
+				uint64_t s = loff - 1;
+				while (s > 0 && bm[s - 1] == bm[loff - 1])
+					s--;
+				laddr = (bm[loff - 1] + (loff - s)) % BM_LADDR_MAX;
+				n_old++;
+			} else if (kind < 61 && loff + len < BM_SIZE && bm_is_log(bm[loff + len])) {
+				laddr = bm[loff + len];			/* same record as the right */
 				n_contig++;
-			} else if (kind < 65 && loff + len < BM_SIZE &&
-			    bm_is_log(bm[loff + len]) && bm[loff + len] >= len) {
-				laddr = bm[loff + len] - len;		/* continued by the right */
-				n_contig++;
+			} else if (kind < 65 && loff + len < BM_SIZE && bm_is_log(bm[loff + len]) &&
+			    bm[loff + len] >= len) {
+				laddr = bm[loff + len] - len;		/* right's laddr - len (the old rule) */
+				n_old++;
 			} else if (kind < 70 && bm_is_log(bm[loff])) {
 				laddr = bm[loff];			/* rewrite the same mapping */
 				n_contig++;
@@ -839,7 +929,7 @@ START_TEST(test_random_ops_match_byte_model)
 			}
 			rc = extmap_set(m, loff, len, laddr);
 			for (uint64_t i = 0; i < len; i++)
-				bm[loff + i] = laddr == Z ? Z : laddr + i;
+				bm[loff + i] = laddr;
 			n_sets++;
 		}
 		REQUIRE(rc == 0, "op %" PRIu64 " failed: %d", op, rc);
@@ -874,9 +964,10 @@ START_TEST(test_random_ops_match_byte_model)
 		if (extmap_count(m) < low_after_peak)
 			low_after_peak = extmap_count(m);
 	}
-	printf("random_ops_match_byte_model: %d ops (%u sets, %u zero, %u contiguous, "
-	    "%u clears, %u one-byte), peak %" PRIu64 " extents, low after peak %" PRIu64 "\n",
-	    OPS, n_sets, n_zero, n_contig, n_clears, n_one, peak, low_after_peak);
+	printf("random_ops_match_byte_model: %d ops (%u sets, %u zero, %u same-record, "
+	    "%u old-rule-contiguous, %u clears, %u one-byte), peak %" PRIu64 " extents, "
+	    "low after peak %" PRIu64 "\n",
+	    OPS, n_sets, n_zero, n_contig, n_old, n_clears, n_one, peak, low_after_peak);
 	/* the run must have exercised what it claims to */
 	/* >= 8 leaves of 128 at once (typically 1600-2400) */
 	REQUIRE(peak >= 1000, "peak of %" PRIu64 " extents: too few leaf splits", peak);
@@ -893,12 +984,6 @@ END_TEST
 
 #define HM_SPACE	(UINT64_C(1) << 47)	/* where ops start */
 #define HM_LIMIT	(UINT64_C(1) << 48)	/* where every op ends */
-
-static uint64_t
-adv(uint64_t laddr, uint64_t by)
-{
-	return laddr == Z ? Z : laddr + by;
-}
 
 static int
 cmp_loff(const void *a, const void *b)
@@ -923,8 +1008,8 @@ lm_remove(struct vec *lm, uint64_t s, uint64_t e)
 		}
 		if (x.loff < s)
 			vec_push(&out, (struct extent){ x.loff, s - x.loff, x.laddr });
-		if (xe > e)
-			vec_push(&out, (struct extent){ e, xe - e, adv(x.laddr, e - x.loff) });
+		if (xe > e)	/* the tail keeps its record: laddr unchanged */
+			vec_push(&out, (struct extent){ e, xe - e, x.laddr });
 	}
 	vec_free(lm);
 	*lm = out;
@@ -1021,8 +1106,10 @@ START_TEST(test_random_sparse_ops_in_huge_space_match_list_model)
 			const struct extent *l = loff > 0 ? lm_find(&lm, loff - 1) : NULL;
 			if (kind < 35)
 				laddr = Z;
+			else if (kind < 54 && l && l->laddr != Z)
+				laddr = l->laddr;			/* same record as the left */
 			else if (kind < 60 && l && l->laddr != Z)
-				laddr = l->laddr + (loff - l->loff);	/* continues the left */
+				laddr = l->laddr + (loff - l->loff);	/* old rule: another record */
 			else
 				laddr = rng() % (UINT64_C(1) << 50);
 			rc = extmap_set(m, loff, len, laddr);
@@ -1044,7 +1131,7 @@ START_TEST(test_random_sparse_ops_in_huge_space_match_list_model)
 		if (lm.n > 0) {
 			const struct extent *x = &lm.v[rng() % lm.n];
 			uint64_t d = rng() % x->len, q = rng_range(1, x->len - d);
-			expect_first(m, x->loff + d, x->loff + d + q, x->loff + d, q, adv(x->laddr, d));
+			expect_first(m, x->loff + d, x->loff + d + q, x->loff + d, q, x->laddr);
 		}
 		if (extmap_count(m) > peak)
 			peak = extmap_count(m);
@@ -1071,22 +1158,25 @@ START_TEST(test_append_100k_extents_lookup_and_memory)
 	struct extmap *m = extmap_new();
 	double per;
 
-	/* touching, laddr deliberately not contiguous (gap of L): no merging */
+	/*
+	 * Touching, each its own record: no merging, although laddr i * L is
+	 * where the previous one's bytes would end under the old rule.
+	 */
 	for (uint64_t i = 0; i < N; i++)
-		REQ_INT(extmap_set(m, i * L, L, i * 2 * L), 0);
+		REQ_INT(extmap_set(m, i * L, L, i * L), 0);
 	REQ_U64(extmap_count(m), N);
 	REQ_U64(extmap_log_bytes(m), (uint64_t)N * L);
 
 	rng_state = 0xa55a;
 	for (uint64_t i = 0; i < N; i++) {
 		uint64_t d = rng() % L;
-		expect_first(m, i * L + d, i * L + d + 1, i * L + d, 1, i * 2 * L + d);
+		expect_first(m, i * L + d, i * L + d + 1, i * L + d, 1, i * L);
 	}
 	for (int k = 0; k < 10000; k++) {
 		uint64_t i = rng() % N;
-		expect_first(m, i * L, UINT64_MAX, i * L, L, i * 2 * L);
+		expect_first(m, i * L, UINT64_MAX, i * L, L, i * L);
 		if (i > 0)	/* query straddling two extents reports the left one, clipped */
-			expect_first(m, i * L - 1, i * L + 1, i * L - 1, 1, (i - 1) * 2 * L + L - 1);
+			expect_first(m, i * L - 1, i * L + 1, i * L - 1, 1, (i - 1) * L);
 	}
 	expect_no_first(m, (uint64_t)N * L, UINT64_MAX);
 	check_invariants(m, NULL);
@@ -1115,7 +1205,7 @@ START_TEST(test_prepend_100k_extents_memory)
 	REQ_U64(extmap_count(m), N);
 	REQ_U64(extmap_log_bytes(m), (uint64_t)N * L);
 	check_invariants(m, NULL);
-	expect_first(m, 77777 * L + 5, UINT64_MAX, 77777 * L + 5, L - 5, 77777 * 3 * L + 5);
+	expect_first(m, 77777 * L + 5, UINT64_MAX, 77777 * L + 5, L - 5, 77777 * 3 * L);
 	per = (double)extmap_memory(m) / (double)extmap_count(m);
 	printf("prepend_100k: %zu bytes for %" PRIu64 " extents = %.2f bytes/extent\n",
 	    extmap_memory(m), extmap_count(m), per);
@@ -1135,7 +1225,7 @@ extmap_suite(void)
 	tcase_add_test(tc, test_lookup_at_every_boundary_and_clipping);
 	tcase_add_test(tc, test_overwrite_middle_splits_one_extent_into_three);
 	tcase_add_test(tc, test_overwrite_head_tail_several_and_exact);
-	tcase_add_test(tc, test_merge_contiguous_laddr_only);
+	tcase_add_test(tc, test_merge_same_record_only);
 	tcase_add_test(tc, test_merge_zero_with_zero_but_not_with_log);
 	tcase_add_test(tc, test_merge_across_leaf_boundaries);
 	tcase_add_test(tc, test_append_continuing_last_extent_of_full_leaf_merges);

@@ -25,9 +25,22 @@
 #include "wlog.h"
 
 #define MiB		(UINT64_C(1) << 20)
+#define KiB		(UINT64_C(1) << 10)
+#define BLK		((uint64_t)REC_BLOCK)
 #define HDR		((uint64_t)sizeof(struct rec_header))
 #define SEGHDR		((uint64_t)sizeof(struct seg_header))
-#define REC1M_PER_SEG	15	/* 64 + 15 * (1 MiB + 64) <= 16 MiB < 64 + 16 * (1 MiB + 64) */
+/* A REC_WRITE of len data bytes: where its data starts (after the crc table), its size on disk. */
+#define WREC_DATA(len)	(HDR + 4 * (((uint64_t)(len) + BLK - 1) / BLK))
+#define WREC_SIZE(len)	(WREC_DATA(len) + (uint64_t)(len))
+/*
+ * A 1 MiB write record is 64 + 1 KiB (crc table: 256 entries) + 1 MiB bytes:
+ * 64 + 15 * (64 + 1 KiB + 1 MiB) = 15745024 <= 16 MiB = 16777216
+ *    < 64 + 16 * (64 + 1 KiB + 1 MiB) = 16794688.
+ */
+#define REC1M_PER_SEG	15
+_Static_assert(SEGHDR + REC1M_PER_SEG * WREC_SIZE(MiB) <= WLOG_SEGMENT_SIZE_MIN &&
+    SEGHDR + (REC1M_PER_SEG + 1) * WREC_SIZE(MiB) > WLOG_SEGMENT_SIZE_MIN,
+    "REC1M_PER_SEG 1 MiB records fill a minimum-size segment");
 
 static const uint8_t UUID_A[16] = {
 	0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef
@@ -196,7 +209,7 @@ contains(const char *s, const char *sub)
 /* Replay collector. */
 struct seen {
 	struct rec_header h;
-	uint64_t data_laddr;
+	uint64_t rec_laddr;
 };
 
 struct collector {
@@ -207,7 +220,7 @@ struct collector {
 };
 
 static int
-collect(const struct rec_header *h, uint64_t data_laddr, void *arg)
+collect(const struct rec_header *h, uint64_t rec_laddr, void *arg)
 {
 	struct collector *c = arg;
 
@@ -219,7 +232,7 @@ collect(const struct rec_header *h, uint64_t data_laddr, void *arg)
 		ck_assert_ptr_nonnull(c->v);
 	}
 	c->v[c->n].h = *h;
-	c->v[c->n].data_laddr = data_laddr;
+	c->v[c->n].rec_laddr = rec_laddr;
 	c->n++;
 	return 0;
 }
@@ -236,11 +249,18 @@ log_open(uint64_t segment_size)
 }
 
 static int
+log_replay_trusting(struct wlog *w, uint64_t from, uint64_t seq, int trust_complete,
+    struct collector *c, struct wlog_replay_stats *rs, char *err, size_t errlen)
+{
+	err[0] = '\0';
+	return wlog_replay(w, from, seq, trust_complete, collect, c, rs, err, errlen);
+}
+
+static int
 log_replay(struct wlog *w, uint64_t from, uint64_t seq, struct collector *c,
     struct wlog_replay_stats *rs, char *err, size_t errlen)
 {
-	err[0] = '\0';
-	return wlog_replay(w, from, seq, 0, collect, c, rs, err, errlen);
+	return log_replay_trusting(w, from, seq, 0, c, rs, err, errlen);
 }
 
 /* Open and replay a log from its start; asserts success. */
@@ -296,7 +316,10 @@ hdr_crc_of(const struct rec_header *h)
 	return crc32c(0, &c, sizeof(c));
 }
 
-/* Append n WRITE records of len bytes (data seeded by index); fill laddrs[] and hdr offsets. */
+/*
+ * Append n WRITE records of len bytes to disk 1 at disk offset i * len (data
+ * seeded by index); fill laddrs[] with the records' addresses.
+ */
 static void
 append_writes(struct wlog *w, int n, size_t len, uint64_t *laddrs, unsigned char *data_out)
 {
@@ -309,6 +332,144 @@ append_writes(struct wlog *w, int n, size_t len, uint64_t *laddrs, unsigned char
 			memcpy(data_out + (size_t)i * len, buf, len);
 	}
 	free(buf);
+}
+
+/*
+ * The REC_WRITE of len bytes at file offset pos of segment segno, as it is on
+ * disk: a crc table of one crc32c per 4 KiB block of data (the last one
+ * short), data_crc = crc32c of that table, then the data itself.
+ */
+static void
+check_write_record_on_disk(uint32_t segno, uint64_t pos, const void *data, uint64_t len)
+{
+	uint64_t nblk = (len + BLK - 1) / BLK;
+	uint32_t *table = malloc(4 * nblk);
+	unsigned char *got = malloc(len);
+	struct rec_header h;
+
+	ck_assert_ptr_nonnull(table);
+	ck_assert_ptr_nonnull(got);
+	seg_pread(segno, &h, sizeof(h), pos);
+	ck_assert_uint_eq(h.type, REC_WRITE);
+	ck_assert_uint_eq(h.length, len);
+	ck_assert_uint_eq(rec_blocks(len), nblk);
+	ck_assert_uint_eq(rec_data_start(&h), WREC_DATA(len));
+	ck_assert_uint_eq(rec_size(&h), WREC_SIZE(len));
+	seg_pread(segno, table, 4 * nblk, pos + HDR);
+	ck_assert_uint_eq(h.data_crc, crc32c(0, table, 4 * nblk));
+	for (uint64_t i = 0; i < nblk; i++) {
+		uint64_t blen = len - i * BLK < BLK ? len - i * BLK : BLK;
+		ck_assert_uint_eq(rec_block_len(&h, i), blen);
+		ck_assert_msg(table[i] == crc32c(0, (const char *)data + i * BLK, blen),
+		    "crc table entry %llu of %llu", (unsigned long long)i, (unsigned long long)nblk);
+	}
+	seg_pread(segno, got, len, pos + WREC_DATA(len));
+	assert_bytes_eq(got, data, len, "record data on disk");
+	free(table);
+	free(got);
+}
+
+/*
+ * Change data byte `at` of the REC_WRITE of len bytes at file offset pos and
+ * rewrite its block's crc table entry to match: every block agrees with the
+ * table, only the header's data_crc (the crc of the table) can tell.
+ */
+static void
+seg_rewrite_block_and_table(uint32_t segno, uint64_t pos, uint64_t len, uint64_t at)
+{
+	uint64_t blk = at / BLK, blen = len - blk * BLK < BLK ? len - blk * BLK : BLK;
+	unsigned char *b = malloc(blen);
+	uint32_t entry;
+
+	ck_assert_ptr_nonnull(b);
+	seg_pread(segno, b, blen, pos + WREC_DATA(len) + blk * BLK);
+	b[at % BLK] ^= 0x10;
+	seg_pwrite(segno, b, blen, pos + WREC_DATA(len) + blk * BLK);
+	entry = crc32c(0, b, blen);
+	seg_pwrite(segno, &entry, 4, pos + HDR + 4 * blk);
+	free(b);
+}
+
+/*
+ * wlog_read of n bytes of disk `disk` at doff from the record at rec, into a
+ * buffer with guard bytes on both sides.  want != NULL: it must succeed with
+ * exactly those bytes.  want == NULL: it must fail with -EBADMSG and a reason,
+ * which is returned.  Either way nothing is written outside the n bytes.
+ */
+static const char *
+read_expect(struct wlog *w, uint64_t rec, uint64_t disk, uint64_t doff, size_t n,
+    const void *want, const char *what)
+{
+	enum { GUARD = 16 };
+	unsigned char *buf = malloc(n + 2 * GUARD);
+	const char *why = NULL;
+	int rc;
+
+	ck_assert_ptr_nonnull(buf);
+	memset(buf, 0xee, n + 2 * GUARD);
+	rc = wlog_read(w, rec, disk, doff, buf + GUARD, n, &why);
+	for (size_t i = 0; i < GUARD; i++)
+		ck_assert_msg(buf[i] == 0xee && buf[GUARD + n + i] == 0xee,
+		    "%s: wlog_read wrote outside its buffer", what);
+	if (want) {
+		ck_assert_msg(rc == 0, "%s: wlog_read(%llx, disk %llu, [%llu, +%zu)) = %d (%s)", what,
+		    (unsigned long long)rec, (unsigned long long)disk, (unsigned long long)doff, n,
+		    rc, why ? why : "no reason");
+		assert_bytes_eq(buf + GUARD, want, n, what);
+	} else {
+		ck_assert_msg(rc == -EBADMSG, "%s: wlog_read(%llx, disk %llu, [%llu, +%zu)) = %d, want -EBADMSG",
+		    what, (unsigned long long)rec, (unsigned long long)disk, (unsigned long long)doff, n, rc);
+		ck_assert_msg(why != NULL && why[0] != '\0', "%s: -EBADMSG without a reason", what);
+	}
+	free(buf);
+	return why;
+}
+
+/*
+ * Every read [s, e) of the record at rec (disk `disk`, data byte 0 at disk
+ * offset doff0, len bytes, expected contents data) whose ends are at a block
+ * edge, next to one, or at the record's ends.  Data bytes [bad_lo, bad_hi) are
+ * a damaged block: a read touching it must fail with a checksum reason, every
+ * other read must return the right bytes.
+ */
+static void
+check_ranges(struct wlog *w, uint64_t rec, uint64_t disk, uint64_t doff0,
+    const unsigned char *data, uint64_t len, uint64_t bad_lo, uint64_t bad_hi)
+{
+	uint64_t *p = malloc(sizeof(*p) * (8 * (len / BLK + 1) + 8));
+	size_t np = 0, reads = 0, failed = 0;
+	char what[160];
+
+	ck_assert_ptr_nonnull(p);
+	for (uint64_t x = 0; x <= len; x++) {
+		uint64_t r = x % BLK;
+		if (r == 0 || r == 1 || r == 50 || r == 2000 || r == BLK - 1 || x + 1 >= len)
+			p[np++] = x;
+	}
+	for (size_t i = 0; i < np; i++) {
+		for (size_t j = i; j < np; j++) {
+			uint64_t s = p[i], e = p[j];
+			int bad = bad_lo < bad_hi && s < bad_hi && e > bad_lo;
+			if (s == e && bad_lo < bad_hi)
+				continue;	/* empty reads of a damaged record: either answer */
+			snprintf(what, sizeof(what), "data [%llu, %llu) of %llu, damage [%llu, %llu)",
+			    (unsigned long long)s, (unsigned long long)e, (unsigned long long)len,
+			    (unsigned long long)bad_lo, (unsigned long long)bad_hi);
+			const char *why = read_expect(w, rec, disk, doff0 + s, (size_t)(e - s),
+			    bad ? NULL : data + s, what);
+			if (bad)
+				ck_assert_msg(contains(why, "checksum"), "%s: reason '%s' should name a checksum",
+				    what, why);
+			reads++;
+			failed += bad;
+		}
+	}
+	/* the damage, if any, was seen, and so were good reads around it */
+	if (bad_lo > 0 || bad_hi < len)
+		ck_assert_uint_gt(reads, failed);
+	if (bad_lo < bad_hi)
+		ck_assert_uint_gt(failed, 0);
+	free(p);
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -362,30 +523,34 @@ START_TEST(append_each_record_type_reads_back_with_headers_and_crcs_on_disk)
 	static unsigned char d1[5000], d4[1], got[5000];
 	struct rec_header h[4], ondisk;
 	uint64_t la[4], t0, pos[4];
+	const char *why;
 	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
 
 	fill(d1, sizeof(d1), 1);
 	d4[0] = 0x5a;
 
+	/* the address returned is the record's: where the tail was */
 	t0 = wlog_tail(w);
 	la[0] = append(w, REC_WRITE, 7, 12345, sizeof(d1), d1, &h[0]);
-	ck_assert_uint_eq(la[0], t0 + HDR);
-	ck_assert_uint_eq(wlog_tail(w), la[0] + sizeof(d1));
+	ck_assert_uint_eq(la[0], t0);
+	ck_assert_uint_eq(WREC_SIZE(sizeof(d1)), 64 + 2 * 4 + 5000);	/* blocks of 4096 + 904 */
+	ck_assert_uint_eq(wlog_tail(w), t0 + WREC_SIZE(sizeof(d1)));
 	ck_assert_uint_eq(wlog_next_seq(w), 2);
 
 	t0 = wlog_tail(w);
 	la[1] = append(w, REC_ZERO, 7, 100, UINT64_C(1) << 30, NULL, &h[1]);
-	ck_assert_uint_eq(la[1], t0 + HDR);
-	ck_assert_uint_eq(wlog_tail(w), t0 + HDR);	/* no data */
+	ck_assert_uint_eq(la[1], t0);
+	ck_assert_uint_eq(wlog_tail(w), t0 + HDR);	/* no table, no data */
 
 	t0 = wlog_tail(w);
 	la[2] = append(w, REC_SIZE, 8, 999999, 0, NULL, &h[2]);
+	ck_assert_uint_eq(la[2], t0);
 	ck_assert_uint_eq(wlog_tail(w), t0 + HDR);
 
 	t0 = wlog_tail(w);
 	la[3] = append(w, REC_WRITE, 8, 0, 1, d4, &h[3]);
-	ck_assert_uint_eq(la[3], t0 + HDR);
-	ck_assert_uint_eq(wlog_tail(w), t0 + HDR + 1);
+	ck_assert_uint_eq(la[3], t0);
+	ck_assert_uint_eq(wlog_tail(w), t0 + HDR + 4 + 1);
 	ck_assert_uint_eq(wlog_next_seq(w), 5);
 
 	/* sequence numbers +1 per record, filled in the caller's header */
@@ -393,21 +558,27 @@ START_TEST(append_each_record_type_reads_back_with_headers_and_crcs_on_disk)
 		ck_assert_uint_eq(h[i].seq, (uint64_t)i + 1);
 		ck_assert_uint_eq(h[i].magic, REC_MAGIC);
 		ck_assert_uint_eq(LADDR_SEG(la[i]), 1);
-		pos[i] = LADDR_OFF(la[i]) - HDR;
+		pos[i] = LADDR_OFF(la[i]);
 	}
 
-	/* data reads back at the returned address */
-	ck_assert_int_eq(wlog_read(w, la[0], got, sizeof(d1)), 0);
+	/* data reads back from the returned address, named by disk and disk offset */
+	ck_assert_int_eq(wlog_read(w, la[0], 7, 12345, got, sizeof(d1), &why), 0);
 	assert_bytes_eq(got, d1, sizeof(d1), "record 1 data");
-	ck_assert_int_eq(wlog_read(w, la[3], got, 1), 0);
+	ck_assert_int_eq(wlog_read(w, la[3], 8, 0, got, 1, &why), 0);
 	ck_assert_uint_eq(got[0], 0x5a);
-	ck_assert_int_eq(wlog_read(w, la[0] + 4000, got, 1000), 0);
+	ck_assert_int_eq(wlog_read(w, la[0], 7, 12345 + 4000, got, 1000, &why), 0);
 	assert_bytes_eq(got, d1 + 4000, 1000, "record 1 data tail");
-	/* reading past what the log holds is a short read: -EIO */
-	ck_assert_int_eq(wlog_read(w, wlog_tail(w), got, 1), -EIO);
-	ck_assert_int_eq(wlog_read(w, la[3], got, 2), -EIO);
+	/* no record there, or more than the record holds: -EBADMSG with a reason */
+	why = NULL;
+	ck_assert_int_eq(wlog_read(w, wlog_tail(w), 8, 0, got, 1, &why), -EBADMSG);
+	ck_assert_ptr_nonnull(why);
+	why = NULL;
+	ck_assert_int_eq(wlog_read(w, la[3], 8, 0, got, 2, &why), -EBADMSG);
+	ck_assert_ptr_nonnull(why);
 	/* a segment that does not exist */
-	ck_assert_int_eq(wlog_read(w, LADDR(2, SEGHDR), got, 1), -EIO);
+	why = NULL;
+	ck_assert_int_eq(wlog_read(w, LADDR(2, SEGHDR), 8, 0, got, 1, &why), -EBADMSG);
+	ck_assert_ptr_nonnull(why);
 
 	/* the headers on disk: what the caller got back, with valid checksums */
 	for (int i = 0; i < 4; i++) {
@@ -423,9 +594,17 @@ START_TEST(append_each_record_type_reads_back_with_headers_and_crcs_on_disk)
 	ck_assert_uint_eq(ondisk.disk_id, 7);
 	ck_assert_uint_eq(ondisk.offset, 12345);
 	ck_assert_uint_eq(ondisk.length, sizeof(d1));
-	ck_assert_uint_eq(ondisk.data_crc, crc32c(0, d1, sizeof(d1)));
-	seg_pread(1, got, sizeof(d1), pos[0] + HDR);
-	assert_bytes_eq(got, d1, sizeof(d1), "record 1 data on disk");
+	/* data_crc == crc32c(table), table[i] == crc32c(block i), then the data */
+	check_write_record_on_disk(1, pos[0], d1, sizeof(d1));
+	{
+		uint32_t table[2];
+		seg_pread(1, table, sizeof(table), pos[0] + HDR);
+		ck_assert_uint_eq(table[0], crc32c(0, d1, 4096));
+		ck_assert_uint_eq(table[1], crc32c(0, d1 + 4096, 904));
+		ck_assert_uint_eq(ondisk.data_crc, crc32c(0, table, sizeof(table)));
+		seg_pread(1, got, sizeof(d1), pos[0] + HDR + sizeof(table));
+		assert_bytes_eq(got, d1, sizeof(d1), "record 1 data on disk");
+	}
 	seg_pread(1, &ondisk, sizeof(ondisk), pos[1]);
 	ck_assert_uint_eq(ondisk.type, REC_ZERO);
 	ck_assert_uint_eq(ondisk.offset, 100);
@@ -437,25 +616,36 @@ START_TEST(append_each_record_type_reads_back_with_headers_and_crcs_on_disk)
 	ck_assert_uint_eq(ondisk.offset, 999999);
 	ck_assert_uint_eq(ondisk.data_crc, 0);
 	seg_pread(1, &ondisk, sizeof(ondisk), pos[3]);
-	ck_assert_uint_eq(ondisk.data_crc, crc32c(0, d4, 1));
+	{
+		uint32_t entry, want = crc32c(0, d4, 1);
+		seg_pread(1, &entry, 4, pos[3] + HDR);
+		ck_assert_uint_eq(entry, want);
+		ck_assert_uint_eq(ondisk.data_crc, crc32c(0, &want, 4));
+		seg_pread(1, got, 1, pos[3] + HDR + 4);
+		ck_assert_uint_eq(got[0], 0x5a);
+	}
+	check_write_record_on_disk(1, pos[3], d4, 1);
 
 	/* records are packed back to back; size accounting matches the file */
 	ck_assert_uint_eq(pos[0], SEGHDR);
-	ck_assert_uint_eq(pos[1], pos[0] + HDR + sizeof(d1));
+	ck_assert_uint_eq(pos[1], pos[0] + WREC_SIZE(sizeof(d1)));
 	ck_assert_uint_eq(pos[2], pos[1] + HDR);
 	ck_assert_uint_eq(pos[3], pos[2] + HDR);
-	ck_assert_int_eq(seg_size(1), (int64_t)(pos[3] + HDR + 1));
+	ck_assert_int_eq(seg_size(1), (int64_t)(pos[3] + WREC_SIZE(1)));
 	ck_assert_uint_eq(wlog_size(w), (uint64_t)seg_size(1));
 
-	{
-		int fd;
-		uint64_t off;
-		ck_assert_int_eq(wlog_locate(w, la[0], &fd, &off), 0);
-		ck_assert_uint_eq(off, pos[0] + HDR);
-		ck_assert_int_eq(pread(fd, got, 10, (off_t)off), 10);
-		assert_bytes_eq(got, d1, 10, "data through wlog_locate");
-		ck_assert_int_eq(wlog_locate(w, LADDR(5, 100), &fd, &off), -EIO);
-	}
+	/* logfmt.h's size helpers agree with the layout */
+	ck_assert_uint_eq(rec_size(&h[0]), WREC_SIZE(sizeof(d1)));
+	ck_assert_uint_eq(rec_data_start(&h[0]), HDR + 8);
+	ck_assert_uint_eq(rec_blocks(sizeof(d1)), 2);
+	ck_assert_uint_eq(rec_block_len(&h[0], 0), 4096);
+	ck_assert_uint_eq(rec_block_len(&h[0], 1), 904);
+	ck_assert_uint_eq(rec_size(&h[1]), HDR);
+	ck_assert_uint_eq(rec_size(&h[2]), HDR);
+	ck_assert_uint_eq(rec_size(&h[3]), HDR + 4 + 1);
+	ck_assert_uint_eq(rec_data_start(&h[3]), HDR + 4);
+	ck_assert_uint_eq(rec_blocks(4096), 1);
+	ck_assert_uint_eq(rec_blocks(4097), 2);
 	wlog_close(w);
 }
 END_TEST
@@ -476,9 +666,9 @@ START_TEST(reopen_replay_sees_exactly_the_appended_records_in_order)
 		uint16_t type = i % 3 == 0 ? REC_WRITE : i % 3 == 1 ? REC_ZERO : REC_SIZE;
 		uint64_t len = type == REC_WRITE ? 1 + (uint64_t)(i * 331) % 9000 : (uint64_t)i * 4096;
 		fill(data[i], sizeof(data[i]), (uint64_t)i);
-		want[i].data_laddr = append(w, type, (uint64_t)(i % 4) + 1, (uint64_t)i * 1000 + 3,
+		want[i].rec_laddr = append(w, type, (uint64_t)(i % 4) + 1, (uint64_t)i * 1000 + 3,
 		    len, type == REC_WRITE ? data[i] : NULL, &want[i].h);
-		bytes += HDR + (type == REC_WRITE ? len : 0);
+		bytes += type == REC_WRITE ? WREC_SIZE(len) : HDR;
 	}
 	tail = wlog_tail(w);
 	wlog_close(w);
@@ -491,10 +681,12 @@ START_TEST(reopen_replay_sees_exactly_the_appended_records_in_order)
 	for (int i = 0; i < N; i++) {
 		ck_assert_msg(memcmp(&c.v[i].h, &want[i].h, sizeof(struct rec_header)) == 0,
 		    "record %d: header differs", i);
-		ck_assert_uint_eq(c.v[i].data_laddr, want[i].data_laddr);
+		ck_assert_uint_eq(c.v[i].rec_laddr, want[i].rec_laddr);
 		ck_assert_uint_eq(c.v[i].h.seq, (uint64_t)i + 1);
 		if (c.v[i].h.type == REC_WRITE) {
-			ck_assert_int_eq(wlog_read(w, c.v[i].data_laddr, got, c.v[i].h.length), 0);
+			const char *why;
+			ck_assert_int_eq(wlog_read(w, c.v[i].rec_laddr, (uint64_t)(i % 4) + 1,
+			    (uint64_t)i * 1000 + 3, got, c.v[i].h.length, &why), 0);
 			assert_bytes_eq(got, data[i], c.v[i].h.length, "replayed record data");
 		}
 	}
@@ -506,7 +698,7 @@ START_TEST(reopen_replay_sees_exactly_the_appended_records_in_order)
 	{
 		struct rec_header h;
 		uint64_t la = append(w, REC_WRITE, 1, 0, 10, data[0], &h);
-		ck_assert_uint_eq(la, tail + HDR);
+		ck_assert_uint_eq(la, tail);
 		ck_assert_uint_eq(h.seq, N + 1);
 	}
 	wlog_close(w);
@@ -514,10 +706,10 @@ START_TEST(reopen_replay_sees_exactly_the_appended_records_in_order)
 	/* replay can start in the middle, at a record boundary with its seq */
 	w = log_open(WLOG_SEGMENT_SIZE_MIN);
 	c.n = 0;
-	ck_assert_int_eq(log_replay(w, want[17].data_laddr - HDR, 18, &c, &rs, err, sizeof(err)), 0);
+	ck_assert_int_eq(log_replay(w, want[17].rec_laddr, 18, &c, &rs, err, sizeof(err)), 0);
 	ck_assert_int_eq(c.n, N + 1 - 17);
 	ck_assert_uint_eq(c.v[0].h.seq, 18);
-	ck_assert_uint_eq(c.v[0].data_laddr, want[17].data_laddr);
+	ck_assert_uint_eq(c.v[0].rec_laddr, want[17].rec_laddr);
 	ck_assert_uint_eq(c.v[c.n - 1].h.seq, N + 1);
 	ck_assert_uint_eq(rs.torn_bytes, 0);
 	wlog_close(w);
@@ -527,12 +719,15 @@ END_TEST
 
 /*
  * A damaged record in the newest segment: replay stops before it, cuts the
- * file there (keeping a copy since valid later records exist) and appends go
- * on from that point.  _i: 0 = a data bit, 1 = a header field bit, 2 = the magic.
+ * file there (keeping a copy when valid later records exist) and appends go
+ * on from that point.  _i: 0 = a data bit (in the record's second block),
+ * 1 = a header field bit, 2 = the magic, 3 = a bit of a crc table entry,
+ * 4 = a crc table bit in the last record (nothing valid follows: no copy),
+ * 5 = a data block rewritten along with its table entry (only data_crc knows).
  */
 START_TEST(damaged_record_in_newest_segment_is_cut_and_appends_continue_there)
 {
-	enum { N = 5, LEN = 3000 };
+	enum { N = 5, LEN = 9000 };	/* 3 blocks: 4096 + 4096 + 808 */
 	uint64_t la[N], cutpos, oldsize;
 	static unsigned char data[N * LEN], fresh[777], got[LEN];
 	struct collector c = { 0 };
@@ -540,45 +735,55 @@ START_TEST(damaged_record_in_newest_segment_is_cut_and_appends_continue_there)
 	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
 	struct rec_header h;
 	int64_t cutsize = -1;
+	const char *why;
+	int victim = _i == 4 ? N - 1 : 2;
 
 	append_writes(w, N, LEN, la, data);
 	wlog_close(w);
-	cutpos = LADDR_OFF(la[2]) - HDR;
+	cutpos = LADDR_OFF(la[victim]);
 	oldsize = (uint64_t)seg_size(1);
 	if (_i == 0)
-		seg_flip_bit(1, cutpos + HDR + 1000, 3);
+		seg_flip_bit(1, cutpos + WREC_DATA(LEN) + 5000, 3);
 	else if (_i == 1)
 		seg_flip_bit(1, cutpos + offsetof(struct rec_header, offset) + 1, 0);
-	else
+	else if (_i == 2)
 		seg_flip_bit(1, cutpos, 7);
+	else if (_i == 5)
+		seg_rewrite_block_and_table(1, cutpos, LEN, 4096 + 10);
+	else
+		seg_flip_bit(1, cutpos + HDR + 4 * 2 + 1, 5);	/* entry 2 of 3 */
 
 	w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
-	ck_assert_int_eq(c.n, 2);
-	ck_assert_uint_eq(rs.records, 2);
-	ck_assert_uint_eq(c.v[1].h.seq, 2);
+	ck_assert_int_eq(c.n, victim);
+	ck_assert_uint_eq(rs.records, (uint64_t)victim);
+	ck_assert_uint_eq(c.v[victim - 1].h.seq, (uint64_t)victim);
 	ck_assert_uint_eq(rs.torn_bytes, oldsize - cutpos);
 	ck_assert_int_eq(seg_size(1), (int64_t)cutpos);
 	ck_assert_uint_eq(wlog_size(w), cutpos);
 	ck_assert_uint_eq(wlog_tail(w), LADDR(1, cutpos));
-	ck_assert_uint_eq(wlog_next_seq(w), 3);
-	/* records 4 and 5 were valid: the cut bytes are kept aside */
-	ck_assert_int_eq(cut_files(&cutsize), 1);
-	ck_assert_int_eq(cutsize, (int64_t)(oldsize - cutpos));
+	ck_assert_uint_eq(wlog_next_seq(w), (uint64_t)victim + 1);
+	if (victim < N - 1) {
+		/* records 4 and 5 were valid: the cut bytes are kept aside */
+		ck_assert_int_eq(cut_files(&cutsize), 1);
+		ck_assert_int_eq(cutsize, (int64_t)(oldsize - cutpos));
+	} else {
+		ck_assert_int_eq(cut_files(NULL), 0);
+	}
 
 	fill(fresh, sizeof(fresh), 99);
-	ck_assert_uint_eq(append(w, REC_WRITE, 2, 5, sizeof(fresh), fresh, &h), LADDR(1, cutpos + HDR));
-	ck_assert_uint_eq(h.seq, 3);
+	ck_assert_uint_eq(append(w, REC_WRITE, 2, 5, sizeof(fresh), fresh, &h), LADDR(1, cutpos));
+	ck_assert_uint_eq(h.seq, (uint64_t)victim + 1);
 	wlog_close(w);
 
 	c.n = 0;
 	w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
-	ck_assert_int_eq(c.n, 3);
+	ck_assert_int_eq(c.n, victim + 1);
 	ck_assert_uint_eq(rs.torn_bytes, 0);
-	ck_assert_uint_eq(c.v[2].h.length, sizeof(fresh));
-	ck_assert_uint_eq(c.v[2].data_laddr, LADDR(1, cutpos + HDR));
-	ck_assert_int_eq(wlog_read(w, c.v[2].data_laddr, got, sizeof(fresh)), 0);
+	ck_assert_uint_eq(c.v[victim].h.length, sizeof(fresh));
+	ck_assert_uint_eq(c.v[victim].rec_laddr, LADDR(1, cutpos));
+	ck_assert_int_eq(wlog_read(w, c.v[victim].rec_laddr, 2, 5, got, sizeof(fresh), &why), 0);
 	assert_bytes_eq(got, fresh, sizeof(fresh), "record appended after the cut");
-	ck_assert_int_eq(wlog_read(w, c.v[1].data_laddr, got, LEN), 0);
+	ck_assert_int_eq(wlog_read(w, c.v[1].rec_laddr, 1, LEN, got, LEN, &why), 0);
 	assert_bytes_eq(got, data + LEN, LEN, "record 2 survives");
 	wlog_close(w);
 	free(c.v);
@@ -588,7 +793,8 @@ END_TEST
 /*
  * A torn tail: the file ends inside the last record.  _i picks where:
  * 0 = inside the header, 1 = right after the header, 2 = inside the data,
- * 3 = one byte short of the end, 4 = inside the header of a trailing ZERO.
+ * 3 = one byte short of the end, 4 = inside the header of a trailing ZERO,
+ * 5 = inside the crc table, 6 = right after the crc table.
  */
 START_TEST(torn_tail_is_cut_and_earlier_records_survive)
 {
@@ -597,7 +803,9 @@ START_TEST(torn_tail_is_cut_and_earlier_records_survive)
 	struct collector c = { 0 };
 	struct wlog_replay_stats rs;
 	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
-	static const uint64_t at[] = { 30, HDR, HDR + 100, HDR + sizeof(d) - 1, 63 };
+	static const uint64_t at[] = {
+		30, HDR, WREC_DATA(4096) + 100, WREC_SIZE(4096) - 1, 63, HDR + 2, WREC_DATA(4096)
+	};
 
 	fill(d, sizeof(d), 5);
 	la[0] = append(w, REC_WRITE, 1, 0, sizeof(d), d, NULL);
@@ -607,13 +815,14 @@ START_TEST(torn_tail_is_cut_and_earlier_records_survive)
 	else
 		la[2] = append(w, REC_WRITE, 1, 4096, sizeof(d), d, NULL);
 	wlog_close(w);
-	lastpos = LADDR_OFF(la[2]) - HDR;
+	lastpos = LADDR_OFF(la[2]);
 	cut = at[_i];
 	seg_truncate(1, lastpos + cut);
 
 	w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
 	ck_assert_int_eq(c.n, 2);
-	ck_assert_uint_eq(c.v[0].data_laddr, la[0]);
+	ck_assert_uint_eq(c.v[0].rec_laddr, la[0]);
+	ck_assert_uint_eq(c.v[1].rec_laddr, la[1]);
 	ck_assert_uint_eq(c.v[1].h.type, REC_SIZE);
 	ck_assert_uint_eq(rs.records, 2);
 	ck_assert_uint_eq(rs.bytes, lastpos - SEGHDR);
@@ -623,7 +832,7 @@ START_TEST(torn_tail_is_cut_and_earlier_records_survive)
 	ck_assert_uint_eq(wlog_next_seq(w), 3);
 	/* nothing valid followed the tear: no copy is kept */
 	ck_assert_int_eq(cut_files(NULL), 0);
-	ck_assert_uint_eq(append(w, REC_WRITE, 1, 0, 16, d, NULL), LADDR(1, lastpos + HDR));
+	ck_assert_uint_eq(append(w, REC_WRITE, 1, 0, 16, d, NULL), LADDR(1, lastpos));
 	wlog_close(w);
 
 	/* the second open finds a clean log */
@@ -645,19 +854,19 @@ START_TEST(segments_roll_at_segment_size_and_replay_spans_them)
 	struct wlog_replay_stats rs;
 	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
 	char err[256];
-	uint64_t seg1 = SEGHDR + REC1M_PER_SEG * (HDR + MiB);
+	uint64_t seg1 = SEGHDR + REC1M_PER_SEG * WREC_SIZE(MiB);
 
 	append_writes(w, N, MiB, la, NULL);
 	for (int i = 0; i < N; i++) {
 		uint32_t seg = (uint32_t)(i / REC1M_PER_SEG) + 1;
 		ck_assert_msg(LADDR_SEG(la[i]) == seg, "record %d in segment %u, want %u",
 		    i, LADDR_SEG(la[i]), seg);
-		ck_assert_uint_eq(LADDR_OFF(la[i]), SEGHDR + HDR + (uint64_t)(i % REC1M_PER_SEG) * (HDR + MiB));
+		ck_assert_uint_eq(LADDR_OFF(la[i]), SEGHDR + (uint64_t)(i % REC1M_PER_SEG) * WREC_SIZE(MiB));
 	}
 	ck_assert_int_eq(seg_size(1), (int64_t)seg1);
 	ck_assert_int_le(seg_size(1), (int64_t)WLOG_SEGMENT_SIZE_MIN);
 	ck_assert_int_eq(seg_size(2), (int64_t)seg1);
-	ck_assert_int_eq(seg_size(3), (int64_t)(SEGHDR + 10 * (HDR + MiB)));
+	ck_assert_int_eq(seg_size(3), (int64_t)(SEGHDR + 10 * WREC_SIZE(MiB)));
 	ck_assert_int_eq(seg_size(4), -1);
 	ck_assert_uint_eq(wlog_size(w), (uint64_t)(seg_size(1) + seg_size(2) + seg_size(3)));
 	{
@@ -677,15 +886,19 @@ START_TEST(segments_roll_at_segment_size_and_replay_spans_them)
 	w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
 	ck_assert_int_eq(c.n, N);
 	ck_assert_uint_eq(rs.torn_bytes, 0);
-	ck_assert_uint_eq(rs.bytes, (uint64_t)N * (HDR + MiB));
+	ck_assert_uint_eq(rs.bytes, (uint64_t)N * WREC_SIZE(MiB));
 	for (int i = 0; i < N; i++) {
-		ck_assert_uint_eq(c.v[i].data_laddr, la[i]);
+		const char *why;
+		ck_assert_uint_eq(c.v[i].rec_laddr, la[i]);
 		ck_assert_uint_eq(c.v[i].h.seq, (uint64_t)i + 1);
-		ck_assert_int_eq(wlog_read(w, la[i], buf, MiB), 0);
+		ck_assert_int_eq(wlog_read(w, la[i], 1, (uint64_t)i * MiB, buf, MiB, &why), 0);
 		fill(want, MiB, 1000 + (uint64_t)i);
 		assert_bytes_eq(buf, want, MiB, "1 MiB record");
 	}
-	ck_assert_uint_eq(wlog_tail(w), LADDR(3, SEGHDR + 10 * (HDR + MiB)));
+	ck_assert_uint_eq(wlog_tail(w), LADDR(3, SEGHDR + 10 * WREC_SIZE(MiB)));
+	/* a record in a later segment is laid out like any other */
+	fill(want, MiB, 1000 + 20);
+	check_write_record_on_disk(2, LADDR_OFF(la[20]), want, MiB);
 	/* appends go on in segment 3 */
 	ck_assert_uint_eq(LADDR_SEG(append(w, REC_WRITE, 1, 0, MiB, buf, NULL)), 3);
 	wlog_close(w);
@@ -693,10 +906,10 @@ START_TEST(segments_roll_at_segment_size_and_replay_spans_them)
 	/* replay from a checkpoint inside segment 2 */
 	w = log_open(WLOG_SEGMENT_SIZE_MIN);
 	c.n = 0;
-	ck_assert_int_eq(log_replay(w, la[20] - HDR, 21, &c, &rs, err, sizeof(err)), 0);
+	ck_assert_int_eq(log_replay(w, la[20], 21, &c, &rs, err, sizeof(err)), 0);
 	ck_assert_int_eq(c.n, N + 1 - 20);
-	ck_assert_uint_eq(c.v[0].data_laddr, la[20]);
-	ck_assert_uint_eq(LADDR_SEG(c.v[c.n - 1].data_laddr), 3);
+	ck_assert_uint_eq(c.v[0].rec_laddr, la[20]);
+	ck_assert_uint_eq(LADDR_SEG(c.v[c.n - 1].rec_laddr), 3);
 	wlog_close(w);
 
 	/* a checkpoint at the very end of a full segment continues into the next */
@@ -704,7 +917,7 @@ START_TEST(segments_roll_at_segment_size_and_replay_spans_them)
 	c.n = 0;
 	ck_assert_int_eq(log_replay(w, LADDR(1, seg1), REC1M_PER_SEG + 1, &c, &rs, err, sizeof(err)), 0);
 	ck_assert_int_eq(c.n, N + 1 - REC1M_PER_SEG);
-	ck_assert_uint_eq(c.v[0].data_laddr, la[REC1M_PER_SEG]);
+	ck_assert_uint_eq(c.v[0].rec_laddr, la[REC1M_PER_SEG]);
 	wlog_close(w);
 	free(c.v);
 	free(buf);
@@ -715,7 +928,9 @@ END_TEST
 /*
  * Damage in a segment that is not the newest is corruption, not a torn tail:
  * -EUCLEAN with a message naming the segment, and nothing is cut.
- * _i: 0 = a flipped data bit, 1 = the segment cut short, 2 = a header bit.
+ * _i: 0 = a flipped data bit, 1 = the segment cut short, 2 = a header bit,
+ * 3 = a bit of a crc table entry, 4 = a data block rewritten along with its
+ * table entry (only data_crc, the crc of the table, can tell).
  */
 START_TEST(damage_in_older_segment_is_EUCLEAN_and_nothing_is_cut)
 {
@@ -733,14 +948,20 @@ START_TEST(damage_in_older_segment_is_EUCLEAN_and_nothing_is_cut)
 	wlog_close(w);
 	ck_assert_uint_eq(LADDR_SEG(la[N - 1]), 2);
 	if (_i == 0) {
-		seg_flip_bit(1, LADDR_OFF(la[5]) + 12345, 1);
+		seg_flip_bit(1, LADDR_OFF(la[5]) + WREC_DATA(MiB) + 12345, 1);
 		expect_applied = 5;
 	} else if (_i == 1) {
 		seg_truncate(1, (uint64_t)seg_size(1) - 100);
 		expect_applied = REC1M_PER_SEG - 1;
-	} else {
-		seg_flip_bit(1, LADDR_OFF(la[9]) - HDR + offsetof(struct rec_header, disk_id), 2);
+	} else if (_i == 2) {
+		seg_flip_bit(1, LADDR_OFF(la[9]) + offsetof(struct rec_header, disk_id), 2);
 		expect_applied = 9;
+	} else if (_i == 3) {
+		seg_flip_bit(1, LADDR_OFF(la[7]) + HDR + 4 * 100 + 2, 6);	/* entry 100 of 256 */
+		expect_applied = 7;
+	} else {
+		seg_rewrite_block_and_table(1, LADDR_OFF(la[11]), MiB, 200 * 4096 + 5);
+		expect_applied = 11;
 	}
 	s1 = seg_size(1);
 	s2 = seg_size(2);
@@ -750,6 +971,14 @@ START_TEST(damage_in_older_segment_is_EUCLEAN_and_nothing_is_cut)
 	ck_assert_int_eq(rc, -EUCLEAN);
 	ck_assert_msg(contains(err, "00000001") && contains(err, "corrupt"),
 	    "message should name segment 00000001 as corrupt: '%s'", err);
+	/* and say where: the damaged record's offset in the segment */
+	{
+		char at[32];
+		snprintf(at, sizeof(at), "offset %llu:", (unsigned long long)LADDR_OFF(la[expect_applied]));
+		ck_assert_msg(contains(err, at), "message should say '%s': '%s'", at, err);
+	}
+	if (_i != 1)
+		ck_assert_msg(contains(err, "checksum"), "message should name a checksum: '%s'", err);
 	ck_assert_int_eq(c.n, expect_applied);
 	ck_assert_int_eq(seg_size(1), s1);
 	ck_assert_int_eq(seg_size(2), s2);
@@ -907,7 +1136,7 @@ START_TEST(incomplete_newest_segment_is_removed_and_log_continues_before_it)
 	ck_assert_uint_eq(wlog_size(w), (uint64_t)s1);
 	ck_assert_uint_eq(wlog_next_seq(w), REC1M_PER_SEG + 1);
 	/* the next record does not fit in segment 1: a fresh segment 2 */
-	ck_assert_uint_eq(append(w, REC_WRITE, 1, 0, MiB, buf, &h), LADDR(2, SEGHDR + HDR));
+	ck_assert_uint_eq(append(w, REC_WRITE, 1, 0, MiB, buf, &h), LADDR(2, SEGHDR));
 	ck_assert_uint_eq(h.seq, REC1M_PER_SEG + 1);
 	wlog_close(w);
 
@@ -1056,16 +1285,445 @@ START_TEST(sync_succeeds_and_bad_write_lengths_are_EINVAL)
 	w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
 	ck_assert_int_eq(c.n, 2);
 	ck_assert_uint_eq(c.v[1].h.length, REC_DATA_MAX);
-	ck_assert_uint_eq(c.v[1].data_laddr, la);
+	ck_assert_uint_eq(c.v[1].rec_laddr, la);
 	{
 		unsigned char *got = malloc(REC_DATA_MAX);
-		ck_assert_int_eq(wlog_read(w, la, got, REC_DATA_MAX), 0);
+		const char *why;
+		ck_assert_int_eq(wlog_read(w, la, 0, 0, got, REC_DATA_MAX, &why), 0);
 		assert_bytes_eq(got, big, REC_DATA_MAX, "16 MiB record");
 		free(got);
 	}
 	wlog_close(w);
 	free(c.v);
 	free(big);
+}
+END_TEST
+
+/* ---- read-time verification --------------------------------------------- */
+
+/*
+ * A REC_WRITE of len bytes (disk 3, unaligned disk offset so that blocks are
+ * counted from the data's start, not from disk alignment) between two other
+ * records; returns its address, the data in *data.
+ */
+#define RD_DISK		3
+#define RD_OFF		(UINT64_C(1000000) * 4096 + 1234)
+static uint64_t
+record_between_neighbours(struct wlog *w, uint64_t len, unsigned char **data,
+    uint64_t *before, uint64_t *after, unsigned char *nb)
+{
+	uint64_t la;
+
+	*data = malloc(len);
+	ck_assert_ptr_nonnull(*data);
+	fill(*data, len, len);
+	fill(nb, 5000, 4242);
+	*before = append(w, REC_WRITE, RD_DISK, RD_OFF - 5000, 5000, nb, NULL);
+	la = append(w, REC_WRITE, RD_DISK, RD_OFF, len, *data, NULL);
+	*after = append(w, REC_WRITE, RD_DISK, RD_OFF + len, 5000, nb, NULL);
+	return la;
+}
+
+/* The neighbours of the record above are untouched by its damage. */
+static void
+check_neighbours(struct wlog *w, uint64_t len, uint64_t before, uint64_t after, const unsigned char *nb)
+{
+	read_expect(w, before, RD_DISK, RD_OFF - 5000, 5000, nb, "record before");
+	read_expect(w, after, RD_DISK, RD_OFF + len, 5000, nb, "record after");
+}
+
+/*
+ * One damaged 4 KiB block of a record: every read that touches it is
+ * -EBADMSG naming a checksum, every read of the record's other blocks returns
+ * the right bytes.  The damage is a flipped data bit (at data byte `at`) or a
+ * flipped bit in crc table entry `at`.
+ */
+static const struct {
+	uint64_t	len;
+	int		table;		/* at = a crc table entry, else a data byte */
+	uint64_t	at;
+} block_damage[] = {
+	{ 5 * 4096 + 100, 0, 0 },			/* first byte of the first block */
+	{ 5 * 4096 + 100, 0, 2 * 4096 + 4095 },		/* last byte of a middle block */
+	{ 5 * 4096 + 100, 0, 3 * 4096 + 1234 },
+	{ 5 * 4096 + 100, 0, 5 * 4096 + 99 },		/* last byte of the short last block */
+	{ 5 * 4096 + 100, 0, 5 * 4096 },		/* first byte of the short last block */
+	{ 3000, 0, 2999 },				/* a one-block record, read in one go */
+	{ 4 * 4096, 0, 4 * 4096 - 1 },			/* a full last block */
+	{ 5 * 4096 + 100, 1, 0 },
+	{ 5 * 4096 + 100, 1, 3 },
+	{ 5 * 4096 + 100, 1, 5 },			/* the short last block's entry */
+	{ 3000, 1, 0 },
+};
+
+START_TEST(read_of_a_damaged_block_fails_and_other_blocks_read_fine)
+{
+	uint64_t len = block_damage[_i].len, at = block_damage[_i].at, la, before, after, blk;
+	static unsigned char nb[5000];
+	unsigned char *data;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+
+	la = record_between_neighbours(w, len, &data, &before, &after, nb);
+	/* undamaged, every range reads back */
+	check_ranges(w, la, RD_DISK, RD_OFF, data, len, 0, 0);
+	if (block_damage[_i].table) {
+		blk = at;
+		seg_flip_bit(1, LADDR_OFF(la) + HDR + 4 * at + at % 4, (int)(at % 8));
+	} else {
+		blk = at / BLK;
+		seg_flip_bit(1, LADDR_OFF(la) + WREC_DATA(len) + at, (int)(at % 8));
+	}
+	check_ranges(w, la, RD_DISK, RD_OFF, data, len, blk * BLK,
+	    (blk + 1) * BLK < len ? (blk + 1) * BLK : len);
+	check_neighbours(w, len, before, after, nb);
+	wlog_close(w);
+	free(data);
+}
+END_TEST
+
+/* A damaged record header: every read of the record fails, whatever the field. */
+START_TEST(read_of_a_record_with_a_damaged_header_always_fails)
+{
+	static const struct { const char *name; size_t off; } field[] = {
+		{ "magic", offsetof(struct rec_header, magic) },
+		{ "magic top byte", offsetof(struct rec_header, magic) + 3 },
+		{ "type", offsetof(struct rec_header, type) },
+		{ "flags", offsetof(struct rec_header, flags) },
+		{ "seq", offsetof(struct rec_header, seq) },
+		{ "disk_id", offsetof(struct rec_header, disk_id) },
+		{ "offset", offsetof(struct rec_header, offset) + 1 },
+		{ "offset top byte", offsetof(struct rec_header, offset) + 7 },
+		{ "length", offsetof(struct rec_header, length) },
+		{ "length top byte", offsetof(struct rec_header, length) + 7 },
+		{ "data_crc", offsetof(struct rec_header, data_crc) + 2 },
+		{ "reserved1", offsetof(struct rec_header, reserved1) },
+		{ "reserved2", offsetof(struct rec_header, reserved2) + 5 },
+		{ "reserved3", offsetof(struct rec_header, reserved3) },
+		{ "hdr_crc", offsetof(struct rec_header, hdr_crc) },
+		{ "hdr_crc top byte", offsetof(struct rec_header, hdr_crc) + 3 },
+	};
+	const uint64_t len = 2 * 4096 + 100;
+	static const uint64_t rs[][2] = {	/* data ranges [s, e) */
+		{ 0, 2 * 4096 + 100 }, { 0, 1 }, { 4096, 8192 }, { 5000, 5001 },
+		{ 2 * 4096 + 99, 2 * 4096 + 100 }, { 4095, 4097 },
+	};
+	static unsigned char nb[5000];
+	uint64_t la, before, after;
+	unsigned char *data;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	char what[160];
+
+	la = record_between_neighbours(w, len, &data, &before, &after, nb);
+	for (size_t f = 0; f < sizeof(field) / sizeof(field[0]); f++) {
+		for (int bit = 0; bit < 8; bit += 7) {
+			seg_flip_bit(1, LADDR_OFF(la) + field[f].off, bit);
+			for (size_t r = 0; r < sizeof(rs) / sizeof(rs[0]); r++) {
+				snprintf(what, sizeof(what), "header field %s bit %d flipped, data [%llu, %llu)",
+				    field[f].name, bit, (unsigned long long)rs[r][0], (unsigned long long)rs[r][1]);
+				const char *why = read_expect(w, la, RD_DISK, RD_OFF + rs[r][0],
+				    (size_t)(rs[r][1] - rs[r][0]), NULL, what);
+				ck_assert_msg(contains(why, "checksum") || contains(why, "magic"),
+				    "%s: reason '%s'", what, why);
+			}
+			check_neighbours(w, len, before, after, nb);
+			/* undone, the record reads again: nothing was remembered */
+			seg_flip_bit(1, LADDR_OFF(la) + field[f].off, bit);
+			snprintf(what, sizeof(what), "header field %s restored", field[f].name);
+			read_expect(w, la, RD_DISK, RD_OFF, len, data, what);
+		}
+	}
+	wlog_close(w);
+	free(data);
+}
+END_TEST
+
+/*
+ * A read that is not what the record holds, or at an address that holds no
+ * record: -EBADMSG with a reason, never a crash, never bytes.
+ */
+START_TEST(read_that_does_not_match_the_record_is_EBADMSG)
+{
+	const uint64_t len = 2 * 4096 + 100;
+	static unsigned char nb[5000], small[100];
+	uint64_t la, before, after, zla, sla, end;
+	unsigned char *data;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	const char *why;
+	int rc;
+
+	la = record_between_neighbours(w, len, &data, &before, &after, nb);
+	zla = append(w, REC_ZERO, RD_DISK, RD_OFF, len, NULL, NULL);
+	sla = append(w, REC_SIZE, RD_DISK, RD_OFF, 0, NULL, NULL);
+	end = (uint64_t)seg_size(1);
+	ck_assert_uint_eq(LADDR(1, end), wlog_tail(w));
+	/* the right question is answered */
+	read_expect(w, la, RD_DISK, RD_OFF, len, data, "whole record");
+	read_expect(w, la, RD_DISK, RD_OFF + len, 0, data, "empty read at the end");
+
+	/* another disk */
+	read_expect(w, la, RD_DISK + 1, RD_OFF, len, NULL, "disk + 1");
+	read_expect(w, la, 0, RD_OFF, 1, NULL, "disk 0");
+	read_expect(w, la, RD_DISK | UINT64_C(1) << 32, RD_OFF, 1, NULL, "disk with a high bit");
+	/* starting before the record's offset */
+	read_expect(w, la, RD_DISK, RD_OFF - 1, 1, NULL, "the byte before");
+	read_expect(w, la, RD_DISK, RD_OFF - 1, 2, NULL, "straddling the start");
+	read_expect(w, la, RD_DISK, 0, 1, NULL, "disk offset 0");
+	read_expect(w, la, RD_DISK, RD_OFF - 4096, len, NULL, "a block early");
+	/* running past its end */
+	read_expect(w, la, RD_DISK, RD_OFF, len + 1, NULL, "one byte too many");
+	read_expect(w, la, RD_DISK, RD_OFF + len - 1, 2, NULL, "straddling the end");
+	read_expect(w, la, RD_DISK, RD_OFF + len, 1, NULL, "the byte after");
+	read_expect(w, la, RD_DISK, RD_OFF + len + 1, 0, NULL, "an empty read past the end");
+	read_expect(w, la, RD_DISK, RD_OFF - 1, 0, NULL, "an empty read before the start");
+	read_expect(w, la, RD_DISK, RD_OFF + len + 4096, 1, NULL, "a block after");
+	read_expect(w, la, RD_DISK, RD_OFF + 1, len, NULL, "shifted by one");
+	read_expect(w, la, RD_DISK, UINT64_MAX, 1, NULL, "disk offset UINT64_MAX");
+	read_expect(w, la, RD_DISK, UINT64_MAX - 1, 2, NULL, "disk offset wrapping");
+	/* lengths that wrap: refused before a byte is written */
+	why = NULL;
+	rc = wlog_read(w, la, RD_DISK, RD_OFF, small, SIZE_MAX, &why);
+	ck_assert_int_eq(rc, -EBADMSG);
+	ck_assert_ptr_nonnull(why);
+	why = NULL;
+	rc = wlog_read(w, la, RD_DISK, RD_OFF + 10, small, SIZE_MAX - 5, &why);
+	ck_assert_int_eq(rc, -EBADMSG);
+	ck_assert_ptr_nonnull(why);
+
+	/* records that hold no data */
+	read_expect(w, zla, RD_DISK, RD_OFF, 1, NULL, "a ZERO record");
+	read_expect(w, sla, RD_DISK, RD_OFF, 1, NULL, "a SIZE record");
+	read_expect(w, sla, RD_DISK, RD_OFF, 0, NULL, "a SIZE record, empty read");
+	/* addresses that are not a record's start */
+	read_expect(w, la + 1, RD_DISK, RD_OFF, 1, NULL, "one byte into the header");
+	read_expect(w, la + HDR, RD_DISK, RD_OFF, 1, NULL, "the crc table");
+	read_expect(w, la + WREC_DATA(len), RD_DISK, RD_OFF, 1, NULL, "the data");
+	read_expect(w, LADDR(1, 0), RD_DISK, RD_OFF, 1, NULL, "the segment header");
+	/* segments that do not exist */
+	read_expect(w, LADDR(2, SEGHDR), RD_DISK, RD_OFF, 1, NULL, "segment 2");
+	read_expect(w, LADDR(0, LADDR_OFF(la)), RD_DISK, RD_OFF, 1, NULL, "segment 0");
+	read_expect(w, LADDR(WLOG_SEGMENTS_MAX - 1, SEGHDR), RD_DISK, RD_OFF, 1, NULL, "the last segment number");
+	read_expect(w, LADDR(WLOG_SEGMENTS_MAX, SEGHDR), RD_DISK, RD_OFF, 1, NULL, "segment WLOG_SEGMENTS_MAX");
+	read_expect(w, LADDR(0xffffff, LADDR_OFF(la)), RD_DISK, RD_OFF, 1, NULL, "segment 0xffffff");
+	read_expect(w, UINT64_MAX, RD_DISK, RD_OFF, 1, NULL, "log address UINT64_MAX");
+	/* past the segment's end */
+	read_expect(w, LADDR(1, end), RD_DISK, RD_OFF, 1, NULL, "the tail");
+	read_expect(w, LADDR(1, end - 10), RD_DISK, RD_OFF, 1, NULL, "10 bytes before the end");
+	read_expect(w, LADDR(1, end + 4096), RD_DISK, RD_OFF, 1, NULL, "past the end");
+	read_expect(w, LADDR(1, LADDR_OFF_MASK), RD_DISK, RD_OFF, 1, NULL, "the segment's last address");
+
+	/* all that left the record readable */
+	read_expect(w, la, RD_DISK, RD_OFF, len, data, "whole record, afterwards");
+	check_neighbours(w, len, before, after, nb);
+	wlog_close(w);
+	free(data);
+}
+END_TEST
+
+/*
+ * A record whose end is missing from its segment (a torn tail that replay has
+ * not cut yet): the blocks that are not there cannot be read.  _i: where the
+ * file ends: 0 = inside the header, 1 = inside the crc table, 2 = right after
+ * it, 3 = inside block 1 (of 3), 4 = one byte short.
+ */
+START_TEST(read_of_a_record_cut_short_is_EBADMSG_for_the_missing_part)
+{
+	const uint64_t len = 3 * 4096;
+	const uint64_t at[] = { 40, HDR + 6, WREC_DATA(len), WREC_DATA(len) + 5000, WREC_SIZE(len) - 1 };
+	static unsigned char d[3 * 4096];
+	uint64_t la, la0, keep;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	char what[64];
+
+	fill(d, sizeof(d), 31);
+	la0 = append(w, REC_WRITE, 1, 0, 100, d, NULL);
+	la = append(w, REC_WRITE, 2, 8192, len, d, NULL);
+	seg_truncate(1, LADDR_OFF(la) + at[_i]);
+	keep = at[_i] > WREC_DATA(len) ? (at[_i] - WREC_DATA(len)) / BLK : 0;	/* whole blocks left */
+	for (uint64_t b = 0; b < 3; b++) {
+		snprintf(what, sizeof(what), "block %llu", (unsigned long long)b);
+		if (b < keep) {
+			read_expect(w, la, 2, 8192 + b * BLK, BLK, d + b * BLK, what);
+		} else {
+			/* missing, not damaged: the reason says the segment ends first */
+			const char *why = read_expect(w, la, 2, 8192 + b * BLK, BLK, NULL, what);
+			ck_assert_msg(contains(why, "end") && !contains(why, "checksum"),
+			    "%s: reason '%s' should say the segment ends", what, why);
+		}
+	}
+	read_expect(w, la, 2, 8192, len, NULL, "the whole record");
+	read_expect(w, la, 2, 8192 + len - 1, 1, NULL, "its last byte");
+	read_expect(w, la0, 1, 0, 100, d, "the record before");
+	wlog_close(w);
+}
+END_TEST
+
+/*
+ * Every (start, end) among block edges and their neighbours, of records of
+ * 100 bytes, one block, one block + 1, two blocks and 3 blocks + 100: each
+ * reads back exactly its bytes, including reads inside the last short block.
+ */
+START_TEST(unaligned_reads_return_exactly_the_bytes_asked_for)
+{
+	static const uint64_t lens[] = { 100, 4096, 4097, 8192, 3 * 4096 + 100, 1 };
+	uint64_t la[6], off = 7 * 4096 + 5;
+	unsigned char *data[6];
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+
+	for (int i = 0; i < 6; i++) {
+		data[i] = malloc(lens[i]);
+		ck_assert_ptr_nonnull(data[i]);
+		fill(data[i], lens[i], 50 + (uint64_t)i);
+		la[i] = append(w, REC_WRITE, 4, off, lens[i], data[i], NULL);
+		off += lens[i];
+	}
+	off = 7 * 4096 + 5;
+	for (int i = 0; i < 6; i++) {
+		check_ranges(w, la[i], 4, off, data[i], lens[i], 0, 0);
+		off += lens[i];
+	}
+	/* and the same once the log is reopened (nothing cached) */
+	wlog_close(w);
+	{
+		struct collector c = { 0 };
+		struct wlog_replay_stats rs;
+		w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
+		ck_assert_int_eq(c.n, 6);
+		free(c.v);
+	}
+	check_ranges(w, la[4], 4, 7 * 4096 + 5 + 100 + 4096 + 4097 + 8192, data[4], lens[4], 0, 0);
+	wlog_close(w);
+	for (int i = 0; i < 6; i++)
+		free(data[i]);
+}
+END_TEST
+
+/*
+ * An 8 MiB record: its crc table (8 KiB) is longer than what a read takes in
+ * one go with the header.  Reads at its end, in its middle, across the edge of
+ * that first read, and then with a damaged table entry and data block far in.
+ */
+START_TEST(large_record_reads_at_its_end_and_middle)
+{
+	const uint64_t len = 8 * MiB, off = 12345, nblk = len / BLK;
+	unsigned char *data = malloc(len), small[100];
+	uint64_t la;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	/* data ranges [s, e) */
+	const uint64_t ok[][2] = {
+		{ 0, len }, { len - 1, len }, { len - 100, len }, { len - BLK, len }, { len - 5000, len },
+		{ 4 * MiB - 1, 4 * MiB + 1 }, { 4 * MiB, 4 * MiB + BLK }, { 3 * MiB + 7, 4 * MiB + 7 },
+		{ 1023 * BLK - 10, 1024 * BLK + 10 },	/* blocks 1022..1024: table slice in the first read */
+		{ 1024 * BLK - 10, 1025 * BLK + 10 },	/* 1023..1025: just past it */
+		{ 1025 * BLK, 1026 * BLK }, { 0, 1 }, { 10, 100000 },
+		/* table slices read on their own: 64, 65 and 200 entries */
+		{ 1100 * BLK, 1164 * BLK }, { 1100 * BLK, 1165 * BLK }, { 1100 * BLK + 1, 1300 * BLK - 1 },
+	};
+	char what[96];
+
+	ck_assert_ptr_nonnull(data);
+	fill(data, len, 8);
+	fill(small, sizeof(small), 9);
+	append(w, REC_WRITE, 9, 0, sizeof(small), small, NULL);
+	la = append(w, REC_WRITE, 9, off, len, data, NULL);
+	append(w, REC_WRITE, 9, off + len, sizeof(small), small, NULL);
+	check_write_record_on_disk(1, LADDR_OFF(la), data, len);
+	for (size_t r = 0; r < sizeof(ok) / sizeof(ok[0]); r++) {
+		snprintf(what, sizeof(what), "data [%llu, %llu)", (unsigned long long)ok[r][0],
+		    (unsigned long long)ok[r][1]);
+		read_expect(w, la, 9, off + ok[r][0], (size_t)(ok[r][1] - ok[r][0]), data + ok[r][0], what);
+	}
+
+	/* the last block's table entry, the first entry past the first read, and a data bit in block 1500 */
+	seg_flip_bit(1, LADDR_OFF(la) + HDR + 4 * (nblk - 1) + 1, 0);
+	seg_flip_bit(1, LADDR_OFF(la) + HDR + 4 * 1025 + 3, 7);
+	seg_flip_bit(1, LADDR_OFF(la) + WREC_DATA(len) + 1500 * BLK + 777, 4);
+	{
+		const uint64_t bad[][2] = {
+			{ 0, len }, { len - 1, len }, { len - 100, len }, { len - BLK, len },
+			{ len - 5000, len - BLK + 1 }, { 1025 * BLK, 1025 * BLK + 1 }, { 1400 * BLK, 1600 * BLK },
+			{ 1024 * BLK - 10, 1025 * BLK + 10 }, { 1500 * BLK + 4095, 1500 * BLK + 4097 },
+			{ 1499 * BLK + 4095, 1500 * BLK + 1 }, { 3 * MiB, 7 * MiB },
+		};
+		const uint64_t good[][2] = {
+			{ len - 5000, len - BLK }, { 1024 * BLK, 1025 * BLK }, { 1026 * BLK, 1026 * BLK + 7 },
+			{ 1023 * BLK - 10, 1024 * BLK + 10 }, { 1499 * BLK, 1500 * BLK },
+			{ 1501 * BLK, 1502 * BLK + 3 }, { 4 * MiB - 1, 4 * MiB + 1 }, { 0, 1025 * BLK },
+			{ 1026 * BLK, 1500 * BLK }, { 1501 * BLK, len - BLK },
+			{ 1100 * BLK, 1164 * BLK }, { 1100 * BLK, 1165 * BLK }, { 1100 * BLK + 1, 1300 * BLK - 1 },
+		};
+		for (size_t r = 0; r < sizeof(bad) / sizeof(bad[0]); r++) {
+			snprintf(what, sizeof(what), "damaged, data [%llu, %llu)", (unsigned long long)bad[r][0],
+			    (unsigned long long)bad[r][1]);
+			const char *why = read_expect(w, la, 9, off + bad[r][0],
+			    (size_t)(bad[r][1] - bad[r][0]), NULL, what);
+			ck_assert_msg(contains(why, "checksum"), "%s: reason '%s'", what, why);
+		}
+		for (size_t r = 0; r < sizeof(good) / sizeof(good[0]); r++) {
+			snprintf(what, sizeof(what), "damaged elsewhere, data [%llu, %llu)",
+			    (unsigned long long)good[r][0], (unsigned long long)good[r][1]);
+			read_expect(w, la, 9, off + good[r][0], (size_t)(good[r][1] - good[r][0]),
+			    data + good[r][0], what);
+		}
+	}
+	wlog_close(w);
+	free(data);
+}
+END_TEST
+
+/*
+ * With trust_complete, replay checks the data of a segment's last record only:
+ * a damaged crc table entry in a record followed by others is applied (and
+ * then caught by the read), one in the last record is a torn tail.  Without
+ * trust_complete the same log is cut at the damaged record.
+ * _i: 0 = record 2 of 4 damaged, 1 = record 4 of 4.
+ */
+START_TEST(trust_complete_replay_verifies_only_the_last_record)
+{
+	enum { N = 4, LEN = 9000 };
+	uint64_t la[N], pos, oldsize;
+	static unsigned char data[N * LEN];
+	struct collector c = { 0 };
+	struct wlog_replay_stats rs;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	int victim = _i == 0 ? 1 : N - 1;
+	char err[512];
+
+	append_writes(w, N, LEN, la, data);
+	wlog_close(w);
+	pos = LADDR_OFF(la[victim]);
+	oldsize = (uint64_t)seg_size(1);
+	seg_flip_bit(1, pos + HDR + 4 * 1 + 2, 1);	/* entry 1: data bytes [4096, 8192) */
+
+	w = log_open(WLOG_SEGMENT_SIZE_MIN);
+	ck_assert_int_eq(log_replay_trusting(w, wlog_first_laddr(), 1, 1, &c, &rs, err, sizeof(err)), 0);
+	if (_i == 0) {
+		ck_assert_int_eq(c.n, N);
+		ck_assert_uint_eq(rs.torn_bytes, 0);
+		ck_assert_int_eq(seg_size(1), (int64_t)oldsize);
+		/* the read still refuses the damaged block, and only it */
+		const char *why = read_expect(w, la[victim], 1, (uint64_t)victim * LEN + 4096, 1, NULL,
+		    "damaged block of a trusted record");
+		ck_assert_msg(contains(why, "checksum"), "reason '%s'", why);
+		read_expect(w, la[victim], 1, (uint64_t)victim * LEN, 4096, data + victim * LEN,
+		    "undamaged block of a trusted record");
+		read_expect(w, la[victim], 1, (uint64_t)victim * LEN + 8192, LEN - 8192,
+		    data + victim * LEN + 8192, "undamaged last block of a trusted record");
+		wlog_close(w);
+
+		/* after a machine crash every record is checked: cut there */
+		c.n = 0;
+		w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
+		ck_assert_int_eq(c.n, victim);
+		ck_assert_uint_eq(rs.torn_bytes, oldsize - pos);
+		ck_assert_int_eq(seg_size(1), (int64_t)pos);
+	} else {
+		ck_assert_int_eq(c.n, victim);
+		ck_assert_uint_eq(rs.torn_bytes, oldsize - pos);
+		ck_assert_int_eq(seg_size(1), (int64_t)pos);
+		ck_assert_uint_eq(wlog_tail(w), la[victim]);
+	}
+	wlog_close(w);
+	free(c.v);
 }
 END_TEST
 
@@ -1080,10 +1738,10 @@ wlog_suite(void)
 	tcase_add_test(tc, empty_log_replays_nothing_and_tail_is_first_laddr);
 	tcase_add_test(tc, append_each_record_type_reads_back_with_headers_and_crcs_on_disk);
 	tcase_add_test(tc, reopen_replay_sees_exactly_the_appended_records_in_order);
-	tcase_add_loop_test(tc, damaged_record_in_newest_segment_is_cut_and_appends_continue_there, 0, 3);
-	tcase_add_loop_test(tc, torn_tail_is_cut_and_earlier_records_survive, 0, 5);
+	tcase_add_loop_test(tc, damaged_record_in_newest_segment_is_cut_and_appends_continue_there, 0, 6);
+	tcase_add_loop_test(tc, torn_tail_is_cut_and_earlier_records_survive, 0, 7);
 	tcase_add_test(tc, segments_roll_at_segment_size_and_replay_spans_them);
-	tcase_add_loop_test(tc, damage_in_older_segment_is_EUCLEAN_and_nothing_is_cut, 0, 3);
+	tcase_add_loop_test(tc, damage_in_older_segment_is_EUCLEAN_and_nothing_is_cut, 0, 5);
 	tcase_add_loop_test(tc, bad_segment_header_fails_open_with_message, 0, 6);
 	tcase_add_test(tc, log_dir_without_segments_or_with_a_gap_fails_open);
 	tcase_add_loop_test(tc, foreign_header_in_newest_segment_fails_open_and_keeps_the_file, 0, 2);
@@ -1093,6 +1751,14 @@ wlog_suite(void)
 	tcase_add_test(tc, replay_from_outside_the_log_is_EUCLEAN);
 	tcase_add_test(tc, apply_error_stops_replay_and_is_returned);
 	tcase_add_test(tc, sync_succeeds_and_bad_write_lengths_are_EINVAL);
+	tcase_add_loop_test(tc, read_of_a_damaged_block_fails_and_other_blocks_read_fine, 0,
+	    (int)(sizeof(block_damage) / sizeof(block_damage[0])));
+	tcase_add_test(tc, read_of_a_record_with_a_damaged_header_always_fails);
+	tcase_add_test(tc, read_that_does_not_match_the_record_is_EBADMSG);
+	tcase_add_loop_test(tc, read_of_a_record_cut_short_is_EBADMSG_for_the_missing_part, 0, 5);
+	tcase_add_test(tc, unaligned_reads_return_exactly_the_bytes_asked_for);
+	tcase_add_test(tc, large_record_reads_at_its_end_and_middle);
+	tcase_add_loop_test(tc, trust_complete_replay_verifies_only_the_last_record, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }

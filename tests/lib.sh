@@ -88,6 +88,14 @@ mount_fs() {
 
 ctl() { "$HCOWCTL" -m "$T/mnt" "$@"; }
 
+# umount_fs: unmount, then wait for the supervisor's final checkpoint and exit
+no_processes() { [ -z "$(pgrep -f -- "$T/")" ]; }
+umount_fs() {
+	umount "$T/mnt" || fail "umount failed"
+	MOUNTED=
+	wait_for no_processes || fail "processes left after umount: $(pgrep -af -- "$T/")"
+}
+
 # A field of `hcowctl status --json`, by python expression on s
 status_field() { ctl status --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"; }
 worker_pid() { status_field 's["workers"][0]["pid"]'; }

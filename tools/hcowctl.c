@@ -4,24 +4,36 @@
  * while a worker hangs), talks to its supervisor over the control socket
  * (proto.h), and prints the answer.
  *
- * Exit status: 0 done, 1 refused or failed (message on stderr), 2 usage.
+ * `hcowctl check DATADIR` is the one command that works without a mount:
+ * it opens the store itself, read-only (with --repair, read-write first to
+ * let the open cut what is safe to cut), under the data dir's lock so no
+ * mount can start meanwhile.
+ *
+ * Exit status: 0 done (check: no problem found), 1 refused or failed, or
+ * problems found (message on stderr), 2 usage.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "hlog.h"
 #include "mounts.h"
 #include "names.h"
 #include "proto.h"
+#include "sbuf.h"
+#include "store.h"
 
 #define REPLY_TIMEOUT_S	150
+#define CHECK_TIMEOUT_S	86400	/* a check reads the whole log */
 
 static const char *prog = "hcowctl";
 
@@ -38,6 +50,11 @@ usage(FILE *f, int code)
 	    "  status [--json]                                supervisor, workers, faults, disks\n"
 	    "  restart                                        replace the worker (e.g. after an\n"
 	    "                                                 upgrade) without disturbing I/O\n"
+	    "  check                                          verify the mounted store: catalog,\n"
+	    "                                                 templates, every log record in use\n"
+	    "  check [--repair] [--templates DIR] DATADIR     the same for an unmounted data dir;\n"
+	    "                                                 --repair cuts a torn log tail and\n"
+	    "                                                 says what it cannot fix\n"
 	    "  debug fault crash|hang|slow|none [--op OP] [--count N] [--ms MS]\n"
 	    "                                                 make the worker fail (mounts with\n"
 	    "                                                 -o fault_injection only); OP: any, read,\n"
@@ -93,12 +110,24 @@ find_mount(const char *want, struct hcow_mount *m)
 	*m = all[(n > 16 ? 16 : n) - 1];
 }
 
-/* Send one request line; print the answer.  Returns the exit status. */
+/* A check report names each problem on a line of its own. */
 static int
-request(const struct hcow_mount *m, const char *line)
+report_has_problems(const char *report)
+{
+	return strncmp(report, "PROBLEM: ", 9) == 0 || strstr(report, "\nPROBLEM: ") != NULL;
+}
+
+/*
+ * Send one request line; print the answer.  Returns the exit status (a
+ * check's report with problems in it: 1).
+ */
+static int
+request(const struct hcow_mount *m, const char *line, int wait_s)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct timeval tv = { REPLY_TIMEOUT_S, 0 };
+	struct timeval tv = { wait_s, 0 };
+	struct sbuf body = SBUF_INIT;
+	int problems;
 	char head[64], buf[65536];
 	ssize_t n;
 	char last = '\n';
@@ -131,13 +160,80 @@ request(const struct hcow_mount *m, const char *line)
 		fprintf(stderr, "%s: ", prog);
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		last = buf[n - 1];
+		sbuf_add(&body, buf, (size_t)n);
 		if (fwrite(buf, 1, (size_t)n, err ? stderr : stdout) != (size_t)n)
 			break;
 	}
 	close(fd);
 	if (last != '\n')
 		fputc('\n', err ? stderr : stdout);
-	return err ? 1 : 0;
+	problems = report_has_problems(sbuf_str(&body));
+	sbuf_release(&body);
+	return err || problems ? 1 : 0;
+}
+
+/*
+ * Offline check of DATADIR.  The lock keeps a mount from starting while we
+ * look (and from racing a repair); a mounted data dir is checked live.
+ */
+static int
+check_offline(const char *datadir, const char *tmpldir, int repair)
+{
+	struct store_opts o = { .datadir = datadir, .tmpldir = tmpldir };
+	struct sbuf report = SBUF_INIT;
+	struct store *st = NULL;
+	char path[PATH_MAX + 16], holder[PATH_MAX + 32] = "", err[1024] = "";
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/lock", datadir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		fail("cannot open '%s': %s", path, strerror(errno));
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+		char *mnt;
+		holder[n > 0 ? n : 0] = '\0';
+		holder[strcspn(holder, "\n")] = '\0';
+		mnt = strchr(holder, ' ');
+		if (mnt)
+			*mnt++ = '\0';
+		fail("data dir '%s' is in use by a mount%s%s (supervisor pid %s); check it live with: "
+		    "hcowctl -m %s check", datadir, mnt ? " on " : "", mnt ? mnt : "",
+		    holder[0] ? holder : "unknown", mnt ? mnt : "MOUNTPOINT");
+	}
+	if (repair) {
+		/* an ordinary open repairs what needs no decision; its log lines say what */
+		o.purge_unlinked = 1;		/* tmpldir NULL: the one the last mount used */
+		if ((rc = store_open(&o, &st, err, sizeof(err))) < 0) {
+			printf("PROBLEM: cannot open the store to repair it: %s\n", err);
+			printf("repair: nothing changed; this needs a decision (restore the named file "
+			    "from a backup, or move the damaged part aside)\n");
+			return 1;
+		}
+		rc = store_checkpoint(st);
+		store_close(st);
+		if (rc < 0)
+			fail("repair: the checkpoint after repairing failed: %s", strerror(-rc));
+		printf("repair: the store opened and was checkpointed; checking it again\n");
+	}
+	o.readonly = 1;
+	o.purge_unlinked = 0;
+	if ((rc = store_open(&o, &st, err, sizeof(err))) < 0) {
+		printf("PROBLEM: cannot open the store: %s\n1 problem found\n", err);
+		return 1;
+	}
+	rc = store_check(st, &report);
+	store_close(st);
+	fputs(sbuf_str(&report), stdout);
+	sbuf_release(&report);
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		fail("check failed: %s", strerror(-rc));
+	if (rc > 0 && repair)
+		printf("repair could not fix the problems above: they need a decision (restore from "
+		    "a backup, or delete the damaged disk)\n");
+	return rc > 0 ? 1 : 0;
 }
 
 static void
@@ -159,12 +255,15 @@ main(int argc, char **argv)
 		{ "op", required_argument, NULL, 'o' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "ms", required_argument, NULL, 'M' },
+		{ "repair", no_argument, NULL, 'r' },
+		{ "templates", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *mnt = NULL, *tmpl = NULL, *size_s = NULL, *cmd, *name = NULL, *kind = NULL;
-	const char *fop = NULL, *fcount = NULL, *fms = NULL;
+	const char *fop = NULL, *fcount = NULL, *fms = NULL, *tmpldir = NULL;
+	int repair = 0, wait_s = REPLY_TIMEOUT_S;
 	char line[PROTO_LINE_MAX];
 	struct hcow_mount m;
 	uint64_t size = 0;
@@ -179,6 +278,8 @@ main(int argc, char **argv)
 		case 'o': fop = optarg; break;
 		case 'c': fcount = optarg; break;
 		case 'M': fms = optarg; break;
+		case 'r': repair = 1; break;
+		case 'T': tmpldir = optarg; break;
 		case 'h': usage(stdout, 0); break;
 		case 'V': printf("hcowctl %s\n", PACKAGE_VERSION); return 0;
 		default: usage(stderr, 2);
@@ -241,6 +342,19 @@ main(int argc, char **argv)
 			usage(stderr, 2);
 		}
 		snprintf(line, sizeof(line), "%s restart", json ? "json" : "text");
+	} else if (strcmp(cmd, "check") == 0) {
+		if (name) {
+			hlog_init("hcowctl", HLOG_WARN);
+			hlog_plain(1);
+			return check_offline(name, tmpldir, repair);
+		}
+		if (repair || tmpldir) {
+			fprintf(stderr, "%s: --repair and --templates are for an unmounted data dir: "
+			    "check [--repair] [--templates DIR] DATADIR\n", prog);
+			usage(stderr, 2);
+		}
+		snprintf(line, sizeof(line), "%s check", json ? "json" : "text");
+		wait_s = CHECK_TIMEOUT_S;
 	} else if (strcmp(cmd, "debug") == 0) {
 		int n;
 		if (!name || strcmp(name, "fault") != 0 || !kind) {
@@ -267,6 +381,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: --template and --size are for create\n", prog);
 		usage(stderr, 2);
 	}
+	if ((repair || tmpldir) && strcmp(cmd, "check") != 0) {
+		fprintf(stderr, "%s: --repair and --templates are for check\n", prog);
+		usage(stderr, 2);
+	}
 	find_mount(mnt, &m);
-	return request(&m, line);
+	return request(&m, line, wait_s);
 }

@@ -1,0 +1,274 @@
+/*
+ * check: verify a store and say, in plain words, what is wrong with it.
+ *
+ * Runs on an open store: a live one (hcowctl check on a mount, answered by
+ * the worker) or one opened read-only by hcowctl check DATADIR.  It checks
+ *   - the catalog: SQLite's integrity check; rows of one disk that overlap
+ *     (the schema version was checked when the catalog was opened);
+ *   - each template: its file is still the version its disks were cloned
+ *     from (the fingerprint is read again, not taken on trust);
+ *   - the log: what a read-only open left alone (torn tail, incomplete
+ *     segment: wlog_note());
+ *   - each disk: every extent that lives in the log points into a sound
+ *     record of that disk, and every block it covers matches its checksum.
+ * Reads go through wlog_read(), the same verification a guest's read gets.
+ *
+ * On a live store no lock is held while records are read: extents are
+ * copied in batches under the disk's lock, and records never change once
+ * written.  So a check slows I/O down by its reads only.
+ *
+ * Error convention: store_check() returns the number of problems found
+ * (0 = sound) or a negative errno when it could not check at all.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store_int.h"
+#include "template.h"
+
+#define CHECK_BATCH	512		/* extents copied per visit to the disk lock */
+#define CHECK_CHUNK	(1u << 20)	/* bytes verified per read */
+#define CHECK_REPORT_MAX 20		/* damaged ranges listed per disk */
+
+struct check {
+	struct store	*st;
+	struct sbuf	*out;
+	int		 problems;
+	unsigned char	*buf;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+problem(struct check *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->problems++;
+	sbuf_addstr(c->out, "PROBLEM: ");
+	va_start(ap, fmt);
+	char line[1024];
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	sbuf_addstr(c->out, line);
+	sbuf_addstr(c->out, "\n");
+}
+
+static void
+check_catalog(struct check *c)
+{
+	char what[1024];
+	int rc;
+
+	pthread_mutex_lock(&c->st->cat_lock);
+	rc = catalog_integrity(c->st->cat, what, sizeof(what));
+	if (rc < 0)
+		snprintf(what, sizeof(what), "%s", catalog_error(c->st->cat));
+	pthread_mutex_unlock(&c->st->cat_lock);
+	if (rc == 0)
+		sbuf_addstr(c->out, "catalog: ok (SQLite integrity check passed)\n");
+	else
+		problem(c, "catalog: SQLite integrity check %s: %s", rc < 0 ? "could not run" : "failed",
+		    what);
+	if (c->st->overlaps)
+		problem(c, "%s (%llu overlapping rows)", c->st->overlap_what,
+		    (unsigned long long)c->st->overlaps);
+}
+
+static void
+check_templates(struct check *c)
+{
+	struct store *st = c->st;
+	struct tmpl *copy;
+	size_t n;
+
+	/* copies: a create may add templates meanwhile, and probing takes a while */
+	pthread_rwlock_rdlock(&st->ns_lock);
+	n = st->ntmpls;
+	copy = malloc((n ? n : 1) * sizeof(*copy));
+	for (size_t i = 0; copy && i < n; i++)
+		copy[i] = *st->tmpls[i];
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (!copy) {
+		problem(c, "templates: out of memory while checking");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct tmpl *t = &copy[i];
+		struct catalog_template cur;
+		const char *why;
+		char err[300];
+		int fd = -1;
+
+		if (t->problem[0]) {
+			problem(c, "%s; its disks refuse I/O", t->problem);
+			continue;
+		}
+		if (st->tmpldirfd < 0)
+			continue;
+		if (template_probe(st->tmpldirfd, t->rec.name, &cur, &fd, err, sizeof(err)) < 0)
+			problem(c, "template '%s': %s (it was fine when the store was opened)",
+			    t->rec.name, err);
+		else if ((why = template_differs(&t->rec, &cur)) != NULL)
+			problem(c, "template '%s' changed since its disks were cloned (%s)",
+			    t->rec.name, why);
+		else
+			sbuf_printf(c->out, "template '%s': ok (%llu bytes, fingerprint matches)\n",
+			    t->rec.name, (unsigned long long)t->rec.size);
+		if (fd >= 0)
+			close(fd);
+	}
+	free(copy);
+}
+
+/* Copy up to CHECK_BATCH log extents of disk id from offset pos on; -ENOENT if it is gone. */
+struct batch {
+	struct extent	e[CHECK_BATCH];
+	int		n;
+};
+
+static int
+batch_collect(const struct extent *e, void *arg)
+{
+	struct batch *b = arg;
+
+	if (e->laddr == EXTMAP_ZERO)
+		return 0;
+	b->e[b->n++] = *e;
+	return b->n == CHECK_BATCH;
+}
+
+static int
+batch_fill(struct store *st, uint64_t id, uint64_t pos, struct batch *b, char *name, size_t namelen)
+{
+	struct disk *d;
+
+	b->n = 0;
+	pthread_rwlock_rdlock(&st->ns_lock);
+	d = disk_get(st, id);
+	if (!d) {
+		pthread_rwlock_unlock(&st->ns_lock);
+		return -ENOENT;
+	}
+	snprintf(name, namelen, "%s", d->name[0] ? d->name : "(deleted, still open)");
+	pthread_rwlock_rdlock(&d->lock);
+	extmap_walk(d->map, pos, UINT64_MAX, batch_collect, b);
+	pthread_rwlock_unlock(&d->lock);
+	pthread_rwlock_unlock(&st->ns_lock);
+	return 0;
+}
+
+/* Report damage in [off, off+len) of extent e by 4 KiB pieces, neighbours merged; bytes damaged. */
+static uint64_t
+check_damage(struct check *c, const char *name, uint64_t id, const struct extent *e,
+    uint64_t off, uint64_t len, uint64_t *bad)
+{
+	uint64_t damaged = 0, run = 0, run_start = 0;
+	const char *why = NULL, *run_why = NULL;
+
+	for (uint64_t p = off; p <= off + len; p += REC_BLOCK) {
+		uint64_t n = off + len - p < REC_BLOCK ? off + len - p : REC_BLOCK;
+		int rc = n ? wlog_read(c->st->log, e->laddr, id, p, c->buf, n, &why) : 0;
+		if (rc < 0) {
+			if (!run) {
+				run_start = p;
+				run_why = why ? why : strerror(-rc);
+			}
+			run += n;
+			damaged += n;
+			continue;
+		}
+		if (run && (*bad)++ < CHECK_REPORT_MAX)
+			problem(c, "disk '%s': bytes %llu..%llu (log record %08x:%llu): %s", name,
+			    (unsigned long long)run_start, (unsigned long long)(run_start + run),
+			    LADDR_SEG(e->laddr), (unsigned long long)LADDR_OFF(e->laddr), run_why);
+		run = 0;
+		if (n == 0)
+			break;
+	}
+	return damaged;
+}
+
+static void
+check_disk(struct check *c, uint64_t id)
+{
+	struct batch *b = malloc(sizeof(*b));
+	char name[NAME_MAX_LEN + 32] = "";
+	uint64_t pos = 0, extents = 0, bytes = 0, bad = 0, bad_bytes = 0;
+
+	if (!b) {
+		problem(c, "disk %llu: out of memory while checking", (unsigned long long)id);
+		return;
+	}
+	for (;;) {
+		if (batch_fill(c->st, id, pos, b, name, sizeof(name)) < 0 || b->n == 0)
+			break;
+		for (int i = 0; i < b->n; i++) {
+			const struct extent *e = &b->e[i];
+			for (uint64_t done = 0; done < e->len; ) {
+				uint64_t n = e->len - done < CHECK_CHUNK ? e->len - done : CHECK_CHUNK;
+				const char *why;
+				if (wlog_read(c->st->log, e->laddr, id, e->loff + done, c->buf, n, &why) < 0)
+					bad_bytes += check_damage(c, name, id, e, e->loff + done, n, &bad);
+				done += n;
+			}
+			extents++;
+			bytes += e->len;
+		}
+		pos = b->e[b->n - 1].loff + b->e[b->n - 1].len;
+	}
+	free(b);
+	if (!name[0])
+		return;		/* deleted before we got to it */
+	if (bad > CHECK_REPORT_MAX)
+		problem(c, "disk '%s': %llu more damaged ranges not listed", name,
+		    (unsigned long long)(bad - CHECK_REPORT_MAX));
+	if (bad)
+		sbuf_printf(c->out, "disk '%s': DAMAGED: %llu of %llu bytes in the log unreadable; "
+		    "reads of them return EIO, the rest of the disk works\n", name,
+		    (unsigned long long)bad_bytes, (unsigned long long)bytes);
+	else
+		sbuf_printf(c->out, "disk '%s': ok (%llu log extents, %llu bytes verified)\n", name,
+		    (unsigned long long)extents, (unsigned long long)bytes);
+}
+
+int
+store_check(struct store *st, struct sbuf *out)
+{
+	struct check c = { st, out, 0, malloc(CHECK_CHUNK) };
+	uint64_t *ids = NULL;
+	size_t n = 0;
+	const char *note;
+
+	if (!c.buf)
+		return -ENOMEM;
+	sbuf_printf(out, "store '%s': schema version %d, log format %d, %llu bytes of log\n",
+	    st->datadir, CATALOG_SCHEMA_VERSION, LOG_FORMAT_VERSION,
+	    (unsigned long long)wlog_size(st->log));
+	check_catalog(&c);
+	check_templates(&c);
+	if ((note = wlog_note(st->log)) != NULL)
+		problem(&c, "%s; mounting (or hcowctl check --repair) cuts it", note);
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	ids = calloc(st->disks_cap ? st->disks_cap : 1, sizeof(*ids));
+	for (size_t i = 0; ids && i < st->disks_cap; i++)
+		if (st->disks[i])
+			ids[n++] = (uint64_t)st->disks[i]->id;
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (!ids) {
+		free(c.buf);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		check_disk(&c, ids[i]);
+	free(ids);
+	free(c.buf);
+	if (c.problems)
+		sbuf_printf(out, "%d problem%s found\n", c.problems, c.problems == 1 ? "" : "s");
+	else
+		sbuf_addstr(out, "no problems found\n");
+	return c.problems;
+}
