@@ -1,5 +1,5 @@
 #!/bin/bash
-# Proves tools/bench-recovery runs end to end (10 crashes idle and under load,
+# Proves tools/bench-recovery and tools/bench-open run end to end (10 crashes idle and under load,
 # 3 hangs, 1 s of fio with the watch on and off) and prints every figure.
 # Its numbers are not judged here: this machine is shared and noisy.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -14,3 +14,8 @@ for m in "crash recovery, idle" "crash recovery, under fio load" "hang detected"
 	grep -q "^$m" "$out" || fail "no figure for '$m'"
 done
 ok "bench-recovery --quick prints every figure"
+
+"$top_builddir/tools/bench-open" -e 2000 -t 4 -r 1 >"$out" 2>&1 || { cat "$out"; fail "bench-open failed"; }
+cat "$out"
+grep -q "^open time, 2000 extents + 4 MiB log tail: best" "$out" || fail "bench-open printed no open time"
+ok "bench-open builds a store, opens it and prints the open time"
