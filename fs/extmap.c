@@ -370,6 +370,67 @@ extmap_set(struct extmap *m, uint64_t loff, uint64_t len, uint64_t laddr)
 }
 
 int
+extmap_load(struct extmap *m, const struct extent *v, size_t n)
+{
+	struct extent prev = { 0, 0, 0 };
+
+	if (m->count != 0)
+		return -EINVAL;
+	/* check everything first: a refused load leaves the map empty and whole */
+	for (size_t i = 0; i < n; i++) {
+		struct extent e;
+		memcpy(&e, &v[i], sizeof(e));
+		if (e.len == 0 || e.loff + e.len < e.loff || (i > 0 && e.loff < ext_end(&prev)))
+			return -EUCLEAN;
+		prev = e;
+	}
+	for (size_t i = 0; i < n; ) {
+		struct leaf *l;
+		size_t want = m->nleaves + 1;
+		if (want + 2 > m->cap) {
+			size_t cap = m->cap ? m->cap : 16;
+			while (want + 2 > cap)
+				cap *= 2;
+			struct leaf **nl = realloc(m->leaves, cap * sizeof(*nl));
+			if (!nl)
+				goto nomem;
+			m->leaves = nl;
+			m->cap = cap;
+		}
+		if (!(l = malloc(sizeof(*l))))
+			goto nomem;
+		l->n = 0;
+		/* full leaves, merging neighbours that continue each other */
+		for (; i < n && l->n < LEAF_CAP; i++) {
+			struct extent e;
+			memcpy(&e, &v[i], sizeof(e));
+			if (l->n > 0 && ext_continues(&l->e[l->n - 1], &e)) {
+				l->e[l->n - 1].len += e.len;
+			} else if (l->n == 0 && m->nleaves > 0 &&
+			    ext_continues(&m->leaves[m->nleaves - 1]->e[LEAF_CAP - 1], &e)) {
+				m->leaves[m->nleaves - 1]->e[LEAF_CAP - 1].len += e.len;
+			} else {
+				l->e[l->n++] = e;
+				m->count++;
+			}
+			m->log_bytes += ext_log_bytes(&e);
+		}
+		if (l->n == 0)
+			free(l);
+		else
+			m->leaves[m->nleaves++] = l;
+	}
+	return 0;
+nomem:
+	for (size_t i = 0; i < m->nleaves; i++)
+		free(m->leaves[i]);
+	m->nleaves = 0;
+	m->count = 0;
+	m->log_bytes = 0;
+	return -ENOMEM;
+}
+
+int
 extmap_clear(struct extmap *m, uint64_t loff, uint64_t len)
 {
 	int rc;

@@ -37,6 +37,13 @@ void extmap_free(struct extmap *m);
 /* Map [loff, loff+len) to laddr (EXTMAP_ZERO for zeros), replacing what was there. */
 int extmap_set(struct extmap *m, uint64_t loff, uint64_t len, uint64_t laddr);
 
+/*
+ * Fill an empty map from n extents sorted by loff (a snapshot of a map):
+ * leaves are filled whole, no search.  Extents that overlap, are unsorted or
+ * empty: -EUCLEAN and the map stays empty.
+ */
+int extmap_load(struct extmap *m, const struct extent *v, size_t n);
+
 /* Unmap [loff, loff+len): it reads from the template again. */
 int extmap_clear(struct extmap *m, uint64_t loff, uint64_t len);
 

@@ -26,14 +26,16 @@
  */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "hlog.h"
 #include "store_int.h"
 
 #define SNAP_MAGIC	UINT64_C(0x70616e73776f6863)	/* "hcowsnap" */
-#define SNAP_VERSION	2
+#define SNAP_VERSION	3
 
 struct snap_header {
 	uint64_t	 magic;
@@ -52,6 +54,7 @@ struct snap_disk {
 	uint64_t	 size;
 	uint64_t	 nmap;
 	uint64_t	 ndirty;
+	uint64_t	 ninflight;	/* then a checkpoint's in-flight dirty set */
 	int64_t		 mtime_ns;
 	uint64_t	 meta_dirty;
 };
@@ -138,12 +141,13 @@ snapshot_write(struct store *st)
 		sd->size = d->size;
 		sd->mtime_ns = d->mtime_ns;
 		sd->meta_dirty = (uint64_t)d->meta_dirty;
-		sd->nmap = sd->ndirty = 0;
+		sd->nmap = sd->ndirty = sd->ninflight = 0;
 		w.count = &sd->nmap;
 		rc = extmap_walk(d->map, 0, UINT64_MAX, snap_put, &w);
 		w.count = &sd->ndirty;
 		if (rc == 0)
 			rc = extmap_walk(d->dirty, 0, UINT64_MAX, snap_put, &w);
+		w.count = &sd->ninflight;
 		if (rc == 0 && d->dirty_inflight)
 			rc = extmap_walk(d->dirty_inflight, 0, UINT64_MAX, snap_put, &w);
 		pthread_rwlock_unlock(&d->lock);
@@ -172,15 +176,45 @@ out:
 	return rc;
 }
 
-/* Fill map (empty) from n extents at p; 0 or -errno. */
-static int
-snap_load_map(struct extmap *map, const struct extent *p, uint64_t n)
+/*
+ * Map the snapshot's pages in one call instead of one fault per 4 KiB: a
+ * replacement reads megabytes of it while the mount waits.  Best effort.
+ */
+static void
+snap_prefault(const void *p, size_t len)
 {
-	for (uint64_t i = 0; i < n; i++) {
+#ifdef MADV_POPULATE_READ
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
+	madvise((void *)a, len + ((uintptr_t)p - a), MADV_POPULATE_READ);
+#else
+	(void)p;
+	(void)len;
+#endif
+}
+
+/* One disk's state read from a snapshot, applied only once all of it is read. */
+struct snap_loaded {
+	struct disk	*d;
+	struct extmap	*map, *dirty;
+	struct snap_disk sd;
+};
+
+/* Read one disk's maps into fresh maps (dirty includes the in-flight set); 0 or -errno. */
+static int
+snap_load_disk(struct snap_loaded *l, const struct extent *ext)
+{
+	int rc;
+
+	if (!(l->map = extmap_new()) || !(l->dirty = extmap_new()))
+		return -ENOMEM;
+	/* whole leaves at a time: a replacement's start-up grows with the maps */
+	if ((rc = extmap_load(l->map, ext, l->sd.nmap)) < 0 ||
+	    (rc = extmap_load(l->dirty, ext + l->sd.nmap, l->sd.ndirty)) < 0)
+		return rc;
+	for (uint64_t k = 0; k < l->sd.ninflight; k++) {
 		struct extent e;
-		int rc;
-		memcpy(&e, p + i, sizeof(e));
-		if ((rc = extmap_set(map, e.loff, e.len, e.laddr)) < 0)
+		memcpy(&e, ext + l->sd.nmap + l->sd.ndirty + k, sizeof(e));
+		if ((rc = extmap_set(l->dirty, e.loff, e.len, EXTMAP_ZERO)) < 0)
 			return rc;
 	}
 	return 0;
@@ -190,34 +224,63 @@ int
 snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq)
 {
 	const struct snap_header *h = st->snap ? snap_newest(st) : NULL;
+	struct snap_loaded *loaded;
 	const uint8_t *p, *end;
+	uint64_t n = 0;
+	int rc = 0;
 
 	if (!h || memcmp(h->uuid, st->uuid, 16) != 0 || h->bytes > st->snap_cap / 2)
 		return 0;
+	if (h->ndisks > h->bytes / sizeof(struct snap_disk))
+		return -EUCLEAN;
+	if (!(loaded = calloc(h->ndisks ? h->ndisks : 1, sizeof(*loaded))))
+		return -ENOMEM;
 	p = (const uint8_t *)h + sizeof(*h);
 	end = (const uint8_t *)h + h->bytes;
+	snap_prefault(h, h->bytes);
+	/* read everything first: a damaged snapshot must leave the disks as they were */
 	for (uint64_t i = 0; i < h->ndisks; i++) {
-		struct snap_disk sd;
+		struct snap_loaded *l = &loaded[n];
 		const struct extent *ext;
-		struct disk *d;
-		int rc;
+		uint64_t room;
 
-		if (p + sizeof(sd) > end)
-			return -EUCLEAN;
-		memcpy(&sd, p, sizeof(sd));
-		ext = (const struct extent *)(p + sizeof(sd));
-		p += sizeof(sd) + (sd.nmap + sd.ndirty) * sizeof(struct extent);
-		if (p > end)
-			return -EUCLEAN;
-		if (!(d = disk_get(st, (uint64_t)sd.id)))
+		if (p + sizeof(l->sd) > end) {
+			rc = -EUCLEAN;
+			break;
+		}
+		memcpy(&l->sd, p, sizeof(l->sd));
+		ext = (const struct extent *)(p + sizeof(l->sd));
+		room = (uint64_t)(end - p - sizeof(l->sd)) / sizeof(struct extent);
+		if (l->sd.nmap > room || l->sd.ndirty > room - l->sd.nmap ||
+		    l->sd.ninflight > room - l->sd.nmap - l->sd.ndirty) {
+			rc = -EUCLEAN;
+			break;
+		}
+		p += sizeof(l->sd) + (l->sd.nmap + l->sd.ndirty + l->sd.ninflight) * sizeof(struct extent);
+		if (!(l->d = disk_get(st, (uint64_t)l->sd.id)))
 			continue;	/* deleted since */
-		if ((rc = snap_load_map(d->map, ext, sd.nmap)) < 0 ||
-		    (rc = snap_load_map(d->dirty, ext + sd.nmap, sd.ndirty)) < 0)
-			return rc;
-		d->size = sd.size;
-		d->mtime_ns = sd.mtime_ns;
-		d->meta_dirty = (int)sd.meta_dirty;
+		n++;
+		if ((rc = snap_load_disk(l, ext)) < 0)
+			break;
 	}
+	for (uint64_t i = 0; i < n; i++) {
+		struct snap_loaded *l = &loaded[i];
+		if (rc == 0) {
+			extmap_free(l->d->map);
+			extmap_free(l->d->dirty);
+			l->d->map = l->map;
+			l->d->dirty = l->dirty;
+			l->d->size = l->sd.size;
+			l->d->mtime_ns = l->sd.mtime_ns;
+			l->d->meta_dirty = (int)l->sd.meta_dirty;
+		} else {
+			extmap_free(l->map);
+			extmap_free(l->dirty);
+		}
+	}
+	free(loaded);
+	if (rc < 0)
+		return rc;
 	*laddr = h->laddr;
 	*seq = h->seq;
 	return 1;

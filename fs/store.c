@@ -566,13 +566,15 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	}
 	/* a replacement takes the maps its predecessor left in shared memory, if whole */
 	if (o->takeover && (rc = snapshot_load(st, &cp_laddr, &cp_seq)) != 0) {
-		if (rc < 0) {
-			snprintf(err, errlen, "the map snapshot in shared memory is damaged: %s",
-			    strerror(-rc));
-			goto fail;
+		if (rc > 0) {
+			from_snapshot = 1;
+		} else {
+			/* slower, but the catalog and the log hold everything the snapshot did */
+			hlog(HLOG_WARN, "the map snapshot in shared memory is damaged (%s); loading "
+			    "the maps from the catalog instead", strerror(-rc));
 		}
-		from_snapshot = 1;
-	} else if ((rc = catalog_each_extent(st->cat, load_extent, st)) < 0) {
+	}
+	if (!from_snapshot && (rc = catalog_each_extent(st->cat, load_extent, st)) < 0) {
 		snprintf(err, errlen, "cannot load catalog '%s': %s", path,
 		    rc == -EUCLEAN ? "it refers to disks it does not hold" : catalog_error(st->cat));
 		goto fail;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +33,7 @@
 #include "hlog.h"
 #include "sbuf.h"
 #include "store.h"
+#include "store_int.h"	/* snapshot_write, cp_laddr: the takeover test looks inside */
 #include "wlog.h"
 
 #define KiB		(UINT64_C(1) << 10)
@@ -1351,6 +1353,82 @@ fresh_store_with_disk(struct model *m)
 	return id;
 }
 
+/*
+ * A replacement worker starts from the map snapshot its predecessor left in
+ * shared memory and replays only the log written after it; it must end up
+ * exactly where the dead worker was.  _i: 0 = a sound snapshot (used),
+ * 1 = its extents overwritten with garbage (refused, and the catalog plus
+ * the log give the same result), 2 = a snapshot taken, then more disks'
+ * worth of changes, then another snapshot (the newer half wins).
+ */
+START_TEST(takeover_from_snapshot_matches_the_dead_worker)
+{
+	size_t cap = 64 * MiB;
+	uint8_t *area = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct model m;
+	uint64_t id = fresh_store_with_disk(&m);
+	struct store_opts o = opts();
+	struct store *st;
+	pid_t pid;
+	int status;
+
+	ck_assert_ptr_ne(area, MAP_FAILED);
+	o.create = 0;
+	o.snap_area = area;
+	o.snap_cap = cap;
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct model cm;
+		struct disk_attr a;
+		char err[512];
+		if (store_open(&o, &st, err, sizeof(err)) != 0)
+			_exit(10);
+		cm.b = calloc(1, MODEL_CAP);
+		if (!cm.b || store_getattr(st, id, &a) != 0 ||
+		    store_read(st, id, cm.b, a.size, 0) != (ssize_t)a.size)
+			_exit(11);
+		cm.size = a.size;
+		if (script(st, id, &cm, 0) != 0 || snapshot_write(st) != 0)
+			_exit(12);
+		if (_i == 2 && (script(st, id, &cm, 2) != 0 || snapshot_write(st) != 0))
+			_exit(13);
+		/* after the snapshot: only in the log */
+		if (script(st, id, &cm, 1) != 0 || store_sync(st, id) != 0)
+			_exit(14);
+		_exit(0);
+	}
+	OK(script(NULL, id, &m, 0));
+	if (_i == 2)
+		OK(script(NULL, id, &m, 2));
+	OK(script(NULL, id, &m, 1));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed (status %#x)", status);
+	if (_i == 1) {
+		/* both halves: past the header and the first disk record, the extents */
+		for (int half = 0; half < 2; half++)
+			memset(area + (size_t)half * (cap / 2) + 128, 0xff, 4096);
+	}
+	o.takeover = 1;
+	st = sopen_with(&o);
+	/* from a snapshot the checkpoint position is not known (0): that tells which path ran */
+	if (_i == 1)
+		ck_assert_uint_ne(st->cp_laddr, 0);
+	else
+		ck_assert_uint_eq(st->cp_laddr, 0);
+	OK(check_disk(st, id, &m, 40 + (uint64_t)_i));
+	/* and it keeps working, and a later ordinary open agrees */
+	OK(op_write(st, id, &m, 4321, 77777, 31));
+	store_close(st);
+	st = sopen();
+	OK(check_disk(st, id, &m, 50 + (uint64_t)_i));
+	store_close(st);
+	munmap(area, cap);
+	model_free(&m);
+}
+END_TEST
+
 /* _i: 0 = the child exits without store_close, 1 = it is killed by SIGKILL */
 START_TEST(crash_after_sync_loses_nothing)
 {
@@ -1877,6 +1955,7 @@ store_suite(void)
 	tcase_add_test(tc, close_and_reopen_reads_the_same_bytes);
 	tcase_add_test(tc, checkpoint_between_writes_then_reopen_reads_the_same_bytes);
 	tcase_add_loop_test(tc, crash_after_sync_loses_nothing, 0, 2);
+	tcase_add_loop_test(tc, takeover_from_snapshot_matches_the_dead_worker, 0, 3);
 	tcase_add_test(tc, crash_with_checkpoints_racing_the_writes_loses_nothing);
 	tcase_add_test(tc, checkpoint_thread_runs_and_crash_after_it_loses_nothing);
 	tcase_add_loop_test(tc, garbage_after_the_log_tail_is_cut_and_data_is_intact, 0, 3);
