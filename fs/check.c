@@ -244,9 +244,16 @@ store_check(struct store *st, struct sbuf *out)
 
 	if (!c.buf)
 		return -ENOMEM;
-	sbuf_printf(out, "store '%s': schema version %d, log format %d, %llu bytes of log\n",
-	    st->datadir, CATALOG_SCHEMA_VERSION, LOG_FORMAT_VERSION,
-	    (unsigned long long)wlog_size(st->log));
+	/* the cleaner must not release a segment under our reads (cleaner.c) */
+	pthread_mutex_lock(&st->clean_lock);
+	{
+		uint64_t disk, live;
+		store_log_space(st, &disk, &live);
+		sbuf_printf(out, "store '%s': schema version %d, log format %d; log: %llu bytes on "
+		    "disk, %llu bytes of them in use by the disks\n", st->datadir,
+		    CATALOG_SCHEMA_VERSION, LOG_FORMAT_VERSION, (unsigned long long)disk,
+		    (unsigned long long)live);
+	}
 	check_catalog(&c);
 	check_templates(&c);
 	if ((note = wlog_note(st->log)) != NULL)
@@ -259,6 +266,7 @@ store_check(struct store *st, struct sbuf *out)
 			ids[n++] = (uint64_t)st->disks[i]->id;
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (!ids) {
+		pthread_mutex_unlock(&st->clean_lock);
 		free(c.buf);
 		return -ENOMEM;
 	}
@@ -266,6 +274,7 @@ store_check(struct store *st, struct sbuf *out)
 		check_disk(&c, ids[i]);
 	free(ids);
 	free(c.buf);
+	pthread_mutex_unlock(&st->clean_lock);
 	if (c.problems)
 		sbuf_printf(out, "%d problem%s found\n", c.problems, c.problems == 1 ? "" : "s");
 	else

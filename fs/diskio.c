@@ -117,7 +117,7 @@ out:
 }
 
 /* Append a record for d and apply it.  Caller holds ns_lock shared and log_lock. */
-static int
+int
 disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data)
 {
 	uint64_t laddr = 0;

@@ -176,6 +176,28 @@ out:
 	return rc;
 }
 
+int
+snapshot_refresh(struct store *st)
+{
+	int rc;
+
+	if (!st->snap)
+		return 0;
+	rc = snapshot_write(st);
+	pthread_rwlock_rdlock(&st->ns_lock);
+	pthread_mutex_lock(&st->log_lock);
+	struct snap_header *newest = snap_newest(st);
+	for (int i = 0; i < 2; i++) {
+		struct snap_header *h = snap_half(st, i);
+		/* keep only a snapshot of this very moment */
+		if (h != newest || h->laddr != wlog_tail(st->log))
+			atomic_store_explicit(&h->valid, 0, memory_order_release);
+	}
+	pthread_mutex_unlock(&st->log_lock);
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
 /*
  * Map the snapshot's pages in one call instead of one fault per 4 KiB: a
  * replacement reads megabytes of it while the mount waits.  Best effort.

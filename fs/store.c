@@ -509,6 +509,8 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	st->purge_allowed = o->purge_unlinked && !o->readonly;
 	st->cp_ms = o->checkpoint_ms ? o->checkpoint_ms : STORE_CHECKPOINT_MS_DEFAULT;
 	pthread_mutex_init(&st->cat_lock, NULL);
+	pthread_mutex_init(&st->clean_lock, NULL);
+	st->segment_size = o->segment_size ? o->segment_size : WLOG_SEGMENT_SIZE_DEFAULT;
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&st->ns_lock, &rwa);
@@ -850,6 +852,45 @@ tmpl_watch(struct store *st)
 	pthread_rwlock_unlock(&st->ns_lock);
 }
 
+void
+store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes)
+{
+	uint64_t live = 0;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	for (size_t i = 0; i < st->disks_cap; i++) {
+		struct disk *d = st->disks[i];
+		if (!d)
+			continue;
+		pthread_rwlock_rdlock(&d->lock);
+		live += extmap_log_bytes(d->map);
+		pthread_rwlock_unlock(&d->lock);
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	*disk_bytes = wlog_disk_bytes(st->log);
+	*live_bytes = live;
+}
+
+/*
+ * Clean when the log holds more than twice what the disks use, and the
+ * difference is worth more than two segments: a log at most ~2x its live
+ * data, cleaned in batches, not a segment at a time.
+ */
+static void
+clean_if_worth_it(struct store *st)
+{
+	struct clean_stats cs;
+	uint64_t disk, live;
+	int rc;
+
+	store_log_space(st, &disk, &live);
+	if (disk <= 2 * live || disk - live <= 2 * st->segment_size)
+		return;
+	if ((rc = store_clean(st, 50, &cs)) < 0)
+		hlog(HLOG_WARN, "cleaner: %s", strerror(-rc));
+	st->clean_released += cs.bytes_released;
+}
+
 static void *
 checkpoint_thread(void *arg)
 {
@@ -897,6 +938,7 @@ checkpoint_thread(void *arg)
 		    (now.tv_nsec - last_cp.tv_nsec) / 1000000 >= (long)st->cp_ms) {
 			store_checkpoint(st);
 			last_cp = now;
+			clean_if_worth_it(st);
 		}
 		pthread_mutex_lock(&st->cp_mu);
 	}

@@ -111,6 +111,22 @@ int store_statfs(struct store *st, struct statvfs *sv);
 void store_set_append_hook(struct store *st, void (*hook)(void *arg), void *arg);
 
 /*
+ * Clean the log (cleaner.c): move the live data out of sealed segments at
+ * least min_dead_pct % dead and give their space back.  The checkpoint
+ * thread calls it when the log holds more than twice the live data; 0 or
+ * -errno, with what was done in cs.
+ */
+struct clean_stats {
+	uint64_t segments_released;
+	uint64_t bytes_released;
+	uint64_t bytes_moved;
+};
+int store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs);
+
+/* Log space: bytes on disk and bytes the disks still use (the rest is the cleaner's). */
+void store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes);
+
+/*
  * Verify the catalog, the templates, the log and every disk's extents
  * (check.c); a report in plain words goes to out.  The number of problems
  * found (0: sound), or -errno if it could not check.

@@ -67,6 +67,10 @@ struct store {
 	_Atomic uint64_t cp_log_size;	/* wlog_size() at the last checkpoint */
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
 
+	pthread_mutex_t	 clean_lock;	/* one cleaner or check at a time (cleaner.c) */
+	uint64_t	 segment_size;
+	uint64_t	 clean_released;	/* bytes the cleaner gave back since open */
+
 	uint8_t		 uuid[16];
 	int		 readonly;	/* opened for checking: changes nothing */
 	int64_t		 load_disk;	/* load_extent(): the previous row, for overlaps */
@@ -103,6 +107,14 @@ int dirty_mark(struct disk *d, uint64_t off, uint64_t len);
 /* snapshot.c: write the maps to the shared area; load them (1), not usable (0), or -errno. */
 int snapshot_write(struct store *st);
 int snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq);
+/*
+ * A snapshot of this moment, every older one retired (the cleaner: older
+ * snapshots may name segments it is about to release).
+ */
+int snapshot_refresh(struct store *st);
+
+/* diskio.c: append a record for d and apply it; ns_lock shared and log_lock held. */
+int disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data);
 
 /* After appending: wake the checkpointer if the log since the checkpoint is long. */
 void checkpoint_nudge(struct store *st);

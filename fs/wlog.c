@@ -50,6 +50,7 @@ struct wlog {
 	uint64_t	 next_seq;
 	int		 replayed;
 	_Atomic uint64_t size;			/* bytes in all segments */
+	_Atomic uint64_t released;		/* of which given back by wlog_release() */
 
 	pthread_mutex_t	 sync_lock;
 	pthread_cond_t	 sync_cond;
@@ -948,4 +949,49 @@ uint64_t
 wlog_size(const struct wlog *w)
 {
 	return w->size;
+}
+
+uint64_t
+wlog_disk_bytes(const struct wlog *w)
+{
+	return w->size - w->released;
+}
+
+void
+wlog_segments(const struct wlog *w, uint32_t *first, uint32_t *last)
+{
+	*first = w->first;
+	*last = w->last;
+}
+
+int64_t
+wlog_segment_bytes(const struct wlog *w, uint32_t segno)
+{
+	struct stat sb;
+	int fd = seg_fd(w, segno);
+
+	if (fd < 0 || segno < w->first || segno > w->last || fstat(fd, &sb) < 0)
+		return -EINVAL;
+	return (int64_t)sb.st_size;
+}
+
+int
+wlog_release(struct wlog *w, uint32_t segno)
+{
+	struct stat sb;
+	int fd = seg_fd(w, segno);
+
+	if (w->readonly)
+		return -EROFS;
+	if (fd < 0 || segno < w->first || segno >= w->last)
+		return -EINVAL;		/* never the segment appends go to */
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if ((uint64_t)sb.st_size <= sizeof(struct seg_header))
+		return 0;
+	/* the header stays: the segment numbers stay contiguous and the file stays ours */
+	if (ftruncate(fd, (off_t)sizeof(struct seg_header)) < 0)
+		return -errno;
+	w->released += (uint64_t)sb.st_size - sizeof(struct seg_header);
+	return 0;
 }

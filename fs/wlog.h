@@ -109,6 +109,19 @@ void wlog_set_append_hook(struct wlog *w, void (*hook)(void *arg), void *arg);
 
 uint64_t wlog_tail(const struct wlog *w);	/* address of the next record */
 uint64_t wlog_next_seq(const struct wlog *w);
-uint64_t wlog_size(const struct wlog *w);	/* bytes in all segments */
+uint64_t wlog_size(const struct wlog *w);	/* bytes appended to all segments */
+uint64_t wlog_disk_bytes(const struct wlog *w);	/* of those, still on disk */
+
+/*
+ * The cleaner's view: the segment numbers present, one segment's size in
+ * bytes (-EINVAL if there is no such segment), and giving a segment's
+ * records back to the file system.  wlog_release() cuts a sealed segment
+ * (never the newest) to its header; the caller guarantees that nothing
+ * refers to its records any more: no extent, no catalog row, no snapshot,
+ * no checkpoint position, no read in flight.
+ */
+void wlog_segments(const struct wlog *w, uint32_t *first, uint32_t *last);
+int64_t wlog_segment_bytes(const struct wlog *w, uint32_t segno);
+int wlog_release(struct wlog *w, uint32_t segno);
 
 #endif
