@@ -26,6 +26,7 @@
  * (a damaged record in it) is skipped and logged, never released.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -270,6 +271,18 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 		cs->bytes_released += (uint64_t)size - sizeof(struct seg_header);
 	}
 	rc = 0;
+	if (cs->bytes_released) {
+		/* the running total lives in the catalog, so status shows it across restarts */
+		char v[32];
+		uint64_t total = atomic_fetch_add(&st->clean_released, cs->bytes_released) +
+		    cs->bytes_released;
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)total);
+		pthread_mutex_lock(&st->cat_lock);
+		if (catalog_meta_set(st->cat, "log_released_bytes", v) < 0)
+			hlog(HLOG_WARN, "cleaner: cannot record the released total: %s",
+			    catalog_error(st->cat));
+		pthread_mutex_unlock(&st->cat_lock);
+	}
 	if (cs->segments_released)
 		hlog(HLOG_INFO, "cleaner: released %llu segments (%llu MiB), moving %llu MiB of live data",
 		    (unsigned long long)cs->segments_released,

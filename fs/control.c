@@ -115,8 +115,25 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 		return control_create(w, &req, out);
 	if (strcmp(req.verb, "delete") == 0)
 		return control_delete(w, &req, out);
-	if (strcmp(req.verb, "list") == 0 || strcmp(req.verb, "disks") == 0) {
+	if (strcmp(req.verb, "list") == 0) {
 		store_describe(w->st, out, req.json);
+		return 0;
+	}
+	if (strcmp(req.verb, "disks") == 0) {
+		/* for status: the disks, then the log's space (JSON: a key after the array) */
+		uint64_t disk, live, released;
+		store_describe(w->st, out, req.json);
+		store_log_space(w->st, &disk, &live);
+		released = store_log_released(w->st);
+		if (req.json)
+			sbuf_printf(out, ",\"log\":{\"disk_bytes\":%llu,\"live_bytes\":%llu,"
+			    "\"released_bytes\":%llu}", (unsigned long long)disk,
+			    (unsigned long long)live, (unsigned long long)released);
+		else
+			sbuf_printf(out, "\nlog: %llu MiB on disk, %llu MiB of it in use by the disks; "
+			    "the cleaner has given back %llu MiB\n",
+			    (unsigned long long)(disk >> 20), (unsigned long long)(live >> 20),
+			    (unsigned long long)(released >> 20));
 		return 0;
 	}
 	if (strcmp(req.verb, "checkpoint") == 0) {

@@ -536,6 +536,11 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 			snprintf(err, errlen, "no template dir given, and the catalog names none");
 		goto fail;
 	}
+	{
+		char v[32];
+		if (catalog_meta_get(st->cat, "log_released_bytes", v, sizeof(v)) == 0)
+			st->clean_released = strtoull(v, NULL, 10);
+	}
 	if (!o->readonly) {
 		/* remembered so that an offline check finds the templates */
 		char old[PATH_MAX];
@@ -871,6 +876,12 @@ store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes)
 	*live_bytes = live;
 }
 
+uint64_t
+store_log_released(struct store *st)
+{
+	return atomic_load(&st->clean_released);
+}
+
 /*
  * Clean when the log holds more than twice what the disks use, and the
  * difference is worth more than two segments: a log at most ~2x its live
@@ -888,7 +899,6 @@ clean_if_worth_it(struct store *st)
 		return;
 	if ((rc = store_clean(st, 50, &cs)) < 0)
 		hlog(HLOG_WARN, "cleaner: %s", strerror(-rc));
-	st->clean_released += cs.bytes_released;
 }
 
 static void *

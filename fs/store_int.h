@@ -69,7 +69,7 @@ struct store {
 
 	pthread_mutex_t	 clean_lock;	/* one cleaner or check at a time (cleaner.c) */
 	uint64_t	 segment_size;
-	uint64_t	 clean_released;	/* bytes the cleaner gave back since open */
+	_Atomic uint64_t clean_released;	/* bytes the cleaner ever gave back (catalog meta) */
 
 	uint8_t		 uuid[16];
 	int		 readonly;	/* opened for checking: changes nothing */

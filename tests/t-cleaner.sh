@@ -33,6 +33,11 @@ sleep 1.5
 log_bytes=$(du -sb "$T/data/log" | cut -f1)
 written=$(ctl status --json | python3 -c "import json,sys; s=json.load(sys.stdin); print(sum(d['log_bytes'] for d in s['disks']))")
 grep -q "cleaner: released" "$T/data/hcowfs.log" || fail "the cleaner never released a segment"
+released=$(status_field 's["log"]["released_bytes"]')
+[ "$released" -gt 0 ] || fail "status says the cleaner released nothing"
+reported=$(status_field 's["log"]["disk_bytes"]')
+[ "$reported" -le "$log_bytes" ] && [ "$reported" -ge $((log_bytes - 1048576)) ] ||
+	fail "status says the log takes $reported bytes, du says $log_bytes"
 [ "$log_bytes" -lt $((64 * 1048576)) ] ||
 	fail "log is $log_bytes bytes for $written bytes in use: the cleaner is not keeping up"
 $PATTERN compare "$T/mnt/a.img" "$T/ref-a" || fail "a.img differs after cleaning"
