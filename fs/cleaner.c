@@ -243,11 +243,12 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 	if (nmoved == 0)
 		goto out;
 	/* the catalog, the replay start and the snapshots must stop naming them */
-	if ((rc = store_checkpoint(st)) < 0 || (rc = snapshot_refresh(st)) < 0) {
-		hlog(HLOG_WARN, "cleaner: %s failed (%s); no segment released this time",
-		    rc == -ENOSPC ? "the snapshot" : "the checkpoint", strerror(-rc));
+	if ((rc = store_checkpoint(st)) < 0) {
+		hlog(HLOG_WARN, "cleaner: the checkpoint failed (%s); no segment released this time",
+		    strerror(-rc));
 		goto out;
 	}
+	snapshot_refresh(st);
 	/* a barrier: every read that could still hold an old extent has finished */
 	pthread_rwlock_wrlock(&st->ns_lock);
 	pthread_rwlock_unlock(&st->ns_lock);

@@ -109,7 +109,8 @@ int snapshot_write(struct store *st);
 int snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq);
 /*
  * A snapshot of this moment, every older one retired (the cleaner: older
- * snapshots may name segments it is about to release).
+ * snapshots may name segments it is about to release).  If the maps no
+ * longer fit, none is left: a replacement then loads from the catalog.
  */
 int snapshot_refresh(struct store *st);
 
