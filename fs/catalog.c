@@ -180,6 +180,15 @@ catalog_open(const char *path, int create, const uint8_t uuid[16],
 		goto fail;
 	}
 	sqlite3_busy_timeout(c->db, 5000);
+	/*
+	 * An existing catalog is checked before anything is set: switching a
+	 * file that is not our catalog (empty, say) to WAL would write to it,
+	 * and a damaged catalog must stay as it was for whoever investigates.
+	 */
+	if (!create && (rc = catalog_meta_get(c, "schema_version", v, sizeof(v))) < 0) {
+		snprintf(err, errlen, "catalog '%s' is not an hcowfs catalog: %s", path, c->errmsg);
+		goto fail;
+	}
 	if ((rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0 ||
 	    (rc = catalog_exec(c, "PRAGMA synchronous = FULL")) < 0 ||
 	    (rc = catalog_exec(c, "PRAGMA foreign_keys = ON")) < 0) {
@@ -192,10 +201,6 @@ catalog_open(const char *path, int create, const uint8_t uuid[16],
 			goto fail;
 		}
 	} else {
-		if ((rc = catalog_meta_get(c, "schema_version", v, sizeof(v))) < 0) {
-			snprintf(err, errlen, "catalog '%s' is not an hcowfs catalog: %s", path, c->errmsg);
-			goto fail;
-		}
 		if (atoi(v) != CATALOG_SCHEMA_VERSION) {
 			rc = -EPROTO;
 			snprintf(err, errlen, "catalog '%s' has schema version %s; this build reads version %d",
