@@ -21,6 +21,7 @@
 
 #include "ctlmem.h"
 #include "proto.h"
+#include "sbuf.h"
 
 #define FAULTS_KEPT	16
 
@@ -66,6 +67,9 @@ struct worker_proc {
 	ev_io		 ctl_io;
 	char		*rbuf;		/* replies being read */
 	size_t		 rlen, rcap;
+	struct sbuf	 out;		/* requests not yet taken by the channel */
+	size_t		 out_off;	/* bytes of out already sent */
+	ev_io		 ctl_wio;	/* waits for room in the channel while out is not empty */
 	struct timespec	 started;
 	uint64_t	 taken_at_start, done_at_start;
 	int		 kill_cause;	/* CAUSE_HANG/CAUSE_RESTART when we killed it, else -1 */
