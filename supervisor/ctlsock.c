@@ -26,6 +26,7 @@
 
 #define STATUS_WAIT	2.0	/* seconds */
 #define REQUEST_WAIT	120.0	/* seconds, for everything else */
+#define CLIENT_LINE_WAIT 10.0	/* seconds for a client to send its request line */
 
 struct client {
 	struct sup	*s;
@@ -54,7 +55,7 @@ client_close(struct sup *s, struct client *c)
 static void
 client_send(struct sup *s, struct client *c, int err, const char *body, size_t len)
 {
-	char head[32];
+	char head[32], drain[4096];
 	int n = err ? snprintf(head, sizeof(head), "error %d\n", err) : snprintf(head, sizeof(head), "ok\n");
 	struct timeval tv = { 2, 0 };
 
@@ -63,6 +64,9 @@ client_send(struct sup *s, struct client *c, int err, const char *body, size_t l
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (proto_write_all(c->fd, head, (size_t)n) == 0)
 		proto_write_all(c->fd, body, len);
+	/* input left unread at close resets the connection: the client would lose this answer */
+	while (recv(c->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0)
+		;
 	client_close(s, c);
 }
 
@@ -253,6 +257,13 @@ client_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		client_answer(c->s, c, ETIMEDOUT, NULL, 0);
 		return;
 	}
+	if (ev_is_active(&c->io)) {
+		/* still reading: the client, not the worker, is late */
+		hlog(HLOG_WARN, "control connection dropped: no complete request line in %.0f s",
+		    CLIENT_LINE_WAIT);
+		client_fail(c->s, c, ETIMEDOUT, "no complete request line in time\n");
+		return;
+	}
 	hlog(HLOG_WARN, "control request timed out");
 	client_send(c->s, c, ETIMEDOUT, "the worker did not answer in time\n", 34);
 }
@@ -331,6 +342,8 @@ client_request(struct sup *s, struct client *c)
 	}
 	c->json = req.json;
 	ev_io_stop(s->loop, &c->io);
+	/* the request line's timer is running: a timer is only set when stopped */
+	ev_timer_stop(s->loop, &c->timer);
 	if (strcmp(req.verb, "status") == 0) {
 		c->status = 1;
 		if (relay_submit(s, c, c->json ? "json disks" : "text disks") < 0) {
@@ -390,7 +403,11 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
 		*nl = '\0';
 		c->len = (size_t)(nl - c->buf);
-		client_request(s, c);
+		/* the parser sees a C string: a NUL would hide the rest of the line */
+		if (memchr(c->buf, '\0', c->len))
+			client_fail(s, c, EINVAL, "malformed request: NUL byte in the line\n");
+		else
+			client_request(s, c);
 	} else if (c->len == sizeof(c->buf) - 1) {
 		client_fail(s, c, E2BIG, "request longer than 4096 bytes\n");
 	}
@@ -427,7 +444,7 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	/* a client that never finishes its request line is dropped */
-	ev_timer_set(&c->timer, 10.0, 0);
+	ev_timer_set(&c->timer, CLIENT_LINE_WAIT, 0);
 	ev_timer_start(loop, &c->timer);
 	ev_io_start(loop, &c->io);
 }
