@@ -164,6 +164,7 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 		}
 		t->rec = rec;
 		t->fd = fd;
+		t->dirfd = st->tmpldirfd;
 		t->alloc_bytes = fd_alloc_bytes(fd);
 		if ((rc = tmpl_add(st, t)) < 0) {
 			free(t);
@@ -173,6 +174,8 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 	} else if (t->problem[0]) {
 		/* the file is back as it was when those disks were cloned */
 		pthread_rwlock_wrlock(&st->ns_lock);
+		if (t->fd >= 0)
+			close(t->fd);	/* kept open when the change was seen while serving */
 		t->fd = fd;
 		t->alloc_bytes = fd_alloc_bytes(fd);
 		t->problem[0] = '\0';

@@ -182,6 +182,7 @@ tmpl_load(const struct catalog_template *rec, void *arg)
 		return -ENOMEM;
 	t->rec = *rec;
 	t->fd = -1;
+	t->dirfd = st->tmpldirfd;
 	rc = st->takeover ? template_probe_quick(st->tmpldirfd, rec, &cur, &t->fd, err, sizeof(err)) :
 	    template_probe(st->tmpldirfd, rec->name, &cur, &t->fd, err, sizeof(err));
 	if (rc < 0) {
@@ -202,9 +203,55 @@ tmpl_load(const struct catalog_template *rec, void *arg)
 	return rc;
 }
 
+/* Set t's problem while it serves; the first to see the change logs it. */
+static void
+tmpl_set_problem(struct tmpl *t, const char *fmt, const char *why)
+{
+	char msg[sizeof(t->problem)];
+
+	if (__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+		return;
+	snprintf(msg, sizeof(msg), fmt, t->rec.name, why);
+	/* two threads may get here at once: they write the same bytes */
+	memcpy(t->problem + 1, msg + 1, strlen(msg));
+	__atomic_store_n(&t->problem[0], msg[0], __ATOMIC_RELEASE);
+	hlog(HLOG_ERROR, "%s; its disks refuse I/O from now on", msg);
+}
+
+/*
+ * A template changed while its disks are served: written in place or cut
+ * (size, mtime of the open file), or deleted or replaced (its link count
+ * drops to 0, or, with by_name, its name leads to another file).  Called
+ * after each read from it (one fstat), so bytes read after a write(2) to it
+ * are never served: the writer updates mtime before it copies its data;
+ * and by the checkpoint thread with by_name.
+ */
+int
+tmpl_check(struct tmpl *t, int by_name)
+{
+	static const char changed[] = "template '%s' changed since its disks were cloned (%s)";
+	struct stat sb, named;
+
+	if (__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+		return -EIO;
+	if (t->fd < 0 || fstat(t->fd, &sb) < 0)
+		return 0;	/* nothing to check against: an open problem covers it */
+	if ((uint64_t)sb.st_size != t->rec.size)
+		tmpl_set_problem(t, changed, "its size changed");
+	else if ((int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != t->rec.mtime_ns)
+		tmpl_set_problem(t, changed, "it was modified");
+	else if (!by_name && sb.st_nlink > 0)
+		;	/* the read path: one fstat, no name lookup */
+	else if (fstatat(t->dirfd, t->rec.name, &named, 0) < 0 && errno == ENOENT)
+		tmpl_set_problem(t, "template '%s': %s", "no such file in the template dir");
+	else if (sb.st_nlink == 0 || named.st_ino != sb.st_ino || named.st_dev != sb.st_dev)
+		tmpl_set_problem(t, changed, "it was replaced by another file");
+	return __atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE) ? -EIO : 0;
+}
+
 /* Read template bytes for a disk: zeros past the template's end. */
 int
-tmpl_read(const struct tmpl *t, char *buf, uint64_t len, uint64_t off)
+tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off)
 {
 	uint64_t have = off < t->rec.size ? t->rec.size - off : 0;
 
@@ -223,6 +270,8 @@ tmpl_read(const struct tmpl *t, char *buf, uint64_t len, uint64_t off)
 		}
 		done += (uint64_t)n;
 	}
+	if (have > 0 && tmpl_check(t, 0) < 0)
+		return -EIO;
 	memset(buf + have, 0, len - have);
 	return 0;
 }
@@ -806,6 +855,11 @@ checkpoint_thread(void *arg)
 			    STORE_SNAPSHOT_MS : snap_every;
 			tick = snap_every < st->cp_ms ? snap_every : st->cp_ms;
 		}
+		/* a template deleted or replaced is seen here even if no read comes */
+		pthread_mutex_lock(&st->cat_lock);	/* tmpls only grow, under it */
+		for (size_t i = 0; i < st->ntmpls; i++)
+			tmpl_check(st->tmpls[i], 1);
+		pthread_mutex_unlock(&st->cat_lock);
 		/* after the snapshot: a long checkpoint must not keep a replacement's replay long */
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (nudged || (now.tv_sec - last_cp.tv_sec) * 1000 +
