@@ -57,7 +57,21 @@ PY
 restore_base() { cp -a "$T/base.orig" "$T/tmpl/base.img"; }	# same bytes and mtime, new inode
 
 # ---- at mount ---------------------------------------------------------------
-remount() { umount "$M"; MOUNTED=; mount_fs; }
+# modified in place, then put back byte for byte with its mtime: refused, then fine
+umount "$M"; MOUNTED=
+cp -a "$T/tmpl/base.img" "$T/mtime.ref"
+printf '\x00\x01' | dd of="$T/tmpl/base.img" bs=1 seek=100 conv=notrunc status=none
+touch -r "$T/mtime.ref" "$T/tmpl/base.img"	# only the content fingerprint can tell
+mount_fs
+check_disks "template modified in place before the mount (mtime put back)" "content changed"
+umount "$M"; MOUNTED=
+dd if="$T/base.orig" of="$T/tmpl/base.img" bs=1 skip=100 seek=100 count=2 conv=notrunc status=none
+touch -r "$T/mtime.ref" "$T/tmpl/base.img"
+cmp "$T/tmpl/base.img" "$T/base.orig" || fail "could not put the template back"
+mount_fs
+cmp -n 8192 "$M/a.img" "$T/base.orig" || fail "template put back: a.img does not read it again"
+[ "$(status_field '[d["state"] for d in s["disks"] if d["name"] == "a.img"][0]')" = ok ] || fail "template put back: a.img not ok"
+ok "template put back as it was (bytes and mtime, same file): its disks work again"
 
 umount "$M"; MOUNTED=
 rm "$T/tmpl/base.img"
