@@ -64,8 +64,12 @@ client_send(struct sup *s, struct client *c, int err, const char *body, size_t l
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (proto_write_all(c->fd, head, (size_t)n) == 0)
 		proto_write_all(c->fd, body, len);
-	/* input left unread at close resets the connection: the client would lose this answer */
-	while (recv(c->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0)
+	/*
+	 * Input left unread at close resets the connection: the client would
+	 * lose this answer.  Bounded, so a client that keeps sending cannot
+	 * hold the supervisor here.
+	 */
+	for (int i = 0; i < 64 && recv(c->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
 		;
 	client_close(s, c);
 }
