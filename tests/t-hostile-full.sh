@@ -121,6 +121,10 @@ echo "$out" | grep -qi "no space" || fail "failed checkpoint: unclear message '$
 grep -q "checkpoint failed: No space left on device" "$D/hcowfs.log" || fail "the failed checkpoint is not logged"
 [ "$(writer verify)" = "$n" ] || fail "data changed after a failed checkpoint"
 ok "checkpoint on a full disk fails cleanly: $out"
+expect_fail "create a disk on a full data dir" "full|no space" ctl create b.img --template base.img
+[ "$(ls "$M")" = a.img ] || fail "a create that failed left something: $(ls "$M")"
+expect_fail "chmod on a full data dir" "no space" chmod 640 "$M/a.img"
+[ "$(stat -c %a "$M/a.img")" = 600 ] || fail "a chmod that failed changed the mode"
 
 # 3. space freed outside hcowfs: writes work again, no remount
 rm -f "$T/hdd/filler"
