@@ -417,3 +417,27 @@ store_describe(struct store *st, struct sbuf *sb, int json)
 	if (json)
 		sbuf_addstr(sb, "]");
 }
+
+void
+store_problems(struct store *st, struct sbuf *sb)
+{
+	pthread_mutex_lock(&st->cat_lock);	/* tmpls only grow, under it */
+	pthread_rwlock_rdlock(&st->ns_lock);
+	for (size_t i = 0; i < st->ntmpls; i++) {
+		struct tmpl *t = st->tmpls[i];
+		const char *sep = "";
+		if (!__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+			continue;
+		sbuf_printf(sb, "%s; these disks refuse I/O:", t->problem);
+		for (size_t j = 0; j < st->disks_cap; j++) {
+			struct disk *d = st->disks[j];
+			if (d && d->tmpl == t && d->name[0]) {
+				sbuf_printf(sb, "%s %s", sep, d->name);
+				sep = ",";
+			}
+		}
+		sbuf_addstr(sb, "\n");
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	pthread_mutex_unlock(&st->cat_lock);
+}

@@ -144,7 +144,8 @@ struct sup {
 /* main.c */
 void sup_startup_failed(struct sup *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
-void sup_mounted(struct sup *s);
+/* warnings: lines for the admin's terminal (the first worker's ready message), or "" */
+void sup_mounted(struct sup *s, const char *warnings, size_t len);
 void sup_exit(struct sup *s, int code) __attribute__((noreturn));
 double sup_uptime(const struct timespec *since);
 

@@ -240,8 +240,11 @@ worker_ready(struct sup *s, int err, const char *body, size_t len)
 			sup_startup_failed(s, "%.*s", (int)len, body);
 		return;
 	}
-	if (!s->mounted)
-		sup_mounted(s);
+	if (!s->mounted) {
+		const char *nl = memchr(body, '\n', len);
+		size_t skip = nl ? (size_t)(nl + 1 - body) : len;
+		sup_mounted(s, body + skip, len - skip);
+	}
 	if (send(w->ctl_fd, "start\n", 6, MSG_NOSIGNAL) != 6) {
 		hlog(HLOG_WARN, "worker %d did not take 'start': %s", (int)w->pid, strerror(errno));
 		return;
