@@ -5,7 +5,8 @@
 # of mixing old and new template bytes, other disks keep working, and
 # hcowctl status/list say why.  Putting the template back as it was makes
 # its disks work again at the next mount.  (check_store.c has the at-open
-# cases against the store; these go through the mount.)
+# cases against the store; these go through the mount.)  mount.hcowfs prints
+# the problem when it mounts.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_root_fuse
 scratch
@@ -54,7 +55,18 @@ PY
 		fail "$1: c.img is not ok"
 	ok "$1: a.img and b.img refuse I/O (EIO), c.img works; status: $st"
 }
-restore_base() { cp -a "$T/base.orig" "$T/tmpl/base.img"; }	# same bytes and mtime, new inode
+ino0=$(stat -c %i "$T/tmpl/base.img")	# the inode the disks were cloned from
+restore_base() { cp -a "$T/base.orig" "$T/tmpl/base.img"; }	# same bytes and mtime
+# replace_base: an identical copy (bytes, mtime) under another inode than ino0;
+# inode numbers are reused, so a fresh copy may get ino0 back: keep those aside
+replace_base() {
+	cp -a "$T/base.orig" "$T/tmpl/.new"
+	while [ "$(stat -c %i "$T/tmpl/.new")" = "$ino0" ]; do
+		mv "$T/tmpl/.new" "$T/held.$RANDOM"
+		cp -a "$T/base.orig" "$T/tmpl/.new"
+	done
+	mv "$T/tmpl/.new" "$T/tmpl/base.img"
+}
 
 # ---- at mount ---------------------------------------------------------------
 # modified in place, then put back byte for byte with its mtime: refused, then fine
@@ -75,7 +87,11 @@ ok "template put back as it was (bytes and mtime, same file): its disks work aga
 
 umount "$M"; MOUNTED=
 rm "$T/tmpl/base.img"
-mount_fs
+out=$("$MOUNT_HCOWFS" "$T/tmpl" "$T/data" "$M" 2>&1) || fail "mount with a missing template failed: $out"
+MOUNTED=$M
+[ "$out" = "mount.hcowfs: warning: template 'base.img': no such file in the template dir; these disks refuse I/O: a.img, b.img" ] ||
+	fail "mount with a missing template: the admin is not told (printed '$out')"
+ok "mount with a missing template says so: $out"
 check_disks "template deleted before the mount" "no such file"
 grep -q "template 'base.img': no such file in the template dir; its disks refuse I/O" "$T/data/hcowfs.log" ||
 	fail "the missing template is not logged at mount"
@@ -88,7 +104,7 @@ check_disks "template truncated before the mount" "size changed"
 
 # put back in place, byte-identical with the same mtime, but a new inode: still refused
 umount "$M"; MOUNTED=
-restore_base
+replace_base
 mount_fs
 check_disks "template replaced by an identical copy (new inode)" "replaced by another file"
 
