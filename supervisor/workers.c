@@ -542,6 +542,13 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 		cause = CAUSE_EXIT;
 		snprintf(what, sizeof(what), "exit: status %d", WEXITSTATUS(st));
 	}
+	/*
+	 * What it wrote before it died is still in the channel: read it first,
+	 * or the first worker's reason for not starting (a damaged store, say)
+	 * loses the race with its exit and the admin gets "worker ended".
+	 */
+	for (int i = 0; i < 64 && ev_is_active(&w->ctl_io); i++)
+		ctl_read_cb(loop, &w->ctl_io, EV_READ);
 	ev_io_stop(loop, &w->ctl_io);
 	ev_io_stop(loop, &w->ctl_wio);
 	sbuf_reset(&w->out);
