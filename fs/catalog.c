@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "catalog.h"
+#include "crc32c.h"
 
 extern const char hcowfs_schema_sql[];
 
@@ -39,8 +40,8 @@ static const char *const catalog_sql[ST_COUNT] = {
 	[ST_LAST_IN] = "SELECT loff, len, laddr FROM extents WHERE disk_id = ?1 AND loff >= ?2 "
 	    "AND loff < ?3 ORDER BY loff DESC LIMIT 1",
 	[ST_DEL_RANGE] = "DELETE FROM extents WHERE disk_id = ?1 AND loff >= ?2 AND loff < ?3",
-	[ST_SET_LEN] = "UPDATE extents SET len = ?3 WHERE disk_id = ?1 AND loff = ?2",
-	[ST_INSERT] = "INSERT INTO extents (disk_id, loff, len, laddr) VALUES (?1, ?2, ?3, ?4)",
+	[ST_SET_LEN] = "UPDATE extents SET len = ?3, crc = ?4 WHERE disk_id = ?1 AND loff = ?2",
+	[ST_INSERT] = "INSERT INTO extents (disk_id, loff, len, laddr, crc) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_DISK_UPDATE] = "UPDATE disks SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
 	[ST_SET_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 };
@@ -221,6 +222,15 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 		goto fail;
 	}
 	sqlite3_busy_timeout(c->db, 5000);
+	/*
+	 * An existing catalog is checked before anything is set: switching a
+	 * file that is not our catalog (empty, say) to WAL would write to it,
+	 * and a damaged catalog must stay as it was for whoever investigates.
+	 */
+	if (!create && (rc = catalog_meta_get(c, "schema_version", v, sizeof(v))) < 0) {
+		snprintf(err, errlen, "catalog '%s' is not an hcowfs catalog: %s", path, c->errmsg);
+		goto fail;
+	}
 	if ((!readonly && (rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0) ||
 	    (rc = catalog_exec(c, "PRAGMA synchronous = FULL")) < 0 ||
 	    (rc = catalog_exec(c, "PRAGMA foreign_keys = ON")) < 0) {
@@ -233,10 +243,6 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 			goto fail;
 		}
 	} else {
-		if ((rc = catalog_meta_get(c, "schema_version", v, sizeof(v))) < 0) {
-			snprintf(err, errlen, "catalog '%s' is not an hcowfs catalog: %s", path, c->errmsg);
-			goto fail;
-		}
 		if (atoi(v) != CATALOG_SCHEMA_VERSION) {
 			rc = -EPROTO;
 			snprintf(err, errlen, "catalog '%s' has schema version %s; this build reads version %d",
@@ -405,6 +411,18 @@ catalog_each_disk(struct catalog *c,
 	return rc;
 }
 
+/*
+ * An extent row's own checksum: SQLite checks its pages, not the values in
+ * them, and a row whose numbers changed would serve the wrong bytes.
+ */
+static int64_t
+extent_row_crc(int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
+{
+	uint64_t v[4] = { (uint64_t)id, loff, len, (uint64_t)laddr };
+
+	return (int64_t)crc32c(0, v, sizeof(v));
+}
+
 int
 catalog_each_extent(struct catalog *c,
     int (*fn)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *arg), void *arg)
@@ -412,13 +430,23 @@ catalog_each_extent(struct catalog *c,
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(c->db, "SELECT disk_id, loff, len, laddr FROM extents "
+	rc = sqlite3_prepare_v2(c->db, "SELECT disk_id, loff, len, laddr, crc FROM extents "
 	    "ORDER BY disk_id, loff", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return catalog_fail(c, rc);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int r = fn(sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-		    (uint64_t)sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), arg);
+		int64_t id = sqlite3_column_int64(st, 0), laddr = sqlite3_column_int64(st, 3);
+		uint64_t loff = (uint64_t)sqlite3_column_int64(st, 1);
+		uint64_t len = (uint64_t)sqlite3_column_int64(st, 2);
+		int r;
+		if (sqlite3_column_int64(st, 4) != extent_row_crc(id, loff, len, laddr)) {
+			snprintf(c->errmsg, sizeof(c->errmsg), "the extent row of disk %lld at offset "
+			    "%llu fails its checksum: its values were changed", (long long)id,
+			    (unsigned long long)loff);
+			sqlite3_finalize(st);
+			return -EBADMSG;
+		}
+		r = fn(id, loff, len, laddr, arg);
 		if (r != 0) {
 			sqlite3_finalize(st);
 			return r;
@@ -594,6 +622,7 @@ catalog_insert(struct catalog *c, int64_t id, uint64_t loff, uint64_t len, int64
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)loff);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)len);
 	sqlite3_bind_int64(st, 4, laddr);
+	sqlite3_bind_int64(st, 5, extent_row_crc(id, loff, len, laddr));
 	return catalog_step_done(c, st);
 }
 
@@ -620,6 +649,8 @@ catalog_range_replace(struct catalog *c, int64_t id, uint64_t start, uint64_t en
 		sqlite3_bind_int64(c->st[ST_SET_LEN], 1, id);
 		sqlite3_bind_int64(c->st[ST_SET_LEN], 2, row[0]);
 		sqlite3_bind_int64(c->st[ST_SET_LEN], 3, (sqlite3_int64)(start - (uint64_t)row[0]));
+		sqlite3_bind_int64(c->st[ST_SET_LEN], 4, extent_row_crc(id, (uint64_t)row[0],
+		    start - (uint64_t)row[0], row[2]));
 		if ((rc = catalog_step_done(c, c->st[ST_SET_LEN])) < 0)
 			return rc;
 	}

@@ -84,13 +84,13 @@ check_templates(struct check *c)
 	struct tmpl *copy;
 	size_t n;
 
-	/* copies: a create may add templates meanwhile, and probing takes a while */
-	pthread_rwlock_rdlock(&st->ns_lock);
+	/* copies: a create may add templates meanwhile (under cat_lock), and probing takes a while */
+	pthread_mutex_lock(&st->cat_lock);
 	n = st->ntmpls;
 	copy = malloc((n ? n : 1) * sizeof(*copy));
 	for (size_t i = 0; copy && i < n; i++)
 		copy[i] = *st->tmpls[i];
-	pthread_rwlock_unlock(&st->ns_lock);
+	pthread_mutex_unlock(&st->cat_lock);
 	if (!copy) {
 		problem(c, "templates: out of memory while checking");
 		return;

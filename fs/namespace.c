@@ -164,6 +164,7 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 		}
 		t->rec = rec;
 		t->fd = fd;
+		t->dirfd = st->tmpldirfd;
 		t->alloc_bytes = fd_alloc_bytes(fd);
 		if ((rc = tmpl_add(st, t)) < 0) {
 			free(t);
@@ -173,6 +174,8 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 	} else if (t->problem[0]) {
 		/* the file is back as it was when those disks were cloned */
 		pthread_rwlock_wrlock(&st->ns_lock);
+		if (t->fd >= 0)
+			close(t->fd);	/* kept open when the change was seen while serving */
 		t->fd = fd;
 		t->alloc_bytes = fd_alloc_bytes(fd);
 		t->problem[0] = '\0';
@@ -413,4 +416,28 @@ store_describe(struct store *st, struct sbuf *sb, int json)
 	}
 	if (json)
 		sbuf_addstr(sb, "]");
+}
+
+void
+store_problems(struct store *st, struct sbuf *sb)
+{
+	pthread_mutex_lock(&st->cat_lock);	/* tmpls only grow, under it */
+	pthread_rwlock_rdlock(&st->ns_lock);
+	for (size_t i = 0; i < st->ntmpls; i++) {
+		struct tmpl *t = st->tmpls[i];
+		const char *sep = "";
+		if (!__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+			continue;
+		sbuf_printf(sb, "%s; these disks refuse I/O:", t->problem);
+		for (size_t j = 0; j < st->disks_cap; j++) {
+			struct disk *d = st->disks[j];
+			if (d && d->tmpl == t && d->name[0]) {
+				sbuf_printf(sb, "%s %s", sep, d->name);
+				sep = ",";
+			}
+		}
+		sbuf_addstr(sb, "\n");
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	pthread_mutex_unlock(&st->cat_lock);
 }

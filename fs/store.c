@@ -182,6 +182,7 @@ tmpl_load(const struct catalog_template *rec, void *arg)
 		return -ENOMEM;
 	t->rec = *rec;
 	t->fd = -1;
+	t->dirfd = st->tmpldirfd;
 	if (st->tmpldirfd < 0) {
 		/* a read-only open for checking, without the template dir */
 		snprintf(t->problem, sizeof(t->problem), "template '%s' not checked: the template "
@@ -209,9 +210,55 @@ add:
 	return rc;
 }
 
+/* Set t's problem while it serves; the first to see the change logs it. */
+static void
+tmpl_set_problem(struct tmpl *t, const char *fmt, const char *why)
+{
+	char msg[sizeof(t->problem)];
+
+	if (__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+		return;
+	snprintf(msg, sizeof(msg), fmt, t->rec.name, why);
+	/* two threads may get here at once: they write the same bytes */
+	memcpy(t->problem + 1, msg + 1, strlen(msg));
+	__atomic_store_n(&t->problem[0], msg[0], __ATOMIC_RELEASE);
+	hlog(HLOG_ERROR, "%s; its disks refuse I/O from now on", msg);
+}
+
+/*
+ * A template changed while its disks are served: written in place or cut
+ * (size, mtime of the open file), or deleted or replaced (its link count
+ * drops to 0, or, with by_name, its name leads to another file).  Called
+ * after each read from it (one fstat), so bytes read after a write(2) to it
+ * are never served: the writer updates mtime before it copies its data;
+ * and by the checkpoint thread with by_name.
+ */
+int
+tmpl_check(struct tmpl *t, int by_name)
+{
+	static const char changed[] = "template '%s' changed since its disks were cloned (%s)";
+	struct stat sb, named;
+
+	if (__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+		return -EIO;
+	if (t->fd < 0 || fstat(t->fd, &sb) < 0)
+		return 0;	/* nothing to check against: an open problem covers it */
+	if ((uint64_t)sb.st_size != t->rec.size)
+		tmpl_set_problem(t, changed, "its size changed");
+	else if ((int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != t->rec.mtime_ns)
+		tmpl_set_problem(t, changed, "it was modified");
+	else if (!by_name && sb.st_nlink > 0)
+		;	/* the read path: one fstat, no name lookup */
+	else if (fstatat(t->dirfd, t->rec.name, &named, 0) < 0 && errno == ENOENT)
+		tmpl_set_problem(t, "template '%s': %s", "no such file in the template dir");
+	else if (sb.st_nlink == 0 || named.st_ino != sb.st_ino || named.st_dev != sb.st_dev)
+		tmpl_set_problem(t, changed, "it was replaced by another file");
+	return __atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE) ? -EIO : 0;
+}
+
 /* Read template bytes for a disk: zeros past the template's end. */
 int
-tmpl_read(const struct tmpl *t, char *buf, uint64_t len, uint64_t off)
+tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off)
 {
 	uint64_t have = off < t->rec.size ? t->rec.size - off : 0;
 
@@ -230,6 +277,8 @@ tmpl_read(const struct tmpl *t, char *buf, uint64_t len, uint64_t off)
 		}
 		done += (uint64_t)n;
 	}
+	if (have > 0 && tmpl_check(t, 0) < 0)
+		return -EIO;
 	memset(buf + have, 0, len - have);
 	return 0;
 }
@@ -460,7 +509,7 @@ store_remove_partial(const char *datadir)
 
 static void *checkpoint_thread(void *arg);
 
-#define TMPL_WATCH_MS	500	/* the longest between two looks at the templates */
+#define TMPL_WATCH_MS	500	/* the longest between two looks at the templates' names */
 
 int
 store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen)
@@ -820,43 +869,6 @@ out:
  * when the store has a snapshot area, a map snapshot every
  * STORE_SNAPSHOT_MS so a replacement worker has little log to replay.
  */
-/*
- * A template modified in place while mounted: the open fd sees the new
- * bytes, so its disks must stop serving before they mix old and new ones.
- * fstat each tick (size and mtime); reads that raced the change within one
- * tick are the window.  (A template replaced by rename or deleted is not a
- * danger while mounted: the fd keeps the version the disks were cloned
- * from; the next mount sees the change.)
- */
-static void
-tmpl_watch(struct store *st)
-{
-	size_t changed[64];
-	size_t n = 0;
-
-	pthread_rwlock_rdlock(&st->ns_lock);
-	for (size_t i = 0; i < st->ntmpls && n < 64; i++) {
-		struct tmpl *t = st->tmpls[i];
-		struct stat sb;
-		if (t->fd < 0 || t->problem[0] || fstat(t->fd, &sb) < 0)
-			continue;
-		if ((uint64_t)sb.st_size != t->rec.size ||
-		    (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != t->rec.mtime_ns)
-			changed[n++] = i;
-	}
-	pthread_rwlock_unlock(&st->ns_lock);
-	if (n == 0)
-		return;
-	pthread_rwlock_wrlock(&st->ns_lock);
-	for (size_t k = 0; k < n; k++) {
-		struct tmpl *t = st->tmpls[changed[k]];
-		snprintf(t->problem, sizeof(t->problem), "template '%s' was modified while mounted "
-		    "(its size or mtime changed)", t->rec.name);
-		hlog(HLOG_ERROR, "%s; its disks refuse I/O from now on", t->problem);
-	}
-	pthread_rwlock_unlock(&st->ns_lock);
-}
-
 void
 store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes)
 {
@@ -933,7 +945,6 @@ checkpoint_thread(void *arg)
 		if (st->cp_stop)
 			break;
 		pthread_mutex_unlock(&st->cp_mu);
-		tmpl_watch(st);
 		if (st->snap && snapshot_write(st) == 0) {
 			/* as often as 20x its cost (log lock held) allows, within 100 to STORE_SNAPSHOT_MS */
 			snap_every = (unsigned)(st->snap_cost_us * 20 / 1000);
@@ -942,6 +953,11 @@ checkpoint_thread(void *arg)
 			tick = snap_every < st->cp_ms ? snap_every : st->cp_ms;
 			tick = tick < TMPL_WATCH_MS ? tick : TMPL_WATCH_MS;
 		}
+		/* a template deleted or replaced is seen here even if no read comes */
+		pthread_mutex_lock(&st->cat_lock);	/* tmpls only grow, under it */
+		for (size_t i = 0; i < st->ntmpls; i++)
+			tmpl_check(st->tmpls[i], 1);
+		pthread_mutex_unlock(&st->cat_lock);
 		/* after the snapshot: a long checkpoint must not keep a replacement's replay long */
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (nudged || (now.tv_sec - last_cp.tv_sec) * 1000 +

@@ -136,5 +136,7 @@ int store_check(struct store *st, struct sbuf *out);
 
 /* The disks as JSON (an array) or text (a table), for status and list. */
 void store_describe(struct store *st, struct sbuf *sb, int json);
+/* One line per template whose disks refuse I/O, saying why; nothing if none. */
+void store_problems(struct store *st, struct sbuf *sb);
 
 #endif

@@ -19,9 +19,16 @@
 
 struct tmpl {
 	struct catalog_template rec;	/* the version disks were cloned from */
-	int		 fd;		/* -1 when problem is set */
+	int		 fd;		/* -1 when problem was set at open */
+	int		 dirfd;		/* the template dir, to look the name up again */
 	uint64_t	 alloc_bytes;	/* space the file takes (st_blocks) */
-	char		 problem[600];	/* "" when the file matches rec */
+	/*
+	 * "" when the file matches rec.  Set at open, or while serving by
+	 * tmpl_check() (then fd stays open: a read may still be using it);
+	 * problem[0] is written last, so a reader that sees it set sees the
+	 * whole message.
+	 */
+	char		 problem[600];
 };
 
 struct disk {
@@ -95,7 +102,9 @@ int disk_table_put(struct store *st, struct disk *d);
 
 struct tmpl *tmpl_by_id(struct store *st, int64_t id);
 int tmpl_add(struct store *st, struct tmpl *t);
-int tmpl_read(const struct tmpl *t, char *buf, uint64_t len, uint64_t off);
+int tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off);
+/* Does the template file still match rec (by_name: its name too)?  If not, set problem: 0 or -EIO. */
+int tmpl_check(struct tmpl *t, int by_name);
 uint64_t fd_alloc_bytes(int fd);
 
 /* Under d->lock (shared is enough). */

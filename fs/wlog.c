@@ -166,6 +166,19 @@ seg_fd(const struct wlog *w, uint32_t segno)
 	return w->segfd[segno] - 1;
 }
 
+static int seg_has_later_record(int fd, uint64_t from, uint64_t size, uint64_t after_seq);
+
+/* Was the header never written: the file shorter than it, or zeros? */
+static int
+seg_header_blank(int fd)
+{
+	static const struct seg_header zero;
+	struct seg_header sh;
+
+	return pread(fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh) ||
+	    memcmp(&sh, &zero, sizeof(sh)) == 0;
+}
+
 static int
 segno_cmp(const void *a, const void *b)
 {
@@ -273,8 +286,14 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 			why = "shorter than its header";
 		else if ((why = seg_header_check(&sh, segs[i], uuid)) != NULL)
 			whole = seg_header_complete(&sh);
-		/* a whole header naming another store, segment or version was not torn */
-		if (why && !whole && i == nsegs - 1 && i > 0) {
+		/*
+		 * A whole header naming another store, segment or version was not
+		 * torn; nor was a damaged (not blank) one followed by a record: a
+		 * bit flip in the header of a segment of synced records must not
+		 * delete them.
+		 */
+		if (why && !whole && i == nsegs - 1 && i > 0 &&
+		    (seg_header_blank(fd) || !seg_has_later_record(fd, sizeof(sh), (uint64_t)st.st_size, 0))) {
 			/*
 			 * The newest segment was being created when the machine
 			 * stopped: its header never became durable, so neither did
@@ -302,7 +321,8 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 		if (why) {
 			close(fd);
 			rc = -EUCLEAN;
-			snprintf(err, errlen, "log segment %s: %s", name, why);
+			snprintf(err, errlen, "log segment %s: %s%s", name, why, i == nsegs - 1 && i > 0 && !whole ?
+			    " (it holds records, so it is damaged, not half-created)" : "");
 			goto fail;
 		}
 		w->segfd[segs[i]] = fd + 1;

@@ -563,8 +563,16 @@ main(int argc, char **argv)
 		    rc == -EPROTO ? "missing" : "refused", strerror(rc < 0 ? -rc : rc));
 		goto fail;
 	}
-	if (worker_reply(&w, 0, 0, "ready", 5) < 0)
-		return 1;
+	{
+		/* "ready", then what the admin must hear at mount (mount.hcowfs prints it) */
+		struct sbuf ready = SBUF_INIT;
+		sbuf_addstr(&ready, "ready\n");
+		store_problems(w.st, &ready);
+		rc = worker_reply(&w, 0, 0, sbuf_str(&ready), ready.len);
+		sbuf_release(&ready);
+		if (rc < 0)
+			return 1;
+	}
 	rc = (int)proto_read_line(w.ctl_fd, line, sizeof(line));
 	if (rc <= 0 || strcmp(line, "start") != 0)
 		die(1, "supervisor did not say start");

@@ -53,5 +53,6 @@ CREATE TABLE extents (
 	loff	INTEGER NOT NULL,
 	len	INTEGER NOT NULL,
 	laddr	INTEGER NOT NULL,
+	crc	INTEGER NOT NULL,	-- crc32c of the four values above (fs/catalog.c)
 	PRIMARY KEY (disk_id, loff)
 ) WITHOUT ROWID;

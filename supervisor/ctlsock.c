@@ -27,6 +27,7 @@
 #define STATUS_WAIT	2.0	/* seconds */
 #define REQUEST_WAIT	120.0	/* seconds, for everything else */
 #define CHECK_WAIT	86400.0	/* a check reads all of the log; hcowctl can be interrupted */
+#define CLIENT_LINE_WAIT 10.0	/* seconds for a client to send its request line */
 
 struct client {
 	struct sup	*s;
@@ -55,7 +56,7 @@ client_close(struct sup *s, struct client *c)
 static void
 client_send(struct sup *s, struct client *c, int err, const char *body, size_t len)
 {
-	char head[32];
+	char head[32], drain[4096];
 	int n = err ? snprintf(head, sizeof(head), "error %d\n", err) : snprintf(head, sizeof(head), "ok\n");
 	struct timeval tv = { 2, 0 };
 
@@ -64,6 +65,13 @@ client_send(struct sup *s, struct client *c, int err, const char *body, size_t l
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (proto_write_all(c->fd, head, (size_t)n) == 0)
 		proto_write_all(c->fd, body, len);
+	/*
+	 * Input left unread at close resets the connection: the client would
+	 * lose this answer.  Bounded, so a client that keeps sending cannot
+	 * hold the supervisor here.
+	 */
+	for (int i = 0; i < 64 && recv(c->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
+		;
 	client_close(s, c);
 }
 
@@ -254,6 +262,13 @@ client_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		client_answer(c->s, c, ETIMEDOUT, NULL, 0);
 		return;
 	}
+	if (ev_is_active(&c->io)) {
+		/* still reading: the client, not the worker, is late */
+		hlog(HLOG_WARN, "control connection dropped: no complete request line in %.0f s",
+		    CLIENT_LINE_WAIT);
+		client_fail(c->s, c, ETIMEDOUT, "no complete request line in time\n");
+		return;
+	}
 	hlog(HLOG_WARN, "control request timed out");
 	client_send(c->s, c, ETIMEDOUT, "the worker did not answer in time\n", 34);
 }
@@ -332,6 +347,8 @@ client_request(struct sup *s, struct client *c)
 	}
 	c->json = req.json;
 	ev_io_stop(s->loop, &c->io);
+	/* the request line's timer is running: a timer is only set when stopped */
+	ev_timer_stop(s->loop, &c->timer);
 	if (strcmp(req.verb, "status") == 0) {
 		c->status = 1;
 		if (relay_submit(s, c, c->json ? "json disks" : "text disks") < 0) {
@@ -391,7 +408,11 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
 		*nl = '\0';
 		c->len = (size_t)(nl - c->buf);
-		client_request(s, c);
+		/* the parser sees a C string: a NUL would hide the rest of the line */
+		if (memchr(c->buf, '\0', c->len))
+			client_fail(s, c, EINVAL, "malformed request: NUL byte in the line\n");
+		else
+			client_request(s, c);
 	} else if (c->len == sizeof(c->buf) - 1) {
 		client_fail(s, c, E2BIG, "request longer than 4096 bytes\n");
 	}
@@ -428,7 +449,7 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		return;
 	}
 	/* a client that never finishes its request line is dropped */
-	ev_timer_set(&c->timer, 10.0, 0);
+	ev_timer_set(&c->timer, CLIENT_LINE_WAIT, 0);
 	ev_timer_start(loop, &c->timer);
 	ev_io_start(loop, &c->io);
 }
@@ -451,14 +472,29 @@ ctlsock_open(struct sup *s)
 	    chmod(s->sock_path, s->o.owner_uid >= 0 ? 0666 : 0600) < 0 ||
 	    listen(s->listen_fd, 16) < 0)
 		sup_startup_failed(s, "cannot open control socket '%s': %s", s->sock_path, strerror(errno));
+	{
+		struct stat sb;
+		if (stat(s->sock_path, &sb) == 0) {
+			s->sock_dev = sb.st_dev;
+			s->sock_ino = sb.st_ino;
+		}
+	}
 	ev_io_init(&s->listen_io, accept_cb, s->listen_fd, EV_READ);
 	s->listen_io.data = s;
 	ev_io_start(s->loop, &s->listen_io);
 }
 
+/*
+ * Remove our socket, and only ours: a supervisor finishing its final
+ * checkpoint after the umount may outlive its device number, and a new mount
+ * that got the same number has put its own socket at the same path.
+ */
 void
 ctlsock_close(struct sup *s)
 {
-	if (s->sock_path[0])
+	struct stat sb;
+
+	if (s->sock_path[0] && stat(s->sock_path, &sb) == 0 &&
+	    sb.st_dev == s->sock_dev && sb.st_ino == s->sock_ino)
 		unlink(s->sock_path);
 }

@@ -326,8 +326,15 @@ daemonize(struct sup *s)
 		while ((n = read(p[0], msg + got, sizeof(msg) - 1 - (size_t)got)) > 0)
 			got += n;
 		msg[got] = '\0';
-		if (got > 0 && msg[0] == '0')
+		if (got > 0 && msg[0] == '0') {
+			/* mounted, with a warning per line, if any */
+			for (char *l = msg + 1; *l; ) {
+				size_t len = strcspn(l, "\n");
+				fprintf(stderr, "mount.hcowfs: warning: %.*s\n", (int)len, l);
+				l += len + (l[len] == '\n');
+			}
 			_exit(0);
+		}
 		fprintf(stderr, "mount.hcowfs: %s\n", got > 1 ? msg + 1 : "the daemon died while starting");
 		_exit(1);
 	}
@@ -371,7 +378,7 @@ sup_startup_failed(struct sup *s, const char *fmt, ...)
 
 /* The first worker is ready: mount, open the control socket, release the parent. */
 void
-sup_mounted(struct sup *s)
+sup_mounted(struct sup *s, const char *warnings, size_t len)
 {
 	char data[256];
 	struct hcow_mount m[8];
@@ -395,7 +402,8 @@ sup_mounted(struct sup *s)
 	hlog(HLOG_INFO, "mounted %s (templates %s, data %s), control socket %s", s->o.mountpoint,
 	    s->o.tmpldir, s->o.datadir, s->sock_path);
 	if (s->ready_fd >= 0) {
-		if (write(s->ready_fd, "0", 1) < 0) {
+		/* "0" = mounted, then warnings for the parent to print */
+		if (write(s->ready_fd, "0", 1) < 0 || write(s->ready_fd, warnings, len) < 0) {
 			/* nobody is waiting */
 		}
 		close(s->ready_fd);

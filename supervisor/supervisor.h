@@ -21,6 +21,7 @@
 
 #include "ctlmem.h"
 #include "proto.h"
+#include "sbuf.h"
 
 #define FAULTS_KEPT	16
 
@@ -66,6 +67,9 @@ struct worker_proc {
 	ev_io		 ctl_io;
 	char		*rbuf;		/* replies being read */
 	size_t		 rlen, rcap;
+	struct sbuf	 out;		/* requests not yet taken by the channel */
+	size_t		 out_off;	/* bytes of out already sent */
+	ev_io		 ctl_wio;	/* waits for room in the channel while out is not empty */
 	struct timespec	 started;
 	uint64_t	 taken_at_start, done_at_start;
 	int		 kill_cause;	/* CAUSE_HANG/CAUSE_RESTART when we killed it, else -1 */
@@ -118,6 +122,8 @@ struct sup {
 	int		 mounted;
 	unsigned	 dev_major, dev_minor;
 	char		 sock_path[PATH_MAX];
+	dev_t		 sock_dev;	/* the socket file we made (ctlsock_close) */
+	ino_t		 sock_ino;
 	int		 listen_fd;
 	ev_io		 listen_io;
 	ev_child	 child_w;
@@ -140,7 +146,8 @@ struct sup {
 /* main.c */
 void sup_startup_failed(struct sup *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3), noreturn));
-void sup_mounted(struct sup *s);
+/* warnings: lines for the admin's terminal (the first worker's ready message), or "" */
+void sup_mounted(struct sup *s, const char *warnings, size_t len);
 void sup_exit(struct sup *s, int code) __attribute__((noreturn));
 double sup_uptime(const struct timespec *since);
 

@@ -109,24 +109,64 @@ request_describe(const struct ctl_slot *sl, uint64_t unique, char *buf, size_t l
 	(void)unique;
 }
 
-/* Send a relay's request to the running worker; on failure it waits for the next one. */
+/*
+ * Send what is queued for the worker as far as the channel takes it; the
+ * rest goes when it has room (ctl_write_cb).  The channel is a stream: a
+ * request is queued whole once and never sent twice, or the worker would
+ * read a line cut short followed by the whole one.
+ */
+static void
+ctl_flush(struct sup *s)
+{
+	struct worker_proc *w = &s->worker;
+
+	while (w->out_off < w->out.len) {
+		ssize_t n = send(w->ctl_fd, w->out.buf + w->out_off, w->out.len - w->out_off,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			ev_io_start(s->loop, &w->ctl_wio);
+			return;
+		}
+		if (n < 0) {
+			/* the worker is going away; its requests go to the next one */
+			hlog(HLOG_WARN, "cannot send control requests to worker %d: %s",
+			    (int)w->pid, strerror(errno));
+			break;
+		}
+		w->out_off += (size_t)n;
+	}
+	ev_io_stop(s->loop, &w->ctl_wio);
+	sbuf_reset(&w->out);
+	w->out_off = 0;
+}
+
+static void
+ctl_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	ctl_flush(io->data);
+}
+
+/* Send a relay's request to the running worker; without one it waits for the next. */
 static void
 relay_send(struct sup *s, struct relay *r)
 {
-	char *msg;
-	int n;
+	struct worker_proc *w = &s->worker;
 
-	if (s->worker.state != WORKER_RUNNING || r->sent)
+	if (w->state != WORKER_RUNNING || r->sent)
 		return;
-	n = asprintf(&msg, "%llu %s\n", (unsigned long long)r->id, r->line);
-	if (n < 0)
+	sbuf_printf(&w->out, "%llu %s\n", (unsigned long long)r->id, r->line);
+	if (w->out.oom) {
+		hlog(HLOG_WARN, "out of memory queueing a control request");
+		sbuf_release(&w->out);
+		w->out_off = 0;
 		return;
-	if (send(s->worker.ctl_fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) == n)
-		r->sent = 1;
-	else
-		hlog(HLOG_WARN, "cannot send control request to worker %d: %s",
-		    (int)s->worker.pid, strerror(errno));
-	free(msg);
+	}
+	r->sent = 1;
+	ctl_flush(s);
 }
 
 int
@@ -200,8 +240,11 @@ worker_ready(struct sup *s, int err, const char *body, size_t len)
 			sup_startup_failed(s, "%.*s", (int)len, body);
 		return;
 	}
-	if (!s->mounted)
-		sup_mounted(s);
+	if (!s->mounted) {
+		const char *nl = memchr(body, '\n', len);
+		size_t skip = nl ? (size_t)(nl + 1 - body) : len;
+		sup_mounted(s, body + skip, len - skip);
+	}
 	if (send(w->ctl_fd, "start\n", 6, MSG_NOSIGNAL) != 6) {
 		hlog(HLOG_WARN, "worker %d did not take 'start': %s", (int)w->pid, strerror(errno));
 		return;
@@ -376,6 +419,8 @@ worker_start(struct sup *s, int takeover)
 	ev_io_init(&w->ctl_io, ctl_read_cb, w->ctl_fd, EV_READ);
 	w->ctl_io.data = s;
 	ev_io_start(s->loop, &w->ctl_io);
+	ev_io_init(&w->ctl_wio, ctl_write_cb, w->ctl_fd, EV_WRITE);
+	w->ctl_wio.data = s;
 	hlog(HLOG_INFO, "started worker %d%s", (int)pid, takeover ? " to take over the mount" : "");
 }
 
@@ -497,7 +542,17 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 		cause = CAUSE_EXIT;
 		snprintf(what, sizeof(what), "exit: status %d", WEXITSTATUS(st));
 	}
+	/*
+	 * What it wrote before it died is still in the channel: read it first,
+	 * or the first worker's reason for not starting (a damaged store, say)
+	 * loses the race with its exit and the admin gets "worker ended".
+	 */
+	for (int i = 0; i < 64 && ev_is_active(&w->ctl_io); i++)
+		ctl_read_cb(loop, &w->ctl_io, EV_READ);
 	ev_io_stop(loop, &w->ctl_io);
+	ev_io_stop(loop, &w->ctl_wio);
+	sbuf_reset(&w->out);
+	w->out_off = 0;
 	close(w->ctl_fd);
 	w->ctl_fd = -1;
 	w->state = WORKER_GONE;

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,12 +149,20 @@ request(const struct hcow_mount *m, const char *line, int wait_s)
 		fail("cannot connect to %s: %s", sa.sun_path, strerror(errno));
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (proto_write_all(fd, line, strlen(line)) < 0 || proto_write_all(fd, "\n", 1) < 0)
-		fail("cannot send the request to %s: %s", sa.sun_path, strerror(errno));
+	/*
+	 * A supervisor that refuses us (another user's mount with an owner)
+	 * answers and closes before reading: the send then fails with EPIPE,
+	 * SIGPIPE being ignored, and its answer is still there to read.
+	 */
+	if ((err = proto_write_all(fd, line, strlen(line))) == 0)
+		err = proto_write_all(fd, "\n", 1);
 	n = proto_read_line(fd, head, sizeof(head));
+	if (n <= 0 && err < 0)
+		fail("cannot send the request to %s: %s", sa.sun_path, strerror(-err));
 	if (n <= 0)
 		fail("no answer from the supervisor of %s%s", m->mountpoint,
 		    n == -EAGAIN ? " (timed out)" : "");
+	err = 0;
 	if (strcmp(head, "ok") != 0 && sscanf(head, "error %d", &err) != 1)
 		fail("malformed answer from the supervisor: '%s'", head);
 	if (err)
@@ -269,6 +278,7 @@ main(int argc, char **argv)
 	uint64_t size = 0;
 	int json = 0, opt;
 
+	signal(SIGPIPE, SIG_IGN);	/* a closed control socket is an error, not a silent death */
 	while ((opt = getopt_long(argc, argv, "m:t:s:jhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm': mnt = optarg; break;

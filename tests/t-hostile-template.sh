@@ -1,0 +1,169 @@
+#!/bin/bash
+# Proves: a template changed after disks were cloned from it (modified in
+# place, truncated, replaced by a new file, deleted) is detected at mount and
+# while mounted, between two reads; its disks then refuse I/O (EIO) instead
+# of mixing old and new template bytes, other disks keep working, and
+# hcowctl status/list say why.  Putting the template back as it was makes
+# its disks work again at the next mount.  (check_store.c has the at-open
+# cases against the store; these go through the mount.)  mount.hcowfs prints
+# the problem when it mounts.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_root_fuse
+scratch
+
+MiB=1048576
+make_template base.img $((4 * MiB))
+make_template other.img $((2 * MiB))
+cp -a "$T/tmpl/base.img" "$T/base.orig"
+M=$T/mnt
+mount_fs
+ctl create a.img --template base.img >/dev/null
+ctl create b.img --template base.img --size 8M >/dev/null
+ctl create c.img --template other.img >/dev/null
+# a.img: some bytes of its own in the log, so a refusal is not just "no template"
+printf 'mine' | dd of="$M/a.img" bs=1 seek=8192 conv=notrunc status=none
+
+# check_disks WHY: a.img and b.img refuse reads and writes with EIO, c.img works,
+# status (text and JSON) and list name the problem
+check_disks() {
+	python3 - "$M" <<'PY' || fail "$1: disks of the changed template do not refuse I/O"
+import errno, os, sys
+m = sys.argv[1]
+for d in ("a.img", "b.img"):
+    fd = os.open(f"{m}/{d}", os.O_RDWR | os.O_DIRECT)
+    for what, f in (("read template range", lambda: os.pread(fd, 4096, 1 << 20)),
+                    ("read own range", lambda: os.pread(fd, 4096, 8192)),
+                    ("write", lambda: os.pwrite(fd, bytes(4096), 0))):
+        try:
+            f()
+            sys.exit(f"{d}: {what} succeeded")
+        except OSError as e:
+            if e.errno != errno.EIO:
+                sys.exit(f"{d}: {what}: {errno.errorcode[e.errno]}, not EIO")
+    os.close(fd)
+fd = os.open(f"{m}/c.img", os.O_RDWR)
+os.pwrite(fd, b"still fine", 4096)
+assert os.pread(fd, 10, 4096) == b"still fine"
+PY
+	cmp -n $((2 * MiB)) -i $((8192)):$((8192)) "$M/c.img" "$T/tmpl/other.img" 2>/dev/null ||
+		fail "$1: c.img (another template) no longer reads its template"
+	ctl status | grep -E "^a.img .*$2" >/dev/null || fail "$1: status does not say '$2': $(ctl status | grep a.img)"
+	ctl list | grep -E "^b.img .*$2" >/dev/null || fail "$1: list does not say '$2': $(ctl list | grep b.img)"
+	st=$(status_field '[d["state"] for d in s["disks"] if d["name"] == "a.img"][0]')
+	echo "$st" | grep -qE "$2" || fail "$1: status --json state is '$st'"
+	[ "$(status_field '[d["state"] for d in s["disks"] if d["name"] == "c.img"][0]')" = ok ] ||
+		fail "$1: c.img is not ok"
+	ok "$1: a.img and b.img refuse I/O (EIO), c.img works; status: $st"
+}
+ino0=$(stat -c %i "$T/tmpl/base.img")	# the inode the disks were cloned from
+restore_base() { cp -a "$T/base.orig" "$T/tmpl/base.img"; }	# same bytes and mtime
+# replace_base: an identical copy (bytes, mtime) under another inode than ino0;
+# inode numbers are reused, so a fresh copy may get ino0 back: keep those aside
+replace_base() {
+	cp -a "$T/base.orig" "$T/tmpl/.new"
+	while [ "$(stat -c %i "$T/tmpl/.new")" = "$ino0" ]; do
+		mv "$T/tmpl/.new" "$T/held.$RANDOM"
+		cp -a "$T/base.orig" "$T/tmpl/.new"
+	done
+	mv "$T/tmpl/.new" "$T/tmpl/base.img"
+}
+
+# ---- at mount ---------------------------------------------------------------
+# modified in place, then put back byte for byte with its mtime: refused, then fine
+umount "$M"; MOUNTED=
+cp -a "$T/tmpl/base.img" "$T/mtime.ref"
+printf '\x00\x01' | dd of="$T/tmpl/base.img" bs=1 seek=100 conv=notrunc status=none
+touch -r "$T/mtime.ref" "$T/tmpl/base.img"	# only the content fingerprint can tell
+mount_fs
+check_disks "template modified in place before the mount (mtime put back)" "content changed"
+umount "$M"; MOUNTED=
+dd if="$T/base.orig" of="$T/tmpl/base.img" bs=1 skip=100 seek=100 count=2 conv=notrunc status=none
+touch -r "$T/mtime.ref" "$T/tmpl/base.img"
+cmp "$T/tmpl/base.img" "$T/base.orig" || fail "could not put the template back"
+mount_fs
+cmp -n 8192 "$M/a.img" "$T/base.orig" || fail "template put back: a.img does not read it again"
+[ "$(status_field '[d["state"] for d in s["disks"] if d["name"] == "a.img"][0]')" = ok ] || fail "template put back: a.img not ok"
+ok "template put back as it was (bytes and mtime, same file): its disks work again"
+
+umount "$M"; MOUNTED=
+rm "$T/tmpl/base.img"
+out=$("$MOUNT_HCOWFS" "$T/tmpl" "$T/data" "$M" 2>&1) || fail "mount with a missing template failed: $out"
+MOUNTED=$M
+[ "$out" = "mount.hcowfs: warning: template 'base.img': no such file in the template dir; these disks refuse I/O: a.img, b.img" ] ||
+	fail "mount with a missing template: the admin is not told (printed '$out')"
+ok "mount with a missing template says so: $out"
+check_disks "template deleted before the mount" "no such file"
+grep -q "template 'base.img': no such file in the template dir; its disks refuse I/O" "$T/data/hcowfs.log" ||
+	fail "the missing template is not logged at mount"
+
+umount "$M"; MOUNTED=
+restore_base
+truncate -s $((3 * MiB)) "$T/tmpl/base.img"
+mount_fs
+check_disks "template truncated before the mount" "size changed"
+
+# put back in place, byte-identical with the same mtime, but a new inode: still refused
+umount "$M"; MOUNTED=
+replace_base
+mount_fs
+check_disks "template replaced by an identical copy (new inode)" "replaced by another file"
+
+# the original file put back (same inode as at clone time is impossible after
+# a delete): a new template version is what a new clone gets
+ctl create d.img --template base.img >/dev/null
+cmp "$M/d.img" "$T/tmpl/base.img" || fail "a new clone of the new base.img does not read it"
+ok "a new clone of the replaced template uses the new version"
+ctl delete d.img >/dev/null
+
+# ---- while mounted: the old disks of a template that is fine ---------------------
+# start again from disks cloned from the file as it now is
+for d in a.img b.img; do ctl delete "$d" >/dev/null; done
+ctl create a.img --template base.img >/dev/null
+ctl create b.img --template base.img --size 8M >/dev/null
+printf 'mine' | dd of="$M/a.img" bs=1 seek=8192 conv=notrunc status=none
+cmp -n $((4 * MiB - 16384)) -i 16384:16384 "$M/b.img" "$T/tmpl/base.img" || fail "fresh clone does not read its template"
+cp -a "$T/tmpl/base.img" "$T/base.orig"
+
+# each change while mounted, then the next read: EIO, never the new bytes
+live() {
+	what=$1 pat=$2
+	shift 2
+	cmp -n 4096 -i $((MiB)):$((MiB)) "$M/b.img" "$T/base.orig" || fail "$what: b.img did not read right before the change"
+	"$@"
+	# the very next read, at once: a modified template must never be served
+	out=$(python3 -c '
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+try:
+    b = os.pread(fd, 4096, 1 << 20)
+    print("served " + ("new bytes" if b == b"\xee" * 4096 else "old bytes"))
+except OSError as e:
+    print(errno.errorcode[e.errno])' "$M/b.img")
+	case $what in
+	*modified*|*truncated*) [ "$out" = EIO ] || fail "$what: the next read gave '$out', not EIO" ;;
+	esac
+	# within a second at most, everything refuses
+	for _ in $(seq 20); do
+		python3 -c 'import os,sys; os.pread(os.open(sys.argv[1], os.O_RDONLY), 1, 8192)' "$M/a.img" 2>/dev/null || break
+		sleep 0.1
+	done
+	check_disks "$what while mounted (next read: $out)" "$pat"
+}
+live "template modified in place" "modified|content changed" \
+	dd if=<(head -c 4096 /dev/zero | tr '\0' '\356') of="$T/tmpl/base.img" bs=4096 seek=256 conv=notrunc status=none
+remount_fresh() {
+	umount "$M"; MOUNTED=
+	cp -a "$T/base.orig" "$T/tmpl/base.img"
+	mount_fs
+	for d in a.img b.img; do ctl delete "$d" >/dev/null; done
+	ctl create a.img --template base.img >/dev/null
+	ctl create b.img --template base.img --size 8M >/dev/null
+	cp -a "$T/tmpl/base.img" "$T/base.orig"
+}
+remount_fresh
+live "template truncated" "size changed" truncate -s $((2 * MiB)) "$T/tmpl/base.img"
+remount_fresh
+cp "$T/tmpl/base.img" "$T/tmpl/.new"
+live "template replaced (rename over it)" "replaced by another file" mv "$T/tmpl/.new" "$T/tmpl/base.img"
+remount_fresh
+live "template deleted" "no such file" rm "$T/tmpl/base.img"
