@@ -662,8 +662,14 @@ wlog_roll(struct wlog *w)
 
 	if (next >= WLOG_SEGMENTS_MAX)
 		return -ENOSPC;
-	if (fdatasync(seg_fd(w, w->last)) < 0)
-		return -errno;
+	if (fdatasync(seg_fd(w, w->last)) < 0) {
+		/* as in wlog_sync: the page cache may have dropped what failed to write */
+		int rc = -errno;
+		hlog(HLOG_ERROR, "fdatasync of log segment %08x failed: %s; the log refuses "
+		    "further writes until the mount restarts", w->last, strerror(-rc));
+		w->broken = rc;
+		return -EIO;
+	}
 	fd = seg_create(w->dirfd, next, w->uuid);
 	if (fd < 0)
 		return fd;
