@@ -618,11 +618,13 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 			hlog(HLOG_WARN, "log segment %08x: cutting %llu bytes of torn tail at offset %llu (%s)",
 			    segno, (unsigned long long)cut, (unsigned long long)pos, why);
 			/*
-			 * No sync needed: appends overwrite these offsets, and what a
-			 * power cut might bring back past the last record is a torn
-			 * tail again at the next open.
+			 * Durably, before anything is appended here: if a power cut
+			 * undid the cut, records it removed (valid ones can follow a
+			 * torn one) would come back after new records of the same
+			 * length, and replay would take them as their successors.
+			 * (Found by tools/power-loss with a second power cut.)
 			 */
-			if (ftruncate(fd, (off_t)pos) < 0) {
+			if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0) {
 				rc = -errno;
 				snprintf(err, errlen, "cannot cut torn tail of segment %08x: %s",
 				    segno, strerror(errno));
