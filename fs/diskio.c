@@ -201,12 +201,15 @@ store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_s
 	if ((rc = disk_for_io(st, id, &d)) < 0)
 		goto out;
 	pthread_mutex_lock(&st->log_lock);
-	if (!keep_size && off + len > d->size)
-		rc = disk_resize(st, d, off + len);
-	if (rc == 0 && off < d->size && len > 0) {
-		h.type = REC_ZERO;
-		h.disk_id = (uint64_t)d->id;
-		h.offset = off;
+	h.type = REC_ZERO;
+	h.disk_id = (uint64_t)d->id;
+	h.offset = off;
+	if (!keep_size && off + len > d->size) {
+		/* one record grows and zeroes: a crash between two would grow without zeroing */
+		h.flags = REC_F_GROW;
+		h.length = len;
+		rc = len ? disk_log(st, d, &h, NULL) : disk_resize(st, d, off);
+	} else if (off < d->size && len > 0) {
 		h.length = (off + len < d->size ? off + len : d->size) - off;
 		rc = disk_log(st, d, &h, NULL);
 	}

@@ -23,6 +23,9 @@
  *              verifies just the blocks it touches: a damaged block is an
  *              error for the ranges it holds, never wrong bytes.
  *   REC_ZERO   [offset, offset+length) reads as zeros (discard, zero range).
+ *              With REC_F_GROW the disk first grows to offset+length if it
+ *              is smaller: a zero range past the end is one record, so a
+ *              crash cannot leave the disk grown but not zeroed.
  *   REC_SIZE   the disk's size becomes `offset` (truncate, grow or shrink).
  *
  * A log address (laddr) names a byte of the log: segment number << 40 |
@@ -61,6 +64,8 @@ enum rec_type {
 	REC_SIZE = 3,
 };
 
+#define REC_F_GROW	1		/* REC_ZERO only: grow the disk to cover it */
+
 struct seg_header {
 	char	 magic[8];		/* SEG_MAGIC */
 	uint32_t version;		/* LOG_FORMAT_VERSION */
@@ -74,7 +79,7 @@ struct seg_header {
 struct rec_header {
 	uint32_t magic;			/* REC_MAGIC */
 	uint16_t type;			/* enum rec_type */
-	uint16_t flags;			/* 0 */
+	uint16_t flags;			/* REC_F_*, 0 if none */
 	uint64_t seq;			/* store-wide, +1 per record */
 	uint64_t disk_id;
 	uint64_t offset;		/* logical offset; new size for REC_SIZE */

@@ -339,6 +339,11 @@ disk_apply(struct disk *d, const struct rec_header *h, uint64_t rec_laddr)
 	case REC_ZERO:
 		if ((rc = dirty_mark(d, h->offset, h->length)) < 0)
 			return rc;
+		if ((h->flags & REC_F_GROW) && h->offset + h->length > d->size) {
+			/* as a REC_SIZE growing it: what the old end hid was zeroed when it shrank */
+			d->size = h->offset + h->length;
+			d->meta_dirty = 1;
+		}
 		return extmap_set(d->map, h->offset, h->length, EXTMAP_ZERO);
 	case REC_SIZE: {
 		uint64_t newsize = h->offset;

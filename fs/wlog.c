@@ -389,6 +389,8 @@ rec_header_check(const struct rec_header *h, uint64_t expect_seq)
 		return "record header checksum mismatch";
 	if (expect_seq && h->seq != expect_seq)
 		return "record out of sequence";
+	if (h->flags & ~(h->type == REC_ZERO ? REC_F_GROW : 0))
+		return "unknown record flags";
 	switch (h->type) {
 	case REC_WRITE:
 		if (h->length == 0 || h->length > REC_DATA_MAX)
@@ -735,6 +737,8 @@ wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *re
 		return -EINVAL;
 	if (h->type != REC_SIZE && h->offset + h->length < h->offset)
 		return -EINVAL;
+	if (h->flags & ~(h->type == REC_ZERO ? REC_F_GROW : 0))
+		return -EINVAL;
 	reclen = rec_size(h);
 	tail = w->tail;
 	if (LADDR_OFF(tail) + reclen > w->segment_size &&
@@ -747,7 +751,6 @@ wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *re
 	fd = seg_fd(w, LADDR_SEG(tail));
 
 	h->magic = REC_MAGIC;
-	h->flags = 0;
 	h->seq = w->next_seq;
 	h->reserved1 = 0;
 	h->reserved2 = 0;
