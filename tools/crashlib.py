@@ -238,15 +238,54 @@ def workload_cmdline(a, specs, journal_dir, seed, seconds=0):
 # ---- journals -------------------------------------------------------------
 
 class Op:
-    __slots__ = ("k", "op", "args", "t_issue", "t_done", "res", "err")
+    __slots__ = ("k", "op", "args", "t_issue", "t_done", "res", "err", "piece")
 
     def __init__(self, k, op, args, t):
         self.k, self.op, self.args, self.t_issue = k, op, args, t
         self.t_done = self.res = self.err = None
+        self.piece = None    # (off, len) of a write that is one part of a split write
+
+
+PAGE = 4096
+MAX_WRITE = 1 << 20     # FUSE max_write: measured, a 4 MiB O_DIRECT write is 4 records
+
+
+def pieces(o):
+    """The FUSE requests a write becomes, each one log record and atomic alone.
+    Measured on Linux 6.18: a buffered write that starts inside a page and
+    crosses its end sends that first partial page as a request of its own;
+    the rest (and O_DIRECT writes) go in requests of up to max_write."""
+    off, n = o.args
+    if o.res is not None:
+        n = o.res
+    out = []
+    end = off + n
+    if o.op == "wb" and off % PAGE and end > (off // PAGE + 1) * PAGE:
+        out.append((off, (off // PAGE + 1) * PAGE - off))
+        off = (off // PAGE + 1) * PAGE
+    while off < end:
+        out.append((off, min(MAX_WRITE, end - off)))
+        off += MAX_WRITE
+    return out
+
+
+def split_writes(ops):
+    """Ops with each multi-request write replaced by its pieces, in order."""
+    out = []
+    for o in ops:
+        ps = pieces(o) if o.op in ("wd", "wb") else []
+        if len(ps) <= 1:
+            out.append(o)
+            continue
+        for off, n in ps:
+            p = Op(o.k, o.op, [off, n], o.t_issue)
+            p.t_done, p.res, p.err, p.piece = o.t_done, None if o.res is None else n, o.err, (off, n)
+            out.append(p)
+    return out
 
 
 def read_journal(path):
-    """A disk's ops in order (a missing journal: none)."""
+    """A disk's ops in order, writes split into their requests (a missing journal: none)."""
     ops = []
     try:
         text = open(path).read()
@@ -263,7 +302,7 @@ def read_journal(path):
                 ops[-1].t_done, ops[-1].res = int(f[2]), int(f[3])
             else:
                 ops[-1].t_done, ops[-1].err = int(f[2]), int(f[3])
-    return ops
+    return split_writes(ops)
 
 
 def bounds_after_kill(ops):
@@ -368,32 +407,50 @@ def verify(model, ops, lo, hi, observed):
         j += 1
 
 
-def diagnose(start, ops, lo, hi, observed, limit=6):
-    """Why observed matches no state in [lo, hi]: lines of text."""
+def _diff_cells(m, observed):
+    """Offsets of the cells where state m and observed differ (sizes aside)."""
     out = []
-    for j in sorted({lo, hi}):
-        m = start.copy()
-        for o in ops[:j]:
-            m.apply(o)
-        if len(observed) != m.size:
-            out.append(f"  state {j}: size {m.size}, disk has {len(observed)}")
-        n = 0
-        end = min(len(observed), m.size)
-        for c in range(0, end, CHUNK):
-            if observed[c:c + CHUNK] == m.img[c:c + CHUNK]:
-                continue
-            for p in range(c, min(c + CHUNK, end), CELL):
-                if observed[p:p + CELL] != m.img[p:p + CELL]:
-                    out.append(f"  state {j}: offset {p}: expected {decode(bytes(m.img[p:p + CELL]))}, "
-                               f"disk has {decode(observed[p:p + CELL])}")
-                    n += 1
-                    if n >= limit:
-                        break
-            if n >= limit:
-                break
+    end = min(len(observed), m.size)
+    mv = memoryview(m.img)
+    for c in range(0, end, CHUNK):
+        if observed[c:c + CHUNK] == mv[c:c + CHUNK]:
+            continue
+        for p in range(c, min(c + CHUNK, end), CELL):
+            if observed[p:p + CELL] != mv[p:p + CELL]:
+                out.append(p)
+    return out
+
+
+def diagnose(start, ops, lo, hi, observed, limit=8):
+    """Why observed matches no state in [lo, hi]: lines of text.  Shows the
+    nearest state (fewest differing cells) and what the differing cells hold."""
+    out = []
+    m = start.copy()
+    best = None
+    for j in range(0, hi + 1):
+        if j >= lo:
+            diff = _diff_cells(m, observed)
+            score = len(diff) + (0 if m.size == len(observed) else 1)
+            if best is None or score < best[0]:
+                best = (score, j, diff, m.size)
+        if j < hi:
+            m.apply(ops[j])
+    score, j, diff, size = best
+    m = start.copy()
+    for o in ops[:j]:
+        m.apply(o)
+    out.append(f"  nearest state: after {j} ops (allowed {lo}..{hi}): {len(diff)} cells differ"
+               + (f", size {size} but the disk has {len(observed)}" if size != len(observed) else ""))
+    writers = {}
+    for p in diff:
+        writers.setdefault(decode(observed[p:p + CELL]).split(" cell@")[0], []).append(p)
+    for who, ps in writers.items():
+        out.append(f"    {len(ps)} cells hold {who} (first at offset {ps[0]}, expected "
+                   f"{decode(bytes(m.img[ps[0]:ps[0] + CELL]))})")
     for o in ops[max(0, lo - 3):hi]:
         state = "returned" if o.res is not None else f"error {o.err}" if o.err else "in flight"
-        out.append(f"  op {o.k}: {o.op} {o.args} ({state})")
+        out.append(f"  op {o.k}: {o.op} {o.args} ({state}"
+                   + (f", done at {o.t_done}" if o.t_done else "") + f", issued at {o.t_issue})")
     return out
 
 
