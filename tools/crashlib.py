@@ -256,8 +256,6 @@ def pieces(o):
     crosses its end sends that first partial page as a request of its own;
     the rest (and O_DIRECT writes) go in requests of up to max_write."""
     off, n = o.args
-    if o.res is not None:
-        n = o.res
     out = []
     end = off + n
     if o.op == "wb" and off % PAGE and end > (off // PAGE + 1) * PAGE:
@@ -270,16 +268,23 @@ def pieces(o):
 
 
 def split_writes(ops):
-    """Ops with each multi-request write replaced by its pieces, in order."""
+    """Ops with each multi-request write replaced by its pieces, in order.  A
+    write that returned short (the mount died between its requests) returned
+    the pieces its count covers; the others were in flight: the kernel may
+    have sent them, and hcowfs applied them, before the connection died."""
     out = []
     for o in ops:
         ps = pieces(o) if o.op in ("wd", "wb") else []
         if len(ps) <= 1:
             out.append(o)
             continue
+        done = o.res
         for off, n in ps:
             p = Op(o.k, o.op, [off, n], o.t_issue)
-            p.t_done, p.res, p.err, p.piece = o.t_done, None if o.res is None else n, o.err, (off, n)
+            p.t_done, p.err, p.piece = o.t_done, o.err, (off, n)
+            if done is not None and done > 0:
+                p.res = min(n, done)
+                done -= p.res
             out.append(p)
     return out
 
@@ -457,9 +462,10 @@ def diagnose(start, ops, lo, hi, observed, limit=8):
 # ---- mounts ---------------------------------------------------------------
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MOUNT = os.path.join(ROOT, "supervisor", "mount.hcowfs")
-CTL = os.path.join(ROOT, "tools", "hcowctl")
-WORKER = os.path.join(ROOT, "fs", "hcowfs-worker")
+BUILD = os.environ.get("top_builddir") or ROOT     # make check's, for out-of-tree builds
+MOUNT = os.path.join(BUILD, "supervisor", "mount.hcowfs")
+CTL = os.path.join(BUILD, "tools", "hcowctl")
+WORKER = os.path.join(BUILD, "fs", "hcowfs-worker")
 
 
 def run(*cmd, check=True):
