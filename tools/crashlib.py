@@ -99,6 +99,8 @@ def fallocate(fd, mode, off, length):
 # ---- the workload ---------------------------------------------------------
 
 OPS = [("wd", 34), ("wb", 24), ("fs", 8), ("fd", 7), ("ph", 7), ("zr", 6), ("zx", 3), ("tr", 5)]
+# every log record the same length: a torn record's slot fits the next life's first record
+OPS_4K = [("w4", 90), ("fs", 5), ("fd", 5)]
 
 
 class DiskLoad(threading.Thread):
@@ -114,7 +116,8 @@ class DiskLoad(threading.Thread):
         self.fd_buf = os.open(path, os.O_RDWR)
         self.size = os.fstat(self.fd_direct).st_size
         self.buf = mmap.mmap(-1, max(a.max_direct, 1 << 16))
-        self.ops = [o for o, w in OPS for _ in range(w)]
+        mix = OPS if a.mix == "mixed" else OPS_4K
+        self.ops = [o for o, w in mix for _ in range(w)]
 
     def log(self, line):
         os.write(self.jfd, (line + "\n").encode())
@@ -126,6 +129,8 @@ class DiskLoad(threading.Thread):
             n = 4096 * r.choice([1, 1, 2, 4, 8, 16, r.randint(1, a.max_direct // 4096)])
             off = 4096 * r.randrange(0, max(1, (size - n) // 4096 + 1))
             return op, [off, min(n, size - off)]
+        if op == "w4":
+            return "wd", [4096 * r.randrange(0, size // 4096), 4096]
         if op == "wb":
             n = CELL * r.randint(1, 1024)
             off = CELL * r.randrange(0, max(1, (size - n) // CELL + 1))
@@ -225,6 +230,8 @@ def workload_args(p):
     p.add_argument("--min-size", type=int, default=16 << 20)
     p.add_argument("--max-size", type=int, default=40 << 20)
     p.add_argument("--op-gap-us", type=int, default=0, help="random pause up to this between ops")
+    p.add_argument("--mix", choices=["mixed", "4k"], default="mixed",
+                   help="4k: only 4 KiB O_DIRECT writes and syncs")
 
 
 def workload_cmdline(a, specs, journal_dir, seed, seconds=0):
@@ -232,7 +239,7 @@ def workload_cmdline(a, specs, journal_dir, seed, seconds=0):
     return [sys.executable, os.path.abspath(__file__), "workload", "--journal-dir", journal_dir,
             "--seed", str(seed), "--seconds", str(seconds), "--max-direct", str(a.max_direct),
             "--min-size", str(a.min_size), "--max-size", str(a.max_size),
-            "--op-gap-us", str(a.op_gap_us)] + [x for s in specs for x in ("--disk", s)]
+            "--op-gap-us", str(a.op_gap_us), "--mix", a.mix] + [x for s in specs for x in ("--disk", s)]
 
 
 # ---- journals -------------------------------------------------------------
