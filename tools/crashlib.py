@@ -100,7 +100,9 @@ def fallocate(fd, mode, off, length):
 
 OPS = [("wd", 34), ("wb", 24), ("fs", 8), ("fd", 7), ("ph", 7), ("zr", 6), ("zx", 3), ("tr", 5)]
 # every log record the same length: a torn record's slot fits the next life's first record
-OPS_4K = [("w4", 90), ("fs", 5), ("fd", 5)]
+OPS_4K = [("w4", 96), ("fs", 2), ("fd", 2)]
+# size changes and zero ranges past the end, few syncs: long unsynced tails of such records
+OPS_SIZES = [("wd", 30), ("wb", 10), ("zx", 25), ("tr", 15), ("ph", 8), ("zr", 8), ("fs", 2), ("fd", 2)]
 
 
 class DiskLoad(threading.Thread):
@@ -116,7 +118,7 @@ class DiskLoad(threading.Thread):
         self.fd_buf = os.open(path, os.O_RDWR)
         self.size = os.fstat(self.fd_direct).st_size
         self.buf = mmap.mmap(-1, max(a.max_direct, 1 << 16))
-        mix = OPS if a.mix == "mixed" else OPS_4K
+        mix = {"mixed": OPS, "4k": OPS_4K, "sizes": OPS_SIZES}[a.mix]
         self.ops = [o for o, w in mix for _ in range(w)]
 
     def log(self, line):
@@ -230,8 +232,8 @@ def workload_args(p):
     p.add_argument("--min-size", type=int, default=16 << 20)
     p.add_argument("--max-size", type=int, default=40 << 20)
     p.add_argument("--op-gap-us", type=int, default=0, help="random pause up to this between ops")
-    p.add_argument("--mix", choices=["mixed", "4k"], default="mixed",
-                   help="4k: only 4 KiB O_DIRECT writes and syncs")
+    p.add_argument("--mix", choices=["mixed", "4k", "sizes"], default="mixed",
+                   help="4k: only 4 KiB O_DIRECT writes and syncs; sizes: mostly size changes, few syncs")
 
 
 def workload_cmdline(a, specs, journal_dir, seed, seconds=0):
