@@ -9,7 +9,7 @@
 need_root_fuse
 scratch
 MOUNTED="$T/rig/mnt"
-python3 "$top_srcdir/tools/crash-points" --points "${CRASH_POINTS:-20}" --disks 3 --disk-mib 16 \
-	--fresh-every 10 --max-ms 600 --seed "${CRASH_SEED:-$RANDOM}" --dir "$T/rig" ||
+python3 "$top_srcdir/tools/crash-points" --points "${CRASH_POINTS:-15}" --disks 3 --disk-mib 16 \
+	--fresh-every 10 --max-ms 400 --seed "${CRASH_SEED:-$RANDOM}" --dir "$T/rig" ||
 	fail "a crash point lost or mixed data (see above)"
 ok "every crash point recovered a prefix of each disk's ops"
