@@ -102,7 +102,9 @@ OPS = [("wd", 34), ("wb", 24), ("fs", 8), ("fd", 7), ("ph", 7), ("zr", 6), ("zx"
 # every log record the same length: a torn record's slot fits the next life's first record
 OPS_4K = [("w4", 96), ("fs", 2), ("fd", 2)]
 # size changes and zero ranges past the end, few syncs: long unsynced tails of such records
-OPS_SIZES = [("wd", 30), ("wb", 10), ("zx", 25), ("tr", 15), ("ph", 8), ("zr", 8), ("fs", 2), ("fd", 2)]
+# ("we": an O_DIRECT write in the last 256 KiB, where the next zero range past the end starts)
+OPS_SIZES = [("wd", 15), ("we", 20), ("wb", 10), ("zx", 25), ("tr", 12), ("ph", 6), ("zr", 6),
+             ("fs", 3), ("fd", 3)]
 
 
 class DiskLoad(threading.Thread):
@@ -131,6 +133,10 @@ class DiskLoad(threading.Thread):
             n = 4096 * r.choice([1, 1, 2, 4, 8, 16, r.randint(1, a.max_direct // 4096)])
             off = 4096 * r.randrange(0, max(1, (size - n) // 4096 + 1))
             return op, [off, min(n, size - off)]
+        if op == "we":
+            n = 4096 * r.randint(1, min(64, a.max_direct // 4096))
+            off = max(0, (size - n) // 4096 * 4096 - 4096 * r.randrange(0, 64 - n // 4096 + 1))
+            return "wd", [off, min(n, size - off)]
         if op == "w4":
             return "wd", [4096 * r.randrange(0, size // 4096), 4096]
         if op == "wb":
