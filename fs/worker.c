@@ -462,13 +462,12 @@ control_thread(void *arg)
 			hlog(HLOG_WARN, "supervisor gone; still serving the mount without it");
 			break;
 		}
-		id = strtoull(line, &rest, 10);
-		if (*rest != ' ') {
+		if (!(rest = proto_parse_request_id(line, &id))) {
 			hlog(HLOG_WARN, "malformed control request from the supervisor");
 			continue;
 		}
 		sbuf_reset(&out);
-		err = control_handle(w, rest + 1, &out);
+		err = control_handle(w, rest, &out);
 		if (out.oom) {
 			sbuf_release(&out);
 			err = ENOMEM;
