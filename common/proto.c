@@ -85,8 +85,8 @@ proto_arg(const struct proto_req *req, const char *key)
 }
 
 /*
- * A decimal number of 1 to 20 digits, no sign or space, at *p, at most max;
- * advances *p past it.  0 or -1.
+ * A decimal number at *p as printf writes it (digits only, no sign, space or
+ * leading zero), at most max; advances *p past it.  0 or -1.
  */
 static int
 proto_number(const char **p, unsigned long long max, unsigned long long *out)
@@ -94,7 +94,7 @@ proto_number(const char **p, unsigned long long max, unsigned long long *out)
 	const char *s = *p;
 	unsigned long long v = 0;
 
-	if (*s < '0' || *s > '9')
+	if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
 		return -1;
 	for (; *s >= '0' && *s <= '9'; s++) {
 		unsigned d = (unsigned)(*s - '0');

@@ -434,7 +434,7 @@ END_TEST
 START_TEST(test_proto_parse_status_ok_and_errno)
 {
 	static const char *bad[] = { "", "ok ", "OK", "error", "error ", "error 0", "error -5",
-		"error +5", "error 5x", "error  5", "error 5 ", "error 2147483648", "errors 5" };
+		"error +5", "error 5x", "error  5", "error 5 ", "error 2147483648", "errors 5", "error 05" };
 	int err = -1;
 
 	ck_assert_int_eq(proto_parse_status("ok", &err), 0);
@@ -454,7 +454,7 @@ END_TEST
 START_TEST(test_proto_parse_request_id)
 {
 	static const char *bad[] = { "", " 1 text ping", "1", "1text ping", "-1 text ping",
-		"+1 text ping", "x1 text ping", "18446744073709551616 text ping" };
+		"+1 text ping", "x1 text ping", "18446744073709551616 text ping", "017 text ping" };
 	unsigned long long id = 0;
 	char line[64];
 
@@ -476,7 +476,7 @@ START_TEST(test_proto_frame_split_whole_partial_and_malformed)
 	static const char two[] = "0 0 5\nready17 22 3\nabc";
 	static const char *bad[] = { "1 0\n", "1  0 0\n", " 1 0 0\n", "1 0 0 \n", "1 -1 0\n",
 		"1 0 -1\n", "x 0 0\n", "1 0 0x\n", "1 2147483648 0\n", "1 0 16777217\n",
-		"18446744073709551616 0 0\n", "\n" };
+		"18446744073709551616 0 0\n", "\n", "01 0 0\n", "1 00 0\n", "1 0 00\n" };
 	struct proto_frame f;
 	char big[PROTO_FRAME_HEAD_MAX + 8];
 
