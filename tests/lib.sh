@@ -64,7 +64,7 @@ cleanup() {
 		fi
 		if [ $status -ne 0 ] && [ $status -ne 77 ]; then
 			for l in "$T"/data*/hcowfs.log; do
-				[ -f "$l" ] && { echo "--- $l (last 40 lines)"; tail -${LOG_TAIL:-40} "$l"; }
+				[ -f "$l" ] && { echo "--- $l (last ${LOG_TAIL:-40} lines)"; tail -n "${LOG_TAIL:-40}" "$l"; }
 			done
 		fi
 		# never recurse into a mount that is still there
