@@ -39,7 +39,7 @@
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "fuzz_logrec: %s:%d: %s\n", __FILE__, __LINE__, #c); abort(); } } while (0)
 
 #define SEGS_MAX	8
-#define SEG_SIZE	4096	/* small, so that the append of step 2 may start a segment */
+#define SEG_SIZE	512	/* small, so that the append of step 2 often starts a segment */
 
 static const uint8_t uuid[16] = "fuzz-logrec-uuid";
 static char dir[256];
@@ -274,7 +274,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(rc == 0 && st2.torn_bytes == 0);
 	CHECK(r2.n == r1.n);
 	for (size_t i = 0; i < r1.n; i++)
-		CHECK(memcmp(&r1.v[i], &r2.v[i], sizeof(r1.v[i])) == 0);
+		CHECK(memcmp(&r1.v[i], &r2.v[i], sizeof(r1.v[i])) == 0);	/* on-disk structs: no padding */
 	CHECK(wlog_read(w, laddr, back, sizeof(back)) == 0 && memcmp(back, payload, sizeof(back)) == 0);
 	wlog_close(w);
 	free(r1.v);
