@@ -7,8 +7,9 @@
 #
 # Sanitizers (a build configured with --enable-sanitizers): every process a
 # test starts, daemons included, writes its AddressSanitizer/UBSan report to a
-# file in $T/san instead of a stderr nobody reads; cleanup prints the reports
-# and fails the test if there is one.  A non-sanitized build ignores this.
+# file in $T/san instead of a stderr nobody reads (or, for gcc's UBSan, to the
+# mount's log); cleanup prints the reports and fails the test if there is one.
+# A non-sanitized build ignores this.
 
 set -eu
 top_builddir=${top_builddir:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -57,8 +58,11 @@ cleanup() {
 		# let unmounted daemons exit by themselves (LeakSanitizer reports at exit)
 		for _ in $(seq 50); do [ -z "$(our_pids)" ] && break; sleep 0.1; done
 		for p in $(our_pids); do kill -KILL "$p" 2>/dev/null; done
-		if [ -n "$(ls -A "$T/san" 2>/dev/null)" ]; then
-			for f in "$T"/san/*; do echo "--- sanitizer report $f"; cat "$f"; done
+		# gcc's UBSan ignores log_path next to ASan: its reports are in the mount's log
+		if [ -n "$(ls -A "$T/san" 2>/dev/null)" ] ||
+		    grep -qs 'runtime error: \|ERROR: AddressSanitizer\|ERROR: LeakSanitizer' "$T"/data*/hcowfs.log; then
+			for f in "$T"/san/*; do [ -f "$f" ] && { echo "--- sanitizer report $f"; cat "$f"; }; done
+			grep -hs -B2 -A20 'runtime error: \|ERROR: AddressSanitizer\|ERROR: LeakSanitizer' "$T"/data*/hcowfs.log
 			echo "FAIL: sanitizer reports (above)"
 			[ $status -eq 0 ] || [ $status -eq 77 ] && status=1
 		fi
