@@ -6,7 +6,7 @@
 #
 # TARGET: proto (the control protocol parsers, common/proto.c) and logrec (the
 # write log's record decoder, through fs/wlog.h); default both.  SECONDS per
-# target, default 30.  DIR (default build-fuzz) holds the binaries, each
+# target, default 30.  DIR (default build-fuzz in the source tree) holds the binaries, each
 # target's growing corpus (corpus-TARGET: run again to continue from it) and
 # any crash, as DIR/artifacts-TARGET/crash-*.  Seeds: tests/fuzz/corpus-proto/;
 # the logrec seeds are written by fuzz_logrec itself (FUZZ_LOGREC_SEEDS), so
@@ -16,14 +16,15 @@
 # a target crashed or reported an error; ends with one line per target:
 # "fuzz TARGET: N runs in S s (X exec/s), cov C, ft F, corpus K inputs, 0 crashes".
 set -euo pipefail
+here=$PWD
 cd "$(dirname "$0")/.."
 src=$PWD
 secs=30
-out=build-fuzz
+out=$src/build-fuzz
 while getopts t:o: opt; do
 	case $opt in
 	t) secs=$OPTARG ;;
-	o) out=$OPTARG ;;
+	o) case $OPTARG in /*) out=$OPTARG ;; *) out=$here/$OPTARG ;; esac ;;
 	*) sed -n '2,18s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 	esac
 done

@@ -35,6 +35,6 @@ if [ -f test-suite.log ]; then
 	echo "${pass:-0} passed, $(( ${fail:-0} + ${xfail:-0} )) failed, ${skip:-0} skipped${san:+ (sanitizers)}"
 fi
 if [ -n "$san" ]; then
-	../tools/fuzz.sh -t "${FUZZ_SECONDS:-30}" -o ../build-fuzz || rc=1
+	../tools/fuzz.sh -t "${FUZZ_SECONDS:-30}" || rc=1	# in build-fuzz/
 fi
 exit $rc
