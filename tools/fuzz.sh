@@ -6,9 +6,9 @@
 #
 # TARGET: proto (the control protocol parsers, common/proto.c) and logrec (the
 # write log's record decoder, through fs/wlog.h); default both.  SECONDS per
-# target, default 30.  DIR (default build-fuzz in the source tree) holds the binaries, each
-# target's growing corpus (corpus-TARGET: run again to continue from it) and
-# any crash, as DIR/artifacts-TARGET/crash-*.  Seeds: tests/fuzz/corpus-proto/;
+# target, default 30.  DIR (default: build-fuzz in the source tree) holds the
+# binaries, each target's growing corpus (corpus-TARGET: run again to continue
+# from it) and any crash, as DIR/artifacts-TARGET/crash-*.  Seeds: tests/fuzz/corpus-proto/;
 # the logrec seeds are written by fuzz_logrec itself (FUZZ_LOGREC_SEEDS), so
 # they always have the current log format.
 #
