@@ -1,5 +1,6 @@
 /* proto: see proto.h. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,6 +82,81 @@ proto_arg(const struct proto_req *req, const char *key)
 		if (strcmp(req->key[i], key) == 0)
 			return req->val[i];
 	return NULL;
+}
+
+/*
+ * A decimal number at *p as printf writes it (digits only, no sign, space or
+ * leading zero), at most max; advances *p past it.  0 or -1.
+ */
+static int
+proto_number(const char **p, unsigned long long max, unsigned long long *out)
+{
+	const char *s = *p;
+	unsigned long long v = 0;
+
+	if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (max - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*p = s;
+	*out = v;
+	return 0;
+}
+
+int
+proto_parse_status(const char *line, int *err)
+{
+	unsigned long long v;
+
+	if (strcmp(line, "ok") == 0) {
+		*err = 0;
+		return 0;
+	}
+	if (strncmp(line, "error ", 6) != 0)
+		return -EINVAL;
+	line += 6;
+	if (proto_number(&line, INT_MAX, &v) < 0 || *line != '\0' || v == 0)
+		return -EINVAL;
+	*err = (int)v;
+	return 0;
+}
+
+char *
+proto_parse_request_id(char *line, unsigned long long *id)
+{
+	const char *p = line;
+
+	if (proto_number(&p, ULLONG_MAX, id) < 0 || *p != ' ')
+		return NULL;
+	return line + (p - line) + 1;
+}
+
+ssize_t
+proto_frame_split(const char *buf, size_t n, struct proto_frame *f)
+{
+	const char *nl = memchr(buf, '\n', n < PROTO_FRAME_HEAD_MAX ? n : PROTO_FRAME_HEAD_MAX);
+	const char *p = buf;
+	unsigned long long id, err, len;
+	size_t head;
+
+	if (!nl)
+		return n < PROTO_FRAME_HEAD_MAX ? 0 : -EINVAL;
+	if (proto_number(&p, ULLONG_MAX, &id) < 0 || *p++ != ' ' ||
+	    proto_number(&p, INT_MAX, &err) < 0 || *p++ != ' ' ||
+	    proto_number(&p, PROTO_BODY_MAX, &len) < 0 || p != nl)
+		return -EINVAL;
+	head = (size_t)(nl - buf) + 1;
+	if (n - head < len)
+		return 0;
+	f->id = id;
+	f->err = (int)err;
+	f->body = nl + 1;
+	f->len = (size_t)len;
+	return (ssize_t)(head + len);
 }
 
 ssize_t

@@ -46,6 +46,36 @@ struct proto_req {
  */
 int proto_parse(char *line, struct proto_req *req, const char **why);
 
+/*
+ * The status line of a reply to hcowctl (without '\n'): "ok" sets *err = 0,
+ * "error ERRNO" sets *err = ERRNO (> 0).  0, or -EINVAL if malformed.
+ */
+int proto_parse_status(const char *line, int *err);
+
+/*
+ * A request from the supervisor to its worker, "ID REQUEST" (without '\n'):
+ * sets *id and returns the request line that follows, or NULL if malformed.
+ */
+char *proto_parse_request_id(char *line, unsigned long long *id);
+
+/* A worker's reply, split off the channel's byte stream. */
+struct proto_frame {
+	unsigned long long  id;		/* 0 = the worker's start-up message */
+	int		    err;	/* 0 = ok, else an errno */
+	const char	   *body;	/* points into the stream's buffer */
+	size_t		    len;
+};
+#define PROTO_FRAME_HEAD_MAX	64	/* "ID ERRNO LEN\n" is never longer */
+
+/*
+ * Split the first frame ("ID ERRNO LEN\n" + LEN bytes of body) off buf[0, n).
+ * Returns its whole length (> 0) with *f filled, 0 if buf does not hold a
+ * whole frame yet, or -EINVAL if the stream is malformed (its head is not
+ * three decimal numbers, LEN > PROTO_BODY_MAX, or no '\n' within
+ * PROTO_FRAME_HEAD_MAX bytes): then nothing in the stream can be trusted.
+ */
+ssize_t proto_frame_split(const char *buf, size_t n, struct proto_frame *f);
+
 /* The value of KEY, or NULL. */
 const char *proto_arg(const struct proto_req *req, const char *key);
 

@@ -462,13 +462,12 @@ control_thread(void *arg)
 			hlog(HLOG_WARN, "supervisor gone; still serving the mount without it");
 			break;
 		}
-		id = strtoull(line, &rest, 10);
-		if (*rest != ' ') {
+		if (!(rest = proto_parse_request_id(line, &id))) {
 			hlog(HLOG_WARN, "malformed control request from the supervisor");
 			continue;
 		}
 		sbuf_reset(&out);
-		err = control_handle(w, rest + 1, &out);
+		err = control_handle(w, rest, &out);
 		if (out.oom) {
 			sbuf_release(&out);
 			err = ENOMEM;
@@ -504,7 +503,8 @@ main(int argc, char **argv)
 		{ "fault-injection", no_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct worker w = { .fuse_fd = -1, .ctl_fd = -1 };
+	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
+	static struct worker w = { .fuse_fd = -1, .ctl_fd = -1 };
 	struct store_opts so = { 0 };
 	struct fuse_loop_config *cfg;
 	char *fargv[] = { "hcowfs-worker", NULL };
@@ -554,6 +554,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	w.se = fuse_session_new(&fargs, &fsops, sizeof(fsops), &w);
+	fuse_opt_free_args(&fargs);	/* parsing them allocated a copy */
 	if (!w.se || fuse_session_custom_io(w.se, &worker_io, w.fuse_fd) < 0) {
 		snprintf(err, sizeof(err), "cannot set up the FUSE session");
 		goto fail;

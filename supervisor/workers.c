@@ -281,31 +281,23 @@ ctl_parse(struct sup *s)
 	struct worker_proc *w = &s->worker;
 
 	for (;;) {
-		char *nl = memchr(w->rbuf, '\n', w->rlen);
-		unsigned long long id;
-		int err;
-		size_t len, head;
+		struct proto_frame f;
+		ssize_t n = proto_frame_split(w->rbuf, w->rlen, &f);
 
-		if (!nl)
+		if (n == 0)
 			return;
-		*nl = '\0';
-		if (sscanf(w->rbuf, "%llu %d %zu", &id, &err, &len) != 3 || len > PROTO_BODY_MAX) {
+		if (n < 0) {
 			hlog(HLOG_ERROR, "worker %d sent a malformed control reply; killing it", (int)w->pid);
 			kill(w->pid, SIGKILL);
 			w->rlen = 0;
 			return;
 		}
-		head = (size_t)(nl - w->rbuf) + 1;
-		if (w->rlen < head + len) {
-			*nl = '\n';
-			return;
-		}
-		if (id == 0)
-			worker_ready(s, err, w->rbuf + head, len);
+		if (f.id == 0)
+			worker_ready(s, f.err, f.body, f.len);
 		else
-			relay_done(s, id, err, w->rbuf + head, len);
-		memmove(w->rbuf, w->rbuf + head + len, w->rlen - head - len);
-		w->rlen -= head + len;
+			relay_done(s, f.id, f.err, f.body, f.len);
+		memmove(w->rbuf, w->rbuf + n, w->rlen - (size_t)n);
+		w->rlen -= (size_t)n;
 	}
 }
 

@@ -431,6 +431,78 @@ START_TEST(test_proto_read_all_and_socket_path)
 }
 END_TEST
 
+START_TEST(test_proto_parse_status_ok_and_errno)
+{
+	static const char *bad[] = { "", "ok ", "OK", "error", "error ", "error 0", "error -5",
+		"error +5", "error 5x", "error  5", "error 5 ", "error 2147483648", "errors 5", "error 05" };
+	int err = -1;
+
+	ck_assert_int_eq(proto_parse_status("ok", &err), 0);
+	ck_assert_int_eq(err, 0);
+	ck_assert_int_eq(proto_parse_status("error 22", &err), 0);
+	ck_assert_int_eq(err, 22);
+	ck_assert_int_eq(proto_parse_status("error 2147483647", &err), 0);
+	ck_assert_int_eq(err, 2147483647);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err = -1;
+		ck_assert_msg(proto_parse_status(bad[i], &err) == -EINVAL, "accepted '%s'", bad[i]);
+		ck_assert_int_eq(err, -1);
+	}
+}
+END_TEST
+
+START_TEST(test_proto_parse_request_id)
+{
+	static const char *bad[] = { "", " 1 text ping", "1", "1text ping", "-1 text ping",
+		"+1 text ping", "x1 text ping", "18446744073709551616 text ping", "017 text ping" };
+	unsigned long long id = 0;
+	char line[64];
+
+	strcpy(line, "17 json disks");
+	ck_assert_str_eq(proto_parse_request_id(line, &id), "json disks");
+	ck_assert_uint_eq(id, 17);
+	strcpy(line, "18446744073709551615 ");
+	ck_assert_str_eq(proto_parse_request_id(line, &id), "");
+	ck_assert_uint_eq(id, 18446744073709551615ull);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		strcpy(line, bad[i]);
+		ck_assert_msg(proto_parse_request_id(line, &id) == NULL, "accepted '%s'", bad[i]);
+	}
+}
+END_TEST
+
+START_TEST(test_proto_frame_split_whole_partial_and_malformed)
+{
+	static const char two[] = "0 0 5\nready17 22 3\nabc";
+	static const char *bad[] = { "1 0\n", "1  0 0\n", " 1 0 0\n", "1 0 0 \n", "1 -1 0\n",
+		"1 0 -1\n", "x 0 0\n", "1 0 0x\n", "1 2147483648 0\n", "1 0 16777217\n",
+		"18446744073709551616 0 0\n", "\n", "01 0 0\n", "1 00 0\n", "1 0 00\n" };
+	struct proto_frame f;
+	char big[PROTO_FRAME_HEAD_MAX + 8];
+
+	ck_assert_int_eq(proto_frame_split(two, sizeof(two) - 1, &f), 11);
+	ck_assert_uint_eq(f.id, 0);
+	ck_assert_int_eq(f.err, 0);
+	ck_assert_uint_eq(f.len, 5);
+	ck_assert_ptr_eq(f.body, two + 6);
+	ck_assert_int_eq(proto_frame_split(two + 11, sizeof(two) - 12, &f), 11);
+	ck_assert_uint_eq(f.id, 17);
+	ck_assert_int_eq(f.err, 22);
+	ck_assert_int_eq(memcmp(f.body, "abc", 3), 0);
+	/* every proper prefix of a frame is incomplete, not malformed */
+	for (size_t n = 0; n < 11; n++)
+		ck_assert_int_eq(proto_frame_split(two + 11, n, &f), 0);
+	ck_assert_int_eq(proto_frame_split("1 0 16777216\n", 13, &f), 0);	/* the bound itself */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(proto_frame_split(bad[i], strlen(bad[i]), &f) == -EINVAL,
+		    "accepted '%s'", bad[i]);
+	/* a head that never ends is malformed once it is longer than any real one */
+	memset(big, '1', sizeof(big));
+	ck_assert_int_eq(proto_frame_split(big, PROTO_FRAME_HEAD_MAX - 1, &f), 0);
+	ck_assert_int_eq(proto_frame_split(big, sizeof(big), &f), -EINVAL);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* sbuf                                                                */
 /* ------------------------------------------------------------------ */
@@ -738,6 +810,9 @@ common_suite(void)
 	tcase_add_test(tc, test_proto_read_line_lines_and_eof);
 	tcase_add_test(tc, test_proto_read_line_too_long_is_e2big);
 	tcase_add_test(tc, test_proto_read_all_and_socket_path);
+	tcase_add_test(tc, test_proto_parse_status_ok_and_errno);
+	tcase_add_test(tc, test_proto_parse_request_id);
+	tcase_add_test(tc, test_proto_frame_split_whole_partial_and_malformed);
 	tcase_add_test(tc, test_sbuf_empty_and_reset);
 	tcase_add_test(tc, test_sbuf_printf_grows_past_256_bytes);
 	tcase_add_test(tc, test_sbuf_json_str_escapes);

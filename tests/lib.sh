@@ -4,6 +4,12 @@
 # that, however the test ends, unmounts what it mounted and kills only the
 # processes it started (found by its own scratch path), then removes the
 # scratch dir.  Exit 77 = skipped.
+#
+# Sanitizers (a build configured with --enable-sanitizers): every process a
+# test starts, daemons included, writes its AddressSanitizer/UBSan report to a
+# file in $T/san instead of a stderr nobody reads (or, for gcc's UBSan, to the
+# mount's log); cleanup prints the reports and fails the test if there is one.
+# A non-sanitized build ignores this.
 
 set -eu
 top_builddir=${top_builddir:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -49,11 +55,20 @@ cleanup() {
 				timeout 10 umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || break
 			done
 		done
-		sleep 0.2
+		# let unmounted daemons exit by themselves (LeakSanitizer reports at exit)
+		for _ in $(seq 50); do [ -z "$(our_pids)" ] && break; sleep 0.1; done
 		for p in $(our_pids); do kill -KILL "$p" 2>/dev/null; done
+		# gcc's UBSan ignores log_path next to ASan: its reports are in the mount's log
+		if [ -n "$(ls -A "$T/san" 2>/dev/null)" ] ||
+		    grep -qs 'runtime error: \|ERROR: AddressSanitizer\|ERROR: LeakSanitizer' "$T"/data*/hcowfs.log; then
+			for f in "$T"/san/*; do [ -f "$f" ] && { echo "--- sanitizer report $f"; cat "$f"; }; done
+			grep -hs -B2 -A20 'runtime error: \|ERROR: AddressSanitizer\|ERROR: LeakSanitizer' "$T"/data*/hcowfs.log
+			echo "FAIL: sanitizer reports (above)"
+			[ $status -eq 0 ] || [ $status -eq 77 ] && status=1
+		fi
 		if [ $status -ne 0 ] && [ $status -ne 77 ]; then
 			for l in "$T"/data*/hcowfs.log; do
-				[ -f "$l" ] && { echo "--- $l (last 40 lines)"; tail -40 "$l"; }
+				[ -f "$l" ] && { echo "--- $l (last ${LOG_TAIL:-40} lines)"; tail -n "${LOG_TAIL:-40}" "$l"; }
 			done
 		fi
 		# never recurse into a mount that is still there
@@ -70,7 +85,9 @@ cleanup() {
 scratch() {
 	T=$(mktemp -d /tmp/hcowfs-test.XXXXXX)
 	chmod 755 "$T"	# other users must reach the mount point: permission tests test the disks' modes
-	mkdir "$T/tmpl" "$T/data" "$T/mnt"
+	mkdir "$T/tmpl" "$T/data" "$T/mnt" "$T/san"
+	export ASAN_OPTIONS="log_path=$T/san/asan:detect_leaks=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+	export UBSAN_OPTIONS="log_path=$T/san/ubsan:print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
 }
@@ -80,9 +97,14 @@ make_template() {
 	$PATTERN fill "$T/tmpl/$1" --size "$2" --seed "$1"
 }
 
-# mount_fs [OPTS...]: mount tmpl+data on mnt and wait until it serves
+# mount_fs [OPTS...]: mount tmpl+data on mnt and wait until it serves.
+# With fault injection the test crashes workers with SIGSEGV on purpose:
+# AddressSanitizer must not report those as bugs.
 mount_fs() {
-	"$MOUNT_HCOWFS" "$T/tmpl" "$T/data" "$T/mnt" "$@" || fail "mount.hcowfs failed"
+	san=
+	case "$*" in *fault_injection*) san=handle_segv=0 ;; esac
+	ASAN_OPTIONS=$ASAN_OPTIONS${san:+:$san} "$MOUNT_HCOWFS" "$T/tmpl" "$T/data" "$T/mnt" "$@" ||
+		fail "mount.hcowfs failed"
 	MOUNTED="$T/mnt"
 }
 

@@ -5,8 +5,8 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_root_fuse
 need fio
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+scratch	# for the sanitizer reports of the mounts bench-recovery makes
+out=$T/out
 python3 "$top_srcdir/tools/bench-recovery" --quick >"$out" 2>&1 || { cat "$out"; fail "bench-recovery --quick failed"; }
 cat "$out"
 for m in "crash recovery, idle" "crash recovery, under fio load" "hang detected" "hung read completed" \

@@ -163,7 +163,7 @@ request(const struct hcow_mount *m, const char *line, int wait_s)
 		fail("no answer from the supervisor of %s%s", m->mountpoint,
 		    n == -EAGAIN ? " (timed out)" : "");
 	err = 0;
-	if (strcmp(head, "ok") != 0 && sscanf(head, "error %d", &err) != 1)
+	if (proto_parse_status(head, &err) < 0)
 		fail("malformed answer from the supervisor: '%s'", head);
 	if (err)
 		fprintf(stderr, "%s: ", prog);

@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3
 	libsqlite3-dev sqlite3 libev-dev check python3 e2fsprogs util-linux procps
-	qemu-utils fio"
+	qemu-utils fio clang libclang-rt-14-dev"
 
-# --packages: print the list (for .ci/run) and stop
+# --packages: print the list (for .ci/run) and stop.  --no-build: install and
+# generate configure, but do not configure or build here (for an out-of-tree
+# build).  clang is for the fuzzers (tools/fuzz.sh) only.
 if [ "${1:-}" = --packages ]; then
 	echo $PACKAGES
 	exit 0
@@ -28,5 +30,6 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 [ -x configure ] || autoreconf -fi
+[ "${1:-}" = --no-build ] && exit 0
 [ -f Makefile ] || ./configure ${CONFIGURE_FLAGS:-}
 make -j"$(nproc)"
