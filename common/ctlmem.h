@@ -64,6 +64,7 @@ enum ctl_fault_kind {
 
 #define FAULT_OP_ANY	0		/* any request */
 #define FAULT_OP_APPEND	10000		/* between a log record's header and data */
+#define FAULT_OP_CONTROL	10001		/* a control request (create, list...); never "any" */
 
 struct ctl_slot {
 	_Atomic uint64_t unique;	/* 0 = idle */

@@ -215,7 +215,7 @@ fault_maybe(struct ctlmem *c, uint32_t op)
 	if (kind == FAULT_NONE)
 		return;
 	fop = atomic_load(&c->fault_op);
-	if (fop != FAULT_OP_ANY && fop != op)
+	if ((fop != FAULT_OP_ANY || op == FAULT_OP_CONTROL) && fop != op)
 		return;
 	left = atomic_load(&c->fault_count);
 	do {
@@ -467,6 +467,7 @@ control_thread(void *arg)
 			continue;
 		}
 		sbuf_reset(&out);
+		fault_maybe(w->ctl, FAULT_OP_CONTROL);
 		err = control_handle(w, rest, &out);
 		if (out.oom) {
 			sbuf_release(&out);

@@ -280,7 +280,7 @@ fault_arm(struct sup *s, struct client *c, const struct proto_req *req)
 	static const struct { const char *name; uint32_t op; } ops[] = {
 		{ "any", FAULT_OP_ANY }, { "read", FUSE_READ }, { "write", FUSE_WRITE },
 		{ "fsync", FUSE_FSYNC }, { "getattr", FUSE_GETATTR }, { "lookup", FUSE_LOOKUP },
-		{ "append", FAULT_OP_APPEND },
+		{ "append", FAULT_OP_APPEND }, { "control", FAULT_OP_CONTROL },
 	};
 	const char *kind = proto_arg(req, "kind"), *op = proto_arg(req, "op");
 	const char *count = proto_arg(req, "count"), *ms = proto_arg(req, "ms");
@@ -305,7 +305,7 @@ fault_arm(struct sup *s, struct client *c, const struct proto_req *req)
 			;
 		if (i == sizeof(ops) / sizeof(ops[0])) {
 			client_fail(s, c, EINVAL, "fault op is one of any, read, write, fsync, getattr, "
-			    "lookup, append\n");
+			    "lookup, append, control\n");
 			return;
 		}
 		o = ops[i].op;

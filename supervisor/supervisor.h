@@ -55,6 +55,7 @@ struct relay {
 	struct client	*client;	/* NULL once the client is gone */
 	char		*line;		/* FORMAT VERB ARGS, as sent */
 	int		 sent;		/* to the current worker */
+	unsigned	 deaths;	/* workers that died holding it (poison: POISON_ATTEMPTS) */
 };
 
 enum worker_state { WORKER_STARTING, WORKER_RUNNING, WORKER_GONE };

@@ -211,11 +211,30 @@ relay_done(struct sup *s, uint64_t id, int err, const char *body, size_t len)
 	}
 }
 
-/* The worker died: what it was sent goes to the next one, marked as a retry. */
+/*
+ * The worker died: what it was sent goes to the next one, marked as a
+ * retry; but a control request held by POISON_ATTEMPTS dead workers is
+ * answered with an error instead, as a poison FUSE request is.
+ */
 static void
 relays_requeue(struct sup *s)
 {
-	for (struct relay *r = s->relays; r; r = r->next) {
+	for (struct relay **p = &s->relays; *p; ) {
+		struct relay *r = *p;
+		if (r->sent && ++r->deaths >= POISON_ATTEMPTS) {
+			char msg[PROTO_LINE_MAX + 128];
+			int n = snprintf(msg, sizeof(msg), "%u workers died while handling this request; "
+			    "it is not retried (the mount's log has the details)\n", r->deaths);
+			hlog(HLOG_ERROR, "control request '%s' was held by %u workers that died; "
+			    "answering it with an error", r->line, r->deaths);
+			*p = r->next;
+			if (r->client)
+				client_answer(s, r->client, EIO, msg, (size_t)n);
+			free(r->line);
+			free(r);
+			continue;
+		}
+		p = &r->next;
 		if (r->sent && !strstr(r->line, " retry=1")) {
 			char *l;
 			if (asprintf(&l, "%s retry=1", r->line) >= 0) {
