@@ -470,7 +470,7 @@ ctlsock_open(struct sup *s)
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    chmod(s->sock_path, s->o.owner_uid >= 0 ? 0666 : 0600) < 0 ||
-	    listen(s->listen_fd, 16) < 0)
+	    listen(s->listen_fd, 512) < 0)
 		sup_startup_failed(s, "cannot open control socket '%s': %s", s->sock_path, strerror(errno));
 	{
 		struct stat sb;

@@ -70,13 +70,13 @@ replace_base() {
 
 # ---- at mount ---------------------------------------------------------------
 # modified in place, then put back byte for byte with its mtime: refused, then fine
-umount "$M"; MOUNTED=
+umount_fs
 cp -a "$T/tmpl/base.img" "$T/mtime.ref"
 printf '\x00\x01' | dd of="$T/tmpl/base.img" bs=1 seek=100 conv=notrunc status=none
 touch -r "$T/mtime.ref" "$T/tmpl/base.img"	# only the content fingerprint can tell
 mount_fs
 check_disks "template modified in place before the mount (mtime put back)" "content changed"
-umount "$M"; MOUNTED=
+umount_fs
 dd if="$T/base.orig" of="$T/tmpl/base.img" bs=1 skip=100 seek=100 count=2 conv=notrunc status=none
 touch -r "$T/mtime.ref" "$T/tmpl/base.img"
 cmp "$T/tmpl/base.img" "$T/base.orig" || fail "could not put the template back"
@@ -85,7 +85,7 @@ cmp -n 8192 "$M/a.img" "$T/base.orig" || fail "template put back: a.img does not
 [ "$(status_field '[d["state"] for d in s["disks"] if d["name"] == "a.img"][0]')" = ok ] || fail "template put back: a.img not ok"
 ok "template put back as it was (bytes and mtime, same file): its disks work again"
 
-umount "$M"; MOUNTED=
+umount_fs
 rm "$T/tmpl/base.img"
 out=$("$MOUNT_HCOWFS" "$T/tmpl" "$T/data" "$M" 2>&1) || fail "mount with a missing template failed: $out"
 MOUNTED=$M
@@ -96,14 +96,14 @@ check_disks "template deleted before the mount" "no such file"
 grep -q "template 'base.img': no such file in the template dir; its disks refuse I/O" "$T/data/hcowfs.log" ||
 	fail "the missing template is not logged at mount"
 
-umount "$M"; MOUNTED=
+umount_fs
 restore_base
 truncate -s $((3 * MiB)) "$T/tmpl/base.img"
 mount_fs
 check_disks "template truncated before the mount" "size changed"
 
 # put back in place, byte-identical with the same mtime, but a new inode: still refused
-umount "$M"; MOUNTED=
+umount_fs
 replace_base
 mount_fs
 check_disks "template replaced by an identical copy (new inode)" "replaced by another file"
@@ -152,7 +152,7 @@ except OSError as e:
 live "template modified in place" "modified|content changed" \
 	dd if=<(head -c 4096 /dev/zero | tr '\0' '\356') of="$T/tmpl/base.img" bs=4096 seek=256 conv=notrunc status=none
 remount_fresh() {
-	umount "$M"; MOUNTED=
+	umount_fs
 	cp -a "$T/base.orig" "$T/tmpl/base.img"
 	mount_fs
 	for d in a.img b.img; do ctl delete "$d" >/dev/null; done

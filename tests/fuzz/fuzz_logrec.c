@@ -222,6 +222,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rec_header h = { 0 };
 	struct wlog *w;
 	char err[512] = "";
+	const char *why = NULL;	/* wlog_read: what is wrong with a record it refuses */
 	uint64_t laddr;
 	uint8_t back[sizeof(payload)];
 	int rc;
@@ -258,7 +259,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	h.offset = 4096;
 	h.length = sizeof(payload);
 	CHECK(wlog_append(w, &h, payload, &laddr) == 0);
-	CHECK(wlog_read(w, laddr, back, sizeof(back)) == 0 && memcmp(back, payload, sizeof(back)) == 0);
+	CHECK(wlog_read(w, laddr, 7, 4096, back, sizeof(back), &why) == 0 && memcmp(back, payload, sizeof(back)) == 0);
 	collect(&h, laddr, &r1);
 	wlog_close(w);
 
@@ -275,7 +276,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(r2.n == r1.n);
 	for (size_t i = 0; i < r1.n; i++)
 		CHECK(memcmp(&r1.v[i], &r2.v[i], sizeof(r1.v[i])) == 0);	/* on-disk structs: no padding */
-	CHECK(wlog_read(w, laddr, back, sizeof(back)) == 0 && memcmp(back, payload, sizeof(back)) == 0);
+	CHECK(wlog_read(w, laddr, 7, 4096, back, sizeof(back), &why) == 0 && memcmp(back, payload, sizeof(back)) == 0);
 	wlog_close(w);
 	free(r1.v);
 	free(r2.v);
