@@ -20,10 +20,10 @@ for job in "4k randread 1 job" "4k randread 4 jobs" "1M seqread" "4k randwrite 1
 	"4k randrw 70/30"; do
 	for sys in native passthrough_ll qsd hcowfs; do
 		grep -q "^io,$job,.*,$sys,[0-9.]*,IOPS\$" "$csvf" || fail "no IOPS for '$job' on $sys in the CSV"
-	done
+done
 	for peer in native passthrough_ll qsd; do
 		grep -q "^ratio,$job,.*,$peer,[0-9.]*,x\$" "$csvf" || fail "no ratio for '$job' vs $peer"
-	done
+done
 done
 for sys in passthrough_ll qsd hcowfs; do
 	grep -q "^cpu,4k randwrite 1 job,-,$sys,[0-9.]*,us/op\$" "$csvf" || fail "no CPU per I/O for $sys"
@@ -31,9 +31,9 @@ done
 # reads on both kinds of ranges
 [ "$(grep -c '^io,4k randread 1 job,template,.*,IOPS$' "$csvf")" = 4 ] || fail "no template-range reads"
 [ "$(grep -c '^io,4k randread 1 job,log,.*,IOPS$' "$csvf")" = 4 ] || fail "no rewritten-range reads"
-for m in "log bytes appended at increasing offsets, 4k randwrite 1 job" "extent index memory per extent" \
-	"4k randread IOPS, disk of" "worker RSS growth per extent" "mount start-up" \
-	"4k randread IOPS, 8 jobs over 8 disks"; do
+for m in "log bytes appended at increasing offsets: 4k randwrite 1 job" "extent index memory per extent" \
+	"4k randread IOPS: disk of" "worker RSS growth per extent" "mount start-up" \
+	"4k randread IOPS: 8 jobs over 8 disks"; do
 	grep -q "^hcowfs,$m" "$csvf" || fail "no figure '$m' in the CSV"
 done
 # every IOPS figure is a positive number: a system that served nothing is a failure
