@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3
 	libsqlite3-dev sqlite3 libev-dev check python3 e2fsprogs util-linux procps
-	qemu-utils fio"
+	qemu-utils fio qemu-system-common strace"
 
 # --packages: print the list (for .ci/run) and stop
 if [ "${1:-}" = --packages ]; then
