@@ -56,6 +56,7 @@ usage(FILE *f, int code)
 	    "       ro                   mount read-only\n"
 	    "       segment_size=BYTES   log segment size (default 1G, minimum 16M)\n"
 	    "       checkpoint_ms=MS     checkpoint interval (default 10000)\n"
+	    "       threads=N            worker threads serving requests, 1 to 32 (default 12)\n"
 	    "       worker=PATH          worker executable (default: the installed one)\n"
 	    "       hang_timeout=MS      a request older than this means a hung worker (default 10000)\n"
 	    "       reissue=auto|resend|replay  how a replacement gets the requests a dead worker held\n"
@@ -103,6 +104,8 @@ parse_option(struct sup_opts *o, char *opt)
 		if (size_parse(val, &v) < 0 || v < (UINT64_C(16) << 20) || v > (UINT64_C(1) << 39))
 			die(1, "option segment_size=%s: expected a size between 16M and 512G", val);
 		o->segment_size = v;
+	} else if (strcmp(opt, "threads") == 0 && val) {
+		o->threads = option_uint(opt, val, 1, 32, "threads");
 	} else if (strcmp(opt, "checkpoint_ms") == 0 && val) {
 		o->checkpoint_ms = option_uint(opt, val, 10, 3600000, "milliseconds");
 	} else if (strcmp(opt, "hang_timeout") == 0 && val) {

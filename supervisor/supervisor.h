@@ -34,6 +34,7 @@ struct sup_opts {
 	int	 readonly;
 	uint64_t segment_size;		/* 0: the worker's default */
 	unsigned checkpoint_ms;		/* 0: the worker's default */
+	unsigned threads;		/* 0: the worker's default */
 	long	 owner_uid;		/* besides root, may use the control socket; -1 none */
 	unsigned hang_timeout_ms;	/* a request older than this means a hung worker */
 	int	 reissue;		/* 0 auto, else enum ctl_reissue */

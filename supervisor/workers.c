@@ -352,8 +352,8 @@ void
 worker_start(struct sup *s, int takeover)
 {
 	struct worker_proc *w = &s->worker;
-	char fusefd[16], ctlfd[16], shmfd[16], segsz[32], cpms[16];
-	char *argv[20];
+	char fusefd[16], ctlfd[16], shmfd[16], segsz[32], cpms[16], nthreads[16];
+	char *argv[24];
 	int sv[2], argc = 0;
 	pid_t pid;
 
@@ -383,6 +383,10 @@ worker_start(struct sup *s, int takeover)
 	if (s->o.checkpoint_ms) {
 		snprintf(cpms, sizeof(cpms), "%u", s->o.checkpoint_ms);
 		argv[argc++] = "--checkpoint-ms"; argv[argc++] = cpms;
+	}
+	if (s->o.threads) {
+		snprintf(nthreads, sizeof(nthreads), "%u", s->o.threads);
+		argv[argc++] = "--threads"; argv[argc++] = nthreads;
 	}
 	argv[argc] = NULL;
 
