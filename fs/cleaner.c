@@ -196,7 +196,9 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 	memset(cs, 0, sizeof(*cs));
 	if (st->readonly)
 		return -EROFS;
-	pthread_mutex_lock(&st->clean_lock);
+	/* a check is reading (it may take minutes): do not hold up the checkpoint thread */
+	if (pthread_mutex_trylock(&st->clean_lock) != 0)
+		return -EBUSY;
 	wlog_segments(st->log, &lc.first, &lc.last);
 	cp_seg = st->cp_laddr ? LADDR_SEG(st->cp_laddr) : lc.first;
 	if (lc.last - lc.first < 1 || cp_seg <= lc.first)

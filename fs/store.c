@@ -914,7 +914,7 @@ clean_if_worth_it(struct store *st)
 	store_log_space(st, &disk, &live);
 	if (disk <= 2 * live || disk - live <= 2 * st->segment_size)
 		return;
-	if ((rc = store_clean(st, 50, &cs)) < 0)
+	if ((rc = store_clean(st, 50, &cs)) < 0 && rc != -EBUSY)
 		hlog(HLOG_WARN, "cleaner: %s", strerror(-rc));
 }
 

@@ -114,7 +114,7 @@ void store_set_append_hook(struct store *st, void (*hook)(void *arg), void *arg)
  * Clean the log (cleaner.c): move the live data out of sealed segments at
  * least min_dead_pct % dead and give their space back.  The checkpoint
  * thread calls it when the log holds more than twice the live data; 0 or
- * -errno, with what was done in cs.
+ * -errno (-EBUSY while a check runs), with what was done in cs.
  */
 struct clean_stats {
 	uint64_t segments_released;
