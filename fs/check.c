@@ -259,13 +259,7 @@ store_check(struct store *st, struct sbuf *out)
 	if ((note = wlog_note(st->log)) != NULL)
 		problem(&c, "%s; mounting (or hcowctl check --repair) cuts it", note);
 
-	pthread_rwlock_rdlock(&st->ns_lock);
-	ids = calloc(st->disks_cap ? st->disks_cap : 1, sizeof(*ids));
-	for (size_t i = 0; ids && i < st->disks_cap; i++)
-		if (st->disks[i])
-			ids[n++] = (uint64_t)st->disks[i]->id;
-	pthread_rwlock_unlock(&st->ns_lock);
-	if (!ids) {
+	if (disk_ids(st, &ids, &n) < 0) {
 		pthread_mutex_unlock(&st->clean_lock);
 		free(c.buf);
 		return -ENOMEM;

@@ -51,20 +51,17 @@ live_count(const struct extent *e, void *arg)
 	return 0;
 }
 
+static void
+live_disk(struct disk *d, void *arg)
+{
+	extmap_walk(d->map, 0, UINT64_MAX, live_count, arg);
+}
+
 /* Live bytes of every segment, from every disk's map. */
 static void
 live_bytes(struct store *st, struct live_ctx *c)
 {
-	pthread_rwlock_rdlock(&st->ns_lock);
-	for (size_t i = 0; i < st->disks_cap; i++) {
-		struct disk *d = st->disks[i];
-		if (!d)
-			continue;
-		pthread_rwlock_rdlock(&d->lock);
-		extmap_walk(d->map, 0, UINT64_MAX, live_count, c);
-		pthread_rwlock_unlock(&d->lock);
-	}
-	pthread_rwlock_unlock(&st->ns_lock);
+	disks_each(st, live_disk, c);
 }
 
 struct in_seg {
@@ -150,20 +147,12 @@ move_extent(struct store *st, uint64_t id, const struct extent *e, char *buf,
 static int
 evacuate(struct store *st, uint32_t seg, char *buf, uint64_t *moved)
 {
-	size_t cap;
 	uint64_t *ids;
-	size_t n = 0;
-	int rc = 0;
+	size_t n;
+	int rc;
 
-	pthread_rwlock_rdlock(&st->ns_lock);
-	cap = st->disks_cap;
-	ids = calloc(cap ? cap : 1, sizeof(*ids));
-	for (size_t i = 0; ids && i < cap; i++)
-		if (st->disks[i])
-			ids[n++] = (uint64_t)st->disks[i]->id;
-	pthread_rwlock_unlock(&st->ns_lock);
-	if (!ids)
-		return -ENOMEM;
+	if ((rc = disk_ids(st, &ids, &n)) < 0)
+		return rc;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		struct in_seg c = { .seg = seg };
 		struct disk *d;

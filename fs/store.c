@@ -875,20 +875,45 @@ out:
  * STORE_SNAPSHOT_MS so a replacement worker has little log to replay.
  */
 void
-store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes)
+disks_each(struct store *st, void (*fn)(struct disk *d, void *arg), void *arg)
 {
-	uint64_t live = 0;
-
 	pthread_rwlock_rdlock(&st->ns_lock);
 	for (size_t i = 0; i < st->disks_cap; i++) {
 		struct disk *d = st->disks[i];
 		if (!d)
 			continue;
 		pthread_rwlock_rdlock(&d->lock);
-		live += extmap_log_bytes(d->map);
+		fn(d, arg);
 		pthread_rwlock_unlock(&d->lock);
 	}
 	pthread_rwlock_unlock(&st->ns_lock);
+}
+
+int
+disk_ids(struct store *st, uint64_t **ids, size_t *n)
+{
+	pthread_rwlock_rdlock(&st->ns_lock);
+	*n = 0;
+	*ids = calloc(st->disks_cap ? st->disks_cap : 1, sizeof(**ids));
+	for (size_t i = 0; *ids && i < st->disks_cap; i++)
+		if (st->disks[i])
+			(*ids)[(*n)++] = (uint64_t)st->disks[i]->id;
+	pthread_rwlock_unlock(&st->ns_lock);
+	return *ids ? 0 : -ENOMEM;
+}
+
+static void
+add_log_bytes(struct disk *d, void *arg)
+{
+	*(uint64_t *)arg += extmap_log_bytes(d->map);
+}
+
+void
+store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes)
+{
+	uint64_t live = 0;
+
+	disks_each(st, add_log_bytes, &live);
 	*disk_bytes = wlog_disk_bytes(st->log);
 	*live_bytes = live;
 }

@@ -100,6 +100,11 @@ struct disk *disk_new(const struct catalog_disk *cd, struct tmpl *t);
 void disk_free(struct disk *d);
 int disk_table_put(struct store *st, struct disk *d);
 
+/* Call fn for each disk, under ns_lock shared and the disk's lock shared. */
+void disks_each(struct store *st, void (*fn)(struct disk *d, void *arg), void *arg);
+/* The ids of the disks now (for work that visits them one at a time, without ns_lock). */
+int disk_ids(struct store *st, uint64_t **ids, size_t *n);
+
 struct tmpl *tmpl_by_id(struct store *st, int64_t id);
 int tmpl_add(struct store *st, struct tmpl *t);
 int tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off);
