@@ -28,7 +28,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "hlog.h"
@@ -197,22 +196,6 @@ snapshot_refresh(struct store *st)
 	return 0;
 }
 
-/*
- * Map the snapshot's pages in one call instead of one fault per 4 KiB: a
- * replacement reads megabytes of it while the mount waits.  Best effort.
- */
-static void
-snap_prefault(const void *p, size_t len)
-{
-#ifdef MADV_POPULATE_READ
-	uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095;
-	madvise((void *)a, len + ((uintptr_t)p - a), MADV_POPULATE_READ);
-#else
-	(void)p;
-	(void)len;
-#endif
-}
-
 /* One disk's state read from a snapshot, applied only once all of it is read. */
 struct snap_loaded {
 	struct disk	*d;
@@ -258,7 +241,6 @@ snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq)
 		return -ENOMEM;
 	p = (const uint8_t *)h + sizeof(*h);
 	end = (const uint8_t *)h + h->bytes;
-	snap_prefault(h, h->bytes);
 	/* read everything first: a damaged snapshot must leave the disks as they were */
 	for (uint64_t i = 0; i < h->ndisks; i++) {
 		struct snap_loaded *l = &loaded[n];
