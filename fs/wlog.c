@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -438,14 +439,53 @@ seg_has_later_record(int fd, uint64_t from, uint64_t size, uint64_t after_seq)
 
 /*
  * Replay reads the log through a window of REPLAY_CHUNK bytes, so scanning
- * many small records costs few system calls.
+ * many small records costs few system calls.  A takeover, which reads only
+ * the headers of all but the last record, maps the segment instead (the
+ * window is then the whole mapping): copying every record's data through a
+ * buffer was most of a replacement worker's start-up under write load.
  */
 struct window {
-	unsigned char	*buf;
+	unsigned char	*buf;	/* the buffer, or the mapping */
 	int		 fd;
 	uint64_t	 off;	/* file offset of buf[0] */
 	size_t		 len;	/* valid bytes in buf */
+	unsigned char	*chunk;	/* the REPLAY_CHUNK buffer */
+	void		*map;	/* non-NULL: buf is this mapping of map_len bytes */
+	size_t		 map_len;
 };
+
+/* Point the window at fd, of size bytes, from file offset pos on; map it if asked. */
+static void
+window_open(struct window *win, int fd, uint64_t pos, uint64_t size, int map)
+{
+	if (win->map)
+		munmap(win->map, win->map_len);
+	win->map = NULL;
+	win->buf = win->chunk;
+	win->fd = fd;
+	win->off = 0;
+	win->len = 0;
+	if (map) {
+		uint64_t start = pos & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+		void *m = size > start ? mmap(NULL, (size_t)(size - start), PROT_READ, MAP_SHARED,
+		    fd, (off_t)start) : MAP_FAILED;
+		if (m != MAP_FAILED) {
+			win->map = m;
+			win->map_len = (size_t)(size - start);
+			win->buf = m;
+			win->off = start;
+			win->len = win->map_len;
+		}
+	}
+}
+
+static void
+window_close(struct window *win)
+{
+	if (win->map)
+		munmap(win->map, win->map_len);
+	win->map = NULL;
+}
 
 /* Make [pos, pos+len) (len <= REPLAY_CHUNK) be in the window; 0, or -1 past the file's end. */
 static int
@@ -453,6 +493,8 @@ window_fill(struct window *win, uint64_t pos, size_t len)
 {
 	if (pos >= win->off && pos + len <= win->off + win->len)
 		return 0;
+	if (win->map)
+		return -1;	/* the mapping ends where the file did */
 	ssize_t n = pread(win->fd, win->buf, REPLAY_CHUNK, (off_t)pos);
 	win->off = pos;
 	win->len = n > 0 ? (size_t)n : 0;
@@ -563,21 +605,22 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 	buf = malloc(REPLAY_CHUNK);
 	if (!buf)
 		return -ENOMEM;
-	struct window win = { buf, -1, 0, 0 };
+	struct window win = { .buf = buf, .fd = -1, .chunk = buf };
+	struct stat st;
 	for (;;) {
 		int fd = seg_fd(w, segno);
-		struct stat st;
 		struct rec_header h;
 		const char *why = NULL;
 
 		if (win.fd != fd) {
-			win.fd = fd;
-			win.len = 0;
-		}
-		if (fstat(fd, &st) < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "cannot stat log segment %08x: %s", segno, strerror(errno));
-			break;
+			/* nothing else writes the log while it is replayed: one fstat per segment */
+			if (fstat(fd, &st) < 0) {
+				rc = -errno;
+				snprintf(err, errlen, "cannot stat log segment %08x: %s", segno,
+				    strerror(errno));
+				break;
+			}
+			window_open(&win, fd, pos, (uint64_t)st.st_size, trust_complete);
 		}
 		if (pos == (uint64_t)st.st_size) {
 			if (segno == w->last)
@@ -646,6 +689,7 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 		pos += rec_size(&h);
 		seq++;
 	}
+	window_close(&win);
 	free(buf);
 	if (rc == 0) {
 		w->last = segno;	/* later segments were empty or never existed */
