@@ -12,7 +12,8 @@
  *                  (the first worker's fd is mounted only after ready)
  *   [takeover]  -> FUSE_NOTIFY_RESEND: the kernel requeues every request the
  *                  dead worker had read but not answered
- *   serve       -> fuse_session_loop_mt + a control thread
+ *   serve       -> a pool of serving threads (started early, waiting at a
+ *                  gate until now) + a control thread
  *   unmounted   -> the fd reports ENODEV: final checkpoint, exit 0
  *
  * Exit status: 0 unmounted, 2 could not start (the supervisor does not
@@ -264,6 +265,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 	struct worker *w = userdata;
 
 	if (buf != populated_buf) {
+		/* a buffer libfuse allocated (this thread found no free slot) */
 		populate(buf, len);
 		populated_buf = buf;
 	}
@@ -288,7 +290,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 			 */
 			uint8_t *sb = ctlmem_req_buf(w->ctl, (unsigned)slot);
 			n = read(fd, sb, len < CTLMEM_REQ_MAX ? len : CTLMEM_REQ_MAX);
-			if (n > 0)
+			if (n > 0 && sb != buf)
 				memcpy(buf, sb, (size_t)n);
 		} else {
 			n = read(fd, buf, len);
@@ -369,6 +371,136 @@ worker_replay_init(struct worker *w)
 	replaying_init = 0;
 	free(copy);
 	return replayed_init_error;
+}
+
+/*
+ * The serving threads.  A thread's receive buffer is its slot's buffer in the
+ * control memory, not memory of its own: every page of it must be faulted in
+ * before the first read (see populate()), and the pages of the shared memory
+ * were allocated and cleared by an earlier worker, so a replacement maps them
+ * instead of zeroing 1 MiB per thread, and a dying worker unmaps them instead
+ * of freeing them (freeing ~12 MiB delayed the supervisor's SIGCHLD by about
+ * 1.5 ms).  Like libfuse's loop, the pool grows by one when a request takes
+ * the last idle thread, up to the --threads limit, and never shrinks.  The
+ * first threads start before the store opens and wait at the gate, so their
+ * buffers are faulted in on the other core while the store loads.
+ */
+static struct {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cond;
+	int		 open;
+	unsigned	 max;		/* --threads */
+	_Atomic unsigned started;
+	_Atomic unsigned idle;		/* threads waiting in read() */
+	_Atomic int	 error;		/* a read error that ended the loop, -errno */
+	pthread_t	 tid[WORKER_MAX_THREADS];
+} pool = { .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void *serve_thread(void *arg);
+
+/* Start one more serving thread if the limit allows; 0 or -errno. */
+static int
+pool_grow(struct worker *w)
+{
+	unsigned n = atomic_load(&pool.started);
+	int rc;
+
+	do {
+		if (n >= pool.max)
+			return 0;
+	} while (!atomic_compare_exchange_weak(&pool.started, &n, n + 1));
+	atomic_fetch_add(&pool.idle, 1);	/* counted idle until its first request */
+	if ((rc = pthread_create(&pool.tid[n], NULL, serve_thread, w)) != 0) {
+		atomic_fetch_sub(&pool.idle, 1);
+		pool.tid[n] = 0;
+		hlog(HLOG_WARN, "cannot start a serving thread: %s", strerror(rc));
+		return -rc;
+	}
+	return 0;
+}
+
+static void
+pool_open_gate(void)
+{
+	pthread_mutex_lock(&pool.mu);
+	pool.open = 1;
+	pthread_cond_broadcast(&pool.cond);
+	pthread_mutex_unlock(&pool.mu);
+}
+
+/*
+ * A receive buffer of len bytes in transparent huge pages where the system
+ * allows them (madvise mode): one 2 MiB page instead of 257 small ones.  A
+ * worker killed with small pages spent ~1 ms unmapping them before its
+ * death was reported (the supervisor's SIGCHLD); huge pages unmap in one
+ * step.  NULL if out of memory.
+ */
+static void *
+recv_buf_alloc(size_t len)
+{
+	const size_t huge = (size_t)2 << 20;
+	size_t size = (len + huge - 1) & ~(huge - 1);
+	char *p = mmap(NULL, size + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (char *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	munmap(a + size, (size_t)(p + size + huge - (a + size)));
+	madvise(a, size, MADV_HUGEPAGE);
+	return a;
+}
+
+static void *
+serve_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct fuse_buf fbuf;
+	int slot = slot_mine(w->ctl);
+
+	memset(&fbuf, 0, sizeof(fbuf));
+	if (slot >= 0 && w->ctl->reissue == REISSUE_REPLAY)
+		fbuf.mem = ctlmem_req_buf(w->ctl, (unsigned)slot);	/* the record itself */
+	else
+		fbuf.mem = recv_buf_alloc(CTLMEM_REQ_MAX);
+	if (fbuf.mem) {
+		populate(fbuf.mem, CTLMEM_REQ_MAX);
+		populated_buf = fbuf.mem;
+	}
+	pthread_mutex_lock(&pool.mu);
+	while (!pool.open)
+		pthread_cond_wait(&pool.cond, &pool.mu);
+	pthread_mutex_unlock(&pool.mu);
+	for (;;) {
+		int res = fuse_session_receive_buf(w->se, &fbuf);
+		if (atomic_fetch_sub(&pool.idle, 1) == 1 && res > 0)
+			pool_grow(w);	/* that was the last idle thread */
+		if (res == -EINTR) {
+			atomic_fetch_add(&pool.idle, 1);
+			continue;
+		}
+		if (res <= 0) {
+			if (res < 0)
+				atomic_store(&pool.error, res);
+			fuse_session_exit(w->se);
+			break;
+		}
+		fuse_session_process_buf(w->se, &fbuf);
+		atomic_fetch_add(&pool.idle, 1);
+	}
+	return NULL;	/* the buffer goes with the process */
+}
+
+/* Wait for every serving thread to end (the session ended); 0 or -errno. */
+static int
+pool_join(void)
+{
+	for (unsigned i = 0; i < atomic_load(&pool.started); i++)
+		if (pool.tid[i])
+			pthread_join(pool.tid[i], NULL);
+	return atomic_load(&pool.error);
 }
 
 /* Ask the kernel to requeue what the previous worker held.  0 or -errno. */
@@ -509,7 +641,6 @@ main(int argc, char **argv)
 	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
 	static struct worker w = { .fuse_fd = -1, .ctl_fd = -1 };
 	struct store_opts so = { 0 };
-	struct fuse_loop_config *cfg;
 	char *fargv[] = { "hcowfs-worker", NULL };
 	struct fuse_args fargs = FUSE_ARGS_INIT(1, fargv);
 	char err[512] = "", line[64];
@@ -552,6 +683,10 @@ main(int argc, char **argv)
 	/* touch the pages now: a fault in a page first mapped mid-request can cost that request */
 	madvise(w.ctl, sizeof(struct ctlmem), MADV_POPULATE_WRITE);
 
+	pool.max = threads;
+	for (int i = 0; i < 2; i++)
+		pool_grow(&w);	/* they wait at the gate */
+
 	so.purge_unlinked = !takeover;
 	so.create = !takeover;
 	so.takeover = takeover;
@@ -586,8 +721,6 @@ main(int argc, char **argv)
 	rc = (int)proto_read_line(w.ctl_fd, line, sizeof(line));
 	if (rc <= 0 || strcmp(line, "start") != 0)
 		die(1, "supervisor did not say start");
-	if (w.ctl->reissue == REISSUE_REPLAY)
-		madvise(ctlmem_req_buf(w.ctl, 0), (size_t)CTLMEM_SLOTS * CTLMEM_REQ_MAX, MADV_POPULATE_WRITE);
 	if (w.fault_injection)
 		store_set_append_hook(w.st, append_fault_hook, w.ctl);
 	if (takeover && w.ctl->reissue == REISSUE_REPLAY)
@@ -610,11 +743,8 @@ main(int argc, char **argv)
 	 * measured with tools/bench, 32 threads cost about twice the CPU per 4k
 	 * read of 10.  Blocking reads from a slow template disk want more.
 	 */
-	cfg = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(cfg, threads);
-	fuse_loop_cfg_set_clone_fd(cfg, 0);
-	rc = fuse_session_loop_mt(w.se, cfg);
-	fuse_loop_cfg_destroy(cfg);
+	pool_open_gate();
+	rc = pool_join();
 	if (rc != 0)
 		hlog(HLOG_WARN, "FUSE loop ended: %s", strerror(rc < 0 ? -rc : rc));
 	hlog(HLOG_INFO, "file system unmounted; writing the final checkpoint");
