@@ -5,6 +5,9 @@
  * control memory and the mount; the worker inherits the fds and may be
  * killed at any instruction.  Life of a worker:
  *
+ *   [standby]   -> started ahead of need (--standby): exec, libraries and the
+ *                  first threads' buffers are done; waits for "go" (then it
+ *                  takes over) or for the channel to close (then exit 0)
  *   open store  -> catalog + log replay; on failure report it and exit 2
  *   session     -> libfuse session over the inherited fd (custom io)
  *   [takeover]  -> replay the saved FUSE_INIT into the new session, reply dropped
@@ -458,14 +461,10 @@ serve_thread(void *arg)
 {
 	struct worker *w = arg;
 	struct fuse_buf fbuf;
-	int slot = slot_mine(w->ctl);
+	int replay = w->ctl->reissue == REISSUE_REPLAY;
 
 	memset(&fbuf, 0, sizeof(fbuf));
-	if (slot >= 0 && w->ctl->reissue == REISSUE_REPLAY)
-		fbuf.mem = ctlmem_req_buf(w->ctl, (unsigned)slot);	/* the record itself */
-	else
-		fbuf.mem = recv_buf_alloc(CTLMEM_REQ_MAX);
-	if (fbuf.mem) {
+	if (!replay && (fbuf.mem = recv_buf_alloc(CTLMEM_REQ_MAX)) != NULL) {
 		populate(fbuf.mem, CTLMEM_REQ_MAX);
 		populated_buf = fbuf.mem;
 	}
@@ -473,6 +472,12 @@ serve_thread(void *arg)
 	while (!pool.open)
 		pthread_cond_wait(&pool.cond, &pool.mu);
 	pthread_mutex_unlock(&pool.mu);
+	/* slots only now: a standby's threads wait here while the serving worker owns them */
+	if (replay && slot_mine(w->ctl) >= 0) {
+		fbuf.mem = ctlmem_req_buf(w->ctl, (unsigned)my_slot);	/* the record itself */
+		populate(fbuf.mem, CTLMEM_REQ_MAX);
+		populated_buf = fbuf.mem;
+	}
 	for (;;) {
 		int res = fuse_session_receive_buf(w->se, &fbuf);
 		if (atomic_fetch_sub(&pool.idle, 1) == 1 && res > 0)
@@ -617,7 +622,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: hcowfs-worker --fuse-fd N --ctl-fd N --shm-fd N --datadir DIR "
-	    "--tmpldir DIR [--takeover] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
+	    "--tmpldir DIR [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
 	    "hcowfs-worker is started by mount.hcowfs, not by hand\n");
 	exit(2);
 }
@@ -636,6 +641,7 @@ main(int argc, char **argv)
 		{ "checkpoint-ms", required_argument, NULL, 'p' },
 		{ "fault-injection", no_argument, NULL, 'F' },
 		{ "threads", required_argument, NULL, 'n' },
+		{ "standby", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
 	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
@@ -644,7 +650,7 @@ main(int argc, char **argv)
 	char *fargv[] = { "hcowfs-worker", NULL };
 	struct fuse_args fargs = FUSE_ARGS_INIT(1, fargv);
 	char err[512] = "", line[64];
-	int shm_fd = -1, takeover = 0, opt, rc;
+	int shm_fd = -1, takeover = 0, standby = 0, opt, rc;
 	unsigned threads = WORKER_THREADS_DEFAULT;
 
 	hlog_init("hcowfs-worker", HLOG_INFO);
@@ -659,6 +665,7 @@ main(int argc, char **argv)
 		case 's': so.segment_size = strtoull(optarg, NULL, 10); break;
 		case 'p': so.checkpoint_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'F': w.fault_injection = 1; break;
+		case 'S': standby = 1; break;
 		case 'n':
 			threads = (unsigned)strtoul(optarg, NULL, 10);
 			if (threads < 1 || threads > WORKER_MAX_THREADS)
@@ -686,6 +693,16 @@ main(int argc, char **argv)
 	pool.max = threads;
 	for (int i = 0; i < 2; i++)
 		pool_grow(&w);	/* they wait at the gate */
+	if (standby) {
+		/*
+		 * Started ahead of need: exec, libraries and the first threads'
+		 * buffers are done.  The supervisor says "go" when the serving
+		 * worker has died, or closes the channel if it wants us gone.
+		 */
+		if (proto_read_line(w.ctl_fd, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0)
+			return 0;
+		takeover = 1;
+	}
 
 	so.purge_unlinked = !takeover;
 	so.create = !takeover;

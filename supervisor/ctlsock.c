@@ -127,6 +127,10 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 		    (int)w->pid, worker_state_name(w), sup_uptime(&w->started),
 		    (unsigned long long)(atomic_load(&s->ctl->requests_done) - w->done_at_start),
 		    outstanding(s), w->takeover ? "true" : "false");
+	if (s->standby.pid > 0)
+		sbuf_printf(b, "%s{\"pid\":%d,\"state\":\"standby\",\"uptime_s\":%.0f,"
+		    "\"requests_served\":0,\"outstanding\":0,\"replacement\":false}",
+		    w->pid > 0 ? "," : "", (int)s->standby.pid, sup_uptime(&s->standby.started));
 	sbuf_printf(b, "],\"restarts\":%llu,\"restarts_by_cause\":{", (unsigned long long)s->restarts);
 	for (int c = 0; c < CAUSE_COUNT; c++)
 		sbuf_printf(b, "%s\"%s\":%llu", c ? "," : "", cause_name(c),
@@ -181,6 +185,9 @@ status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 		    outstanding(s));
 	else
 		sbuf_addstr(b, "worker      none (restarting)\n");
+	if (s->standby.pid > 0)
+		sbuf_printf(b, "standby     pid %d, up %.0f s, ready to take over\n", (int)s->standby.pid,
+		    sup_uptime(&s->standby.started));
 	sbuf_printf(b, "restarts    %llu (crash %llu, hang %llu, exit %llu, restart %llu)\n",
 	    (unsigned long long)s->restarts, (unsigned long long)s->by_cause[CAUSE_CRASH],
 	    (unsigned long long)s->by_cause[CAUSE_HANG], (unsigned long long)s->by_cause[CAUSE_EXIT],

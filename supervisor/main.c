@@ -63,6 +63,7 @@ usage(FILE *f, int code)
 	    "       fault_injection      allow hcowctl debug fault (for tests)\n"
 	    "       watch=off            no hang detection or request tracking (to measure their cost)\n"
 	    "       restart_burst=N      restarts in 10 s before each waits 1 s (default 10)\n"
+	    "       standby=off          no second worker kept ready to take over (default on)\n"
 	    "     generic mount options (rw, defaults, noauto, nofail, _netdev, x-*...) are accepted.\n"
 	    "\n"
 	    "The log of the mount is DATA_DIR/hcowfs.log.  Unmount with umount MOUNTPOINT.\n");
@@ -123,6 +124,8 @@ parse_option(struct sup_opts *o, char *opt)
 		o->restart_burst = option_uint(opt, val, 1, 100000, "restarts per 10 s");
 	} else if (strcmp(opt, "watch") == 0 && val && (!strcmp(val, "on") || !strcmp(val, "off"))) {
 		o->nowatch = strcmp(val, "off") == 0;
+	} else if (strcmp(opt, "standby") == 0 && val && (!strcmp(val, "on") || !strcmp(val, "off"))) {
+		o->nostandby = strcmp(val, "off") == 0;
 	} else if (strcmp(opt, "fault_injection") == 0 && !val) {
 		o->fault_injection = 1;
 	} else if (strcmp(opt, "owner") == 0 && val) {
@@ -417,6 +420,7 @@ sup_mounted(struct sup *s, const char *warnings, size_t len)
 void
 sup_exit(struct sup *s, int code)
 {
+	standby_stop(s, 1);
 	ctlsock_close(s);
 	exit(code);
 }

@@ -41,6 +41,7 @@ struct sup_opts {
 	int	 fault_injection;	/* hcowctl debug fault allowed */
 	int	 nowatch;		/* -o watch=off: no hang detection, no request slots */
 	unsigned restart_burst;		/* restarts per 10 s before throttling */
+	int	 nostandby;		/* -o standby=off: no worker started ahead of need */
 };
 
 #define HANG_TIMEOUT_MS_DEFAULT	10000
@@ -134,6 +135,13 @@ struct sup {
 	struct timespec	 started;
 
 	struct worker_proc worker;
+	struct {			/* a worker started ahead of need (workers.c) */
+		pid_t		 pid;		/* 0: none */
+		int		 ctl_fd;
+		struct timespec	 started;
+		unsigned	 failures;	/* in a row, ended before it was needed */
+		ev_timer	 timer;		/* starts the next one */
+	} standby;
 	uint64_t	 restarts;
 	struct fault	 faults[FAULTS_KEPT];
 	unsigned	 nfaults;		/* total ever; ring of FAULTS_KEPT */
@@ -158,6 +166,8 @@ void workers_init(struct sup *s);
 void worker_start(struct sup *s, int takeover);
 /* Deliberate replacement (hcowctl restart); 0 or -errno. */
 int worker_restart(struct sup *s);
+/* Stop the standby worker, if any, and reap it (at exit). */
+void standby_stop(struct sup *s, int reap);
 const char *cause_name(enum cause c);
 /* "WRITE node 3 [4096+512]" */
 void request_describe(const struct ctl_slot *sl, uint64_t unique, char *buf, size_t len);

@@ -106,3 +106,37 @@ wait $writer || fail "I/O failed across hcowctl restart"
 cmp "$M/d.img" "$T/ref" || fail "data differs after restarts"
 [ "$(status_field 's["restarts_by_cause"]["restart"]')" = 3 ] || fail "restarts not counted as such"
 ok "hcowctl restart three times under a writer: no error, no lost byte"
+
+# a standby worker waits, ready; when the serving worker dies it is the one that takes over
+standby_pid() { status_field '[w["pid"] for w in s["workers"] if w["state"] == "standby"][0]'; }
+wait_for standby_pid || fail "no standby worker in status: $(ctl status)"
+sb=$(standby_pid) old=$(worker_pid)
+kill -KILL "$old"
+wait_for new_worker_serving "$old" || fail "no worker serving after killing $old"
+[ "$(worker_pid)" = "$sb" ] || fail "standby $sb did not take over (serving: $(worker_pid))"
+cmp "$M/d.img" "$T/ref" || fail "data differs after the standby took over"
+ok "standby worker $sb took over from $old"
+
+# a standby that dies is replaced; the serving worker is not touched
+wait_for standby_pid || fail "no standby after the takeover"
+sb=$(standby_pid) w=$(worker_pid)
+kill -KILL "$sb"
+standby_replaced() { p=$(standby_pid) && [ "$p" != "$sb" ]; }
+wait_for standby_replaced || fail "standby $sb was not replaced"
+[ "$(worker_pid)" = "$w" ] || fail "the serving worker changed when the standby died"
+grep -q "standby worker ended before it was needed" "$T/data/hcowfs.log" || fail "the standby's end was not logged"
+ok "a dead standby is replaced by $(standby_pid), worker $w serves on"
+
+# hcowctl restart must run the worker binary installed now, not a standby exec'd earlier
+sb=$(standby_pid) old=$(worker_pid)
+ctl restart | grep -q "^restarted: worker" || fail "hcowctl restart"
+new=$(worker_pid)
+[ "$new" != "$sb" ] && [ "$new" != "$old" ] || fail "restart promoted standby $sb"
+ok "hcowctl restart starts a fresh worker ($new), not standby $sb"
+umount_fs
+
+mount_fs -o standby=off
+sleep 0.5
+[ "$(status_field 'len(s["workers"])')" = 1 ] || fail "standby=off: $(ctl status)"
+umount_fs
+ok "standby=off keeps no standby"
