@@ -9,8 +9,9 @@ scratch	# for the sanitizer reports of the mounts bench-recovery makes
 out=$T/out
 python3 "$top_srcdir/tools/bench-recovery" --quick >"$out" 2>&1 || { cat "$out"; fail "bench-recovery --quick failed"; }
 cat "$out"
-for m in "crash recovery, idle" "crash recovery, under fio load" "hang detected" "hung read completed" \
-	"4k randread IOPS" "4k randwrite IOPS"; do
+for m in "crash recovery, idle" "crash recovery, under fio load" "crash recovery, under load, standby=off" \
+	"hang detected" "hung read completed" "4k randread IOPS" "4k randwrite IOPS" \
+	"4k randread CPU us per I/O" "4k randwrite CPU us per I/O"; do
 	grep -q "^$m" "$out" || fail "no figure for '$m'"
 done
 ok "bench-recovery --quick prints every figure"
