@@ -516,6 +516,26 @@ static void *checkpoint_thread(void *arg);
 
 #define TMPL_WATCH_MS	500	/* the longest between two looks at the templates' names */
 
+/* store_open() gave up before its store held the catalog opened ahead: close that. */
+static int
+open_fail(const struct store_opts *o, int rc)
+{
+	catalog_close(o->catalog);
+	return rc;
+}
+
+struct catalog *
+store_catalog_preopen(const char *datadir)
+{
+	struct catalog *cat = NULL;
+	char path[PATH_MAX + 32], err[256];
+
+	snprintf(path, sizeof(path), "%s/catalog.db", datadir);
+	if (catalog_open(path, 0, NULL, 0, &cat, err, sizeof(err)) < 0)
+		return NULL;
+	return cat;
+}
+
 int
 store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen)
 {
@@ -535,27 +555,27 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	if (stat(o->datadir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
 		snprintf(err, errlen, "data dir '%s': %s", o->datadir,
 		    errno == 0 || S_ISDIR(sb.st_mode) ? "not a directory" : strerror(errno));
-		return -ENOTDIR;
+		return open_fail(o, -ENOTDIR);
 	}
 	if (access(o->datadir, o->readonly ? R_OK | X_OK : R_OK | W_OK | X_OK) < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "data dir '%s' is not writable: %s", o->datadir, strerror(errno));
-		return rc;
+		return open_fail(o, rc);
 	}
 	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
 	if (access(path, F_OK) < 0) {
 		if (!o->create || o->readonly) {
 			snprintf(err, errlen, "data dir '%s' holds no hcowfs store", o->datadir);
-			return -ENOENT;
+			return open_fail(o, -ENOENT);
 		}
 		store_remove_partial(o->datadir);
 		if ((rc = store_create_files(o->datadir, err, errlen)) < 0)
-			return rc;
+			return open_fail(o, rc);
 	}
 
 	st = calloc(1, sizeof(*st));
 	if (!st)
-		return -ENOMEM;
+		return open_fail(o, -ENOMEM);
 	st->tmpldirfd = -1;
 	snprintf(st->datadir, sizeof(st->datadir), "%s", o->datadir);
 	snprintf(st->tmpldir, sizeof(st->tmpldir), "%s", o->tmpldir ? o->tmpldir : "");
@@ -573,7 +593,9 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	pthread_mutex_init(&st->cp_mu, NULL);
 	pthread_cond_init(&st->cp_cond, NULL);
 
-	if ((rc = catalog_open(path, o->readonly ? CATALOG_READONLY : 0, NULL, 0, &st->cat,
+	if (o->catalog)
+		st->cat = o->catalog;
+	else if ((rc = catalog_open(path, o->readonly ? CATALOG_READONLY : 0, NULL, 0, &st->cat,
 	    err, errlen)) < 0)
 		goto fail;
 	if (!o->tmpldir) {

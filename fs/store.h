@@ -41,6 +41,8 @@ struct store_opts {
 	int		 create;		/* create the store if the data dir is empty */
 	int		 readonly;		/* for checking: change no file (tmpldir may be
 						   NULL: the one the last mount used) */
+	struct catalog	*catalog;		/* opened ahead by store_catalog_preopen(), or
+						   NULL; store_open() takes it, even on failure */
 };
 
 #define STORE_CHECKPOINT_MS_DEFAULT	10000
@@ -62,6 +64,12 @@ struct disk_attr {
 };
 
 int store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen);
+/*
+ * Open the catalog of an existing store ahead of store_open(), changing
+ * nothing (a standby worker, while another serves the store).  NULL if that
+ * fails: store_open() then opens it itself and reports why it cannot.
+ */
+struct catalog *store_catalog_preopen(const char *datadir);
 /* Checkpoint and release everything. */
 void store_close(struct store *st);
 int store_checkpoint(struct store *st);

@@ -5,12 +5,12 @@
  * control memory and the mount; the worker inherits the fds and may be
  * killed at any instruction.  Life of a worker:
  *
- *   [standby]   -> started ahead of need (--standby): exec, libraries and the
- *                  first threads' buffers are done; waits for "go" (then it
- *                  takes over) or for the channel to close (then exit 0)
- *   open store  -> catalog + log replay; on failure report it and exit 2
  *   session     -> libfuse session over the inherited fd (custom io)
  *   [takeover]  -> replay the saved FUSE_INIT into the new session, reply dropped
+ *   [standby]   -> started ahead of need (--standby): all of the above done,
+ *                  and the catalog opened; waits for "go" (then it takes
+ *                  over) or for the channel to close (then exit 0)
+ *   open store  -> catalog + log replay; on failure report it and exit 2
  *   ready       -> tell the supervisor ("0 0 5\nready"), wait for "start"
  *                  (the first worker's fd is mounted only after ready)
  *   [takeover]  -> FUSE_NOTIFY_RESEND: the kernel requeues every request the
@@ -693,12 +693,26 @@ main(int argc, char **argv)
 	pool.max = threads;
 	for (int i = 0; i < 2; i++)
 		pool_grow(&w);	/* they wait at the gate */
+	/* the session takes no store: a standby sets it up ahead of need too */
+	w.se = fuse_session_new(&fargs, &fsops, sizeof(fsops), &w);
+	fuse_opt_free_args(&fargs);	/* parsing them allocated a copy */
+	if (!w.se || fuse_session_custom_io(w.se, &worker_io, w.fuse_fd) < 0) {
+		snprintf(err, sizeof(err), "cannot set up the FUSE session");
+		goto fail;
+	}
+	if ((takeover || standby) && (rc = worker_replay_init(&w)) != 0) {
+		snprintf(err, sizeof(err), "cannot take over the FUSE session: saved INIT %s (%s)",
+		    rc == -EPROTO ? "missing" : "refused", strerror(rc < 0 ? -rc : rc));
+		goto fail;
+	}
 	if (standby) {
 		/*
-		 * Started ahead of need: exec, libraries and the first threads'
-		 * buffers are done.  The supervisor says "go" when the serving
-		 * worker has died, or closes the channel if it wants us gone.
+		 * Started ahead of need: exec, libraries, the session, the
+		 * catalog's connection and the first threads' buffers are done.
+		 * The supervisor says "go" when the serving worker has died, or
+		 * closes the channel if it wants us gone.
 		 */
+		so.catalog = store_catalog_preopen(so.datadir);
 		if (proto_read_line(w.ctl_fd, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0)
 			return 0;
 		takeover = 1;
@@ -713,17 +727,6 @@ main(int argc, char **argv)
 		hlog(HLOG_ERROR, "%s", err);
 		worker_reply(&w, 0, -rc, err, strlen(err));
 		return 2;
-	}
-	w.se = fuse_session_new(&fargs, &fsops, sizeof(fsops), &w);
-	fuse_opt_free_args(&fargs);	/* parsing them allocated a copy */
-	if (!w.se || fuse_session_custom_io(w.se, &worker_io, w.fuse_fd) < 0) {
-		snprintf(err, sizeof(err), "cannot set up the FUSE session");
-		goto fail;
-	}
-	if (takeover && (rc = worker_replay_init(&w)) != 0) {
-		snprintf(err, sizeof(err), "cannot take over the FUSE session: saved INIT %s (%s)",
-		    rc == -EPROTO ? "missing" : "refused", strerror(rc < 0 ? -rc : rc));
-		goto fail;
 	}
 	{
 		/* "ready", then what the admin must hear at mount (mount.hcowfs prints it) */
