@@ -1,7 +1,7 @@
 /*
  * crc32c: the Castagnoli CRC that protects log records and segment headers.
  * Uses the SSE4.2 instruction when the CPU has it, a table otherwise; both
- * give the same values (tests/check_logrec.c holds the standard check value).
+ * give the same values (tests/check_common.c holds the standard check values).
  */
 #ifndef HCOWFS_CRC32C_H
 #define HCOWFS_CRC32C_H
@@ -11,5 +11,13 @@
 
 /* Continue a CRC: crc32c(0, buf, len) is the CRC of buf. */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
+
+/*
+ * The crc of each `block`-byte piece of buf: out[i] = crc32c(0, buf + i *
+ * block, that piece's length); the last piece may be short.  out holds
+ * ceil(len / block) entries.  Same values as crc32c(), about three times
+ * faster with the SSE4.2 instruction, since the pieces are independent.
+ */
+void crc32c_blocks(const void *buf, size_t len, size_t block, uint32_t *out);
 
 #endif

@@ -790,6 +790,64 @@ START_TEST(test_crc32c_matches_bitwise_reference_at_all_alignments)
 }
 END_TEST
 
+/* crc32c_blocks(buf + off, len, block) against crc32c_ref of each piece; aborts on a difference. */
+static void
+crc32c_blocks_expect(const unsigned char *buf, size_t off, size_t len, size_t block)
+{
+	size_t n = (len + block - 1) / block;
+	uint32_t *got = malloc((n + 1) * sizeof(*got));
+
+	ck_assert_ptr_nonnull(got);
+	got[n] = 0x5a5a5a5au;		/* guard: nothing past the last piece is written */
+	crc32c_blocks(buf + off, len, block, got);
+	for (size_t i = 0; i < n; i++) {
+		size_t plen = len - i * block < block ? len - i * block : block;
+		uint32_t want = crc32c_ref(0, buf + off + i * block, plen);
+		if (got[i] != want || crc32c(0, buf + off + i * block, plen) != want)
+			ck_abort_msg("off %zu len %zu block %zu piece %zu: %08x, expected %08x",
+			    off, len, block, i, got[i], want);
+	}
+	ck_assert_uint_eq(got[n], 0x5a5a5a5au);
+	free(got);
+}
+
+START_TEST(test_crc32c_blocks_equal_crc32c_of_each_block)
+{
+	static const size_t blocks[] = { 1, 3, 8, 13, 64, 4093, 4096 };
+	size_t cap = 9 * 4096 + 16;
+	unsigned char *buf = malloc(cap);
+
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < cap; i++)
+		buf[i] = (unsigned char)(i * 2654435761u >> 13);
+	for (size_t bi = 0; bi < sizeof(blocks) / sizeof(blocks[0]); bi++) {
+		size_t block = blocks[bi];
+		/* whole groups of three, a group plus one or two, odd tails, at odd addresses */
+		for (size_t nb = 0; nb <= 9 && nb * block <= 9 * 4096; nb++)
+			for (size_t tail = 0; tail < block && tail < 10; tail += (block > 3 ? 3 : 1))
+				for (size_t off = 0; off < 8; off += 5)
+					if (off + nb * block + tail <= cap)
+						crc32c_blocks_expect(buf, off, nb * block + tail, block);
+	}
+	free(buf);
+}
+END_TEST
+
+START_TEST(test_crc32c_blocks_of_a_full_record)
+{
+	/* the largest REC_WRITE: 4096 blocks of 4 KiB, and one byte short of it */
+	size_t len = 16u << 20;
+	unsigned char *buf = malloc(len);
+
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (unsigned char)(i ^ (i >> 9) ^ (i >> 17));
+	crc32c_blocks_expect(buf, 0, len, 4096);
+	crc32c_blocks_expect(buf, 0, len - 1, 4096);
+	free(buf);
+}
+END_TEST
+
 static Suite *
 common_suite(void)
 {
@@ -820,6 +878,8 @@ common_suite(void)
 	tcase_add_test(tc, test_crc32c_empty_input_changes_nothing);
 	tcase_add_test(tc, test_crc32c_split_calls_equal_one_call);
 	tcase_add_test(tc, test_crc32c_matches_bitwise_reference_at_all_alignments);
+	tcase_add_test(tc, test_crc32c_blocks_equal_crc32c_of_each_block);
+	tcase_add_test(tc, test_crc32c_blocks_of_a_full_record);
 	suite_add_tcase(s, tc);
 	return s;
 }
