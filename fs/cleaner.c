@@ -133,7 +133,7 @@ move_extent(struct store *st, uint64_t id, const struct extent *e, char *buf,
 			h.disk_id = id;
 			h.offset = e->loff;
 			h.length = e->len;
-			rc = disk_log(st, d, &h, buf);
+			rc = disk_log(st, d, &h, buf, NULL);
 			if (rc == 0)
 				*moved += e->len;
 		}

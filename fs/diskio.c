@@ -116,14 +116,19 @@ out:
 	return rc;
 }
 
-/* Append a record for d and apply it.  Caller holds ns_lock shared and log_lock. */
+/*
+ * Append a record for d and apply it.  Caller holds ns_lock shared and
+ * log_lock.  sums: the data's checksums if the caller computed them before
+ * taking log_lock, else NULL.
+ */
 int
-disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data)
+disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
+    const struct wlog_sums *sums)
 {
 	uint64_t laddr = 0;
 	int rc;
 
-	if ((rc = wlog_append(st->log, h, data, &laddr)) < 0)
+	if ((rc = wlog_append_sums(st->log, h, data, sums, &laddr)) < 0)
 		return rc;
 	pthread_rwlock_wrlock(&d->lock);
 	rc = disk_apply(d, h, laddr);
@@ -140,11 +145,18 @@ ssize_t
 store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t off)
 {
 	struct rec_header h = { 0 };
+	struct wlog_sums sums;
 	struct disk *d;
 	ssize_t rc;
 
 	if (len == 0)
 		return 0;
+	/*
+	 * Checksum outside log_lock, so that writers do it in parallel.  If the
+	 * write is cut at the disk's end below, wlog computes them again for
+	 * the shorter record.
+	 */
+	wlog_sums_compute(&sums, buf, len < REC_DATA_MAX ? len : REC_DATA_MAX);
 	pthread_rwlock_rdlock(&st->ns_lock);
 	if ((rc = disk_for_io(st, id, &d)) < 0)
 		goto out;
@@ -160,7 +172,7 @@ store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t
 		h.disk_id = (uint64_t)d->id;
 		h.offset = off;
 		h.length = n;
-		rc = disk_log(st, d, &h, buf);
+		rc = disk_log(st, d, &h, buf, &sums);
 		if (rc == 0)
 			rc = (ssize_t)n;
 	}
@@ -185,7 +197,7 @@ disk_resize(struct store *st, struct disk *d, uint64_t size)
 	h.type = REC_SIZE;
 	h.disk_id = (uint64_t)d->id;
 	h.offset = size;
-	return disk_log(st, d, &h, NULL);
+	return disk_log(st, d, &h, NULL, NULL);
 }
 
 int
@@ -208,10 +220,10 @@ store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_s
 		/* one record grows and zeroes: a crash between two would grow without zeroing */
 		h.flags = REC_F_GROW;
 		h.length = len;
-		rc = len ? disk_log(st, d, &h, NULL) : disk_resize(st, d, off);
+		rc = len ? disk_log(st, d, &h, NULL, NULL) : disk_resize(st, d, off);
 	} else if (off < d->size && len > 0) {
 		h.length = (off + len < d->size ? off + len : d->size) - off;
-		rc = disk_log(st, d, &h, NULL);
+		rc = disk_log(st, d, &h, NULL, NULL);
 	}
 	pthread_mutex_unlock(&st->log_lock);
 out:

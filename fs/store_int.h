@@ -129,7 +129,8 @@ int snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq);
 int snapshot_refresh(struct store *st);
 
 /* diskio.c: append a record for d and apply it; ns_lock shared and log_lock held. */
-int disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data);
+int disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
+    const struct wlog_sums *sums);
 
 /* After appending: wake the checkpointer if the log since the checkpoint is long. */
 void checkpoint_nudge(struct store *st);

@@ -760,11 +760,27 @@ pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
 	return 0;
 }
 
+void
+wlog_sums_compute(struct wlog_sums *sums, const void *data, uint64_t length)
+{
+	assert(length > 0 && length <= REC_DATA_MAX);
+	sums->length = length;
+	crc32c_blocks(data, length, REC_BLOCK, sums->table);
+	sums->data_crc = crc32c(0, sums->table, 4 * rec_blocks(length));
+}
+
 int
 wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *rec_laddr)
 {
+	return wlog_append_sums(w, h, data, NULL, rec_laddr);
+}
+
+int
+wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
+    const struct wlog_sums *sums, uint64_t *rec_laddr)
+{
 	uint64_t dlen = h->type == REC_WRITE ? h->length : 0;
-	uint32_t table[REC_DATA_MAX / REC_BLOCK];
+	struct wlog_sums own;
 	uint64_t tail, off, reclen;
 	struct iovec iov[3];
 	int fd, rc, cnt = 1;
@@ -783,6 +799,11 @@ wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *re
 		return -EINVAL;
 	if (h->flags & ~(h->type == REC_ZERO ? REC_F_GROW : 0))
 		return -EINVAL;
+	/* sums for another length (the caller cut the write at the disk's end) do not apply */
+	if (dlen && (!sums || sums->length != dlen)) {
+		wlog_sums_compute(&own, data, dlen);
+		sums = &own;
+	}
 	reclen = rec_size(h);
 	tail = w->tail;
 	if (LADDR_OFF(tail) + reclen > w->segment_size &&
@@ -802,11 +823,8 @@ wlog_append(struct wlog *w, struct rec_header *h, const void *data, uint64_t *re
 	h->data_crc = 0;
 	iov[0] = (struct iovec){ h, sizeof(*h) };
 	if (dlen) {
-		uint64_t nblk = rec_blocks(dlen);
-		for (uint64_t i = 0; i < nblk; i++)
-			table[i] = crc32c(0, (const char *)data + i * REC_BLOCK, rec_block_len(h, i));
-		h->data_crc = crc32c(0, table, 4 * nblk);
-		iov[1] = (struct iovec){ table, 4 * nblk };
+		h->data_crc = sums->data_crc;
+		iov[1] = (struct iovec){ (void *)sums->table, 4 * rec_blocks(dlen) };
 		iov[2] = (struct iovec){ (void *)data, dlen };
 		cnt = 3;
 	}

@@ -89,6 +89,26 @@ int wlog_append(struct wlog *w, struct rec_header *h, const void *data,
     uint64_t *rec_laddr);
 
 /*
+ * The checksums of a REC_WRITE's data: its crc table and the table's crc.
+ * They depend on the data alone, so a writer computes them before it takes
+ * the lock that serializes appends, and concurrent writers checksum in
+ * parallel instead of one after another.
+ */
+struct wlog_sums {
+	uint64_t length;			/* data bytes they were computed for */
+	uint32_t data_crc;			/* crc32c of the table */
+	uint32_t table[REC_DATA_MAX / REC_BLOCK];
+};
+void wlog_sums_compute(struct wlog_sums *sums, const void *data, uint64_t length);
+/*
+ * wlog_append() with the data's checksums computed beforehand.  sums may be
+ * NULL, and sums for a length other than h->length are ignored: wlog
+ * computes them itself then, so a record always carries its own data's crcs.
+ */
+int wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
+    const struct wlog_sums *sums, uint64_t *rec_laddr);
+
+/*
  * Read bytes [doff, doff+len) of disk disk_id from the REC_WRITE at log
  * address rec, after checking that its header is sound and names them, and
  * that every block they touch matches its checksum.  0; -EBADMSG with *why

@@ -1727,6 +1727,65 @@ START_TEST(trust_complete_replay_verifies_only_the_last_record)
 }
 END_TEST
 
+/*
+ * Checksums computed before the append (outside the store's log lock) make
+ * the same record as wlog_append(); sums for another length are not used,
+ * so a write cut short by its caller still carries its own data's crcs.
+ */
+START_TEST(append_with_sums_computed_beforehand_writes_the_same_record)
+{
+	static const uint64_t lens[] = { 1, BLK - 1, BLK, 3 * BLK, 3 * BLK + 5, MiB };
+	unsigned char *data = malloc(MiB);
+	struct wlog_sums *sums = malloc(sizeof(*sums));
+	struct collector c = { 0 };
+	struct wlog_replay_stats rs;
+	uint64_t la[2 * 6 + 2];
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	int n = 0;
+
+	ck_assert_ptr_nonnull(data);
+	ck_assert_ptr_nonnull(sums);
+	fill(data, MiB, 5);
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		struct rec_header h = { .type = REC_WRITE, .disk_id = 1, .offset = 0, .length = lens[i] };
+		struct rec_header plain;
+
+		wlog_sums_compute(sums, data, lens[i]);
+		ck_assert_uint_eq(sums->length, lens[i]);
+		ck_assert_int_eq(wlog_append_sums(w, &h, data, sums, &la[n++]), 0);
+		la[n++] = append(w, REC_WRITE, 1, 0, lens[i], data, &plain);
+		ck_assert_uint_eq(h.data_crc, plain.data_crc);
+		check_write_record_on_disk(1, LADDR_OFF(la[n - 2]), data, lens[i]);
+	}
+	/* sums of 3 blocks + 5 bytes given for a record cut to 2 blocks + 1 byte */
+	{
+		struct rec_header h = { .type = REC_WRITE, .disk_id = 1, .offset = 0, .length = 2 * BLK + 1 };
+		wlog_sums_compute(sums, data, 3 * BLK + 5);
+		ck_assert_int_eq(wlog_append_sums(w, &h, data, sums, &la[n++]), 0);
+		check_write_record_on_disk(1, LADDR_OFF(la[n - 1]), data, 2 * BLK + 1);
+	}
+	/* a REC_ZERO ignores sums */
+	{
+		struct rec_header h = { .type = REC_ZERO, .disk_id = 1, .offset = 0, .length = BLK };
+		ck_assert_int_eq(wlog_append_sums(w, &h, NULL, sums, &la[n++]), 0);
+		ck_assert_uint_eq(h.data_crc, 0);
+	}
+	ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
+	wlog_close(w);
+
+	/* every record replays with every block verified */
+	w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
+	ck_assert_int_eq(c.n, n);
+	ck_assert_uint_eq(rs.torn_bytes, 0);
+	for (int i = 0; i < n; i++)
+		ck_assert_uint_eq(c.v[i].rec_laddr, la[i]);
+	wlog_close(w);
+	free(c.v);
+	free(sums);
+	free(data);
+}
+END_TEST
+
 static Suite *
 wlog_suite(void)
 {
@@ -1751,6 +1810,7 @@ wlog_suite(void)
 	tcase_add_test(tc, replay_from_outside_the_log_is_EUCLEAN);
 	tcase_add_test(tc, apply_error_stops_replay_and_is_returned);
 	tcase_add_test(tc, sync_succeeds_and_bad_write_lengths_are_EINVAL);
+	tcase_add_test(tc, append_with_sums_computed_beforehand_writes_the_same_record);
 	tcase_add_loop_test(tc, read_of_a_damaged_block_fails_and_other_blocks_read_fine, 0,
 	    (int)(sizeof(block_damage) / sizeof(block_damage[0])));
 	tcase_add_test(tc, read_of_a_record_with_a_damaged_header_always_fails);
