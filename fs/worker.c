@@ -83,6 +83,7 @@ populate(void *buf, size_t len)
 /* ---- request slots (ctlmem.h has the protocol) ------------------------- */
 
 static struct ctlmem *slot_ctl;		/* for the thread-exit destructor */
+static uint32_t slot_pid;		/* ours, for the slots: getpid() is a system call */
 static pthread_key_t slot_key;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static __thread int my_slot = -1;
@@ -142,7 +143,7 @@ slot_fill(struct worker *w, int i, const void *buf, size_t n)
 	sl->nodeid = in->nodeid;
 	sl->offset = 0;
 	sl->size = 0;
-	sl->pid = (uint32_t)getpid();
+	sl->pid = slot_pid;
 	if ((in->opcode == FUSE_READ || in->opcode == FUSE_WRITE) &&
 	    n >= sizeof(*in) + sizeof(struct fuse_read_in)) {
 		/* fuse_read_in and fuse_write_in both start with fh, offset, size */
@@ -687,6 +688,7 @@ main(int argc, char **argv)
 	if (w.ctl == MAP_FAILED || w.ctl->magic != CTLMEM_MAGIC || w.ctl->version != CTLMEM_VERSION)
 		die(2, "control memory is not usable (is this worker from the same build as the supervisor?)");
 	slot_ctl = w.ctl;
+	slot_pid = (uint32_t)getpid();
 	/* touch the pages now: a fault in a page first mapped mid-request can cost that request */
 	madvise(w.ctl, sizeof(struct ctlmem), MADV_POPULATE_WRITE);
 
