@@ -4,8 +4,17 @@
  *
  * The crc32 instruction has a latency of 3 cycles and a throughput of one
  * per cycle, so a single stream runs at a third of its speed: each step
- * waits for the previous one.  crc32c_blocks() hides the latency by feeding
- * three independent blocks through it in turn.
+ * waits for the previous one.  Two ways around it:
+ *   crc32c_blocks()  feeds three independent blocks through it in turn;
+ *   crc32c_hw()      cuts a long buffer into runs of three lanes of
+ *                    CRC32C_LANE bytes, computes the lanes side by side
+ *                    (the 2nd and 3rd from a zero register) and joins them:
+ *                    the register after lanes a, b, c from register r is
+ *                    shift2(a') ^ shift1(b') ^ c', where x' is the register
+ *                    after lane x and shiftN advances a register over N
+ *                    lanes of zero bytes.  shiftN is linear in the register,
+ *                    so it is four table lookups (crc32c_shift, built at
+ *                    setup from the images of the 32 one-bit registers).
  */
 #include <assert.h>
 #include <pthread.h>
@@ -15,9 +24,92 @@
 
 #define CRC32C_POLY 0x82f63b78u	/* reversed Castagnoli polynomial */
 
+/* Lane length: three lanes and 16 bytes make a 4 KiB log block. */
+#define CRC32C_LANE	1360
+_Static_assert(CRC32C_LANE % 8 == 0, "a lane is whole 8-byte words");
+
 static uint32_t crc32c_table[8][256];
 static int crc32c_have_hw;
+/* crc32c_shift[n - 1][k][b]: register b << 8k advanced over n lanes of zeros */
+static uint32_t crc32c_shift[2][4][256];
 static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__)
+/* The register after len bytes from register crc, one dependent stream. */
+__attribute__((target("sse4.2")))
+static uint32_t
+crc32c_hw_stream(uint32_t crc, const unsigned char *p, size_t len)
+{
+	uint64_t c = crc;
+
+	while (len >= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		len -= 8;
+	}
+	crc = (uint32_t)c;
+	while (len--)
+		crc = __builtin_ia32_crc32qi(crc, *p++);
+	return crc;
+}
+
+static void
+crc32c_shift_setup(void)
+{
+	static const unsigned char zeros[2 * CRC32C_LANE];
+	uint32_t img[2][32];
+
+	/* a register fed zero bytes is only shifted: crc of zeros from 0 is 0 */
+	for (int i = 0; i < 32; i++) {
+		img[0][i] = crc32c_hw_stream(UINT32_C(1) << i, zeros, CRC32C_LANE);
+		img[1][i] = crc32c_hw_stream(UINT32_C(1) << i, zeros, 2 * CRC32C_LANE);
+	}
+	for (int n = 0; n < 2; n++)
+		for (int k = 0; k < 4; k++)
+			for (uint32_t b = 0; b < 256; b++) {
+				uint32_t t = 0;
+				for (int j = 0; j < 8; j++)
+					if (b >> j & 1)
+						t ^= img[n][8 * k + j];
+				crc32c_shift[n][k][b] = t;
+			}
+}
+
+/* Register r advanced over n (1 or 2) lanes of zero bytes. */
+static inline uint32_t
+crc32c_shift_lanes(uint32_t r, int n)
+{
+	const uint32_t (*t)[256] = crc32c_shift[n - 1];
+
+	return t[0][r & 0xff] ^ t[1][r >> 8 & 0xff] ^ t[2][r >> 16 & 0xff] ^ t[3][r >> 24];
+}
+
+/* The register after len bytes from register crc: three lanes at a time, then one stream. */
+__attribute__((target("sse4.2")))
+static uint32_t
+crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
+{
+	while (len >= 3 * CRC32C_LANE) {
+		uint64_t c0 = crc, c1 = 0, c2 = 0;
+		for (size_t k = 0; k < CRC32C_LANE; k += 8) {
+			uint64_t v0, v1, v2;
+			memcpy(&v0, p + k, 8);
+			memcpy(&v1, p + CRC32C_LANE + k, 8);
+			memcpy(&v2, p + 2 * CRC32C_LANE + k, 8);
+			c0 = __builtin_ia32_crc32di(c0, v0);
+			c1 = __builtin_ia32_crc32di(c1, v1);
+			c2 = __builtin_ia32_crc32di(c2, v2);
+		}
+		crc = crc32c_shift_lanes((uint32_t)c0, 2) ^ crc32c_shift_lanes((uint32_t)c1, 1) ^
+		    (uint32_t)c2;
+		p += 3 * CRC32C_LANE;
+		len -= 3 * CRC32C_LANE;
+	}
+	return crc32c_hw_stream(crc, p, len);
+}
+#endif
 
 static void
 crc32c_setup(void)
@@ -35,6 +127,8 @@ crc32c_setup(void)
 #if defined(__x86_64__)
 	__builtin_cpu_init();
 	crc32c_have_hw = __builtin_cpu_supports("sse4.2");
+	if (crc32c_have_hw)
+		crc32c_shift_setup();
 #endif
 }
 
@@ -61,26 +155,6 @@ crc32c_sw(uint32_t crc, const unsigned char *p, size_t len)
 	return crc;
 }
 
-#if defined(__x86_64__)
-__attribute__((target("sse4.2")))
-static uint32_t
-crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
-{
-	uint64_t c = crc;
-
-	while (len >= 8) {
-		uint64_t v;
-		memcpy(&v, p, 8);
-		c = __builtin_ia32_crc32di(c, v);
-		p += 8;
-		len -= 8;
-	}
-	crc = (uint32_t)c;
-	while (len--)
-		crc = __builtin_ia32_crc32qi(crc, *p++);
-	return crc;
-}
-#endif
 
 #if defined(__x86_64__)
 /* out[0..2] = crc32c(0, .) of the three blocks of `block` bytes starting at p. */
@@ -101,9 +175,9 @@ crc32c_hw_3blocks(const unsigned char *p, size_t block, uint32_t out[3])
 		c1 = __builtin_ia32_crc32di(c1, v1);
 		c2 = __builtin_ia32_crc32di(c2, v2);
 	}
-	out[0] = ~crc32c_hw((uint32_t)c0, p + k, block - k);
-	out[1] = ~crc32c_hw((uint32_t)c1, p1 + k, block - k);
-	out[2] = ~crc32c_hw((uint32_t)c2, p2 + k, block - k);
+	out[0] = ~crc32c_hw_stream((uint32_t)c0, p + k, block - k);
+	out[1] = ~crc32c_hw_stream((uint32_t)c1, p1 + k, block - k);
+	out[2] = ~crc32c_hw_stream((uint32_t)c2, p2 + k, block - k);
 }
 #endif
 

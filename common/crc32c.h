@@ -9,14 +9,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Continue a CRC: crc32c(0, buf, len) is the CRC of buf. */
+/*
+ * Continue a CRC: crc32c(0, buf, len) is the CRC of buf.  With the SSE4.2
+ * instruction, from 4080 bytes on it runs three streams side by side (a
+ * 4 KiB block costs about a third of one stream's time).
+ */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 
 /*
  * The crc of each `block`-byte piece of buf: out[i] = crc32c(0, buf + i *
  * block, that piece's length); the last piece may be short.  out holds
- * ceil(len / block) entries.  Same values as crc32c(), about three times
- * faster with the SSE4.2 instruction, since the pieces are independent.
+ * ceil(len / block) entries.  Same values as crc32c(); with the SSE4.2
+ * instruction three pieces at a time go side by side, whatever their size.
  */
 void crc32c_blocks(const void *buf, size_t len, size_t block, uint32_t *out);
 

@@ -790,6 +790,36 @@ START_TEST(test_crc32c_matches_bitwise_reference_at_all_alignments)
 }
 END_TEST
 
+START_TEST(test_crc32c_long_buffers_match_bitwise_reference)
+{
+	/* around one, two and three runs of three lanes (4080 bytes), at odd addresses and seeds */
+	static const size_t lens[] = { 4079, 4080, 4081, 4095, 4096, 4097, 8159, 8160, 8161,
+	    12239, 12240, 12247, 65536, 65537 };
+	size_t cap = 65537 + 8;
+	unsigned char *buf = malloc(cap);
+
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < cap; i++)
+		buf[i] = (unsigned char)(i * 2246822519u >> 11);
+	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++)
+		for (size_t off = 0; off < 8; off += 3) {
+			uint32_t seed = (uint32_t)(lens[li] * 40503u + off), want;
+			want = crc32c_ref(seed, buf + off, lens[li]);
+			if (crc32c(seed, buf + off, lens[li]) != want)
+				ck_abort_msg("len %zu off %zu: %08x, expected %08x", lens[li], off,
+				    crc32c(seed, buf + off, lens[li]), want);
+			/* continued across a lane run */
+			ck_assert_uint_eq(crc32c(crc32c(seed, buf + off, 5), buf + off + 5, lens[li] - 5), want);
+		}
+	/* all zeros and all ones: registers the lane join must carry through unchanged */
+	memset(buf, 0, cap);
+	ck_assert_uint_eq(crc32c(0, buf, 12240), crc32c_ref(0, buf, 12240));
+	memset(buf, 0xff, cap);
+	ck_assert_uint_eq(crc32c(0xffffffffu, buf, 12240), crc32c_ref(0xffffffffu, buf, 12240));
+	free(buf);
+}
+END_TEST
+
 /* crc32c_blocks(buf + off, len, block) against crc32c_ref of each piece; aborts on a difference. */
 static void
 crc32c_blocks_expect(const unsigned char *buf, size_t off, size_t len, size_t block)
@@ -878,6 +908,7 @@ common_suite(void)
 	tcase_add_test(tc, test_crc32c_empty_input_changes_nothing);
 	tcase_add_test(tc, test_crc32c_split_calls_equal_one_call);
 	tcase_add_test(tc, test_crc32c_matches_bitwise_reference_at_all_alignments);
+	tcase_add_test(tc, test_crc32c_long_buffers_match_bitwise_reference);
 	tcase_add_test(tc, test_crc32c_blocks_equal_crc32c_of_each_block);
 	tcase_add_test(tc, test_crc32c_blocks_of_a_full_record);
 	suite_add_tcase(s, tc);
