@@ -138,7 +138,7 @@ slot_fill(struct worker *w, int i, const void *buf, size_t n)
 	sl->nodeid = in->nodeid;
 	sl->offset = 0;
 	sl->size = 0;
-	sl->pid = (uint32_t)getpid();
+	sl->pid = w->pid;
 	if ((in->opcode == FUSE_READ || in->opcode == FUSE_WRITE) &&
 	    n >= sizeof(*in) + sizeof(struct fuse_read_in)) {
 		/* fuse_read_in and fuse_write_in both start with fh, offset, size */
@@ -517,6 +517,7 @@ main(int argc, char **argv)
 	unsigned threads = WORKER_THREADS_DEFAULT;
 
 	hlog_init("hcowfs-worker", HLOG_INFO);
+	w.pid = (uint32_t)getpid();	/* a worker never forks */
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': w.fuse_fd = atoi(optarg); break;

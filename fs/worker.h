@@ -21,6 +21,7 @@ struct worker {
 	int			 fuse_fd;
 	int			 ctl_fd;	/* socketpair to the supervisor */
 	int			 fault_injection; /* -o fault_injection: obey ctl->fault */
+	uint32_t		 pid;		/* getpid() once: a syscall per request costs */
 };
 
 extern const struct fuse_lowlevel_ops fsops;
