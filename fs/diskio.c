@@ -54,7 +54,7 @@ static int
 log_read(struct store *st, struct disk *d, const struct extent *e, char *out)
 {
 	const char *why;
-	int rc = wlog_read(st->log, e->laddr, d->id, e->loff, out, e->len, &why);
+	int rc = wlog_read_cached(st->log, e->laddr, d->id, e->loff, out, e->len, &why);
 
 	if (rc == 0)
 		return 0;
