@@ -12,4 +12,10 @@
 /* Continue a CRC: crc32c(0, buf, len) is the CRC of buf. */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 
+/*
+ * The CRC of one 4096-byte block, crc32c(0, block, 4096), about twice as
+ * fast with SSE4.2 (three streams at once): for checking a log block.
+ */
+uint32_t crc32c_4k(const void *block);
+
 #endif

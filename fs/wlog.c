@@ -848,6 +848,8 @@ pread_exact(int fd, void *buf, size_t len, uint64_t off, const char *what, const
 /* A record's first read takes this much: a 4 KiB record whole, else its header and table. */
 #define READ_HEAD	(sizeof(struct rec_header) + 4 + REC_BLOCK)
 
+_Static_assert(REC_BLOCK == 4096, "crc32c_4k() checks one whole block");
+
 /* What a read wants of a record: data bytes [s, e), in blocks [b0, b1) = data bytes [cs, ce). */
 struct rec_span {
 	uint64_t s, e, b0, b1, cs, ce;
@@ -900,7 +902,9 @@ rec_read_blocks(int fd, uint64_t pos, const struct rec_header *h, const struct r
 		data = to;
 	}
 	for (uint64_t i = sp->b0; i < sp->b1; i++) {
-		if (crc32c(0, data + (i - sp->b0) * REC_BLOCK, rec_block_len(h, i)) != table[i - sp->b0]) {
+		const unsigned char *blk = data + (i - sp->b0) * REC_BLOCK;
+		uint64_t blen = rec_block_len(h, i);
+		if ((blen == REC_BLOCK ? crc32c_4k(blk) : crc32c(0, blk, blen)) != table[i - sp->b0]) {
 			*why = "data block checksum mismatch";
 			rc = -EBADMSG;
 			goto out;

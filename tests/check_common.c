@@ -790,6 +790,38 @@ START_TEST(test_crc32c_matches_bitwise_reference_at_all_alignments)
 }
 END_TEST
 
+/* crc32c_4k is crc32c of 4096 bytes: patterns that stress each part and the joins. */
+START_TEST(test_crc32c_4k_equals_crc32c_of_the_block)
+{
+	static unsigned char buf[4096 + 8];
+	uint64_t x = 0x2545f4914f6cdd1du;
+
+	memset(buf, 0, sizeof(buf));
+	ck_assert_uint_eq(crc32c_4k(buf), crc32c(0, buf, 4096));
+	ck_assert_uint_eq(crc32c_4k(buf), crc32c_ref(0, buf, 4096));
+	memset(buf, 0xff, sizeof(buf));
+	ck_assert_uint_eq(crc32c_4k(buf), crc32c_ref(0, buf, 4096));
+	/* one bit set anywhere: each part, each join, the tail */
+	for (size_t i = 0; i < 4096 * 8; i += 13) {
+		memset(buf, 0, sizeof(buf));
+		buf[i / 8] = (unsigned char)(1u << (i % 8));
+		if (crc32c_4k(buf) != crc32c(0, buf, 4096))
+			ck_abort_msg("bit %zu: %08x != %08x", i, crc32c_4k(buf), crc32c(0, buf, 4096));
+	}
+	/* random blocks, aligned and not */
+	for (int r = 0; r < 64; r++) {
+		for (size_t i = 0; i < sizeof(buf); i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[i] = (unsigned char)x;
+		}
+		for (size_t off = 0; off < 8; off += 3)
+			ck_assert_uint_eq(crc32c_4k(buf + off), crc32c_ref(0, buf + off, 4096));
+	}
+}
+END_TEST
+
 static Suite *
 common_suite(void)
 {
@@ -820,6 +852,7 @@ common_suite(void)
 	tcase_add_test(tc, test_crc32c_empty_input_changes_nothing);
 	tcase_add_test(tc, test_crc32c_split_calls_equal_one_call);
 	tcase_add_test(tc, test_crc32c_matches_bitwise_reference_at_all_alignments);
+	tcase_add_test(tc, test_crc32c_4k_equals_crc32c_of_the_block);
 	suite_add_tcase(s, tc);
 	return s;
 }
