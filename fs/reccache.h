@@ -14,9 +14,10 @@
  * immutable once written and log addresses are never reused (wlog.h), so an
  * entry stays true until its segment is released.
  *
- * A fixed number of slots, each holding one record, chosen by a hash of its
- * log address; a new record replaces what its slot held.  Memory: at most
- * slots x (a slot + RECCACHE_TABLE_MAX crcs).
+ * A fixed number of slots, each holding one record; a record may live in
+ * one small set of them, chosen by a hash of its log address, and a record
+ * for a full set replaces one of its others.  Memory: at most slots x (a
+ * slot + RECCACHE_TABLE_MAX crcs).
  *
  * Thread-safe: every call may run concurrently with any other but
  * reccache_free().  Error convention: 0 or a negative errno.
@@ -34,7 +35,7 @@
 
 struct reccache;
 
-/* A cache of `slots` records (rounded up to a power of two); NULL without memory. */
+/* A cache of `slots` records (rounded up to a power of two, at least 8); NULL without memory. */
 struct reccache *reccache_new(unsigned slots);
 void reccache_free(struct reccache *c);
 

@@ -1987,6 +1987,17 @@ START_TEST(reccache_finds_what_was_put_until_replaced_or_dropped)
 	ck_assert_int_lt(found, 5000);
 	ck_assert_uint_eq((size_t)found + rc_has(c, LADDR(2, 64), 22), reccache_count(c));
 	reccache_free(c);
+
+	/* a set holds several records: any four fit in the smallest cache, whatever their hashes */
+	for (uint32_t round = 0; round < 50; round++) {
+		c = reccache_new(1);
+		ck_assert_ptr_nonnull(c);
+		for (uint32_t i = 0; i < 4; i++)
+			rc_put(c, LADDR(1 + round, 64 + (uint64_t)i * 77777), BLK, i + 1);
+		for (uint32_t i = 0; i < 4; i++)
+			ck_assert(rc_has(c, LADDR(1 + round, 64 + (uint64_t)i * 77777), i + 1));
+		reccache_free(c);
+	}
 }
 END_TEST
 
