@@ -54,7 +54,7 @@ static int
 log_read(struct store *st, struct disk *d, const struct extent *e, char *out)
 {
 	const char *why;
-	int rc = wlog_read(st->log, e->laddr, d->id, e->loff, out, e->len, &why);
+	int rc = wlog_read_cached(st->log, e->laddr, d->id, e->loff, out, e->len, &why);
 
 	if (rc == 0)
 		return 0;
@@ -66,35 +66,36 @@ log_read(struct store *st, struct disk *d, const struct extent *e, char *out)
 	return -EIO;
 }
 
+/* Copy the extents over [pos, end) into b, up to READ_PIECES; d->lock held shared. */
+static void
+read_batch_fill(struct disk *d, uint64_t pos, uint64_t end, struct read_batch *b)
+{
+	b->n = 0;
+	if (pos < end)
+		extmap_walk(d->map, pos, end, read_collect, b);
+}
+
 ssize_t
 store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
 {
 	struct read_batch b;
 	struct disk *d;
-	uint64_t pos, end, size;
+	uint64_t pos, end;
 	char *out = buf;
 	int rc;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
 	if ((rc = disk_for_io(st, id, &d)) < 0)
 		goto out;
+	/* the size and the first batch in one visit to the lock: most reads need no other */
 	pthread_rwlock_rdlock(&d->lock);
-	size = d->size;
+	end = off < d->size ? off + (len < d->size - off ? len : d->size - off) : off;
+	read_batch_fill(d, off, end, &b);
 	pthread_rwlock_unlock(&d->lock);
-	if (off >= size || len == 0) {
-		rc = 0;
-		goto out;
-	}
-	end = off + (len < size - off ? len : size - off);
 	for (pos = off; pos < end; ) {
-		uint64_t batch_end;
-
-		b.n = 0;
-		pthread_rwlock_rdlock(&d->lock);
-		extmap_walk(d->map, pos, end, read_collect, &b);
-		pthread_rwlock_unlock(&d->lock);
 		/* a full batch may stop short of end: continue after its last piece */
-		batch_end = b.n == READ_PIECES ? b.p[b.n - 1].loff + b.p[b.n - 1].len : end;
+		uint64_t batch_end = b.n == READ_PIECES ? b.p[b.n - 1].loff + b.p[b.n - 1].len : end;
+
 		for (int i = 0; i <= b.n; i++) {
 			uint64_t gap_end = i < b.n ? b.p[i].loff : batch_end;
 			if (gap_end > pos &&
@@ -109,6 +110,11 @@ store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
 			pos = b.p[i].loff + b.p[i].len;
 		}
 		pos = batch_end;
+		if (pos < end) {
+			pthread_rwlock_rdlock(&d->lock);
+			read_batch_fill(d, pos, end, &b);
+			pthread_rwlock_unlock(&d->lock);
+		}
 	}
 	rc = (int)(end - off);
 out:

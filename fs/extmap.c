@@ -12,6 +12,12 @@
  * A position is (leaf index, slot).  Every mutation first reserves what the
  * worst case needs (two spare leaves, room for two pointers), so it cannot
  * fail half-way.
+ *
+ * keys[i] is leaves[i]'s first loff, kept next to the pointers so that the
+ * search over leaves reads one dense array instead of one leaf per step (a
+ * cache miss each on a big map).  Invariant: keys[i] == leaves[i]->e[0].loff
+ * for every i < nleaves; whatever changes a leaf's first extent or moves
+ * leaves calls leaf_key() or moves keys[] alike.
  */
 #include <assert.h>
 #include <errno.h>
@@ -29,8 +35,9 @@ struct leaf {
 
 struct extmap {
 	struct leaf	**leaves;
+	uint64_t	 *keys;		/* keys[i] = leaves[i]->e[0].loff */
 	size_t		  nleaves;
-	size_t		  cap;		/* of leaves[] */
+	size_t		  cap;		/* of leaves[] and keys[] */
 	uint64_t	  count;
 	uint64_t	  log_bytes;
 	struct leaf	 *spare[2];	/* reserved for splits */
@@ -69,9 +76,27 @@ extmap_free(struct extmap *m)
 	for (size_t i = 0; i < m->nleaves; i++)
 		free(m->leaves[i]);
 	free(m->leaves);
+	free(m->keys);
 	free(m->spare[0]);
 	free(m->spare[1]);
 	free(m);
+}
+
+/* Room for cap leaves in leaves[] and keys[]; on -ENOMEM cap is unchanged. */
+static int
+extmap_grow(struct extmap *m, size_t cap)
+{
+	struct leaf **l;
+	uint64_t *k;
+
+	if (!(l = realloc(m->leaves, cap * sizeof(*l))))
+		return -ENOMEM;
+	m->leaves = l;
+	if (!(k = realloc(m->keys, cap * sizeof(*k))))
+		return -ENOMEM;
+	m->keys = k;
+	m->cap = cap;
+	return 0;
 }
 
 static int
@@ -81,14 +106,8 @@ extmap_reserve(struct extmap *m)
 		if (!m->spare[i] && !(m->spare[i] = malloc(sizeof(struct leaf))))
 			return -ENOMEM;
 	}
-	if (m->nleaves + 2 > m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 16;
-		struct leaf **l = realloc(m->leaves, cap * sizeof(*l));
-		if (!l)
-			return -ENOMEM;
-		m->leaves = l;
-		m->cap = cap;
-	}
+	if (m->nleaves + 2 > m->cap)
+		return extmap_grow(m, m->cap ? m->cap * 2 : 16);
 	return 0;
 }
 
@@ -106,12 +125,21 @@ extmap_take_spare(struct extmap *m)
 	return l;
 }
 
+/* Leaf li's first extent changed (or it is new): its key follows. */
+static inline void
+leaf_key(struct extmap *m, size_t li)
+{
+	assert(m->leaves[li]->n > 0);
+	m->keys[li] = m->leaves[li]->e[0].loff;
+}
+
 static void
 extmap_drop_leaf(struct extmap *m, size_t li)
 {
 	struct leaf *l = m->leaves[li];
 
 	memmove(&m->leaves[li], &m->leaves[li + 1], (m->nleaves - li - 1) * sizeof(*m->leaves));
+	memmove(&m->keys[li], &m->keys[li + 1], (m->nleaves - li - 1) * sizeof(*m->keys));
 	m->nleaves--;
 	if (!m->spare[0])
 		m->spare[0] = l;
@@ -129,7 +157,7 @@ extmap_leaf_for(const struct extmap *m, uint64_t off)
 
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (m->leaves[mid]->e[0].loff <= off)
+		if (m->keys[mid] <= off)
 			lo = mid;
 		else
 			hi = mid;
@@ -183,6 +211,7 @@ static void
 extmap_insert_at(struct extmap *m, size_t li, uint32_t si, const struct extent *e)
 {
 	struct leaf *l = m->leaves[li];
+	size_t at = li;		/* the leaf e goes into */
 
 	if (l->n == LEAF_CAP) {
 		struct leaf *r = extmap_take_spare(m);
@@ -193,16 +222,22 @@ extmap_insert_at(struct extmap *m, size_t li, uint32_t si, const struct extent *
 		memcpy(r->e, &l->e[keep], r->n * sizeof(struct extent));
 		l->n = keep;
 		memmove(&m->leaves[li + 2], &m->leaves[li + 1], (m->nleaves - li - 1) * sizeof(*m->leaves));
+		memmove(&m->keys[li + 2], &m->keys[li + 1], (m->nleaves - li - 1) * sizeof(*m->keys));
 		m->leaves[li + 1] = r;
 		m->nleaves++;
+		if (r->n > 0)
+			leaf_key(m, li + 1);
 		if (si > keep || (si == keep && keep == LEAF_CAP)) {
 			l = r;
 			si -= keep;
+			at = li + 1;
 		}
 	}
 	memmove(&l->e[si + 1], &l->e[si], (l->n - si) * sizeof(struct extent));
 	l->e[si] = *e;
 	l->n++;
+	if (si == 0)
+		leaf_key(m, at);
 	m->count++;
 	m->log_bytes += ext_log_bytes(e);
 }
@@ -257,6 +292,8 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e)
 				x->loff = e;
 				x->len -= d;
 			}
+			if (a == 0)
+				leaf_key(m, li);
 			return;
 		}
 		if (l->n == 0)
@@ -279,6 +316,8 @@ extmap_delete_at(struct extmap *m, size_t li, uint32_t si)
 	l->n--;
 	if (l->n == 0)
 		extmap_drop_leaf(m, li);
+	else if (si == 0)
+		leaf_key(m, li);
 }
 
 /* Merge the extent starting at loff with its neighbours where they continue it. */
@@ -391,11 +430,8 @@ extmap_load(struct extmap *m, const struct extent *v, size_t n)
 			size_t cap = m->cap ? m->cap : 16;
 			while (want + 2 > cap)
 				cap *= 2;
-			struct leaf **nl = realloc(m->leaves, cap * sizeof(*nl));
-			if (!nl)
+			if (extmap_grow(m, cap) < 0)
 				goto nomem;
-			m->leaves = nl;
-			m->cap = cap;
 		}
 		if (!(l = malloc(sizeof(*l))))
 			goto nomem;
@@ -415,10 +451,12 @@ extmap_load(struct extmap *m, const struct extent *v, size_t n)
 			}
 			m->log_bytes += ext_log_bytes(&e);
 		}
-		if (l->n == 0)
+		if (l->n == 0) {
 			free(l);
-		else
-			m->leaves[m->nleaves++] = l;
+		} else {
+			m->leaves[m->nleaves] = l;
+			leaf_key(m, m->nleaves++);
+		}
 	}
 	return 0;
 nomem:
@@ -502,6 +540,6 @@ extmap_log_bytes(const struct extmap *m)
 size_t
 extmap_memory(const struct extmap *m)
 {
-	return sizeof(*m) + m->cap * sizeof(*m->leaves) +
+	return sizeof(*m) + m->cap * (sizeof(*m->leaves) + sizeof(*m->keys)) +
 	    (m->nleaves + (m->spare[0] != NULL) + (m->spare[1] != NULL)) * sizeof(struct leaf);
 }

@@ -9,6 +9,10 @@
  *   synced      every record before it is durable (under sync_lock).
  *   broken      set when an fdatasync failed: after that the page cache may
  *               have dropped dirty pages, so no later sync may claim success.
+ *   cache       headers and crc tables of records read before (reccache.h),
+ *               for wlog_read_cached(); only records wholly before the tail,
+ *               which nothing rewrites; a released segment's are dropped.
+ *               NULL when opened read-only.
  *
  * Transitions:
  *   wlog_open      -> segments checked, tail unknown (replayed = 0)
@@ -34,9 +38,16 @@
 
 #include "crc32c.h"
 #include "hlog.h"
+#include "reccache.h"
 #include "wlog.h"
 
 #define REPLAY_CHUNK	(1u << 20)
+
+/*
+ * Records whose header and table a mount keeps: 4096 x 1 MiB records (FUSE's
+ * largest write) cover 4 GiB of recent writes, in at most ~4.4 MiB of memory.
+ */
+#define RECCACHE_SLOTS	4096
 
 struct wlog {
 	char		 dir[PATH_MAX];
@@ -61,6 +72,7 @@ struct wlog {
 
 	void		(*append_hook)(void *arg);	/* fault injection */
 	void		*append_hook_arg;
+	struct reccache	*cache;
 };
 
 uint64_t
@@ -247,6 +259,12 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 	w->readonly = readonly;
 	pthread_mutex_init(&w->sync_lock, NULL);
 	pthread_cond_init(&w->sync_cond, NULL);
+	if (!readonly && !(w->cache = reccache_new(RECCACHE_SLOTS))) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "no memory for the log's record cache");
+		w->dirfd = -1;
+		goto fail;
+	}
 	w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (w->dirfd < 0) {
 		rc = -errno;
@@ -373,6 +391,7 @@ wlog_close(struct wlog *w)
 		close(w->dirfd);
 	pthread_mutex_destroy(&w->sync_lock);
 	pthread_cond_destroy(&w->sync_cond);
+	reccache_free(w->cache);
 	free(w->segfd);
 	free(w);
 }
@@ -891,26 +910,145 @@ pread_exact(int fd, void *buf, size_t len, uint64_t off, const char *what, const
 /* A record's first read takes this much: a 4 KiB record whole, else its header and table. */
 #define READ_HEAD	(sizeof(struct rec_header) + 4 + REC_BLOCK)
 
-int
-wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+/* What a read wants of a record: data bytes [s, e), in blocks [b0, b1) = data bytes [cs, ce). */
+struct rec_span {
+	uint64_t s, e, b0, b1, cs, ce;
+};
+
+/* Does REC_WRITE h hold bytes [doff, doff+len) of disk disk_id?  NULL with *sp filled, or why not. */
+static const char *
+rec_span(const struct rec_header *h, uint64_t disk_id, uint64_t doff, size_t len,
+    struct rec_span *sp)
+{
+	if (h->type != REC_WRITE || h->disk_id != disk_id || doff < h->offset ||
+	    doff - h->offset > h->length || len > h->length - (doff - h->offset))
+		return "record does not hold these bytes of this disk";
+	sp->s = doff - h->offset;
+	sp->e = sp->s + len;
+	sp->b0 = sp->s / REC_BLOCK;
+	sp->b1 = (sp->e + REC_BLOCK - 1) / REC_BLOCK;
+	sp->cs = sp->b0 * REC_BLOCK;
+	sp->ce = sp->b1 * REC_BLOCK < h->length ? sp->b1 * REC_BLOCK : h->length;
+	return NULL;
+}
+
+/*
+ * Read span sp of the data of the record at segment offset pos (header h)
+ * into buf, checking each block against table (the crcs of blocks [b0, b1)).
+ * head holds the first got bytes of the record (NULL: none were read).
+ * 0, -errno, or -EBADMSG with *why; buf may hold anything after an error.
+ */
+static int
+rec_read_blocks(int fd, uint64_t pos, const struct rec_header *h, const struct rec_span *sp,
+    const uint32_t *table, const unsigned char *head, uint64_t got, void *buf, const char **why)
+{
+	unsigned char edge[2 * REC_BLOCK];
+	void *heap_data = NULL;
+	const unsigned char *data;
+	uint64_t dstart = rec_data_start(h);
+	int rc = 0;
+
+	if (head && dstart + sp->ce <= got) {
+		data = head + dstart + sp->cs;		/* the first read brought it all */
+	} else {
+		/* whole blocks wanted go straight to buf; partial ones through a bounce buffer */
+		unsigned char *to = sp->cs == sp->s && sp->ce == sp->e ? buf :
+		    sp->ce - sp->cs <= sizeof(edge) ? edge : (heap_data = malloc(sp->ce - sp->cs));
+		if (!to)
+			return -ENOMEM;
+		if ((rc = pread_exact(fd, to, sp->ce - sp->cs, pos + dstart + sp->cs,
+		    "record data past the end of its segment", why)) < 0)
+			goto out;
+		data = to;
+	}
+	for (uint64_t i = sp->b0; i < sp->b1; i++) {
+		const unsigned char *blk = data + (i - sp->b0) * REC_BLOCK;
+		uint64_t blen = rec_block_len(h, i);
+		if (crc32c(0, blk, blen) != table[i - sp->b0]) {
+			*why = "data block checksum mismatch";
+			rc = -EBADMSG;
+			goto out;
+		}
+	}
+	if (data != buf)
+		memcpy(buf, data + (sp->s - sp->cs), sp->e - sp->s);
+out:
+	free(heap_data);
+	return rc;
+}
+
+/* A read looked up in the record cache: what it asks, and what the cache gave. */
+struct cached_read {
+	uint64_t	 disk_id, doff;
+	size_t		 len;
+	int		 usable;
+	struct rec_header h;
+	struct rec_span	 sp;
+	uint32_t	 crcs[RECCACHE_TABLE_MAX];
+};
+
+/* reccache_find() callback: copy the header and the crcs of the blocks the read touches. */
+static void
+cached_read_take(const struct rec_header *h, const uint32_t *table, void *arg)
+{
+	struct cached_read *cr = arg;
+
+	/* not bytes of this record: the uncached read says what is wrong */
+	if (rec_span(h, cr->disk_id, cr->doff, cr->len, &cr->sp) != NULL ||
+	    cr->sp.b1 - cr->sp.b0 > RECCACHE_TABLE_MAX)
+		return;
+	cr->h = *h;
+	memcpy(cr->crcs, table + cr->sp.b0, (cr->sp.b1 - cr->sp.b0) * sizeof(*table));
+	cr->usable = 1;
+}
+
+/*
+ * After a read that needed a second pread for its data: keep the record's
+ * header and table (all in head, got bytes) if the table is sound and the
+ * record is wholly before the tail, where no append can rewrite it.
+ */
+static void
+rec_cache_put(struct wlog *w, uint64_t rec, const struct rec_header *h,
+    const unsigned char *head, uint64_t got)
+{
+	uint64_t tlen = 4 * rec_blocks(h->length);
+
+	if (sizeof(*h) + tlen > got || rec + rec_size(h) > atomic_load(&w->tail) ||
+	    crc32c(0, head + sizeof(*h), tlen) != h->data_crc)
+		return;
+	reccache_put(w->cache, rec, h, (const uint32_t *)(const void *)(head + sizeof(*h)));
+}
+
+static int
+wlog_read_from(struct wlog *w, int cached, uint64_t rec, uint64_t disk_id, uint64_t doff,
     void *buf, size_t len, const char **why)
 {
 	uint64_t headbuf[(READ_HEAD + 7) / 8];		/* 8-aligned: the table is read in place */
-	unsigned char *head = (unsigned char *)headbuf, edge[2 * REC_BLOCK];
+	unsigned char *head = (unsigned char *)headbuf;
 	uint32_t tslice[64];
-	void *heap_table = NULL, *heap_data = NULL;
+	void *heap_table = NULL;
 	const uint32_t *table;
-	const unsigned char *data;
 	struct rec_header h;
-	uint64_t pos = LADDR_OFF(rec), s, e, b0, b1, cs, ce, dstart;
+	struct rec_span sp;
+	uint64_t pos = LADDR_OFF(rec);
 	int fd = seg_fd(w, LADDR_SEG(rec));
 	ssize_t got;
-	int rc = 0;
+	int rc;
 
 	*why = NULL;
 	if (fd < 0 || LADDR_SEG(rec) < w->first || LADDR_SEG(rec) > w->last) {
 		*why = "log address names no segment";
 		return -EBADMSG;
+	}
+	cached = cached && w->cache;
+	if (cached) {
+		struct cached_read cr;
+		cr.disk_id = disk_id;
+		cr.doff = doff;
+		cr.len = len;
+		cr.usable = 0;
+		if (reccache_find(w->cache, rec, cached_read_take, &cr) && cr.usable)
+			return rec_read_blocks(fd, pos, &cr.h, &cr.sp, cr.crcs, NULL, 0, buf, why);
 	}
 	if ((got = pread_upto(fd, head, READ_HEAD, pos)) < 0)
 		return (int)got;
@@ -919,61 +1057,40 @@ wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
 		return -EBADMSG;
 	}
 	memcpy(&h, head, sizeof(h));
-	if ((*why = rec_header_check(&h, 0)) != NULL)
+	if ((*why = rec_header_check(&h, 0)) != NULL || (*why = rec_span(&h, disk_id, doff, len, &sp)) != NULL)
 		return -EBADMSG;
-	if (h.type != REC_WRITE || h.disk_id != disk_id || doff < h.offset ||
-	    doff - h.offset > h.length || len > h.length - (doff - h.offset)) {
-		*why = "record does not hold these bytes of this disk";
-		return -EBADMSG;
-	}
-	/* data bytes [s, e) are wanted; they lie in blocks [b0, b1), data bytes [cs, ce) */
-	s = doff - h.offset;
-	e = s + len;
-	b0 = s / REC_BLOCK;
-	b1 = (e + REC_BLOCK - 1) / REC_BLOCK;
-	cs = b0 * REC_BLOCK;
-	ce = b1 * REC_BLOCK < h.length ? b1 * REC_BLOCK : h.length;
-	dstart = rec_data_start(&h);
-
-	if (sizeof(h) + 4 * b1 <= (uint64_t)got) {
-		table = (const uint32_t *)(const void *)(head + sizeof(h)) + b0;
+	if (sizeof(h) + 4 * sp.b1 <= (uint64_t)got) {
+		table = (const uint32_t *)(const void *)(head + sizeof(h)) + sp.b0;
 	} else {
-		size_t tlen = 4 * (b1 - b0);
+		size_t tlen = 4 * (sp.b1 - sp.b0);
 		uint32_t *t = tlen <= sizeof(tslice) ? tslice : (heap_table = malloc(tlen));
 		if (!t)
 			return -ENOMEM;
-		if ((rc = pread_exact(fd, t, tlen, pos + sizeof(h) + 4 * b0,
+		if ((rc = pread_exact(fd, t, tlen, pos + sizeof(h) + 4 * sp.b0,
 		    "crc table past the end of its segment", why)) < 0)
 			goto out;
 		table = t;
 	}
-	if (dstart + ce <= (uint64_t)got) {
-		data = head + dstart + cs;		/* the first read brought it all */
-	} else {
-		unsigned char *to = cs == s && ce == e ? buf : ce - cs <= sizeof(edge) ? edge :
-		    (heap_data = malloc(ce - cs));
-		if (!to) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		if ((rc = pread_exact(fd, to, ce - cs, pos + dstart + cs,
-		    "record data past the end of its segment", why)) < 0)
-			goto out;
-		data = to;
-	}
-	for (uint64_t i = b0; i < b1; i++) {
-		if (crc32c(0, data + (i - b0) * REC_BLOCK, rec_block_len(&h, i)) != table[i - b0]) {
-			*why = "data block checksum mismatch";
-			rc = -EBADMSG;
-			goto out;
-		}
-	}
-	if (data != buf)
-		memcpy(buf, data + (s - cs), len);
+	if (cached && rec_data_start(&h) + sp.ce > (uint64_t)got)
+		rec_cache_put(w, rec, &h, head, (uint64_t)got);
+	rc = rec_read_blocks(fd, pos, &h, &sp, table, head, (uint64_t)got, buf, why);
 out:
 	free(heap_table);
-	free(heap_data);
 	return rc;
+}
+
+int
+wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+    void *buf, size_t len, const char **why)
+{
+	return wlog_read_from(w, 0, rec, disk_id, doff, buf, len, why);
+}
+
+int
+wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+    void *buf, size_t len, const char **why)
+{
+	return wlog_read_from(w, 1, rec, disk_id, doff, buf, len, why);
 }
 
 int
@@ -1085,6 +1202,8 @@ wlog_release(struct wlog *w, uint32_t segno)
 	/* the header stays: the segment numbers stay contiguous and the file stays ours */
 	if (ftruncate(fd, (off_t)sizeof(struct seg_header)) < 0)
 		return -errno;
+	if (w->cache)
+		reccache_drop_segment(w->cache, segno);
 	w->released += (uint64_t)sb.st_size - sizeof(struct seg_header);
 	return 0;
 }

@@ -118,6 +118,18 @@ int wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 int wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
     void *buf, size_t len, const char **why);
 
+/*
+ * wlog_read for a guest's reads: the same checks, but the header and crc
+ * table of a record read before may come from memory (reccache.h), so a
+ * read of a few blocks of a long record costs one pread, not two.  Every
+ * data block is still read from the segment and checked against its crc;
+ * what goes unseen is a header or table damaged on disk after it was
+ * cached (the bytes served are right all the same).  hcowctl check must
+ * see the log as it is on disk, so it uses wlog_read().
+ */
+int wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+    void *buf, size_t len, const char **why);
+
 /* Make every record before `upto` durable (group commit: one fdatasync serves all waiters). */
 int wlog_sync(struct wlog *w, uint64_t upto);
 

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "crc32c.h"
 #include "hlog.h"
 #include "logfmt.h"
+#include "reccache.h"
 #include "wlog.h"
 
 #define MiB		(UINT64_C(1) << 20)
@@ -390,8 +392,11 @@ seg_rewrite_block_and_table(uint32_t segno, uint64_t pos, uint64_t len, uint64_t
 	free(b);
 }
 
+/* Set by a test: read_expect() reads through wlog_read_cached(), as a guest's read does. */
+static int read_cached;
+
 /*
- * wlog_read of n bytes of disk `disk` at doff from the record at rec, into a
+ * wlog_read (or wlog_read_cached) of n bytes of disk `disk` at doff from the record at rec, into a
  * buffer with guard bytes on both sides.  want != NULL: it must succeed with
  * exactly those bytes.  want == NULL: it must fail with -EBADMSG and a reason,
  * which is returned.  Either way nothing is written outside the n bytes.
@@ -407,7 +412,7 @@ read_expect(struct wlog *w, uint64_t rec, uint64_t disk, uint64_t doff, size_t n
 
 	ck_assert_ptr_nonnull(buf);
 	memset(buf, 0xee, n + 2 * GUARD);
-	rc = wlog_read(w, rec, disk, doff, buf + GUARD, n, &why);
+	rc = (read_cached ? wlog_read_cached : wlog_read)(w, rec, disk, doff, buf + GUARD, n, &why);
 	for (size_t i = 0; i < GUARD; i++)
 		ck_assert_msg(buf[i] == 0xee && buf[GUARD + n + i] == 0xee,
 		    "%s: wlog_read wrote outside its buffer", what);
@@ -1451,6 +1456,8 @@ START_TEST(read_that_does_not_match_the_record_is_EBADMSG)
 	const char *why;
 	int rc;
 
+	read_cached = _i;	/* 1: the first read below caches the record, the others find it */
+
 	la = record_between_neighbours(w, len, &data, &before, &after, nb);
 	zla = append(w, REC_ZERO, RD_DISK, RD_OFF, len, NULL, NULL);
 	sla = append(w, REC_SIZE, RD_DISK, RD_OFF, 0, NULL, NULL);
@@ -1569,6 +1576,7 @@ START_TEST(unaligned_reads_return_exactly_the_bytes_asked_for)
 	unsigned char *data[6];
 	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
 
+	read_cached = _i;
 	for (int i = 0; i < 6; i++) {
 		data[i] = malloc(lens[i]);
 		ck_assert_ptr_nonnull(data[i]);
@@ -1620,6 +1628,7 @@ START_TEST(large_record_reads_at_its_end_and_middle)
 	};
 	char what[96];
 
+	read_cached = _i;	/* too long a table to be cached: the same answers either way */
 	ck_assert_ptr_nonnull(data);
 	fill(data, len, 8);
 	fill(small, sizeof(small), 9);
@@ -1786,6 +1795,328 @@ START_TEST(append_with_sums_computed_beforehand_writes_the_same_record)
 }
 END_TEST
 
+
+/* ---- reads through the record cache (wlog_read_cached) --------------------- */
+
+/*
+ * The damage of block_damage[_i] after the record was read whole through the
+ * cache: a damaged data block still fails every read that touches it, the
+ * other blocks read right.  A table entry damaged after the table was cached
+ * may go unseen by a cached read (its data is right), but never gives wrong
+ * bytes, and wlog_read(), which reads the disk, still sees it.
+ */
+START_TEST(cached_read_checks_every_data_block_and_never_serves_wrong_bytes)
+{
+	uint64_t len = block_damage[_i].len, at = block_damage[_i].at, la, before, after, blk;
+	static unsigned char nb[5000];
+	unsigned char *data, *got;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+
+	read_cached = 1;
+	la = record_between_neighbours(w, len, &data, &before, &after, nb);
+	check_ranges(w, la, RD_DISK, RD_OFF, data, len, 0, 0);
+	blk = block_damage[_i].table ? at : at / BLK;
+	if (block_damage[_i].table)
+		seg_flip_bit(1, LADDR_OFF(la) + HDR + 4 * at + at % 4, (int)(at % 8));
+	else
+		seg_flip_bit(1, LADDR_OFF(la) + WREC_DATA(len) + at, (int)(at % 8));
+	if (!block_damage[_i].table) {
+		check_ranges(w, la, RD_DISK, RD_OFF, data, len, blk * BLK,
+		    (blk + 1) * BLK < len ? (blk + 1) * BLK : len);
+	} else {
+		got = malloc(len);
+		ck_assert_ptr_nonnull(got);
+		for (uint64_t s = 0; s < len; s += BLK / 2) {
+			uint64_t n = len - s < BLK ? len - s : BLK;
+			const char *why = NULL;
+			int rc = wlog_read_cached(w, la, RD_DISK, RD_OFF + s, got, n, &why);
+			ck_assert_msg(rc == 0 || (rc == -EBADMSG && contains(why, "checksum")),
+			    "table entry %llu damaged: cached read of [%llu, +%llu): %d (%s)",
+			    (unsigned long long)at, (unsigned long long)s, (unsigned long long)n, rc,
+			    why ? why : "no reason");
+			if (rc == 0)
+				assert_bytes_eq(got, data + s, n, "cached read after table damage");
+		}
+		free(got);
+		read_cached = 0;
+		check_ranges(w, la, RD_DISK, RD_OFF, data, len, blk * BLK,
+		    (blk + 1) * BLK < len ? (blk + 1) * BLK : len);
+		read_cached = 1;
+	}
+	check_neighbours(w, len, before, after, nb);
+	wlog_close(w);
+	free(data);
+}
+END_TEST
+
+/*
+ * A record read once through the cache: its header is not read again by a
+ * cached read (one pread for the data), so a header damaged on disk since
+ * goes unseen there; wlog_read(), what hcowctl check uses, still refuses it.
+ * Before the record was cached, a cached read refuses it too.
+ */
+START_TEST(cached_read_keeps_the_header_it_checked_and_check_still_sees_the_disk)
+{
+	const uint64_t len = 5 * 4096 + 100;
+	static unsigned char nb[5000];
+	uint64_t la, before, after, la2;
+	unsigned char *data;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+
+	la = record_between_neighbours(w, len, &data, &before, &after, nb);
+	la2 = append(w, REC_WRITE, RD_DISK, RD_OFF + 2 * len, len, data, NULL);
+	read_cached = 1;
+	read_expect(w, la, RD_DISK, RD_OFF + 3 * BLK, BLK, data + 3 * BLK, "first cached read");
+	seg_flip_bit(1, LADDR_OFF(la) + offsetof(struct rec_header, offset), 2);
+	seg_flip_bit(1, LADDR_OFF(la2) + offsetof(struct rec_header, offset), 2);
+	read_expect(w, la, RD_DISK, RD_OFF + BLK, 2 * BLK, data + BLK, "cached, header damaged since");
+	read_expect(w, la, RD_DISK, RD_OFF, len, data, "cached, whole record");
+	/* the cache answers only what the record holds */
+	read_expect(w, la, RD_DISK + 1, RD_OFF, BLK, NULL, "cached, another disk");
+	read_expect(w, la, RD_DISK, RD_OFF + len - 1, 2, NULL, "cached, past its end");
+	/* the other record was never read: its damaged header is seen */
+	read_expect(w, la2, RD_DISK, RD_OFF + 2 * len + BLK, BLK, NULL, "never cached, header damaged");
+	read_cached = 0;
+	ck_assert(contains(read_expect(w, la, RD_DISK, RD_OFF + BLK, BLK, NULL, "uncached"), "checksum"));
+	wlog_close(w);
+	free(data);
+}
+END_TEST
+
+/*
+ * A table that does not match its header's data_crc is not cached: every
+ * read of the record goes to the disk and checks it again, so the blocks
+ * whose entries are right read, the damaged one fails, and a header damaged
+ * later is seen.
+ */
+START_TEST(record_with_a_damaged_table_is_not_cached)
+{
+	const uint64_t len = 5 * 4096 + 100;
+	static unsigned char nb[5000];
+	uint64_t la, before, after;
+	unsigned char *data;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+
+	la = record_between_neighbours(w, len, &data, &before, &after, nb);
+	seg_flip_bit(1, LADDR_OFF(la) + HDR + 4 * 3, 1);
+	read_cached = 1;
+	read_expect(w, la, RD_DISK, RD_OFF + 4 * BLK, BLK, data + 4 * BLK, "block 4");
+	read_expect(w, la, RD_DISK, RD_OFF + 1 * BLK, BLK, data + 1 * BLK, "block 1");
+	read_expect(w, la, RD_DISK, RD_OFF + 3 * BLK, BLK, NULL, "block 3, its entry damaged");
+	seg_flip_bit(1, LADDR_OFF(la) + offsetof(struct rec_header, length), 0);
+	read_expect(w, la, RD_DISK, RD_OFF + 4 * BLK, BLK, NULL, "block 4, header damaged since");
+	wlog_close(w);
+	free(data);
+}
+END_TEST
+
+/*
+ * wlog_release() gives a segment's records back: a cached read of one of them
+ * fails as an uncached one does (nothing of the segment is left to read),
+ * records of the other segments still read.
+ */
+START_TEST(records_of_a_released_segment_are_forgotten)
+{
+	const int n = REC1M_PER_SEG + 2;
+	uint64_t la[REC1M_PER_SEG + 2];
+	unsigned char *data = malloc((size_t)n * MiB);
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+
+	ck_assert_ptr_nonnull(data);
+	append_writes(w, n, MiB, la, data);
+	ck_assert_uint_eq(LADDR_SEG(la[0]), 1);
+	ck_assert_uint_eq(LADDR_SEG(la[n - 1]), 2);
+	read_cached = 1;
+	read_expect(w, la[0], 1, 5 * BLK, BLK, data + 5 * BLK, "segment 1, before release");
+	read_expect(w, la[n - 1], 1, (uint64_t)(n - 1) * MiB + 5 * BLK, BLK,
+	    data + (size_t)(n - 1) * MiB + 5 * BLK, "segment 2");
+	ck_assert_int_eq(wlog_release(w, 1), 0);
+	read_expect(w, la[0], 1, 5 * BLK, BLK, NULL, "segment 1, released");
+	read_expect(w, la[n - 1], 1, (uint64_t)(n - 1) * MiB + 5 * BLK, BLK,
+	    data + (size_t)(n - 1) * MiB + 5 * BLK, "segment 2, after segment 1 was released");
+	wlog_close(w);
+	free(data);
+}
+END_TEST
+
+/* ---- reccache on its own -------------------------------------------------- */
+
+/* A REC_WRITE header for the cache tests: length bytes, its table's entries all `mark`. */
+static struct rec_header
+rc_header(uint64_t length, uint32_t mark)
+{
+	struct rec_header h;
+
+	memset(&h, 0, sizeof(h));
+	h.magic = REC_MAGIC;
+	h.type = REC_WRITE;
+	h.disk_id = 7;
+	h.offset = mark;
+	h.length = length;
+	h.data_crc = mark;
+	return h;
+}
+
+struct rc_seen {
+	struct rec_header h;
+	uint32_t	 table[RECCACHE_TABLE_MAX];
+	int		 calls;
+};
+
+static void
+rc_take(const struct rec_header *h, const uint32_t *table, void *arg)
+{
+	struct rc_seen *seen = arg;
+
+	seen->h = *h;
+	memcpy(seen->table, table, rec_blocks(h->length) * sizeof(*table));
+	seen->calls++;
+}
+
+static void
+rc_put(struct reccache *c, uint64_t rec, uint64_t length, uint32_t mark)
+{
+	struct rec_header h = rc_header(length, mark);
+	uint32_t table[RECCACHE_TABLE_MAX + 1];
+
+	for (size_t i = 0; i <= RECCACHE_TABLE_MAX; i++)
+		table[i] = mark;
+	ck_assert_int_eq(reccache_put(c, rec, &h, table), 0);
+}
+
+/* Is rec cached with the header and table rc_put() gave it (mark)? */
+static int
+rc_has(struct reccache *c, uint64_t rec, uint32_t mark)
+{
+	struct rc_seen seen = { .calls = 0 };
+
+	if (!reccache_find(c, rec, rc_take, &seen))
+		return 0;
+	ck_assert_int_eq(seen.calls, 1);
+	ck_assert_uint_eq(seen.h.data_crc, mark);
+	ck_assert_uint_eq(seen.h.offset, mark);
+	for (uint64_t i = 0; i < rec_blocks(seen.h.length); i++)
+		ck_assert_uint_eq(seen.table[i], mark);
+	return 1;
+}
+
+/*
+ * What is put is found, with its header and whole table; other addresses are
+ * not; a record replaces what its slot held; a table longer than
+ * RECCACHE_TABLE_MAX is not kept; dropping a segment forgets its records
+ * only; the count and the memory follow.
+ */
+START_TEST(reccache_finds_what_was_put_until_replaced_or_dropped)
+{
+	struct reccache *c = reccache_new(1000);
+	size_t empty;
+	int found = 0;
+
+	ck_assert_ptr_nonnull(c);
+	empty = reccache_memory(c);
+	ck_assert_uint_eq(reccache_count(c), 0);
+	ck_assert(!rc_has(c, LADDR(1, 64), 0));
+	rc_put(c, LADDR(1, 64), 5 * BLK + 100, 11);
+	rc_put(c, LADDR(2, 64), MiB, 22);
+	ck_assert(rc_has(c, LADDR(1, 64), 11));
+	ck_assert(rc_has(c, LADDR(2, 64), 22));
+	ck_assert(!rc_has(c, LADDR(1, 65), 0));
+	ck_assert(!rc_has(c, LADDR(3, 64), 0));
+	ck_assert_uint_eq(reccache_count(c), 2);
+	ck_assert_uint_ge(reccache_memory(c), empty + 4 * (6 + 256));
+	/* put again: the new header and table replace the old */
+	rc_put(c, LADDR(1, 64), 2 * BLK, 33);
+	ck_assert(rc_has(c, LADDR(1, 64), 33));
+	ck_assert_uint_eq(reccache_count(c), 2);
+	/* too long a table: not kept, not an error */
+	rc_put(c, LADDR(1, 9999), (RECCACHE_TABLE_MAX + 1) * BLK, 44);
+	ck_assert(!rc_has(c, LADDR(1, 9999), 44));
+	ck_assert_uint_eq(reccache_count(c), 2);
+	reccache_drop_segment(c, 1);
+	ck_assert(!rc_has(c, LADDR(1, 64), 33));
+	ck_assert(rc_has(c, LADDR(2, 64), 22));
+	ck_assert_uint_eq(reccache_count(c), 1);
+	/* 1000 slots hold at most 1024 records: many more leave some out, all found are right */
+	for (uint32_t i = 0; i < 5000; i++)
+		rc_put(c, LADDR(3, 64 + (uint64_t)i * 4164), BLK, i + 1);
+	ck_assert_uint_le(reccache_count(c), 1024);
+	for (uint32_t i = 0; i < 5000; i++)
+		found += rc_has(c, LADDR(3, 64 + (uint64_t)i * 4164), i + 1);
+	ck_assert_int_gt(found, 0);
+	ck_assert_int_lt(found, 5000);
+	ck_assert_uint_eq((size_t)found + rc_has(c, LADDR(2, 64), 22), reccache_count(c));
+	reccache_free(c);
+
+	/* a set holds several records: any four fit in the smallest cache, whatever their hashes */
+	for (uint32_t round = 0; round < 50; round++) {
+		c = reccache_new(1);
+		ck_assert_ptr_nonnull(c);
+		for (uint32_t i = 0; i < 4; i++)
+			rc_put(c, LADDR(1 + round, 64 + (uint64_t)i * 77777), BLK, i + 1);
+		for (uint32_t i = 0; i < 4; i++)
+			ck_assert(rc_has(c, LADDR(1 + round, 64 + (uint64_t)i * 77777), i + 1));
+		reccache_free(c);
+	}
+}
+END_TEST
+
+struct rc_race {
+	struct reccache	*c;
+	int		 id;
+	int		 bad;
+};
+
+/*
+ * Writers and readers on a cache of 2 slots, every record's header and table
+ * carrying the same mark: a reader must never see a header from one record
+ * and a table from another, or a record under another's address.
+ */
+static void *
+rc_race_thread(void *arg)
+{
+	struct rc_race *r = arg;
+
+	for (uint32_t i = 0; i < 20000; i++) {
+		uint64_t k = (i * 7 + (uint32_t)r->id) % 16;
+		uint32_t mark = (uint32_t)k * 1000 + 1;
+		struct rc_seen seen = { .calls = 0 };
+		if ((i + (uint32_t)r->id) % 3 == 0) {
+			struct rec_header h = rc_header((k % 4 + 1) * 50 * BLK, mark);
+			uint32_t table[RECCACHE_TABLE_MAX];
+			for (size_t j = 0; j < RECCACHE_TABLE_MAX; j++)
+				table[j] = mark;
+			if (reccache_put(r->c, LADDR(1, 64 + k), &h, table) != 0)
+				r->bad++;
+		} else if (reccache_find(r->c, LADDR(1, 64 + k), rc_take, &seen)) {
+			if (seen.h.data_crc != mark || seen.h.length != (k % 4 + 1) * 50 * BLK)
+				r->bad++;
+			for (uint64_t j = 0; j < rec_blocks(seen.h.length); j++)
+				if (seen.table[j] != mark)
+					r->bad++;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(reccache_readers_and_writers_never_see_a_mixed_record)
+{
+	struct rc_race r[4];
+	pthread_t t[4];
+	struct reccache *c = reccache_new(2);
+
+	ck_assert_ptr_nonnull(c);
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct rc_race){ .c = c, .id = i, .bad = 0 };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, rc_race_thread, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(r[i].bad, 0);
+	}
+	reccache_free(c);
+}
+END_TEST
+
 static Suite *
 wlog_suite(void)
 {
@@ -1814,11 +2145,22 @@ wlog_suite(void)
 	tcase_add_loop_test(tc, read_of_a_damaged_block_fails_and_other_blocks_read_fine, 0,
 	    (int)(sizeof(block_damage) / sizeof(block_damage[0])));
 	tcase_add_test(tc, read_of_a_record_with_a_damaged_header_always_fails);
-	tcase_add_test(tc, read_that_does_not_match_the_record_is_EBADMSG);
+	tcase_add_loop_test(tc, read_that_does_not_match_the_record_is_EBADMSG, 0, 2);
 	tcase_add_loop_test(tc, read_of_a_record_cut_short_is_EBADMSG_for_the_missing_part, 0, 5);
-	tcase_add_test(tc, unaligned_reads_return_exactly_the_bytes_asked_for);
-	tcase_add_test(tc, large_record_reads_at_its_end_and_middle);
+	tcase_add_loop_test(tc, unaligned_reads_return_exactly_the_bytes_asked_for, 0, 2);
+	tcase_add_loop_test(tc, large_record_reads_at_its_end_and_middle, 0, 2);
+	tcase_add_loop_test(tc, cached_read_checks_every_data_block_and_never_serves_wrong_bytes, 0,
+	    (int)(sizeof(block_damage) / sizeof(block_damage[0])));
+	tcase_add_test(tc, cached_read_keeps_the_header_it_checked_and_check_still_sees_the_disk);
+	tcase_add_test(tc, record_with_a_damaged_table_is_not_cached);
+	tcase_add_test(tc, records_of_a_released_segment_are_forgotten);
 	tcase_add_loop_test(tc, trust_complete_replay_verifies_only_the_last_record, 0, 2);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("reccache");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, reccache_finds_what_was_put_until_replaced_or_dropped);
+	tcase_add_test(tc, reccache_readers_and_writers_never_see_a_mixed_record);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -40,7 +40,7 @@ CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Ws
 	-I$src/common -I$src/fs"
 declare -A sources=(
 	[proto]="common/proto.c"
-	[logrec]="fs/wlog.c common/crc32c.c common/hlog.c"
+	[logrec]="fs/wlog.c fs/reccache.c common/crc32c.c common/hlog.c"
 )
 
 summary=()
