@@ -198,15 +198,27 @@ request_poisoned(struct ctlmem *c, uint64_t unique)
 	return 0;
 }
 
-/* Answer a request EIO without running it. */
+/*
+ * Answer a request EIO without running it.  In replay mode a slot can still
+ * hold a request its worker answered just before dying (the reply goes out
+ * before the slot is cleared, or a death in between would lose it): the
+ * kernel no longer knows it (ENOENT), and it is not counted as failed.
+ */
 static void
 reply_eio(struct worker *w, uint64_t unique)
 {
 	struct fuse_out_header out = { .len = sizeof(out), .error = -EIO, .unique = unique };
 
-	if (write(w->fuse_fd, &out, sizeof(out)) < 0)
-		hlog(HLOG_WARN, "cannot fail request %llx: %s", (unsigned long long)unique, strerror(errno));
 	atomic_fetch_add(&w->ctl->requests_done, 1);
+	if (write(w->fuse_fd, &out, sizeof(out)) < 0) {
+		if (errno == ENOENT)
+			hlog(HLOG_INFO, "request %llx was answered before its worker died; nothing "
+			    "to fail", (unsigned long long)unique);
+		else
+			hlog(HLOG_WARN, "cannot fail request %llx: %s", (unsigned long long)unique,
+			    strerror(errno));
+		return;
+	}
 	atomic_fetch_add(&w->ctl->poisoned, 1);
 }
 

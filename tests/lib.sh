@@ -48,6 +48,8 @@ our_pids() { pgrep -f -- "$T/" || true; }
 cleanup() {
 	status=$?
 	set +e
+	# the test's own background jobs (client loops) would go on after a failure
+	for j in $(jobs -p); do kill "$j" 2>/dev/null; done
 	if [ -n "$T" ]; then
 		for p in $(our_pids); do kill -CONT "$p" 2>/dev/null; done
 		for m in $MOUNTED; do
