@@ -536,6 +536,12 @@ store_catalog_preopen(const char *datadir)
 	return cat;
 }
 
+void
+store_catalog_release(struct catalog *cat)
+{
+	catalog_close(cat);
+}
+
 int
 store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen)
 {

@@ -70,6 +70,8 @@ int store_open(const struct store_opts *o, struct store **out, char *err, size_t
  * fails: store_open() then opens it itself and reports why it cannot.
  */
 struct catalog *store_catalog_preopen(const char *datadir);
+/* Close a catalog opened ahead that store_open() never took (NULL is fine). */
+void store_catalog_release(struct catalog *cat);
 /* Checkpoint and release everything. */
 void store_close(struct store *st);
 int store_checkpoint(struct store *st);

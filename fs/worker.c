@@ -727,8 +727,10 @@ main(int argc, char **argv)
 		 * closes the channel if it wants us gone.
 		 */
 		so.catalog = store_catalog_preopen(so.datadir);
-		if (proto_read_line(w.ctl_fd, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0)
+		if (proto_read_line(w.ctl_fd, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0) {
+			store_catalog_release(so.catalog);	/* not needed after all */
 			return 0;
+		}
 		takeover = 1;
 	}
 
