@@ -281,7 +281,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 	struct worker *w = userdata;
 
 	if (buf != populated_buf) {
-		/* a buffer libfuse allocated (this thread found no free slot) */
+		/* a buffer libfuse allocated (the pool could not give this thread one) */
 		populate(buf, len);
 		populated_buf = buf;
 	}
@@ -390,16 +390,15 @@ worker_replay_init(struct worker *w)
 }
 
 /*
- * The serving threads.  A thread's receive buffer is its slot's buffer in the
- * control memory, not memory of its own: every page of it must be faulted in
- * before the first read (see populate()), and the pages of the shared memory
- * were allocated and cleared by an earlier worker, so a replacement maps them
- * instead of zeroing 1 MiB per thread, and a dying worker unmaps them instead
- * of freeing them (freeing ~12 MiB delayed the supervisor's SIGCHLD by about
- * 1.5 ms).  Like libfuse's loop, the pool grows by one when a request takes
- * the last idle thread, up to the --threads limit, and never shrinks.  The
- * first threads start before the store opens and wait at the gate, so their
- * buffers are faulted in on the other core while the store loads.
+ * The serving threads.  libfuse's own loop would allocate each thread's
+ * receive buffer itself; this pool chooses it: a huge page (recv_buf_alloc())
+ * with the kernel's resend, the thread's slot in the control memory in replay
+ * mode (the request is then its own record, no copy).  Either way every page
+ * is faulted in before the first read (see populate()).  Like libfuse's loop,
+ * the pool grows by one when a request takes the last idle thread, up to the
+ * --threads limit, and never shrinks.  The first threads start before the
+ * store opens and wait at the gate, so their buffers are faulted in on the
+ * other core while the store loads (or while a standby waits).
  */
 static struct {
 	pthread_mutex_t	 mu;

@@ -24,10 +24,10 @@
  * so a worker that cannot run does not fork-bomb the host.
  *
  * Standby: STANDBY_DELAY after a worker starts serving, a second one is
- * started with --standby: it execs, loads its libraries, faults in its first
- * receive buffers and waits.  When the serving worker dies, the standby gets
- * "go" and takes over, which saves the fork, exec and dynamic linking (about
- * 1.5 ms of the recovery).  A deliberate restart discards it, so the
+ * started with --standby: it execs, loads its libraries, sets up its FUSE
+ * session, opens the catalog, faults in its first receive buffers and waits.
+ * When the serving worker dies, the standby gets "go" and takes over, which
+ * saves all that (about 2 ms of the recovery).  A deliberate restart discards it, so the
  * replacement runs the worker binary installed now.  A standby that ends
  * before it is needed is started again after a delay doubling up to
  * STANDBY_BACKOFF_MAX; -o standby=off starts none.
@@ -57,7 +57,7 @@
 
 static void ctl_read_cb(struct ev_loop *loop, ev_io *w, int revents);
 static int still_mounted(struct sup *s);
-static double standby_schedule(struct sup *s);
+static void standby_schedule(struct sup *s);
 
 static struct fault *
 fault_record(struct sup *s, pid_t pid, enum cause cause, const char *what)
@@ -519,21 +519,24 @@ standby_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	clock_gettime(CLOCK_MONOTONIC, &s->standby.started);
 }
 
-/* Start a standby after STANDBY_DELAY, or later after standbys that ended unused; the delay. */
+/* How long until the next standby: STANDBY_DELAY, doubled for each that ended unused. */
 static double
-standby_schedule(struct sup *s)
+standby_delay(const struct sup *s)
 {
 	double delay = STANDBY_DELAY;
 
 	for (unsigned i = 0; i < s->standby.failures && delay < STANDBY_BACKOFF_MAX; i++)
 		delay *= 2;
-	if (delay > STANDBY_BACKOFF_MAX)
-		delay = STANDBY_BACKOFF_MAX;
+	return delay < STANDBY_BACKOFF_MAX ? delay : STANDBY_BACKOFF_MAX;
+}
+
+static void
+standby_schedule(struct sup *s)
+{
 	if (s->o.nostandby || s->standby.pid > 0 || ev_is_active(&s->standby.timer))
-		return delay;
-	ev_timer_set(&s->standby.timer, delay, 0);
+		return;
+	ev_timer_set(&s->standby.timer, standby_delay(s), 0);
 	ev_timer_start(s->loop, &s->standby.timer);
-	return delay;
 }
 
 void
@@ -562,7 +565,8 @@ standby_ended(struct sup *s, int status)
 	s->standby.failures++;
 	hlog(HLOG_WARN, "standby worker ended before it was needed (%s %d); next one in %.1f s",
 	    WIFSIGNALED(status) ? "signal" : "status",
-	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), standby_schedule(s));
+	    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), standby_delay(s));
+	standby_schedule(s);
 }
 
 static void
