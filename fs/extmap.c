@@ -206,10 +206,14 @@ extmap_seek(const struct extmap *m, uint64_t off, size_t *li, uint32_t *si)
 	return 0;
 }
 
-/* Insert e at (li, si) in leaf li, splitting it if full.  Space is reserved. */
-static void
-extmap_insert_at(struct extmap *m, size_t li, uint32_t si, const struct extent *e)
+/*
+ * Insert e at (li, si) in leaf li, splitting it if full.  Space is reserved.
+ * Returns e's slot; *li becomes its leaf (the right half after a split).
+ */
+static uint32_t
+extmap_insert_at(struct extmap *m, size_t *pli, uint32_t si, const struct extent *e)
 {
+	size_t li = *pli;
 	struct leaf *l = m->leaves[li];
 	size_t at = li;		/* the leaf e goes into */
 
@@ -240,21 +244,28 @@ extmap_insert_at(struct extmap *m, size_t li, uint32_t si, const struct extent *
 		leaf_key(m, at);
 	m->count++;
 	m->log_bytes += ext_log_bytes(e);
+	*pli = at;
+	return si;
 }
 
-/* Remove every mapping in [s, e).  Space is reserved. */
+/*
+ * Remove every mapping in [s, e).  Space is reserved.  Sets (*pli, *psi) to
+ * where an extent starting at s now goes (the slot of the first extent after
+ * the range, or one past the last extent of the map); with an empty map,
+ * (0, 0).  A writer inserts there without a second search.
+ */
 static void
-extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e)
+extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e, size_t *pli, uint32_t *psi)
 {
 	size_t li;
 	uint32_t si;
 
 	if (extmap_seek(m, s, &li, &si) < 0)
-		return;
+		goto end_of_map;
 	{
 		struct extent *x = &m->leaves[li]->e[si];
 		if (x->loff >= e)
-			return;
+			goto here;
 		if (x->loff < s) {
 			uint64_t xend = ext_end(x);
 			if (xend > e) {
@@ -263,8 +274,8 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e)
 				m->log_bytes -= ext_log_bytes(x);
 				x->len = s - x->loff;
 				m->log_bytes += ext_log_bytes(x);
-				extmap_insert_at(m, li, si + 1, &right);
-				return;
+				si = extmap_insert_at(m, &li, si + 1, &right);
+				goto here;
 			}
 			m->log_bytes -= (x->laddr == EXTMAP_ZERO) ? 0 : xend - s;
 			x->len = s - x->loff;
@@ -294,7 +305,8 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e)
 			}
 			if (a == 0)
 				leaf_key(m, li);
-			return;
+			si = a;
+			goto here;
 		}
 		if (l->n == 0)
 			extmap_drop_leaf(m, li);
@@ -302,6 +314,12 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e)
 			li++;
 		si = 0;
 	}
+end_of_map:
+	li = m->nleaves ? m->nleaves - 1 : 0;
+	si = m->nleaves ? m->leaves[li]->n : 0;
+here:
+	*pli = li;
+	*psi = si;
 }
 
 /* Remove the extent at (li, si). */
@@ -320,18 +338,11 @@ extmap_delete_at(struct extmap *m, size_t li, uint32_t si)
 		leaf_key(m, li);
 }
 
-/* Merge the extent starting at loff with its neighbours where they continue it. */
+/* Merge the extent at (li, si) with its neighbours where they continue it. */
 static void
-extmap_merge_around(struct extmap *m, uint64_t loff)
+extmap_merge_around(struct extmap *m, size_t li, uint32_t si)
 {
-	size_t li;
-	uint32_t si;
-	struct extent *x;
-
-	if (extmap_seek(m, loff, &li, &si) < 0)
-		return;
-	x = &m->leaves[li]->e[si];
-	assert(x->loff == loff);
+	struct extent *x = &m->leaves[li]->e[si];
 	/* successor */
 	{
 		size_t nl = li;
@@ -388,23 +399,19 @@ extmap_set(struct extmap *m, uint64_t loff, uint64_t len, uint64_t laddr)
 				last->e[last->n - 1].len += len;
 				m->log_bytes += ext_log_bytes(&e);
 			} else {
-				extmap_insert_at(m, ll, last->n, &e);
+				extmap_insert_at(m, &ll, last->n, &e);
 			}
 			return 0;
 		}
 	}
-	extmap_remove_range(m, loff, loff + len);
+	/* one search: the removal leaves the position where e goes */
+	extmap_remove_range(m, loff, loff + len, &li, &si);
 	if (m->nleaves == 0) {
 		m->leaves[0] = extmap_take_spare(m);
 		m->nleaves = 1;
-		li = 0;
-		si = 0;
-	} else {
-		li = extmap_leaf_for(m, loff);
-		si = leaf_slot_end_after(m->leaves[li], loff);
 	}
-	extmap_insert_at(m, li, si, &e);
-	extmap_merge_around(m, loff);
+	si = extmap_insert_at(m, &li, si, &e);
+	extmap_merge_around(m, li, si);
 	return 0;
 }
 
@@ -471,6 +478,8 @@ nomem:
 int
 extmap_clear(struct extmap *m, uint64_t loff, uint64_t len)
 {
+	size_t li;
+	uint32_t si;
 	int rc;
 
 	if (len == 0)
@@ -479,7 +488,7 @@ extmap_clear(struct extmap *m, uint64_t loff, uint64_t len)
 		return -EINVAL;
 	if ((rc = extmap_reserve(m)) < 0)
 		return rc;
-	extmap_remove_range(m, loff, loff + len);
+	extmap_remove_range(m, loff, loff + len, &li, &si);
 	return 0;
 }
 
