@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,9 +230,10 @@ tmpl_set_problem(struct tmpl *t, const char *fmt, const char *why)
  * A template changed while its disks are served: written in place or cut
  * (size, mtime of the open file), or deleted or replaced (its link count
  * drops to 0, or, with by_name, its name leads to another file).  Called
- * after each read from it (one fstat), so bytes read after a write(2) to it
- * are never served: the writer updates mtime before it copies its data;
- * and by the checkpoint thread with by_name.
+ * by the checkpoint thread with by_name, and after each read from a template
+ * that has no lease (tmpl_read_checked): one fstat, so bytes read after a
+ * write(2) to it are never served (the writer updates mtime before it
+ * copies its data).
  */
 int
 tmpl_check(struct tmpl *t, int by_name)
@@ -256,6 +258,94 @@ tmpl_check(struct tmpl *t, int by_name)
 	return __atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE) ? -EIO : 0;
 }
 
+/*
+ * Template leases.  A read from a template is checked after it is made
+ * (tmpl_check: one fstat, about a microsecond, on the path most guest reads
+ * take).  A read lease (fcntl F_SETLEASE, F_RDLCK) gives the same guarantee
+ * without the system call: while this process holds one, an open of the
+ * file for writing (or a truncate) waits until the kernel has told us with
+ * TMPL_LEASE_SIGNAL, and the handler, before it gives the lease up (which
+ * lets the writer go on), counts the break in lease_breaks.  A read whose
+ * pread saw a writer's bytes therefore sees the count changed, and falls
+ * back to tmpl_check, which sees the writer's mtime.
+ *
+ *   lease_breaks   breaks of any template's lease in this process (the
+ *                  handler only counts: it cannot look anything up).
+ *   t->lease_gen   lease_breaks when t's lease was taken; a read skips the
+ *                  fstat only while the two are equal.
+ *
+ * The checkpoint thread takes or renews leases (tmpl_lease) every
+ * TMPL_WATCH_MS: after a break, once no writer holds the file open.  A
+ * deletion or rename does not break a lease (the open file keeps its
+ * bytes): the by-name look of the same thread sees those.  Where leases are
+ * refused (the file system, /proc/sys/fs/leases-enable, a writer has it
+ * open) reads keep the fstat.  Only a process that owns the whole store
+ * (the worker, store_opts.template_leases) takes them: the signal is the
+ * process's.
+ */
+#define TMPL_LEASE_SIGNAL	(SIGRTMIN + 2)
+
+static _Atomic unsigned lease_breaks;
+static pthread_once_t lease_once = PTHREAD_ONCE_INIT;
+static int lease_ready;
+
+static void
+lease_broken(int sig, siginfo_t *si, void *ctx)
+{
+	int saved = errno;
+
+	(void)sig;
+	(void)ctx;
+	/* counted before the lease goes: the writer cannot write before that */
+	atomic_fetch_add(&lease_breaks, 1);
+	fcntl(si->si_fd, F_SETLEASE, F_UNLCK);
+	errno = saved;
+}
+
+static void
+lease_setup(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = lease_broken;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	lease_ready = sigaction(TMPL_LEASE_SIGNAL, &sa, NULL) == 0;
+}
+
+/* Take or renew t's read lease; leave t on fstat checks if that fails. */
+static void
+tmpl_lease(struct tmpl *t)
+{
+	unsigned gen = atomic_load(&lease_breaks);
+
+	pthread_once(&lease_once, lease_setup);
+	if (!lease_ready || t->fd < 0 || __atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+		return;
+	if (atomic_load_explicit(&t->leased, memory_order_acquire) && t->lease_gen == gen)
+		return;
+	atomic_store(&t->leased, 0);
+	if (fcntl(t->fd, F_SETSIG, TMPL_LEASE_SIGNAL) < 0 || fcntl(t->fd, F_SETOWN, getpid()) < 0 ||
+	    fcntl(t->fd, F_SETLEASE, F_RDLCK) < 0)
+		return;		/* e.g. EAGAIN: someone has it open for writing */
+	/* a write before the lease changed mtime: look once now */
+	if (tmpl_check(t, 0) < 0)
+		return;
+	t->lease_gen = gen;
+	atomic_store_explicit(&t->leased, 1, memory_order_release);
+}
+
+/* After a read from t: -EIO if t changed, as tmpl_check(), but without a system call under a lease. */
+static int
+tmpl_read_checked(struct tmpl *t)
+{
+	if (atomic_load_explicit(&t->leased, memory_order_acquire) &&
+	    atomic_load(&lease_breaks) == t->lease_gen)
+		return __atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE) ? -EIO : 0;
+	return tmpl_check(t, 0);
+}
+
 /* Read template bytes for a disk: zeros past the template's end. */
 int
 tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off)
@@ -277,7 +367,7 @@ tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off)
 		}
 		done += (uint64_t)n;
 	}
-	if (have > 0 && tmpl_check(t, 0) < 0)
+	if (have > 0 && tmpl_read_checked(t) < 0)
 		return -EIO;
 	memset(buf + have, 0, len - have);
 	return 0;
@@ -645,6 +735,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 		goto fail;
 	memcpy(st->uuid, uuid, 16);
 	st->takeover = o->takeover;
+	st->tmpl_leases = o->template_leases;
 	st->snap = o->snap_area;
 	st->snap_cap = o->snap_cap;
 	if ((rc = catalog_each_template(st->cat, tmpl_load, st)) < 0 ||
@@ -1013,8 +1104,11 @@ checkpoint_thread(void *arg)
 		}
 		/* a template deleted or replaced is seen here even if no read comes */
 		pthread_mutex_lock(&st->cat_lock);	/* tmpls only grow, under it */
-		for (size_t i = 0; i < st->ntmpls; i++)
+		for (size_t i = 0; i < st->ntmpls; i++) {
 			tmpl_check(st->tmpls[i], 1);
+			if (st->tmpl_leases)
+				tmpl_lease(st->tmpls[i]);
+		}
 		pthread_mutex_unlock(&st->cat_lock);
 		/* after the snapshot: a long checkpoint must not keep a replacement's replay long */
 		clock_gettime(CLOCK_MONOTONIC, &now);

@@ -41,6 +41,9 @@ struct store_opts {
 	int		 create;		/* create the store if the data dir is empty */
 	int		 readonly;		/* for checking: change no file (tmpldir may be
 						   NULL: the one the last mount used) */
+	int		 template_leases;	/* read leases on templates: a template read
+						   needs no fstat (one process per store: the
+						   worker; see tmpl_lease() in store.c) */
 	struct catalog	*catalog;		/* opened ahead by store_catalog_preopen(), or
 						   NULL; store_open() takes it, even on failure */
 };

@@ -29,6 +29,14 @@ struct tmpl {
 	 * whole message.
 	 */
 	char		 problem[600];
+	/*
+	 * Read lease (tmpl_lease): while leased is set and no lease of this
+	 * process broke since lease_gen, nobody can have opened the file for
+	 * writing, so a read needs no fstat.  lease_gen is written before
+	 * leased (release).
+	 */
+	_Atomic int	 leased;
+	unsigned	 lease_gen;
 };
 
 struct disk {
@@ -85,6 +93,7 @@ struct store {
 	uint64_t	 overlaps;	/* catalog rows that overlapped an earlier one */
 	char		 overlap_what[NAME_MAX_LEN + 100];
 	int		 takeover;	/* opened to replace a dead worker */
+	int		 tmpl_leases;	/* take read leases on templates (tmpl_lease) */
 	void		*snap;		/* the map snapshot area (snapshot.c), or NULL */
 	size_t		 snap_cap;
 	int		 snap_full_logged;

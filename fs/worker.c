@@ -736,6 +736,7 @@ main(int argc, char **argv)
 	so.purge_unlinked = !takeover;
 	so.create = !takeover;
 	so.takeover = takeover;
+	so.template_leases = 1;	/* the worker owns its process: see tmpl_lease() */
 	so.snap_area = ctlmem_snap(w.ctl);
 	so.snap_cap = CTLMEM_SNAP_MAX;
 	if ((rc = store_open(&so, &w.st, err, sizeof(err))) < 0) {

@@ -124,11 +124,26 @@ printf 'mine' | dd of="$M/a.img" bs=1 seek=8192 conv=notrunc status=none
 cmp -n $((4 * MiB - 16384)) -i 16384:16384 "$M/b.img" "$T/tmpl/base.img" || fail "fresh clone does not read its template"
 cp -a "$T/tmpl/base.img" "$T/base.orig"
 
+# wait_template_lease: the worker holds a read lease on base.img (its reads skip the fstat)
+wait_template_lease() {
+	local pid ino
+	pid=$(worker_pid)
+	ino=$(stat -c %i "$T/tmpl/base.img")
+	for _ in $(seq 50); do
+		grep -q "LEASE .* READ $pid [0-9a-f]*:[0-9a-f]*:$ino " /proc/locks && return 0
+		sleep 0.1
+	done
+	fail "worker $pid took no lease on base.img within 5 s"
+}
+
 # each change while mounted, then the next read: EIO, never the new bytes
 live() {
 	what=$1 pat=$2
 	shift 2
 	cmp -n 4096 -i $((MiB)):$((MiB)) "$M/b.img" "$T/base.orig" || fail "$what: b.img did not read right before the change"
+	# the worker reads templates under a lease once it has taken one (store.c,
+	# tmpl_lease): make the change then, so the lease's path is the one tested
+	wait_template_lease
 	"$@"
 	# the very next read, at once: a modified template must never be served
 	out=$(python3 -c '
@@ -161,7 +176,10 @@ remount_fresh() {
 	cp -a "$T/tmpl/base.img" "$T/base.orig"
 }
 remount_fresh
-live "template truncated" "size changed" truncate -s $((2 * MiB)) "$T/tmpl/base.img"
+# truncate(2) by name: coreutils' truncate opens with O_NONBLOCK, which the
+# worker's lease turns into one EAGAIN (the lease is broken all the same)
+live "template truncated" "size changed" \
+	python3 -c 'import os, sys; os.truncate(sys.argv[1], 2 << 20)' "$T/tmpl/base.img"
 remount_fresh
 cp "$T/tmpl/base.img" "$T/tmpl/.new"
 live "template replaced (rename over it)" "replaced by another file" mv "$T/tmpl/.new" "$T/tmpl/base.img"
