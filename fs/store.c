@@ -281,7 +281,9 @@ tmpl_check(struct tmpl *t, int by_name)
  * refused (the file system, /proc/sys/fs/leases-enable, a writer has it
  * open) reads keep the fstat.  Only a process that owns the whole store
  * (the worker, store_opts.template_leases) takes them: the signal is the
- * process's.
+ * process's, and no thread of it may block TMPL_LEASE_SIGNAL (a break
+ * nobody handles would end, after /proc/sys/fs/lease-break-time, with the
+ * writer writing and the reads uncounted).
  */
 #define TMPL_LEASE_SIGNAL	(SIGRTMIN + 2)
 
