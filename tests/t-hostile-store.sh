@@ -31,7 +31,7 @@ for i in range(40):
     os.pwrite(fd, bytes([i + 1]) * (1 << 20), i << 20)
 os.fsync(fd)
 PY
-umount "$M"
+umount_fs
 mount_fs $OPTS
 python3 - "$M/a.img" <<'PY'
 import os, sys
@@ -86,6 +86,10 @@ map() {
 	read_map
 	umount "$M"
 	MOUNTED=
+	# the worker writes its final checkpoint after the unmount: the next
+	# restore must not race it (a late write showed as "the refused mount
+	# changed the store" in the check that follows)
+	wait_for no_processes || fail "$1: processes left after umount: $(pgrep -af -- "$T/")"
 }
 # read_map: the same on the mounted store
 read_map() {
@@ -166,6 +170,7 @@ for p in $(seq 1 $((pages - 1))); do
 		r=$(read_map)
 		umount "$M"
 		MOUNTED=
+		wait_for no_processes || fail "catalog page $p: processes left after umount"
 		[ "$r" = "$ALL" ] || fail "catalog page $p damaged: served, but reads give $r"
 		served=$((served + 1))
 	else
