@@ -250,9 +250,9 @@ store_check(struct store *st, struct sbuf *out)
 		uint64_t disk, live;
 		store_log_space(st, &disk, &live);
 		sbuf_printf(out, "store '%s': schema version %d, log format %d; log: %llu bytes on "
-		    "disk, %llu bytes of them in use by the disks\n", st->datadir,
-		    CATALOG_SCHEMA_VERSION, LOG_FORMAT_VERSION, (unsigned long long)disk,
-		    (unsigned long long)live);
+		    "disk, %llu bytes of them in use by the disks, %llu more kept for reuse\n",
+		    st->datadir, CATALOG_SCHEMA_VERSION, LOG_FORMAT_VERSION, (unsigned long long)disk,
+		    (unsigned long long)live, (unsigned long long)store_log_spare(st));
 	}
 	check_catalog(&c);
 	check_templates(&c);

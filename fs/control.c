@@ -121,19 +121,21 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 	}
 	if (strcmp(req.verb, "disks") == 0) {
 		/* for status: the disks, then the log's space (JSON: a key after the array) */
-		uint64_t disk, live, released;
+		uint64_t disk, live, released, spare;
 		store_describe(w->st, out, req.json);
 		store_log_space(w->st, &disk, &live);
 		released = store_log_released(w->st);
+		spare = store_log_spare(w->st);
 		if (req.json)
 			sbuf_printf(out, ",\"log\":{\"disk_bytes\":%llu,\"live_bytes\":%llu,"
-			    "\"released_bytes\":%llu}", (unsigned long long)disk,
-			    (unsigned long long)live, (unsigned long long)released);
+			    "\"released_bytes\":%llu,\"spare_bytes\":%llu}", (unsigned long long)disk,
+			    (unsigned long long)live, (unsigned long long)released,
+			    (unsigned long long)spare);
 		else
 			sbuf_printf(out, "\nlog: %llu MiB on disk, %llu MiB of it in use by the disks; "
-			    "the cleaner has given back %llu MiB\n",
+			    "the cleaner has given back %llu MiB; %llu MiB more kept for reuse\n",
 			    (unsigned long long)(disk >> 20), (unsigned long long)(live >> 20),
-			    (unsigned long long)(released >> 20));
+			    (unsigned long long)(released >> 20), (unsigned long long)(spare >> 20));
 		return 0;
 	}
 	if (strcmp(req.verb, "checkpoint") == 0) {

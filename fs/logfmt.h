@@ -14,6 +14,27 @@
  * sequence number (exactly previous + 1) all agree, so a torn or stale tail
  * ends replay.
  *
+ * Reused files (version 3).  A segment file given back by the cleaner may be
+ * kept as a spare, DATADIR/log/SSSSSSSS.spare (SSSSSSSS = the segment it was;
+ * its content means nothing), and later become a new segment: a fresh header
+ * is written over its first 64 bytes and it is renamed to the new segment's
+ * name.  Overwriting pages a file already has is cheaper than allocating new
+ * ones, for tmpfs and disk file systems alike.  So in a version 3 log the
+ * bytes after a segment's last record may be stale: records of an earlier
+ * life of the file, whose sequence numbers are all below those of the new
+ * life (the counter is store-wide), or anything else.  Where records end:
+ *   - a sealed segment (not the newest): at the next segment's header's
+ *     prev_end, if that is not 0; else (a version 2 segment after it) at the
+ *     file's size.  A segment given back by the cleaner is cut to its header
+ *     (as it always was), so its records end at min(file size, prev_end);
+ *   - the newest segment: at the first record that is not valid.  In a reused
+ *     file, each append also writes a REC_END marker after its record when
+ *     stale bytes follow, so that the end after a clean stop, a killed worker
+ *     or a killed mount is a marker and not something that looks torn.
+ *
+ * Version 2 segments (prev_end 0, never reused) are still read; new segments
+ * are written as version 3.
+ *
  * Record types:
  *   REC_WRITE  the disk's bytes at [offset, offset+length).  The header is
  *              followed by a crc table, one crc32c per REC_BLOCK bytes of
@@ -27,6 +48,10 @@
  *              is smaller: a zero range past the end is one record, so a
  *              crash cannot leave the disk grown but not zeroed.
  *   REC_SIZE   the disk's size becomes `offset` (truncate, grow or shrink).
+ *   REC_END    not a record: a 64-byte header (seq = the next record's, all
+ *              else 0 but magic and hdr_crc) marking the end of the log in a
+ *              reused file.  Never replayed, never pointed at, overwritten by
+ *              the next append.
  *
  * A log address (laddr) names a byte of the log: segment number << 40 |
  * offset in the segment.  An extent points at the laddr of the record
@@ -41,7 +66,8 @@
 
 #include <stdint.h>
 
-#define LOG_FORMAT_VERSION	2
+#define LOG_FORMAT_VERSION	3
+#define LOG_FORMAT_VERSION_MIN	2	/* oldest segment header still read */
 
 #define SEG_MAGIC		"HCOWSEG1"
 #define REC_MAGIC		0x43455248u	/* "HREC" */
@@ -62,6 +88,7 @@ enum rec_type {
 	REC_WRITE = 1,
 	REC_ZERO = 2,
 	REC_SIZE = 3,
+	REC_END = 4,			/* end marker, not a record (see above) */
 };
 
 #define REC_F_GROW	1		/* REC_ZERO only: grow the disk to cover it */
@@ -72,7 +99,8 @@ struct seg_header {
 	uint32_t header_size;		/* sizeof(struct seg_header) */
 	uint64_t segno;			/* must match the file name */
 	uint8_t	 store_uuid[16];	/* must match the catalog's */
-	uint8_t	 reserved[20];
+	uint64_t prev_end;		/* v3: where segment segno-1's records end; 0 = unknown */
+	uint8_t	 reserved[12];
 	uint32_t crc;			/* crc32c of the header with crc = 0 */
 };
 

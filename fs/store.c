@@ -1084,6 +1084,12 @@ store_log_released(struct store *st)
 	return atomic_load(&st->clean_released);
 }
 
+uint64_t
+store_log_spare(struct store *st)
+{
+	return wlog_spare_bytes(st->log);
+}
+
 /*
  * Clean when the log holds more than twice what the disks use, and the
  * difference is worth more than two segments: a log at most ~2x its live

@@ -139,6 +139,7 @@ int store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 /* Log space: bytes on disk and bytes the disks still use (the rest is the cleaner's). */
 void store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes);
 uint64_t store_log_released(struct store *st);	/* bytes the cleaner ever gave back */
+uint64_t store_log_spare(struct store *st);	/* bytes kept for reuse (wlog_spare_bytes) */
 
 /*
  * Verify the catalog, the templates, the log and every disk's extents

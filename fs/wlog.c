@@ -13,13 +13,39 @@
  *               for wlog_read_cached(); only records wholly before the tail,
  *               which nothing rewrites; a released segment's are dropped.
  *               NULL when opened read-only.
+ *   segend[]    where each sealed segment's records end (logfmt.h: the next
+ *               header's prev_end, or the file's size); the file may be
+ *               longer (stale bytes of an earlier life) or, once released,
+ *               just its header.
+ *   tail_fsize  the newest segment's file size as appends know it: while it
+ *               is beyond a new record, stale bytes follow, and the append
+ *               writes a REC_END marker after the record.
+ *   spares[]    files of released segments kept for reuse (SSSSSSSS.spare,
+ *               at most WLOG_SPARES_MAX; under spare_lock: the cleaner adds,
+ *               a roll takes).  Their content means nothing.
  *
  * Transitions:
  *   wlog_open      -> segments checked, tail unknown (replayed = 0)
  *   wlog_replay    -> tail found, torn tail cut off, appends allowed
  *   wlog_append    -> tail advances; when a record does not fit, the full
- *                     segment is fdatasync'ed, then the next one is created
+ *                     segment is fdatasync'ed, then the next one is made
  *                     and the log directory fsync'ed (wlog_roll)
+ *   wlog_roll      -> a spare gets the next segment's header (fdatasync'ed
+ *                     before the name: a segment's header is never torn)
+ *                     and is renamed to it (RENAME_NOREPLACE); without a
+ *                     spare the segment is created
+ *   wlog_release   -> a header-only copy of the segment is made durable and
+ *                     exchanged with it (RENAME_EXCHANGE), the directory
+ *                     fsync'ed: the segment is its header (as when it was cut
+ *                     down) and the old file is a spare.  Without room for a
+ *                     spare (statvfs), or RENAME_EXCHANGE, it is cut down.
+ *
+ * Crash states of reuse, each seen by wlog_open:
+ *   release: a leftover SSSSSSSS.spare next to a whole segment S (the spare
+ *   is just a spare; releasing S again replaces it), or the exchanged pair;
+ *   roll: a spare with a new header but its old name (a spare), or the new
+ *   segment with a durable header and stale records of its old life after
+ *   it, which replay tells by their sequence numbers.
  */
 #include <assert.h>
 #include <dirent.h>
@@ -33,6 +59,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -49,6 +76,16 @@
  */
 #define RECCACHE_SLOTS	4096
 
+/* A spare is kept only while the log's file system has more free than this. */
+#define SPARE_FREE_SEGMENTS	2	/* segment sizes */
+#define SPARE_FREE_PCT		10	/* percent of the file system */
+
+struct spare {
+	int		 fd;
+	uint32_t	 name;		/* SSSSSSSS of SSSSSSSS.spare */
+	uint64_t	 size;		/* bytes of the file */
+};
+
 struct wlog {
 	char		 dir[PATH_MAX];
 	int		 dirfd;
@@ -57,12 +94,19 @@ struct wlog {
 	int		*segfd;			/* fd + 1 by segment number */
 	uint32_t	 first, last;
 	int		 readonly;		/* wlog_open_ro: change no file */
-	char		 note[160];		/* what a read-only open left alone */
+	char		 note[256];		/* what a read-only open left alone */
 	_Atomic uint64_t tail;
 	uint64_t	 next_seq;
 	int		 replayed;
-	_Atomic uint64_t size;			/* bytes in all segments */
+	_Atomic uint64_t size;			/* bytes of records (and headers) in all segments */
 	_Atomic uint64_t released;		/* of which given back by wlog_release() */
+	uint64_t	*segend;		/* by segment number: sealed segments' ends */
+	_Atomic uint64_t tail_fsize;		/* the newest segment's file size */
+
+	pthread_mutex_t	 spare_lock;
+	struct spare	 spares[WLOG_SPARES_MAX + 1];	/* + 1: room while trimming at open */
+	int		 nspares;
+	_Atomic uint64_t spare_bytes;
 
 	pthread_mutex_t	 sync_lock;
 	pthread_cond_t	 sync_cond;
@@ -82,7 +126,7 @@ wlog_first_laddr(void)
 }
 
 static void
-seg_header_init(struct seg_header *sh, uint32_t segno, const uint8_t uuid[16])
+seg_header_init(struct seg_header *sh, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end)
 {
 	memset(sh, 0, sizeof(*sh));
 	memcpy(sh->magic, SEG_MAGIC, sizeof(sh->magic));
@@ -90,6 +134,7 @@ seg_header_init(struct seg_header *sh, uint32_t segno, const uint8_t uuid[16])
 	sh->header_size = sizeof(*sh);
 	sh->segno = segno;
 	memcpy(sh->store_uuid, uuid, 16);
+	sh->prev_end = prev_end;
 	sh->crc = crc32c(0, sh, sizeof(*sh));
 }
 
@@ -103,8 +148,10 @@ seg_header_check(const struct seg_header *sh, uint32_t segno, const uint8_t uuid
 		return "bad magic";
 	if (crc32c(0, &c, sizeof(c)) != sh->crc)
 		return "header checksum mismatch";
-	if (sh->version != LOG_FORMAT_VERSION)
+	if (sh->version < LOG_FORMAT_VERSION_MIN || sh->version > LOG_FORMAT_VERSION)
 		return "unsupported log format version";
+	if (sh->version >= 3 && sh->prev_end != 0 && sh->prev_end < sizeof(*sh))
+		return "header names an impossible end for the previous segment";
 	if (sh->header_size != sizeof(*sh) || sh->segno != segno)
 		return "header does not match its file name";
 	if (memcmp(sh->store_uuid, uuid, 16) != 0)
@@ -123,15 +170,28 @@ seg_header_complete(const struct seg_header *sh)
 	    crc32c(0, &c, sizeof(c)) == sh->crc;
 }
 
+/* Where the previous segment's records end, per this (checked) header; 0 = not said. */
+static uint64_t
+seg_header_prev_end(const struct seg_header *sh)
+{
+	return sh->version >= 3 ? sh->prev_end : 0;
+}
+
 static void
 seg_name(uint32_t segno, char *buf, size_t len)
 {
 	snprintf(buf, len, "%08x.seg", segno);
 }
 
+static void
+spare_name(uint32_t segno, char *buf, size_t len)
+{
+	snprintf(buf, len, "%08x.spare", segno);
+}
+
 /* Create segment segno with its header; returns the fd or -errno. */
 static int
-seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16])
+seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end)
 {
 	struct seg_header sh;
 	char name[32];
@@ -141,7 +201,7 @@ seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16])
 	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	seg_header_init(&sh, segno, uuid);
+	seg_header_init(&sh, segno, uuid, prev_end);
 	if (pwrite(fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh)) {
 		rc = errno ? -errno : -EIO;
 		close(fd);
@@ -159,7 +219,7 @@ wlog_create(const char *dir, const uint8_t uuid[16])
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dirfd < 0)
 		return -errno;
-	fd = seg_create(dirfd, 1, uuid);
+	fd = seg_create(dirfd, 1, uuid, 0);
 	if (fd < 0) {
 		close(dirfd);
 		return fd;
@@ -179,7 +239,7 @@ seg_fd(const struct wlog *w, uint32_t segno)
 	return w->segfd[segno] - 1;
 }
 
-static int seg_has_later_record(int fd, uint64_t from, uint64_t size, uint64_t after_seq);
+static uint64_t seg_later_records_end(int fd, uint64_t from, uint64_t size, uint64_t after_seq);
 
 /* Was the header never written: the file shorter than it, or zeros? */
 static int
@@ -199,41 +259,96 @@ segno_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* List segment numbers in the log dir, sorted. */
+/* Append x to the growing array *v of *cnt entries; 0 or -ENOMEM. */
 static int
-wlog_list(struct wlog *w, uint32_t **out, size_t *n)
+segno_push(uint32_t **v, size_t *cnt, size_t *cap, uint32_t x)
+{
+	if (*cnt == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		uint32_t *nv = realloc(*v, ncap * sizeof(**v));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*cnt)++] = x;
+	return 0;
+}
+
+/* List the segment numbers (sorted) and the spares' names in the log dir. */
+static int
+wlog_list(struct wlog *w, uint32_t **out, size_t *n, uint32_t **spares, size_t *nspares)
 {
 	DIR *d = fdopendir(dup(w->dirfd));
 	struct dirent *de;
-	uint32_t *v = NULL;
-	size_t cnt = 0, cap = 0;
+	uint32_t *v = NULL, *sp = NULL;
+	size_t cnt = 0, cap = 0, scnt = 0, scap = 0;
+	int rc = 0;
 
 	if (!d)
 		return -errno;
-	while ((de = readdir(d)) != NULL) {
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
 		unsigned segno;
 		char tail[8];
-		if (strlen(de->d_name) != 12 ||
-		    sscanf(de->d_name, "%8x%7s", &segno, tail) != 2 || strcmp(tail, ".seg") != 0)
+		if ((len != 12 && len != 14) ||
+		    sscanf(de->d_name, "%8x%7s", &segno, tail) != 2)
 			continue;
-		if (cnt == cap) {
-			cap = cap ? cap * 2 : 64;
-			uint32_t *nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				free(v);
-				closedir(d);
-				return -ENOMEM;
-			}
-			v = nv;
-		}
-		v[cnt++] = segno;
+		if (len == 12 && strcmp(tail, ".seg") == 0)
+			rc = segno_push(&v, &cnt, &cap, segno);
+		else if (len == 14 && strcmp(tail, ".spare") == 0)
+			rc = segno_push(&sp, &scnt, &scap, segno);
 	}
 	closedir(d);
+	if (rc < 0) {
+		free(v);
+		free(sp);
+		return rc;
+	}
 	if (cnt > 1)	/* v is NULL when the directory holds no segment */
 		qsort(v, cnt, sizeof(*v), segno_cmp);
 	*out = v;
 	*n = cnt;
+	*spares = sp;
+	*nspares = scnt;
 	return 0;
+}
+
+/*
+ * Take the spares found at open into the pool: open them, note their sizes.
+ * Beyond WLOG_SPARES_MAX (leftovers of interrupted releases) they are
+ * removed.  A read-only open only counts their bytes.
+ */
+static void
+wlog_take_spares(struct wlog *w, const uint32_t *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char name[32];
+		struct stat st;
+		int fd;
+
+		spare_name(names[i], name, sizeof(name));
+		if (w->readonly || w->nspares == WLOG_SPARES_MAX) {
+			if (w->readonly && fstatat(w->dirfd, name, &st, 0) == 0)
+				w->spare_bytes += (uint64_t)st.st_size;
+			else if (!w->readonly && unlinkat(w->dirfd, name, 0) < 0)
+				hlog(HLOG_WARN, "cannot remove spare log file %s: %s", name, strerror(errno));
+			continue;
+		}
+		fd = openat(w->dirfd, name, O_RDWR | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			hlog(HLOG_WARN, "cannot open spare log file %s: %s; not reusing it", name,
+			    strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		w->spares[w->nspares++] = (struct spare){ fd, names[i], (uint64_t)st.st_size };
+		w->spare_bytes += (uint64_t)st.st_size;
+	}
+	if (w->spare_bytes)
+		hlog(HLOG_INFO, "log: %d spare segment file%s (%llu MiB) kept for reuse", w->nspares,
+		    w->nspares == 1 ? "" : "s", (unsigned long long)(w->spare_bytes >> 20));
 }
 
 static int
@@ -241,15 +356,19 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
     struct wlog **out, char *err, size_t errlen)
 {
 	struct wlog *w;
-	uint32_t *segs = NULL;
-	size_t nsegs = 0;
+	uint32_t *segs = NULL, *spares = NULL;
+	uint64_t *fsize = NULL, *prev_end = NULL;
+	size_t nsegs = 0, nspares = 0;
 	int rc;
 
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->segfd = calloc(WLOG_SEGMENTS_MAX, sizeof(int));
-	if (!w->segfd) {
+	w->segend = calloc(WLOG_SEGMENTS_MAX, sizeof(uint64_t));
+	if (!w->segfd || !w->segend) {
+		free(w->segfd);
+		free(w->segend);
 		free(w);
 		return -ENOMEM;
 	}
@@ -259,6 +378,7 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 	w->readonly = readonly;
 	pthread_mutex_init(&w->sync_lock, NULL);
 	pthread_cond_init(&w->sync_cond, NULL);
+	pthread_mutex_init(&w->spare_lock, NULL);
 	if (!readonly && !(w->cache = reccache_new(RECCACHE_SLOTS))) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "no memory for the log's record cache");
@@ -271,13 +391,20 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 		snprintf(err, errlen, "cannot open log directory '%s': %s", dir, strerror(errno));
 		goto fail;
 	}
-	if ((rc = wlog_list(w, &segs, &nsegs)) < 0) {
+	if ((rc = wlog_list(w, &segs, &nsegs, &spares, &nspares)) < 0) {
 		snprintf(err, errlen, "cannot list log directory '%s': %s", dir, strerror(-rc));
 		goto fail;
 	}
 	if (nsegs == 0) {
 		rc = -EUCLEAN;
 		snprintf(err, errlen, "log directory '%s' has no segment", dir);
+		goto fail;
+	}
+	fsize = calloc(nsegs, sizeof(*fsize));
+	prev_end = calloc(nsegs, sizeof(*prev_end));
+	if (!fsize || !prev_end) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "no memory to open the log");
 		goto fail;
 	}
 	for (size_t i = 0; i < nsegs; i++) {
@@ -312,7 +439,7 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 		 * delete them.
 		 */
 		if (why && !whole && i == nsegs - 1 && i > 0 &&
-		    (seg_header_blank(fd) || !seg_has_later_record(fd, sizeof(sh), (uint64_t)st.st_size, 0))) {
+		    (seg_header_blank(fd) || !seg_later_records_end(fd, sizeof(sh), (uint64_t)st.st_size, 0))) {
 			/*
 			 * The newest segment was being created when the machine
 			 * stopped: its header never became durable, so neither did
@@ -347,15 +474,34 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 		w->segfd[segs[i]] = fd + 1;
 		w->first = segs[0];	/* so that wlog_close() on failure closes it */
 		w->last = segs[i];
-		w->size += (uint64_t)st.st_size;
+		fsize[i] = (uint64_t)st.st_size;
+		prev_end[i] = seg_header_prev_end(&sh);
 	}
 	w->first = segs[0];
 	w->last = segs[nsegs - 1];
+	/*
+	 * A sealed segment's records end where the next header says (logfmt.h);
+	 * a released one's file is just its header.  The newest one's end is
+	 * found by replay: until then, its file size.
+	 */
+	for (size_t i = 0; i + 1 < nsegs; i++) {
+		w->segend[segs[i]] = prev_end[i + 1] ? prev_end[i + 1] : fsize[i];
+		w->size += fsize[i] < w->segend[segs[i]] ? fsize[i] : w->segend[segs[i]];
+	}
+	w->size += fsize[nsegs - 1];
+	w->tail_fsize = fsize[nsegs - 1];
+	wlog_take_spares(w, spares, nspares);
 	free(segs);
+	free(spares);
+	free(fsize);
+	free(prev_end);
 	*out = w;
 	return 0;
 fail:
 	free(segs);
+	free(spares);
+	free(fsize);
+	free(prev_end);
 	wlog_close(w);
 	return rc;
 }
@@ -387,12 +533,16 @@ wlog_close(struct wlog *w)
 	for (uint32_t s = w->first; s && s <= w->last; s++)
 		if (seg_fd(w, s) >= 0)
 			close(seg_fd(w, s));
+	for (int i = 0; i < w->nspares; i++)
+		close(w->spares[i].fd);
 	if (w->dirfd >= 0)
 		close(w->dirfd);
 	pthread_mutex_destroy(&w->sync_lock);
 	pthread_cond_destroy(&w->sync_cond);
+	pthread_mutex_destroy(&w->spare_lock);
 	reccache_free(w->cache);
 	free(w->segfd);
+	free(w->segend);
 	free(w);
 }
 
@@ -429,31 +579,41 @@ rec_header_check(const struct rec_header *h, uint64_t expect_seq)
 	return NULL;
 }
 
-/* Does a record with a good header and seq > after_seq start anywhere in [from, size)? */
-static int
-seg_has_later_record(int fd, uint64_t from, uint64_t size, uint64_t after_seq)
+/*
+ * Do records with a good header and seq > after_seq start in [from, size)?
+ * 0 if not, else where the last of them ends (at most size): the bytes that
+ * hold them.  Stale records of an earlier life of a reused file have
+ * sequence numbers below any of this life's, so they do not count.
+ */
+static uint64_t
+seg_later_records_end(int fd, uint64_t from, uint64_t size, uint64_t after_seq)
 {
 	static const uint32_t magic = REC_MAGIC;
 	unsigned char *buf = malloc(REPLAY_CHUNK + sizeof(struct rec_header));
-	int found = 0;
+	uint64_t end = 0;
 
 	if (!buf)
 		return 0;
-	for (uint64_t pos = from; pos < size && !found; pos += REPLAY_CHUNK) {
+	for (uint64_t pos = from; pos < size; pos += REPLAY_CHUNK) {
 		ssize_t n = pread(fd, buf, REPLAY_CHUNK + sizeof(struct rec_header), (off_t)pos);
-		for (ssize_t i = 0; n > 0 && i + (ssize_t)sizeof(struct rec_header) <= n && i < REPLAY_CHUNK; i++) {
+		ssize_t lim = n < REPLAY_CHUNK + (ssize_t)sizeof(struct rec_header) ? n : REPLAY_CHUNK +
+		    (ssize_t)sizeof(struct rec_header) - 1;
+		unsigned char *p = buf, *q;
+		while (n > 0 && p < buf + lim &&
+		    (q = memmem(p, (size_t)(buf + lim - p), &magic, 4)) != NULL) {
 			struct rec_header h;
-			if (memcmp(buf + i, &magic, 4) != 0)
+			p = q + 1;
+			if (q + sizeof(h) > buf + n || q - buf >= REPLAY_CHUNK)
 				continue;
-			memcpy(&h, buf + i, sizeof(h));
+			memcpy(&h, q, sizeof(h));
 			if (!rec_header_check(&h, 0) && h.seq > after_seq) {
-				found = 1;
-				break;
+				uint64_t e = pos + (uint64_t)(q - buf) + rec_size(&h);
+				end = e > end ? e : end;
 			}
 		}
 	}
 	free(buf);
-	return found;
+	return end < size ? end : size;
 }
 
 /*
@@ -598,6 +758,91 @@ window_verify(struct window *win, uint64_t pos, const struct rec_header *h, uint
 	return NULL;
 }
 
+/*
+ * Replay met something that is not the next record at offset pos of the
+ * newest segment segno (file bytes up to fsize; h = its header if one was
+ * read).  That is the end of the log; decide what the bytes from pos on are:
+ *   - a REC_END marker naming seq, or a sound header of a record older than
+ *     seq: the end as an append left it in a reused file, with stale bytes
+ *     after it.  Said at INFO, nothing kept.
+ *   - anything else: a torn tail, said at WARN; if valid records of this
+ *     life follow it, they are kept in a .cut- file for whoever looks.
+ * Either way, bytes after pos are cut off (durably) on a first open: after
+ * a power cut, records of this life may lie beyond the end (writes land out
+ * of order), and once appends continue at pos they could be taken for their
+ * successors after a second power cut (tools/power-loss found this).  A
+ * takeover (trust_complete: the page cache holds all that was written, and
+ * appends are serialized) leaves stale bytes alone, to be overwritten, and
+ * cuts only a torn record.  A read-only open cuts nothing and notes a torn
+ * tail.  0 or -errno with err set.
+ */
+static int
+replay_end(struct wlog *w, uint32_t segno, int fd, uint64_t pos, uint64_t fsize, uint64_t seq,
+    int trust_complete, const struct rec_header *h, const char *why,
+    struct wlog_replay_stats *stats, char *err, size_t errlen)
+{
+	struct rec_header c;
+	int stale = 0;
+	uint64_t rest = fsize - pos, later;
+
+	if (h) {
+		c = *h;
+		c.hdr_crc = 0;
+		stale = h->magic == REC_MAGIC && crc32c(0, &c, sizeof(c)) == h->hdr_crc &&
+		    (h->type == REC_END ? h->seq <= seq : h->seq < seq);
+	}
+	if (stale) {
+		w->size -= rest;
+		w->tail_fsize = fsize;
+		if (w->readonly || trust_complete)
+			return 0;
+		hlog(HLOG_INFO, "log segment %08x: records end at offset %llu; cutting the %llu bytes "
+		    "after them (%s)", segno, (unsigned long long)pos, (unsigned long long)rest,
+		    h->type == REC_END ? "an end marker and an earlier use of the file" :
+		    "an earlier use of the file");
+		if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0) {
+			int e = errno;
+			snprintf(err, errlen, "cannot cut log segment %08x at its end: %s", segno,
+			    strerror(e));
+			return -e;
+		}
+		stats->stale_bytes = rest;
+		w->tail_fsize = pos;
+		return 0;
+	}
+	later = seg_later_records_end(fd, pos + 1, fsize, seq);
+	if (w->readonly) {
+		/* a check: say what an open would cut, cut nothing */
+		stats->torn_bytes = rest;
+		snprintf(w->note, sizeof(w->note), "log segment %08x ends in %llu bytes "
+		    "of torn tail at offset %llu (%s)%s", segno, (unsigned long long)rest,
+		    (unsigned long long)pos, why, later ? "; valid records follow it" : "");
+		w->size -= rest;
+		w->tail_fsize = fsize;
+		return 0;
+	}
+	if (later)
+		seg_save_tail(w, segno, fd, pos, later);
+	hlog(HLOG_WARN, "log segment %08x: cutting %llu bytes of torn tail at offset %llu (%s)",
+	    segno, (unsigned long long)rest, (unsigned long long)pos, why);
+	/*
+	 * Durably, before anything is appended here: if a power cut undid the
+	 * cut, records it removed (valid ones can follow a torn one) would come
+	 * back after new records of the same length, and replay would take them
+	 * as their successors.  (Found by tools/power-loss with a second power cut.)
+	 */
+	if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "cannot cut torn tail of segment %08x: %s",
+		    segno, strerror(e));
+		return -e;
+	}
+	stats->torn_bytes = rest;
+	w->size -= rest;
+	w->tail_fsize = pos;
+	return 0;
+}
+
 int
 wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete,
     int (*apply)(const struct rec_header *h, uint64_t rec_laddr, void *arg), void *arg,
@@ -626,10 +871,12 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 		return -ENOMEM;
 	struct window win = { .buf = buf, .fd = -1, .chunk = buf };
 	struct stat st;
+	uint64_t end = 0;	/* where this segment's records end (the newest: its file's end) */
 	for (;;) {
 		int fd = seg_fd(w, segno);
 		struct rec_header h;
 		const char *why = NULL;
+		int header_read = 0;
 
 		if (win.fd != fd) {
 			/* nothing else writes the log while it is replayed: one fstat per segment */
@@ -639,22 +886,37 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 				    strerror(errno));
 				break;
 			}
-			window_open(&win, fd, pos, (uint64_t)st.st_size, trust_complete);
+			end = segno == w->last ? (uint64_t)st.st_size : w->segend[segno];
+			/* a sealed file shorter than its end is damaged: reads past it fail below */
+			window_open(&win, fd, pos, end < (uint64_t)st.st_size ? end : (uint64_t)st.st_size,
+			    trust_complete);
 		}
-		if (pos == (uint64_t)st.st_size) {
+		if (pos == end) {
 			if (segno == w->last)
 				break;
 			segno++;
 			pos = sizeof(struct seg_header);
 			continue;
 		}
-		if (pos + sizeof(h) > (uint64_t)st.st_size)
+		if (pos + sizeof(h) > end)
 			why = "partial record header";
 		else if (window_read(&win, pos, &h, sizeof(h)) < 0)
 			why = "unreadable record header";
-		else if ((why = rec_header_check(&h, seq)) == NULL && h.type == REC_WRITE) {
-			int verify = !trust_complete || pos + rec_size(&h) >= (uint64_t)st.st_size;
-			if (pos + rec_size(&h) > (uint64_t)st.st_size)
+		else if ((header_read = 1, why = rec_header_check(&h, seq)) == NULL && h.type == REC_WRITE) {
+			/*
+			 * With trust_complete, only a record that ends the log can be
+			 * incomplete: one followed by its successor was written whole.
+			 * In a reused file the bytes after the last record are stale,
+			 * so "ends the log" is "no valid successor follows", not "the
+			 * file ends".
+			 */
+			uint64_t next = pos + rec_size(&h);
+			int verify = !trust_complete || next + sizeof(h) > end;
+			struct rec_header nh;
+			if (!verify)
+				verify = window_read(&win, next, &nh, sizeof(nh)) < 0 ||
+				    rec_header_check(&nh, seq + 1) != NULL;
+			if (next > end)
 				why = "record data cut short";
 			else if (verify)
 				why = window_verify(&win, pos, &h, table);
@@ -666,36 +928,10 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 				    segno, (unsigned long long)pos, why);
 				break;
 			}
-			uint64_t cut = (uint64_t)st.st_size - pos;
-			if (w->readonly) {
-				/* a check: say what an open would cut, cut nothing */
-				stats->torn_bytes = cut;
-				snprintf(w->note, sizeof(w->note), "log segment %08x ends in %llu bytes "
-				    "of torn tail at offset %llu (%s)%s", segno, (unsigned long long)cut,
-				    (unsigned long long)pos, why,
-				    seg_has_later_record(fd, pos + 1, (uint64_t)st.st_size, seq) ?
-				    "; valid records follow it" : "");
-				break;
-			}
-			if (seg_has_later_record(fd, pos + 1, (uint64_t)st.st_size, seq))
-				seg_save_tail(w, segno, fd, pos, (uint64_t)st.st_size);
-			hlog(HLOG_WARN, "log segment %08x: cutting %llu bytes of torn tail at offset %llu (%s)",
-			    segno, (unsigned long long)cut, (unsigned long long)pos, why);
-			/*
-			 * Durably, before anything is appended here: if a power cut
-			 * undid the cut, records it removed (valid ones can follow a
-			 * torn one) would come back after new records of the same
-			 * length, and replay would take them as their successors.
-			 * (Found by tools/power-loss with a second power cut.)
-			 */
-			if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0) {
-				rc = -errno;
-				snprintf(err, errlen, "cannot cut torn tail of segment %08x: %s",
-				    segno, strerror(errno));
-				break;
-			}
-			stats->torn_bytes = cut;
-			w->size -= cut;
+			rc = replay_end(w, segno, fd, pos, end, seq, trust_complete,
+			    header_read ? &h : NULL, why, stats, err, errlen);
+			if (rc == 0)
+				end = pos;
 			break;
 		}
 		if ((rc = apply(&h, LADDR(segno, pos), arg)) < 0) {
@@ -720,12 +956,65 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 	return rc;
 }
 
-/* Start the next segment.  The full one is made durable first. */
+/* Take a spare from the pool; 0 with *sp filled, or -ENOENT. */
+static int
+spare_take(struct wlog *w, struct spare *sp)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&w->spare_lock);
+	if (w->nspares > 0) {
+		*sp = w->spares[--w->nspares];
+		w->spare_bytes -= sp->size;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&w->spare_lock);
+	return rc;
+}
+
+/*
+ * Make spare sp segment segno: its new header durable first, then its name
+ * (the directory is fsync'ed by the caller).  A crash in between leaves a
+ * spare with a new header, which is still just a spare.  The fd, or -errno
+ * (the spare is then closed and removed: the caller creates a file instead).
+ */
+static int
+spare_reuse(struct wlog *w, struct spare *sp, uint32_t segno, uint64_t prev_end)
+{
+	struct seg_header sh;
+	char from[32], to[32];
+	int rc;
+
+	spare_name(sp->name, from, sizeof(from));
+	seg_name(segno, to, sizeof(to));
+	seg_header_init(&sh, segno, w->uuid, prev_end);
+	if (pwrite(sp->fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh) || fdatasync(sp->fd) < 0)
+		goto fail;
+	rc = renameat2(w->dirfd, from, w->dirfd, to, RENAME_NOREPLACE);
+	if (rc < 0 && (errno == EINVAL || errno == ENOSYS)) {
+		/* no RENAME_NOREPLACE here; the log lock keeps anyone else from making `to` */
+		rc = renameat(w->dirfd, from, w->dirfd, to);
+	}
+	if (rc < 0)
+		goto fail;
+	return sp->fd;
+fail:
+	rc = errno ? -errno : -EIO;
+	hlog(HLOG_WARN, "cannot reuse spare log file %s as segment %08x: %s; creating it instead",
+	    from, segno, strerror(-rc));
+	close(sp->fd);
+	unlinkat(w->dirfd, from, 0);
+	return rc;
+}
+
+/* Start the next segment, in a spare if there is one.  The full one is made durable first. */
 static int
 wlog_roll(struct wlog *w)
 {
 	uint32_t next = w->last + 1;
-	int fd;
+	uint64_t prev_end = LADDR_OFF(w->tail), fsize = sizeof(struct seg_header);
+	struct spare sp;
+	int fd = -1;
 
 	if (next >= WLOG_SEGMENTS_MAX)
 		return -ENOSPC;
@@ -737,7 +1026,10 @@ wlog_roll(struct wlog *w)
 		w->broken = rc;
 		return -EIO;
 	}
-	fd = seg_create(w->dirfd, next, w->uuid);
+	if (spare_take(w, &sp) == 0 && (fd = spare_reuse(w, &sp, next, prev_end)) >= 0)
+		fsize = sp.size > fsize ? sp.size : fsize;
+	if (fd < 0)
+		fd = seg_create(w->dirfd, next, w->uuid, prev_end);
 	if (fd < 0)
 		return fd;
 	if (fsync(w->dirfd) < 0) {
@@ -748,9 +1040,11 @@ wlog_roll(struct wlog *w)
 		unlinkat(w->dirfd, name, 0);
 		return rc;
 	}
+	w->segend[w->last] = prev_end;
 	w->segfd[next] = fd + 1;
 	w->last = next;
 	w->size += sizeof(struct seg_header);
+	w->tail_fsize = fsize;
 	w->tail = LADDR(next, sizeof(struct seg_header));
 	return 0;
 }
@@ -800,8 +1094,9 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 {
 	uint64_t dlen = h->type == REC_WRITE ? h->length : 0;
 	struct wlog_sums own;
-	uint64_t tail, off, reclen;
-	struct iovec iov[3];
+	uint64_t tail, off, reclen, fsize;
+	struct rec_header mark;
+	struct iovec iov[4];
 	int fd, rc, cnt = 1;
 
 	assert(w->replayed);
@@ -849,6 +1144,20 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 	}
 	h->hdr_crc = 0;
 	h->hdr_crc = crc32c(0, h, sizeof(*h));
+	fsize = w->tail_fsize;
+	if (off + reclen < fsize) {
+		/* stale bytes follow in this reused file: end the log visibly (logfmt.h) */
+		memset(&mark, 0, sizeof(mark));
+		mark.magic = REC_MAGIC;
+		mark.type = REC_END;
+		mark.seq = h->seq + 1;
+		mark.hdr_crc = crc32c(0, &mark, sizeof(mark));
+		iov[cnt++] = (struct iovec){ &mark, sizeof(mark) };
+		if (off + reclen + sizeof(mark) > fsize)
+			fsize = off + reclen + sizeof(mark);
+	} else {
+		fsize = off + reclen;
+	}
 
 	if (w->append_hook && dlen) {
 		/* fault injection: the header alone, then the hook, then the rest */
@@ -864,8 +1173,11 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 		if (ftruncate(fd, (off_t)off) < 0)
 			hlog(HLOG_WARN, "cannot cut partial record in segment %08x: %s",
 			    LADDR_SEG(tail), strerror(errno));
+		else
+			w->tail_fsize = off;	/* the stale bytes after it went too */
 		return rc;
 	}
+	w->tail_fsize = fsize;
 	w->next_seq++;
 	w->size += reclen;
 	w->tail = LADDR(LADDR_SEG(tail), off + reclen);
@@ -1174,36 +1486,170 @@ wlog_segments(const struct wlog *w, uint32_t *first, uint32_t *last)
 	*last = w->last;
 }
 
-int64_t
-wlog_segment_bytes(const struct wlog *w, uint32_t segno)
+/* Where sealed segment segno's records end now (its header alone once released); -errno. */
+static int64_t
+seg_bytes(const struct wlog *w, uint32_t segno)
 {
 	struct stat sb;
 	int fd = seg_fd(w, segno);
 
 	if (fd < 0 || segno < w->first || segno > w->last || fstat(fd, &sb) < 0)
 		return -EINVAL;
-	return (int64_t)sb.st_size;
+	if (segno == w->last)
+		return w->replayed ? (int64_t)LADDR_OFF(w->tail) : (int64_t)sb.st_size;
+	return (int64_t)((uint64_t)sb.st_size < w->segend[segno] ? (uint64_t)sb.st_size :
+	    w->segend[segno]);
+}
+
+int64_t
+wlog_segment_bytes(const struct wlog *w, uint32_t segno)
+{
+	return seg_bytes(w, segno);
+}
+
+/* Remove every spare (the file system is getting full: give their space back). */
+static void
+spares_drop(struct wlog *w)
+{
+	struct spare sp;
+
+	while (spare_take(w, &sp) == 0) {
+		char name[32];
+		spare_name(sp.name, name, sizeof(name));
+		close(sp.fd);
+		if (unlinkat(w->dirfd, name, 0) < 0 && errno != ENOENT)
+			hlog(HLOG_WARN, "cannot remove spare log file %s: %s", name, strerror(errno));
+	}
+}
+
+/*
+ * Is a spare wanted?  Not when the pool is full, nor when the log's file
+ * system is short of space: a spare's bytes would be missed by SQLite, the
+ * snapshots, or the log itself more than a roll misses fresh pages.
+ */
+static int
+spare_wanted(struct wlog *w)
+{
+	struct statvfs vfs;
+	uint64_t avail;
+	int n;
+
+	pthread_mutex_lock(&w->spare_lock);
+	n = w->nspares;
+	pthread_mutex_unlock(&w->spare_lock);
+	if (fstatvfs(w->dirfd, &vfs) < 0)
+		return 0;
+	avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (avail <= SPARE_FREE_SEGMENTS * w->segment_size ||
+	    (uint64_t)vfs.f_bavail * 100 <= (uint64_t)vfs.f_blocks * SPARE_FREE_PCT) {
+		if (n > 0) {
+			hlog(HLOG_INFO, "log: the file system is getting full (%llu MiB free); removing "
+			    "the spare segment files", (unsigned long long)(avail >> 20));
+			spares_drop(w);
+		}
+		return 0;
+	}
+	return n < WLOG_SPARES_MAX;
+}
+
+/*
+ * Give segment segno's file to the spare pool: a header-only copy of it
+ * (the same header bytes) is made durable as SSSSSSSS.spare, exchanged with
+ * SSSSSSSS.seg, and the exchange made durable.  Every step is atomic: a
+ * crash leaves the whole segment (released again later) or the exchanged
+ * pair.  1 when it is a spare now, 0 when the caller should cut the segment
+ * down instead (no RENAME_EXCHANGE here, or a step failed: logged).
+ */
+static int
+seg_to_spare(struct wlog *w, uint32_t segno, int fd)
+{
+	struct seg_header sh;
+	char sname[32], gname[32];
+	struct stat sb;
+	int nfd = -1;
+
+	spare_name(segno, sname, sizeof(sname));
+	seg_name(segno, gname, sizeof(gname));
+	/* a leftover of an interrupted release of this segment: in the pool, or not */
+	pthread_mutex_lock(&w->spare_lock);
+	for (int i = 0; i < w->nspares; i++) {
+		if (w->spares[i].name != segno)
+			continue;
+		close(w->spares[i].fd);
+		w->spare_bytes -= w->spares[i].size;
+		w->spares[i] = w->spares[--w->nspares];
+		break;
+	}
+	pthread_mutex_unlock(&w->spare_lock);
+	if (unlinkat(w->dirfd, sname, 0) < 0 && errno != ENOENT)
+		goto fail;
+	if (pread(fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh) || fstat(fd, &sb) < 0)
+		goto fail;
+	nfd = openat(w->dirfd, sname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (nfd < 0 || pwrite(nfd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh) || fdatasync(nfd) < 0)
+		goto fail;
+	if (renameat2(w->dirfd, sname, w->dirfd, gname, RENAME_EXCHANGE) < 0) {
+		if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+			close(nfd);
+			unlinkat(w->dirfd, sname, 0);
+			return 0;	/* quietly: this file system cannot; cut down as before */
+		}
+		goto fail;
+	}
+	/* segno's name is the header-only file now; nothing reads a released segment */
+	w->segfd[segno] = nfd + 1;
+	if (fsync(w->dirfd) < 0) {
+		/* the exchange may not be durable: the old file must not get a new header */
+		hlog(HLOG_WARN, "cannot fsync log directory after releasing segment %08x: %s; "
+		    "not keeping its file", segno, strerror(errno));
+		if (ftruncate(fd, (off_t)sizeof(sh)) < 0)
+			hlog(HLOG_WARN, "cannot cut spare log file %s: %s", sname, strerror(errno));
+		close(fd);
+		return 1;
+	}
+	pthread_mutex_lock(&w->spare_lock);
+	w->spares[w->nspares++] = (struct spare){ fd, segno, (uint64_t)sb.st_size };
+	w->spare_bytes += (uint64_t)sb.st_size;
+	pthread_mutex_unlock(&w->spare_lock);
+	return 1;
+fail:
+	hlog(HLOG_WARN, "cannot keep the file of log segment %08x as a spare (%s): %s; cutting it "
+	    "down instead", segno, sname, strerror(errno));
+	if (nfd >= 0) {
+		close(nfd);
+		unlinkat(w->dirfd, sname, 0);
+	}
+	return 0;
 }
 
 int
 wlog_release(struct wlog *w, uint32_t segno)
 {
-	struct stat sb;
+	int64_t size;
 	int fd = seg_fd(w, segno);
 
 	if (w->readonly)
 		return -EROFS;
 	if (fd < 0 || segno < w->first || segno >= w->last)
 		return -EINVAL;		/* never the segment appends go to */
-	if (fstat(fd, &sb) < 0)
-		return -errno;
-	if ((uint64_t)sb.st_size <= sizeof(struct seg_header))
+	if ((size = seg_bytes(w, segno)) < 0)
+		return (int)size;
+	if ((uint64_t)size <= sizeof(struct seg_header))
 		return 0;
-	/* the header stays: the segment numbers stay contiguous and the file stays ours */
-	if (ftruncate(fd, (off_t)sizeof(struct seg_header)) < 0)
-		return -errno;
 	if (w->cache)
 		reccache_drop_segment(w->cache, segno);
-	w->released += (uint64_t)sb.st_size - sizeof(struct seg_header);
+	/* the header stays: the segment numbers stay contiguous and the file stays ours */
+	if (!(spare_wanted(w) && seg_to_spare(w, segno, fd)) &&
+	    ftruncate(fd, (off_t)sizeof(struct seg_header)) < 0)
+		return -errno;
+	w->released += (uint64_t)size - sizeof(struct seg_header);
 	return 0;
+}
+
+uint64_t
+wlog_spare_bytes(const struct wlog *w)
+{
+	uint64_t tail = LADDR_OFF(w->tail), fsize = w->tail_fsize;
+
+	return w->spare_bytes + (w->replayed && fsize > tail ? fsize - tail : 0);
 }

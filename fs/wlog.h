@@ -28,6 +28,7 @@
 #define WLOG_SEGMENT_SIZE_DEFAULT	(UINT64_C(1) << 30)
 #define WLOG_SEGMENT_SIZE_MIN		(UINT64_C(16) << 20)
 #define WLOG_SEGMENTS_MAX		(1u << 20)
+#define WLOG_SPARES_MAX			2	/* released segments' files kept for reuse */
 
 struct wlog;
 
@@ -36,6 +37,7 @@ struct wlog_replay_stats {
 	uint64_t records;	/* valid records applied */
 	uint64_t bytes;		/* log bytes scanned */
 	uint64_t torn_bytes;	/* bytes dropped from the tail */
+	uint64_t stale_bytes;	/* bytes of an earlier use of a reused file cut after the end */
 };
 
 /*
@@ -63,17 +65,22 @@ void wlog_close(struct wlog *w);
 
 /*
  * Scan the records from log address `from`, whose sequence numbers must start
- * at next_seq, calling apply for each valid one (rec_laddr = its address).  Stops at the first invalid record: in the newest segment
- * that is a torn tail, cut off (file truncated) so appends continue there; in
- * an older segment it is corruption: -EUCLEAN, with err saying where.
- * An error from apply stops the scan and is returned.
+ * at next_seq, calling apply for each valid one (rec_laddr = its address).
+ * Stops at the first invalid record: in the newest segment that is the end
+ * of the log (a torn tail, or stale bytes of an earlier use of a reused
+ * file, logfmt.h), cut off (file truncated, see below) so appends continue
+ * there; in an older segment, before its end, it is corruption: -EUCLEAN,
+ * with err saying where.  An error from apply stops the scan and is returned.
  */
 /*
  * With trust_complete (a takeover after a worker died, the machine up all
  * along), data checksums are verified only for a record that ends the log:
  * appends are serialized, so a record followed by another was written whole,
  * and the page cache holds what was written.  After a machine crash
- * (first open of a mount) every record is verified.
+ * (first open of a mount) every record is verified.  A takeover cuts only a
+ * torn record; stale bytes after the end are left to be overwritten.  A
+ * first open cuts whatever follows the end: after a power cut, records
+ * written after a lost one may lie there.
  */
 int wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete,
     int (*apply)(const struct rec_header *h, uint64_t rec_laddr, void *arg), void *arg,
@@ -143,14 +150,21 @@ uint64_t wlog_tail(const struct wlog *w);	/* address of the next record */
 uint64_t wlog_next_seq(const struct wlog *w);
 uint64_t wlog_size(const struct wlog *w);	/* bytes appended to all segments */
 uint64_t wlog_disk_bytes(const struct wlog *w);	/* of those, still on disk */
+/*
+ * Bytes on disk kept for reuse, not holding records: spare files, and the
+ * stale rest of the newest segment when it is a reused file.
+ */
+uint64_t wlog_spare_bytes(const struct wlog *w);
 
 /*
  * The cleaner's view: the segment numbers present, one segment's size in
- * bytes (-EINVAL if there is no such segment), and giving a segment's
- * records back to the file system.  wlog_release() cuts a sealed segment
- * (never the newest) to its header; the caller guarantees that nothing
- * refers to its records any more: no extent, no catalog row, no snapshot,
- * no checkpoint position, no read in flight.
+ * bytes: where its records end, header included (-EINVAL if there is no
+ * such segment), and giving a segment's records back.  wlog_release() leaves
+ * a sealed segment (never the newest) just its header: its old file becomes
+ * a spare, reused by a later roll, when the pool has room and the file
+ * system has plenty of free space; else the file is cut down.  The caller
+ * guarantees that nothing refers to its records any more: no extent, no
+ * catalog row, no snapshot, no checkpoint position, no read in flight.
  */
 void wlog_segments(const struct wlog *w, uint32_t *first, uint32_t *last);
 int64_t wlog_segment_bytes(const struct wlog *w, uint32_t segno);

@@ -49,7 +49,7 @@ enum pl_type {
 	PL_FSYNC,	/* ino: fsync (file or directory) */
 	PL_FDATASYNC,	/* ino */
 	PL_RANGESYNC,	/* ino, off, len: sync_file_range (makes nothing durable) */
-	PL_RENAME,	/* path -> path2 */
+	PL_RENAME,	/* path -> path2; flags = renameat2's (RENAME_EXCHANGE: swapped) */
 	PL_UNLINK,	/* path */
 	PL_MKDIR,	/* path, ino */
 	PL_RMDIR,	/* path */
@@ -490,7 +490,8 @@ truncate(const char *p, off_t l)
 }
 
 static int
-done_ns(int rc, uint16_t type, uint64_t t0, int d1, const char *n1, int d2, const char *n2)
+done_ns(int rc, uint16_t type, uint16_t flags, uint64_t t0, int d1, const char *n1, int d2,
+    const char *n2)
 {
 	char p1[PATH_MAX], p2[PATH_MAX];
 	int saved = errno, u1, u2 = 0;
@@ -504,24 +505,24 @@ done_ns(int rc, uint16_t type, uint64_t t0, int d1, const char *n1, int d2, cons
 		if (type == PL_MKDIR && u1 && stat(p1, &sb) == 0)
 			ino = (uint64_t)sb.st_ino;
 		if (u1 || u2)
-			emit(type, 0, t0, ino, 0, 0, u1 ? p1 : "", n2 ? (u2 ? p2 : "") : NULL, NULL, 0);
+			emit(type, flags, t0, ino, 0, 0, u1 ? p1 : "", n2 ? (u2 ? p2 : "") : NULL, NULL, 0);
 	}
 	errno = saved;
 	return rc;
 }
 
-int rename(const char *a, const char *b) { uint64_t t0 = now(); return done_ns(r_rename(a, b), PL_RENAME, t0, AT_FDCWD, a, AT_FDCWD, b); }
-int renameat(int da, const char *a, int db, const char *b) { uint64_t t0 = now(); return done_ns(r_renameat(da, a, db, b), PL_RENAME, t0, da, a, db, b); }
-int renameat2(int da, const char *a, int db, const char *b, unsigned f) { uint64_t t0 = now(); return done_ns(r_renameat2(da, a, db, b, f), PL_RENAME, t0, da, a, db, b); }
-int unlink(const char *a) { uint64_t t0 = now(); return done_ns(r_unlink(a), PL_UNLINK, t0, AT_FDCWD, a, 0, NULL); }
-int rmdir(const char *a) { uint64_t t0 = now(); return done_ns(r_rmdir(a), PL_RMDIR, t0, AT_FDCWD, a, 0, NULL); }
-int mkdir(const char *a, mode_t m) { uint64_t t0 = now(); return done_ns(r_mkdir(a, m), PL_MKDIR, t0, AT_FDCWD, a, 0, NULL); }
-int mkdirat(int d, const char *a, mode_t m) { uint64_t t0 = now(); return done_ns(r_mkdirat(d, a, m), PL_MKDIR, t0, d, a, 0, NULL); }
+int rename(const char *a, const char *b) { uint64_t t0 = now(); return done_ns(r_rename(a, b), PL_RENAME, 0, t0, AT_FDCWD, a, AT_FDCWD, b); }
+int renameat(int da, const char *a, int db, const char *b) { uint64_t t0 = now(); return done_ns(r_renameat(da, a, db, b), PL_RENAME, 0, t0, da, a, db, b); }
+int renameat2(int da, const char *a, int db, const char *b, unsigned f) { uint64_t t0 = now(); return done_ns(r_renameat2(da, a, db, b, f), PL_RENAME, (uint16_t)f, t0, da, a, db, b); }
+int unlink(const char *a) { uint64_t t0 = now(); return done_ns(r_unlink(a), PL_UNLINK, 0, t0, AT_FDCWD, a, 0, NULL); }
+int rmdir(const char *a) { uint64_t t0 = now(); return done_ns(r_rmdir(a), PL_RMDIR, 0, t0, AT_FDCWD, a, 0, NULL); }
+int mkdir(const char *a, mode_t m) { uint64_t t0 = now(); return done_ns(r_mkdir(a, m), PL_MKDIR, 0, t0, AT_FDCWD, a, 0, NULL); }
+int mkdirat(int d, const char *a, mode_t m) { uint64_t t0 = now(); return done_ns(r_mkdirat(d, a, m), PL_MKDIR, 0, t0, d, a, 0, NULL); }
 
 int
 unlinkat(int d, const char *a, int flags)
 {
 	uint64_t t0 = now();
-	return done_ns(r_unlinkat(d, a, flags), (flags & AT_REMOVEDIR) ? PL_RMDIR : PL_UNLINK, t0,
+	return done_ns(r_unlinkat(d, a, flags), (flags & AT_REMOVEDIR) ? PL_RMDIR : PL_UNLINK, 0, t0,
 	    d, a, 0, NULL);
 }
