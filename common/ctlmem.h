@@ -39,6 +39,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <linux/fuse.h>
+
 #define CTLMEM_MAGIC	UINT64_C(0x32766d656d776f68)	/* "howmemv2" */
 #define CTLMEM_VERSION	2
 #define CTLMEM_INIT_MAX	1024
@@ -137,6 +139,19 @@ static inline uint8_t *
 ctlmem_req_buf(struct ctlmem *c, unsigned slot)
 {
 	return (uint8_t *)(c + 1) + (uint64_t)slot * CTLMEM_REQ_MAX;
+}
+
+/*
+ * Requests that get no reply (or, INIT, only the first worker's) are not
+ * tracked: a slot would hold them forever, and none is ever re-run.  In
+ * replay mode a slot's buffer can still show one (its unique is cleared only
+ * once libfuse has parsed it): never held, whatever its unique.
+ */
+static inline int
+ctlmem_opcode_tracked(uint32_t op)
+{
+	return op != FUSE_FORGET && op != FUSE_BATCH_FORGET && op != FUSE_INTERRUPT &&
+	    op != FUSE_INIT && op != FUSE_NOTIFY_REPLY;
 }
 
 #endif

@@ -125,14 +125,6 @@ slot_mine(struct ctlmem *c)
 	return my_slot;
 }
 
-/* Requests that get no reply are not tracked: they would look stuck forever. */
-static int
-opcode_tracked(uint32_t op)
-{
-	return op != FUSE_FORGET && op != FUSE_BATCH_FORGET && op != FUSE_INTERRUPT &&
-	    op != FUSE_INIT && op != FUSE_NOTIFY_REPLY;
-}
-
 static void
 slot_fill(struct worker *w, int i, const void *buf, size_t n)
 {
@@ -316,9 +308,14 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 		request_resent = (in->unique & UNIQUE_RESENT) != 0;
 		atomic_fetch_add(&w->ctl->requests_taken, 1);
 		init_save(w, buf, n);
-		if (!opcode_tracked(in->opcode)) {
-			if (slot >= 0)
-				slot_buf_done(w->ctl, slot);	/* no reply, nothing to re-run */
+		if (!ctlmem_opcode_tracked(in->opcode)) {
+			/*
+			 * No reply, nothing to re-run.  Where the slot's buffer is
+			 * the one libfuse parses, its unique must survive until
+			 * then (INIT's reply carries it): serve_thread clears it.
+			 */
+			if (slot >= 0 && ctlmem_req_buf(w->ctl, (unsigned)slot) != (uint8_t *)buf)
+				slot_buf_done(w->ctl, slot);
 			return n;
 		}
 		if (request_poisoned(w->ctl, in->unique)) {
@@ -468,15 +465,27 @@ recv_buf_alloc(size_t len)
 	return a;
 }
 
+static void
+recv_buf_free(void *buf, size_t len)
+{
+	const size_t huge = (size_t)2 << 20;
+
+	munmap(buf, (len + huge - 1) & ~(huge - 1));
+}
+
 static void *
 serve_thread(void *arg)
 {
 	struct worker *w = arg;
 	struct fuse_buf fbuf;
-	int replay = w->ctl->reissue == REISSUE_REPLAY;
+	int replay;
 
+	/*
+	 * A huge page unless replay is known to be the mode: the first worker
+	 * starts before the mount, and the supervisor chooses the mode there.
+	 */
 	memset(&fbuf, 0, sizeof(fbuf));
-	if (!replay && (fbuf.mem = recv_buf_alloc(CTLMEM_REQ_MAX)) != NULL) {
+	if (w->ctl->reissue != REISSUE_REPLAY && (fbuf.mem = recv_buf_alloc(CTLMEM_REQ_MAX)) != NULL) {
 		populate(fbuf.mem, CTLMEM_REQ_MAX);
 		populated_buf = fbuf.mem;
 	}
@@ -484,8 +493,16 @@ serve_thread(void *arg)
 	while (!pool.open)
 		pthread_cond_wait(&pool.cond, &pool.mu);
 	pthread_mutex_unlock(&pool.mu);
-	/* slots only now: a standby's threads wait here while the serving worker owns them */
+	/*
+	 * Past the gate the mode is chosen, and the same for every thread
+	 * (deciding it before made the first worker's threads differ with the
+	 * scheduling).  Slots only now: a standby's threads wait at the gate
+	 * while the serving worker owns them.
+	 */
+	replay = w->ctl->reissue == REISSUE_REPLAY;
 	if (replay && slot_mine(w->ctl) >= 0) {
+		if (fbuf.mem)
+			recv_buf_free(fbuf.mem, CTLMEM_REQ_MAX);
 		fbuf.mem = ctlmem_req_buf(w->ctl, (unsigned)my_slot);	/* the record itself */
 		populate(fbuf.mem, CTLMEM_REQ_MAX);
 		populated_buf = fbuf.mem;
@@ -505,6 +522,9 @@ serve_thread(void *arg)
 			break;
 		}
 		fuse_session_process_buf(w->se, &fbuf);
+		if (replay && my_slot >= 0 && fbuf.mem == ctlmem_req_buf(w->ctl, (unsigned)my_slot) &&
+		    !ctlmem_opcode_tracked(((const struct fuse_in_header *)fbuf.mem)->opcode))
+			slot_buf_done(w->ctl, my_slot);	/* parsed: io_read left it */
 		atomic_fetch_add(&pool.idle, 1);
 	}
 	return NULL;	/* the buffer goes with the process */
@@ -552,9 +572,12 @@ worker_replay_slots(struct worker *w)
 		uint32_t len = h->len;
 		struct fuse_buf fbuf;
 
-		if (!u || len < sizeof(struct fuse_in_header) || len > CTLMEM_REQ_MAX ||
-		    !opcode_tracked(h->opcode))
+		if (!u || len < sizeof(struct fuse_in_header) || len > CTLMEM_REQ_MAX)
 			continue;
+		if (!ctlmem_opcode_tracked(h->opcode)) {
+			slot_done(w->ctl, i);	/* read, never to be answered: nothing held */
+			continue;
+		}
 		memcpy(copy, h, len);
 		if (request_poisoned(w->ctl, u)) {
 			reply_eio(w, u);

@@ -645,6 +645,8 @@ slots_handover(struct sup *s)
 		const struct fuse_in_header *h = (const void *)ctlmem_req_buf(s->ctl, (unsigned)i);
 		uint64_t held = s->ctl->reissue == REISSUE_REPLAY ?
 		    __atomic_load_n(&h->unique, __ATOMIC_ACQUIRE) : 0;
+		if (held && !ctlmem_opcode_tracked(h->opcode))
+			held = 0;	/* read, but never answered nor re-run */
 		if (held) {
 			/* the replacement re-runs it; show it as outstanding, its age starting now */
 			sl->opcode = h->opcode;
