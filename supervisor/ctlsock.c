@@ -7,6 +7,12 @@
  * `status` itself (with the disks asked from the worker, or without them if
  * the worker does not answer within STATUS_WAIT seconds: status must work
  * when the worker does not) and relays everything else to the worker.
+ *
+ * The supervisor never blocks on a client: an answer the socket cannot take
+ * at once is sent as the client reads it (an EV_WRITE watcher), and a client
+ * that has not read it all within ANSWER_WAIT seconds is dropped.  (A blocking
+ * send to a client that does not read would hold up the event loop, and with
+ * it the replacement of a dead worker.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +34,7 @@
 #define REQUEST_WAIT	120.0	/* seconds, for everything else */
 #define CHECK_WAIT	86400.0	/* a check reads all of the log; hcowctl can be interrupted */
 #define CLIENT_LINE_WAIT 10.0	/* seconds for a client to send its request line */
+#define ANSWER_WAIT	10.0	/* seconds for a client to read its answer */
 
 struct client {
 	struct sup	*s;
@@ -39,6 +46,9 @@ struct client {
 	int		 json;
 	int		 status;	/* waiting for the disks to finish a status */
 	int		 restart;	/* waiting for the checkpoint before a restart */
+	ev_io		 wio;		/* sending the answer */
+	char		*out;		/* the answer, out_off of out_len bytes sent */
+	size_t		 out_len, out_off;
 };
 
 static void
@@ -47,24 +57,39 @@ client_close(struct sup *s, struct client *c)
 	if (s->restart_waiter == c)
 		s->restart_waiter = NULL;
 	ev_io_stop(s->loop, &c->io);
+	ev_io_stop(s->loop, &c->wio);
 	ev_timer_stop(s->loop, &c->timer);
 	relay_forget_client(s, c);
 	close(c->fd);
+	free(c->out);
 	free(c);
 }
 
+/* Send what the socket takes of the answer; close once it is all sent. */
 static void
-client_send(struct sup *s, struct client *c, int err, const char *body, size_t len)
+client_flush(struct sup *s, struct client *c)
 {
-	char head[32], drain[4096];
-	int n = err ? snprintf(head, sizeof(head), "error %d\n", err) : snprintf(head, sizeof(head), "ok\n");
-	struct timeval tv = { 2, 0 };
+	char drain[4096];
 
-	/* a client that does not read its answer must not stall the supervisor */
-	fcntl(c->fd, F_SETFL, 0);
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (proto_write_all(c->fd, head, (size_t)n) == 0)
-		proto_write_all(c->fd, body, len);
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (!ev_is_active(&c->wio)) {
+				ev_io_start(s->loop, &c->wio);
+				ev_timer_set(&c->timer, ANSWER_WAIT, 0);
+				ev_timer_start(s->loop, &c->timer);
+			}
+			return;
+		}
+		if (n <= 0) {
+			client_close(s, c);	/* the client went away */
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
 	/*
 	 * Input left unread at close resets the connection: the client would
 	 * lose this answer.  Bounded, so a client that keeps sending cannot
@@ -73,6 +98,44 @@ client_send(struct sup *s, struct client *c, int err, const char *body, size_t l
 	for (int i = 0; i < 64 && recv(c->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
 		;
 	client_close(s, c);
+}
+
+static void
+client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct client *c = io->data;
+
+	(void)loop;
+	(void)revents;
+	client_flush(c->s, c);
+}
+
+/*
+ * Answer the client and close: from here on nothing else may answer it (the
+ * worker's late reply, a restart's end), and its socket is only written.
+ */
+static void
+client_send(struct sup *s, struct client *c, int err, const char *body, size_t len)
+{
+	char head[32];
+	int n = err ? snprintf(head, sizeof(head), "error %d\n", err) : snprintf(head, sizeof(head), "ok\n");
+
+	if (s->restart_waiter == c)
+		s->restart_waiter = NULL;
+	relay_forget_client(s, c);
+	ev_io_stop(s->loop, &c->io);
+	ev_timer_stop(s->loop, &c->timer);
+	c->status = c->restart = 0;
+	if (!(c->out = malloc((size_t)n + len))) {
+		hlog(HLOG_WARN, "control connection dropped: no memory for its answer");
+		client_close(s, c);
+		return;
+	}
+	memcpy(c->out, head, (size_t)n);
+	memcpy(c->out + n, body, len);
+	c->out_len = (size_t)n + len;
+	c->out_off = 0;
+	client_flush(s, c);
 }
 
 static void
@@ -265,6 +328,12 @@ client_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (c->out) {
+		hlog(HLOG_WARN, "control connection dropped: the client did not read its answer "
+		    "(%zu of %zu bytes) in %.0f s", c->out_off, c->out_len, ANSWER_WAIT);
+		client_close(c->s, c);
+		return;
+	}
 	if (c->status) {
 		client_answer(c->s, c, ETIMEDOUT, NULL, 0);
 		return;
@@ -446,6 +515,8 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	c->fd = fd;
 	ev_io_init(&c->io, client_read_cb, fd, EV_READ);
 	c->io.data = c;
+	ev_io_init(&c->wio, client_write_cb, fd, EV_WRITE);
+	c->wio.data = c;
 	ev_timer_init(&c->timer, client_timeout_cb, REQUEST_WAIT, 0);
 	c->timer.data = c;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||

@@ -140,3 +140,34 @@ sleep 0.5
 [ "$(status_field 'len(s["workers"])')" = 1 ] || fail "standby=off: $(ctl status)"
 umount_fs
 ok "standby=off keeps no standby"
+
+# A control client that asks for a long answer and never reads it must not
+# hold the supervisor up: a worker killed meanwhile is replaced at once.
+# (The answer must outgrow the socket's buffer, ~200 KiB: 3000 disks list in 330 KiB.)
+rm -rf "$T/data"
+mkdir "$T/data"
+"$top_builddir/tools/bench-store" build --datadir "$T/data" --tmpldir "$T/tmpl" --template base.img \
+	--disks 3000 --extents 1 --disk-size $((16 * 1048576)) >/dev/null 2>&1 || fail "bench-store build"
+mount_fs
+sock=/run/hcowfs/$(mountpoint -d "$M").sock
+w=$(worker_pid)
+python3 - "$sock" "$M/d0.img" "$w" <<'PY' || fail "a client not reading its answer held up the supervisor"
+import os, signal, socket, sys, time
+sock, disk, worker = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect(sock)
+c.sendall(b"json list\n")
+time.sleep(0.3)  # the worker has answered; the supervisor is sending (or stuck sending)
+head = c.recv(3, socket.MSG_PEEK)
+assert head == b"ok\n", head
+t0 = time.monotonic()
+os.kill(worker, signal.SIGKILL)
+fd = os.open(disk, os.O_RDONLY | os.O_DIRECT)
+os.preadv(fd, [bytearray(4096)], 0)
+took = time.monotonic() - t0
+print(f"replaced and read back {took * 1000:.1f} ms after the kill")
+sys.exit(0 if took < 1.0 else 1)
+PY
+[ "$(status_field 's["restarts"]')" = 1 ] || fail "the kill was not counted"
+umount_fs
+ok "a control client that does not read its answer delays nothing"
