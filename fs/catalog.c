@@ -618,10 +618,11 @@ catalog_row(struct catalog *c, sqlite3_stmt *st, int64_t row[3])
 	return rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
 }
 
+/* Insert (ST_INSERT) or rewrite (ST_SET_ROW) the row at loff of disk id; 0 or -errno. */
 static int
-catalog_insert(struct catalog *c, int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
+catalog_put_row(struct catalog *c, int which, int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
 {
-	sqlite3_stmt *st = c->st[ST_INSERT];
+	sqlite3_stmt *st = c->st[which];
 
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)loff);
@@ -631,18 +632,10 @@ catalog_insert(struct catalog *c, int64_t id, uint64_t loff, uint64_t len, int64
 	return catalog_step_done(c, st);
 }
 
-/* Set the row at loff of disk id to (len, laddr); 0 or -errno. */
 static int
-catalog_set_row(struct catalog *c, int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
+catalog_insert(struct catalog *c, int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
 {
-	sqlite3_stmt *st = c->st[ST_SET_ROW];
-
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)loff);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)len);
-	sqlite3_bind_int64(st, 4, laddr);
-	sqlite3_bind_int64(st, 5, extent_row_crc(id, loff, len, laddr));
-	return catalog_step_done(c, st);
+	return catalog_put_row(c, ST_INSERT, id, loff, len, laddr);
 }
 
 static int
@@ -725,7 +718,7 @@ catalog_range_replace(struct catalog *c, int64_t id, uint64_t start, uint64_t en
 		int64_t laddr = j < n ? (ext[j][2] == UINT64_MAX ? CATALOG_LADDR_ZERO : (int64_t)ext[j][2]) : 0;
 		if (i < nrows && j < n && (uint64_t)c->rows[i][0] == ext[j][0]) {
 			if ((uint64_t)c->rows[i][1] != ext[j][1] || c->rows[i][2] != laddr)
-				rc = catalog_set_row(c, id, ext[j][0], ext[j][1], laddr);
+				rc = catalog_put_row(c, ST_SET_ROW, id, ext[j][0], ext[j][1], laddr);
 			i++;
 			j++;
 		} else if (i < nrows && (j == n || (uint64_t)c->rows[i][0] < ext[j][0])) {
