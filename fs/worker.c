@@ -118,6 +118,7 @@ slot_mine(struct ctlmem *c)
 		int i = __builtin_ctzll(~used);
 		if (atomic_compare_exchange_weak(&c->slots_used, &used, used | (UINT64_C(1) << i))) {
 			my_slot = i;
+			c->slot[i].pid = slot_pid;
 			pthread_setspecific(slot_key, (void *)(intptr_t)(i + 1));
 			break;
 		}
@@ -143,7 +144,6 @@ slot_fill(struct worker *w, int i, const void *buf, size_t n)
 	sl->nodeid = in->nodeid;
 	sl->offset = 0;
 	sl->size = 0;
-	sl->pid = slot_pid;
 	if ((in->opcode == FUSE_READ || in->opcode == FUSE_WRITE) &&
 	    n >= sizeof(*in) + sizeof(struct fuse_read_in)) {
 		/* fuse_read_in and fuse_write_in both start with fh, offset, size */
@@ -151,9 +151,8 @@ slot_fill(struct worker *w, int i, const void *buf, size_t n)
 		sl->offset = rd->offset;
 		sl->size = rd->size;
 	}
-	atomic_store(&sl->len, (uint32_t)n);
-	atomic_store(&sl->start_ns, ctlmem_now_ns());
-	atomic_store_explicit(&sl->unique, in->unique, memory_order_release);
+	atomic_store_explicit(&sl->start_ns, ctlmem_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&sl->unique, in->unique, memory_order_release);	/* publishes the rest */
 }
 
 /* In replay mode the request in slot i's buffer is answered: it must not be re-run. */
@@ -171,14 +170,13 @@ static void
 slot_done(struct ctlmem *c, int i)
 {
 	slot_buf_done(c, i);
-	atomic_store(&c->slot[i].unique, 0);
-	atomic_store(&c->slot[i].len, 0);
+	atomic_store_explicit(&c->slot[i].unique, 0, memory_order_release);
 }
 
 static void
 slot_clear(struct ctlmem *c, uint64_t unique)
 {
-	if (my_slot >= 0 && atomic_load(&c->slot[my_slot].unique) == unique) {
+	if (my_slot >= 0 && atomic_load_explicit(&c->slot[my_slot].unique, memory_order_relaxed) == unique) {
 		slot_done(c, my_slot);
 		return;
 	}

@@ -653,7 +653,6 @@ slots_handover(struct sup *s)
 			atomic_store(&sl->unique, held);
 		} else {
 			atomic_store(&sl->unique, 0);
-			atomic_store(&sl->len, 0);
 		}
 	}
 	atomic_store(&s->ctl->slots_used, 0);
