@@ -17,6 +17,9 @@
  *              mode, a replacement re-runs the requests whose bytes they hold.
  *   poison[]   requests (unique without the resend bit) that killed
  *              POISON_ATTEMPTS workers: a worker answers them EIO unrun.
+ *              The supervisor writes an entry, then poison_count (release);
+ *              a worker reads poison_count first, so the usual empty list
+ *              costs it one load per request.
  *   fault      fault injection, armed by `hcowctl debug fault` (only on a
  *              mount started with -o fault_injection).
  *
@@ -102,6 +105,8 @@ struct ctlmem {
 	_Atomic uint64_t	requests_taken;	/* read from /dev/fuse, all workers */
 	_Atomic uint64_t	requests_done;	/* replies written, all workers */
 
+	_Atomic uint32_t	poison_count;	/* entries of poison[] in use */
+	uint32_t		pad3;
 	_Atomic uint64_t	poison[CTLMEM_POISON];
 	_Atomic uint64_t	poisoned;	/* requests answered EIO, all time */
 

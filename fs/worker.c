@@ -189,8 +189,9 @@ static int
 request_poisoned(struct ctlmem *c, uint64_t unique)
 {
 	uint64_t u = unique & ~UNIQUE_RESENT;
+	uint32_t n = atomic_load_explicit(&c->poison_count, memory_order_acquire);
 
-	for (int i = 0; i < CTLMEM_POISON; i++)
+	for (uint32_t i = 0; i < n && i < CTLMEM_POISON; i++)
 		if (atomic_load(&c->poison[i]) == u)
 			return 1;
 	return 0;

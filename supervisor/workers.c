@@ -625,6 +625,10 @@ blame_requests(struct sup *s, enum cause cause)
 		}
 		if (++x->deaths == POISON_ATTEMPTS) {
 			atomic_store(&s->ctl->poison[s->npoison % CTLMEM_POISON], u);
+			/* past CTLMEM_POISON entries the oldest are overwritten; the count stays full */
+			if (s->npoison < CTLMEM_POISON)
+				atomic_store_explicit(&s->ctl->poison_count, s->npoison + 1,
+				    memory_order_release);
 			snprintf(s->poison_what[s->npoison % POISON_KEPT], sizeof(s->poison_what[0]),
 			    "%s (request %llx)", x->what, (unsigned long long)u);
 			s->npoison++;
