@@ -11,10 +11,13 @@
  *              sends INIT once per connection; a replacement feeds this copy
  *              to its own libfuse session (and drops the reply).
  *   slot[]     one per worker thread: the request it is serving (unique 0 =
- *              idle) and since when.  The supervisor reads them to detect a
- *              hang (one request older than the hang timeout), to blame the
- *              requests a dead worker held (poison detection), and, in replay
- *              mode, a replacement re-runs the requests whose bytes they hold.
+ *              idle) and since when, and how many requests the threads that
+ *              held the slot read and answered.  The supervisor reads them to
+ *              detect a hang (one request older than the hang timeout), to
+ *              blame the requests a dead worker held (poison detection), to
+ *              count requests (their sum is `hcowctl status`'s served and
+ *              taken), and, in replay mode, a replacement re-runs the
+ *              requests whose bytes they hold.
  *   poison[]   requests (unique without the resend bit) that killed
  *              POISON_ATTEMPTS workers: a worker answers them EIO unrun.
  *              The supervisor writes an entry, then poison_count (release);
@@ -24,25 +27,33 @@
  *              mount started with -o fault_injection).
  *
  * Slot protocol (worker thread, in io_read/io_writev):
- *   read a request -> fill opcode..offset, start_ns, then unique (release)
- *   write its reply -> unique = 0 (release)
+ *   read a request  -> taken + 1; fill opcode..offset, start_ns, then unique
+ *                      (release)
+ *   write its reply -> done + 1; unique = 0 (release)
  * The supervisor reads unique first (acquire), so a non-zero unique comes with
  * its fields (or, if the slot moved on meanwhile, with a later start_ns: a
  * request can look younger than it is, never older).  Only the slot's thread
- * writes its slot, so every store is a plain one (no locked instruction: this
- * is paid on every request, see "cost" below).  In replay mode the thread read()s the request straight into
- * its slot's buffer, whose fuse_in_header is the record of what is held
- * (unique 0 = nothing): a request is safe from the instant read() returns,
- * and its header's unique is cleared once it is answered (or needs no answer).  Slot ownership: bit i of slots_used; a thread takes a free bit
- * at its first request and gives it back when it exits.  After a worker died
- * the supervisor reads the slots, then clears slots_used for the replacement
- * (in replay mode the replacement clears each slot as it re-runs it).
+ * writes its slot, so every store is a plain one, the counters included (a
+ * load and a store, no locked add).  A thread that found no free slot counts
+ * in requests_taken/requests_done instead (atomic adds); requests taken or
+ * done = those two plus the sums over the slots (ctlmem_requests()).
+ *
+ * In replay mode the thread read()s the request straight into its slot's
+ * buffer, whose fuse_in_header is the record of what is held (unique 0 =
+ * nothing): a request is safe from the instant read() returns, and its
+ * header's unique is cleared once it is answered (or needs no answer).
+ *
+ * Slot ownership: bit i of slots_used; a thread takes a free bit at its first
+ * request and gives it back when it exits.  After a worker died the
+ * supervisor reads the slots, then clears slots_used for the replacement (in
+ * replay mode the replacement clears each slot as it re-runs it).  The
+ * counters stay: the next owner goes on from them.
  *
  * Cost: the worker does this bookkeeping on every request, and it must stay
  * a small fraction of a request's CPU time (issue 3: under 1 % of fio 4k
  * random I/O, measured against -o watch=off).  Hence no locked instruction
- * and no full barrier on the request path, and no cache line that two
- * threads write.
+ * and no full barrier on the request path, no cache line that two threads
+ * write, and the coarse clock (ctlmem_now_ns()).
  */
 #ifndef HCOWFS_CTLMEM_H
 #define HCOWFS_CTLMEM_H
@@ -88,7 +99,8 @@ struct ctl_slot {
 	uint64_t	 offset;	/* READ/WRITE: offset */
 	uint32_t	 pid;		/* worker whose thread holds the slot */
 	uint32_t	 pad;
-	uint64_t	 pad2[2];
+	_Atomic uint64_t taken;		/* requests read by the slot's threads, all workers */
+	_Atomic uint64_t done;		/* replies they wrote */
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct ctl_slot) == 64, "a request slot is one cache line");
@@ -102,8 +114,8 @@ struct ctlmem {
 	uint32_t		watch;		/* 0: -o watch=off, no slots, no counters */
 	uint32_t		pad2;
 	uint8_t			init_req[CTLMEM_INIT_MAX];
-	_Atomic uint64_t	requests_taken;	/* read from /dev/fuse, all workers */
-	_Atomic uint64_t	requests_done;	/* replies written, all workers */
+	_Atomic uint64_t	requests_taken;	/* read by threads without a slot */
+	_Atomic uint64_t	requests_done;	/* replies written by them */
 
 	_Atomic uint32_t	poison_count;	/* entries of poison[] in use */
 	uint32_t		pad3;
@@ -120,6 +132,21 @@ struct ctlmem {
 	struct ctl_slot		slot[CTLMEM_SLOTS];
 	/* replay mode only: CTLMEM_SLOTS buffers of CTLMEM_REQ_MAX bytes follow */
 };
+
+/* Requests read from /dev/fuse and replies written so far, all workers. */
+static inline void
+ctlmem_requests(struct ctlmem *c, uint64_t *taken, uint64_t *done)
+{
+	uint64_t t = atomic_load_explicit(&c->requests_taken, memory_order_relaxed);
+	uint64_t d = atomic_load_explicit(&c->requests_done, memory_order_relaxed);
+
+	for (int i = 0; i < CTLMEM_SLOTS; i++) {
+		t += atomic_load_explicit(&c->slot[i].taken, memory_order_relaxed);
+		d += atomic_load_explicit(&c->slot[i].done, memory_order_relaxed);
+	}
+	*taken = t;
+	*done = d;
+}
 
 /*
  * The clock of ctl_slot.start_ns, read by workers and supervisor alike.  The

@@ -126,6 +126,32 @@ slot_mine(struct ctlmem *c)
 	return my_slot;
 }
 
+/*
+ * One more request read (count_taken) or reply written (count_done) by this
+ * thread, which holds slot i (or none, i < 0).  Only the slot's thread writes
+ * its counters: a plain load and store in a line it writes anyway.  Without
+ * a slot, the shared counters take an atomic add.
+ */
+static void
+count_taken(struct ctlmem *c, int i)
+{
+	if (i >= 0)
+		atomic_store_explicit(&c->slot[i].taken,
+		    atomic_load_explicit(&c->slot[i].taken, memory_order_relaxed) + 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&c->requests_taken, 1, memory_order_relaxed);
+}
+
+static void
+count_done(struct ctlmem *c, int i)
+{
+	if (i >= 0)
+		atomic_store_explicit(&c->slot[i].done,
+		    atomic_load_explicit(&c->slot[i].done, memory_order_relaxed) + 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&c->requests_done, 1, memory_order_relaxed);
+}
+
 /* Requests that get no reply are not tracked: they would look stuck forever. */
 static int
 opcode_tracked(uint32_t op)
@@ -202,13 +228,14 @@ request_poisoned(struct ctlmem *c, uint64_t unique)
  * hold a request its worker answered just before dying (the reply goes out
  * before the slot is cleared, or a death in between would lose it): the
  * kernel no longer knows it (ENOENT), and it is not counted as failed.
+ * slot: the one this thread holds (or acts for), -1 for none.
  */
 static void
-reply_eio(struct worker *w, uint64_t unique)
+reply_eio(struct worker *w, uint64_t unique, int slot)
 {
 	struct fuse_out_header out = { .len = sizeof(out), .error = -EIO, .unique = unique };
 
-	atomic_fetch_add(&w->ctl->requests_done, 1);
+	count_done(w->ctl, slot);
 	if (write(w->fuse_fd, &out, sizeof(out)) < 0) {
 		if (errno == ENOENT)
 			hlog(HLOG_INFO, "request %llx was answered before its worker died; nothing "
@@ -292,11 +319,10 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 	}
 	for (;;) {
 		const struct fuse_in_header *in = buf;
-		int replay = w->ctl->reissue == REISSUE_REPLAY;
-		int slot = replay ? slot_mine(w->ctl) : -1;
+		int slot = slot_mine(w->ctl);
 		ssize_t n;
 
-		if (slot >= 0) {
+		if (slot >= 0 && w->ctl->reissue == REISSUE_REPLAY) {
 			/*
 			 * Replay mode: the kernel writes the request straight into
 			 * shared memory, so from the moment read() returns a
@@ -313,7 +339,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 		if (n < (ssize_t)sizeof(struct fuse_in_header))
 			return n;
 		request_resent = (in->unique & UNIQUE_RESENT) != 0;
-		atomic_fetch_add(&w->ctl->requests_taken, 1);
+		count_taken(w->ctl, slot);
 		init_save(w, buf, n);
 		if (!opcode_tracked(in->opcode)) {
 			if (slot >= 0)
@@ -324,12 +350,12 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 			hlog(HLOG_ERROR, "request %llx (opcode %u, node %llu) killed %d workers; "
 			    "answering it EIO", (unsigned long long)(in->unique & ~UNIQUE_RESENT),
 			    in->opcode, (unsigned long long)in->nodeid, POISON_ATTEMPTS);
-			reply_eio(w, in->unique);
+			reply_eio(w, in->unique, slot);
 			if (slot >= 0)
 				slot_buf_done(w->ctl, slot);
 			continue;
 		}
-		if (slot >= 0 || (slot = slot_mine(w->ctl)) >= 0)
+		if (slot >= 0)
 			slot_fill(w, slot, buf, (size_t)n);
 		if (w->fault_injection)
 			fault_maybe(w->ctl, in->opcode);
@@ -353,7 +379,7 @@ io_writev(int fd, struct iovec *iov, int count, void *userdata)
 	}
 	n = writev(fd, iov, count);
 	if (out->unique != 0 && w->ctl->watch) {
-		atomic_fetch_add(&w->ctl->requests_done, 1);
+		count_done(w->ctl, my_slot);
 		slot_clear(w->ctl, out->unique);
 	}
 	return n;
@@ -556,7 +582,7 @@ worker_replay_slots(struct worker *w)
 			continue;
 		memcpy(copy, h, len);
 		if (request_poisoned(w->ctl, u)) {
-			reply_eio(w, u);
+			reply_eio(w, u, i);	/* this thread acts for slot i: no other writes it yet */
 			slot_done(w->ctl, i);
 			continue;
 		}

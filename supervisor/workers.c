@@ -449,8 +449,7 @@ worker_attach(struct sup *s, pid_t pid, int ctl_fd, int takeover)
 	s->pending_since = 0;
 	w->ctl_fd = ctl_fd;
 	w->rlen = 0;
-	w->taken_at_start = atomic_load(&s->ctl->requests_taken);
-	w->done_at_start = atomic_load(&s->ctl->requests_done);
+	ctlmem_requests(s->ctl, &w->taken_at_start, &w->done_at_start);
 	clock_gettime(CLOCK_MONOTONIC, &w->started);
 	fcntl(w->ctl_fd, F_SETFL, O_NONBLOCK);
 	ev_io_init(&w->ctl_io, ctl_read_cb, w->ctl_fd, EV_READ);
@@ -818,9 +817,10 @@ static int
 unread_requests_stuck(struct sup *s, double now_ns)
 {
 	struct pollfd p = { .fd = s->fuse_fd, .events = POLLIN };
-	uint64_t taken = atomic_load(&s->ctl->requests_taken);
+	uint64_t taken, done;
 	double age;
 
+	ctlmem_requests(s->ctl, &taken, &done);
 	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN) || taken != s->watch_taken) {
 		s->watch_taken = taken;
 		s->pending_since = 0;
