@@ -87,6 +87,7 @@ static uint32_t slot_pid;		/* ours, for the slots: getpid() is a system call */
 static pthread_key_t slot_key;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static __thread int my_slot = -1;
+static __thread uint64_t my_taken, my_done;	/* my_slot's counts: only this thread writes them */
 
 static void
 slot_release(void *v)
@@ -104,6 +105,15 @@ slot_key_init(void)
 		abort();	/* at start-up, out of keys: nothing sensible to do */
 }
 
+/* From now on this thread writes slot i; its counts go on from what the slot holds. */
+static void
+slot_adopt(struct ctlmem *c, int i)
+{
+	my_slot = i;
+	my_taken = atomic_load_explicit(&c->slot[i].taken, memory_order_relaxed);
+	my_done = atomic_load_explicit(&c->slot[i].done, memory_order_relaxed);
+}
+
 /* This thread's slot, taken at its first request; -1 if all are taken. */
 static int
 slot_mine(struct ctlmem *c)
@@ -117,7 +127,7 @@ slot_mine(struct ctlmem *c)
 	while (used != UINT64_MAX) {
 		int i = __builtin_ctzll(~used);
 		if (atomic_compare_exchange_weak(&c->slots_used, &used, used | (UINT64_C(1) << i))) {
-			my_slot = i;
+			slot_adopt(c, i);
 			c->slot[i].pid = slot_pid;
 			pthread_setspecific(slot_key, (void *)(intptr_t)(i + 1));
 			break;
@@ -128,26 +138,25 @@ slot_mine(struct ctlmem *c)
 
 /*
  * One more request read (count_taken) or reply written (count_done) by this
- * thread, which holds slot i (or none, i < 0).  Only the slot's thread writes
- * its counters: a plain load and store in a line it writes anyway.  Without
- * a slot, the shared counters take an atomic add.
+ * thread.  In its slot, which only it writes: a store of the count it keeps,
+ * into the line it writes for the request anyway, and no load of that line
+ * (which may be in the other core's cache).  Without a slot, the shared
+ * counters take an atomic add.
  */
 static void
-count_taken(struct ctlmem *c, int i)
+count_taken(struct ctlmem *c)
 {
-	if (i >= 0)
-		atomic_store_explicit(&c->slot[i].taken,
-		    atomic_load_explicit(&c->slot[i].taken, memory_order_relaxed) + 1, memory_order_relaxed);
+	if (my_slot >= 0)
+		atomic_store_explicit(&c->slot[my_slot].taken, ++my_taken, memory_order_relaxed);
 	else
 		atomic_fetch_add_explicit(&c->requests_taken, 1, memory_order_relaxed);
 }
 
 static void
-count_done(struct ctlmem *c, int i)
+count_done(struct ctlmem *c)
 {
-	if (i >= 0)
-		atomic_store_explicit(&c->slot[i].done,
-		    atomic_load_explicit(&c->slot[i].done, memory_order_relaxed) + 1, memory_order_relaxed);
+	if (my_slot >= 0)
+		atomic_store_explicit(&c->slot[my_slot].done, ++my_done, memory_order_relaxed);
 	else
 		atomic_fetch_add_explicit(&c->requests_done, 1, memory_order_relaxed);
 }
@@ -228,14 +237,13 @@ request_poisoned(struct ctlmem *c, uint64_t unique)
  * hold a request its worker answered just before dying (the reply goes out
  * before the slot is cleared, or a death in between would lose it): the
  * kernel no longer knows it (ENOENT), and it is not counted as failed.
- * slot: the one this thread holds (or acts for), -1 for none.
  */
 static void
-reply_eio(struct worker *w, uint64_t unique, int slot)
+reply_eio(struct worker *w, uint64_t unique)
 {
 	struct fuse_out_header out = { .len = sizeof(out), .error = -EIO, .unique = unique };
 
-	count_done(w->ctl, slot);
+	count_done(w->ctl);
 	if (write(w->fuse_fd, &out, sizeof(out)) < 0) {
 		if (errno == ENOENT)
 			hlog(HLOG_INFO, "request %llx was answered before its worker died; nothing "
@@ -339,7 +347,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 		if (n < (ssize_t)sizeof(struct fuse_in_header))
 			return n;
 		request_resent = (in->unique & UNIQUE_RESENT) != 0;
-		count_taken(w->ctl, slot);
+		count_taken(w->ctl);
 		init_save(w, buf, n);
 		if (!opcode_tracked(in->opcode)) {
 			if (slot >= 0)
@@ -350,7 +358,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 			hlog(HLOG_ERROR, "request %llx (opcode %u, node %llu) killed %d workers; "
 			    "answering it EIO", (unsigned long long)(in->unique & ~UNIQUE_RESENT),
 			    in->opcode, (unsigned long long)in->nodeid, POISON_ATTEMPTS);
-			reply_eio(w, in->unique, slot);
+			reply_eio(w, in->unique);
 			if (slot >= 0)
 				slot_buf_done(w->ctl, slot);
 			continue;
@@ -379,7 +387,7 @@ io_writev(int fd, struct iovec *iov, int count, void *userdata)
 	}
 	n = writev(fd, iov, count);
 	if (out->unique != 0 && w->ctl->watch) {
-		count_done(w->ctl, my_slot);
+		count_done(w->ctl);
 		slot_clear(w->ctl, out->unique);
 	}
 	return n;
@@ -581,13 +589,13 @@ worker_replay_slots(struct worker *w)
 		    !opcode_tracked(h->opcode))
 			continue;
 		memcpy(copy, h, len);
+		slot_adopt(w->ctl, i);	/* its reply clears it; no serving thread has slots yet */
 		if (request_poisoned(w->ctl, u)) {
-			reply_eio(w, u, i);	/* this thread acts for slot i: no other writes it yet */
+			reply_eio(w, u);
 			slot_done(w->ctl, i);
 			continue;
 		}
 		atomic_store(&sl->start_ns, ctlmem_now_ns());
-		my_slot = i;		/* the reply clears it */
 		if (w->fault_injection)
 			fault_maybe(w->ctl, ((const struct fuse_in_header *)copy)->opcode);
 		memset(&fbuf, 0, sizeof(fbuf));
