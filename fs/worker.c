@@ -87,6 +87,7 @@ static uint32_t slot_pid;		/* ours, for the slots: getpid() is a system call */
 static pthread_key_t slot_key;
 static pthread_once_t slot_once = PTHREAD_ONCE_INIT;
 static __thread int my_slot = -1;
+static __thread uint64_t my_taken, my_done;	/* my_slot's counts: only this thread writes them */
 
 static void
 slot_release(void *v)
@@ -104,6 +105,15 @@ slot_key_init(void)
 		abort();	/* at start-up, out of keys: nothing sensible to do */
 }
 
+/* From now on this thread writes slot i; its counts go on from what the slot holds. */
+static void
+slot_adopt(struct ctlmem *c, int i)
+{
+	my_slot = i;
+	my_taken = atomic_load_explicit(&c->slot[i].taken, memory_order_relaxed);
+	my_done = atomic_load_explicit(&c->slot[i].done, memory_order_relaxed);
+}
+
 /* This thread's slot, taken at its first request; -1 if all are taken. */
 static int
 slot_mine(struct ctlmem *c)
@@ -117,12 +127,38 @@ slot_mine(struct ctlmem *c)
 	while (used != UINT64_MAX) {
 		int i = __builtin_ctzll(~used);
 		if (atomic_compare_exchange_weak(&c->slots_used, &used, used | (UINT64_C(1) << i))) {
-			my_slot = i;
+			slot_adopt(c, i);
+			c->slot[i].pid = slot_pid;
 			pthread_setspecific(slot_key, (void *)(intptr_t)(i + 1));
 			break;
 		}
 	}
 	return my_slot;
+}
+
+/*
+ * One more request read (count_taken) or reply written (count_done) by this
+ * thread.  In its slot, which only it writes: a store of the count it keeps,
+ * into the line it writes for the request anyway, and no load of that line
+ * (which may be in the other core's cache).  Without a slot, the shared
+ * counters take an atomic add.
+ */
+static void
+count_taken(struct ctlmem *c)
+{
+	if (my_slot >= 0)
+		atomic_store_explicit(&c->slot[my_slot].taken, ++my_taken, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&c->requests_taken, 1, memory_order_relaxed);
+}
+
+static void
+count_done(struct ctlmem *c)
+{
+	if (my_slot >= 0)
+		atomic_store_explicit(&c->slot[my_slot].done, ++my_done, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&c->requests_done, 1, memory_order_relaxed);
 }
 
 static void
@@ -135,7 +171,6 @@ slot_fill(struct worker *w, int i, const void *buf, size_t n)
 	sl->nodeid = in->nodeid;
 	sl->offset = 0;
 	sl->size = 0;
-	sl->pid = slot_pid;
 	if ((in->opcode == FUSE_READ || in->opcode == FUSE_WRITE) &&
 	    n >= sizeof(*in) + sizeof(struct fuse_read_in)) {
 		/* fuse_read_in and fuse_write_in both start with fh, offset, size */
@@ -143,9 +178,8 @@ slot_fill(struct worker *w, int i, const void *buf, size_t n)
 		sl->offset = rd->offset;
 		sl->size = rd->size;
 	}
-	atomic_store(&sl->len, (uint32_t)n);
-	atomic_store(&sl->start_ns, ctlmem_now_ns());
-	atomic_store_explicit(&sl->unique, in->unique, memory_order_release);
+	atomic_store_explicit(&sl->start_ns, ctlmem_now_ns(), memory_order_relaxed);
+	atomic_store_explicit(&sl->unique, in->unique, memory_order_release);	/* publishes the rest */
 }
 
 /* In replay mode the request in slot i's buffer is answered: it must not be re-run. */
@@ -163,14 +197,13 @@ static void
 slot_done(struct ctlmem *c, int i)
 {
 	slot_buf_done(c, i);
-	atomic_store(&c->slot[i].unique, 0);
-	atomic_store(&c->slot[i].len, 0);
+	atomic_store_explicit(&c->slot[i].unique, 0, memory_order_release);
 }
 
 static void
 slot_clear(struct ctlmem *c, uint64_t unique)
 {
-	if (my_slot >= 0 && atomic_load(&c->slot[my_slot].unique) == unique) {
+	if (my_slot >= 0 && atomic_load_explicit(&c->slot[my_slot].unique, memory_order_relaxed) == unique) {
 		slot_done(c, my_slot);
 		return;
 	}
@@ -183,8 +216,9 @@ static int
 request_poisoned(struct ctlmem *c, uint64_t unique)
 {
 	uint64_t u = unique & ~UNIQUE_RESENT;
+	uint32_t n = atomic_load_explicit(&c->poison_count, memory_order_acquire);
 
-	for (int i = 0; i < CTLMEM_POISON; i++)
+	for (uint32_t i = 0; i < n && i < CTLMEM_POISON; i++)
 		if (atomic_load(&c->poison[i]) == u)
 			return 1;
 	return 0;
@@ -201,7 +235,7 @@ reply_eio(struct worker *w, uint64_t unique)
 {
 	struct fuse_out_header out = { .len = sizeof(out), .error = -EIO, .unique = unique };
 
-	atomic_fetch_add(&w->ctl->requests_done, 1);
+	count_done(w->ctl);
 	if (write(w->fuse_fd, &out, sizeof(out)) < 0) {
 		if (errno == ENOENT)
 			hlog(HLOG_INFO, "request %llx was answered before its worker died; nothing "
@@ -285,11 +319,10 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 	}
 	for (;;) {
 		const struct fuse_in_header *in = buf;
-		int replay = w->ctl->reissue == REISSUE_REPLAY;
-		int slot = replay ? slot_mine(w->ctl) : -1;
+		int slot = slot_mine(w->ctl);
 		ssize_t n;
 
-		if (slot >= 0) {
+		if (slot >= 0 && w->ctl->reissue == REISSUE_REPLAY) {
 			/*
 			 * Replay mode: the kernel writes the request straight into
 			 * shared memory, so from the moment read() returns a
@@ -306,7 +339,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 		if (n < (ssize_t)sizeof(struct fuse_in_header))
 			return n;
 		request_resent = (in->unique & UNIQUE_RESENT) != 0;
-		atomic_fetch_add(&w->ctl->requests_taken, 1);
+		count_taken(w->ctl);
 		init_save(w, buf, n);
 		if (!ctlmem_opcode_tracked(in->opcode)) {
 			/*
@@ -327,7 +360,7 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 				slot_buf_done(w->ctl, slot);
 			continue;
 		}
-		if (slot >= 0 || (slot = slot_mine(w->ctl)) >= 0)
+		if (slot >= 0)
 			slot_fill(w, slot, buf, (size_t)n);
 		if (w->fault_injection)
 			fault_maybe(w->ctl, in->opcode);
@@ -351,7 +384,7 @@ io_writev(int fd, struct iovec *iov, int count, void *userdata)
 	}
 	n = writev(fd, iov, count);
 	if (out->unique != 0 && w->ctl->watch) {
-		atomic_fetch_add(&w->ctl->requests_done, 1);
+		count_done(w->ctl);
 		slot_clear(w->ctl, out->unique);
 	}
 	return n;
@@ -579,13 +612,13 @@ worker_replay_slots(struct worker *w)
 			continue;
 		}
 		memcpy(copy, h, len);
+		slot_adopt(w->ctl, i);	/* its reply clears it; no serving thread has slots yet */
 		if (request_poisoned(w->ctl, u)) {
 			reply_eio(w, u);
 			slot_done(w->ctl, i);
 			continue;
 		}
 		atomic_store(&sl->start_ns, ctlmem_now_ns());
-		my_slot = i;		/* the reply clears it */
 		if (w->fault_injection)
 			fault_maybe(w->ctl, ((const struct fuse_in_header *)copy)->opcode);
 		memset(&fbuf, 0, sizeof(fbuf));

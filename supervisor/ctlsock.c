@@ -170,6 +170,9 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	struct worker_proc *w = &s->worker;
 	unsigned kept = s->nfaults < FAULTS_KEPT ? s->nfaults : FAULTS_KEPT;
 	unsigned pkept = s->npoison < POISON_KEPT ? s->npoison : POISON_KEPT;
+	uint64_t taken, done;
+
+	ctlmem_requests(s->ctl, &taken, &done);
 
 	sbuf_addstr(b, "{\"mountpoint\":");
 	sbuf_json_str(b, s->o.mountpoint);
@@ -188,7 +191,7 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 		sbuf_printf(b, "{\"pid\":%d,\"state\":\"%s\",\"uptime_s\":%.0f,\"requests_served\":%llu,"
 		    "\"outstanding\":%u,\"replacement\":%s}",
 		    (int)w->pid, worker_state_name(w), sup_uptime(&w->started),
-		    (unsigned long long)(atomic_load(&s->ctl->requests_done) - w->done_at_start),
+		    (unsigned long long)(done - w->done_at_start),
 		    outstanding(s), w->takeover ? "true" : "false");
 	if (s->standby.pid > 0)
 		sbuf_printf(b, "%s{\"pid\":%d,\"state\":\"standby\",\"uptime_s\":%.0f,"
@@ -220,8 +223,7 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	}
 	sbuf_printf(b, "]},\"faults_injected\":%llu", (unsigned long long)atomic_load(&s->ctl->faults_fired));
 	sbuf_printf(b, ",\"requests\":{\"taken\":%llu,\"done\":%llu},\"disks\":",
-	    (unsigned long long)atomic_load(&s->ctl->requests_taken),
-	    (unsigned long long)atomic_load(&s->ctl->requests_done));
+	    (unsigned long long)taken, (unsigned long long)done);
 	if (disks)
 		sbuf_add(b, disks, dlen);
 	else
@@ -233,6 +235,9 @@ static void
 status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 {
 	struct worker_proc *w = &s->worker;
+	uint64_t taken, done;
+
+	ctlmem_requests(s->ctl, &taken, &done);
 
 	sbuf_printf(b, "mount       %s\ntemplates   %s\ndata        %s\n", s->o.mountpoint,
 	    s->o.tmpldir, s->o.datadir);
@@ -244,8 +249,7 @@ status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	if (w->pid > 0)
 		sbuf_printf(b, "worker      pid %d, %s, up %.0f s, %llu requests served, %u outstanding\n",
 		    (int)w->pid, worker_state_name(w), sup_uptime(&w->started),
-		    (unsigned long long)(atomic_load(&s->ctl->requests_done) - w->done_at_start),
-		    outstanding(s));
+		    (unsigned long long)(done - w->done_at_start), outstanding(s));
 	else
 		sbuf_addstr(b, "worker      none (restarting)\n");
 	if (s->standby.pid > 0)

@@ -449,8 +449,7 @@ worker_attach(struct sup *s, pid_t pid, int ctl_fd, int takeover)
 	s->pending_since = 0;
 	w->ctl_fd = ctl_fd;
 	w->rlen = 0;
-	w->taken_at_start = atomic_load(&s->ctl->requests_taken);
-	w->done_at_start = atomic_load(&s->ctl->requests_done);
+	ctlmem_requests(s->ctl, &w->taken_at_start, &w->done_at_start);
 	clock_gettime(CLOCK_MONOTONIC, &w->started);
 	fcntl(w->ctl_fd, F_SETFL, O_NONBLOCK);
 	ev_io_init(&w->ctl_io, ctl_read_cb, w->ctl_fd, EV_READ);
@@ -625,6 +624,10 @@ blame_requests(struct sup *s, enum cause cause)
 		}
 		if (++x->deaths == POISON_ATTEMPTS) {
 			atomic_store(&s->ctl->poison[s->npoison % CTLMEM_POISON], u);
+			/* past CTLMEM_POISON entries the oldest are overwritten; the count stays full */
+			if (s->npoison < CTLMEM_POISON)
+				atomic_store_explicit(&s->ctl->poison_count, s->npoison + 1,
+				    memory_order_release);
 			snprintf(s->poison_what[s->npoison % POISON_KEPT], sizeof(s->poison_what[0]),
 			    "%s (request %llx)", x->what, (unsigned long long)u);
 			s->npoison++;
@@ -655,7 +658,6 @@ slots_handover(struct sup *s)
 			atomic_store(&sl->unique, held);
 		} else {
 			atomic_store(&sl->unique, 0);
-			atomic_store(&sl->len, 0);
 		}
 	}
 	atomic_store(&s->ctl->slots_used, 0);
@@ -817,9 +819,10 @@ static int
 unread_requests_stuck(struct sup *s, double now_ns)
 {
 	struct pollfd p = { .fd = s->fuse_fd, .events = POLLIN };
-	uint64_t taken = atomic_load(&s->ctl->requests_taken);
+	uint64_t taken, done;
 	double age;
 
+	ctlmem_requests(s->ctl, &taken, &done);
 	if (poll(&p, 1, 0) != 1 || !(p.revents & POLLIN) || taken != s->watch_taken) {
 		s->watch_taken = taken;
 		s->pending_since = 0;

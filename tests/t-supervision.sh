@@ -4,7 +4,8 @@
 # else goes on, with both reissue paths; restarts are throttled; hcowctl restart
 # replaces the worker under I/O with no error; a stall shorter than the hang
 # timeout kills nothing while a stuck request is caught even as other threads
-# progress; fault injection is refused unless the mount allows it.
+# progress; fault injection is refused unless the mount allows it; hcowctl
+# status counts every request, across a worker's replacement too.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_root_fuse
 scratch
@@ -16,6 +17,14 @@ mount_fs
 ctl create d.img --template base.img >/dev/null
 expect_fail "fault injection without -o fault_injection" "fault injection is off" ctl debug fault crash
 [ "$(status_field 's["restarts"]')" = 0 ] || fail "restarts without faults"
+served0=$(status_field 's["workers"][0]["requests_served"]')
+dd if="$M/d.img" of=/dev/null bs=4k count=200 iflag=direct status=none || fail "reads"
+served=$(( $(status_field 's["workers"][0]["requests_served"]') - served0 ))
+[ "$served" -ge 200 ] || fail "200 reads, but $served requests served"
+[ "$(status_field 's["workers"][0]["outstanding"]')" = 0 ] || fail "requests outstanding while idle"
+[ "$(status_field 's["requests"]["taken"] >= s["requests"]["done"] >= 200')" = True ] ||
+	fail "request counts: $(ctl status --json)"
+ok "status counts the requests served ($served for 200 reads), none outstanding"
 umount "$M"
 
 for mode in resend replay; do
@@ -111,10 +120,14 @@ ok "hcowctl restart three times under a writer: no error, no lost byte"
 standby_pid() { status_field '[w["pid"] for w in s["workers"] if w["state"] == "standby"][0]'; }
 wait_for standby_pid || fail "no standby worker in status: $(ctl status)"
 sb=$(standby_pid) old=$(worker_pid)
+done0=$(status_field 's["requests"]["done"]')
 kill -KILL "$old"
 wait_for new_worker_serving "$old" || fail "no worker serving after killing $old"
 [ "$(worker_pid)" = "$sb" ] || fail "standby $sb did not take over (serving: $(worker_pid))"
 cmp "$M/d.img" "$T/ref" || fail "data differs after the standby took over"
+dd if="$M/d.img" of=/dev/null bs=4k count=100 iflag=direct status=none || fail "reads after the takeover"
+[ "$(status_field "s['requests']['done'] >= $done0 + 100 and s['workers'][0]['requests_served'] >= 100")" = True ] ||
+	fail "100 reads after the takeover: requests done went from $done0 to $(status_field 's["requests"]["done"]')"
 ok "standby worker $sb took over from $old"
 
 # a standby that dies is replaced; the serving worker is not touched
