@@ -395,7 +395,7 @@ static const struct fuse_custom_io worker_io = {
 	.writev = io_writev,
 };
 
-/* Feed the first worker's INIT to our fresh session.  0 or -errno. */
+/* Feed the first worker's INIT to our fresh session.  0 or -errno (-ENOENT: none saved yet). */
 static int
 worker_replay_init(struct worker *w)
 {
@@ -404,7 +404,7 @@ worker_replay_init(struct worker *w)
 	char *copy;
 
 	if (len == 0)
-		return -EPROTO;
+		return -ENOENT;		/* no worker has read it yet */
 	if (!(copy = malloc(len)))
 		return -ENOMEM;
 	memcpy(copy, w->ctl->init_req, len);
@@ -770,9 +770,21 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	if ((takeover || standby) && (rc = worker_replay_init(&w)) != 0) {
-		snprintf(err, sizeof(err), "cannot take over the FUSE session: saved INIT %s (%s)",
-		    rc == -EPROTO ? "missing" : "refused", strerror(rc < 0 ? -rc : rc));
-		goto fail;
+		if (rc == -ENOENT && takeover) {
+			/*
+			 * The first worker died before any thread read INIT (a
+			 * crash at start, or one in a control request that came
+			 * first): the kernel still holds it, so this worker takes
+			 * it as the first one would have.  (Without this, every
+			 * replacement exited and the mount never served.)
+			 */
+			hlog(HLOG_WARN, "no saved FUSE_INIT: the previous worker died before reading "
+			    "it; this one takes it from the kernel");
+		} else {
+			snprintf(err, sizeof(err), "cannot take over the FUSE session: saved INIT %s (%s)",
+			    rc == -ENOENT ? "missing" : "refused", strerror(rc < 0 ? -rc : rc));
+			goto fail;
+		}
 	}
 	if (standby) {
 		/*
