@@ -33,9 +33,10 @@
  * The supervisor reads unique first (acquire), so a non-zero unique comes with
  * its fields (or, if the slot moved on meanwhile, with a later start_ns: a
  * request can look younger than it is, never older).  Only the slot's thread
- * writes its slot, so every store is a plain one, the counters included (a
- * load and a store, no locked add).  A thread that found no free slot counts
- * in requests_taken/requests_done instead (atomic adds); requests taken or
+ * writes its slot, so every store is a plain one, the counters included (the
+ * thread keeps its counts and only stores them: no load, no locked add).  A
+ * thread that found no free slot counts in requests_taken/requests_done
+ * instead (atomic adds); requests taken or
  * done = those two plus the sums over the slots (ctlmem_requests()).
  *
  * In replay mode the thread read()s the request straight into its slot's

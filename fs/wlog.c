@@ -1487,8 +1487,8 @@ wlog_segments(const struct wlog *w, uint32_t *first, uint32_t *last)
 }
 
 /* Where sealed segment segno's records end now (its header alone once released); -errno. */
-static int64_t
-seg_bytes(const struct wlog *w, uint32_t segno)
+int64_t
+wlog_segment_bytes(const struct wlog *w, uint32_t segno)
 {
 	struct stat sb;
 	int fd = seg_fd(w, segno);
@@ -1499,12 +1499,6 @@ seg_bytes(const struct wlog *w, uint32_t segno)
 		return w->replayed ? (int64_t)LADDR_OFF(w->tail) : (int64_t)sb.st_size;
 	return (int64_t)((uint64_t)sb.st_size < w->segend[segno] ? (uint64_t)sb.st_size :
 	    w->segend[segno]);
-}
-
-int64_t
-wlog_segment_bytes(const struct wlog *w, uint32_t segno)
-{
-	return seg_bytes(w, segno);
 }
 
 /* Remove every spare (the file system is getting full: give their space back). */
@@ -1632,7 +1626,7 @@ wlog_release(struct wlog *w, uint32_t segno)
 		return -EROFS;
 	if (fd < 0 || segno < w->first || segno >= w->last)
 		return -EINVAL;		/* never the segment appends go to */
-	if ((size = seg_bytes(w, segno)) < 0)
+	if ((size = wlog_segment_bytes(w, segno)) < 0)
 		return (int)size;
 	if ((uint64_t)size <= sizeof(struct seg_header))
 		return 0;

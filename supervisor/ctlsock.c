@@ -15,7 +15,6 @@
  * it the replacement of a dead worker.)
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
