@@ -27,6 +27,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <linux/fuse.h>
@@ -360,6 +361,25 @@ daemonize(struct sup *s)
 	dup2(s->log_fd, STDERR_FILENO);
 }
 
+/*
+ * A worker that has not started serving leaves by itself when its control
+ * socket closes (or after it reported its own failure): give it a moment to
+ * run its exit path, so nothing it does at exit is cut short, then kill it.
+ */
+static void
+worker_dismiss(pid_t pid, int ctl_fd)
+{
+	if (ctl_fd >= 0)
+		close(ctl_fd);
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(pid, NULL, WNOHANG) != 0)
+			return;
+		usleep(10 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 void
 sup_startup_failed(struct sup *s, const char *fmt, ...)
 {
@@ -375,7 +395,7 @@ sup_startup_failed(struct sup *s, const char *fmt, ...)
 		/* the parent is gone; the log has it */
 	}
 	if (s->worker.pid > 0)
-		kill(s->worker.pid, SIGKILL);
+		worker_dismiss(s->worker.pid, s->worker.ctl_fd);
 	if (s->mounted)
 		umount2(s->o.mountpoint, MNT_DETACH);
 	ctlsock_close(s);
