@@ -811,6 +811,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 		snprintf(err, errlen, "cannot start the checkpoint thread: %s", strerror(-rc));
 		goto fail;
 	}
+	pthread_setname_np(st->cp_thread, "hcowfs-ckpt");	/* for top -H and perf */
 	st->cp_running = 1;
 	*out = st;
 	return 0;

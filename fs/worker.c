@@ -461,6 +461,7 @@ pool_grow(struct worker *w)
 		hlog(HLOG_WARN, "cannot start a serving thread: %s", strerror(rc));
 		return -rc;
 	}
+	pthread_setname_np(pool.tid[n], "hcowfs-serve");	/* for top -H and perf */
 	return 0;
 }
 
@@ -834,9 +835,10 @@ main(int argc, char **argv)
 		    "previous worker are not reissued", strerror(-rc));
 	{
 		pthread_t t;
-		if (pthread_create(&t, NULL, control_thread, &w) == 0)
+		if (pthread_create(&t, NULL, control_thread, &w) == 0) {
+			pthread_setname_np(t, "hcowfs-ctl");
 			pthread_detach(t);
-		else
+		} else
 			hlog(HLOG_WARN, "cannot start the control thread; hcowctl will time out");
 	}
 	hlog(HLOG_INFO, "serving%s", takeover ? " (took over from a previous worker)" : "");
