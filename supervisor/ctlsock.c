@@ -451,7 +451,8 @@ client_request(struct sup *s, struct client *c)
 		fault_arm(s, c, &req);
 		return;
 	} else if (!strcmp(req.verb, "create") || !strcmp(req.verb, "delete") ||
-	    !strcmp(req.verb, "list") || !strcmp(req.verb, "ping") || !strcmp(req.verb, "check")) {
+	    !strcmp(req.verb, "list") || !strcmp(req.verb, "ping") || !strcmp(req.verb, "check") ||
+	    !strcmp(req.verb, "checkpoint")) {
 		if (relay_submit(s, c, c->buf) < 0) {
 			client_fail(s, c, ENOMEM, "out of memory\n");
 			return;

@@ -49,6 +49,9 @@ usage(FILE *f, int code)
 	    "                                                 the last open file closes)\n"
 	    "  list [--json]                                  the disks\n"
 	    "  status [--json]                                supervisor, workers, faults, disks\n"
+	    "  checkpoint                                     write a checkpoint now: the catalog\n"
+	    "                                                 names every write so far, and the\n"
+	    "                                                 next mount replays almost nothing\n"
 	    "  restart                                        replace the worker (e.g. after an\n"
 	    "                                                 upgrade) without disturbing I/O\n"
 	    "  check                                          verify the mounted store: catalog,\n"
@@ -347,12 +350,12 @@ main(int argc, char **argv)
 			usage(stderr, 2);
 		}
 		snprintf(line, sizeof(line), "%s %s", json ? "json" : "text", cmd);
-	} else if (strcmp(cmd, "restart") == 0) {
+	} else if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "checkpoint") == 0) {
 		if (name) {
-			fprintf(stderr, "%s: restart takes no argument\n", prog);
+			fprintf(stderr, "%s: %s takes no argument\n", prog, cmd);
 			usage(stderr, 2);
 		}
-		snprintf(line, sizeof(line), "%s restart", json ? "json" : "text");
+		snprintf(line, sizeof(line), "%s %s", json ? "json" : "text", cmd);
 	} else if (strcmp(cmd, "check") == 0) {
 		if (name) {
 			hlog_init("hcowctl", HLOG_WARN);
