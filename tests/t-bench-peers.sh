@@ -27,11 +27,15 @@ done
 done
 done
 for sys in passthrough_ll qsd hcowfs; do
-	grep -q "^cpu,4k randwrite 1 job,-,$sys,[0-9.]*,us/op\$" "$csvf" || fail "no CPU per I/O for $sys"
+	for phase in fresh steady; do
+		grep -q "^cpu,4k randwrite 1 job,$phase,$sys,[0-9.]*,us/op\$" "$csvf" ||
+			fail "no CPU per I/O for $sys ($phase)"
+	done
 done
-# reads on both kinds of ranges
-[ "$(grep -c '^io,4k randread 1 job,template,.*,IOPS$' "$csvf")" = 4 ] || fail "no template-range reads"
-[ "$(grep -c '^io,4k randread 1 job,log,.*,IOPS$' "$csvf")" = 4 ] || fail "no rewritten-range reads"
+# reads on both kinds of ranges, writes on fresh and preconditioned images
+for jp in "4k randread 1 job,template" "4k randread 1 job,log" "1M seqwrite,fresh" "1M seqwrite,steady"; do
+	[ "$(grep -c "^io,$jp,.*,IOPS\$" "$csvf")" = 4 ] || fail "no figures for $jp on all four systems"
+done
 for m in "log bytes appended at increasing offsets: 4k randwrite 1 job" "extent index memory per extent" \
 	"4k randread IOPS: disk of" "worker RSS growth per extent" "mount start-up" \
 	"4k randread IOPS: 8 jobs over 8 disks"; do
