@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "hlog.h"
 #include "names.h"
@@ -101,6 +102,44 @@ control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
 	return 0;
 }
 
+/* For status: when the catalog last caught up with the log, and whether it is failing to. */
+static void
+checkpoint_health(struct store *st, struct sbuf *out, int json)
+{
+	struct store_cp_health h;
+	struct timespec now;
+	double age;
+
+	store_checkpoint_health(st, &h);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	age = h.last_ok_ns ? ((double)now.tv_sec * 1e9 + (double)now.tv_nsec - (double)h.last_ok_ns) / 1e9 : -1;
+	if (json) {
+		sbuf_addstr(out, ",\"checkpoint\":{\"age_s\":");
+		if (h.last_ok_ns)
+			sbuf_printf(out, "%.1f,\"took_ms\":%.1f", age, h.last_ms);
+		else
+			sbuf_addstr(out, "null,\"took_ms\":null");
+		sbuf_printf(out, ",\"log_bytes_since\":%llu,\"failures\":%u,\"error\":",
+		    (unsigned long long)h.log_bytes_since, h.failures);
+		if (h.failures)
+			sbuf_json_str(out, h.error);
+		else
+			sbuf_addstr(out, "null");
+		sbuf_addstr(out, "}");
+		return;
+	}
+	sbuf_addstr(out, "checkpoint: ");
+	if (h.failures)
+		sbuf_printf(out, "FAILING, %u attempt%s in a row: %s; ", h.failures,
+		    h.failures == 1 ? "" : "s", h.error);
+	if (h.last_ok_ns)
+		sbuf_printf(out, "last written %.1f s ago (took %.1f ms)", age, h.last_ms);
+	else
+		sbuf_addstr(out, "none written since the mount");
+	sbuf_printf(out, "; %llu MiB of log not yet in the catalog\n",
+	    (unsigned long long)(h.log_bytes_since >> 20));
+}
+
 int
 control_handle(struct worker *w, char *line, struct sbuf *out)
 {
@@ -136,6 +175,7 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 			    "the cleaner has given back %llu MiB; %llu MiB more kept for reuse\n",
 			    (unsigned long long)(disk >> 20), (unsigned long long)(live >> 20),
 			    (unsigned long long)(released >> 20), (unsigned long long)(spare >> 20));
+		checkpoint_health(w->st, out, req.json);
 		return 0;
 	}
 	if (strcmp(req.verb, "checkpoint") == 0) {

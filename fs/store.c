@@ -65,6 +65,14 @@ now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* ---- disks and templates ---------------------------------------------- */
 
 struct disk *
@@ -951,6 +959,7 @@ store_checkpoint(struct store *st)
 	size_t nitems = 0;
 	struct cp_range_ctx c = { .st = st };
 	uint64_t pos, seq;
+	int64_t t0 = mono_ns();
 	int rc = 0;
 
 	pthread_mutex_lock(&st->cat_lock);
@@ -1009,6 +1018,11 @@ store_checkpoint(struct store *st)
 		catalog_rollback(st->cat);
 		hlog(HLOG_WARN, "checkpoint failed: %s%s%s", strerror(-rc),
 		    catalog_error(st->cat)[0] ? ": " : "", catalog_error(st->cat));
+		pthread_mutex_lock(&st->cp_mu);
+		st->cp_health.failures++;
+		snprintf(st->cp_health.error, sizeof(st->cp_health.error), "%s%s%s", strerror(-rc),
+		    catalog_error(st->cat)[0] ? ": " : "", catalog_error(st->cat));
+		pthread_mutex_unlock(&st->cp_mu);
 		for (size_t i = 0; i < nitems; i++) {
 			pthread_rwlock_wrlock(&items[i].d->lock);
 			extmap_walk(items[i].dirty, 0, UINT64_MAX, dirty_merge, items[i].d);
@@ -1023,11 +1037,29 @@ store_checkpoint(struct store *st)
 		extmap_free(items[i].dirty);
 	}
 out:
+	if (rc == 0) {
+		/* also when there was nothing to write: the catalog is current */
+		pthread_mutex_lock(&st->cp_mu);
+		st->cp_health.last_ok_ns = mono_ns();
+		st->cp_health.last_ms = (double)(st->cp_health.last_ok_ns - t0) / 1e6;
+		st->cp_health.failures = 0;
+		st->cp_health.error[0] = '\0';
+		pthread_mutex_unlock(&st->cp_mu);
+	}
 	pthread_rwlock_unlock(&st->ns_lock);
 	pthread_mutex_unlock(&st->cat_lock);
 	free(items);
 	free(c.ext);
 	return rc;
+}
+
+void
+store_checkpoint_health(struct store *st, struct store_cp_health *out)
+{
+	pthread_mutex_lock(&st->cp_mu);
+	*out = st->cp_health;
+	pthread_mutex_unlock(&st->cp_mu);
+	out->log_bytes_since = wlog_size(st->log) - atomic_load(&st->cp_log_size);
 }
 
 /*

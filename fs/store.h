@@ -142,6 +142,20 @@ uint64_t store_log_released(struct store *st);	/* bytes the cleaner ever gave ba
 uint64_t store_log_spare(struct store *st);	/* bytes kept for reuse (wlog_spare_bytes) */
 
 /*
+ * The checkpoints' health, for status: an operator must see a catalog that
+ * has stopped following the log (the log then grows, and the next mount
+ * replays all of it).  Times are CLOCK_MONOTONIC.
+ */
+struct store_cp_health {
+	int64_t	 last_ok_ns;	/* when the last good checkpoint ended; 0: none since open */
+	double	 last_ms;	/* how long it took */
+	unsigned failures;	/* attempts failed since then */
+	char	 error[256];	/* the latest failure's message, when failures > 0 */
+	uint64_t log_bytes_since; /* log after the catalog's checkpoint: what an open would replay */
+};
+void store_checkpoint_health(struct store *st, struct store_cp_health *out);
+
+/*
  * Verify the catalog, the templates, the log and every disk's extents
  * (check.c); a report in plain words goes to out.  The number of problems
  * found (0: sound), or -errno if it could not check.

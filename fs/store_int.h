@@ -81,6 +81,7 @@ struct store {
 	unsigned	 cp_ms;
 	_Atomic uint64_t cp_log_size;	/* wlog_size() at the last checkpoint */
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
+	struct store_cp_health cp_health;	/* under cp_mu */
 
 	pthread_mutex_t	 clean_lock;	/* one cleaner or check at a time (cleaner.c) */
 	uint64_t	 segment_size;

@@ -120,7 +120,12 @@ out=$(ctl restart 2>&1) && fail "restart (which checkpoints first) succeeded on 
 echo "$out" | grep -qi "no space" || fail "failed checkpoint: unclear message '$out'"
 grep -q "checkpoint failed: No space left on device" "$D/hcowfs.log" || fail "the failed checkpoint is not logged"
 [ "$(writer verify)" = "$n" ] || fail "data changed after a failed checkpoint"
-ok "checkpoint on a full disk fails cleanly: $out"
+# the operator sees it in status, in words and in JSON
+cpline=$(ctl status | grep "^checkpoint:")
+echo "$cpline" | grep -q "^checkpoint: FAILING, 1 attempt in a row: No space left on device" ||
+	fail "status does not show the failing checkpoint: $cpline"
+[ "$(status_field 's["checkpoint"]["failures"]')" = 1 ] || fail "status --json: checkpoint failures not 1"
+ok "checkpoint on a full disk fails cleanly: $out; status: $cpline"
 expect_fail "create a disk on a full data dir" "full|no space" ctl create b.img --template base.img
 [ "$(ls "$M")" = a.img ] || fail "a create that failed left something: $(ls "$M")"
 expect_fail "chmod on a full data dir" "no space" chmod 640 "$M/a.img"
@@ -130,6 +135,10 @@ expect_fail "chmod on a full data dir" "no space" chmod 640 "$M/a.img"
 rm -f "$T/hdd/filler"
 out=$(writer one 0 77)
 [ "$out" = ok ] || fail "after freeing space the write still fails: $out"
+ctl checkpoint >/dev/null || fail "checkpoint after freeing space failed"
+ctl status | grep -q "^checkpoint: last written [0-9.]* s ago (took [0-9.]* ms); 0 MiB of log not yet in the catalog" ||
+	fail "status after a good checkpoint: $(ctl status | grep '^checkpoint')"
+[ "$(status_field 's["checkpoint"]["failures"]')" = 0 ] || fail "status --json: failures not reset"
 ctl restart >/dev/null || fail "checkpoint + restart after freeing space failed"
 wait_for new_worker_serving "$W" || fail "no new worker after restart"
 [ "$(writer verify)" = $((n + 1)) ] || fail "data changed after the checkpoint"
