@@ -599,6 +599,7 @@ catalog_disk_purge(struct catalog *c, int64_t id)
 int
 catalog_begin(struct catalog *c)
 {
+	c->errmsg[0] = '\0';	/* catalog_error() then speaks of this transaction only */
 	return catalog_exec(c, "BEGIN IMMEDIATE");
 }
 

@@ -135,7 +135,7 @@ checkpoint_health(struct store *st, struct sbuf *out, int json)
 	if (h.last_ok_ns)
 		sbuf_printf(out, "last written %.1f s ago (took %.1f ms)", age, h.last_ms);
 	else
-		sbuf_addstr(out, "none written since the mount");
+		sbuf_addstr(out, "none written since this worker started");
 	sbuf_printf(out, "; %llu MiB of log not yet in the catalog\n",
 	    (unsigned long long)(h.log_bytes_since >> 20));
 }

@@ -958,7 +958,7 @@ store_checkpoint(struct store *st)
 	struct cp_item *items = NULL;
 	size_t nitems = 0;
 	struct cp_range_ctx c = { .st = st };
-	uint64_t pos, seq;
+	uint64_t pos, seq, pos_size;
 	int64_t t0 = mono_ns();
 	int rc = 0;
 
@@ -968,6 +968,7 @@ store_checkpoint(struct store *st)
 	pthread_mutex_lock(&st->log_lock);
 	pos = wlog_tail(st->log);
 	seq = wlog_next_seq(st->log);
+	pos_size = wlog_size(st->log);	/* the log up to pos: what the catalog will cover */
 	items = calloc(st->disks_cap ? st->disks_cap : 1, sizeof(*items));
 	if (!items)
 		rc = -ENOMEM;
@@ -1013,7 +1014,7 @@ store_checkpoint(struct store *st)
 		rc = catalog_commit(st->cat, pos, seq);
 	if (rc == 0) {
 		st->cp_laddr = pos;
-		st->cp_log_size = wlog_size(st->log);
+		st->cp_log_size = pos_size;
 	} else {
 		catalog_rollback(st->cat);
 		hlog(HLOG_WARN, "checkpoint failed: %s%s%s", strerror(-rc),

@@ -824,7 +824,12 @@ main(int argc, char **argv)
 			return 1;
 	}
 	rc = (int)proto_read_line(w.ctl_fd, line, sizeof(line));
-	if (rc <= 0 || strcmp(line, "start") != 0)
+	if (rc == 0) {
+		/* the mount failed (the supervisor's log says why) and we are dismissed */
+		hlog(HLOG_INFO, "supervisor closed the control channel before start; exiting");
+		exit(1);
+	}
+	if (rc < 0 || strcmp(line, "start") != 0)
 		die(1, "supervisor did not say start");
 	if (w.fault_injection)
 		store_set_append_hook(w.st, append_fault_hook, w.ctl);

@@ -367,17 +367,21 @@ daemonize(struct sup *s)
  * run its exit path, so nothing it does at exit is cut short, then kill it.
  */
 static void
-worker_dismiss(pid_t pid, int ctl_fd)
+worker_dismiss(struct worker_proc *w)
 {
-	if (ctl_fd >= 0)
-		close(ctl_fd);
-	for (int i = 0; i < 200; i++) {
-		if (waitpid(pid, NULL, WNOHANG) != 0)
+	if (w->ctl_fd >= 0) {
+		close(w->ctl_fd);
+		w->ctl_fd = -1;
+	}
+	/* 2 s to leave, then killed; 2 s more to be reaped (a worker stuck in the
+	 * kernel, on a hung disk, is left behind rather than holding us) */
+	for (int i = 0; i < 400; i++) {
+		if (waitpid(w->pid, NULL, WNOHANG) != 0)
 			return;
+		if (i == 200)
+			kill(w->pid, SIGKILL);
 		usleep(10 * 1000);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
 }
 
 void
@@ -394,10 +398,10 @@ sup_startup_failed(struct sup *s, const char *fmt, ...)
 	if (s->ready_fd >= 0 && write(s->ready_fd, msg, strlen(msg)) < 0) {
 		/* the parent is gone; the log has it */
 	}
-	if (s->worker.pid > 0)
-		worker_dismiss(s->worker.pid, s->worker.ctl_fd);
 	if (s->mounted)
 		umount2(s->o.mountpoint, MNT_DETACH);
+	if (s->worker.pid > 0)
+		worker_dismiss(&s->worker);
 	ctlsock_close(s);
 	exit(1);
 }

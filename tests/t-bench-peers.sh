@@ -33,7 +33,8 @@ for sys in passthrough_ll qsd hcowfs; do
 	done
 done
 # reads on both kinds of ranges, writes on fresh and preconditioned images
-for jp in "4k randread 1 job,template" "4k randread 1 job,log" "1M seqwrite,fresh" "1M seqwrite,steady"; do
+for jp in "4k randread 1 job,template" "4k randread 1 job,log" "1M seqwrite,fresh" "1M seqwrite,steady" \
+	"4k randwrite 1 job,fresh" "4k randwrite 1 job,steady"; do
 	[ "$(grep -c "^io,$jp,.*,IOPS\$" "$csvf")" = 4 ] || fail "no figures for $jp on all four systems"
 done
 for m in "log bytes appended at increasing offsets: 4k randwrite 1 job" "extent index memory per extent" \
