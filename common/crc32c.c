@@ -15,10 +15,17 @@
  *                    lanes of zero bytes.  shiftN is linear in the register,
  *                    so it is four table lookups (crc32c_shift, built at
  *                    setup from the images of the 32 one-bit registers).
+ * Where the CPU has AVX-512 VPCLMULQDQ, both fold 256-byte runs with
+ * carry-less multiplications instead (crc32c_vpclmul(): 1 MiB in 4 KiB
+ * blocks in 19 us instead of 38 on this AMD EPYC), and the instruction only
+ * does the rest.
  */
 #include <assert.h>
 #include <pthread.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "crc32c.h"
 
@@ -29,7 +36,8 @@
 _Static_assert(CRC32C_LANE % 8 == 0, "a lane is whole 8-byte words");
 
 static uint32_t crc32c_table[8][256];
-static int crc32c_have_hw;
+static int crc32c_best;			/* CRC32C_IMPL_*: the best this CPU has */
+static int crc32c_use;			/* the one in use (crc32c_limit() may lower it) */
 /* crc32c_shift[n - 1][k][b]: register b << 8k advanced over n lanes of zeros */
 static uint32_t crc32c_shift[2][4][256];
 static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
@@ -111,6 +119,88 @@ crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
 }
 #endif
 
+/*
+ * Folding with carry-less multiplication (VPCLMULQDQ on 512-bit registers,
+ * four 128-bit lanes each): the crc of a message only depends on the
+ * message modulo G, so a 128-bit piece X followed by D more bits can be
+ * replaced by X * x^D mod G, a 128-bit piece at the later place.  With X =
+ * H x^64 + L (H: its first 8 bytes; in reflected bit order, the low
+ * quadword), X x^D = H x^(D+64) + L x^D, and each half times a 32-bit
+ * constant fits in 128 bits.  In reflected order a carry-less product comes
+ * out one bit short of where the 128-bit piece needs it; taking the
+ * constants one degree lower (x^(D+63), x^(D-1) mod G) puts it in place.
+ * FOLD(D) holds the pair, each bit-reflected in the high half of a
+ * quadword.  Four registers (256 bytes) fold at a time over D = 2048 bits;
+ * at the end they fold into the last 16 bytes, whose crc the crc32
+ * instruction finishes.  tools/crc32c-fold.py derives the constants and
+ * checks the method against the bitwise crc.
+ */
+#define FOLD_H_2048	UINT64_C(0xe9a5d8be00000000)	/* x^2111 mod G */
+#define FOLD_L_2048	UINT64_C(0x1426a81500000000)	/* x^2047 mod G */
+#define FOLD_H_1536	UINT64_C(0x7ccbbbf200000000)
+#define FOLD_L_1536	UINT64_C(0x31c9460800000000)
+#define FOLD_H_1024	UINT64_C(0x6577b24500000000)
+#define FOLD_L_1024	UINT64_C(0x7417153f00000000)
+#define FOLD_H_512	UINT64_C(0x1c19243b00000000)
+#define FOLD_L_512	UINT64_C(0x75bba45b00000000)
+#define FOLD_H_384	UINT64_C(0xa46ef4aa00000000)
+#define FOLD_L_384	UINT64_C(0x6051243f00000000)
+#define FOLD_H_256	UINT64_C(0x33ccbbbc00000000)
+#define FOLD_L_256	UINT64_C(0xa2158b3400000000)
+#define FOLD_H_128	UINT64_C(0x3743f7bd00000000)
+#define FOLD_L_128	UINT64_C(0x3171d43000000000)
+
+#define FOLD512(h, l)	_mm512_set_epi64((long long)(l), (long long)(h), (long long)(l), \
+			    (long long)(h), (long long)(l), (long long)(h), (long long)(l), (long long)(h))
+
+__attribute__((target("avx512f,vpclmulqdq")))
+static inline __m512i
+fold512(__m512i z, __m512i k, __m512i next)
+{
+	return _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(z, k, 0x00),
+	    _mm512_clmulepi64_epi128(z, k, 0x11), next, 0x96);	/* a ^ b ^ c */
+}
+
+__attribute__((target("pclmul,sse4.2")))
+static inline __m128i
+fold128(__m128i x, uint64_t h, uint64_t l)
+{
+	__m128i k = _mm_set_epi64x((long long)l, (long long)h);
+
+	return _mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11));
+}
+
+/* The register after len bytes from register crc; len a multiple of 256, at least 256. */
+__attribute__((target("avx512f,vpclmulqdq,pclmul,sse4.2")))
+static uint32_t
+crc32c_vpclmul(uint32_t crc, const unsigned char *p, size_t len)
+{
+	const __m512i k2048 = FOLD512(FOLD_H_2048, FOLD_L_2048);
+	__m512i z0 = _mm512_loadu_si512(p), z1 = _mm512_loadu_si512(p + 64);
+	__m512i z2 = _mm512_loadu_si512(p + 128), z3 = _mm512_loadu_si512(p + 192);
+	__m128i x;
+	uint64_t c;
+
+	/* the register stands for the message so far: it goes over the first 4 bytes */
+	z0 = _mm512_xor_si512(z0, _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)crc)));
+	for (p += 256, len -= 256; len >= 256; p += 256, len -= 256) {
+		z0 = fold512(z0, k2048, _mm512_loadu_si512(p));
+		z1 = fold512(z1, k2048, _mm512_loadu_si512(p + 64));
+		z2 = fold512(z2, k2048, _mm512_loadu_si512(p + 128));
+		z3 = fold512(z3, k2048, _mm512_loadu_si512(p + 192));
+	}
+	z3 = fold512(z0, FOLD512(FOLD_H_1536, FOLD_L_1536), z3);
+	z3 = fold512(z1, FOLD512(FOLD_H_1024, FOLD_L_1024), z3);
+	z3 = fold512(z2, FOLD512(FOLD_H_512, FOLD_L_512), z3);
+	x = _mm512_extracti32x4_epi32(z3, 3);
+	x = _mm_xor_si128(x, fold128(_mm512_extracti32x4_epi32(z3, 0), FOLD_H_384, FOLD_L_384));
+	x = _mm_xor_si128(x, fold128(_mm512_extracti32x4_epi32(z3, 1), FOLD_H_256, FOLD_L_256));
+	x = _mm_xor_si128(x, fold128(_mm512_extracti32x4_epi32(z3, 2), FOLD_H_128, FOLD_L_128));
+	c = _mm_crc32_u64(0, (uint64_t)_mm_cvtsi128_si64(x));
+	c = _mm_crc32_u64(c, (uint64_t)_mm_extract_epi64(x, 1));
+	return (uint32_t)c;
+}
+
 static void
 crc32c_setup(void)
 {
@@ -126,10 +216,23 @@ crc32c_setup(void)
 			    crc32c_table[0][crc32c_table[t - 1][i] & 0xff];
 #if defined(__x86_64__)
 	__builtin_cpu_init();
-	crc32c_have_hw = __builtin_cpu_supports("sse4.2");
-	if (crc32c_have_hw)
+	if (__builtin_cpu_supports("sse4.2"))
+		crc32c_best = CRC32C_IMPL_CRC32;
+	if (crc32c_best && __builtin_cpu_supports("pclmul") &&
+	    __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq"))
+		crc32c_best = CRC32C_IMPL_VPCLMUL;
+	if (crc32c_best)
 		crc32c_shift_setup();
 #endif
+	crc32c_use = crc32c_best;
+}
+
+int
+crc32c_limit(int impl)
+{
+	pthread_once(&crc32c_once, crc32c_setup);
+	crc32c_use = impl < crc32c_best ? impl : crc32c_best;
+	return crc32c_use;
 }
 
 static uint32_t
@@ -187,7 +290,13 @@ crc32c(uint32_t crc, const void *buf, size_t len)
 	pthread_once(&crc32c_once, crc32c_setup);
 	crc = ~crc;
 #if defined(__x86_64__)
-	if (crc32c_have_hw)
+	if (crc32c_use == CRC32C_IMPL_VPCLMUL && len >= 256) {
+		size_t n = len & ~(size_t)255;
+		crc = crc32c_vpclmul(crc, buf, n);
+		buf = (const unsigned char *)buf + n;
+		len -= n;
+	}
+	if (crc32c_use >= CRC32C_IMPL_CRC32)
 		return ~crc32c_hw(crc, buf, len);
 #endif
 	return ~crc32c_sw(crc, buf, len);
@@ -203,7 +312,8 @@ crc32c_blocks(const void *buf, size_t len, size_t block, uint32_t *out)
 	n = len / block + (len % block != 0);
 #if defined(__x86_64__)
 	pthread_once(&crc32c_once, crc32c_setup);
-	if (crc32c_have_hw)
+	/* folding beats three crc32 streams from a few hundred bytes on */
+	if (crc32c_use == CRC32C_IMPL_CRC32 || (crc32c_use == CRC32C_IMPL_VPCLMUL && block < 512))
 		for (; i + 3 <= len / block; i += 3)
 			crc32c_hw_3blocks(p + i * block, block, out + i);
 #endif
