@@ -14,7 +14,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "hlog.h"
 #include "names.h"
@@ -107,16 +106,12 @@ static void
 checkpoint_health(struct store *st, struct sbuf *out, int json)
 {
 	struct store_cp_health h;
-	struct timespec now;
-	double age;
 
 	store_checkpoint_health(st, &h);
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	age = h.last_ok_ns ? ((double)now.tv_sec * 1e9 + (double)now.tv_nsec - (double)h.last_ok_ns) / 1e9 : -1;
 	if (json) {
 		sbuf_addstr(out, ",\"checkpoint\":{\"age_s\":");
-		if (h.last_ok_ns)
-			sbuf_printf(out, "%.1f,\"took_ms\":%.1f", age, h.last_ms);
+		if (h.age_s >= 0)
+			sbuf_printf(out, "%.1f,\"took_ms\":%.1f", h.age_s, h.last_ms);
 		else
 			sbuf_addstr(out, "null,\"took_ms\":null");
 		sbuf_printf(out, ",\"log_bytes_since\":%llu,\"failures\":%u,\"error\":",
@@ -132,8 +127,8 @@ checkpoint_health(struct store *st, struct sbuf *out, int json)
 	if (h.failures)
 		sbuf_printf(out, "FAILING, %u attempt%s in a row: %s; ", h.failures,
 		    h.failures == 1 ? "" : "s", h.error);
-	if (h.last_ok_ns)
-		sbuf_printf(out, "last written %.1f s ago (took %.1f ms)", age, h.last_ms);
+	if (h.age_s >= 0)
+		sbuf_printf(out, "last written %.1f s ago (took %.1f ms)", h.age_s, h.last_ms);
 	else
 		sbuf_addstr(out, "none written since this worker started");
 	sbuf_printf(out, "; %llu MiB of log not yet in the catalog\n",

@@ -1017,13 +1017,13 @@ store_checkpoint(struct store *st)
 		st->cp_log_size = pos_size;
 	} else {
 		catalog_rollback(st->cat);
-		hlog(HLOG_WARN, "checkpoint failed: %s%s%s", strerror(-rc),
-		    catalog_error(st->cat)[0] ? ": " : "", catalog_error(st->cat));
 		pthread_mutex_lock(&st->cp_mu);
 		st->cp_health.failures++;
 		snprintf(st->cp_health.error, sizeof(st->cp_health.error), "%s%s%s", strerror(-rc),
 		    catalog_error(st->cat)[0] ? ": " : "", catalog_error(st->cat));
 		pthread_mutex_unlock(&st->cp_mu);
+		/* only checkpoints, serialized by cat_lock, write it */
+		hlog(HLOG_WARN, "checkpoint failed: %s", st->cp_health.error);
 		for (size_t i = 0; i < nitems; i++) {
 			pthread_rwlock_wrlock(&items[i].d->lock);
 			extmap_walk(items[i].dirty, 0, UINT64_MAX, dirty_merge, items[i].d);
@@ -1041,8 +1041,8 @@ out:
 	if (rc == 0) {
 		/* also when there was nothing to write: the catalog is current */
 		pthread_mutex_lock(&st->cp_mu);
-		st->cp_health.last_ok_ns = mono_ns();
-		st->cp_health.last_ms = (double)(st->cp_health.last_ok_ns - t0) / 1e6;
+		st->cp_ok_ns = mono_ns();
+		st->cp_health.last_ms = (double)(st->cp_ok_ns - t0) / 1e6;
 		st->cp_health.failures = 0;
 		st->cp_health.error[0] = '\0';
 		pthread_mutex_unlock(&st->cp_mu);
@@ -1059,6 +1059,7 @@ store_checkpoint_health(struct store *st, struct store_cp_health *out)
 {
 	pthread_mutex_lock(&st->cp_mu);
 	*out = st->cp_health;
+	out->age_s = st->cp_ok_ns ? (double)(mono_ns() - st->cp_ok_ns) / 1e9 : -1;
 	pthread_mutex_unlock(&st->cp_mu);
 	out->log_bytes_since = wlog_size(st->log) - atomic_load(&st->cp_log_size);
 }

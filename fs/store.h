@@ -144,10 +144,10 @@ uint64_t store_log_spare(struct store *st);	/* bytes kept for reuse (wlog_spare_
 /*
  * The checkpoints' health, for status: an operator must see a catalog that
  * has stopped following the log (the log then grows, and the next mount
- * replays all of it).  Times are CLOCK_MONOTONIC.
+ * replays all of it).
  */
 struct store_cp_health {
-	int64_t	 last_ok_ns;	/* when the last good checkpoint ended; 0: none since open */
+	double	 age_s;		/* since the last good checkpoint ended; < 0: none since open */
 	double	 last_ms;	/* how long it took */
 	unsigned failures;	/* attempts failed since then */
 	char	 error[256];	/* the latest failure's message, when failures > 0 */

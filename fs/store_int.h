@@ -81,7 +81,8 @@ struct store {
 	unsigned	 cp_ms;
 	_Atomic uint64_t cp_log_size;	/* wlog_size() at the last checkpoint */
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
-	struct store_cp_health cp_health;	/* under cp_mu */
+	struct store_cp_health cp_health;	/* under cp_mu; age_s and log_bytes_since unused */
+	int64_t		 cp_ok_ns;	/* under cp_mu: CLOCK_MONOTONIC when the last good one ended */
 
 	pthread_mutex_t	 clean_lock;	/* one cleaner or check at a time (cleaner.c) */
 	uint64_t	 segment_size;
