@@ -937,20 +937,16 @@ common_suite(void)
 	tcase_add_test(tc, test_sbuf_empty_and_reset);
 	tcase_add_test(tc, test_sbuf_printf_grows_past_256_bytes);
 	tcase_add_test(tc, test_sbuf_json_str_escapes);
-	tcase_add_loop_test(tc, test_crc32c_standard_check_values, CRC32C_IMPL_TABLE,
-	    CRC32C_IMPL_VPCLMUL + 1);
-	tcase_add_loop_test(tc, test_crc32c_empty_input_changes_nothing, CRC32C_IMPL_TABLE,
-	    CRC32C_IMPL_VPCLMUL + 1);
-	tcase_add_loop_test(tc, test_crc32c_split_calls_equal_one_call, CRC32C_IMPL_TABLE,
-	    CRC32C_IMPL_VPCLMUL + 1);
-	tcase_add_loop_test(tc, test_crc32c_matches_bitwise_reference_at_all_alignments, CRC32C_IMPL_TABLE,
-	    CRC32C_IMPL_VPCLMUL + 1);
-	tcase_add_loop_test(tc, test_crc32c_long_buffers_match_bitwise_reference, CRC32C_IMPL_TABLE,
-	    CRC32C_IMPL_VPCLMUL + 1);
-	tcase_add_loop_test(tc, test_crc32c_blocks_equal_crc32c_of_each_block, CRC32C_IMPL_TABLE,
-	    CRC32C_IMPL_VPCLMUL + 1);
-	tcase_add_loop_test(tc, test_crc32c_blocks_of_a_full_record, CRC32C_IMPL_TABLE,
-	    CRC32C_IMPL_VPCLMUL + 1);
+	/* each crc test once per implementation (_i), see crc32c_impl() */
+#define CRC_TEST(t) tcase_add_loop_test(tc, t, CRC32C_IMPL_TABLE, CRC32C_IMPL_VPCLMUL + 1)
+	CRC_TEST(test_crc32c_standard_check_values);
+	CRC_TEST(test_crc32c_empty_input_changes_nothing);
+	CRC_TEST(test_crc32c_split_calls_equal_one_call);
+	CRC_TEST(test_crc32c_matches_bitwise_reference_at_all_alignments);
+	CRC_TEST(test_crc32c_long_buffers_match_bitwise_reference);
+	CRC_TEST(test_crc32c_blocks_equal_crc32c_of_each_block);
+	CRC_TEST(test_crc32c_blocks_of_a_full_record);
+#undef CRC_TEST
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -105,13 +105,20 @@ seg_path(uint32_t segno, char *buf, size_t len)
 	snprintf(buf, len, "%s/%08x.seg", tdir, segno);
 }
 
+/* Size of a file (-1 if there is none). */
+static int64_t
+file_size(const char *path)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0 ? (int64_t)sb.st_size : -1;
+}
+
 static int64_t
 seg_size(uint32_t segno)
 {
 	char p[256];
-	struct stat sb;
 	seg_path(segno, p, sizeof(p));
-	return stat(p, &sb) == 0 ? (int64_t)sb.st_size : -1;
+	return file_size(p);
 }
 
 static void
@@ -1967,9 +1974,8 @@ static int64_t
 spare_size(uint32_t segno)
 {
 	char p[256];
-	struct stat sb;
 	spare_path(segno, p, sizeof(p));
-	return stat(p, &sb) == 0 ? (int64_t)sb.st_size : -1;
+	return file_size(p);
 }
 
 /* Append one REC_WRITE of len bytes of disk 1 at doff, data seeded by seed. */
