@@ -132,7 +132,7 @@ crc32c_hw(uint32_t crc, const unsigned char *p, size_t len)
  * FOLD(D) holds the pair, each bit-reflected in the high half of a
  * quadword.  Four registers (256 bytes) fold at a time over D = 2048 bits;
  * at the end they fold into the last 16 bytes, whose crc the crc32
- * instruction finishes.  tools/crc32c-fold.py derives the constants and
+ * instruction finishes.  common/crc32c-fold.py derives the constants and
  * checks the method against the bitwise crc.
  */
 #define FOLD_H_2048	UINT64_C(0xe9a5d8be00000000)	/* x^2111 mod G */

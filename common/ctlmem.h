@@ -169,7 +169,7 @@ ctlmem_now_ns(void)
 
 /*
  * After the request buffers: the map snapshot, bytes the worker owns (see
- * fs/snapshot.c) so a replacement need not rebuild its extent maps from
+ * fs/store/snapshot.c) so a replacement need not rebuild its extent maps from
  * SQLite.  The supervisor never reads it.  The memfd is sparse: pages cost
  * memory only once written.
  */

@@ -851,7 +851,7 @@ main(int argc, char **argv)
 	/*
 	 * Few threads: the kernel hands a request to the thread idle longest, so
 	 * a big pool wakes a cold thread (cache, scheduler) for each request;
-	 * measured with tools/bench, 32 threads cost about twice the CPU per 4k
+	 * measured with bench/bench, 32 threads cost about twice the CPU per 4k
 	 * read of 10.  Blocking reads from a slow template disk want more.
 	 */
 	pool_open_gate();

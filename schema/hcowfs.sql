@@ -22,7 +22,7 @@ CREATE TABLE templates (
 	size		INTEGER NOT NULL,	-- bytes
 	mtime_ns	INTEGER NOT NULL,
 	ino		INTEGER NOT NULL,
-	fingerprint	TEXT NOT NULL,		-- crc32c samples, see fs/template.c
+	fingerprint	TEXT NOT NULL,		-- crc32c samples, see fs/store/template.c
 	UNIQUE (name, size, mtime_ns, ino, fingerprint)
 );
 
@@ -53,6 +53,6 @@ CREATE TABLE extents (
 	loff	INTEGER NOT NULL,
 	len	INTEGER NOT NULL,
 	laddr	INTEGER NOT NULL,
-	crc	INTEGER NOT NULL,	-- crc32c of the four values above (fs/catalog.c)
+	crc	INTEGER NOT NULL,	-- crc32c of the four values above (fs/store/catalog.c)
 	PRIMARY KEY (disk_id, loff)
 ) WITHOUT ROWID;

@@ -1,5 +1,5 @@
 /*
- * check_extmap: unit tests for fs/extmap.c, the in-memory extent index.
+ * check_extmap: unit tests for fs/store/extmap.c, the in-memory extent index.
  *
  * An extent's laddr is the log address of the RECORD holding its bytes, so
  * cutting or clipping an extent never changes its laddr, and two touching
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../fs/extmap.h"
+#include "extmap.h"
 
 #define Z	EXTMAP_ZERO
 

@@ -1,5 +1,5 @@
 /*
- * check_store: the store engine through store.h (fs/store.c, diskio.c,
+ * check_store: the store engine through store.h (fs/store/store.c, diskio.c,
  * namespace.c on top of the log, the extent map and the catalog).
  *
  * Every test gets a fresh directory under /tmp with a template dir (holding
@@ -1717,7 +1717,7 @@ END_TEST
 /*
  * A zero range past the end grows the disk and zeroes it in one record
  * (REC_F_GROW): with two, a crash between them left the disk grown but not
- * zeroed (found by tools/power-loss).  Also after a shrink that hid template
+ * zeroed (found by tests/rigs/power-loss).  Also after a shrink that hid template
  * bytes, and a fallocate that only grows (one REC_SIZE).
  */
 START_TEST(zero_past_the_end_is_one_record)

@@ -1,5 +1,5 @@
 /*
- * check_wlog: the write log on its own (fs/wlog.c, format in fs/logfmt.h).
+ * check_wlog: the write log on its own (fs/store/wlog.c, format in fs/store/logfmt.h).
  *
  * Every test works in a fresh directory under /tmp (the log directory
  * itself), removed at the end of the run.  Records are appended through

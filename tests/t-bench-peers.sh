@@ -1,5 +1,5 @@
 #!/bin/bash
-# Proves tools/bench runs end to end at a tiny size (32 MiB images, 0.2 s jobs):
+# Proves bench/bench runs end to end at a tiny size (32 MiB images, 0.2 s jobs):
 # all four systems (native file, libfuse's passthrough_ll, qemu-storage-daemon's
 # FUSE export of a qcow2 overlay, hcowfs), every job, the ratio table, the
 # sequential-append fraction (which must be >= 99 %: a property, not a timing)
@@ -13,7 +13,7 @@ need fio strace qemu-storage-daemon qemu-img cc pkg-config
 	{ [ "${CI:-}" = true ] && fail "libfuse3-dev examples missing"; skip "needs libfuse3-dev's examples"; }
 out=$(mktemp) csvf=$(mktemp)
 trap 'rm -f "$out" "$csvf"' EXIT
-timeout 120 python3 "$top_srcdir/tools/bench" --quick --csv "$csvf" >"$out" 2>&1 ||
+timeout 120 python3 "$top_srcdir/bench/bench" --quick --csv "$csvf" >"$out" 2>&1 ||
 	{ cat "$out"; fail "bench --quick failed"; }
 cat "$out"
 grep -q "NOT RUN" "$out" && fail "a peer was left out"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Proves tools/bench-recovery and tools/bench-open run end to end (10 crashes idle and under load,
+# Proves bench/bench-recovery and bench/bench-open run end to end (10 crashes idle and under load,
 # 3 hangs, 1 s of fio with the watch on and off) and prints every figure.
 # Its numbers are not judged here: this machine is shared and noisy.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -7,7 +7,7 @@ need_root_fuse
 need fio
 scratch	# for the sanitizer reports of the mounts bench-recovery makes
 out=$T/out
-python3 "$top_srcdir/tools/bench-recovery" --quick >"$out" 2>&1 || { cat "$out"; fail "bench-recovery --quick failed"; }
+python3 "$top_srcdir/bench/bench-recovery" --quick >"$out" 2>&1 || { cat "$out"; fail "bench-recovery --quick failed"; }
 cat "$out"
 for m in "crash recovery, idle" "crash recovery, under fio load" "crash recovery, under load, standby=off" \
 	"hang detected" "hung read completed" "4k randread IOPS" "4k randwrite IOPS" \
@@ -16,7 +16,7 @@ for m in "crash recovery, idle" "crash recovery, under fio load" "crash recovery
 done
 ok "bench-recovery --quick prints every figure"
 
-"$top_builddir/tools/bench-open" -e 2000 -t 4 -r 1 >"$out" 2>&1 || { cat "$out"; fail "bench-open failed"; }
+"$top_builddir/bench/bench-open" -e 2000 -t 4 -r 1 >"$out" 2>&1 || { cat "$out"; fail "bench-open failed"; }
 cat "$out"
 grep -q "^open time, 2000 extents + 4 MiB log tail: best" "$out" || fail "bench-open printed no open time"
 ok "bench-open builds a store, opens it and prints the open time"

@@ -4,12 +4,12 @@
 # writes, fsync, fdatasync, punch hole, zero range, truncate) loses no write
 # that returned, tears no write and mixes no disks: after each remount every
 # disk equals its content after some prefix of its ops holding every op that
-# returned (tools/crash-points; longer: CRASH_POINTS=300).
+# returned (tests/rigs/crash-points; longer: CRASH_POINTS=300).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_root_fuse
 scratch
 MOUNTED="$T/rig/mnt"
-python3 "$top_srcdir/tools/crash-points" --points "${CRASH_POINTS:-15}" --disks 3 --disk-mib 16 \
+python3 "$top_srcdir/tests/rigs/crash-points" --points "${CRASH_POINTS:-15}" --disks 3 --disk-mib 16 \
 	--fresh-every 10 --max-ms 400 --seed "${CRASH_SEED:-$RANDOM}" --dir "$T/rig" ||
 	fail "a crash point lost or mixed data (see above)"
 ok "every crash point recovered a prefix of each disk's ops"

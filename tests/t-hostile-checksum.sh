@@ -11,7 +11,7 @@ make_template base.img $((1024 * 1024))
 M=$T/mnt
 L=$T/data/log
 MiB=1048576
-tbl=1024			# a 1 MiB record's crc table: 256 blocks x 4 bytes (fs/logfmt.h)
+tbl=1024			# a 1 MiB record's crc table: 256 blocks x 4 bytes (fs/store/logfmt.h)
 rec=$((MiB + 64 + tbl))
 OPTS="-o segment_size=16M"
 mount_fs $OPTS

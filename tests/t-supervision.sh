@@ -159,7 +159,7 @@ ok "standby=off keeps no standby"
 # (The answer must outgrow the socket's buffer, ~200 KiB: 3000 disks list in 330 KiB.)
 rm -rf "$T/data"
 mkdir "$T/data"
-"$top_builddir/tools/bench-store" build --datadir "$T/data" --tmpldir "$T/tmpl" --template base.img \
+"$top_builddir/bench/bench-store" build --datadir "$T/data" --tmpldir "$T/tmpl" --template base.img \
 	--disks 3000 --extents 1 --disk-size $((16 * 1048576)) >/dev/null 2>&1 || fail "bench-store build"
 mount_fs
 sock=/run/hcowfs/$(mountpoint -d "$M").sock

@@ -6,7 +6,7 @@
 # --sanitizers: instead build out of tree, in build-san/, configured with
 # --enable-sanitizers (AddressSanitizer + UBSan; the tests fail on a report of
 # any process they start, daemons included), run the suite there, then run
-# each fuzzer for FUZZ_SECONDS (default 30) with tools/fuzz.sh.  An
+# each fuzzer for FUZZ_SECONDS (default 30) with tests/fuzz/run.sh.  An
 # out-of-tree build needs a source tree not configured in place.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +35,6 @@ if [ -f test-suite.log ]; then
 	echo "${pass:-0} passed, $(( ${fail:-0} + ${xfail:-0} )) failed, ${skip:-0} skipped${san:+ (sanitizers)}"
 fi
 if [ -n "$san" ]; then
-	../tools/fuzz.sh -t "${FUZZ_SECONDS:-30}" || rc=1	# in build-fuzz/
+	../tests/fuzz/run.sh -t "${FUZZ_SECONDS:-30}" || rc=1	# in build-fuzz/
 fi
 exit $rc

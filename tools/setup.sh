@@ -11,7 +11,7 @@ PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse
 
 # --packages: print the list (for .ci/run) and stop.  --no-build: install and
 # generate configure, but do not configure or build here (for an out-of-tree
-# build).  clang is for the fuzzers (tools/fuzz.sh) only.
+# build).  clang is for the fuzzers (tests/fuzz/run.sh) only.
 if [ "${1:-}" = --packages ]; then
 	echo $PACKAGES
 	exit 0

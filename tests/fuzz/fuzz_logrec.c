@@ -1,7 +1,7 @@
 /*
  * fuzz_logrec: libFuzzer target for the write log's record decoder, through
- * the public wlog API only (fs/wlog.h), so it follows changes of the record
- * format (fs/logfmt.h) without change.  Built and run by tools/fuzz.sh.
+ * the public wlog API only (fs/store/wlog.h), so it follows changes of the record
+ * format (fs/store/logfmt.h) without change.  Built and run by tests/fuzz/run.sh.
  *
  * An input is the content of the log directory: the bytes of segment files
  * 00000001.seg, 00000002.seg, ... one after the other; a new segment starts

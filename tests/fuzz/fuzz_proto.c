@@ -1,6 +1,6 @@
 /*
  * fuzz_proto: libFuzzer target for every parser of the control protocol
- * (common/proto.c), built and run by tools/fuzz.sh.
+ * (common/proto.c), built and run by tests/fuzz/run.sh.
  *
  * Each input goes through all of them, and each result is checked against
  * what the protocol says (proto.h), so a wrong answer aborts like a crash:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""crashlib: workload, journal and oracle shared by tools/crash-points and
-tools/power-loss (the crash and power-loss consistency rigs).
+"""crashlib: workload, journal and oracle shared by tests/rigs/crash-points and
+tests/rigs/power-loss (the crash and power-loss consistency rigs).
 
 Content.  Every byte a rig ever puts on a disk is part of a 16-byte cell that
 says where it came from:  u32 tag, u32 seq, u64 cell index (offset / 16),
@@ -476,7 +476,7 @@ def diagnose(start, ops, lo, hi, observed, limit=8):
 
 # ---- mounts ---------------------------------------------------------------
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/rigs/ -> the source tree
 BUILD = os.environ.get("top_builddir") or ROOT     # make check's, for out-of-tree builds
 MOUNT = os.path.join(BUILD, "supervisor", "mount.hcowfs")
 CTL = os.path.join(BUILD, "tools", "hcowctl")

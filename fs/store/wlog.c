@@ -770,7 +770,7 @@ window_verify(struct window *win, uint64_t pos, const struct rec_header *h, uint
  * Either way, bytes after pos are cut off (durably) on a first open: after
  * a power cut, records of this life may lie beyond the end (writes land out
  * of order), and once appends continue at pos they could be taken for their
- * successors after a second power cut (tools/power-loss found this).  A
+ * successors after a second power cut (tests/rigs/power-loss found this).  A
  * takeover (trust_complete: the page cache holds all that was written, and
  * appends are serialized) leaves stale bytes alone, to be overwritten, and
  * cuts only a torn record.  A read-only open cuts nothing and notes a torn
@@ -829,7 +829,7 @@ replay_end(struct wlog *w, uint32_t segno, int fd, uint64_t pos, uint64_t fsize,
 	 * Durably, before anything is appended here: if a power cut undid the
 	 * cut, records it removed (valid ones can follow a torn one) would come
 	 * back after new records of the same length, and replay would take them
-	 * as their successors.  (Found by tools/power-loss with a second power cut.)
+	 * as their successors.  (Found by tests/rigs/power-loss with a second power cut.)
 	 */
 	if (ftruncate(fd, (off_t)pos) < 0 || fdatasync(fd) < 0) {
 		int e = errno;

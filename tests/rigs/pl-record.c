@@ -1,6 +1,6 @@
 /*
  * pl-record: an LD_PRELOAD interposer that records every call that changes
- * a file under one directory tree, for the power-loss rig (tools/power-loss).
+ * a file under one directory tree, for the power-loss rig (tests/rigs/power-loss).
  *
  *   PL_ROOT=/abs/data/dir PL_TRACE=/abs/trace LD_PRELOAD=pl-record.so prog
  *

@@ -1,5 +1,5 @@
 /*
- * bench-store: builds the large stores tools/bench measures, straight through
+ * bench-store: builds the large stores bench/bench measures, straight through
  * the store API (a million 4 KiB writes through FUSE would take minutes), and
  * measures the extent index's memory.
  *

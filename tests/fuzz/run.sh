@@ -2,10 +2,10 @@
 # Build the libFuzzer targets (tests/fuzz/fuzz_*.c) with clang, AddressSanitizer
 # and UBSan, and run each for a while.
 #
-#   tools/fuzz.sh [-t SECONDS] [-o DIR] [TARGET...]
+#   tests/fuzz/run.sh [-t SECONDS] [-o DIR] [TARGET...]
 #
 # TARGET: proto (the control protocol parsers, common/proto.c) and logrec (the
-# write log's record decoder, through fs/wlog.h); default both.  SECONDS per
+# write log's record decoder, through fs/store/wlog.h); default both.  SECONDS per
 # target, default 30.  DIR (default: build-fuzz in the source tree) holds the
 # binaries, each target's growing corpus (corpus-TARGET: run again to continue
 # from it) and any crash, as DIR/artifacts-TARGET/crash-*.  Seeds: tests/fuzz/corpus-proto/;
@@ -17,7 +17,7 @@
 # "fuzz TARGET: N runs in S s (X exec/s), cov C, ft F, corpus K inputs, 0 crashes".
 set -euo pipefail
 here=$PWD
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 src=$PWD
 secs=30
 out=$src/build-fuzz
@@ -37,10 +37,10 @@ out=$(cd "$out" && pwd)
 
 CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Wshadow -Wno-unused-parameter
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-	-I$src/common -I$src/fs"
+	-I$src/common -I$src/fs/store"
 declare -A sources=(
 	[proto]="common/proto.c"
-	[logrec]="fs/wlog.c fs/reccache.c common/crc32c.c common/hlog.c"
+	[logrec]="fs/store/wlog.c fs/store/reccache.c common/crc32c.c common/hlog.c"
 )
 
 summary=()
