@@ -7,7 +7,8 @@
 # --enable-sanitizers (AddressSanitizer + UBSan; the tests fail on a report of
 # any process they start, daemons included), run the suite there, then run
 # each fuzzer for FUZZ_SECONDS (default 30) with tests/fuzz/run.sh.  An
-# out-of-tree build needs a source tree not configured in place.
+# out-of-tree build needs a source tree not configured in place, so an
+# in-place build is removed first (make distclean).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 san=
@@ -15,9 +16,9 @@ san=
 if [ -n "$san" ]; then
 	./tools/setup.sh --no-build || exit 1
 	if [ -f config.status ]; then
-		echo "run-tests: the source tree is configured in place; 'make distclean' it first" \
-			"(an out-of-tree build refuses to share it)" >&2
-		exit 1
+		# an out-of-tree build refuses a source tree configured in place
+		echo "run-tests: the source tree is configured in place: make distclean (the build-san/ build needs it unconfigured)"
+		make distclean >/dev/null || exit 1
 	fi
 	mkdir -p build-san && cd build-san || exit 1
 	grep -q '^SAN_CFLAGS = -fsanitize' Makefile 2>/dev/null ||
