@@ -10,8 +10,10 @@
  * the fill (50..100%, appends in order fill leaves completely).
  *
  * A position is (leaf index, slot).  Every mutation first reserves what the
- * worst case needs (two spare leaves, room for two pointers), so it cannot
- * fail half-way.
+ * worst case needs (two spare leaves, room for two pointers: extmap_begin),
+ * so it cannot fail half-way.  Between calls count and log_bytes are the
+ * number of extents and their bytes mapped to the log, and no leaf is
+ * empty (one emptied is dropped: extmap_drop_leaf).
  *
  * keys[i] is leaves[i]'s first loff, kept next to the pointers so that the
  * search over leaves reads one dense array instead of one leaf per step (a
@@ -99,6 +101,7 @@ extmap_grow(struct extmap *m, size_t cap)
 	return 0;
 }
 
+/* Reserve what the worst change needs: two spare leaves, room for two more; 0 or -ENOMEM. */
 static int
 extmap_reserve(struct extmap *m)
 {
@@ -109,6 +112,21 @@ extmap_reserve(struct extmap *m)
 	if (m->nleaves + 2 > m->cap)
 		return extmap_grow(m, m->cap ? m->cap * 2 : 16);
 	return 0;
+}
+
+/*
+ * Before a change to [loff, loff+len): 1 if the range is empty (nothing to
+ * do), -EINVAL if it wraps, -ENOMEM if the worst case cannot be reserved
+ * (the map is unchanged), else 0 and the change cannot fail.
+ */
+static int
+extmap_begin(struct extmap *m, uint64_t loff, uint64_t len)
+{
+	if (len == 0)
+		return 1;
+	if (loff + len < loff)
+		return -EINVAL;
+	return extmap_reserve(m);
 }
 
 static struct leaf *
@@ -384,12 +402,8 @@ extmap_set(struct extmap *m, uint64_t loff, uint64_t len, uint64_t laddr)
 	uint32_t si;
 	int rc;
 
-	if (len == 0)
-		return 0;
-	if (loff + len < loff)
-		return -EINVAL;
-	if ((rc = extmap_reserve(m)) < 0)
-		return rc;
+	if ((rc = extmap_begin(m, loff, len)) != 0)
+		return rc < 0 ? rc : 0;
 	if (m->nleaves > 0) {
 		/* loading a map in order (catalog, snapshot): past the last extent, no search */
 		size_t ll = m->nleaves - 1;
@@ -482,12 +496,8 @@ extmap_clear(struct extmap *m, uint64_t loff, uint64_t len)
 	uint32_t si;
 	int rc;
 
-	if (len == 0)
-		return 0;
-	if (loff + len < loff)
-		return -EINVAL;
-	if ((rc = extmap_reserve(m)) < 0)
-		return rc;
+	if ((rc = extmap_begin(m, loff, len)) != 0)
+		return rc < 0 ? rc : 0;
 	extmap_remove_range(m, loff, loff + len, &li, &si);
 	return 0;
 }

@@ -1,5 +1,7 @@
 /*
  * logfmt: the on-disk format of the write log.  Defined here and nowhere else.
+ * Segment headers are written by wlog.c and wlog_segment.c, records by
+ * wlog_append.c; replay (wlog_replay.c) and reads (wlog_read.c) check them.
  *
  * The log is a sequence of segment files DATADIR/log/SSSSSSSS.seg (SSSSSSSS =
  * segment number, hex, from 1).  A segment starts with a seg_header and is

@@ -1,0 +1,111 @@
+/*
+ * wlog_int.h: what the files of the write log share, and nothing else
+ * includes.  wlog.h is the contract; this is the state behind it.
+ *
+ *   wlog.c          open, close, the segment headers, the counters
+ *   wlog_segment.c  the segment lifecycle after open: roll, release, spares
+ *   wlog_replay.c   recovery: finding the end of the log, the torn tail
+ *   wlog_append.c   appending records, the group commit (wlog_sync)
+ *   wlog_read.c     reading data back, the record cache
+ *
+ * State (struct wlog):
+ *   segfd[]     fd+1 of every open segment, indexed by segment number (0 = none).
+ *               Segments are only ever added, so readers index it without a lock.
+ *   first,last  the segment numbers present; `last` is the one appended to.
+ *   tail        log address of the next record (atomic: read by wlog_sync).
+ *   synced      every record before it is durable (under sync_lock).
+ *   broken      set when an fdatasync failed: after that the page cache may
+ *               have dropped dirty pages, so no later sync may claim success.
+ *   cache       headers and crc tables of records read before (reccache.h),
+ *               for wlog_read_cached(); only records wholly before the tail,
+ *               which nothing rewrites; a released segment's are dropped.
+ *               NULL when opened read-only.
+ *   segend[]    where each sealed segment's records end (logfmt.h: the next
+ *               header's prev_end, or the file's size); the file may be
+ *               longer (stale bytes of an earlier life) or, once released,
+ *               just its header.
+ *   tail_fsize  the newest segment's file size as appends know it: while it
+ *               is beyond a new record, stale bytes follow, and the append
+ *               writes a REC_END marker after the record.
+ *   spares[]    files of released segments kept for reuse (SSSSSSSS.spare,
+ *               at most WLOG_SPARES_MAX; under spare_lock: the cleaner adds,
+ *               a roll takes).  Their content means nothing.
+ */
+#ifndef HCOWFS_WLOG_INT_H
+#define HCOWFS_WLOG_INT_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "logfmt.h"
+#include "wlog.h"
+
+struct reccache;
+
+struct spare {
+	int		 fd;
+	uint32_t	 name;		/* SSSSSSSS of SSSSSSSS.spare */
+	uint64_t	 size;		/* bytes of the file */
+};
+
+struct wlog {
+	char		 dir[PATH_MAX];
+	int		 dirfd;
+	uint8_t		 uuid[16];
+	uint64_t	 segment_size;
+	int		*segfd;			/* fd + 1 by segment number */
+	uint32_t	 first, last;
+	int		 readonly;		/* wlog_open_ro: change no file */
+	char		 note[256];		/* what a read-only open left alone */
+	_Atomic uint64_t tail;
+	uint64_t	 next_seq;
+	int		 replayed;
+	_Atomic uint64_t size;			/* bytes of records (and headers) in all segments */
+	_Atomic uint64_t released;		/* of which given back by wlog_release() */
+	uint64_t	*segend;		/* by segment number: sealed segments' ends */
+	_Atomic uint64_t tail_fsize;		/* the newest segment's file size */
+
+	pthread_mutex_t	 spare_lock;
+	struct spare	 spares[WLOG_SPARES_MAX + 1];	/* + 1: room while trimming at open */
+	int		 nspares;
+	_Atomic uint64_t spare_bytes;
+
+	pthread_mutex_t	 sync_lock;
+	pthread_cond_t	 sync_cond;
+	uint64_t	 synced;
+	int		 syncing;
+	_Atomic int	 broken;		/* -errno of a failed fdatasync */
+
+	void		(*append_hook)(void *arg);	/* fault injection */
+	void		*append_hook_arg;
+	struct reccache	*cache;
+};
+
+/* The fd of segment segno, or -1 if it is not open. */
+static inline int
+seg_fd(const struct wlog *w, uint32_t segno)
+{
+	if (segno == 0 || segno >= WLOG_SEGMENTS_MAX)
+		return -1;
+	return w->segfd[segno] - 1;
+}
+
+/* wlog.c: segment headers and names */
+void seg_header_init(struct seg_header *sh, uint32_t segno, const uint8_t uuid[16],
+    uint64_t prev_end);
+void seg_name(uint32_t segno, char *buf, size_t len);
+void spare_name(uint32_t segno, char *buf, size_t len);
+int seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end);
+
+/* wlog_segment.c */
+void wlog_take_spares(struct wlog *w, const uint32_t *names, size_t n);
+int wlog_roll(struct wlog *w);
+
+/* wlog_replay.c: what makes a record (header) sound */
+const char *rec_header_check(const struct rec_header *h, uint64_t expect_seq);
+uint64_t seg_later_records_end(int fd, uint64_t from, uint64_t size, uint64_t after_seq);
+
+#endif
