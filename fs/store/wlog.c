@@ -240,6 +240,44 @@ wlog_list(struct wlog *w, uint32_t **out, size_t *n, uint32_t **spares, size_t *
 	return 0;
 }
 
+/*
+ * Take the spares found at open into the pool: open them, note their sizes.
+ * Beyond WLOG_SPARES_MAX (leftovers of interrupted releases) they are
+ * removed.  A read-only open only counts their bytes.
+ */
+static void
+wlog_take_spares(struct wlog *w, const uint32_t *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char name[32];
+		struct stat st;
+		int fd;
+
+		spare_name(names[i], name, sizeof(name));
+		if (w->readonly || w->nspares == WLOG_SPARES_MAX) {
+			if (w->readonly && fstatat(w->dirfd, name, &st, 0) == 0)
+				w->spare_bytes += (uint64_t)st.st_size;
+			else if (!w->readonly && unlinkat(w->dirfd, name, 0) < 0)
+				hlog(HLOG_WARN, "cannot remove spare log file %s: %s", name, strerror(errno));
+			continue;
+		}
+		fd = openat(w->dirfd, name, O_RDWR | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			hlog(HLOG_WARN, "cannot open spare log file %s: %s; not reusing it", name,
+			    strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		w->spares[w->nspares++] = (struct spare){ fd, names[i], (uint64_t)st.st_size };
+		w->spare_bytes += (uint64_t)st.st_size;
+	}
+	if (w->spare_bytes)
+		hlog(HLOG_INFO, "log: %d spare segment file%s (%llu MiB) kept for reuse", w->nspares,
+		    w->nspares == 1 ? "" : "s", (unsigned long long)(w->spare_bytes >> 20));
+}
+
+
 static int
 wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, int readonly,
     struct wlog **out, char *err, size_t errlen)

@@ -101,7 +101,6 @@ void spare_name(uint32_t segno, char *buf, size_t len);
 int seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end);
 
 /* wlog_segment.c */
-void wlog_take_spares(struct wlog *w, const uint32_t *names, size_t n);
 int wlog_roll(struct wlog *w);
 
 /* wlog_replay.c: what makes a record (header) sound */

@@ -30,7 +30,8 @@
  *                                                       fsync'ed: the old file is a spare
  *   SEALED          RELEASED          wlog_release      cut down to its header (no room for a
  *                                                       spare (statvfs), or no RENAME_EXCHANGE)
- *   found at open   spare             wlog_take_spares  beyond WLOG_SPARES_MAX: removed
+ *   found at open   spare             wlog_take_spares  (in wlog.c, at open) beyond
+ *                                                       WLOG_SPARES_MAX: removed
  *   spare           -                 spares_drop       the file system is getting full
  *
  * Crash states of reuse, each seen by wlog_open:
@@ -56,43 +57,6 @@
 /* A spare is kept only while the log's file system has more free than this. */
 #define SPARE_FREE_SEGMENTS	2	/* segment sizes */
 #define SPARE_FREE_PCT		10	/* percent of the file system */
-
-/*
- * Take the spares found at open into the pool: open them, note their sizes.
- * Beyond WLOG_SPARES_MAX (leftovers of interrupted releases) they are
- * removed.  A read-only open only counts their bytes.
- */
-void
-wlog_take_spares(struct wlog *w, const uint32_t *names, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		char name[32];
-		struct stat st;
-		int fd;
-
-		spare_name(names[i], name, sizeof(name));
-		if (w->readonly || w->nspares == WLOG_SPARES_MAX) {
-			if (w->readonly && fstatat(w->dirfd, name, &st, 0) == 0)
-				w->spare_bytes += (uint64_t)st.st_size;
-			else if (!w->readonly && unlinkat(w->dirfd, name, 0) < 0)
-				hlog(HLOG_WARN, "cannot remove spare log file %s: %s", name, strerror(errno));
-			continue;
-		}
-		fd = openat(w->dirfd, name, O_RDWR | O_CLOEXEC);
-		if (fd < 0 || fstat(fd, &st) < 0) {
-			hlog(HLOG_WARN, "cannot open spare log file %s: %s; not reusing it", name,
-			    strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
-		w->spares[w->nspares++] = (struct spare){ fd, names[i], (uint64_t)st.st_size };
-		w->spare_bytes += (uint64_t)st.st_size;
-	}
-	if (w->spare_bytes)
-		hlog(HLOG_INFO, "log: %d spare segment file%s (%llu MiB) kept for reuse", w->nspares,
-		    w->nspares == 1 ? "" : "s", (unsigned long long)(w->spare_bytes >> 20));
-}
 
 /* Take a spare from the pool; 0 with *sp filled, or -ENOENT. */
 static int
