@@ -1,8 +1,9 @@
 #!/bin/bash
 # Proves: the operator's kit stays in step with the programs.  The man pages
 # name every command and option the programs' usage lists and no other (each
-# documented option is also accepted by the program), and they lint clean.
-# Needs no root and mounts nothing.
+# documented option is also accepted by the program), and they lint clean;
+# the bash completion offers hcowctl's commands (the usage's), options it
+# accepts, and (with root, on a mount) the mount's templates and disks.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need python3 groff man
 scratch
@@ -140,3 +141,42 @@ while read -r opts; do
 done < <(sed 's/\\-/-/g' "$MAN/mount.hcowfs.8" | awk '$3 == "hcowfs" && NF == 6 { print $4 }')
 [ $n -ge 2 ] || fail "mount.hcowfs.8 has $n fstab lines, expected the plain one and the systemd one"
 ok "mount.hcowfs.8's $n fstab lines have options mount.hcowfs accepts"
+
+# ---- bash completion -------------------------------------------------------
+COMPLETION=$top_srcdir/tools/hcowctl.bash-completion
+# complete WORD...: what the completion offers for the last WORD, sorted, on one line
+complete_words() {
+	bash -c '. "$1" || exit 1; complete -p hcowctl | grep -q -- "-F _hcowctl" || exit 2
+		shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _hcowctl
+		printf "%s\n" "${COMPREPLY[@]}" | sort | tr "\n" " "' _ "$COMPLETION" "$@" || fail "sourcing $COMPLETION failed"
+}
+[ "$(complete_words "$HCOWCTL" "")" = "$(tr '\n' ' ' <"$T/u.cmds")" ] ||
+    fail "the completion offers commands '$(complete_words "$HCOWCTL" "")', the usage lists '$(tr '\n' ' ' <"$T/u.cmds")'"
+[ "$(complete_words "$HCOWCTL" che)" = "check checkpoint " ] || fail "'hcowctl che' completes to '$(complete_words "$HCOWCTL" che)'"
+[ "$(complete_words "$HCOWCTL" create vm1.img --)" = "--size --template " ] || fail "create's options: '$(complete_words "$HCOWCTL" create vm1.img --)'"
+[ "$(complete_words "$HCOWCTL" -m /x debug fault "")" = "crash hang none slow " ] || fail "debug fault kinds: '$(complete_words "$HCOWCTL" -m /x debug fault "")'"
+[ "$(complete_words "$HCOWCTL" debug fault crash --op wr)" = "write " ] || fail "--op values"
+# every option the completion offers is one hcowctl accepts
+for o in $(complete_words "$HCOWCTL" -) $(complete_words "$HCOWCTL" create x -) $(complete_words "$HCOWCTL" check -) \
+    $(complete_words "$HCOWCTL" list -) $(complete_words "$HCOWCTL" debug fault crash -); do
+	accepts "$HCOWCTL" "$o" || fail "the completion offers $o, which hcowctl refuses"
+done
+ok "bash completion: commands, options and values"
+
+# with a mount (root and /dev/fuse): templates for --template, disks for delete
+if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
+	make_template base.img 1048576
+	make_template other.img 1048576
+	mount_fs
+	ctl create vm1.img --template base.img >/dev/null
+	ctl create vm2.img --template other.img >/dev/null
+	got=$(complete_words "$HCOWCTL" -m "$T/mnt" create vm3.img --template "")
+	[ "$got" = "base.img other.img " ] || fail "--template completes to '$got'"
+	got=$(complete_words "$HCOWCTL" -m "$T/mnt" delete vm)
+	[ "$got" = "vm1.img vm2.img " ] || fail "delete completes to '$got'"
+	complete_words "$HCOWCTL" -m "" | grep -qF "$T/mnt" || fail "-m does not offer $T/mnt"
+	umount_fs
+	ok "bash completion: templates and disks of a mount"
+else
+	echo "skipped: completion of templates and disks (needs root and /dev/fuse to mount)"
+fi
