@@ -3,7 +3,11 @@
 # name every command and option the programs' usage lists and no other (each
 # documented option is also accepted by the program), and they lint clean;
 # the bash completion offers hcowctl's commands (the usage's), options it
-# accepts, and (with root, on a mount) the mount's templates and disks.
+# accepts, and (with root, on a mount) the mount's templates and disks; the
+# example mount unit verifies, and the man page's boot fstab line goes
+# through systemd's fstab generator into a unit that waits for the template
+# dir's and the data dir's file systems (skipped where systemd-analyze
+# cannot run).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need python3 groff man
 scratch
@@ -179,4 +183,44 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
 	ok "bash completion: templates and disks of a mount"
 else
 	echo "skipped: completion of templates and disks (needs root and /dev/fuse to mount)"
+fi
+
+# ---- systemd ---------------------------------------------------------------
+# The example unit verifies, and the page's boot fstab line, put through
+# systemd's fstab generator, makes a unit that waits for the mounts holding the
+# template dir and the data dir and that verifies too.
+GENERATOR=/lib/systemd/system-generators/systemd-fstab-generator
+if ! command -v systemd-analyze >/dev/null; then
+	echo "skipped: systemd unit checks (no systemd-analyze)"
+else
+	mkdir "$T/units"
+	printf '[Unit]\nDescription=probe\n[Service]\nExecStart=/bin/true\n' >"$T/units/probe.service"
+	if ! (cd "$T/units" && systemd-analyze verify --man=no probe.service) >"$T/verify" 2>&1; then
+		echo "skipped: systemd unit checks (systemd-analyze verify cannot run here: $(head -1 "$T/verify"))"
+	else
+		cp "$top_srcdir/docs/examples/mnt-vms.mount" "$T/units/"
+		(cd "$T/units" && systemd-analyze verify --man=no mnt-vms.mount) >"$T/verify" 2>&1 ||
+		    fail "docs/examples/mnt-vms.mount does not verify: $(cat "$T/verify")"
+		[ -s "$T/verify" ] && fail "systemd-analyze warns on docs/examples/mnt-vms.mount: $(cat "$T/verify")"
+		ok "docs/examples/mnt-vms.mount verifies"
+		if [ -x "$GENERATOR" ]; then
+			sed 's/\\-/-/g' "$MAN/mount.hcowfs.8" | awk '$3 == "hcowfs" && NF == 6 && /x-systemd/' >"$T/fstab"
+			[ -s "$T/fstab" ] || fail "mount.hcowfs.8 has no fstab line with x-systemd options"
+			mkdir "$T/gen"
+			SYSTEMD_FSTAB=$T/fstab "$GENERATOR" "$T/gen" "$T/gen" "$T/gen" >"$T/verify" 2>&1 ||
+			    fail "systemd-fstab-generator refuses mount.hcowfs.8's line: $(cat "$T/verify")"
+			unit=$T/gen/$(systemd-escape --path --suffix=mount "$(awk '{ print $2 }' "$T/fstab")")
+			[ -f "$unit" ] || fail "systemd-fstab-generator made no $unit"
+			datadir=$(sed -n 's/.*datadir=\([^,]*\).*/\1/p' "$T/fstab")
+			tmpldir=$(awk '{ print $1 }' "$T/fstab")
+			grep -q "^RequiresMountsFor=.*$datadir" "$unit" && grep -q "^RequiresMountsFor=.*$tmpldir" "$unit" ||
+			    fail "the generated unit does not wait for $datadir and $tmpldir: $(cat "$unit")"
+			[ -e "$T/gen/local-fs.target.wants/${unit##*/}" ] || fail "the generated unit is not wanted by local-fs.target"
+			(cd "$T/gen" && systemd-analyze verify --man=no "${unit##*/}") >"$T/verify" 2>&1 ||
+			    fail "the generated unit does not verify: $(cat "$T/verify")"
+			ok "mount.hcowfs.8's boot fstab line makes a unit that waits for $tmpldir and $datadir"
+		else
+			echo "skipped: the fstab generator check (no $GENERATOR)"
+		fi
+	fi
 fi
