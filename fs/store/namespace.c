@@ -24,21 +24,27 @@
 #define RENAME_NOREPLACE 1
 #endif
 
+/* Fill a from d, or -ENOENT if d is NULL.  ns_lock held shared. */
+static int
+attr_get(struct disk *d, struct disk_attr *a)
+{
+	if (!d)
+		return -ENOENT;
+	pthread_rwlock_rdlock(&d->lock);
+	disk_attr_fill(d, a);
+	pthread_rwlock_unlock(&d->lock);
+	return 0;
+}
+
 int
 store_lookup(struct store *st, const char *name, struct disk_attr *a)
 {
-	struct disk *d;
-	int rc = -ENOENT;
+	int rc;
 
 	if (name[0] == '\0')
 		return -ENOENT;
 	pthread_rwlock_rdlock(&st->ns_lock);
-	if ((d = disk_by_name(st, name)) != NULL) {
-		pthread_rwlock_rdlock(&d->lock);
-		disk_attr_fill(d, a);
-		pthread_rwlock_unlock(&d->lock);
-		rc = 0;
-	}
+	rc = attr_get(disk_by_name(st, name), a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }
@@ -46,16 +52,10 @@ store_lookup(struct store *st, const char *name, struct disk_attr *a)
 int
 store_getattr(struct store *st, uint64_t id, struct disk_attr *a)
 {
-	struct disk *d;
-	int rc = -ENOENT;
+	int rc;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
-	if ((d = disk_get(st, id)) != NULL) {
-		pthread_rwlock_rdlock(&d->lock);
-		disk_attr_fill(d, a);
-		pthread_rwlock_unlock(&d->lock);
-		rc = 0;
-	}
+	rc = attr_get(disk_get(st, id), a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }
@@ -63,19 +63,14 @@ store_getattr(struct store *st, uint64_t id, struct disk_attr *a)
 int
 store_next(struct store *st, uint64_t after, struct disk_attr *a)
 {
-	int rc = -ENOENT;
+	struct disk *d = NULL;
+	int rc;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
-	for (size_t i = (size_t)after + 1; i < st->disks_cap; i++) {
-		struct disk *d = st->disks[i];
-		if (d && d->name[0]) {
-			pthread_rwlock_rdlock(&d->lock);
-			disk_attr_fill(d, a);
-			pthread_rwlock_unlock(&d->lock);
-			rc = 0;
-			break;
-		}
-	}
+	for (size_t i = (size_t)after + 1; !d && i < st->disks_cap; i++)
+		if (st->disks[i] && st->disks[i]->name[0])
+			d = st->disks[i];
+	rc = attr_get(d, a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }
