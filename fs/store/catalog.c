@@ -1,5 +1,11 @@
 /*
- * catalog: see catalog.h.
+ * catalog: see catalog.h for the contract.
+ *
+ * Design notes
+ *
+ * Owns the SQLite connection, its prepared statements and the message of
+ * the last failure.  The caller (the store) serializes every call under its
+ * cat_lock; nothing here locks.
  *
  * The database runs in WAL mode with synchronous=FULL: a commit returns once
  * it is durable.  Statements used more than once are prepared at open.
@@ -7,6 +13,24 @@
  * schema/hcowfs.sql), so a store is always created with the schema this
  * binary understands; an existing store with another schema_version is
  * refused rather than guessed at.
+ *
+ * Invariants:
+ * - The extent rows and the checkpoint position (meta checkpoint_laddr,
+ *   checkpoint_seq) change in one transaction (catalog_begin ..
+ *   catalog_commit): after any crash the rows are exactly those of the
+ *   position the meta table names.
+ * - Every extent row carries its own checksum (extent_row_crc), checked as
+ *   it is read (catalog_each_extent): a row whose values changed is an
+ *   error, not a mapping.
+ * - Every other write (a disk added, renamed, purged, a meta fact) is its
+ *   own durable transaction.
+ *
+ * A checkpoint transaction, and the function making each transition:
+ *
+ *   IDLE  --catalog_begin (BEGIN IMMEDIATE)--------------------> OPEN
+ *   OPEN  --catalog_range_replace, catalog_disk_update----------> OPEN
+ *   OPEN  --catalog_commit (position, COMMIT)--------------------> IDLE (durable)
+ *   OPEN  --catalog_rollback------------------------------------> IDLE (unchanged)
  */
 #include <errno.h>
 #include <limits.h>
@@ -351,13 +375,25 @@ column_str(sqlite3_stmt *st, int col, char *buf, size_t len)
 	snprintf(buf, len, "%s", t ? (const char *)t : "");
 }
 
+/* The caller's function and argument, for the row decoder of its query. */
+struct each_row {
+	union {
+		int	(*tmpl)(const struct catalog_template *t, void *arg);
+		int	(*disk)(const struct catalog_disk *d, void *arg);
+		int	(*extent)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr,
+			    void *arg);
+	} fn;
+	void	*arg;
+};
+
 /*
  * Run a query and hand each row to row(), which decodes it and calls the
  * caller's function; row()'s non-zero return stops and is returned.
  */
 static int
 catalog_each_row(struct catalog *c, const char *sql,
-    int (*row)(struct catalog *c, sqlite3_stmt *st, void *ctx), void *ctx)
+    int (*row)(struct catalog *c, sqlite3_stmt *st, const struct each_row *e),
+    const struct each_row *ctx)
 {
 	sqlite3_stmt *st;
 	int rc, r = 0;
@@ -374,15 +410,9 @@ catalog_each_row(struct catalog *c, const char *sql,
 	return r;
 }
 
-struct each_template {
-	int	(*fn)(const struct catalog_template *t, void *arg);
-	void	*arg;
-};
-
 static int
-template_row(struct catalog *c, sqlite3_stmt *st, void *ctx)
+template_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 {
-	struct each_template *e = ctx;
 	struct catalog_template t;
 
 	(void)c;
@@ -392,28 +422,22 @@ template_row(struct catalog *c, sqlite3_stmt *st, void *ctx)
 	t.mtime_ns = sqlite3_column_int64(st, 3);
 	t.ino = (uint64_t)sqlite3_column_int64(st, 4);
 	column_str(st, 5, t.fingerprint, sizeof(t.fingerprint));
-	return e->fn(&t, e->arg);
+	return e->fn.tmpl(&t, e->arg);
 }
 
 int
 catalog_each_template(struct catalog *c,
     int (*fn)(const struct catalog_template *t, void *arg), void *arg)
 {
-	struct each_template e = { fn, arg };
+	struct each_row e = { .fn.tmpl = fn, .arg = arg };
 
 	return catalog_each_row(c, "SELECT id, name, size, mtime_ns, ino, fingerprint "
 	    "FROM templates ORDER BY id", template_row, &e);
 }
 
-struct each_disk {
-	int	(*fn)(const struct catalog_disk *d, void *arg);
-	void	*arg;
-};
-
 static int
-disk_row(struct catalog *c, sqlite3_stmt *st, void *ctx)
+disk_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 {
-	struct each_disk *e = ctx;
 	struct catalog_disk d;
 
 	(void)c;
@@ -428,14 +452,14 @@ disk_row(struct catalog *c, sqlite3_stmt *st, void *ctx)
 	d.ctime_ns = sqlite3_column_int64(st, 8);
 	d.created = sqlite3_column_int64(st, 9);
 	column_str(st, 10, d.create_token, sizeof(d.create_token));
-	return e->fn(&d, e->arg);
+	return e->fn.disk(&d, e->arg);
 }
 
 int
 catalog_each_disk(struct catalog *c,
     int (*fn)(const struct catalog_disk *d, void *arg), void *arg)
 {
-	struct each_disk e = { fn, arg };
+	struct each_row e = { .fn.disk = fn, .arg = arg };
 
 	return catalog_each_row(c, "SELECT id, name, template_id, size, mode, uid, gid, "
 	    "mtime_ns, ctime_ns, created, create_token FROM disks ORDER BY id", disk_row, &e);
@@ -453,15 +477,9 @@ extent_row_crc(int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
 	return (int64_t)crc32c(0, v, sizeof(v));
 }
 
-struct each_extent {
-	int	(*fn)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *arg);
-	void	*arg;
-};
-
 static int
-extent_row(struct catalog *c, sqlite3_stmt *st, void *ctx)
+extent_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 {
-	struct each_extent *e = ctx;
 	int64_t id = sqlite3_column_int64(st, 0), laddr = sqlite3_column_int64(st, 3);
 	uint64_t loff = (uint64_t)sqlite3_column_int64(st, 1);
 	uint64_t len = (uint64_t)sqlite3_column_int64(st, 2);
@@ -472,14 +490,14 @@ extent_row(struct catalog *c, sqlite3_stmt *st, void *ctx)
 		    (unsigned long long)loff);
 		return -EBADMSG;
 	}
-	return e->fn(id, loff, len, laddr, e->arg);
+	return e->fn.extent(id, loff, len, laddr, e->arg);
 }
 
 int
 catalog_each_extent(struct catalog *c,
     int (*fn)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *arg), void *arg)
 {
-	struct each_extent e = { fn, arg };
+	struct each_row e = { .fn.extent = fn, .arg = arg };
 
 	return catalog_each_row(c, "SELECT disk_id, loff, len, laddr, crc FROM extents "
 	    "ORDER BY disk_id, loff", extent_row, &e);

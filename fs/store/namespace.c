@@ -2,11 +2,32 @@
  * namespace: the disks as files: lookup, listing, create, unlink, rename,
  * attributes, and open counts.
  *
+ * Design notes
+ *
+ * Owns no state of its own: it changes the catalog's disks and templates
+ * rows and the disk table (disks.c) together.
+ *
  * Namespace changes are durable SQLite transactions made under cat_lock,
  * then published in memory under ns_lock exclusive.  An unlinked disk keeps
  * its data while it is open (name "" in memory, NULL in the catalog) and is
  * purged at its last release, or at the next mount when the worker that saw
  * it opened was replaced (a replacement cannot know what the kernel holds open).
+ *
+ * Invariants:
+ * - The catalog changes first: a crash after it and before the memory
+ *   change loses nothing, as the next open reads the catalog.
+ * - Names and ids: a name maps to at most one linked disk; ids are never
+ *   reused (the catalog's rowid), so a kernel inode never names another disk.
+ * - A retried create (same non-empty token) answers as the first did.
+ *
+ * The life of a disk, and the function making each transition:
+ *
+ *   (none)    --store_create------------------------------------> LINKED
+ *   LINKED    --store_rename (it moves; a replaced target is unlinked)--> LINKED
+ *   LINKED    --store_unlink, or replaced by store_rename (disk_unname)--> UNLINKED
+ *   UNLINKED  --disk_unname when not open, store_release_disk at the
+ *               last close (disk_purge), purge_unlinked at open-------> (gone)
+ * Only a store with purge_allowed (the first worker of a mount) purges.
  */
 #include <errno.h>
 #include <stdio.h>
