@@ -1,5 +1,11 @@
 /*
- * catalog: see catalog.h.
+ * catalog: see catalog.h for the contract.
+ *
+ * Design notes
+ *
+ * Owns the SQLite connection, its prepared statements and the message of
+ * the last failure.  The caller (the store) serializes every call under its
+ * cat_lock; nothing here locks.
  *
  * The database runs in WAL mode with synchronous=FULL: a commit returns once
  * it is durable.  Statements used more than once are prepared at open.
@@ -7,6 +13,24 @@
  * schema/hcowfs.sql), so a store is always created with the schema this
  * binary understands; an existing store with another schema_version is
  * refused rather than guessed at.
+ *
+ * Invariants:
+ * - The extent rows and the checkpoint position (meta checkpoint_laddr,
+ *   checkpoint_seq) change in one transaction (catalog_begin ..
+ *   catalog_commit): after any crash the rows are exactly those of the
+ *   position the meta table names.
+ * - Every extent row carries its own checksum (extent_row_crc), checked as
+ *   it is read (catalog_each_extent): a row whose values changed is an
+ *   error, not a mapping.
+ * - Every other write (a disk added, renamed, purged, a meta fact) is its
+ *   own durable transaction.
+ *
+ * A checkpoint transaction, and the function making each transition:
+ *
+ *   IDLE  --catalog_begin (BEGIN IMMEDIATE)--------------------> OPEN
+ *   OPEN  --catalog_range_replace, catalog_disk_update----------> OPEN
+ *   OPEN  --catalog_commit (position, COMMIT)--------------------> IDLE (durable)
+ *   OPEN  --catalog_rollback------------------------------------> IDLE (unchanged)
  */
 #include <errno.h>
 #include <limits.h>
@@ -351,69 +375,94 @@ column_str(sqlite3_stmt *st, int col, char *buf, size_t len)
 	snprintf(buf, len, "%s", t ? (const char *)t : "");
 }
 
+/* The caller's function and argument, for the row decoder of its query. */
+struct each_row {
+	union {
+		int	(*tmpl)(const struct catalog_template *t, void *arg);
+		int	(*disk)(const struct catalog_disk *d, void *arg);
+		int	(*extent)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr,
+			    void *arg);
+	} fn;
+	void	*arg;
+};
+
+/*
+ * Run a query and hand each row to row(), which decodes it and calls the
+ * caller's function; row()'s non-zero return stops and is returned.
+ */
+static int
+catalog_each_row(struct catalog *c, const char *sql,
+    int (*row)(struct catalog *c, sqlite3_stmt *st, const struct each_row *e),
+    const struct each_row *ctx)
+{
+	sqlite3_stmt *st;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((r = row(c, st, ctx)) != 0)
+			break;
+	if (r == 0)
+		r = rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+template_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
+{
+	struct catalog_template t;
+
+	(void)c;
+	t.id = sqlite3_column_int64(st, 0);
+	column_str(st, 1, t.name, sizeof(t.name));
+	t.size = (uint64_t)sqlite3_column_int64(st, 2);
+	t.mtime_ns = sqlite3_column_int64(st, 3);
+	t.ino = (uint64_t)sqlite3_column_int64(st, 4);
+	column_str(st, 5, t.fingerprint, sizeof(t.fingerprint));
+	return e->fn.tmpl(&t, e->arg);
+}
+
 int
 catalog_each_template(struct catalog *c,
     int (*fn)(const struct catalog_template *t, void *arg), void *arg)
 {
-	sqlite3_stmt *st;
-	int rc;
+	struct each_row e = { .fn.tmpl = fn, .arg = arg };
 
-	rc = sqlite3_prepare_v2(c->db, "SELECT id, name, size, mtime_ns, ino, fingerprint "
-	    "FROM templates ORDER BY id", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct catalog_template t;
-		int r;
-		t.id = sqlite3_column_int64(st, 0);
-		column_str(st, 1, t.name, sizeof(t.name));
-		t.size = (uint64_t)sqlite3_column_int64(st, 2);
-		t.mtime_ns = sqlite3_column_int64(st, 3);
-		t.ino = (uint64_t)sqlite3_column_int64(st, 4);
-		column_str(st, 5, t.fingerprint, sizeof(t.fingerprint));
-		if ((r = fn(&t, arg)) != 0) {
-			sqlite3_finalize(st);
-			return r;
-		}
-	}
-	rc = rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
-	sqlite3_finalize(st);
-	return rc;
+	return catalog_each_row(c, "SELECT id, name, size, mtime_ns, ino, fingerprint "
+	    "FROM templates ORDER BY id", template_row, &e);
+}
+
+static int
+disk_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
+{
+	struct catalog_disk d;
+
+	(void)c;
+	d.id = sqlite3_column_int64(st, 0);
+	column_str(st, 1, d.name, sizeof(d.name));
+	d.template_id = sqlite3_column_int64(st, 2);
+	d.size = (uint64_t)sqlite3_column_int64(st, 3);
+	d.mode = (uint32_t)sqlite3_column_int(st, 4);
+	d.uid = (uint32_t)sqlite3_column_int64(st, 5);
+	d.gid = (uint32_t)sqlite3_column_int64(st, 6);
+	d.mtime_ns = sqlite3_column_int64(st, 7);
+	d.ctime_ns = sqlite3_column_int64(st, 8);
+	d.created = sqlite3_column_int64(st, 9);
+	column_str(st, 10, d.create_token, sizeof(d.create_token));
+	return e->fn.disk(&d, e->arg);
 }
 
 int
 catalog_each_disk(struct catalog *c,
     int (*fn)(const struct catalog_disk *d, void *arg), void *arg)
 {
-	sqlite3_stmt *st;
-	int rc;
+	struct each_row e = { .fn.disk = fn, .arg = arg };
 
-	rc = sqlite3_prepare_v2(c->db, "SELECT id, name, template_id, size, mode, uid, gid, "
-	    "mtime_ns, ctime_ns, created, create_token FROM disks ORDER BY id", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct catalog_disk d;
-		int r;
-		d.id = sqlite3_column_int64(st, 0);
-		column_str(st, 1, d.name, sizeof(d.name));
-		d.template_id = sqlite3_column_int64(st, 2);
-		d.size = (uint64_t)sqlite3_column_int64(st, 3);
-		d.mode = (uint32_t)sqlite3_column_int(st, 4);
-		d.uid = (uint32_t)sqlite3_column_int64(st, 5);
-		d.gid = (uint32_t)sqlite3_column_int64(st, 6);
-		d.mtime_ns = sqlite3_column_int64(st, 7);
-		d.ctime_ns = sqlite3_column_int64(st, 8);
-		d.created = sqlite3_column_int64(st, 9);
-		column_str(st, 10, d.create_token, sizeof(d.create_token));
-		if ((r = fn(&d, arg)) != 0) {
-			sqlite3_finalize(st);
-			return r;
-		}
-	}
-	rc = rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
-	sqlite3_finalize(st);
-	return rc;
+	return catalog_each_row(c, "SELECT id, name, template_id, size, mode, uid, gid, "
+	    "mtime_ns, ctime_ns, created, create_token FROM disks ORDER BY id", disk_row, &e);
 }
 
 /*
@@ -428,38 +477,30 @@ extent_row_crc(int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
 	return (int64_t)crc32c(0, v, sizeof(v));
 }
 
+static int
+extent_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
+{
+	int64_t id = sqlite3_column_int64(st, 0), laddr = sqlite3_column_int64(st, 3);
+	uint64_t loff = (uint64_t)sqlite3_column_int64(st, 1);
+	uint64_t len = (uint64_t)sqlite3_column_int64(st, 2);
+
+	if (sqlite3_column_int64(st, 4) != extent_row_crc(id, loff, len, laddr)) {
+		snprintf(c->errmsg, sizeof(c->errmsg), "the extent row of disk %lld at offset "
+		    "%llu fails its checksum: its values were changed", (long long)id,
+		    (unsigned long long)loff);
+		return -EBADMSG;
+	}
+	return e->fn.extent(id, loff, len, laddr, e->arg);
+}
+
 int
 catalog_each_extent(struct catalog *c,
     int (*fn)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *arg), void *arg)
 {
-	sqlite3_stmt *st;
-	int rc;
+	struct each_row e = { .fn.extent = fn, .arg = arg };
 
-	rc = sqlite3_prepare_v2(c->db, "SELECT disk_id, loff, len, laddr, crc FROM extents "
-	    "ORDER BY disk_id, loff", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0), laddr = sqlite3_column_int64(st, 3);
-		uint64_t loff = (uint64_t)sqlite3_column_int64(st, 1);
-		uint64_t len = (uint64_t)sqlite3_column_int64(st, 2);
-		int r;
-		if (sqlite3_column_int64(st, 4) != extent_row_crc(id, loff, len, laddr)) {
-			snprintf(c->errmsg, sizeof(c->errmsg), "the extent row of disk %lld at offset "
-			    "%llu fails its checksum: its values were changed", (long long)id,
-			    (unsigned long long)loff);
-			sqlite3_finalize(st);
-			return -EBADMSG;
-		}
-		r = fn(id, loff, len, laddr, arg);
-		if (r != 0) {
-			sqlite3_finalize(st);
-			return r;
-		}
-	}
-	rc = rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
-	sqlite3_finalize(st);
-	return rc;
+	return catalog_each_row(c, "SELECT disk_id, loff, len, laddr, crc FROM extents "
+	    "ORDER BY disk_id, loff", extent_row, &e);
 }
 
 int

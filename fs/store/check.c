@@ -13,9 +13,13 @@
  *     record of that disk, and every block it covers matches its checksum.
  * Reads go through wlog_read(), the same verification a guest's read gets.
  *
- * On a live store no lock is held while records are read: extents are
- * copied in batches under the disk's lock, and records never change once
- * written.  So a check slows I/O down by its reads only.
+ * Design notes
+ *
+ * Owns nothing between calls.  On a live store no lock is held while
+ * records are read: extents are copied in batches (disk_extents_copy, under
+ * the disk's lock), and records never change once written.  So a check
+ * slows I/O down by its reads only.  It holds clean_lock throughout: the
+ * cleaner must not release a segment a batch still names (cleaner.c).
  *
  * Error convention: store_check() returns the number of problems found
  * (0 = sound) or a negative errno when it could not check at all.
@@ -123,43 +127,6 @@ check_templates(struct check *c)
 	free(copy);
 }
 
-/* Copy up to CHECK_BATCH log extents of disk id from offset pos on; -ENOENT if it is gone. */
-struct batch {
-	struct extent	e[CHECK_BATCH];
-	int		n;
-};
-
-static int
-batch_collect(const struct extent *e, void *arg)
-{
-	struct batch *b = arg;
-
-	if (e->laddr == EXTMAP_ZERO)
-		return 0;
-	b->e[b->n++] = *e;
-	return b->n == CHECK_BATCH;
-}
-
-static int
-batch_fill(struct store *st, uint64_t id, uint64_t pos, struct batch *b, char *name, size_t namelen)
-{
-	struct disk *d;
-
-	b->n = 0;
-	pthread_rwlock_rdlock(&st->ns_lock);
-	d = disk_get(st, id);
-	if (!d) {
-		pthread_rwlock_unlock(&st->ns_lock);
-		return -ENOENT;
-	}
-	snprintf(name, namelen, "%s", d->name[0] ? d->name : "(deleted, still open)");
-	pthread_rwlock_rdlock(&d->lock);
-	extmap_walk(d->map, pos, UINT64_MAX, batch_collect, b);
-	pthread_rwlock_unlock(&d->lock);
-	pthread_rwlock_unlock(&st->ns_lock);
-	return 0;
-}
-
 /* Report damage in [off, off+len) of extent e by 4 KiB pieces, neighbours merged; bytes damaged. */
 static uint64_t
 check_damage(struct check *c, const char *name, uint64_t id, const struct extent *e,
@@ -194,19 +161,25 @@ check_damage(struct check *c, const char *name, uint64_t id, const struct extent
 static void
 check_disk(struct check *c, uint64_t id)
 {
-	struct batch *b = malloc(sizeof(*b));
+	/* copies of up to CHECK_BATCH log extents at a time, read with no lock held */
+	struct extent_batch b = { .e = malloc(CHECK_BATCH * sizeof(*b.e)), .cap = CHECK_BATCH,
+	    .log_only = 1 };
 	char name[NAME_MAX_LEN + 32] = "";
 	uint64_t pos = 0, extents = 0, bytes = 0, bad = 0, bad_bytes = 0;
 
-	if (!b) {
+	if (!b.e) {
 		problem(c, "disk %llu: out of memory while checking", (unsigned long long)id);
 		return;
 	}
 	for (;;) {
-		if (batch_fill(c->st, id, pos, b, name, sizeof(name)) < 0 || b->n == 0)
+		if (disk_extents_copy(c->st, id, pos, UINT64_MAX, &b, name, sizeof(name)) < 0)
 			break;
-		for (int i = 0; i < b->n; i++) {
-			const struct extent *e = &b->e[i];
+		if (!name[0])
+			snprintf(name, sizeof(name), "(deleted, still open)");
+		if (b.n == 0)
+			break;
+		for (size_t i = 0; i < b.n; i++) {
+			const struct extent *e = &b.e[i];
 			for (uint64_t done = 0; done < e->len; ) {
 				uint64_t n = e->len - done < CHECK_CHUNK ? e->len - done : CHECK_CHUNK;
 				const char *why;
@@ -217,9 +190,9 @@ check_disk(struct check *c, uint64_t id)
 			extents++;
 			bytes += e->len;
 		}
-		pos = b->e[b->n - 1].loff + b->e[b->n - 1].len;
+		pos = b.e[b.n - 1].loff + b.e[b.n - 1].len;
 	}
-	free(b);
+	free(b.e);
 	if (!name[0])
 		return;		/* deleted before we got to it */
 	if (bad > CHECK_REPORT_MAX)

@@ -1,5 +1,8 @@
 /*
- * diskio: reading and writing disk contents (the hot path).
+ * diskio: reading and writing disk contents (the hot path), and moving
+ * live data for the cleaner.
+ *
+ * Design notes
  *
  * A read assembles its bytes from three sources, by extent:
  *   log extent  -> pread from the log segment
@@ -8,6 +11,18 @@
  * A write, zero or resize is a log record (wlog_append) applied to the map
  * (disk_apply) under log_lock; see store.c for the lock order.
  * Nothing here touches SQLite.
+ *
+ * Invariants:
+ * - Every request holds ns_lock shared from its disk lookup to its end
+ *   (io_begin .. io_end): the disk cannot be freed under it, and taking
+ *   ns_lock exclusively waits out every read (disks_read_barrier).
+ * - A record is applied to the map in the same log_lock section that
+ *   appended it (disk_log): map order = log order = replay order.
+ * - A disk's size changes only under log_lock, so a write cut at the end
+ *   of the disk is cut at the size the record is applied against.
+ * - A move (store_move_segment) appends its copy only if, under log_lock,
+ *   the extent still maps the same record: a guest write that landed after
+ *   the copy was read wins, and the copy is not written.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,32 +32,28 @@
 #include "hlog.h"
 #include "store_int.h"
 
-/* Look up a disk that can serve I/O; ns_lock held shared by the caller. */
+/*
+ * Start a request on disk id: take ns_lock shared and find the disk, if it
+ * can serve I/O.  0 (then io_end() ends the request) or -errno (nothing held).
+ */
 static int
-disk_for_io(struct store *st, uint64_t id, struct disk **out)
+io_begin(struct store *st, uint64_t id, struct disk **out)
 {
-	struct disk *d = disk_get(st, id);
+	struct disk *d;
 
-	if (!d)
-		return -ENOENT;
-	if (d->tmpl->problem[0])
-		return -EIO;
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if (!(d = disk_get(st, id)) || d->tmpl->problem[0]) {
+		pthread_rwlock_unlock(&st->ns_lock);
+		return d ? -EIO : -ENOENT;
+	}
 	*out = d;
 	return 0;
 }
 
-struct read_batch {
-	struct extent	p[READ_PIECES];
-	int		n;
-};
-
-static int
-read_collect(const struct extent *e, void *arg)
+static void
+io_end(struct store *st)
 {
-	struct read_batch *b = arg;
-
-	b->p[b->n++] = *e;
-	return b->n == READ_PIECES;
+	pthread_rwlock_unlock(&st->ns_lock);
 }
 
 /*
@@ -66,59 +77,50 @@ log_read(struct store *st, struct disk *d, const struct extent *e, char *out)
 	return -EIO;
 }
 
-/* Copy the extents over [pos, end) into b, up to READ_PIECES; d->lock held shared. */
-static void
-read_batch_fill(struct disk *d, uint64_t pos, uint64_t end, struct read_batch *b)
-{
-	b->n = 0;
-	if (pos < end)
-		extmap_walk(d->map, pos, end, read_collect, b);
-}
-
 ssize_t
 store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
 {
-	struct read_batch b;
+	struct extent pieces[READ_PIECES];
+	struct extent_batch b = { .e = pieces, .cap = READ_PIECES };
 	struct disk *d;
 	uint64_t pos, end;
 	char *out = buf;
 	int rc;
 
-	pthread_rwlock_rdlock(&st->ns_lock);
-	if ((rc = disk_for_io(st, id, &d)) < 0)
-		goto out;
+	if ((rc = io_begin(st, id, &d)) < 0)
+		return rc;
 	/* the size and the first batch in one visit to the lock: most reads need no other */
 	pthread_rwlock_rdlock(&d->lock);
 	end = off < d->size ? off + (len < d->size - off ? len : d->size - off) : off;
-	read_batch_fill(d, off, end, &b);
+	extent_batch_fill(d->map, off, end, &b);
 	pthread_rwlock_unlock(&d->lock);
 	for (pos = off; pos < end; ) {
 		/* a full batch may stop short of end: continue after its last piece */
-		uint64_t batch_end = b.n == READ_PIECES ? b.p[b.n - 1].loff + b.p[b.n - 1].len : end;
+		uint64_t batch_end = b.n == b.cap ? b.e[b.n - 1].loff + b.e[b.n - 1].len : end;
 
-		for (int i = 0; i <= b.n; i++) {
-			uint64_t gap_end = i < b.n ? b.p[i].loff : batch_end;
+		for (size_t i = 0; i <= b.n; i++) {
+			uint64_t gap_end = i < b.n ? b.e[i].loff : batch_end;
 			if (gap_end > pos &&
 			    (rc = tmpl_read(d->tmpl, out + (pos - off), gap_end - pos, pos)) < 0)
 				goto out;
 			if (i == b.n)
 				break;
-			if (b.p[i].laddr == EXTMAP_ZERO)
-				memset(out + (b.p[i].loff - off), 0, b.p[i].len);
-			else if ((rc = log_read(st, d, &b.p[i], out + (b.p[i].loff - off))) < 0)
+			if (b.e[i].laddr == EXTMAP_ZERO)
+				memset(out + (b.e[i].loff - off), 0, b.e[i].len);
+			else if ((rc = log_read(st, d, &b.e[i], out + (b.e[i].loff - off))) < 0)
 				goto out;
-			pos = b.p[i].loff + b.p[i].len;
+			pos = b.e[i].loff + b.e[i].len;
 		}
 		pos = batch_end;
 		if (pos < end) {
 			pthread_rwlock_rdlock(&d->lock);
-			read_batch_fill(d, pos, end, &b);
+			extent_batch_fill(d->map, pos, end, &b);
 			pthread_rwlock_unlock(&d->lock);
 		}
 	}
 	rc = (int)(end - off);
 out:
-	pthread_rwlock_unlock(&st->ns_lock);
+	io_end(st);
 	return rc;
 }
 
@@ -127,7 +129,7 @@ out:
  * log_lock.  sums: the data's checksums if the caller computed them before
  * taking log_lock, else NULL.
  */
-int
+static int
 disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
     const struct wlog_sums *sums)
 {
@@ -163,9 +165,8 @@ store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t
 	 * the shorter record.
 	 */
 	wlog_sums_compute(&sums, buf, len < REC_DATA_MAX ? len : REC_DATA_MAX);
-	pthread_rwlock_rdlock(&st->ns_lock);
-	if ((rc = disk_for_io(st, id, &d)) < 0)
-		goto out;
+	if ((rc = io_begin(st, id, &d)) < 0)
+		return rc;
 	pthread_mutex_lock(&st->log_lock);
 	/* the size only changes under log_lock, so it holds until the append */
 	if (off >= d->size) {
@@ -185,8 +186,7 @@ store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t
 	pthread_mutex_unlock(&st->log_lock);
 	if (rc > 0)
 		checkpoint_nudge(st);
-out:
-	pthread_rwlock_unlock(&st->ns_lock);
+	io_end(st);
 	return rc;
 }
 
@@ -215,9 +215,8 @@ store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_s
 
 	if (off + len < off || off + len > DISK_SIZE_MAX)
 		return -EFBIG;
-	pthread_rwlock_rdlock(&st->ns_lock);
-	if ((rc = disk_for_io(st, id, &d)) < 0)
-		goto out;
+	if ((rc = io_begin(st, id, &d)) < 0)
+		return rc;
 	pthread_mutex_lock(&st->log_lock);
 	h.type = REC_ZERO;
 	h.disk_id = (uint64_t)d->id;
@@ -232,8 +231,7 @@ store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_s
 		rc = disk_log(st, d, &h, NULL, NULL);
 	}
 	pthread_mutex_unlock(&st->log_lock);
-out:
-	pthread_rwlock_unlock(&st->ns_lock);
+	io_end(st);
 	return rc;
 }
 
@@ -243,15 +241,13 @@ store_resize(struct store *st, uint64_t id, uint64_t size, int grow_only)
 	struct disk *d;
 	int rc;
 
-	pthread_rwlock_rdlock(&st->ns_lock);
-	if ((rc = disk_for_io(st, id, &d)) < 0)
-		goto out;
+	if ((rc = io_begin(st, id, &d)) < 0)
+		return rc;
 	pthread_mutex_lock(&st->log_lock);
 	if (size > d->size || !grow_only)
 		rc = disk_resize(st, d, size);
 	pthread_mutex_unlock(&st->log_lock);
-out:
-	pthread_rwlock_unlock(&st->ns_lock);
+	io_end(st);
 	return rc;
 }
 
@@ -317,9 +313,8 @@ store_seek(struct store *st, uint64_t id, uint64_t off, int whence, uint64_t *re
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return -EINVAL;
-	pthread_rwlock_rdlock(&st->ns_lock);
-	if ((rc = disk_for_io(st, id, &d)) < 0)
-		goto out;
+	if ((rc = io_begin(st, id, &d)) < 0)
+		return rc;
 	pthread_rwlock_rdlock(&d->lock);
 	if (off >= d->size) {
 		rc = -ENXIO;
@@ -337,7 +332,83 @@ store_seek(struct store *st, uint64_t id, uint64_t off, int whence, uint64_t *re
 		}
 	}
 	pthread_rwlock_unlock(&d->lock);
-out:
+	io_end(st);
+	return rc;
+}
+
+/* ---- moving live data (the cleaner) ----------------------------------- */
+
+/* The extent e still maps its whole range to the same record?  Under d->lock. */
+static int
+extent_unchanged(const struct disk *d, const struct extent *e)
+{
+	struct extent x;
+
+	return extmap_first(d->map, e->loff, e->loff + e->len, &x) &&
+	    x.loff == e->loff && x.len == e->len && x.laddr == e->laddr;
+}
+
+/* Copy one extent of disk id to the tail: 0 (moved, or overwritten meanwhile) or -errno. */
+static int
+move_extent(struct store *st, uint64_t id, const struct extent *e, char *buf,
+    uint64_t *moved)
+{
+	struct rec_header h = { 0 };
+	const char *why;
+	struct disk *d;
+	int rc;
+
+	/* read without locks (slow), append under them only if nothing changed */
+	if ((rc = wlog_read(st->log, e->laddr, id, e->loff, buf, e->len, &why)) < 0) {
+		hlog(HLOG_ERROR, "cleaner: cannot move bytes %llu..%llu of disk %llu out of log "
+		    "record %08x:%llu: %s; that segment keeps its space",
+		    (unsigned long long)e->loff, (unsigned long long)(e->loff + e->len),
+		    (unsigned long long)id, LADDR_SEG(e->laddr),
+		    (unsigned long long)LADDR_OFF(e->laddr), why ? why : strerror(-rc));
+		return rc;
+	}
+	pthread_rwlock_rdlock(&st->ns_lock);
+	pthread_mutex_lock(&st->log_lock);
+	d = disk_get(st, id);
+	if (d) {
+		pthread_rwlock_rdlock(&d->lock);
+		int same = extent_unchanged(d, e);
+		pthread_rwlock_unlock(&d->lock);
+		if (same) {
+			h.type = REC_WRITE;
+			h.disk_id = id;
+			h.offset = e->loff;
+			h.length = e->len;
+			rc = disk_log(st, d, &h, buf, NULL);
+			if (rc == 0)
+				*moved += e->len;
+		}
+	}
+	pthread_mutex_unlock(&st->log_lock);
 	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+int
+store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved)
+{
+	uint64_t *ids;
+	size_t n;
+	int rc;
+
+	if ((rc = disk_ids(st, &ids, &n)) < 0)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct extent_batch b = { .grow = 1, .log_only = 1, .seg = seg };
+
+		/* a disk deleted since disk_ids has nothing left to move */
+		rc = disk_extents_copy(st, ids[i], 0, UINT64_MAX, &b, NULL, 0);
+		if (rc == -ENOENT)
+			rc = 0;
+		for (size_t k = 0; rc == 0 && k < b.n; k++)
+			rc = move_extent(st, ids[i], &b.e[k], buf, moved);
+		free(b.e);
+	}
+	free(ids);
 	return rc;
 }

@@ -2,11 +2,32 @@
  * namespace: the disks as files: lookup, listing, create, unlink, rename,
  * attributes, and open counts.
  *
+ * Design notes
+ *
+ * Owns no state of its own: it changes the catalog's disks and templates
+ * rows and the disk table (disks.c) together.
+ *
  * Namespace changes are durable SQLite transactions made under cat_lock,
  * then published in memory under ns_lock exclusive.  An unlinked disk keeps
  * its data while it is open (name "" in memory, NULL in the catalog) and is
  * purged at its last release, or at the next mount when the worker that saw
  * it opened was replaced (a replacement cannot know what the kernel holds open).
+ *
+ * Invariants:
+ * - The catalog changes first: a crash after it and before the memory
+ *   change loses nothing, as the next open reads the catalog.
+ * - Names and ids: a name maps to at most one linked disk; ids are never
+ *   reused (the catalog's rowid), so a kernel inode never names another disk.
+ * - A retried create (same non-empty token) answers as the first did.
+ *
+ * The life of a disk, and the function making each transition:
+ *
+ *   (none)    --store_create------------------------------------> LINKED
+ *   LINKED    --store_rename (it moves; a replaced target is unlinked)--> LINKED
+ *   LINKED    --store_unlink, or replaced by store_rename (disk_unname)--> UNLINKED
+ *   UNLINKED  --disk_unname when not open, store_release_disk at the
+ *               last close (disk_purge), purge_unlinked at open-------> (gone)
+ * Only a store with purge_allowed (the first worker of a mount) purges.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,21 +45,27 @@
 #define RENAME_NOREPLACE 1
 #endif
 
+/* Fill a from d, or -ENOENT if d is NULL.  ns_lock held shared. */
+static int
+attr_get(struct disk *d, struct disk_attr *a)
+{
+	if (!d)
+		return -ENOENT;
+	pthread_rwlock_rdlock(&d->lock);
+	disk_attr_fill(d, a);
+	pthread_rwlock_unlock(&d->lock);
+	return 0;
+}
+
 int
 store_lookup(struct store *st, const char *name, struct disk_attr *a)
 {
-	struct disk *d;
-	int rc = -ENOENT;
+	int rc;
 
 	if (name[0] == '\0')
 		return -ENOENT;
 	pthread_rwlock_rdlock(&st->ns_lock);
-	if ((d = disk_by_name(st, name)) != NULL) {
-		pthread_rwlock_rdlock(&d->lock);
-		disk_attr_fill(d, a);
-		pthread_rwlock_unlock(&d->lock);
-		rc = 0;
-	}
+	rc = attr_get(disk_by_name(st, name), a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }
@@ -46,16 +73,10 @@ store_lookup(struct store *st, const char *name, struct disk_attr *a)
 int
 store_getattr(struct store *st, uint64_t id, struct disk_attr *a)
 {
-	struct disk *d;
-	int rc = -ENOENT;
+	int rc;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
-	if ((d = disk_get(st, id)) != NULL) {
-		pthread_rwlock_rdlock(&d->lock);
-		disk_attr_fill(d, a);
-		pthread_rwlock_unlock(&d->lock);
-		rc = 0;
-	}
+	rc = attr_get(disk_get(st, id), a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }
@@ -63,19 +84,14 @@ store_getattr(struct store *st, uint64_t id, struct disk_attr *a)
 int
 store_next(struct store *st, uint64_t after, struct disk_attr *a)
 {
-	int rc = -ENOENT;
+	struct disk *d = NULL;
+	int rc;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
-	for (size_t i = (size_t)after + 1; i < st->disks_cap; i++) {
-		struct disk *d = st->disks[i];
-		if (d && d->name[0]) {
-			pthread_rwlock_rdlock(&d->lock);
-			disk_attr_fill(d, a);
-			pthread_rwlock_unlock(&d->lock);
-			rc = 0;
-			break;
-		}
-	}
+	for (size_t i = (size_t)after + 1; !d && i < st->disks_cap; i++)
+		if (st->disks[i] && st->disks[i]->name[0])
+			d = st->disks[i];
+	rc = attr_get(d, a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }

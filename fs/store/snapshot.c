@@ -5,6 +5,11 @@
  * reading every extent from SQLite.  The supervisor never reads it; it only
  * keeps the memory alive across workers.
  *
+ * Design notes
+ *
+ * Owns the snapshot area (st->snap, snap_cap) and the bookkeeping of its
+ * cost (snap_cost_us, which sets how often the checkpoint thread writes one).
+ *
  * Layout: the area is two halves, each a snapshot: struct snap_header, then
  * for each disk a struct snap_disk followed by its map extents and its dirty
  * extents (struct extent).  A new snapshot overwrites the older half, so a
@@ -23,6 +28,15 @@
  *   until it commits: the snapshot saves both, so it never waits for one.
  * - Disks created after it have no entry (they had no records before);
  *   entries of disks that no longer exist are skipped.
+ *
+ * One half, and the function making each transition:
+ *
+ *   INVALID  --snapshot_write (valid cleared, then the maps)-----> WRITING
+ *   WRITING  --snapshot_write (valid set last, release)----------> VALID
+ *   WRITING  --snapshot_write when the maps do not fit-----------> INVALID
+ *   VALID    --snapshot_write (the older of two valid halves)----> WRITING
+ *   VALID    --snapshot_refresh (not of this very moment)--------> INVALID
+ * snapshot_load reads the newest VALID half and changes nothing in the area.
  */
 #include <errno.h>
 #include <stdatomic.h>

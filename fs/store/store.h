@@ -43,7 +43,7 @@ struct store_opts {
 						   NULL: the one the last mount used) */
 	int		 template_leases;	/* read leases on templates: a template read
 						   needs no fstat (one process per store: the
-						   worker; see tmpl_lease() in store.c) */
+						   worker; see tmpl_lease() in tmplwatch.c) */
 	struct catalog	*catalog;		/* opened ahead by store_catalog_preopen(), or
 						   NULL; store_open() takes it, even on failure */
 };

@@ -1,7 +1,11 @@
 /*
- * store_int: what the store's own files (store.c, diskio.c, namespace.c)
- * share; nothing else includes it.  The lock order and the checkpoint
- * protocol are described at the top of store.c.
+ * store_int: what the engine's own files share (the store's structs and the
+ * verbs of its lower modules); nothing outside fs/store/ includes it but the
+ * unit tests.  The ladder of modules and the lock order are described at the
+ * top of store.c, the checkpoint protocol at the top of checkpoint.c.
+ *
+ * Each declaration is grouped under the file that defines it, lowest first;
+ * a file calls only the groups above its own.
  */
 #ifndef HCOWFS_STORE_INT_H
 #define HCOWFS_STORE_INT_H
@@ -102,6 +106,22 @@ struct store {
 	long		 snap_cost_us;	/* time the last snapshot held the log lock */
 };
 
+/* ---- tmplwatch.c: the templates in use --------------------------------- */
+
+struct tmpl *tmpl_by_id(struct store *st, int64_t id);
+int tmpl_add(struct store *st, struct tmpl *t);
+int tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off);
+/* Does the template file still match rec (by_name: its name too)?  If not, set problem: 0 or -EIO. */
+int tmpl_check(struct tmpl *t, int by_name);
+uint64_t fd_alloc_bytes(int fd);
+/* Open: load the catalog's templates, checking each file (a problem, not an error, if changed). */
+int tmpls_load(struct store *st);
+/* The checkpoint thread: look at every template by name, take or renew leases. */
+void tmpls_watch(struct store *st);
+void tmpls_free(struct store *st);
+
+/* ---- disks.c: the disk table, applying records ------------------------- */
+
 int64_t now_ns(void);
 
 /* Disk table, under ns_lock (shared to look up, exclusive to change). */
@@ -110,18 +130,12 @@ struct disk *disk_by_name(struct store *st, const char *name);
 struct disk *disk_new(const struct catalog_disk *cd, struct tmpl *t);
 void disk_free(struct disk *d);
 int disk_table_put(struct store *st, struct disk *d);
+/* Open: the catalog's disks, with empty maps; close: free them all. */
+int disks_load(struct store *st);
+void disks_free(struct store *st);
 
-/* Call fn for each disk, under ns_lock shared and the disk's lock shared. */
-void disks_each(struct store *st, void (*fn)(struct disk *d, void *arg), void *arg);
 /* The ids of the disks now (for work that visits them one at a time, without ns_lock). */
 int disk_ids(struct store *st, uint64_t **ids, size_t *n);
-
-struct tmpl *tmpl_by_id(struct store *st, int64_t id);
-int tmpl_add(struct store *st, struct tmpl *t);
-int tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off);
-/* Does the template file still match rec (by_name: its name too)?  If not, set problem: 0 or -EIO. */
-int tmpl_check(struct tmpl *t, int by_name);
-uint64_t fd_alloc_bytes(int fd);
 
 /* Under d->lock (shared is enough). */
 void disk_attr_fill(const struct disk *d, struct disk_attr *a);
@@ -129,7 +143,36 @@ void disk_attr_fill(const struct disk *d, struct disk_attr *a);
 int disk_apply(struct disk *d, const struct rec_header *h, uint64_t rec_laddr);
 int dirty_mark(struct disk *d, uint64_t off, uint64_t len);
 
-/* snapshot.c: write the maps to the shared area; load them (1), not usable (0), or -errno. */
+/*
+ * Extents copied out of a map, to use with no lock held.  The caller sets
+ * e and cap (a fixed array: filling stops when it is full) or grow (e is
+ * malloc'd and grown as needed; the caller frees it), and what to keep.
+ */
+struct extent_batch {
+	struct extent	*e;
+	size_t		 n, cap;
+	int		 grow;
+	int		 log_only;	/* keep only extents in the log, not zero extents */
+	uint32_t	 seg;		/* with log_only, if not 0: only those in this segment */
+	int		 rc;		/* -ENOMEM if growing failed */
+};
+/* Copy the extents of map over [pos, end) into b (n reset first); the map's lock held shared. */
+void extent_batch_fill(const struct extmap *map, uint64_t pos, uint64_t end,
+    struct extent_batch *b);
+/*
+ * The same for disk id, under ns_lock and its lock, with its name (if name
+ * is not NULL; "" when unlinked): 0, -ENOENT if it is gone, or b->rc.
+ */
+int disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
+    struct extent_batch *b, char *name, size_t namelen);
+/* Bytes of segments first..last that disk maps still use, into live[0..last-first]. */
+void disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live);
+/* Return once every read that started before the call has finished. */
+void disks_read_barrier(struct store *st);
+
+/* ---- snapshot.c: the maps in shared memory ------------------------------ */
+
+/* Write the maps to the shared area; load them (1), not usable (0), or -errno. */
 int snapshot_write(struct store *st);
 int snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq);
 /*
@@ -139,11 +182,33 @@ int snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq);
  */
 int snapshot_refresh(struct store *st);
 
-/* diskio.c: append a record for d and apply it; ns_lock shared and log_lock held. */
-int disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
-    const struct wlog_sums *sums);
+/* ---- checkpoint.c: the catalog's copy of the maps ----------------------- */
 
+/*
+ * Open: the maps as of the checkpoint, from the snapshot (takeover; laddr
+ * and seq are then the snapshot's): 1, from the catalog: 0, or -errno.
+ */
+int checkpoint_load(struct store *st, int takeover, uint64_t *laddr, uint64_t *seq, char *err,
+    size_t errlen);
+/* Open: replay the log from laddr; sets the checkpoint position.  0 or -errno. */
+int checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeover,
+    int from_snapshot, struct wlog_replay_stats *rs, char *err, size_t errlen);
 /* After appending: wake the checkpointer if the log since the checkpoint is long. */
 void checkpoint_nudge(struct store *st);
+/* The checkpoint thread: wait up to ms: 1 if nudged, 0 if not, -1 when told to stop. */
+int checkpoint_wait(struct store *st, unsigned ms);
+void checkpoint_stop(struct store *st);
+/* Set a meta fact in the catalog (its own transaction); on failure, why in err. */
+int store_meta_set(struct store *st, const char *key, const char *value, char *err,
+    size_t errlen);
+
+/* ---- diskio.c: reading and writing disks -------------------------------- */
+
+/*
+ * Move every live extent of every disk out of log segment seg, to the log's
+ * tail (the cleaner).  buf holds REC_DATA_MAX bytes; bytes moved are added
+ * to *moved.  0, or -errno: then seg must stay.
+ */
+int store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved);
 
 #endif

@@ -1,4 +1,23 @@
-/* template: see template.h. */
+/*
+ * template: see template.h for the contract.
+ *
+ * Design notes
+ *
+ * Owns nothing that lives: each call opens, describes and hands back one
+ * template file.  The templates a running store reads through are
+ * tmplwatch.c's; this file only says what version a file is.
+ *
+ * Invariants:
+ * - A template is opened read-only and never written.  A symlink in the
+ *   template dir is followed, but its target must be a regular file.
+ * - A version is name, size, mtime, inode and fingerprint; two descriptions
+ *   are the same version only if all match (template_differs says which
+ *   does not, in the words a user reads).
+ * - The fingerprint samples TEMPLATE_SAMPLES blocks spread over the file:
+ *   its cost does not grow with the file.  template_probe_quick trusts the
+ *   recorded fingerprint only when size, mtime and inode all match (a
+ *   takeover must be quick; the first worker of a mount read the content).
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

@@ -1,0 +1,389 @@
+/*
+ * disks: the disk table and the one function that changes a disk's
+ * contents (disk_apply), for live writes and replay alike.
+ *
+ * Design notes
+ *
+ * Owns st->disks (indexed by id; NULL where a disk was purged or never
+ * was) and, for each struct disk, its map, dirty set, size and times.  The
+ * lock order is at the top of store.c; here:
+ *   - the table is read under ns_lock shared and changed under it exclusive
+ *     (or during open and close, when no other thread runs);
+ *   - a disk's map, dirty set, size and times are read under d->lock shared
+ *     and changed under it exclusive;
+ *   - disk_apply is the only place a disk's contents and size change, so a
+ *     record applied live and the same record applied by replay give the
+ *     same map.
+ *
+ * Invariants:
+ * - Every range disk_apply changes is in d->dirty before the map changes
+ *   (dirty_mark first): if the map update fails, the next checkpoint still
+ *   writes the range as readers saw it.
+ * - Extents copied out (struct extent_batch) stay valid to read with no
+ *   lock held: log bytes are never rewritten, and a segment is released only
+ *   after disks_read_barrier() (cleaner.c).
+ *
+ * The verbs other modules use instead of walking the table themselves:
+ * disk_ids (visit disks one at a time), disk_extents_copy (a batch of a
+ * disk's extents), disks_segment_live (what the cleaner may release),
+ * disks_read_barrier (wait out every read in flight), store_log_space.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hlog.h"
+#include "store_int.h"
+
+int64_t
+now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct disk *
+disk_get(struct store *st, uint64_t id)
+{
+	return id < st->disks_cap ? st->disks[id] : NULL;
+}
+
+struct disk *
+disk_by_name(struct store *st, const char *name)
+{
+	for (size_t i = 0; i < st->disks_cap; i++)
+		if (st->disks[i] && strcmp(st->disks[i]->name, name) == 0)
+			return st->disks[i];
+	return NULL;
+}
+
+void
+disk_free(struct disk *d)
+{
+	if (!d)
+		return;
+	extmap_free(d->map);
+	extmap_free(d->dirty);
+	pthread_rwlock_destroy(&d->lock);
+	free(d);
+}
+
+struct disk *
+disk_new(const struct catalog_disk *cd, struct tmpl *t)
+{
+	struct disk *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->map = extmap_new();
+	d->dirty = extmap_new();
+	if (!d->map || !d->dirty) {
+		extmap_free(d->map);
+		extmap_free(d->dirty);
+		free(d);
+		return NULL;
+	}
+	pthread_rwlock_init(&d->lock, NULL);
+	d->id = cd->id;
+	snprintf(d->name, sizeof(d->name), "%.*s", NAME_MAX_LEN, cd->name);
+	snprintf(d->token, sizeof(d->token), "%s", cd->create_token);
+	d->tmpl = t;
+	d->size = cd->size;
+	d->mode = cd->mode;
+	d->uid = cd->uid;
+	d->gid = cd->gid;
+	d->mtime_ns = cd->mtime_ns;
+	d->ctime_ns = cd->ctime_ns;
+	return d;
+}
+
+/* Insert d in the disk table (ns_lock exclusive, or during open). */
+int
+disk_table_put(struct store *st, struct disk *d)
+{
+	if ((size_t)d->id >= st->disks_cap) {
+		size_t cap = st->disks_cap ? st->disks_cap : 64;
+		struct disk **v;
+		while (cap <= (size_t)d->id)
+			cap *= 2;
+		v = realloc(st->disks, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		memset(v + st->disks_cap, 0, (cap - st->disks_cap) * sizeof(*v));
+		st->disks = v;
+		st->disks_cap = cap;
+	}
+	st->disks[d->id] = d;
+	return 0;
+}
+
+/* A catalog row: a disk with an empty map (catalog_each_disk callback). */
+static int
+load_disk(const struct catalog_disk *cd, void *arg)
+{
+	struct store *st = arg;
+	struct tmpl *t = tmpl_by_id(st, cd->template_id);
+	struct disk *d;
+	int rc;
+
+	if (!t) {
+		hlog(HLOG_ERROR, "disk %lld refers to unknown template %lld",
+		    (long long)cd->id, (long long)cd->template_id);
+		return -EUCLEAN;
+	}
+	if (!(d = disk_new(cd, t)))
+		return -ENOMEM;
+	if ((rc = disk_table_put(st, d)) < 0)
+		disk_free(d);
+	return rc;
+}
+
+int
+disks_load(struct store *st)
+{
+	return catalog_each_disk(st->cat, load_disk, st);
+}
+
+void
+disks_free(struct store *st)
+{
+	for (size_t i = 0; i < st->disks_cap; i++)
+		disk_free(st->disks[i]);
+	free(st->disks);
+	st->disks = NULL;
+	st->disks_cap = 0;
+}
+
+/* ---- attributes and applying records ---------------------------------- */
+
+void
+disk_attr_fill(const struct disk *d, struct disk_attr *a)
+{
+	uint64_t tbytes = d->tmpl->alloc_bytes;
+
+	memset(a, 0, sizeof(*a));
+	a->id = (uint64_t)d->id;
+	snprintf(a->name, sizeof(a->name), "%s", d->name);
+	snprintf(a->template_name, sizeof(a->template_name), "%s", d->tmpl->rec.name);
+	a->size = d->size;
+	a->mode = d->mode;
+	a->uid = d->uid;
+	a->gid = d->gid;
+	a->mtime_ns = d->mtime_ns;
+	a->ctime_ns = d->ctime_ns;
+	a->log_bytes = extmap_log_bytes(d->map);
+	a->extents = extmap_count(d->map);
+	if (tbytes > d->size)
+		tbytes = d->size;
+	/* what the disk reads data from: its log bytes plus the template's allocation */
+	a->blocks = (a->log_bytes + tbytes + 511) / 512;
+	a->opens = d->opens;
+	a->problem = d->tmpl->problem[0] ? d->tmpl->problem : NULL;
+}
+
+int
+dirty_mark(struct disk *d, uint64_t off, uint64_t len)
+{
+	d->meta_dirty = 1;
+	return extmap_set(d->dirty, off, len, EXTMAP_ZERO);
+}
+
+/*
+ * Apply one log record to a disk.  Caller holds d->lock exclusively.
+ * The only place disk contents and size change.
+ */
+int
+disk_apply(struct disk *d, const struct rec_header *h, uint64_t rec_laddr)
+{
+	uint64_t tsize = d->tmpl->rec.size;
+	int rc;
+
+	switch (h->type) {
+	/*
+	 * Dirty first: if the map update then fails, the next checkpoint
+	 * writes the range as the map still has it, which is what readers saw.
+	 */
+	case REC_WRITE:
+		if ((rc = dirty_mark(d, h->offset, h->length)) < 0)
+			return rc;
+		return extmap_set(d->map, h->offset, h->length, rec_laddr);
+	case REC_ZERO:
+		if ((rc = dirty_mark(d, h->offset, h->length)) < 0)
+			return rc;
+		if ((h->flags & REC_F_GROW) && h->offset + h->length > d->size) {
+			/* as a REC_SIZE growing it: what the old end hid was zeroed when it shrank */
+			d->size = h->offset + h->length;
+			d->meta_dirty = 1;
+		}
+		return extmap_set(d->map, h->offset, h->length, EXTMAP_ZERO);
+	case REC_SIZE: {
+		uint64_t newsize = h->offset;
+		uint64_t top = d->size > tsize ? d->size : tsize;
+		if (newsize < top) {
+			/* cut everything past the new end; template bytes there must read as zeros if it grows back */
+			if ((rc = dirty_mark(d, newsize, top - newsize)) < 0 ||
+			    (rc = extmap_clear(d->map, newsize, top - newsize)) < 0)
+				return rc;
+			if (newsize < tsize && (rc = extmap_set(d->map, newsize, tsize - newsize, EXTMAP_ZERO)) < 0)
+				return rc;
+		}
+		d->size = newsize;
+		d->meta_dirty = 1;
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+/* ---- visiting the disks ---------------------------------------------- */
+
+/* Call fn for each disk, under ns_lock shared and the disk's lock shared. */
+static void
+disks_each(struct store *st, void (*fn)(struct disk *d, void *arg), void *arg)
+{
+	pthread_rwlock_rdlock(&st->ns_lock);
+	for (size_t i = 0; i < st->disks_cap; i++) {
+		struct disk *d = st->disks[i];
+		if (!d)
+			continue;
+		pthread_rwlock_rdlock(&d->lock);
+		fn(d, arg);
+		pthread_rwlock_unlock(&d->lock);
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+}
+
+int
+disk_ids(struct store *st, uint64_t **ids, size_t *n)
+{
+	pthread_rwlock_rdlock(&st->ns_lock);
+	*n = 0;
+	*ids = calloc(st->disks_cap ? st->disks_cap : 1, sizeof(**ids));
+	for (size_t i = 0; *ids && i < st->disks_cap; i++)
+		if (st->disks[i])
+			(*ids)[(*n)++] = (uint64_t)st->disks[i]->id;
+	pthread_rwlock_unlock(&st->ns_lock);
+	return *ids ? 0 : -ENOMEM;
+}
+
+/* Copy one extent into b if b keeps it; stop when b is full. */
+static int
+batch_collect(const struct extent *e, void *arg)
+{
+	struct extent_batch *b = arg;
+
+	if (b->log_only && (e->laddr == EXTMAP_ZERO || (b->seg && LADDR_SEG(e->laddr) != b->seg)))
+		return 0;
+	if (b->n == b->cap) {
+		size_t cap;
+		struct extent *v;
+		if (!b->grow)
+			return 1;
+		cap = b->cap ? b->cap * 2 : 256;
+		v = realloc(b->e, cap * sizeof(*v));
+		if (!v) {
+			b->rc = -ENOMEM;
+			return 1;
+		}
+		b->e = v;
+		b->cap = cap;
+	}
+	b->e[b->n++] = *e;
+	return !b->grow && b->n == b->cap;
+}
+
+void
+extent_batch_fill(const struct extmap *map, uint64_t pos, uint64_t end, struct extent_batch *b)
+{
+	b->n = 0;
+	if (pos < end)
+		extmap_walk(map, pos, end, batch_collect, b);
+}
+
+int
+disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
+    struct extent_batch *b, char *name, size_t namelen)
+{
+	struct disk *d;
+
+	b->n = 0;
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if (!(d = disk_get(st, id))) {
+		pthread_rwlock_unlock(&st->ns_lock);
+		return -ENOENT;
+	}
+	if (name)
+		snprintf(name, namelen, "%s", d->name);
+	pthread_rwlock_rdlock(&d->lock);
+	extent_batch_fill(d->map, pos, end, b);
+	pthread_rwlock_unlock(&d->lock);
+	pthread_rwlock_unlock(&st->ns_lock);
+	return b->rc;
+}
+
+struct seg_live {
+	uint64_t	*live;
+	uint32_t	 first, last;
+};
+
+static int
+live_count(const struct extent *e, void *arg)
+{
+	struct seg_live *c = arg;
+	uint32_t s = LADDR_SEG(e->laddr);
+
+	if (e->laddr != EXTMAP_ZERO && s >= c->first && s <= c->last)
+		c->live[s - c->first] += e->len;
+	return 0;
+}
+
+static void
+live_disk(struct disk *d, void *arg)
+{
+	extmap_walk(d->map, 0, UINT64_MAX, live_count, arg);
+}
+
+void
+disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live)
+{
+	struct seg_live c = { live, first, last };
+
+	memset(live, 0, (size_t)(last - first + 1) * sizeof(*live));
+	disks_each(st, live_disk, &c);
+}
+
+void
+disks_read_barrier(struct store *st)
+{
+	/* reads hold ns_lock shared for their whole duration */
+	pthread_rwlock_wrlock(&st->ns_lock);
+	pthread_rwlock_unlock(&st->ns_lock);
+}
+
+/* ---- log space ---------------------------------------------------------- */
+
+static void
+add_log_bytes(struct disk *d, void *arg)
+{
+	*(uint64_t *)arg += extmap_log_bytes(d->map);
+}
+
+void
+store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes)
+{
+	uint64_t live = 0;
+
+	disks_each(st, add_log_bytes, &live);
+	*disk_bytes = wlog_disk_bytes(st->log);
+	*live_bytes = live;
+}
+
+uint64_t
+store_log_spare(struct store *st)
+{
+	return wlog_spare_bytes(st->log);
+}
