@@ -15,22 +15,10 @@
  * refused rather than guessed at.
  *
  * Invariants:
- * - The extent rows and the checkpoint position (meta checkpoint_laddr,
- *   checkpoint_seq) change in one transaction (catalog_begin ..
- *   catalog_commit): after any crash the rows are exactly those of the
- *   position the meta table names.
- * - Every extent row carries its own checksum (extent_row_crc), checked as
- *   it is read (catalog_each_extent): a row whose values changed is an
- *   error, not a mapping.
- * - Every other write (a disk added, renamed, purged, a meta fact) is its
- *   own durable transaction.
- *
- * A checkpoint transaction, and the function making each transition:
- *
- *   IDLE  --catalog_begin (BEGIN IMMEDIATE)--------------------> OPEN
- *   OPEN  --catalog_range_replace, catalog_disk_update----------> OPEN
- *   OPEN  --catalog_commit (position, COMMIT)--------------------> IDLE (durable)
- *   OPEN  --catalog_rollback------------------------------------> IDLE (unchanged)
+ * - Every write outside a checkpoint (a disk added, renamed, purged, a meta
+ *   fact) is its own durable transaction.
+ * - The extent rows and the checkpoint transaction are catalog_extents.c's;
+ *   its head says what they keep.
  */
 #include <errno.h>
 #include <limits.h>
@@ -42,45 +30,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "catalog.h"
+#include "catalog_int.h"
 #include "crc32c.h"
 
 extern const char hcowfs_schema_sql[];
 
-enum {
-	ST_PRED,		/* row straddling a range's start */
-	ST_RANGE_ROWS,		/* rows starting inside a range */
-	ST_DEL_ROW,
-	ST_SET_LEN,
-	ST_SET_ROW,
-	ST_INSERT,
-	ST_DISK_UPDATE,
-	ST_SET_META,
-	ST_COUNT
-};
 
-static const char *const catalog_sql[ST_COUNT] = {
-	[ST_PRED] = "SELECT loff, len, laddr FROM extents WHERE disk_id = ?1 AND loff < ?2 "
-	    "ORDER BY loff DESC LIMIT 1",
-	[ST_RANGE_ROWS] = "SELECT loff, len, laddr FROM extents WHERE disk_id = ?1 AND loff >= ?2 "
-	    "AND loff < ?3 ORDER BY loff",
-	[ST_DEL_ROW] = "DELETE FROM extents WHERE disk_id = ?1 AND loff = ?2",
-	[ST_SET_LEN] = "UPDATE extents SET len = ?3, crc = ?4 WHERE disk_id = ?1 AND loff = ?2",
-	[ST_SET_ROW] = "UPDATE extents SET len = ?3, laddr = ?4, crc = ?5 WHERE disk_id = ?1 AND loff = ?2",
-	[ST_INSERT] = "INSERT INTO extents (disk_id, loff, len, laddr, crc) VALUES (?1, ?2, ?3, ?4, ?5)",
-	[ST_DISK_UPDATE] = "UPDATE disks SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
-	[ST_SET_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
-};
-
-struct catalog {
-	sqlite3		*db;
-	sqlite3_stmt	*st[ST_COUNT];
-	char		 errmsg[256];
-	int64_t		(*rows)[3];	/* catalog_range_replace(): a range's rows */
-	size_t		 rows_cap;
-};
-
-static int
+int
 catalog_fail(struct catalog *c, int rc)
 {
 	snprintf(c->errmsg, sizeof(c->errmsg), "%s", sqlite3_errmsg(c->db));
@@ -104,7 +60,7 @@ catalog_error(struct catalog *c)
 	return c->errmsg;
 }
 
-static int
+int
 catalog_exec(struct catalog *c, const char *sql)
 {
 	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
@@ -112,7 +68,7 @@ catalog_exec(struct catalog *c, const char *sql)
 }
 
 /* Run a prepared statement that returns no row. */
-static int
+int
 catalog_step_done(struct catalog *c, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
@@ -375,22 +331,11 @@ column_str(sqlite3_stmt *st, int col, char *buf, size_t len)
 	snprintf(buf, len, "%s", t ? (const char *)t : "");
 }
 
-/* The caller's function and argument, for the row decoder of its query. */
-struct each_row {
-	union {
-		int	(*tmpl)(const struct catalog_template *t, void *arg);
-		int	(*disk)(const struct catalog_disk *d, void *arg);
-		int	(*extent)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr,
-			    void *arg);
-	} fn;
-	void	*arg;
-};
-
 /*
  * Run a query and hand each row to row(), which decodes it and calls the
  * caller's function; row()'s non-zero return stops and is returned.
  */
-static int
+int
 catalog_each_row(struct catalog *c, const char *sql,
     int (*row)(struct catalog *c, sqlite3_stmt *st, const struct each_row *e),
     const struct each_row *ctx)
@@ -463,44 +408,6 @@ catalog_each_disk(struct catalog *c,
 
 	return catalog_each_row(c, "SELECT id, name, template_id, size, mode, uid, gid, "
 	    "mtime_ns, ctime_ns, created, create_token FROM disks ORDER BY id", disk_row, &e);
-}
-
-/*
- * An extent row's own checksum: SQLite checks its pages, not the values in
- * them, and a row whose numbers changed would serve the wrong bytes.
- */
-static int64_t
-extent_row_crc(int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
-{
-	uint64_t v[4] = { (uint64_t)id, loff, len, (uint64_t)laddr };
-
-	return (int64_t)crc32c(0, v, sizeof(v));
-}
-
-static int
-extent_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
-{
-	int64_t id = sqlite3_column_int64(st, 0), laddr = sqlite3_column_int64(st, 3);
-	uint64_t loff = (uint64_t)sqlite3_column_int64(st, 1);
-	uint64_t len = (uint64_t)sqlite3_column_int64(st, 2);
-
-	if (sqlite3_column_int64(st, 4) != extent_row_crc(id, loff, len, laddr)) {
-		snprintf(c->errmsg, sizeof(c->errmsg), "the extent row of disk %lld at offset "
-		    "%llu fails its checksum: its values were changed", (long long)id,
-		    (unsigned long long)loff);
-		return -EBADMSG;
-	}
-	return e->fn.extent(id, loff, len, laddr, e->arg);
-}
-
-int
-catalog_each_extent(struct catalog *c,
-    int (*fn)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *arg), void *arg)
-{
-	struct each_row e = { .fn.extent = fn, .arg = arg };
-
-	return catalog_each_row(c, "SELECT disk_id, loff, len, laddr, crc FROM extents "
-	    "ORDER BY disk_id, loff", extent_row, &e);
 }
 
 int
@@ -637,183 +544,3 @@ catalog_disk_purge(struct catalog *c, int64_t id)
 	return catalog_exec(c, "COMMIT");
 }
 
-int
-catalog_begin(struct catalog *c)
-{
-	c->errmsg[0] = '\0';	/* catalog_error() then speaks of this transaction only */
-	return catalog_exec(c, "BEGIN IMMEDIATE");
-}
-
-/* Fetch one (loff, len, laddr) row; 1 if found, 0 if none, <0 on error. */
-static int
-catalog_row(struct catalog *c, sqlite3_stmt *st, int64_t row[3])
-{
-	int rc = sqlite3_step(st);
-
-	if (rc == SQLITE_ROW) {
-		for (int i = 0; i < 3; i++)
-			row[i] = sqlite3_column_int64(st, i);
-		sqlite3_reset(st);
-		return 1;
-	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
-}
-
-/* Insert (ST_INSERT) or rewrite (ST_SET_ROW) the row at loff of disk id; 0 or -errno. */
-static int
-catalog_put_row(struct catalog *c, int which, int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
-{
-	sqlite3_stmt *st = c->st[which];
-
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)loff);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)len);
-	sqlite3_bind_int64(st, 4, laddr);
-	sqlite3_bind_int64(st, 5, extent_row_crc(id, loff, len, laddr));
-	return catalog_step_done(c, st);
-}
-
-static int
-catalog_insert(struct catalog *c, int64_t id, uint64_t loff, uint64_t len, int64_t laddr)
-{
-	return catalog_put_row(c, ST_INSERT, id, loff, len, laddr);
-}
-
-static int
-catalog_del_row(struct catalog *c, int64_t id, uint64_t loff)
-{
-	sqlite3_bind_int64(c->st[ST_DEL_ROW], 1, id);
-	sqlite3_bind_int64(c->st[ST_DEL_ROW], 2, (sqlite3_int64)loff);
-	return catalog_step_done(c, c->st[ST_DEL_ROW]);
-}
-
-/*
- * The rows are read first and only the differences written: a row already
- * equal to its extent costs nothing, one at the same offset is updated in
- * place, the rest are deleted or inserted by key.  A checkpoint after random
- * 4 KiB writes mostly inserts new rows and updates rewritten ones, one
- * statement each, where deleting the whole range first took two more.
- */
-int
-catalog_range_replace(struct catalog *c, int64_t id, uint64_t start, uint64_t end,
-    const uint64_t (*ext)[3], size_t n)
-{
-	sqlite3_stmt *q = c->st[ST_RANGE_ROWS];
-	int64_t row[3], tail[3] = { 0, 0, 0 };
-	size_t nrows = 0, i, j;
-	int rc, have_tail = 0;
-
-	/* a row that starts before the range and reaches into it keeps its head */
-	sqlite3_bind_int64(c->st[ST_PRED], 1, id);
-	sqlite3_bind_int64(c->st[ST_PRED], 2, (sqlite3_int64)start);
-	if ((rc = catalog_row(c, c->st[ST_PRED], row)) < 0)
-		return rc;
-	if (rc == 1 && (uint64_t)(row[0] + row[1]) > start) {
-		uint64_t rend = (uint64_t)(row[0] + row[1]);
-		if (rend > end) {
-			tail[0] = (int64_t)end;
-			tail[1] = (int64_t)(rend - end);
-			tail[2] = row[2];	/* an extent's tail lives in the same record */
-			have_tail = 1;
-		}
-		sqlite3_bind_int64(c->st[ST_SET_LEN], 1, id);
-		sqlite3_bind_int64(c->st[ST_SET_LEN], 2, row[0]);
-		sqlite3_bind_int64(c->st[ST_SET_LEN], 3, (sqlite3_int64)(start - (uint64_t)row[0]));
-		sqlite3_bind_int64(c->st[ST_SET_LEN], 4, extent_row_crc(id, (uint64_t)row[0],
-		    start - (uint64_t)row[0], row[2]));
-		if ((rc = catalog_step_done(c, c->st[ST_SET_LEN])) < 0)
-			return rc;
-	}
-	/* the rows starting inside, read whole before any of them changes */
-	sqlite3_bind_int64(q, 1, id);
-	sqlite3_bind_int64(q, 2, (sqlite3_int64)start);
-	sqlite3_bind_int64(q, 3, (sqlite3_int64)end);
-	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-		if (nrows == c->rows_cap) {
-			size_t cap = c->rows_cap ? 2 * c->rows_cap : 256;
-			int64_t (*v)[3] = realloc(c->rows, cap * sizeof(*v));
-			if (!v) {
-				sqlite3_reset(q);
-				return -ENOMEM;
-			}
-			c->rows = v;
-			c->rows_cap = cap;
-		}
-		for (int k = 0; k < 3; k++)
-			c->rows[nrows][k] = sqlite3_column_int64(q, k);
-		nrows++;
-	}
-	sqlite3_reset(q);
-	if (rc != SQLITE_DONE)
-		return catalog_fail(c, rc);
-	/* the last of them may reach past the range: keep its tail */
-	if (nrows > 0 && (uint64_t)(c->rows[nrows - 1][0] + c->rows[nrows - 1][1]) > end) {
-		const int64_t *r = c->rows[nrows - 1];
-		tail[0] = (int64_t)end;
-		tail[1] = r[0] + r[1] - (int64_t)end;
-		tail[2] = r[2];
-		have_tail = 1;
-	}
-	/* both lists are sorted by offset: merge them */
-	for (i = 0, j = 0; rc >= 0 && (i < nrows || j < n); ) {
-		int64_t laddr = j < n ? (ext[j][2] == UINT64_MAX ? CATALOG_LADDR_ZERO : (int64_t)ext[j][2]) : 0;
-		if (i < nrows && j < n && (uint64_t)c->rows[i][0] == ext[j][0]) {
-			if ((uint64_t)c->rows[i][1] != ext[j][1] || c->rows[i][2] != laddr)
-				rc = catalog_put_row(c, ST_SET_ROW, id, ext[j][0], ext[j][1], laddr);
-			i++;
-			j++;
-		} else if (i < nrows && (j == n || (uint64_t)c->rows[i][0] < ext[j][0])) {
-			rc = catalog_del_row(c, id, (uint64_t)c->rows[i++][0]);
-		} else {
-			rc = catalog_insert(c, id, ext[j][0], ext[j][1], laddr);
-			j++;
-		}
-	}
-	if (rc < 0)
-		return rc;
-	if (have_tail)
-		return catalog_insert(c, id, (uint64_t)tail[0], (uint64_t)tail[1], tail[2]);
-	return 0;
-}
-
-int
-catalog_disk_update(struct catalog *c, int64_t id, uint64_t size, int64_t mtime_ns)
-{
-	sqlite3_stmt *st = c->st[ST_DISK_UPDATE];
-
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
-	sqlite3_bind_int64(st, 3, mtime_ns);
-	return catalog_step_done(c, st);
-}
-
-int
-catalog_commit(struct catalog *c, uint64_t laddr, uint64_t seq)
-{
-	char v[32];
-	int rc;
-
-	snprintf(v, sizeof(v), "%" PRIu64, laddr);
-	if ((rc = catalog_meta_set(c, "checkpoint_laddr", v)) < 0)
-		return rc;
-	snprintf(v, sizeof(v), "%" PRIu64, seq);
-	if ((rc = catalog_meta_set(c, "checkpoint_seq", v)) < 0)
-		return rc;
-	if ((rc = catalog_exec(c, "COMMIT")) < 0)
-		return rc;
-	/*
-	 * Fold the WAL into the database and empty it: a worker that replaces a
-	 * dead one must recover the WAL by reading all of it, so a WAL left to
-	 * grow makes every takeover slower (88 MB and 30 ms after a minute of
-	 * 4k random writes before this).  Failing here loses nothing.
-	 */
-	sqlite3_exec(c->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-	return 0;
-}
-
-void
-catalog_rollback(struct catalog *c)
-{
-	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-}

@@ -1,0 +1,72 @@
+/*
+ * catalog_int: what the catalog's two files share (catalog.c: the
+ * connection, meta facts, templates and disks; catalog_extents.c: the
+ * extent rows and the checkpoint transaction).  Not for other modules:
+ * catalog.h is the contract.
+ */
+#ifndef HCOWFS_CATALOG_INT_H
+#define HCOWFS_CATALOG_INT_H
+
+#include <sqlite3.h>
+
+#include "catalog.h"
+
+enum {
+	ST_PRED,		/* row straddling a range's start */
+	ST_RANGE_ROWS,		/* rows starting inside a range */
+	ST_DEL_ROW,
+	ST_SET_LEN,
+	ST_SET_ROW,
+	ST_INSERT,
+	ST_DISK_UPDATE,
+	ST_SET_META,
+	ST_COUNT
+};
+
+static const char *const catalog_sql[ST_COUNT] = {
+	[ST_PRED] = "SELECT loff, len, laddr FROM extents WHERE disk_id = ?1 AND loff < ?2 "
+	    "ORDER BY loff DESC LIMIT 1",
+	[ST_RANGE_ROWS] = "SELECT loff, len, laddr FROM extents WHERE disk_id = ?1 AND loff >= ?2 "
+	    "AND loff < ?3 ORDER BY loff",
+	[ST_DEL_ROW] = "DELETE FROM extents WHERE disk_id = ?1 AND loff = ?2",
+	[ST_SET_LEN] = "UPDATE extents SET len = ?3, crc = ?4 WHERE disk_id = ?1 AND loff = ?2",
+	[ST_SET_ROW] = "UPDATE extents SET len = ?3, laddr = ?4, crc = ?5 WHERE disk_id = ?1 AND loff = ?2",
+	[ST_INSERT] = "INSERT INTO extents (disk_id, loff, len, laddr, crc) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_DISK_UPDATE] = "UPDATE disks SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
+	[ST_SET_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+};
+
+struct catalog {
+	sqlite3		*db;
+	sqlite3_stmt	*st[ST_COUNT];
+	char		 errmsg[256];
+	int64_t		(*rows)[3];	/* catalog_range_replace(): a range's rows */
+	size_t		 rows_cap;
+};
+
+/* The caller's function and argument, for the row decoder of its query. */
+struct each_row {
+	union {
+		int	(*tmpl)(const struct catalog_template *t, void *arg);
+		int	(*disk)(const struct catalog_disk *d, void *arg);
+		int	(*extent)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr,
+			    void *arg);
+	} fn;
+	void	*arg;
+};
+
+/* SQLite's rc as a negative errno, its message kept for catalog_error(). */
+int catalog_fail(struct catalog *c, int rc);
+/* Run sql that returns no row; 0 or -errno. */
+int catalog_exec(struct catalog *c, const char *sql);
+/* Step a prepared statement that returns no row, and reset it; 0 or -errno. */
+int catalog_step_done(struct catalog *c, sqlite3_stmt *st);
+/*
+ * Run a query and hand each row to row(), which decodes it and calls the
+ * caller's function; row()'s non-zero return stops and is returned.
+ */
+int catalog_each_row(struct catalog *c, const char *sql,
+    int (*row)(struct catalog *c, sqlite3_stmt *st, const struct each_row *e),
+    const struct each_row *ctx);
+
+#endif
