@@ -22,9 +22,11 @@
  *   STARTING  -         worker_ready    its report is a failure: it exits 2
  *                                       by itself; before the mount, the
  *                                       start-up fails
- *   RUNNING   RUNNING   worker_restart  hcowctl restart: kill_cause is set
- *                                       and it is killed; death follows
- *   RUNNING   RUNNING   watch.c         a hang: the same, CAUSE_HANG
+ *   RUNNING   (killed)  worker_restart  hcowctl restart: kill_cause is set
+ *                                       and it gets SIGKILL; it stays
+ *                                       RUNNING until child_cb reaps it
+ *   RUNNING   (killed)  watch_kill      a hang (watch.c): the same, with
+ *                                       CAUSE_HANG
  *   any       GONE      child_cb        it died: requests it held are blamed
  *                                       (fault_blame), the slots are made
  *                                       ready for the next (slots_handover),
