@@ -184,18 +184,22 @@ proto_read_line(int fd, char *buf, size_t cap)
 	return (ssize_t)n;
 }
 
-int
-proto_write_all(int fd, const void *buf, size_t len)
+/*
+ * Move exactly len bytes between fd and p, in as many calls as it takes;
+ * 0 or -errno.  Reading, an end of file before len bytes is -EPIPE.
+ */
+static int
+io_all(int fd, char *p, size_t len, int writing)
 {
-	const char *p = buf;
-
 	while (len > 0) {
-		ssize_t r = write(fd, p, len);
+		ssize_t r = writing ? write(fd, p, len) : read(fd, p, len);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
+		if (r == 0 && !writing)
+			return -EPIPE;
 		p += r;
 		len -= (size_t)r;
 	}
@@ -203,23 +207,28 @@ proto_write_all(int fd, const void *buf, size_t len)
 }
 
 int
+proto_write_all(int fd, const void *buf, size_t len)
+{
+	return io_all(fd, (char *)buf, len, 1);	/* writing: buf is only read */
+}
+
+int
 proto_read_all(int fd, void *buf, size_t len)
 {
-	char *p = buf;
+	return io_all(fd, buf, len, 0);
+}
 
-	while (len > 0) {
-		ssize_t r = read(fd, p, len);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EPIPE;
-		p += r;
-		len -= (size_t)r;
-	}
-	return 0;
+int
+proto_read_more(int fd, char *buf, size_t *len, size_t cap)
+{
+	ssize_t n = read(fd, buf + *len, cap - *len);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return -1;
+	*len += (size_t)n;
+	return 1;
 }
 
 void

@@ -89,6 +89,13 @@ ssize_t proto_read_line(int fd, char *buf, size_t cap);
 int proto_write_all(int fd, const void *buf, size_t len);
 int proto_read_all(int fd, void *buf, size_t len);
 
+/*
+ * Read what the non-blocking fd has into buf[*len, cap), adding to *len.
+ * Returns 1 when bytes came, 0 when there are none yet (or a signal came
+ * first), -1 when the peer is gone (end of file, or an error).
+ */
+int proto_read_more(int fd, char *buf, size_t *len, size_t cap);
+
 /* The control socket path of the mount on device major:minor. */
 void proto_socket_path(unsigned major, unsigned minor, char *buf, size_t len);
 

@@ -11,8 +11,16 @@
  * Every verb may be sent twice (the supervisor resends what a dead worker
  * held, marked retry=1): create is matched by its token, delete of a name
  * already gone succeeds when retried.
+ *
+ * The channel is a socketpair with the supervisor: requests come as lines
+ * "ID VERB ARGS", one at a time, on the control thread (control_start), which
+ * answers each with a frame "ID ERR LEN\n" + body (control_reply; frame 0 is
+ * the worker's start-up report, sent by worker.c).  When the supervisor goes
+ * away the thread ends, and the worker serves on without it.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "hlog.h"
@@ -197,4 +205,66 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 	}
 	sbuf_printf(out, "unknown request '%s'", req.verb);
 	return EINVAL;
+}
+
+/* Send one framed reply to the supervisor; 0 or -errno. */
+int
+control_reply(struct worker *w, unsigned long long id, int err, const char *body, size_t len)
+{
+	char head[64];
+	int n = snprintf(head, sizeof(head), "%llu %d %zu\n", id, err, len);
+	int rc = proto_write_all(w->ctl_fd, head, (size_t)n);
+
+	return rc < 0 ? rc : proto_write_all(w->ctl_fd, body, len);
+}
+
+static void *
+control_thread(void *arg)
+{
+	struct worker *w = arg;
+	char line[PROTO_LINE_MAX + 32];
+	struct sbuf out = SBUF_INIT;
+
+	for (;;) {
+		unsigned long long id;
+		char *rest;
+		ssize_t n = proto_read_line(w->ctl_fd, line, sizeof(line));
+		int err;
+
+		if (n <= 0) {
+			if (n < 0 && n != -E2BIG)
+				hlog(HLOG_WARN, "control channel: %s", strerror((int)-n));
+			if (n == -E2BIG)
+				continue;
+			hlog(HLOG_WARN, "supervisor gone; still serving the mount without it");
+			break;
+		}
+		if (!(rest = proto_parse_request_id(line, &id))) {
+			hlog(HLOG_WARN, "malformed control request from the supervisor");
+			continue;
+		}
+		sbuf_reset(&out);
+		fault_maybe(w->ctl, FAULT_OP_CONTROL);
+		err = control_handle(w, rest, &out);
+		if (out.oom) {
+			sbuf_release(&out);
+			err = ENOMEM;
+		}
+		if (control_reply(w, id, err, sbuf_str(&out), out.len) < 0)
+			break;
+	}
+	sbuf_release(&out);
+	return NULL;
+}
+
+void
+control_start(struct worker *w)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, control_thread, w) == 0) {
+		pthread_setname_np(t, "hcowfs-ctl");
+		pthread_detach(t);
+	} else
+		hlog(HLOG_WARN, "cannot start the control thread; hcowctl will time out");
 }

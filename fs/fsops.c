@@ -47,6 +47,19 @@ ino_disk(fuse_ino_t ino)
 	return (uint64_t)ino - 1;
 }
 
+/*
+ * The store takes offsets unsigned: a negative one is answered EINVAL here.
+ * Returns 1 if it answered.
+ */
+static int
+reply_bad_offset(fuse_req_t req, off_t off)
+{
+	if (off >= 0)
+		return 0;
+	fuse_reply_err(req, EINVAL);
+	return 1;
+}
+
 /* The root has no stored times: it shows when this worker started serving. */
 static time_t root_time;
 
@@ -290,10 +303,8 @@ fo_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 	ssize_t n;
 
 	(void)fi;
-	if (off < 0) {
-		fuse_reply_err(req, EINVAL);
+	if (reply_bad_offset(req, off))
 		return;
-	}
 	if (!(buf = read_buf_get(size))) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -312,10 +323,8 @@ fo_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
 	ssize_t n;
 
 	(void)fi;
-	if (off < 0) {
-		fuse_reply_err(req, EINVAL);
+	if (reply_bad_offset(req, off))
 		return;
-	}
 	n = store_write(req_store(req), ino_disk(ino), buf, size, (uint64_t)off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
@@ -398,7 +407,7 @@ fo_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	int rc = store_unlink(req_store(req), name);
 
-	if (rc == -ENOENT && worker_request_resent())
+	if (rc == -ENOENT && session_request_resent())
 		rc = 0;		/* done by the worker that died before answering */
 	fuse_reply_err(req, -rc);
 }
@@ -427,7 +436,7 @@ fo_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newpar
 	int rc = store_rename(req_store(req), name, newname, flags & RENAME_NOREPLACE);
 
 	/* done by the worker that died before answering: the source is gone, the target is there */
-	if (rc == -ENOENT && worker_request_resent() && store_lookup(req_store(req), newname, &a) == 0)
+	if (rc == -ENOENT && session_request_resent() && store_lookup(req_store(req), newname, &a) == 0)
 		rc = 0;
 	fuse_reply_err(req, -rc);
 }

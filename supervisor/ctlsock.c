@@ -13,6 +13,17 @@
  * that has not read it all within ANSWER_WAIT seconds is dropped.  (A blocking
  * send to a client that does not read would hold up the event loop, and with
  * it the replacement of a dead worker.)
+ *
+ * A client's life: reading its request line (CLIENT_LINE_WAIT) -> waiting
+ * for the worker's answer (a relay, or a restart) or answered at once ->
+ * sending the answer (ANSWER_WAIT) -> closed.  Only client_send answers, and
+ * it first takes the client from the relays and the restart, so a client
+ * gets one answer at most.
+ *
+ * main.c opens and closes it; it calls relay.c (relay_submit,
+ * relay_forget_client), workers.c (worker_restart) and faults.c, which
+ * answer through the callbacks it gives them (client_answer,
+ * client_restart_done), never by calling into this file.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -143,6 +154,16 @@ client_fail(struct sup *s, struct client *c, int err, const char *msg)
 	client_send(s, c, err, msg, strlen(msg));
 }
 
+/* Seconds since a CLOCK_MONOTONIC time. */
+static double
+uptime_since(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
 static const char *
 worker_state_name(const struct worker_proc *w)
 {
@@ -180,7 +201,7 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	sbuf_addstr(b, ",\"datadir\":");
 	sbuf_json_str(b, s->o.datadir);
 	sbuf_printf(b, ",\"supervisor\":{\"pid\":%d,\"uptime_s\":%.0f}", (int)getpid(),
-	    sup_uptime(&s->started));
+	    uptime_since(&s->started));
 	sbuf_printf(b, ",\"reissue\":\"%s\",\"watch\":%s,\"hang_timeout_ms\":%u,\"slow_waits\":%llu,"
 	    "\"fault_injection\":%s", s->ctl->reissue == REISSUE_REPLAY ? "replay" : "resend",
 	    s->ctl->watch ? "true" : "false", s->o.hang_timeout_ms, (unsigned long long)s->slow_waits,
@@ -189,16 +210,16 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	if (w->pid > 0)
 		sbuf_printf(b, "{\"pid\":%d,\"state\":\"%s\",\"uptime_s\":%.0f,\"requests_served\":%llu,"
 		    "\"outstanding\":%u,\"replacement\":%s}",
-		    (int)w->pid, worker_state_name(w), sup_uptime(&w->started),
+		    (int)w->pid, worker_state_name(w), uptime_since(&w->started),
 		    (unsigned long long)(done - w->done_at_start),
 		    outstanding(s), w->takeover ? "true" : "false");
 	if (s->standby.pid > 0)
 		sbuf_printf(b, "%s{\"pid\":%d,\"state\":\"standby\",\"uptime_s\":%.0f,"
 		    "\"requests_served\":0,\"outstanding\":0,\"replacement\":false}",
-		    w->pid > 0 ? "," : "", (int)s->standby.pid, sup_uptime(&s->standby.started));
+		    w->pid > 0 ? "," : "", (int)s->standby.pid, uptime_since(&s->standby.started));
 	sbuf_printf(b, "],\"restarts\":%llu,\"restarts_by_cause\":{", (unsigned long long)s->restarts);
 	for (int c = 0; c < CAUSE_COUNT; c++)
-		sbuf_printf(b, "%s\"%s\":%llu", c ? "," : "", cause_name(c),
+		sbuf_printf(b, "%s\"%s\":%llu", c ? "," : "", fault_cause_name(c),
 		    (unsigned long long)s->by_cause[c]);
 	sbuf_printf(b, "},\"faults_total\":%u,\"faults\":[", s->nfaults);
 	for (unsigned i = 0; i < kept; i++) {
@@ -206,7 +227,7 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 		char when[32];
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&f->when));
 		sbuf_printf(b, "%s{\"time\":\"%s\",\"kind\":\"%s\",\"pid\":%d,\"what\":", i ? "," : "",
-		    when, cause_name(f->cause), (int)f->pid);
+		    when, fault_cause_name(f->cause), (int)f->pid);
 		sbuf_json_str(b, f->what);
 		sbuf_printf(b, ",\"detect_ms\":%.1f,\"recover_ms\":", f->detect_ms);
 		if (f->recover_ms >= 0)
@@ -241,19 +262,19 @@ status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	sbuf_printf(b, "mount       %s\ntemplates   %s\ndata        %s\n", s->o.mountpoint,
 	    s->o.tmpldir, s->o.datadir);
 	sbuf_printf(b, "supervisor  pid %d, up %.0f s; hang timeout %u ms", (int)getpid(),
-	    sup_uptime(&s->started), s->o.hang_timeout_ms);
+	    uptime_since(&s->started), s->o.hang_timeout_ms);
 	if (s->slow_waits)
 		sbuf_printf(b, " (%llu slow requests forgiven: disk wait)", (unsigned long long)s->slow_waits);
 	sbuf_printf(b, "; reissue by %s\n", s->ctl->reissue == REISSUE_REPLAY ? "replay" : "kernel resend");
 	if (w->pid > 0)
 		sbuf_printf(b, "worker      pid %d, %s, up %.0f s, %llu requests served, %u outstanding\n",
-		    (int)w->pid, worker_state_name(w), sup_uptime(&w->started),
+		    (int)w->pid, worker_state_name(w), uptime_since(&w->started),
 		    (unsigned long long)(done - w->done_at_start), outstanding(s));
 	else
 		sbuf_addstr(b, "worker      none (restarting)\n");
 	if (s->standby.pid > 0)
 		sbuf_printf(b, "standby     pid %d, up %.0f s, ready to take over\n", (int)s->standby.pid,
-		    sup_uptime(&s->standby.started));
+		    uptime_since(&s->standby.started));
 	sbuf_printf(b, "restarts    %llu (crash %llu, hang %llu, exit %llu, restart %llu)\n",
 	    (unsigned long long)s->restarts, (unsigned long long)s->by_cause[CAUSE_CRASH],
 	    (unsigned long long)s->by_cause[CAUSE_HANG], (unsigned long long)s->by_cause[CAUSE_EXIT],
@@ -277,8 +298,9 @@ status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 		sbuf_addstr(b, "disks: unknown (the worker did not answer)\n");
 }
 
-void
-restart_done(struct sup *s, int err, const char *msg)
+/* The replacement asked for by hcowctl restart is serving (workers.c calls it back). */
+static void
+client_restart_done(struct sup *s, int err, const char *msg)
 {
 	struct client *c = s->restart_waiter;
 
@@ -287,7 +309,8 @@ restart_done(struct sup *s, int err, const char *msg)
 		client_send(s, c, err, msg, strlen(msg));
 }
 
-void
+/* A relayed request finished: err 0 = ok, body is the result or message (relay.c calls it back). */
+static void
 client_answer(struct sup *s, struct client *c, int err, const char *body, size_t len)
 {
 	struct sbuf b = SBUF_INIT;
@@ -299,7 +322,7 @@ client_answer(struct sup *s, struct client *c, int err, const char *body, size_t
 			return;
 		}
 		c->restart = 0;
-		if ((rc = worker_restart(s)) < 0) {
+		if ((rc = worker_restart(s, client_restart_done)) < 0) {
 			client_fail(s, c, -rc, "the worker is not running (starting or being replaced); "
 			    "try again\n");
 			return;
@@ -354,7 +377,7 @@ client_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 /* hcowctl debug fault: arm the workers' fault injection (ctlmem.h). */
 static void
-fault_arm(struct sup *s, struct client *c, const struct proto_req *req)
+client_arm_fault(struct sup *s, struct client *c, const struct proto_req *req)
 {
 	static const struct { const char *name; uint32_t op; } ops[] = {
 		{ "any", FAULT_OP_ANY }, { "read", FUSE_READ }, { "write", FUSE_WRITE },
@@ -430,7 +453,7 @@ client_request(struct sup *s, struct client *c)
 	ev_timer_stop(s->loop, &c->timer);
 	if (strcmp(req.verb, "status") == 0) {
 		c->status = 1;
-		if (relay_submit(s, c, c->json ? "json disks" : "text disks") < 0) {
+		if (relay_submit(s, c, c->json ? "json disks" : "text disks", client_answer) < 0) {
 			client_fail(s, c, ENOMEM, "out of memory\n");
 			return;
 		}
@@ -442,18 +465,18 @@ client_request(struct sup *s, struct client *c)
 		}
 		/* a checkpoint first, so the replacement has little log to replay */
 		c->restart = 1;
-		if (relay_submit(s, c, "json checkpoint") < 0) {
+		if (relay_submit(s, c, "json checkpoint", client_answer) < 0) {
 			client_fail(s, c, ENOMEM, "out of memory\n");
 			return;
 		}
 		ev_timer_set(&c->timer, REQUEST_WAIT, 0);
 	} else if (strcmp(req.verb, "fault") == 0) {
-		fault_arm(s, c, &req);
+		client_arm_fault(s, c, &req);
 		return;
 	} else if (!strcmp(req.verb, "create") || !strcmp(req.verb, "delete") ||
 	    !strcmp(req.verb, "list") || !strcmp(req.verb, "ping") || !strcmp(req.verb, "check") ||
 	    !strcmp(req.verb, "checkpoint")) {
-		if (relay_submit(s, c, c->buf) < 0) {
+		if (relay_submit(s, c, c->buf, client_answer) < 0) {
 			client_fail(s, c, ENOMEM, "out of memory\n");
 			return;
 		}
@@ -471,19 +494,17 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct client *c = io->data;
 	struct sup *s = c->s;
-	ssize_t n;
 	char *nl;
 
 	(void)loop;
 	(void)revents;
-	n = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	switch (proto_read_more(c->fd, c->buf, &c->len, sizeof(c->buf) - 1)) {
+	case 0:
 		return;
-	if (n <= 0) {
+	case -1:
 		client_close(s, c);
 		return;
 	}
-	c->len += (size_t)n;
 	c->buf[c->len] = '\0';
 	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
 		*nl = '\0';
@@ -536,24 +557,31 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	ev_io_start(loop, &c->io);
 }
 
-void
-ctlsock_open(struct sup *s)
+/* Listen on the mount's control socket; 0, or -1 with the reason in err. */
+int
+ctlsock_open(struct sup *s, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 
 	proto_socket_path(s->dev_major, s->dev_minor, s->sock_path, sizeof(s->sock_path));
-	if (mkdir(PROTO_RUNDIR, 0755) < 0 && errno != EEXIST)
-		sup_startup_failed(s, "cannot create '%s': %s", PROTO_RUNDIR, strerror(errno));
-	if (strlen(s->sock_path) >= sizeof(sa.sun_path))
-		sup_startup_failed(s, "control socket path '%s' is too long", s->sock_path);
+	if (mkdir(PROTO_RUNDIR, 0755) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create '%s': %s", PROTO_RUNDIR, strerror(errno));
+		return -1;
+	}
+	if (strlen(s->sock_path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "control socket path '%s' is too long", s->sock_path);
+		return -1;
+	}
 	strcpy(sa.sun_path, s->sock_path);
 	/* a socket left by a mount with the same device number that died is stale */
 	unlink(s->sock_path);
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    chmod(s->sock_path, s->o.owner_uid >= 0 ? 0666 : 0600) < 0 ||
-	    listen(s->listen_fd, 512) < 0)
-		sup_startup_failed(s, "cannot open control socket '%s': %s", s->sock_path, strerror(errno));
+	    listen(s->listen_fd, 512) < 0) {
+		snprintf(err, errlen, "cannot open control socket '%s': %s", s->sock_path, strerror(errno));
+		return -1;
+	}
 	{
 		struct stat sb;
 		if (stat(s->sock_path, &sb) == 0) {
@@ -564,6 +592,7 @@ ctlsock_open(struct sup *s)
 	ev_io_init(&s->listen_io, accept_cb, s->listen_fd, EV_READ);
 	s->listen_io.data = s;
 	ev_io_start(s->loop, &s->listen_io);
+	return 0;
 }
 
 /*

@@ -10,6 +10,16 @@
  *
  * Start-up: the parent waits on a pipe until the daemon says the mount is
  * ready (exit 0) or why it failed (exit 1, message on stderr).
+ *
+ * The top of the supervisor's ladder (supervisor.h): it calls workers.c and
+ * ctlsock.c, and the worker lifecycle reports back through the hooks given
+ * to workers_init (struct workers_hooks): the first worker is ready
+ * (sup_mounted), the mount could not be made (sup_startup_failed), the file
+ * system was unmounted (sup_exit).  The supervisor's states, all in here:
+ *
+ *   checking -> daemonized -> first worker starting --sup_mounted--> mounted
+ *   (any of these) --sup_startup_failed--> exit 1
+ *   mounted --worker exits 0, mount gone: sup_exit--> exit 0
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -384,7 +394,11 @@ worker_dismiss(struct worker_proc *w)
 	}
 }
 
-void
+static void sup_startup_failed(struct sup *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3), noreturn));
+
+/* Tell the waiting parent why we could not mount, undo what was done, exit 1. */
+static void
 sup_startup_failed(struct sup *s, const char *fmt, ...)
 {
 	char msg[1024];
@@ -407,10 +421,10 @@ sup_startup_failed(struct sup *s, const char *fmt, ...)
 }
 
 /* The first worker is ready: mount, open the control socket, release the parent. */
-void
+static void
 sup_mounted(struct sup *s, const char *warnings, size_t len)
 {
-	char data[256];
+	char data[256], err[PATH_MAX + 128];
 	struct hcow_mount m[8];
 	unsigned long flags = MS_NOSUID | MS_NODEV | (s->o.readonly ? MS_RDONLY : 0);
 	int n;
@@ -428,7 +442,8 @@ sup_mounted(struct sup *s, const char *warnings, size_t len)
 	/* the newest mount on that path is ours */
 	s->dev_major = m[(n > 8 ? 8 : n) - 1].major;
 	s->dev_minor = m[(n > 8 ? 8 : n) - 1].minor;
-	ctlsock_open(s);
+	if (ctlsock_open(s, err, sizeof(err)) < 0)
+		sup_startup_failed(s, "%s", err);
 	hlog(HLOG_INFO, "mounted %s (templates %s, data %s), control socket %s", s->o.mountpoint,
 	    s->o.tmpldir, s->o.datadir, s->sock_path);
 	if (s->ready_fd >= 0) {
@@ -441,7 +456,9 @@ sup_mounted(struct sup *s, const char *warnings, size_t len)
 	}
 }
 
-void
+static void sup_exit(struct sup *s, int code) __attribute__((noreturn));
+
+static void
 sup_exit(struct sup *s, int code)
 {
 	standby_stop(s, 1);
@@ -449,14 +466,24 @@ sup_exit(struct sup *s, int code)
 	exit(code);
 }
 
-double
-sup_uptime(const struct timespec *since)
+/* The hooks of workers.c: how the worker lifecycle tells us to act. */
+static void
+hook_startup_failed(struct sup *s, const char *msg)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+	sup_startup_failed(s, "%s", msg);
 }
+
+static void
+hook_unmounted(struct sup *s)
+{
+	sup_exit(s, 0);
+}
+
+static const struct workers_hooks workers_up = {
+	.mount = sup_mounted,
+	.startup_failed = hook_startup_failed,
+	.unmounted = hook_unmounted,
+};
 
 static void
 signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -563,7 +590,7 @@ main(int argc, char **argv)
 	ev_signal_start(s.loop, &s.sig_term);
 	ev_signal_start(s.loop, &s.sig_int);
 	ev_signal_start(s.loop, &s.sig_hup);
-	workers_init(&s);
+	workers_init(&s, &workers_up);
 	hlog(HLOG_INFO, "starting: templates %s, data %s, mount point %s", s.o.tmpldir,
 	    s.o.datadir, s.o.mountpoint);
 	worker_start(&s, 0);

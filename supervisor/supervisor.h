@@ -3,9 +3,23 @@
  *
  * The supervisor owns the mount: the /dev/fuse fd, the control memory, the
  * data dir lock and the control socket, for the life of the mount.  It never
- * runs a file system operation or store code: it starts workers (workers.c),
- * relays control requests to them and answers status itself (ctlsock.c).
- * main.c parses options, checks them, daemonizes and mounts.
+ * runs a file system operation or store code: it starts workers, relays
+ * control requests to them and answers status itself.
+ *
+ * Its files form a ladder; each calls only those below it, and hears back
+ * from them through callbacks it gave them (as SQLite's pager takes its
+ * btree's reinit callback), never by calling up:
+ *
+ *   main.c      options, checks, daemonizing, the mount, the event loop, exit
+ *   ctlsock.c   the control socket and its clients; status
+ *   workers.c   the serving worker's lifecycle: start, ready, reap, replace,
+ *               throttle (hooks up: struct workers_hooks, worker_restart_fn)
+ *   standby.c   the worker started ahead of need
+ *   relay.c     the control channel to the worker, requests relayed over it
+ *               (calls back: relay_ready_fn, relay_answer_fn)
+ *   watch.c     hang detection
+ *   spawn.c     fork and exec of a worker
+ *   faults.c    the record of faults, suspects and poison requests
  *
  * Everything runs on one libev loop in one thread.  Error convention: startup
  * code dies with a message (die()); code on the loop logs and carries on.
@@ -50,11 +64,33 @@ struct sup_opts {
 /* Why a worker ended. */
 enum cause { CAUSE_CRASH, CAUSE_HANG, CAUSE_EXIT, CAUSE_RESTART, CAUSE_COUNT };
 
+struct sup;
+struct client;
+
+/* A relayed request finished: err 0 = ok, body is the result or message. */
+typedef void (*relay_answer_fn)(struct sup *s, struct client *c, int err, const char *body,
+    size_t len);
+/* The worker's start-up report (frame 0 on its channel). */
+typedef void (*relay_ready_fn)(struct sup *s, int err, const char *body, size_t len);
+/* A deliberate restart ended: the replacement is serving (err 0), msg for the admin. */
+typedef void (*worker_restart_fn)(struct sup *s, int err, const char *msg);
+
+/* What the worker lifecycle reports to main.c (workers_init). */
+struct workers_hooks {
+	/* the first worker opened the store: mount now; warnings are lines for the admin */
+	void (*mount)(struct sup *s, const char *warnings, size_t len);
+	/* the mount could not be made ready (msg says why); does not return */
+	void (*startup_failed)(struct sup *s, const char *msg);
+	/* the worker ended because the file system was unmounted; does not return */
+	void (*unmounted)(struct sup *s);
+};
+
 /* A request relayed to the worker, answered when its reply comes back. */
 struct relay {
 	struct relay	*next;
 	uint64_t	 id;
 	struct client	*client;	/* NULL once the client is gone */
+	relay_answer_fn	 answer;	/* tells the client */
 	char		*line;		/* FORMAT VERB ARGS, as sent */
 	int		 sent;		/* to the current worker */
 	unsigned	 deaths;	/* workers that died holding it (poison: POISON_ATTEMPTS) */
@@ -114,8 +150,11 @@ struct sup {
 	unsigned	 nsuspects;
 	char		 poison_what[POISON_KEPT][200];
 	unsigned	 npoison;
-	struct client	*restart_waiter;	/* hcowctl restart waiting for the replacement */
+	struct client	*restart_waiter;	/* hcowctl restart waiting for the replacement (ctlsock.c) */
+	worker_restart_fn restart_done;		/* told when the replacement serves (workers.c) */
 	pid_t		 restart_old_pid;
+	const struct workers_hooks *up;		/* workers.c reports to main.c */
+	relay_ready_fn	 relay_ready;		/* relay.c reports frame 0 to workers.c */
 	int		 fuse_fd;
 	int		 shm_fd;
 	int		 lock_fd;
@@ -135,7 +174,7 @@ struct sup {
 	struct timespec	 started;
 
 	struct worker_proc worker;
-	struct {			/* a worker started ahead of need (workers.c) */
+	struct {			/* a worker started ahead of need (standby.c) */
 		pid_t		 pid;		/* 0: none */
 		int		 ctl_fd;
 		struct timespec	 started;
@@ -153,35 +192,58 @@ struct sup {
 	int		 stopping;
 };
 
-/* main.c */
-void sup_startup_failed(struct sup *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3), noreturn));
-/* warnings: lines for the admin's terminal (the first worker's ready message), or "" */
-void sup_mounted(struct sup *s, const char *warnings, size_t len);
-void sup_exit(struct sup *s, int code) __attribute__((noreturn));
-double sup_uptime(const struct timespec *since);
+/* ctlsock.c */
+/* Listen on the mount's control socket; 0, or -1 with the reason in err. */
+int ctlsock_open(struct sup *s, char *err, size_t errlen);
+/* Remove the socket, if it is still ours. */
+void ctlsock_close(struct sup *s);
 
 /* workers.c */
-void workers_init(struct sup *s);
+void workers_init(struct sup *s, const struct workers_hooks *up);
+/* Start the worker that serves the mount (takeover: replacing one). */
 void worker_start(struct sup *s, int takeover);
-/* Deliberate replacement (hcowctl restart); 0 or -errno. */
-int worker_restart(struct sup *s);
+/* Deliberate replacement (hcowctl restart), done told once it serves; 0 or -errno. */
+int worker_restart(struct sup *s, worker_restart_fn done);
+
+/* standby.c */
+void standby_init(struct sup *s);
+/* Start a standby after the delay, unless there is one or it is off. */
+void standby_schedule(struct sup *s);
+/* Tell the standby "go": its pid and our end of its channel (*ctl_fd), or -1. */
+pid_t standby_take(struct sup *s, int *ctl_fd);
+/* The standby died unused (status from waitpid): another one later. */
+void standby_ended(struct sup *s, int status);
 /* Stop the standby worker, if any, and reap it (at exit). */
 void standby_stop(struct sup *s, int reap);
-const char *cause_name(enum cause c);
-/* "WRITE node 3 [4096+512]" */
-void request_describe(const struct ctl_slot *sl, uint64_t unique, char *buf, size_t len);
-/* Queue line (FORMAT VERB ARGS) for the worker on behalf of c. */
-int relay_submit(struct sup *s, struct client *c, const char *line);
+
+/* relay.c */
+void relay_init(struct sup *s, relay_ready_fn ready);
+/* The channel of a new worker (our end ctl_fd): start reading it. */
+void relay_attach(struct sup *s, int ctl_fd);
+/* The worker died: read what it left in the channel, then close it. */
+void relay_detach(struct sup *s);
+/* Queue line (FORMAT VERB ARGS) for the worker on behalf of c; 0 or -ENOMEM. */
+int relay_submit(struct sup *s, struct client *c, const char *line, relay_answer_fn answer);
 /* The client went away: its relays are answered into the void. */
 void relay_forget_client(struct sup *s, struct client *c);
+/* A worker is running: send it what waits. */
+void relay_send_queued(struct sup *s);
+/* The worker died: resend what it held, marked retry=1, or fail the poison ones. */
+void relay_requeue(struct sup *s);
 
-/* ctlsock.c */
-void ctlsock_open(struct sup *s);
-void ctlsock_close(struct sup *s);
-/* The replacement asked for by hcowctl restart is serving (or failed). */
-void restart_done(struct sup *s, int err, const char *msg);
-/* A relayed request finished: err 0 = ok, body is the result or message. */
-void client_answer(struct sup *s, struct client *c, int err, const char *body, size_t len);
+/* watch.c */
+void watch_init(struct sup *s);
+
+/* spawn.c */
+/* Fork and exec a worker (mode NULL, "--takeover", "--standby"); the pid, or -1 (logged). */
+pid_t spawn_worker(struct sup *s, const char *mode, int *ctl_fd);
+
+/* faults.c */
+struct fault *fault_record(struct sup *s, pid_t pid, enum cause cause, const char *what);
+/* Count the requests a dead worker held; poison those held by POISON_ATTEMPTS. */
+void fault_blame(struct sup *s, enum cause cause);
+const char *fault_cause_name(enum cause c);
+/* "WRITE node 3 [4096+512]" */
+void fault_describe_request(const struct ctl_slot *sl, uint64_t unique, char *buf, size_t len);
 
 #endif

@@ -1,0 +1,304 @@
+/*
+ * session: the worker's libfuse session over the inherited /dev/fuse fd,
+ * with custom I/O (fuse_session_custom_io), and what a replacement does to
+ * take over the connection of a worker that died.
+ *
+ * The custom read (io_read) is where the supervisor sees each request: it
+ * records it in the thread's slot (slots.c), answers poison requests EIO
+ * without running them, saves the connection's FUSE_INIT for replacements,
+ * and fires injected faults.  The custom writev (io_writev) clears the slot
+ * once the reply is out, and drops the one reply of a replayed INIT.
+ *
+ * Taking over, in this order (worker.c drives it):
+ *
+ *   session_new         a fresh session: it answers EIO to everything until
+ *                       it has seen an INIT
+ *   session_replay_init feed it the first worker's INIT, kept in the control
+ *                       memory (the kernel sends INIT once per connection);
+ *                       the replay must negotiate exactly as the first
+ *   then, once the store is open, either
+ *   session_resend      FUSE_NOTIFY_RESEND: the kernel requeues every request
+ *                       the dead worker read but did not answer, or
+ *   session_replay_held replay mode: re-run the requests left in the slots
+ *
+ * Rule: never fuse_session_destroy(): it would close the shared fd.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <linux/fuse.h>
+
+#include "hlog.h"
+#include "worker.h"
+
+#define NOTIFY_RESEND		7	/* FUSE_NOTIFY_RESEND, Linux 6.9+ */
+
+/* libfuse reads and handles a request on the same thread: what io_read saw applies to the op. */
+static __thread int request_resent;
+
+int
+session_request_resent(void)
+{
+	return request_resent;
+}
+
+/* Set while this thread feeds the saved INIT to the session: drop its reply. */
+static __thread int replaying_init;
+static __thread int replayed_init_error;
+
+/*
+ * If this process dies while the kernel copies a request into a page of the
+ * receive buffer that was never touched, the kernel fails that request with
+ * EIO and no resend can save it.  So each thread's buffer (libfuse keeps one
+ * per thread) is faulted in before its first read.
+ */
+static __thread void *populated_buf;
+
+void
+session_populate(void *buf, size_t len)
+{
+	long page;
+	uintptr_t start, end;
+
+	if (buf == populated_buf)
+		return;
+	page = sysconf(_SC_PAGESIZE);
+	start = (uintptr_t)buf & ~(uintptr_t)(page - 1);
+	end = ((uintptr_t)buf + len + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+	if (madvise((void *)start, end - start, MADV_POPULATE_WRITE) < 0)
+		memset(buf, 0, len);	/* older kernel: touch it by hand */
+	populated_buf = buf;
+}
+
+/*
+ * Answer a request EIO without running it.  In replay mode a slot can still
+ * hold a request its worker answered just before dying (the reply goes out
+ * before the slot is cleared, or a death in between would lose it): the
+ * kernel no longer knows it (ENOENT), and it is not counted as failed.
+ */
+static void
+reply_eio(struct worker *w, uint64_t unique)
+{
+	struct fuse_out_header out = { .len = sizeof(out), .error = -EIO, .unique = unique };
+
+	slot_count(w->ctl, 1);
+	if (write(w->fuse_fd, &out, sizeof(out)) < 0) {
+		if (errno == ENOENT)
+			hlog(HLOG_INFO, "request %llx was answered before its worker died; nothing "
+			    "to fail", (unsigned long long)unique);
+		else
+			hlog(HLOG_WARN, "cannot fail request %llx: %s", (unsigned long long)unique,
+			    strerror(errno));
+		return;
+	}
+	atomic_fetch_add(&w->ctl->poisoned, 1);
+}
+
+/* The first worker keeps the connection's INIT for its replacements. */
+static void
+init_save(struct worker *w, const void *buf, ssize_t n)
+{
+	const struct fuse_in_header *in = buf;
+
+	if (n >= (ssize_t)sizeof(*in) && in->opcode == FUSE_INIT && (size_t)n <= CTLMEM_INIT_MAX &&
+	    atomic_load(&w->ctl->init_len) == 0) {
+		memcpy(w->ctl->init_req, buf, (size_t)n);
+		atomic_store_explicit(&w->ctl->init_len, (uint32_t)n, memory_order_release);
+	}
+}
+
+static ssize_t
+io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	struct worker *w = userdata;
+
+	/* a buffer libfuse allocated (the pool could not give this thread one) */
+	session_populate(buf, len);
+	if (!w->ctl->watch) {
+		/* -o watch=off: no bookkeeping at all (benchmark of its cost) */
+		ssize_t n = read(fd, buf, len);
+		init_save(w, buf, n);
+		return n;
+	}
+	for (;;) {
+		const struct fuse_in_header *in = buf;
+		int slot = slot_mine(w->ctl);
+		ssize_t n;
+
+		if (slot >= 0 && w->ctl->reissue == REISSUE_REPLAY) {
+			/*
+			 * Replay mode: the kernel writes the request straight into
+			 * shared memory, so from the moment read() returns a
+			 * replacement can re-run it; the buffer's header is the
+			 * record (unique 0 = nothing held), cleared once answered.
+			 */
+			uint8_t *sb = ctlmem_req_buf(w->ctl, (unsigned)slot);
+			n = read(fd, sb, len < CTLMEM_REQ_MAX ? len : CTLMEM_REQ_MAX);
+			if (n > 0 && sb != buf)
+				memcpy(buf, sb, (size_t)n);
+		} else {
+			n = read(fd, buf, len);
+		}
+		if (n < (ssize_t)sizeof(struct fuse_in_header))
+			return n;
+		request_resent = (in->unique & UNIQUE_RESENT) != 0;
+		slot_count(w->ctl, 0);
+		init_save(w, buf, n);
+		if (!ctlmem_opcode_tracked(in->opcode)) {
+			/*
+			 * No reply, nothing to re-run.  Where the slot's buffer is
+			 * the one libfuse parses, its unique must survive until
+			 * then (INIT's reply carries it): serve_thread clears it.
+			 */
+			if (slot >= 0 && ctlmem_req_buf(w->ctl, (unsigned)slot) != (uint8_t *)buf)
+				slot_buf_done(w->ctl, slot);
+			return n;
+		}
+		if (slot_poisoned(w->ctl, in->unique)) {
+			hlog(HLOG_ERROR, "request %llx (opcode %u, node %llu) killed %d workers; "
+			    "answering it EIO", (unsigned long long)(in->unique & ~UNIQUE_RESENT),
+			    in->opcode, (unsigned long long)in->nodeid, POISON_ATTEMPTS);
+			reply_eio(w, in->unique);
+			if (slot >= 0)
+				slot_buf_done(w->ctl, slot);
+			continue;
+		}
+		if (slot >= 0)
+			slot_fill(w->ctl, slot, buf, (size_t)n);
+		if (w->fault_injection)
+			fault_maybe(w->ctl, in->opcode);
+		return n;
+	}
+}
+
+static ssize_t
+io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct worker *w = userdata;
+	const struct fuse_out_header *out = iov[0].iov_base;
+	ssize_t n;
+
+	if (replaying_init) {
+		size_t total = 0;
+		for (int i = 0; i < count; i++)
+			total += iov[i].iov_len;
+		replayed_init_error = out->error;
+		return (ssize_t)total;	/* the kernel had its answer from the first worker */
+	}
+	n = writev(fd, iov, count);
+	if (out->unique != 0 && w->ctl->watch) {
+		slot_count(w->ctl, 1);
+		slot_clear(w->ctl, out->unique);
+	}
+	return n;
+}
+
+static const struct fuse_custom_io worker_io = {
+	.read = io_read,
+	.writev = io_writev,
+};
+
+int
+session_new(struct worker *w, const struct fuse_lowlevel_ops *ops, size_t opsize)
+{
+	char *fargv[] = { "hcowfs-worker", NULL };
+	struct fuse_args fargs = FUSE_ARGS_INIT(1, fargv);
+
+	w->se = fuse_session_new(&fargs, ops, opsize, w);
+	fuse_opt_free_args(&fargs);	/* parsing them allocated a copy */
+	if (!w->se || fuse_session_custom_io(w->se, &worker_io, w->fuse_fd) < 0)
+		return -1;
+	return 0;
+}
+
+/* Feed the first worker's INIT to our fresh session.  0 or -errno (-ENOENT: none saved yet). */
+int
+session_replay_init(struct worker *w)
+{
+	uint32_t len = atomic_load_explicit(&w->ctl->init_len, memory_order_acquire);
+	struct fuse_buf fbuf;
+	char *copy;
+
+	if (len == 0)
+		return -ENOENT;		/* no worker has read it yet */
+	if (!(copy = malloc(len)))
+		return -ENOMEM;
+	memcpy(copy, w->ctl->init_req, len);
+	memset(&fbuf, 0, sizeof(fbuf));
+	fbuf.mem = copy;
+	fbuf.size = len;
+	replaying_init = 1;
+	replayed_init_error = -EPROTO;
+	fuse_session_process_buf(w->se, &fbuf);
+	replaying_init = 0;
+	free(copy);
+	return replayed_init_error;
+}
+
+/* Ask the kernel to requeue what the previous worker held.  0 or -errno. */
+int
+session_resend(struct worker *w)
+{
+	struct fuse_out_header out = { .len = sizeof(out), .error = NOTIFY_RESEND, .unique = 0 };
+
+	if (write(w->fuse_fd, &out, sizeof(out)) != (ssize_t)sizeof(out))
+		return -errno;
+	return 0;
+}
+
+/*
+ * Replay mode: re-run the requests the dead worker held (their bytes are in
+ * the slots), on this thread, before serving anything new.  Each keeps its
+ * slot until answered, so if it kills us too the next worker sees it again
+ * and the supervisor counts it.
+ */
+void
+session_replay_held(struct worker *w)
+{
+	char *copy = malloc(CTLMEM_REQ_MAX);
+	int replayed = 0;
+
+	if (!copy)
+		return;
+	for (int i = 0; i < CTLMEM_SLOTS; i++) {
+		struct ctl_slot *sl = &w->ctl->slot[i];
+		const struct fuse_in_header *h = (const void *)ctlmem_req_buf(w->ctl, (unsigned)i);
+		uint64_t u = __atomic_load_n(&h->unique, __ATOMIC_ACQUIRE);
+		uint32_t len = h->len;
+		struct fuse_buf fbuf;
+
+		if (!u || len < sizeof(struct fuse_in_header) || len > CTLMEM_REQ_MAX)
+			continue;
+		if (!ctlmem_opcode_tracked(h->opcode)) {
+			slot_done(w->ctl, i);	/* read, never to be answered: nothing held */
+			continue;
+		}
+		memcpy(copy, h, len);
+		slot_adopt(w->ctl, i);	/* its reply clears it; no serving thread has slots yet */
+		if (slot_poisoned(w->ctl, u)) {
+			reply_eio(w, u);
+			slot_done(w->ctl, i);
+			continue;
+		}
+		atomic_store(&sl->start_ns, ctlmem_now_ns());
+		if (w->fault_injection)
+			fault_maybe(w->ctl, ((const struct fuse_in_header *)copy)->opcode);
+		memset(&fbuf, 0, sizeof(fbuf));
+		fbuf.mem = copy;
+		fbuf.size = len;
+		request_resent = 1;
+		fuse_session_process_buf(w->se, &fbuf);
+		request_resent = 0;
+		slot_done(w->ctl, i);
+		replayed++;
+	}
+	slot_forget();
+	free(copy);
+	if (replayed)
+		hlog(HLOG_INFO, "re-ran %d requests the previous worker held", replayed);
+}

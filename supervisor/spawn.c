@@ -1,0 +1,97 @@
+/*
+ * spawn: fork and exec a worker process.
+ *
+ * Owns nothing after it returns: the pid goes to the caller (workers.c for a
+ * worker that serves now, standby.c for one started ahead of need), and so
+ * does the supervisor's end of the new control channel.
+ *
+ * Invariants: exactly the /dev/fuse fd, the control memory's fd and the
+ * worker's end of the channel cross exec (everything else is close-on-exec);
+ * the child runs with every signal at its default and none blocked, whatever
+ * the supervisor's loop had set up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "hlog.h"
+#include "supervisor.h"
+
+/*
+ * Fork and exec a worker; mode is NULL, "--takeover" or "--standby".  Our end
+ * of a new control channel goes in *ctl_fd.  The pid, or -1 (logged).
+ */
+pid_t
+spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
+{
+	char fusefd[16], ctlfd[16], shmfd[16], segsz[32], cpms[16], nthreads[16];
+	char *argv[24];
+	int sv[2], argc = 0;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		hlog(HLOG_ERROR, "cannot create the worker's control channel: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(fusefd, sizeof(fusefd), "%d", s->fuse_fd);
+	snprintf(ctlfd, sizeof(ctlfd), "%d", sv[1]);
+	snprintf(shmfd, sizeof(shmfd), "%d", s->shm_fd);
+	argv[argc++] = "hcowfs-worker";
+	argv[argc++] = "--fuse-fd"; argv[argc++] = fusefd;
+	argv[argc++] = "--ctl-fd"; argv[argc++] = ctlfd;
+	argv[argc++] = "--shm-fd"; argv[argc++] = shmfd;
+	argv[argc++] = "--datadir"; argv[argc++] = s->o.datadir;
+	argv[argc++] = "--tmpldir"; argv[argc++] = s->o.tmpldir;
+	if (mode)
+		argv[argc++] = (char *)mode;
+	if (s->o.fault_injection)
+		argv[argc++] = "--fault-injection";
+	if (s->o.segment_size) {
+		snprintf(segsz, sizeof(segsz), "%llu", (unsigned long long)s->o.segment_size);
+		argv[argc++] = "--segment-size"; argv[argc++] = segsz;
+	}
+	if (s->o.checkpoint_ms) {
+		snprintf(cpms, sizeof(cpms), "%u", s->o.checkpoint_ms);
+		argv[argc++] = "--checkpoint-ms"; argv[argc++] = cpms;
+	}
+	if (s->o.threads) {
+		snprintf(nthreads, sizeof(nthreads), "%u", s->o.threads);
+		argv[argc++] = "--threads"; argv[argc++] = nthreads;
+	}
+	argv[argc] = NULL;
+
+	pid = fork();
+	if (pid == 0) {
+		sigset_t all;
+		int null = open("/dev/null", O_RDWR);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
+		for (int sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL);
+		/* exactly these fds cross exec */
+		fcntl(s->fuse_fd, F_SETFD, 0);
+		fcntl(s->shm_fd, F_SETFD, 0);
+		fcntl(sv[1], F_SETFD, 0);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(s->log_fd >= 0 ? s->log_fd : STDERR_FILENO, STDOUT_FILENO);
+		}
+		if (s->log_fd >= 0)
+			dup2(s->log_fd, STDERR_FILENO);
+		execv(s->o.worker_path, argv);
+		hlog(HLOG_ERROR, "cannot run worker '%s': %s", s->o.worker_path, strerror(errno));
+		_exit(2);
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		hlog(HLOG_ERROR, "cannot fork a worker: %s", strerror(errno));
+		close(sv[0]);
+		return -1;
+	}
+	*ctl_fd = sv[0];
+	return pid;
+}
