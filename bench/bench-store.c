@@ -86,10 +86,12 @@ cmd_build(const char *datadir, const char *tmpldir, const char *tmpl, unsigned d
 	if (extents * BLOCK > disk_size) {
 		fprintf(stderr, "bench-store: %llu extents of 4 KiB do not fit a disk of %llu bytes\n",
 		    (unsigned long long)extents, (unsigned long long)disk_size);
+		free(ids);
 		return 1;
 	}
 	if ((rc = store_open(&so, &st, err, sizeof(err))) < 0) {
 		fprintf(stderr, "bench-store: %s\n", err[0] ? err : strerror(-rc));
+		free(ids);
 		return 1;
 	}
 	for (unsigned d = 0; d < disks; d++) {
@@ -98,6 +100,7 @@ cmd_build(const char *datadir, const char *tmpldir, const char *tmpl, unsigned d
 		if ((rc = store_create(st, name, tmpl, disk_size, "", &a, err, sizeof(err))) < 0) {
 			fprintf(stderr, "bench-store: create %s: %s\n", name, err[0] ? err : strerror(-rc));
 			store_close(st);
+			free(ids);
 			return 1;
 		}
 		ids[d] = a.id;
@@ -113,6 +116,7 @@ cmd_build(const char *datadir, const char *tmpldir, const char *tmpl, unsigned d
 				fprintf(stderr, "bench-store: write: %s\n",
 				    strerror(n < 0 ? (int)-n : EIO));
 				store_close(st);
+				free(ids);
 				return 1;
 			}
 		}

@@ -153,7 +153,8 @@ parse_option(struct sup_opts *o, char *opt)
 		for (int i = 0; ignored[i]; i++)
 			if (strcmp(opt, ignored[i]) == 0 && !val)
 				return;
-		if (strncmp(opt, "x-", 2) == 0 || strncmp(opt, "comment=", 8) == 0)
+		/* the "=value" is already cut off: comment=... arrives as "comment" */
+		if (strncmp(opt, "x-", 2) == 0 || (strcmp(opt, "comment") == 0 && val))
 			return;
 		die(1, "unknown mount option '%s%s%s'", opt, val ? "=" : "", val ? val : "");
 	}
