@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fixture.h"
 #include "crc32c.h"
+#include "fixture.h"
 
 /* ------------------------------------------------------------------ */
 /* crc32c                                                              */
@@ -233,13 +233,8 @@ START_TEST(test_crc32c_blocks_of_a_full_record)
 }
 END_TEST
 
-static Suite *
-crc32c_suite(void)
+FIXTURE_MAIN(tc, "core", NULL, 0)
 {
-	Suite *s = suite_create("crc32c");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "core", NULL, 0);
 	/* each crc test once per implementation (_i), see crc32c_impl() */
 #define CRC_TEST(t) tcase_add_loop_test(tc, t, CRC32C_IMPL_TABLE, CRC32C_IMPL_VPCLMUL + 1)
 	CRC_TEST(test_crc32c_standard_check_values);
@@ -250,11 +245,4 @@ crc32c_suite(void)
 	CRC_TEST(test_crc32c_blocks_equal_crc32c_of_each_block);
 	CRC_TEST(test_crc32c_blocks_of_a_full_record);
 #undef CRC_TEST
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_crc32c", crc32c_suite());
 }

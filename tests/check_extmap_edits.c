@@ -574,13 +574,8 @@ START_TEST(test_walk_stops_when_callback_returns_nonzero)
 }
 END_TEST
 
-static Suite *
-extmap_edits_suite(void)
+FIXTURE_MAIN(tc, "core", NULL, 60)
 {
-	Suite *s = suite_create("extmap_edits");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "core", NULL, 60);
 	tcase_add_test(tc, test_empty_map_reports_nothing);
 	tcase_add_test(tc, test_lookup_at_every_boundary_and_clipping);
 	tcase_add_test(tc, test_overwrite_middle_splits_one_extent_into_three);
@@ -593,11 +588,4 @@ extmap_edits_suite(void)
 	tcase_add_test(tc, test_clear_across_leaves);
 	tcase_add_test(tc, test_bad_range_rejected_and_map_unchanged);
 	tcase_add_test(tc, test_walk_stops_when_callback_returns_nonzero);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_extmap_edits", extmap_edits_suite());
 }

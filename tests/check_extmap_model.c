@@ -377,20 +377,8 @@ START_TEST(test_random_sparse_ops_in_huge_space_match_list_model)
 }
 END_TEST
 
-static Suite *
-extmap_model_suite(void)
+FIXTURE_MAIN(tc, "core", NULL, 60)
 {
-	Suite *s = suite_create("extmap_model");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "core", NULL, 60);
 	tcase_add_test(tc, test_random_ops_match_byte_model);
 	tcase_add_test(tc, test_random_sparse_ops_in_huge_space_match_list_model);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_extmap_model", extmap_model_suite());
 }

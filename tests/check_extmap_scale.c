@@ -174,22 +174,10 @@ START_TEST(test_prepend_100k_extents_memory)
 }
 END_TEST
 
-static Suite *
-extmap_scale_suite(void)
+FIXTURE_MAIN(tc, "core", NULL, 60)
 {
-	Suite *s = suite_create("extmap_scale");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "core", NULL, 60);
 	tcase_add_loop_test(tc, test_load_sorted_equals_set_one_by_one, 0, 3);
 	tcase_add_test(tc, test_load_refuses_overlap_unsorted_empty_and_nonempty_map);
 	tcase_add_test(tc, test_append_100k_extents_lookup_and_memory);
 	tcase_add_test(tc, test_prepend_100k_extents_memory);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_extmap_scale", extmap_scale_suite());
 }

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fixture.h"
 #include "names.h"
+#include "fixture.h"
 
 /* ------------------------------------------------------------------ */
 /* names: name_check                                                   */
@@ -225,13 +225,8 @@ START_TEST(test_size_format_respects_buffer_length)
 }
 END_TEST
 
-static Suite *
-names_suite(void)
+FIXTURE_MAIN(tc, "core", NULL, 0)
 {
-	Suite *s = suite_create("names");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "core", NULL, 0);
 	tcase_add_test(tc, test_name_check_accepts_valid_names);
 	tcase_add_test(tc, test_name_check_length_limit_is_200);
 	tcase_add_test(tc, test_name_check_rejects_slash_and_leading_dot);
@@ -241,11 +236,4 @@ names_suite(void)
 	tcase_add_test(tc, test_size_parse_overflow_is_erange);
 	tcase_add_test(tc, test_size_format_picks_unit_and_precision);
 	tcase_add_test(tc, test_size_format_respects_buffer_length);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_names", names_suite());
 }

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fixture.h"
 #include "proto.h"
+#include "fixture.h"
 
 /* ------------------------------------------------------------------ */
 /* proto                                                               */
@@ -294,13 +294,8 @@ START_TEST(test_proto_frame_split_whole_partial_and_malformed)
 }
 END_TEST
 
-static Suite *
-proto_suite(void)
+FIXTURE_MAIN(tc, "core", NULL, 0)
 {
-	Suite *s = suite_create("proto");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "core", NULL, 0);
 	tcase_add_test(tc, test_proto_parse_valid_request_and_arg_lookup);
 	tcase_add_test(tc, test_proto_parse_rejects_malformed_requests);
 	tcase_add_test(tc, test_proto_read_line_lines_and_eof);
@@ -309,11 +304,4 @@ proto_suite(void)
 	tcase_add_test(tc, test_proto_parse_status_ok_and_errno);
 	tcase_add_test(tc, test_proto_parse_request_id);
 	tcase_add_test(tc, test_proto_frame_split_whole_partial_and_malformed);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_proto", proto_suite());
 }

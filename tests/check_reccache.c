@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fixture.h"
 #include "logfmt.h"
 #include "reccache.h"
+#include "fixture.h"
 
 #define BLK		((uint64_t)REC_BLOCK)
 
@@ -193,20 +193,8 @@ START_TEST(reccache_readers_and_writers_never_see_a_mixed_record)
 }
 END_TEST
 
-static Suite *
-reccache_suite(void)
+FIXTURE_MAIN(tc, "reccache", NULL, 60)
 {
-	Suite *s = suite_create("reccache");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "reccache", NULL, 60);
 	tcase_add_test(tc, reccache_finds_what_was_put_until_replaced_or_dropped);
 	tcase_add_test(tc, reccache_readers_and_writers_never_see_a_mixed_record);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_reccache", reccache_suite());
 }

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fixture.h"
 #include "sbuf.h"
+#include "fixture.h"
 
 /* ------------------------------------------------------------------ */
 /* sbuf                                                                */
@@ -204,21 +204,9 @@ START_TEST(test_sbuf_json_str_escapes)
 }
 END_TEST
 
-static Suite *
-sbuf_suite(void)
+FIXTURE_MAIN(tc, "core", NULL, 0)
 {
-	Suite *s = suite_create("sbuf");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "core", NULL, 0);
 	tcase_add_test(tc, test_sbuf_empty_and_reset);
 	tcase_add_test(tc, test_sbuf_printf_grows_past_256_bytes);
 	tcase_add_test(tc, test_sbuf_json_str_escapes);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_sbuf", sbuf_suite());
 }

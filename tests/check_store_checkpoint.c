@@ -38,17 +38,13 @@ START_TEST(checkpointed_extent_cut_by_shrink_stays_cut_after_reopen)
 	OK(op_resize(st, id, &m, 3 * MiB, 0));
 	OK(op_zero(st, id, &m, 500 * KiB, 10, 1));		/* a hole in the middle of an extent */
 	OK(check_disk(st, id, &m, 1));
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	OK(check_disk(st, id, &m, 2));
 	ck_assert_int_eq(store_checkpoint(st), 0);
 	OK(op_resize(st, id, &m, 400 * KiB, 0));		/* inside the template this time */
 	OK(op_resize(st, id, &m, 3 * MiB, 0));
-	store_close(st);
-	st = sopen();
-	OK(check_disk(st, id, &m, 3));
-	model_free(&m);
-	store_close(st);
+	st = reopen(st);
+	check_and_close(st, id, &m, 3);
 }
 END_TEST
 
@@ -72,8 +68,7 @@ START_TEST(attributes_persist_across_reopen)
 	ck_assert_uint_eq(a.mode, 0640);
 	ck_assert_int_eq(a.mtime_ns, mt);
 	ck_assert_int_eq(store_setattr(st, 999, STORE_SET_MODE, 0600, 0, 0, 0), -ENOENT);
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	ck_assert_int_eq(store_getattr(st, id, &a), 0);
 	ck_assert_uint_eq(a.mode, 0640);
 	ck_assert_uint_eq(a.uid, 1234);
@@ -88,19 +83,15 @@ START_TEST(close_and_reopen_reads_the_same_bytes)
 {
 	struct store *st = sopen();
 	struct model m;
-	uint64_t id = mkdisk(st, "vm", "base.img", 0);
+	uint64_t id = new_vm(st, &m);
 
-	model_init(&m, tmpl_bytes, TSIZE, TSIZE);
 	OK(script(st, id, &m, 0));
 	OK(check_disk(st, id, &m, 1));
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	OK(check_disk(st, id, &m, 2));
 	store_close(st);
 	st = sopen();				/* a second round trip, nothing changed */
-	OK(check_disk(st, id, &m, 3));
-	model_free(&m);
-	store_close(st);
+	check_and_close(st, id, &m, 3);
 }
 END_TEST
 
@@ -196,10 +187,9 @@ START_TEST(checkpoint_between_writes_then_reopen_reads_the_same_bytes)
 {
 	struct store *st = sopen();
 	struct model m, m2;
-	uint64_t id = mkdisk(st, "vm", "base.img", 0);
+	uint64_t id = new_vm(st, &m);
 	uint64_t id2 = mkdisk(st, "other", "base.img", 2 * MiB);
 
-	model_init(&m, tmpl_bytes, TSIZE, TSIZE);
 	model_init(&m2, tmpl_bytes, TSIZE, 2 * MiB);
 	OK(script(st, id, &m, 0));
 	OK(op_write(st, id2, &m2, 1000, 300000, 77));
@@ -210,15 +200,13 @@ START_TEST(checkpoint_between_writes_then_reopen_reads_the_same_bytes)
 	OK(op_write(st, id2, &m2, 200000, 50000, 78));		/* inside the checkpointed extent */
 	OK(op_zero(st, id2, &m2, 900, 200, 1));			/* straddles its start */
 	OK(check_disk(st, id, &m, 2));
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	OK(check_disk(st, id, &m, 3));
 	OK(check_disk(st, id2, &m2, 4));
 	ck_assert_int_eq(store_checkpoint(st), 0);
 	OK(script(st, id, &m, 2));
 	ck_assert_int_eq(store_checkpoint(st), 0);
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	OK(check_disk(st, id, &m, 5));
 	OK(check_disk(st, id2, &m2, 6));
 	model_free(&m);
@@ -227,23 +215,11 @@ START_TEST(checkpoint_between_writes_then_reopen_reads_the_same_bytes)
 }
 END_TEST
 
-static Suite *
-store_checkpoint_suite(void)
+FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
-	Suite *s = suite_create("store_checkpoint");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "store", store_setup, 60);
 	tcase_add_test(tc, checkpointed_extent_cut_by_shrink_stays_cut_after_reopen);
 	tcase_add_test(tc, attributes_persist_across_reopen);
 	tcase_add_test(tc, close_and_reopen_reads_the_same_bytes);
 	tcase_add_test(tc, checkpoint_between_writes_then_reopen_reads_the_same_bytes);
 	tcase_add_test(tc, catalog_range_replace_matches_unit_model);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_store_checkpoint", store_checkpoint_suite());
 }

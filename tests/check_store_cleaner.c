@@ -4,8 +4,11 @@
  * readers race it.
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,26 +16,31 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <dirent.h>
-#include <pthread.h>
-#include <stdatomic.h>
-
 #include "store_int.h"	/* st->log: how much the cleaner appended */
 #include "store_fixture.h"
+
+/* A 4 MiB clone "keep" written all over in 256 KiB records, m2 its model; its id. */
+static uint64_t
+written_keep_disk(struct store *st, struct model *m2)
+{
+	uint64_t id2 = mkdisk(st, "keep", "base.img", 4 * MiB);
+
+	model_init(m2, tmpl_bytes, TSIZE, 4 * MiB);
+	for (uint64_t off = 0; off < 4 * MiB; off += 256 * 1024)
+		OK(op_write(st, id2, m2, off, 256 * 1024, 900 + off));
+	return id2;
+}
 
 /* Bytes the log's segment files take; how many are cut to their header. */
 static uint64_t
 log_file_bytes(int *released)
 {
 	char dir[600];
-	DIR *d;
+	DIR *d = log_dir(dir, sizeof(dir));
 	struct dirent *de;
 	uint64_t sum = 0;
 
 	*released = 0;
-	snprintf(dir, sizeof(dir), "%s/log", datadir);
-	d = opendir(dir);
-	ck_assert_ptr_nonnull(d);
 	while ((de = readdir(d)) != NULL) {
 		char p[1200];
 		struct stat sb;
@@ -65,10 +73,7 @@ START_TEST(cleaner_releases_dead_segments_and_keeps_every_byte)
 	struct sbuf sb = SBUF_INIT;
 	int rel_before, rel_after;
 
-	id2 = mkdisk(st, "keep", "base.img", 4 * MiB);
-	model_init(&m2, tmpl_bytes, TSIZE, 4 * MiB);
-	for (uint64_t off = 0; off < 4 * MiB; off += 256 * 1024)
-		OK(op_write(st, id2, &m2, off, 256 * 1024, 900 + off));
+	id2 = written_keep_disk(st, &m2);
 	OK(op_resize(st, id, &m, 6 * MiB, 0));
 	for (int pass = 0; pass < 6; pass++) {
 		for (uint64_t off = 0; off < 6 * MiB; off += 128 * 1024)
@@ -176,10 +181,7 @@ START_TEST(cleaner_races_writers_and_readers_without_losing_anything)
 	struct sbuf sb = SBUF_INIT;
 	pthread_t tw, tr;
 
-	id2 = mkdisk(st, "keep", "base.img", 4 * MiB);
-	model_init(&m2, tmpl_bytes, TSIZE, 4 * MiB);
-	for (uint64_t off = 0; off < 4 * MiB; off += 256 * 1024)
-		OK(op_write(st, id2, &m2, off, 256 * 1024, 900 + off));
+	id2 = written_keep_disk(st, &m2);
 	OK(op_resize(st, id, &m, 6 * MiB + 128 * 1024, 0));
 	r = (struct clean_race){ .st = st, .id = id, .id2 = id2, .m = &m, .m2 = &m2 };
 	ck_assert_int_eq(pthread_create(&tw, NULL, race_writer, &r), 0);
@@ -204,8 +206,7 @@ START_TEST(cleaner_races_writers_and_readers_without_losing_anything)
 	OK(check_disk(st, id, &m, 70));
 	OK(check_disk(st, id2, &m2, 71));
 	ck_assert_msg(store_check(st, &sb) == 0, "%s", sbuf_str(&sb));
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	OK(check_disk(st, id, &m, 72));
 	OK(check_disk(st, id2, &m2, 73));
 	store_close(st);
@@ -217,20 +218,8 @@ START_TEST(cleaner_races_writers_and_readers_without_losing_anything)
 }
 END_TEST
 
-static Suite *
-store_cleaner_suite(void)
+FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
-	Suite *s = suite_create("store_cleaner");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "store", store_setup, 60);
 	tcase_add_loop_test(tc, cleaner_releases_dead_segments_and_keeps_every_byte, 0, 2);
 	tcase_add_test(tc, cleaner_races_writers_and_readers_without_losing_anything);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_store_cleaner", store_cleaner_suite());
 }

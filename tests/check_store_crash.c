@@ -9,17 +9,16 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <pthread.h>
-#include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "logfmt.h"
 #include "store_int.h"	/* snapshot_write, cp_laddr: the takeover test looks inside */
@@ -213,8 +212,7 @@ START_TEST(takeover_from_snapshot_matches_the_dead_worker)
 	OK(check_disk(st, id, &m, 40 + (uint64_t)_i));
 	/* and it keeps working, and a later ordinary open agrees */
 	OK(op_write(st, id, &m, 4321, 77777, 31));
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	OK(check_disk(st, id, &m, 50 + (uint64_t)_i));
 	store_close(st);
 	munmap(area, cap);
@@ -296,11 +294,8 @@ START_TEST(crash_after_sync_loses_nothing)
 	OK(check_disk(st, id, &m, 2));
 	/* and the recovered store keeps working */
 	OK(op_write(st, id, &m, 12345, 54321, 999));
-	store_close(st);
-	st = sopen();
-	OK(check_disk(st, id, &m, 3));
-	model_free(&m);
-	store_close(st);
+	st = reopen(st);
+	check_and_close(st, id, &m, 3);
 }
 END_TEST
 
@@ -309,13 +304,9 @@ START_TEST(crash_with_checkpoints_racing_the_writes_loses_nothing)
 	struct crash_plan p = { { 0, 1, -1 }, -1, 0, 1, END_KILL };
 	struct model m;
 	uint64_t id = fresh_store_with_disk(&m);
-	struct store *st;
 
 	crash_run(id, &m, &p);
-	st = sopen();
-	OK(check_disk(st, id, &m, 1));
-	model_free(&m);
-	store_close(st);
+	check_and_close(sopen(), id, &m, 1);
 }
 END_TEST
 
@@ -324,7 +315,6 @@ START_TEST(checkpoint_thread_runs_and_crash_after_it_loses_nothing)
 	struct crash_plan p = { { 0, 1, -1 }, -1, 50, 0, END_KILL };
 	struct model m;
 	uint64_t id = fresh_store_with_disk(&m);
-	struct store *st;
 	struct catalog *cat = NULL;
 	char path[256], err[512] = "";
 	uint64_t laddr = 0, seq = 0;
@@ -337,10 +327,7 @@ START_TEST(checkpoint_thread_runs_and_crash_after_it_loses_nothing)
 	catalog_close(cat);
 	ck_assert_uint_gt(laddr, wlog_first_laddr());
 	ck_assert_uint_gt(seq, 1);
-	st = sopen();
-	OK(check_disk(st, id, &m, 1));
-	model_free(&m);
-	store_close(st);
+	check_and_close(sopen(), id, &m, 1);
 }
 END_TEST
 
@@ -381,11 +368,8 @@ START_TEST(garbage_after_the_log_tail_is_cut_and_data_is_intact)
 	OK(check_disk(st, id, &m, 1));
 	OK(op_write(st, id, &m, 777, 3333, 31337));		/* appends continue at the cut */
 	ck_assert_int_eq(store_sync(st, id), 0);
-	store_close(st);
-	st = sopen();
-	OK(check_disk(st, id, &m, 2));
-	model_free(&m);
-	store_close(st);
+	st = reopen(st);
+	check_and_close(st, id, &m, 2);
 }
 END_TEST
 
@@ -447,13 +431,8 @@ START_TEST(crash_after_deleting_a_written_disk_replays_the_others)
 }
 END_TEST
 
-static Suite *
-store_crash_suite(void)
+FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
-	Suite *s = suite_create("store_crash");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "store", store_setup, 60);
 	tcase_add_loop_test(tc, crash_after_sync_loses_nothing, 0, 2);
 	tcase_add_loop_test(tc, takeover_from_snapshot_matches_the_dead_worker, 0, 3);
 	tcase_add_test(tc, zero_past_the_end_is_one_record);
@@ -461,11 +440,4 @@ store_crash_suite(void)
 	tcase_add_test(tc, checkpoint_thread_runs_and_crash_after_it_loses_nothing);
 	tcase_add_loop_test(tc, garbage_after_the_log_tail_is_cut_and_data_is_intact, 0, 3);
 	tcase_add_test(tc, crash_after_deleting_a_written_disk_replays_the_others);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_store_crash", store_crash_suite());
 }

@@ -81,9 +81,7 @@ START_TEST(read_across_hundreds_of_extents_is_assembled_in_order)
 	OK(check_read(st, id, &m, 0, 2 * MiB));
 	OK(check_read(st, id, &m, 999, 300 * 4000 + 17));
 	OK(check_read(st, id, &m, 1001, 64 * 4000 + 1));
-	OK(check_disk(st, id, &m, 7));
-	model_free(&m);
-	store_close(st);
+	check_and_close(st, id, &m, 7);
 }
 END_TEST
 
@@ -130,10 +128,9 @@ START_TEST(zero_punches_in_place_or_grows_the_disk)
 {
 	struct store *st = sopen();
 	struct model m;
-	uint64_t id = mkdisk(st, "vm", "base.img", 0);
+	uint64_t id = new_vm(st, &m);
 	struct disk_attr a;
 
-	model_init(&m, tmpl_bytes, TSIZE, TSIZE);
 	OK(op_write(st, id, &m, 2000, 8000, 1));
 	OK(op_zero(st, id, &m, 1000, 5000, 1));			/* over template and log */
 	OK(check_disk(st, id, &m, 1));
@@ -156,11 +153,8 @@ START_TEST(zero_punches_in_place_or_grows_the_disk)
 	ck_assert_int_eq(store_zero(st, id, 0, (UINT64_C(1) << 48) + 1, 0), -EFBIG);
 	ck_assert_int_eq(store_zero(st, 999, 0, 10, 1), -ENOENT);
 	OK(check_disk(st, id, &m, 7));
-	store_close(st);
-	st = sopen();
-	OK(check_disk(st, id, &m, 8));
-	model_free(&m);
-	store_close(st);
+	st = reopen(st);
+	check_and_close(st, id, &m, 8);
 }
 END_TEST
 
@@ -168,10 +162,9 @@ START_TEST(shrink_then_grow_reads_zeros_where_the_template_had_data)
 {
 	struct store *st = sopen();
 	struct model m;
-	uint64_t id = mkdisk(st, "vm", "base.img", 0);
+	uint64_t id = new_vm(st, &m);
 	unsigned char buf[16];
 
-	model_init(&m, tmpl_bytes, TSIZE, TSIZE);
 	OK(op_write(st, id, &m, 290000, 20000, 1));		/* straddles the new end */
 	OK(op_resize(st, id, &m, 300000, 0));
 	OK(check_disk(st, id, &m, 1));
@@ -192,11 +185,8 @@ START_TEST(shrink_then_grow_reads_zeros_where_the_template_had_data)
 	OK(op_write(st, id, &m, 10, 10, 2));
 	OK(check_disk(st, id, &m, 6));
 	ck_assert_int_eq(store_resize(st, id, (UINT64_C(1) << 48) + 1, 0), -EFBIG);
-	store_close(st);
-	st = sopen();
-	OK(check_disk(st, id, &m, 7));
-	model_free(&m);
-	store_close(st);
+	st = reopen(st);
+	check_and_close(st, id, &m, 7);
 }
 END_TEST
 
@@ -204,10 +194,9 @@ START_TEST(writes_at_end_are_EFBIG_and_across_end_are_cut_short)
 {
 	struct store *st = sopen();
 	struct model m;
-	uint64_t id = mkdisk(st, "vm", "base.img", 0);
+	uint64_t id = new_vm(st, &m);
 	unsigned char buf[100] = { 1, 2, 3 };
 
-	model_init(&m, tmpl_bytes, TSIZE, TSIZE);
 	ck_assert_int_eq(store_write(st, id, buf, sizeof(buf), TSIZE), -EFBIG);
 	ck_assert_int_eq(store_write(st, id, buf, sizeof(buf), TSIZE + 4096), -EFBIG);
 	ck_assert_int_eq(store_write(st, id, buf, sizeof(buf), TSIZE - 10), 10);
@@ -242,8 +231,7 @@ START_TEST(write_larger_than_a_record_is_cut_to_one_record_and_persists)
 	ck_assert_msg(memcmp(got, buf, len) == 0, "read back differs");
 	ck_assert_int_eq(store_statfs(st, &sv), 0);
 	ck_assert_uint_eq(sv.f_namemax, 200);
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	memset(got, 0, len);
 	ck_assert_int_eq(store_read(st, id, got, len, 100), (ssize_t)len);
 	ck_assert_msg(memcmp(got, buf, len) == 0, "read back after reopen differs");
@@ -371,13 +359,8 @@ START_TEST(seek_passes_through_holes_of_a_sparse_template)
 }
 END_TEST
 
-static Suite *
-store_io_suite(void)
+FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
-	Suite *s = suite_create("store_io");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "store", store_setup, 60);
 	tcase_add_test(tc, unaligned_writes_across_boundaries_read_back_exactly);
 	tcase_add_test(tc, read_across_hundreds_of_extents_is_assembled_in_order);
 	tcase_add_test(tc, clones_are_isolated_and_template_file_is_unchanged);
@@ -387,11 +370,4 @@ store_io_suite(void)
 	tcase_add_test(tc, write_larger_than_a_record_is_cut_to_one_record_and_persists);
 	tcase_add_test(tc, seek_data_and_hole_follow_template_punches_and_writes);
 	tcase_add_test(tc, seek_passes_through_holes_of_a_sparse_template);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_store_io", store_io_suite());
 }

@@ -91,14 +91,11 @@ START_TEST(unlinked_open_disk_works_until_released_then_is_gone)
 	/* the new "vm" is a clean clone */
 	model_init(&m, tmpl_bytes, TSIZE, TSIZE);
 	OK(check_disk(st, id2, &m, 4));
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	ck_assert_int_eq(store_getattr(st, id, &a), -ENOENT);
 	ck_assert_int_eq(store_lookup(st, "vm", &a), 0);
 	ck_assert_uint_eq(a.id, id2);
-	OK(check_disk(st, id2, &m, 5));
-	model_free(&m);
-	store_close(st);
+	check_and_close(st, id2, &m, 5);
 }
 END_TEST
 
@@ -207,22 +204,10 @@ START_TEST(rename_replaces_target_and_noreplace_is_EEXIST)
 }
 END_TEST
 
-static Suite *
-store_namespace_suite(void)
+FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
-	Suite *s = suite_create("store_namespace");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "store", store_setup, 60);
 	tcase_add_test(tc, listing_shows_linked_disks_in_id_order);
 	tcase_add_test(tc, unlinked_open_disk_works_until_released_then_is_gone);
 	tcase_add_test(tc, unlinked_disk_is_kept_without_purge_and_purged_at_next_purging_open);
 	tcase_add_test(tc, rename_replaces_target_and_noreplace_is_EEXIST);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_store_namespace", store_namespace_suite());
 }

@@ -133,8 +133,7 @@ START_TEST(open_with_create_finishes_an_interrupted_creation)
 	write_file(p, "half a database", 15);
 	st = sopen();
 	mkdisk(st, "vm", "base.img", 0);
-	store_close(st);
-	st = sopen();
+	st = reopen(st);
 	ck_assert_int_eq(store_lookup(st, "vm", &a), 0);
 	store_close(st);
 	ck_assert(!exists(p));
@@ -177,17 +176,14 @@ START_TEST(clone_reads_exactly_the_template)
 	struct store *st = sopen();
 	struct disk_attr a;
 	struct model m;
-	uint64_t id = mkdisk(st, "vm", "base.img", 0);
+	uint64_t id = new_vm(st, &m);
 
 	ck_assert_int_eq(store_getattr(st, id, &a), 0);
 	ck_assert_uint_eq(a.size, TSIZE);
 	ck_assert_str_eq(a.template_name, "base.img");
 	ck_assert_uint_eq(a.log_bytes, 0);
 	ck_assert_ptr_null(a.problem);
-	model_init(&m, tmpl_bytes, TSIZE, TSIZE);
-	OK(check_disk(st, id, &m, 1));
-	model_free(&m);
-	store_close(st);
+	check_and_close(st, id, &m, 1);
 }
 END_TEST
 
@@ -201,9 +197,7 @@ START_TEST(clone_larger_than_template_reads_zeros_past_its_end)
 	ck_assert_int_eq(store_getattr(st, id, &a), 0);
 	ck_assert_uint_eq(a.size, 3 * MiB + 1);
 	model_init(&m, tmpl_bytes, TSIZE, 3 * MiB + 1);
-	OK(check_disk(st, id, &m, 2));
-	model_free(&m);
-	store_close(st);
+	check_and_close(st, id, &m, 2);
 }
 END_TEST
 
@@ -324,13 +318,8 @@ START_TEST(create_from_missing_or_non_regular_template_fails)
 }
 END_TEST
 
-static Suite *
-store_open_suite(void)
+FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
-	Suite *s = suite_create("store_open");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "store", store_setup, 60);
 	tcase_add_test(tc, open_with_create_makes_catalog_and_log_and_reopens);
 	tcase_add_test(tc, open_refuses_to_create_over_a_non_empty_unrelated_dir);
 	tcase_add_loop_test(tc, open_with_create_never_deletes_a_log_that_has_records, 0, 3);
@@ -342,11 +331,4 @@ store_open_suite(void)
 	tcase_add_test(tc, create_rejects_bad_names);
 	tcase_add_test(tc, create_duplicate_is_EEXIST_unless_same_token);
 	tcase_add_test(tc, create_from_missing_or_non_regular_template_fails);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_store_open", store_open_suite());
 }

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include <time.h>
 #include "store_fixture.h"
 
 /* ---- templates changing under their disks -------------------------------- */
@@ -145,19 +145,7 @@ START_TEST(changed_template_makes_its_disks_refuse_io_and_others_keep_working)
 }
 END_TEST
 
-static Suite *
-store_template_suite(void)
+FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
-	Suite *s = suite_create("store_template");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "store", store_setup, 60);
 	tcase_add_loop_test(tc, changed_template_makes_its_disks_refuse_io_and_others_keep_working, 0, 4);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_store_template", store_template_suite());
 }

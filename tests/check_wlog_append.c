@@ -255,8 +255,7 @@ START_TEST(reopen_replay_sees_exactly_the_appended_records_in_order)
 	ck_assert_uint_eq(c.v[0].rec_laddr, want[17].rec_laddr);
 	ck_assert_uint_eq(c.v[c.n - 1].h.seq, N + 1);
 	ck_assert_uint_eq(rs.torn_bytes, 0);
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
@@ -372,23 +371,11 @@ START_TEST(append_with_sums_computed_beforehand_writes_the_same_record)
 }
 END_TEST
 
-static Suite *
-wlog_append_suite(void)
+FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 {
-	Suite *s = suite_create("wlog_append");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "wlog", wlog_setup, 60);
 	tcase_add_test(tc, empty_log_replays_nothing_and_tail_is_first_laddr);
 	tcase_add_test(tc, append_each_record_type_reads_back_with_headers_and_crcs_on_disk);
 	tcase_add_test(tc, reopen_replay_sees_exactly_the_appended_records_in_order);
 	tcase_add_test(tc, sync_succeeds_and_bad_write_lengths_are_EINVAL);
 	tcase_add_test(tc, append_with_sums_computed_beforehand_writes_the_same_record);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_wlog_append", wlog_append_suite());
 }

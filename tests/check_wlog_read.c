@@ -537,13 +537,8 @@ START_TEST(records_of_a_released_segment_are_forgotten)
 }
 END_TEST
 
-static Suite *
-wlog_read_suite(void)
+FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 {
-	Suite *s = suite_create("wlog_read");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "wlog", wlog_setup, 60);
 	tcase_add_loop_test(tc, read_of_a_damaged_block_fails_and_other_blocks_read_fine, 0,
 	    (int)(sizeof(block_damage) / sizeof(block_damage[0])));
 	tcase_add_test(tc, read_of_a_record_with_a_damaged_header_always_fails);
@@ -556,11 +551,4 @@ wlog_read_suite(void)
 	tcase_add_test(tc, cached_read_keeps_the_header_it_checked_and_check_still_sees_the_disk);
 	tcase_add_test(tc, record_with_a_damaged_table_is_not_cached);
 	tcase_add_test(tc, records_of_a_released_segment_are_forgotten);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_wlog_read", wlog_read_suite());
 }

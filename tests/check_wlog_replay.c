@@ -87,8 +87,7 @@ START_TEST(damaged_record_in_newest_segment_is_cut_and_appends_continue_there)
 	assert_bytes_eq(got, fresh, sizeof(fresh), "record appended after the cut");
 	ck_assert_int_eq(wlog_read(w, c.v[1].rec_laddr, 1, LEN, got, LEN, &why), 0);
 	assert_bytes_eq(got, data + LEN, LEN, "record 2 survives");
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
@@ -142,8 +141,7 @@ START_TEST(torn_tail_is_cut_and_earlier_records_survive)
 	w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
 	ck_assert_int_eq(c.n, 3);
 	ck_assert_uint_eq(rs.torn_bytes, 0);
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
@@ -285,8 +283,7 @@ START_TEST(damage_in_older_segment_is_EUCLEAN_and_nothing_is_cut)
 	ck_assert_int_eq(seg_size(1), s1);
 	ck_assert_int_eq(seg_size(2), s2);
 	ck_assert_int_eq(cut_files(NULL), 0);
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
@@ -475,8 +472,7 @@ START_TEST(replay_with_wrong_next_seq_applies_nothing)
 	} else {
 		ck_assert_msg(err[0] != '\0', "an error needs a message");
 	}
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
@@ -502,8 +498,7 @@ START_TEST(replay_from_outside_the_log_is_EUCLEAN)
 	/* the right start still works afterwards */
 	ck_assert_int_eq(log_replay(w, wlog_first_laddr(), 1, &c, &rs, err, sizeof(err)), 0);
 	ck_assert_int_eq(c.n, 1);
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
@@ -528,8 +523,7 @@ START_TEST(apply_error_stops_replay_and_is_returned)
 	ck_assert_msg(contains(err, "record 3"), "message: '%s'", err);
 	/* an apply failure is not damage: nothing is cut */
 	ck_assert_int_eq(seg_size(1), size);
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
@@ -585,18 +579,12 @@ START_TEST(trust_complete_replay_verifies_only_the_last_record)
 		ck_assert_int_eq(seg_size(1), (int64_t)pos);
 		ck_assert_uint_eq(wlog_tail(w), la[victim]);
 	}
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
-static Suite *
-wlog_replay_suite(void)
+FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 {
-	Suite *s = suite_create("wlog_replay");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "wlog", wlog_setup, 60);
 	tcase_add_loop_test(tc, damaged_record_in_newest_segment_is_cut_and_appends_continue_there, 0, 6);
 	tcase_add_loop_test(tc, torn_tail_is_cut_and_earlier_records_survive, 0, 7);
 	tcase_add_test(tc, segments_roll_at_segment_size_and_replay_spans_them);
@@ -610,11 +598,4 @@ wlog_replay_suite(void)
 	tcase_add_test(tc, replay_from_outside_the_log_is_EUCLEAN);
 	tcase_add_test(tc, apply_error_stops_replay_and_is_returned);
 	tcase_add_loop_test(tc, trust_complete_replay_verifies_only_the_last_record, 0, 2);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_wlog_replay", wlog_replay_suite());
 }

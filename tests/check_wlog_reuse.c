@@ -328,8 +328,7 @@ START_TEST(trust_complete_replay_verifies_the_last_record_of_a_reused_file)
 	ck_assert_int_eq(c.n, REUSE_N - 1 - REC1M_PER_SEG);
 	ck_assert_uint_eq(wlog_tail(w), la[REUSE_N - 1]);
 	ck_assert_uint_eq(rs.torn_bytes, (uint64_t)old_size - last);
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
@@ -435,8 +434,7 @@ START_TEST(crash_states_of_release_and_roll_open_and_recover)
 	ck_assert_int_eq(log_replay(w, la[REC1M_PER_SEG], REC1M_PER_SEG + 1, &c, &rs, err, sizeof(err)), 0);
 	ck_assert_int_eq(c.n, _i == 3 ? n + 1 : n + REC1M_PER_SEG);
 	ck_assert_uint_eq(rs.torn_bytes, 0);
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
@@ -480,29 +478,16 @@ START_TEST(version_2_segments_still_open_and_the_log_goes_on_in_version_3)
 	}
 	ck_assert_int_eq(c.n, n - REC1M_PER_SEG);
 	ck_assert_int_eq(wlog_segment_bytes(w, 2), (int64_t)end2);
-	wlog_close(w);
-	free(c.v);
+	log_close(w, &c);
 }
 END_TEST
 
-static Suite *
-wlog_reuse_suite(void)
+FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 {
-	Suite *s = suite_create("wlog_reuse");
-	TCase *tc;
-
-	tc = fixture_tcase(s, "wlog", wlog_setup, 60);
 	tcase_add_test(tc, released_segment_becomes_a_spare_and_the_next_roll_reuses_its_file);
 	tcase_add_loop_test(tc, stale_records_after_the_tail_are_not_replayed, 0, 4);
 	tcase_add_test(tc, replay_crosses_a_reused_sealed_segment_at_its_recorded_end);
 	tcase_add_test(tc, trust_complete_replay_verifies_the_last_record_of_a_reused_file);
 	tcase_add_loop_test(tc, crash_states_of_release_and_roll_open_and_recover, 0, 4);
 	tcase_add_test(tc, version_2_segments_still_open_and_the_log_goes_on_in_version_3);
-	return s;
-}
-
-int
-main(void)
-{
-	return fixture_main("check_wlog_reuse", wlog_reuse_suite());
 }

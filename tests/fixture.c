@@ -20,6 +20,9 @@
 
 char fixture_run_dir[64];
 
+/* the program's one suite, named after the program, made by the first fixture_tcase() */
+static Suite *suite;
+
 static int
 rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -29,9 +32,10 @@ rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 }
 
 int
-fixture_main(const char *prog, Suite *s)
+fixture_main(void)
 {
-	SRunner *sr = srunner_create(s);
+	const char *prog = program_invocation_short_name;
+	SRunner *sr = srunner_create(suite);
 	int failed;
 
 	snprintf(fixture_run_dir, sizeof(fixture_run_dir), "/tmp/%s.XXXXXX", prog);
@@ -50,15 +54,20 @@ fixture_main(const char *prog, Suite *s)
 }
 
 TCase *
-fixture_tcase(Suite *s, const char *name, void (*setup)(void), int timeout_s)
+fixture_tcase(const char *name, void (*setup)(void), int timeout_s)
 {
 	TCase *tc = tcase_create(name);
+
+	if (!suite) {
+		const char *prog = program_invocation_short_name;
+		suite = suite_create(strncmp(prog, "check_", 6) == 0 ? prog + 6 : prog);
+	}
 
 	if (setup)
 		tcase_add_checked_fixture(tc, setup, NULL);
 	if (timeout_s)
 		tcase_set_timeout(tc, timeout_s);
-	suite_add_tcase(s, tc);
+	suite_add_tcase(suite, tc);
 	return tc;
 }
 

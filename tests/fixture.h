@@ -1,8 +1,8 @@
 /*
  * fixture.h: what every unit-test program shares (tests/fixture.c).
  *
- * A test program is one Check suite: its file builds the suite with
- * fixture_tcase() and hands it to fixture_main().  Check forks each test and
+ * A test program is one Check suite of one test case, named after the
+ * program: its FIXTURE_MAIN block adds the tests.  Check forks each test and
  * a failed assertion ends that process with _exit(), so no cleanup runs in
  * a test: fixture_main() makes one directory per run under /tmp and removes
  * it, with whatever the tests left there, when the run ends.
@@ -17,20 +17,37 @@
 #define KiB		(UINT64_C(1) << 10)
 #define MiB		(UINT64_C(1) << 20)
 
-/* The run's directory, /tmp/<prog>.XXXXXX, made by fixture_main(). */
+/* The run's directory, /tmp/<program>.XXXXXX, made by fixture_main(). */
 extern char fixture_run_dir[64];
 
 /*
- * Runs suite s with the engine logging errors only (the tests provoke
- * warnings on purpose) and returns main()'s exit status.
+ * A test case named name in the program's suite: setup (may be NULL) runs
+ * in each test's process before the test; timeout_s 0 keeps Check's default.
  */
-int fixture_main(const char *prog, Suite *s);
+TCase *fixture_tcase(const char *name, void (*setup)(void), int timeout_s);
 
 /*
- * A test case named name, added to s: setup (may be NULL) runs in each
- * test's process before the test; timeout_s 0 keeps Check's default.
+ * Runs the program's suite with the engine logging errors only (the tests
+ * provoke warnings on purpose) and returns main()'s exit status.
  */
-TCase *fixture_tcase(Suite *s, const char *name, void (*setup)(void), int timeout_s);
+int fixture_main(void);
+
+/*
+ * FIXTURE_MAIN(tc, name, setup, timeout_s) { tcase_add_test(tc, t); ... }
+ * is a test program's main(): the block adds the program's tests to tc, the
+ * test case fixture_tcase(name, setup, timeout_s), and fixture_main() runs
+ * them.
+ */
+#define FIXTURE_MAIN(tc, name, setup, timeout_s)			\
+static void fixture_add_tests(TCase *tc);				\
+int									\
+main(void)								\
+{									\
+	fixture_add_tests(fixture_tcase((name), (setup), (timeout_s)));	\
+	return fixture_main();						\
+}									\
+static void								\
+fixture_add_tests(TCase *tc)
 
 /* A fresh directory under the run's directory, its path in buf. */
 void fixture_tmpdir(char *buf, size_t len);

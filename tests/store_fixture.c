@@ -103,6 +103,13 @@ sopen(void)
 	return sopen_with(&o);
 }
 
+struct store *
+reopen(struct store *st)
+{
+	store_close(st);
+	return sopen();
+}
+
 uint64_t
 mkdisk(struct store *st, const char *name, const char *tmpl, uint64_t size)
 {
@@ -114,17 +121,25 @@ mkdisk(struct store *st, const char *name, const char *tmpl, uint64_t size)
 	return a.id;
 }
 
+DIR *
+log_dir(char *path, size_t len)
+{
+	DIR *d;
+
+	snprintf(path, len, "%s/log", datadir);
+	d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	return d;
+}
+
 unsigned
 newest_segment(char *buf, size_t len)
 {
 	char logdir[200];
-	DIR *d;
+	DIR *d = log_dir(logdir, sizeof(logdir));
 	struct dirent *de;
 	unsigned best = 0;
 
-	snprintf(logdir, sizeof(logdir), "%s/log", datadir);
-	d = opendir(logdir);
-	ck_assert_ptr_nonnull(d);
 	while ((de = readdir(d)) != NULL) {
 		unsigned n;
 		char tail[8];
@@ -325,6 +340,23 @@ script(struct store *st, uint64_t id, struct model *m, int part)
 	return 0;
 }
 
+uint64_t
+new_vm(struct store *st, struct model *m)
+{
+	uint64_t id = mkdisk(st, "vm", "base.img", 0);
+
+	model_init(m, tmpl_bytes, TSIZE, TSIZE);
+	return id;
+}
+
+void
+check_and_close(struct store *st, uint64_t id, struct model *m, uint64_t seed)
+{
+	OK(check_disk(st, id, m, seed));
+	model_free(m);
+	store_close(st);
+}
+
 void
 assert_template_file_unchanged(void)
 {
@@ -345,8 +377,8 @@ uint64_t
 fresh_store_with_disk(struct model *m)
 {
 	struct store *st = sopen();
-	uint64_t id = mkdisk(st, "vm", "base.img", 0);
+	uint64_t id = new_vm(st, m);
+
 	store_close(st);
-	model_init(m, tmpl_bytes, TSIZE, TSIZE);
 	return id;
 }

@@ -9,6 +9,7 @@
 #ifndef HCOWFS_TESTS_STORE_FIXTURE_H
 #define HCOWFS_TESTS_STORE_FIXTURE_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,7 +49,12 @@ void store_setup(void);
 struct store_opts opts(void);
 struct store *sopen_with(const struct store_opts *o);
 struct store *sopen(void);
+/* st closed and the store opened again, as sopen() does */
+struct store *reopen(struct store *st);
 uint64_t mkdisk(struct store *st, const char *name, const char *tmpl, uint64_t size);
+
+/* The data dir's log dir, opened; its path in path. */
+DIR *log_dir(char *path, size_t len);
 
 /* The newest log segment: its number, and its path in buf. */
 unsigned newest_segment(char *buf, size_t len);
@@ -64,6 +70,9 @@ void model_init(struct model *m, const unsigned char *tmpl, uint64_t tsize, uint
 
 void model_free(struct model *m);
 void model_resize(struct model *m, uint64_t size);
+
+/* A clone "vm" of all of base.img, m its model; its id. */
+uint64_t new_vm(struct store *st, struct model *m);
 
 /*
  * Operations applied to the store (st may be NULL: the model only) and the
@@ -90,6 +99,9 @@ int check_disk(struct store *st, uint64_t id, const struct model *m, uint64_t se
  * past a 16 MiB segment.
  */
 int script(struct store *st, uint64_t id, struct model *m, int part);
+
+/* The disk still reads as the model says; then the model is freed and the store closed. */
+void check_and_close(struct store *st, uint64_t id, struct model *m, uint64_t seed);
 
 /* base.img still holds tmpl_bytes. */
 void assert_template_file_unchanged(void);

@@ -69,28 +69,30 @@ seg_size(uint32_t segno)
 	return file_size(p);
 }
 
-void
-seg_pread(uint32_t segno, void *buf, size_t len, uint64_t off)
+/* seg_pread (rd != NULL) or seg_pwrite (wr != NULL) */
+static void
+seg_io(uint32_t segno, void *rd, const void *wr, size_t len, uint64_t off)
 {
 	char p[256];
 	int fd;
 	seg_path(segno, p, sizeof(p));
-	fd = open(p, O_RDONLY);
+	fd = open(p, rd ? O_RDONLY : O_WRONLY);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+	ck_assert_int_eq(rd ? pread(fd, rd, len, (off_t)off) : pwrite(fd, wr, len, (off_t)off),
+	    (ssize_t)len);
 	close(fd);
+}
+
+void
+seg_pread(uint32_t segno, void *buf, size_t len, uint64_t off)
+{
+	seg_io(segno, buf, NULL, len, off);
 }
 
 void
 seg_pwrite(uint32_t segno, const void *buf, size_t len, uint64_t off)
 {
-	char p[256];
-	int fd;
-	seg_path(segno, p, sizeof(p));
-	fd = open(p, O_WRONLY);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(pwrite(fd, buf, len, (off_t)off), (ssize_t)len);
-	close(fd);
+	seg_io(segno, NULL, buf, len, off);
 }
 
 void
@@ -171,6 +173,13 @@ collect(const struct rec_header *h, uint64_t rec_laddr, void *arg)
 	c->v[c->n].rec_laddr = rec_laddr;
 	c->n++;
 	return 0;
+}
+
+void
+log_close(struct wlog *w, struct collector *c)
+{
+	wlog_close(w);
+	free(c->v);
 }
 
 struct wlog *

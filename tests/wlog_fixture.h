@@ -51,8 +51,8 @@ void seg_path(uint32_t segno, char *buf, size_t len);
 
 int64_t seg_size(uint32_t segno);
 
+/* Exactly len bytes at off of segment segno's file, read or written past the log. */
 void seg_pread(uint32_t segno, void *buf, size_t len, uint64_t off);
-
 void seg_pwrite(uint32_t segno, const void *buf, size_t len, uint64_t off);
 
 void seg_flip_bit(uint32_t segno, uint64_t off, int bit);
@@ -83,6 +83,9 @@ struct collector {
 int collect(const struct rec_header *h, uint64_t rec_laddr, void *arg);
 
 struct wlog *log_open(uint64_t segment_size);
+
+/* Closes w and frees the records c collected. */
+void log_close(struct wlog *w, struct collector *c);
 
 int log_replay_trusting(struct wlog *w, uint64_t from, uint64_t seq, int trust_complete,
     struct collector *c, struct wlog_replay_stats *rs, char *err, size_t errlen);
