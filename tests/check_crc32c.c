@@ -15,10 +15,6 @@
 #include "crc32c.h"
 #include "fixture.h"
 
-/* ------------------------------------------------------------------ */
-/* crc32c                                                              */
-/* ------------------------------------------------------------------ */
-
 /* Bit-at-a-time CRC-32C, the textbook definition. */
 static uint32_t
 crc32c_ref(uint32_t crc, const unsigned char *p, size_t len)

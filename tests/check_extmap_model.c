@@ -14,10 +14,6 @@
 
 #include "extmap_fixture.h"
 
-/* ------------------------------------------------------------------ */
-/* randomized: byte-granular model of a 64 KiB disk                    */
-/* ------------------------------------------------------------------ */
-
 #define BM_SIZE		65536u
 #define BM_UNMAPPED	(UINT64_MAX - 1)	/* distinct from EXTMAP_ZERO */
 #define BM_LADDR_MAX	(UINT64_C(1) << 40)

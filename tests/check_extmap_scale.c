@@ -13,10 +13,6 @@
 
 #include "extmap_fixture.h"
 
-/* ------------------------------------------------------------------ */
-/* scale                                                               */
-/* ------------------------------------------------------------------ */
-
 /*
  * extmap_load (a replacement worker's bulk load of a snapshot) builds the
  * same map as extmap_set one extent at a time: same walk, count, log bytes,

@@ -15,10 +15,6 @@
 #include "proto.h"
 #include "fixture.h"
 
-/* ------------------------------------------------------------------ */
-/* proto                                                               */
-/* ------------------------------------------------------------------ */
-
 /* Parse a copy of s; returns proto_parse's result. */
 static int
 parse(const char *s, char *buf, size_t cap, struct proto_req *req, const char **why)

@@ -14,10 +14,6 @@
 #include "sbuf.h"
 #include "fixture.h"
 
-/* ------------------------------------------------------------------ */
-/* sbuf                                                                */
-/* ------------------------------------------------------------------ */
-
 START_TEST(test_sbuf_empty_and_reset)
 {
 	struct sbuf sb = SBUF_INIT;

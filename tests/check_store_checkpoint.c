@@ -17,8 +17,6 @@
 #include "catalog.h"
 #include "store_fixture.h"
 
-/* ---- persistence -------------------------------------------------------- */
-
 /*
  * A checkpointed extent past the template's end, then a shrink into it and a
  * grow back: the catalog must keep only the extent's head, so the regrown

@@ -24,8 +24,6 @@
 #include "store_int.h"	/* snapshot_write, cp_laddr: the takeover test looks inside */
 #include "store_fixture.h"
 
-/* ---- crash recovery ----------------------------------------------------- */
-
 enum crash_end { END_EXIT, END_KILL };
 
 struct crash_plan {

@@ -17,8 +17,6 @@
 
 #include "store_fixture.h"
 
-/* ---- I/O ------------------------------------------------------------------ */
-
 START_TEST(unaligned_writes_across_boundaries_read_back_exactly)
 {
 	struct store *st = sopen();

@@ -17,8 +17,6 @@
 #include "sbuf.h"
 #include "store_fixture.h"
 
-/* ---- namespace ------------------------------------------------------------ */
-
 START_TEST(listing_shows_linked_disks_in_id_order)
 {
 	struct store *st = sopen();

@@ -18,8 +18,6 @@
 
 #include "store_fixture.h"
 
-/* ---- opening ------------------------------------------------------------ */
-
 START_TEST(open_with_create_makes_catalog_and_log_and_reopens)
 {
 	struct store *st;

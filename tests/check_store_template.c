@@ -17,8 +17,6 @@
 
 #include "store_fixture.h"
 
-/* ---- templates changing under their disks -------------------------------- */
-
 static void
 set_mtime(const char *path, struct timespec mt)
 {

@@ -19,8 +19,6 @@
 #include "crc32c.h"
 #include "wlog_fixture.h"
 
-/* ---- read-time verification --------------------------------------------- */
-
 /*
  * A REC_WRITE of len bytes (disk 3, unaligned disk offset so that blocks are
  * counted from the data's start, not from disk alignment) between two other

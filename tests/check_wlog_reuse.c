@@ -17,8 +17,6 @@
 #include "crc32c.h"
 #include "wlog_fixture.h"
 
-/* ---- reused segment files (log format v3) ------------------------------- */
-
 static void
 spare_path(uint32_t segno, char *buf, size_t len)
 {
