@@ -105,6 +105,32 @@ make_template() {
 	$PATTERN fill "$T/tmpl/$1" --size "$2" --seed "$1"
 }
 
+# mount_test [TOOL...]: the start of a test against one store: root and FUSE
+# (and each TOOL) or skip, the scratch dir, and a 1 MiB template base.img.
+# M, D and L name the mount point, the data dir and its log; MiB is 1048576.
+mount_test() {
+	need_root_fuse
+	[ $# -eq 0 ] || need "$@"
+	scratch
+	make_template base.img $((1024 * 1024))
+	M=$T/mnt
+	D=$T/data
+	L=$T/data/log
+	MiB=1048576
+}
+
+# write_mib_blocks FILE N: fill the first N MiB of FILE, block i with the byte
+# i + 1 in one 1 MiB write (one log record) each, then fsync it
+write_mib_blocks() {
+	python3 - "$1" "$2" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+for i in range(int(sys.argv[2])):
+    os.pwrite(fd, bytes([i + 1]) * (1 << 20), i << 20)
+os.fsync(fd)
+PY
+}
+
 # mount_fs [OPTS...]: mount tmpl+data on mnt and wait until it serves.
 # With fault injection the test crashes workers with SIGSEGV on purpose:
 # AddressSanitizer must not report those as bugs.

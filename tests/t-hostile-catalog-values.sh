@@ -7,23 +7,11 @@
 # the log's own checks (an extent's log address must land inside a record
 # of its disk, at its offset, with matching checksums).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
-need_root_fuse
-need sqlite3
-scratch
+mount_test sqlite3
 
-make_template base.img $((1024 * 1024))
-M=$T/mnt
-D=$T/data
-MiB=1048576
 mount_fs
 ctl create a.img --template base.img --size 16M >/dev/null
-python3 - "$M/a.img" <<'PY'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-for i in range(8):
-    os.pwrite(fd, bytes([i + 1]) * (1 << 20), i << 20)
-os.fsync(fd)
-PY
+write_mib_blocks "$M/a.img" 8
 umount_fs
 cp -a "$D" "$T/pristine"
 rows=$(sqlite3 "$D/catalog.db" "select count(*) from extents where disk_id = 1")

@@ -4,25 +4,14 @@
 # running mount) makes a read of that 4 KiB fail with EIO, and every other
 # block still reads right.  Never the damaged bytes.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
-need_root_fuse
-scratch
+mount_test
 
-make_template base.img $((1024 * 1024))
-M=$T/mnt
-L=$T/data/log
-MiB=1048576
 tbl=1024			# a 1 MiB record's crc table: 256 blocks x 4 bytes (fs/store/logfmt.h)
 rec=$((MiB + 64 + tbl))
 OPTS="-o segment_size=16M"
 mount_fs $OPTS
 ctl create a.img --template base.img --size 64M >/dev/null
-python3 - "$M/a.img" <<'PY'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-for i in range(40):
-    os.pwrite(fd, bytes([i + 1]) * (1 << 20), i << 20)
-os.fsync(fd)
-PY
+write_mib_blocks "$M/a.img" 40
 umount_fs
 
 # blocks: one letter per 4 KiB of the 40 MiB written, '.' right, 'E' EIO, 'W' wrong;

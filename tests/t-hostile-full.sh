@@ -7,13 +7,9 @@
 # hcowfs) writes work again without a remount; after a remount everything
 # fsync'd is there.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
-need_root_fuse
-scratch
+mount_test
 
-make_template base.img $((1024 * 1024))
-M=$T/mnt
 D=$T/hdd/data
-MiB=1048576
 SEG=$((16 * MiB))
 # the data dir on its own small file system; cleanup unmounts it after the mount
 rmdir "$T/data"

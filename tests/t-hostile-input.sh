@@ -8,12 +8,8 @@
 # users (refused on the socket unless -o owner=, kept out of a 0600 disk).
 # t-bad-input.sh has the plain bad-argument cases; these are the rest.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
-need_root_fuse
-need setpriv
-scratch
+mount_test setpriv
 
-make_template base.img $((1024 * 1024))
-M=$T/mnt
 mount_fs -o owner=23457
 ctl create d.img --template base.img --size 8M >/dev/null
 W=$(worker_pid)

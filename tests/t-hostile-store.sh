@@ -7,15 +7,8 @@
 # dir on a read-only file system.  Damaged log *data* before the checkpoint
 # is t-hostile-checksum.sh's (it needs read-time checksums).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
-need_root_fuse
-need sqlite3
-scratch
+mount_test sqlite3
 
-make_template base.img $((1024 * 1024))
-M=$T/mnt
-D=$T/data
-L=$D/log
-MiB=1048576
 OPTS="-o segment_size=16M,checkpoint_ms=3600000"
 
 # The store under test: disk a.img, 40 MiB written in 1 MiB records (block i
@@ -24,13 +17,7 @@ OPTS="-o segment_size=16M,checkpoint_ms=3600000"
 # killed, so the tail is only in the log.
 mount_fs $OPTS
 ctl create a.img --template base.img --size 64M >/dev/null
-python3 - "$M/a.img" <<'PY'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-for i in range(40):
-    os.pwrite(fd, bytes([i + 1]) * (1 << 20), i << 20)
-os.fsync(fd)
-PY
+write_mib_blocks "$M/a.img" 40
 umount_fs
 mount_fs $OPTS
 python3 - "$M/a.img" <<'PY'

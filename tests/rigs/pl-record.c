@@ -367,35 +367,36 @@ pos_of(int fd)
 	return (int64_t)lseek(fd, 0, SEEK_CUR);
 }
 
+/*
+ * A traced write at the file position: the offset is taken before the call
+ * moves it.  vectored: the caller was writev(), else write() of v[0].
+ */
+static ssize_t
+wrote_at_pos(int fd, const struct iovec *v, int c, int vectored)
+{
+	int64_t off = pos_of(fd);
+	uint64_t t0 = now();
+	ssize_t n = vectored ? r_writev(fd, v, c) : r_write(fd, v[0].iov_base, v[0].iov_len);
+
+	return wrote(fd, t0, off, v, c, n);
+}
+
 ssize_t
 write(int fd, const void *b, size_t l)
 {
 	struct iovec v = { (void *)b, l };
-	int64_t off;
-	uint64_t t0;
-	ssize_t n;
 
 	if (!traced(fd))
 		return r_write(fd, b, l);
-	off = pos_of(fd);
-	t0 = now();
-	n = r_write(fd, b, l);
-	return wrote(fd, t0, off, &v, 1, n);
+	return wrote_at_pos(fd, &v, 1, 0);
 }
 
 ssize_t
 writev(int fd, const struct iovec *v, int c)
 {
-	int64_t off;
-	uint64_t t0;
-	ssize_t n;
-
 	if (!traced(fd))
 		return r_writev(fd, v, c);
-	off = pos_of(fd);
-	t0 = now();
-	n = r_writev(fd, v, c);
-	return wrote(fd, t0, off, v, c, n);
+	return wrote_at_pos(fd, v, c, 1);
 }
 
 ssize_t
