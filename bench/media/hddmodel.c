@@ -29,7 +29,7 @@
  * goes QUEUED -> IN SERVICE (dispatch(), which picks it, see pick(): reads
  * before the cache drain, in arrival order except that a read continuing at
  * the head goes first and reads submitted together go in ascending order,
- * as NCQ would; cached writes drain in arrival order) -> DONE (dispatch(), after
+ * as NCQ would; cached writes drain by the same rule) -> DONE (dispatch(), after
  * sleeping with TIMER_ABSTIME until its end on the model timeline, so
  * oversleeping does not add up).  hdd_flush() returns when wq is empty and
  * nothing is in service.
@@ -114,7 +114,7 @@ void hdd_default_params(struct hdd_params *p)
 	p->iface_rate = 550e6;
 	p->wcache_bytes = 64ULL << 20;
 	p->wcache_on = 1;
-	p->readahead_bytes = 512 << 10;
+	p->readahead_bytes = 2 << 20;
 }
 
 void ssd_default_params(struct ssd_params *p)
@@ -359,27 +359,31 @@ static int64_t serve(struct hdd *d, struct hreq *r, int64_t start)
 	return end;
 }
 
-/* Takes the next request off the queues (see the header comment): a read
- * continuing at the head; else, of the reads that arrived together with the
- * oldest (within BATCH_NS, as one submission), the lowest offset; else the
- * oldest cached write. */
+/* The request of q to serve next: one continuing at the head; else, of
+ * those that arrived together with the oldest (within BATCH_NS, as one
+ * submission), the lowest offset.  NULL when q is empty. */
+static struct hreq **next_of(struct hdd *d, struct hreq **q)
+{
+	struct hreq **pp, **best = q;
+
+	if (!*q)
+		return NULL;
+	for (pp = q; *pp; pp = &(*pp)->next)
+		if ((*pp)->off == d->head_off)
+			return pp;
+	for (pp = q; *pp; pp = &(*pp)->next)
+		if ((*pp)->arrival <= (*q)->arrival + BATCH_NS && (*pp)->off < (*best)->off)
+			best = pp;
+	return best;
+}
+
+/* Takes the next request off the queues: reads before the cache drain. */
 static struct hreq *pick(struct hdd *d)
 {
-	struct hreq **pp, **best = NULL, *r;
+	struct hreq **best = next_of(d, &d->readq), *r;
 
-	for (pp = &d->readq; *pp; pp = &(*pp)->next)
-		if ((*pp)->off == d->head_off) {
-			best = pp;
-			break;
-		}
-	if (!best && d->readq) {
-		best = &d->readq;
-		for (pp = &d->readq; *pp; pp = &(*pp)->next)
-			if ((*pp)->arrival <= d->readq->arrival + BATCH_NS && (*pp)->off < (*best)->off)
-				best = pp;
-	}
 	if (!best)
-		best = &d->wq;
+		best = next_of(d, &d->wq);
 	r = *best;
 	*best = r->next;
 	return r;
@@ -398,7 +402,7 @@ static void *dispatch(void *arg)
 			pthread_cond_wait(&d->work, &d->mu);
 		if (d->stop)
 			break;
-		if (d->timing && d->readq && d->arm_t + BATCH_NS < media_now()) {
+		if (d->timing && d->arm_t + BATCH_NS < media_now()) {
 			/* the arm was idle: let the rest of a submission arrive (real
 			 * time only; the request still starts at its arrival) */
 			pthread_mutex_unlock(&d->mu);
@@ -626,7 +630,7 @@ void ssd_io(struct ssd *s, enum media_op op, uint64_t off, uint64_t len)
 	start = s->chan_t[best] > now ? s->chan_t[best] : now;
 	xfer = (int64_t)(len * NS / s->p.rate);
 	end = start + (int64_t)((op == MEDIA_READ ? s->p.read_lat_us : s->p.write_lat_us) * 1000);
-	s->bus_t = (s->bus_t > end - xfer ? s->bus_t : end - xfer) + xfer;
+	s->bus_t = (s->bus_t > end ? s->bus_t : end) + xfer;
 	end = s->bus_t;
 	if (!s->timing)
 		end = now;
