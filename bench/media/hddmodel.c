@@ -235,6 +235,8 @@ static void geometry(struct hdd *d)
 		d->track_bytes[z] = ((uint64_t)(rate * d->rev_ns / NS) / 512) * 512;
 		per_set += d->track_bytes[z];
 	}
+	if (per_set == 0)	/* no zones: hdd_create() clamps zones to 1.. */
+		per_set = 512;
 	d->tracks_per_zone = (d->size + per_set - 1) / per_set;
 	d->zone_start[0] = 0;
 	for (z = 0; z < d->p.zones; z++)
