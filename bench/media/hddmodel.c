@@ -507,12 +507,17 @@ void hdd_set_timing(struct hdd *d, int on)
 	pthread_mutex_unlock(&d->mu);
 }
 
+static void stats_reset(pthread_mutex_t *mu, struct media_stats *st)
+{
+	pthread_mutex_lock(mu);
+	memset(st, 0, sizeof(*st));
+	st->since = media_now();
+	pthread_mutex_unlock(mu);
+}
+
 void hdd_reset_stats(struct hdd *d)
 {
-	pthread_mutex_lock(&d->mu);
-	memset(&d->st, 0, sizeof(d->st));
-	d->st.since = media_now();
-	pthread_mutex_unlock(&d->mu);
+	stats_reset(&d->mu, &d->st);
 }
 
 static int format_common(const char *dev, const struct media_stats *st, char *buf, size_t size)
@@ -635,7 +640,7 @@ void ssd_io(struct ssd *s, enum media_op op, uint64_t off, uint64_t len)
 	s->bus_t = (s->bus_t > end ? s->bus_t : end) + xfer;
 	end = s->bus_t;
 	if (!s->timing)
-		end = now;
+		start = end = now;
 	s->chan_t[best] = end;
 	if (op == MEDIA_READ) {
 		s->st.reads++;
@@ -667,10 +672,7 @@ void ssd_set_timing(struct ssd *s, int on)
 
 void ssd_reset_stats(struct ssd *s)
 {
-	pthread_mutex_lock(&s->mu);
-	memset(&s->st, 0, sizeof(s->st));
-	s->st.since = media_now();
-	pthread_mutex_unlock(&s->mu);
+	stats_reset(&s->mu, &s->st);
 }
 
 int ssd_format_stats(struct ssd *s, char *buf, size_t size)
