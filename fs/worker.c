@@ -40,6 +40,7 @@
  * Rule: never fuse_session_destroy(): it would close the shared fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
@@ -60,7 +61,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: hcowfs-worker --fuse-fd N --ctl-fd N --shm-fd N --datadir DIR "
-	    "--tmpldir DIR [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
+	    "--tmpldir DIR [--lock-fd N] [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
 	    "hcowfs-worker is started by mount.hcowfs, not by hand\n");
 	exit(2);
 }
@@ -95,6 +96,7 @@ main(int argc, char **argv)
 		{ "fault-injection", no_argument, NULL, 'F' },
 		{ "threads", required_argument, NULL, 'n' },
 		{ "standby", no_argument, NULL, 'S' },
+		{ "lock-fd", required_argument, NULL, 'L' },
 		{ NULL, 0, NULL, 0 }
 	};
 	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
@@ -117,6 +119,12 @@ main(int argc, char **argv)
 		case 'p': so.checkpoint_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'F': w.fault_injection = 1; break;
 		case 'S': standby = 1; break;
+		case 'L':
+			/* the supervisor's lock on the data dir, held while we live (datalock.h) */
+			so.lock_fd = atoi(optarg);
+			if (so.lock_fd <= 0 || fcntl(so.lock_fd, F_SETFD, FD_CLOEXEC) < 0)
+				usage();
+			break;
 		case 'n':
 			threads = (unsigned)strtoul(optarg, NULL, 10);
 			if (threads < 1 || threads > WORKER_MAX_THREADS)

@@ -42,6 +42,7 @@
 
 #include <linux/fuse.h>
 
+#include "datalock.h"
 #include "hlog.h"
 #include "mounts.h"
 #include "names.h"
@@ -241,33 +242,25 @@ find_worker(struct sup_opts *o)
 }
 
 /*
- * The lock file holds "PID MOUNTPOINT" of the supervisor holding it.  A
- * holder whose mount is gone is finishing its final checkpoint after an
- * umount: wait for it (umount && mount must work) rather than refuse.
+ * The data dir's lock (datalock.h): on the dir itself, so that removing
+ * DATA_DIR/lock changes nothing, and passed to every worker, so that the
+ * store stays locked while any of them runs.  A holder whose mount is gone
+ * is finishing its final checkpoint after an umount: wait for it (umount &&
+ * mount must work) rather than refuse.
  */
 static void
 take_lock(struct sup *s)
 {
-	char path[PATH_MAX + 16], holder[PATH_MAX + 32] = "";
-	char *mnt;
-	ssize_t n;
+	char pid[32], mnt[PATH_MAX];
+	struct hcow_mount m;
 
-	snprintf(path, sizeof(path), "%s/lock", s->o.datadir);
-	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (s->lock_fd < 0)
-		die(1, "cannot open lock file '%s': %s", path, strerror(errno));
-	for (int waited = 0; flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0; waited++) {
-		struct hcow_mount m;
-		n = pread(s->lock_fd, holder, sizeof(holder) - 1, 0);
-		holder[n > 0 ? n : 0] = '\0';
-		holder[strcspn(holder, "\n")] = '\0';
-		mnt = strchr(holder, ' ');
-		if (mnt)
-			*mnt++ = '\0';
-		if (!mnt || mounts_find(mnt, &m, 1) > 0 || waited == 600)
-			die(1, "data dir '%s' is in use by another mount (supervisor pid %s%s%s)",
-			    s->o.datadir, holder[0] ? holder : "unknown", mnt ? ", mounted on " : "",
-			    mnt ? mnt : "");
+	for (int waited = 0; (s->lock_fd = datalock_take(s->o.datadir)) < 0; waited++) {
+		if (s->lock_fd != -EWOULDBLOCK)
+			die(1, "cannot lock data dir '%s': %s", s->o.datadir, strerror(-s->lock_fd));
+		datalock_holder(s->o.datadir, pid, sizeof(pid), mnt, sizeof(mnt));
+		if (!mnt[0] || mounts_find(mnt, &m, 1) > 0 || waited == 600)
+			die(1, "data dir '%s' is in use by another mount or check (supervisor pid %s%s%s)",
+			    s->o.datadir, pid[0] ? pid : "unknown", mnt[0] ? ", mounted on " : "", mnt);
 		if (waited == 0)
 			hlog(HLOG_INFO, "waiting for the previous mount of '%s' to finish shutting down",
 			    s->o.datadir);
@@ -275,14 +268,14 @@ take_lock(struct sup *s)
 	}
 }
 
+/* Who holds the lock, for the next one refused; a read-only data dir cannot say. */
 static void
 write_lock_pid(struct sup *s)
 {
-	char pid[PATH_MAX + 32];
-	int n = snprintf(pid, sizeof(pid), "%d %s\n", (int)getpid(), s->o.mountpoint);
+	int rc = datalock_record(s->o.datadir, (int)getpid(), s->o.mountpoint);
 
-	if (ftruncate(s->lock_fd, 0) < 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
-		hlog(HLOG_WARN, "cannot record our pid in the lock file: %s", strerror(errno));
+	if (rc < 0 && !(rc == -EROFS && s->o.readonly))
+		hlog(HLOG_WARN, "cannot record our pid in the lock file: %s", strerror(-rc));
 }
 
 static void

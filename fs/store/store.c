@@ -76,6 +76,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "datalock.h"
 #include "hlog.h"
 #include "store_int.h"
 
@@ -200,9 +201,38 @@ store_catalog_release(struct catalog *cat)
 	catalog_close(cat);
 }
 
+/*
+ * Hold the data dir's lock before anything in it is read or written: take
+ * it, or check that the fd handed down holds it.  *lockfd is the fd we took
+ * (-1 if handed down).  0, or -EBUSY naming the holder, or -errno.
+ */
+static int
+store_lock_datadir(const struct store_opts *o, int *lockfd, char *err, size_t errlen)
+{
+	char pid[32], mnt[PATH_MAX];
+	int rc;
+
+	*lockfd = -1;
+	if (o->lock_fd > 0)
+		rc = datalock_adopt(o->lock_fd, o->datadir);
+	else if ((rc = datalock_take(o->datadir)) >= 0)
+		*lockfd = rc;
+	if (rc >= 0)
+		return 0;
+	if (rc != -EWOULDBLOCK) {
+		snprintf(err, errlen, "cannot lock data dir '%s': %s", o->datadir,
+		    rc == -EXDEV ? "the lock handed down is not on it" : strerror(-rc));
+		return rc;
+	}
+	datalock_holder(o->datadir, pid, sizeof(pid), mnt, sizeof(mnt));
+	snprintf(err, errlen, "data dir '%s' is in use by another mount or check (supervisor "
+	    "pid %s%s%s)", o->datadir, pid[0] ? pid : "unknown", mnt[0] ? ", mounted on " : "", mnt);
+	return -EBUSY;
+}
+
 /* Refuse what is not a data dir; create the store files in one that may get them. */
 static int
-store_prepare_dir(const struct store_opts *o, char *err, size_t errlen)
+store_prepare_dir(const struct store_opts *o, int *lockfd, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32];
 	struct stat sb;
@@ -218,6 +248,8 @@ store_prepare_dir(const struct store_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "data dir '%s' is not writable: %s", o->datadir, strerror(errno));
 		return rc;
 	}
+	if ((rc = store_lock_datadir(o, lockfd, err, errlen)) < 0)
+		return rc;
 	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
 	if (access(path, F_OK) < 0) {
 		if (!o->create || o->readonly) {
@@ -369,13 +401,15 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	struct wlog_replay_stats rs;
 	uint64_t cp_laddr, cp_seq;
 	struct timespec t0, t1, t_cat;
-	int from_snapshot, rc;
+	int from_snapshot, lockfd = -1, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((rc = store_prepare_dir(o, err, errlen)) < 0)
-		return open_fail(o, rc);
-	if (!(st = store_new(o)))
-		return open_fail(o, -ENOMEM);
+	if ((rc = store_prepare_dir(o, &lockfd, err, errlen)) < 0 || !(st = store_new(o))) {
+		if (lockfd >= 0)
+			close(lockfd);
+		return open_fail(o, rc < 0 ? rc : -ENOMEM);
+	}
+	st->lockfd = lockfd;
 	if ((rc = store_open_files(st, o, &cp_laddr, &cp_seq, err, errlen)) < 0)
 		goto fail;
 	if ((rc = tmpls_load(st)) < 0 || (rc = disks_load(st)) < 0) {
@@ -431,6 +465,8 @@ store_close(struct store *st)
 	catalog_close(st->cat);
 	if (st->tmpldirfd >= 0)
 		close(st->tmpldirfd);
+	if (st->lockfd >= 0)
+		close(st->lockfd);	/* last: everything is written */
 	free(st);
 }
 

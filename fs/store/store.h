@@ -44,6 +44,10 @@ struct store_opts {
 	int		 template_leases;	/* read leases on templates: a template read
 						   needs no fstat (one process per store: the
 						   worker; see tmpl_lease() in tmplwatch.c) */
+	int		 lock_fd;		/* an open of datadir holding its lock (datalock.h)
+						   from the process that took it, or 0:
+						   store_open takes the lock (fd 0 is never
+						   it: a worker's stdin is /dev/null) */
 	struct catalog	*catalog;		/* opened ahead by store_catalog_preopen(), or
 						   NULL; store_open() takes it, even on failure */
 };

@@ -64,6 +64,7 @@ struct store {
 	char		 datadir[PATH_MAX];
 	char		 tmpldir[PATH_MAX];
 	int		 tmpldirfd;
+	int		 lockfd;	/* the data dir's lock, if store_open took it; else -1 */
 	int		 purge_allowed;
 	struct catalog	*cat;
 	struct wlog	*log;
