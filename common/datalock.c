@@ -100,3 +100,19 @@ datalock_holder(const char *datadir, char *pid, size_t pidlen, char *mnt, size_t
 	snprintf(pid, pidlen, "%s", line);
 	return 0;
 }
+
+int
+datalock_dir_private(const char *dir, const char **why)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) < 0)
+		return -errno;
+	if (sb.st_uid != 0 && sb.st_uid != geteuid())
+		*why = "it belongs to another user";
+	else if (sb.st_mode & (S_IWGRP | S_IWOTH))
+		*why = "other users can write it";
+	else
+		return 0;
+	return -EPERM;
+}

@@ -34,4 +34,12 @@ int datalock_record(const char *datadir, int pid, const char *mountpoint);
  */
 int datalock_holder(const char *datadir, char *pid, size_t pidlen, char *mnt, size_t mntlen);
 
+/*
+ * Root opens and creates files in the data and template dirs by name: a dir
+ * that another user can write (or owns) lets that user swap a file for a
+ * symlink or a file of theirs in between.  0 if only root or we can write
+ * it, -EPERM if another can (*why says how), -errno if it cannot be seen.
+ */
+int datalock_dir_private(const char *dir, const char **why);
+
 #endif

@@ -136,6 +136,7 @@ main(int argc, char **argv)
 	if (w.fuse_fd < 0 || w.ctl_fd < 0 || shm_fd < 0 || !so.datadir || !so.tmpldir)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
+	umask(077);	/* the store's files (catalog, segments, copies of cut tails) are root's */
 
 	if (!(w.ctl = ctl_map(shm_fd)))
 		die(2, "control memory is not usable (is this worker from the same build as the supervisor?)");

@@ -176,6 +176,7 @@ check_dir(const char *what, const char *path, char *out, size_t len, int want_wr
 {
 	struct stat sb;
 	char real[PATH_MAX];
+	const char *why;
 
 	if (stat(path, &sb) < 0)
 		die(1, "%s '%s': %s", what, path, strerror(errno));
@@ -186,6 +187,8 @@ check_dir(const char *what, const char *path, char *out, size_t len, int want_wr
 		    strerror(errno));
 	if (!realpath(path, real))
 		die(1, "%s '%s': %s", what, path, strerror(errno));
+	if (datalock_dir_private(real, &why) == -EPERM)
+		die(1, "%s '%s' is not safe: %s (chmod go-w, chown root)", what, real, why);
 	snprintf(out, len, "%s", real);
 }
 
@@ -542,6 +545,7 @@ main(int argc, char **argv)
 	}
 	if (geteuid() != 0)
 		die(1, "must run as root (it mounts a file system and owns its control socket)");
+	umask(077);	/* the store's files are root's: the log, the catalog, segments */
 	check_dir("template dir", pos[0], s.o.tmpldir, sizeof(s.o.tmpldir), 0);
 	check_dir("data dir", pos[1], s.o.datadir, sizeof(s.o.datadir), 1);
 	check_mountpoint(pos[2], s.o.mountpoint, sizeof(s.o.mountpoint));
@@ -554,7 +558,7 @@ main(int argc, char **argv)
 	if (!s.o.foreground) {
 		char path[PATH_MAX + 16];
 		snprintf(path, sizeof(path), "%s/hcowfs.log", s.o.datadir);
-		s.log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		s.log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (s.log_fd < 0)
 			die(1, "cannot open log file '%s': %s", path, strerror(errno));
 		daemonize(&s);

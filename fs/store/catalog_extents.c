@@ -26,7 +26,6 @@
 
 #include "catalog_int.h"
 #include "crc32c.h"
-#include "logfmt.h"
 #include "names.h"
 
 /*
@@ -54,11 +53,12 @@ extent_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 		    (unsigned long long)loff);
 		return -EBADMSG;
 	}
-	/* a checksum can be recomputed: the values must make sense as well */
+	/*
+	 * A checksum can be recomputed: the values must make sense as well.
+	 * Where an laddr points is the log's to verify, at every read.
+	 */
 	if (id <= 0 || id > CATALOG_ID_MAX || len == 0 || loff > DISK_SIZE_MAX ||
-	    len > DISK_SIZE_MAX - loff || (laddr != CATALOG_LADDR_ZERO &&
-	    (laddr <= 0 || LADDR_SEG(laddr) == 0 || LADDR_OFF(laddr) < sizeof(struct seg_header) ||
-	    len > LADDR_OFF_MASK + 1 - LADDR_OFF(laddr))))
+	    len > DISK_SIZE_MAX - loff || laddr < CATALOG_LADDR_ZERO)
 		return catalog_bad_value(c, "the extent row of disk %lld at offset %llu (%llu bytes "
 		    "at log address %lld) is out of range", (long long)id, (unsigned long long)loff,
 		    (unsigned long long)len, (long long)laddr);

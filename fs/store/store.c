@@ -136,6 +136,13 @@ store_create_files(const char *datadir, char *err, size_t errlen)
 	/* the catalog comes last: its existence says the store is complete */
 	snprintf(path, sizeof(path), "%s/catalog.db.new", datadir);
 	unlink(path);
+	/* root's alone, whatever the umask: SQLite gives -wal and -shm the same mode */
+	if ((rc = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create '%s': %s", path, strerror(errno));
+		return rc;
+	}
+	close(rc);
 	if ((rc = catalog_open(path, CATALOG_CREATE, uuid, wlog_first_laddr(), &cat, err, errlen)) < 0)
 		return rc;
 	catalog_close(cat);
@@ -235,6 +242,7 @@ static int
 store_prepare_dir(const struct store_opts *o, int *lockfd, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32];
+	const char *why;
 	struct stat sb;
 	int rc;
 
@@ -247,6 +255,11 @@ store_prepare_dir(const struct store_opts *o, int *lockfd, char *err, size_t err
 		rc = -errno;
 		snprintf(err, errlen, "data dir '%s' is not writable: %s", o->datadir, strerror(errno));
 		return rc;
+	}
+	if (datalock_dir_private(o->datadir, &why) == -EPERM) {
+		snprintf(err, errlen, "data dir '%s' is not safe: %s (chmod go-w, chown root)",
+		    o->datadir, why);
+		return -EPERM;
 	}
 	if ((rc = store_lock_datadir(o, lockfd, err, errlen)) < 0)
 		return rc;
@@ -295,6 +308,18 @@ store_new(const struct store_opts *o)
 	return st;
 }
 
+/* Older stores made the catalog world-readable: root's alone from now on. */
+static void
+catalog_make_private(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 || fchmod(fd, 0600) < 0)
+		hlog(HLOG_WARN, "cannot make '%s' private: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 /*
  * Open the catalog (or take the one opened ahead), the template dir and the
  * log; read the checkpoint position into *cp_laddr, *cp_seq.
@@ -304,10 +329,13 @@ store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_ladd
     uint64_t *cp_seq, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32], logdir[PATH_MAX + 8];
+	const char *why;
 	uint8_t uuid[16];
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
+	if (!o->readonly)
+		catalog_make_private(path);
 	if (o->catalog)
 		st->cat = o->catalog;
 	else if ((rc = catalog_open(path, o->readonly ? CATALOG_READONLY : 0, NULL, 0, &st->cat,
@@ -317,6 +345,11 @@ store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_ladd
 		/* checking: the dir the last mount used */
 		if (catalog_meta_get(st->cat, "template_dir", st->tmpldir, sizeof(st->tmpldir)) < 0)
 			st->tmpldir[0] = '\0';
+	}
+	if (!o->readonly && st->tmpldir[0] && datalock_dir_private(st->tmpldir, &why) == -EPERM) {
+		snprintf(err, errlen, "template dir '%s' is not safe: %s (chmod go-w, chown root)",
+		    st->tmpldir, why);
+		return -EPERM;
 	}
 	st->tmpldirfd = st->tmpldir[0] ? open(st->tmpldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (st->tmpldirfd < 0 && !o->readonly) {
