@@ -61,7 +61,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: hcowfs-worker --fuse-fd N --ctl-fd N --shm-fd N --datadir DIR "
-	    "--tmpldir DIR [--lock-fd N] [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
+	    "--tmpldir DIR [--lock-fd N] [--readonly] [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
 	    "hcowfs-worker is started by mount.hcowfs, not by hand\n");
 	exit(2);
 }
@@ -97,6 +97,7 @@ main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 'n' },
 		{ "standby", no_argument, NULL, 'S' },
 		{ "lock-fd", required_argument, NULL, 'L' },
+		{ "readonly", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
 	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
@@ -119,6 +120,7 @@ main(int argc, char **argv)
 		case 'p': so.checkpoint_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'F': w.fault_injection = 1; break;
 		case 'S': standby = 1; break;
+		case 'R': so.readonly = 1; break;	/* -o ro: change no file */
 		case 'L':
 			/* the supervisor's lock on the data dir, held while we live (datalock.h) */
 			so.lock_fd = atoi(optarg);
@@ -174,7 +176,7 @@ main(int argc, char **argv)
 		 * The supervisor says "go" when the serving worker has died, or
 		 * closes the channel if it wants us gone.
 		 */
-		so.catalog = store_catalog_preopen(so.datadir);
+		so.catalog = so.readonly ? NULL : store_catalog_preopen(so.datadir);
 		if (proto_read_line(w.ctl_fd, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0) {
 			store_catalog_release(so.catalog);	/* not needed after all */
 			return 0;
@@ -182,8 +184,8 @@ main(int argc, char **argv)
 		takeover = 1;
 	}
 
-	so.purge_unlinked = !takeover;
-	so.create = !takeover;
+	so.purge_unlinked = !takeover && !so.readonly;
+	so.create = !takeover && !so.readonly;
 	so.takeover = takeover;
 	so.template_leases = 1;	/* the worker owns its process: see tmpl_lease() */
 	so.snap_area = ctlmem_snap(w.ctl);

@@ -547,7 +547,8 @@ main(int argc, char **argv)
 		die(1, "must run as root (it mounts a file system and owns its control socket)");
 	umask(077);	/* the store's files are root's: the log, the catalog, segments */
 	check_dir("template dir", pos[0], s.o.tmpldir, sizeof(s.o.tmpldir), 0);
-	check_dir("data dir", pos[1], s.o.datadir, sizeof(s.o.datadir), 1);
+	/* -o ro changes no file: a snapshot or a read-only medium can be served */
+	check_dir("data dir", pos[1], s.o.datadir, sizeof(s.o.datadir), !s.o.readonly);
 	check_mountpoint(pos[2], s.o.mountpoint, sizeof(s.o.mountpoint));
 	if (strcmp(s.o.datadir, s.o.tmpldir) == 0)
 		die(1, "the data dir and the template dir must differ");
@@ -559,6 +560,11 @@ main(int argc, char **argv)
 		char path[PATH_MAX + 16];
 		snprintf(path, sizeof(path), "%s/hcowfs.log", s.o.datadir);
 		s.log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (s.log_fd < 0 && s.o.readonly && (errno == EROFS || errno == EACCES)) {
+			fprintf(stderr, "mount.hcowfs: data dir '%s' is read-only: no log file (mount "
+			    "with -f to see the log)\n", s.o.datadir);
+			s.log_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		}
 		if (s.log_fd < 0)
 			die(1, "cannot open log file '%s': %s", path, strerror(errno));
 		daemonize(&s);

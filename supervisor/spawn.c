@@ -31,7 +31,7 @@ pid_t
 spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 {
 	char fusefd[16], ctlfd[16], shmfd[16], lockfd[16], segsz[32], cpms[16], nthreads[16];
-	char *argv[24];
+	char *argv[28];
 	int sv[2], argc = 0;
 	pid_t pid;
 
@@ -54,6 +54,8 @@ spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 		argv[argc++] = (char *)mode;
 	if (s->o.fault_injection)
 		argv[argc++] = "--fault-injection";
+	if (s->o.readonly)
+		argv[argc++] = "--readonly";
 	if (s->o.segment_size) {
 		snprintf(segsz, sizeof(segsz), "%llu", (unsigned long long)s->o.segment_size);
 		argv[argc++] = "--segment-size"; argv[argc++] = segsz;

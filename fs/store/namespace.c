@@ -124,6 +124,10 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 	const char *why;
 	int fd = -1, rc;
 
+	if (st->readonly) {
+		snprintf(err, errlen, "the store is open read-only (mounted with -o ro)");
+		return -EROFS;
+	}
 	if (name_check(name, &why) < 0) {
 		snprintf(err, errlen, "invalid disk name '%s': %s", name, why);
 		return -EINVAL;
