@@ -66,6 +66,19 @@ usage(void)
 	exit(2);
 }
 
+/*
+ * Does the kernel still hold disk id's inode (inode id + 1)?  Invalidating
+ * its attributes (offset -1: no pages) fails with ENOENT when the kernel has
+ * no such inode, so nothing can have it open.  Any other answer: it may.
+ */
+static int
+kernel_holds_disk(void *arg, uint64_t id)
+{
+	struct worker *w = arg;
+
+	return fuse_lowlevel_notify_inval_inode(w->se, (fuse_ino_t)(id + 1), -1, 0) != -ENOENT;
+}
+
 /* The supervisor's control memory, mapped; NULL if it is not one this build knows. */
 static struct ctlmem *
 ctl_map(int shm_fd)
@@ -220,6 +233,11 @@ main(int argc, char **argv)
 	else if (takeover && (rc = session_resend(&w)) < 0)
 		hlog(HLOG_WARN, "kernel refused FUSE_NOTIFY_RESEND (%s): requests held by the "
 		    "previous worker are not reissued", strerror(-rc));
+	if (takeover && !so.readonly) {
+		/* the disks our predecessor saw deleted while open: gone unless the kernel holds them */
+		store_set_kernel_probe(w.st, kernel_holds_disk, &w);
+		store_purge_unheld(w.st);
+	}
 	control_start(&w);
 	hlog(HLOG_INFO, "serving%s", takeover ? " (took over from a previous worker)" : "");
 

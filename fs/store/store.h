@@ -111,6 +111,21 @@ int store_setattr(struct store *st, uint64_t id, int mask, uint32_t mode, uint32
 int store_open_disk(struct store *st, uint64_t id);
 void store_release_disk(struct store *st, uint64_t id);
 
+/*
+ * Unlinked disks and the kernel.  An unlinked disk keeps its data while the
+ * kernel may hold it open.  The first worker of a mount counts every open
+ * and purges at the last release; a replacement did not see its
+ * predecessor's opens, so it is given kernel_holds (1 if the kernel may
+ * still hold disk id's inode, 0 if it surely does not) and purges an
+ * unlinked disk it has not opened itself when the kernel holds none:
+ * at once (store_purge_unheld, called once serving; after an unlink, a
+ * release) or when the kernel drops the inode (store_forget_disk, FORGET).
+ */
+void store_set_kernel_probe(struct store *st, int (*kernel_holds)(void *arg, uint64_t id),
+    void *arg);
+void store_forget_disk(struct store *st, uint64_t id);
+void store_purge_unheld(struct store *st);
+
 /* I/O.  read returns bytes read (short at end of disk); write returns bytes written. */
 ssize_t store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off);
 ssize_t store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t off);
