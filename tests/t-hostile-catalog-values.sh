@@ -60,6 +60,29 @@ for change in "laddr = laddr + 4096" "laddr = laddr + 1048640" "laddr = laddr - 
 done
 [ $failed = 0 ] || fail "a catalog with changed extent values served wrong bytes"
 
+# reseal_extents DB: recompute every extent row's crc (crc32c of its four values)
+reseal_extents() {
+	python3 - "$1" <<'PY'
+import sqlite3, struct, sys
+T = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    T.append(c)
+def crc32c(b):
+    c = 0xFFFFFFFF
+    for x in b:
+        c = T[(c ^ x) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+db = sqlite3.connect(sys.argv[1])
+for row in db.execute("select disk_id, loff, len, laddr from extents").fetchall():
+    v = struct.pack("<QQQQ", *[x & (2**64 - 1) for x in row])
+    db.execute("update extents set crc = ? where disk_id = ? and loff = ?", (crc32c(v), row[0], row[1]))
+db.commit()
+PY
+}
+
 # values SQLite accepts but no hcowfs writes; a refusal must come quickly
 # (before the fix a disk id <= 0 made the disk table loop forever)
 for change in "update disks set id = -1 where id = 1" "update disks set id = 0 where id = 1" \
@@ -69,10 +92,13 @@ for change in "update disks set id = -1 where id = 1" "update disks set id = 0 w
 	"update templates set name = '../../etc/passwd'" "update templates set name = ''" \
 	"update templates set id = -3; update disks set template_id = -3" \
 	"update meta set value = 'x12' where key = 'checkpoint_laddr'" \
-	"update extents set len = 0, crc = 0 where disk_id = 1 and loff = 0"; do
+	"update extents set len = 0 where disk_id = 1 and loff = 0" \
+	"update extents set laddr = -7 where disk_id = 1 and loff = 0"; do
 	rm -rf "$D"
 	cp -a "$T/pristine" "$D"
 	sqlite3 "$D/catalog.db" "$change"
+	# an extent row changed with its checksum recomputed: its values are checked too
+	case $change in *extents*) reseal_extents "$D/catalog.db" ;; esac
 	if out=$(timeout 30 "$MOUNT_HCOWFS" "$T/tmpl" "$D" "$M" 2>&1); then
 		MOUNTED=$M
 		umount_fs
