@@ -252,6 +252,23 @@ fo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* The kernel dropped the inode: an unlinked disk may be purged now (store.h). */
+static void
+fo_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	(void)nlookup;
+	store_forget_disk(req_store(req), ino_disk(ino));
+	fuse_reply_none(req);
+}
+
+static void
+fo_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		store_forget_disk(req_store(req), ino_disk(forgets[i].ino));
+	fuse_reply_none(req);
+}
+
 static void
 fo_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -514,6 +531,8 @@ const struct fuse_lowlevel_ops fsops = {
 	.readdir	= fo_readdir,
 	.open		= fo_open,
 	.release	= fo_release,
+	.forget		= fo_forget,
+	.forget_multi	= fo_forget_multi,
 	.read		= fo_read,
 	.write		= fo_write,
 	.flush		= fo_flush,

@@ -40,6 +40,7 @@
  * Rule: never fuse_session_destroy(): it would close the shared fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
@@ -60,9 +61,22 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: hcowfs-worker --fuse-fd N --ctl-fd N --shm-fd N --datadir DIR "
-	    "--tmpldir DIR [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
+	    "--tmpldir DIR [--lock-fd N] [--readonly] [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
 	    "hcowfs-worker is started by mount.hcowfs, not by hand\n");
 	exit(2);
+}
+
+/*
+ * Does the kernel still hold disk id's inode (inode id + 1)?  Invalidating
+ * its attributes (offset -1: no pages) fails with ENOENT when the kernel has
+ * no such inode, so nothing can have it open.  Any other answer: it may.
+ */
+static int
+kernel_holds_disk(void *arg, uint64_t id)
+{
+	struct worker *w = arg;
+
+	return fuse_lowlevel_notify_inval_inode(w->se, (fuse_ino_t)(id + 1), -1, 0) != -ENOENT;
 }
 
 /* The supervisor's control memory, mapped; NULL if it is not one this build knows. */
@@ -95,6 +109,8 @@ main(int argc, char **argv)
 		{ "fault-injection", no_argument, NULL, 'F' },
 		{ "threads", required_argument, NULL, 'n' },
 		{ "standby", no_argument, NULL, 'S' },
+		{ "lock-fd", required_argument, NULL, 'L' },
+		{ "readonly", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
 	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
@@ -117,6 +133,13 @@ main(int argc, char **argv)
 		case 'p': so.checkpoint_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'F': w.fault_injection = 1; break;
 		case 'S': standby = 1; break;
+		case 'R': so.readonly = 1; break;	/* -o ro: change no file */
+		case 'L':
+			/* the supervisor's lock on the data dir, held while we live (datalock.h) */
+			so.lock_fd = atoi(optarg);
+			if (so.lock_fd <= 0 || fcntl(so.lock_fd, F_SETFD, FD_CLOEXEC) < 0)
+				usage();
+			break;
 		case 'n':
 			threads = (unsigned)strtoul(optarg, NULL, 10);
 			if (threads < 1 || threads > WORKER_MAX_THREADS)
@@ -128,6 +151,7 @@ main(int argc, char **argv)
 	if (w.fuse_fd < 0 || w.ctl_fd < 0 || shm_fd < 0 || !so.datadir || !so.tmpldir)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
+	umask(077);	/* the store's files (catalog, segments, copies of cut tails) are root's */
 
 	if (!(w.ctl = ctl_map(shm_fd)))
 		die(2, "control memory is not usable (is this worker from the same build as the supervisor?)");
@@ -165,7 +189,7 @@ main(int argc, char **argv)
 		 * The supervisor says "go" when the serving worker has died, or
 		 * closes the channel if it wants us gone.
 		 */
-		so.catalog = store_catalog_preopen(so.datadir);
+		so.catalog = so.readonly ? NULL : store_catalog_preopen(so.datadir);
 		if (proto_read_line(w.ctl_fd, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0) {
 			store_catalog_release(so.catalog);	/* not needed after all */
 			return 0;
@@ -173,8 +197,8 @@ main(int argc, char **argv)
 		takeover = 1;
 	}
 
-	so.purge_unlinked = !takeover;
-	so.create = !takeover;
+	so.purge_unlinked = !takeover && !so.readonly;
+	so.create = !takeover && !so.readonly;
 	so.takeover = takeover;
 	so.template_leases = 1;	/* the worker owns its process: see tmpl_lease() */
 	so.snap_area = ctlmem_snap(w.ctl);
@@ -209,6 +233,11 @@ main(int argc, char **argv)
 	else if (takeover && (rc = session_resend(&w)) < 0)
 		hlog(HLOG_WARN, "kernel refused FUSE_NOTIFY_RESEND (%s): requests held by the "
 		    "previous worker are not reissued", strerror(-rc));
+	if (takeover && !so.readonly) {
+		/* the disks our predecessor saw deleted while open: gone unless the kernel holds them */
+		store_set_kernel_probe(w.st, kernel_holds_disk, &w);
+		store_purge_unheld(w.st);
+	}
 	control_start(&w);
 	hlog(HLOG_INFO, "serving%s", takeover ? " (took over from a previous worker)" : "");
 

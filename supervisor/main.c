@@ -42,6 +42,7 @@
 
 #include <linux/fuse.h>
 
+#include "datalock.h"
 #include "hlog.h"
 #include "mounts.h"
 #include "names.h"
@@ -175,6 +176,7 @@ check_dir(const char *what, const char *path, char *out, size_t len, int want_wr
 {
 	struct stat sb;
 	char real[PATH_MAX];
+	const char *why;
 
 	if (stat(path, &sb) < 0)
 		die(1, "%s '%s': %s", what, path, strerror(errno));
@@ -185,6 +187,8 @@ check_dir(const char *what, const char *path, char *out, size_t len, int want_wr
 		    strerror(errno));
 	if (!realpath(path, real))
 		die(1, "%s '%s': %s", what, path, strerror(errno));
+	if (datalock_dir_private(real, &why) == -EPERM)
+		die(1, "%s '%s' is not safe: %s (chmod go-w, chown root)", what, real, why);
 	snprintf(out, len, "%s", real);
 }
 
@@ -241,33 +245,25 @@ find_worker(struct sup_opts *o)
 }
 
 /*
- * The lock file holds "PID MOUNTPOINT" of the supervisor holding it.  A
- * holder whose mount is gone is finishing its final checkpoint after an
- * umount: wait for it (umount && mount must work) rather than refuse.
+ * The data dir's lock (datalock.h): on the dir itself, so that removing
+ * DATA_DIR/lock changes nothing, and passed to every worker, so that the
+ * store stays locked while any of them runs.  A holder whose mount is gone
+ * is finishing its final checkpoint after an umount: wait for it (umount &&
+ * mount must work) rather than refuse.
  */
 static void
 take_lock(struct sup *s)
 {
-	char path[PATH_MAX + 16], holder[PATH_MAX + 32] = "";
-	char *mnt;
-	ssize_t n;
+	char pid[32], mnt[PATH_MAX];
+	struct hcow_mount m;
 
-	snprintf(path, sizeof(path), "%s/lock", s->o.datadir);
-	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (s->lock_fd < 0)
-		die(1, "cannot open lock file '%s': %s", path, strerror(errno));
-	for (int waited = 0; flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0; waited++) {
-		struct hcow_mount m;
-		n = pread(s->lock_fd, holder, sizeof(holder) - 1, 0);
-		holder[n > 0 ? n : 0] = '\0';
-		holder[strcspn(holder, "\n")] = '\0';
-		mnt = strchr(holder, ' ');
-		if (mnt)
-			*mnt++ = '\0';
-		if (!mnt || mounts_find(mnt, &m, 1) > 0 || waited == 600)
-			die(1, "data dir '%s' is in use by another mount (supervisor pid %s%s%s)",
-			    s->o.datadir, holder[0] ? holder : "unknown", mnt ? ", mounted on " : "",
-			    mnt ? mnt : "");
+	for (int waited = 0; (s->lock_fd = datalock_take(s->o.datadir)) < 0; waited++) {
+		if (s->lock_fd != -EWOULDBLOCK)
+			die(1, "cannot lock data dir '%s': %s", s->o.datadir, strerror(-s->lock_fd));
+		datalock_holder(s->o.datadir, pid, sizeof(pid), mnt, sizeof(mnt));
+		if (!mnt[0] || mounts_find(mnt, &m, 1) > 0 || waited == 600)
+			die(1, "data dir '%s' is in use by another mount or check (supervisor pid %s%s%s)",
+			    s->o.datadir, pid[0] ? pid : "unknown", mnt[0] ? ", mounted on " : "", mnt);
 		if (waited == 0)
 			hlog(HLOG_INFO, "waiting for the previous mount of '%s' to finish shutting down",
 			    s->o.datadir);
@@ -275,14 +271,14 @@ take_lock(struct sup *s)
 	}
 }
 
+/* Who holds the lock, for the next one refused; a read-only data dir cannot say. */
 static void
 write_lock_pid(struct sup *s)
 {
-	char pid[PATH_MAX + 32];
-	int n = snprintf(pid, sizeof(pid), "%d %s\n", (int)getpid(), s->o.mountpoint);
+	int rc = datalock_record(s->o.datadir, (int)getpid(), s->o.mountpoint);
 
-	if (ftruncate(s->lock_fd, 0) < 0 || pwrite(s->lock_fd, pid, (size_t)n, 0) != n)
-		hlog(HLOG_WARN, "cannot record our pid in the lock file: %s", strerror(errno));
+	if (rc < 0 && !(rc == -EROFS && s->o.readonly))
+		hlog(HLOG_WARN, "cannot record our pid in the lock file: %s", strerror(-rc));
 }
 
 static void
@@ -549,8 +545,10 @@ main(int argc, char **argv)
 	}
 	if (geteuid() != 0)
 		die(1, "must run as root (it mounts a file system and owns its control socket)");
+	umask(077);	/* the store's files are root's: the log, the catalog, segments */
 	check_dir("template dir", pos[0], s.o.tmpldir, sizeof(s.o.tmpldir), 0);
-	check_dir("data dir", pos[1], s.o.datadir, sizeof(s.o.datadir), 1);
+	/* -o ro changes no file: a snapshot or a read-only medium can be served */
+	check_dir("data dir", pos[1], s.o.datadir, sizeof(s.o.datadir), !s.o.readonly);
 	check_mountpoint(pos[2], s.o.mountpoint, sizeof(s.o.mountpoint));
 	if (strcmp(s.o.datadir, s.o.tmpldir) == 0)
 		die(1, "the data dir and the template dir must differ");
@@ -561,7 +559,12 @@ main(int argc, char **argv)
 	if (!s.o.foreground) {
 		char path[PATH_MAX + 16];
 		snprintf(path, sizeof(path), "%s/hcowfs.log", s.o.datadir);
-		s.log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		s.log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (s.log_fd < 0 && s.o.readonly && (errno == EROFS || errno == EACCES)) {
+			fprintf(stderr, "mount.hcowfs: data dir '%s' is read-only: no log file (mount "
+			    "with -f to see the log)\n", s.o.datadir);
+			s.log_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		}
 		if (s.log_fd < 0)
 			die(1, "cannot open log file '%s': %s", path, strerror(errno));
 		daemonize(&s);

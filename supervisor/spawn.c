@@ -5,7 +5,9 @@
  * worker that serves now, standby.c for one started ahead of need), and so
  * does the supervisor's end of the new control channel.
  *
- * Invariants: exactly the /dev/fuse fd, the control memory's fd and the
+ * Invariants: exactly the /dev/fuse fd, the control memory's fd, the data
+ * dir's lock (datalock.h: the worker shares our lock, so a replacement is
+ * never blocked by it and the store stays locked if we die) and the
  * worker's end of the channel cross exec (everything else is close-on-exec);
  * the child runs with every signal at its default and none blocked, whatever
  * the supervisor's loop had set up.
@@ -28,8 +30,8 @@
 pid_t
 spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 {
-	char fusefd[16], ctlfd[16], shmfd[16], segsz[32], cpms[16], nthreads[16];
-	char *argv[24];
+	char fusefd[16], ctlfd[16], shmfd[16], lockfd[16], segsz[32], cpms[16], nthreads[16];
+	char *argv[28];
 	int sv[2], argc = 0;
 	pid_t pid;
 
@@ -40,16 +42,20 @@ spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 	snprintf(fusefd, sizeof(fusefd), "%d", s->fuse_fd);
 	snprintf(ctlfd, sizeof(ctlfd), "%d", sv[1]);
 	snprintf(shmfd, sizeof(shmfd), "%d", s->shm_fd);
+	snprintf(lockfd, sizeof(lockfd), "%d", s->lock_fd);
 	argv[argc++] = "hcowfs-worker";
 	argv[argc++] = "--fuse-fd"; argv[argc++] = fusefd;
 	argv[argc++] = "--ctl-fd"; argv[argc++] = ctlfd;
 	argv[argc++] = "--shm-fd"; argv[argc++] = shmfd;
+	argv[argc++] = "--lock-fd"; argv[argc++] = lockfd;
 	argv[argc++] = "--datadir"; argv[argc++] = s->o.datadir;
 	argv[argc++] = "--tmpldir"; argv[argc++] = s->o.tmpldir;
 	if (mode)
 		argv[argc++] = (char *)mode;
 	if (s->o.fault_injection)
 		argv[argc++] = "--fault-injection";
+	if (s->o.readonly)
+		argv[argc++] = "--readonly";
 	if (s->o.segment_size) {
 		snprintf(segsz, sizeof(segsz), "%llu", (unsigned long long)s->o.segment_size);
 		argv[argc++] = "--segment-size"; argv[argc++] = segsz;
@@ -75,6 +81,7 @@ spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 		/* exactly these fds cross exec */
 		fcntl(s->fuse_fd, F_SETFD, 0);
 		fcntl(s->shm_fd, F_SETFD, 0);
+		fcntl(s->lock_fd, F_SETFD, 0);
 		fcntl(sv[1], F_SETFD, 0);
 		if (null >= 0) {
 			dup2(null, STDIN_FILENO);

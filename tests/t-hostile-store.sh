@@ -233,16 +233,25 @@ mount --bind "$D" "$T/ro"
 MOUNTED="$T/ro"
 mount -o remount,ro,bind "$T/ro"
 before=$(store_sums)
-for opt in "" "-o ro"; do
-	# shellcheck disable=SC2086
-	if out=$("$MOUNT_HCOWFS" "$T/tmpl" "$T/ro" "$M" $opt 2>&1); then
-		MOUNTED="$M $T/ro"
-		fail "data dir on a read-only file system ($opt): mounted"
-	fi
-	echo "$out" | grep -q "is not writable: Read-only file system" ||
-		fail "data dir on a read-only file system ($opt): unclear message '$out'"
-	ok "data dir on a read-only file system ${opt:+($opt) }: refused: $out"
-done
-umount "$T/ro"
-MOUNTED=
+# shellcheck disable=SC2086
+if out=$("$MOUNT_HCOWFS" "$T/tmpl" "$T/ro" "$M" 2>&1); then
+	MOUNTED="$M $T/ro"
+	fail "data dir on a read-only file system: mounted read-write"
+fi
+echo "$out" | grep -q "is not writable: Read-only file system" ||
+	fail "data dir on a read-only file system: unclear message '$out'"
+ok "data dir on a read-only file system: refused read-write: $out"
+# -o ro serves it: a snapshot of the HDD or a read-only medium can be inspected
+"$MOUNT_HCOWFS" "$T/tmpl" "$T/ro" "$M" -o ro 2>"$T/ro-err" ||
+	fail "data dir on a read-only file system (-o ro): refused: $(cat "$T/ro-err")"
+MOUNTED="$M $T/ro"
+r=$(read_map)
+[ "$r" = "$ALL" ] || fail "read-only mount of a read-only data dir serves $r"
+"$HCOWCTL" -m "$M" list | grep -q a.img || fail "read-only mount: hcowctl list does not show a.img"
+expect_fail "write on the read-only mount" "read-only" dd if=/dev/zero of="$M/a.img" bs=4096 count=1 conv=notrunc status=none
+expect_fail "create on the read-only mount" "read-?only" "$HCOWCTL" -m "$M" create b.img --template base.img
+umount "$M"
+MOUNTED="$T/ro"
+wait_for no_processes || fail "processes left after umount: $(pgrep -af -- "$T/")"
+ok "data dir on a read-only file system (-o ro): served all blocks read-only ($r)"
 [ "$(store_sums)" = "$before" ] || fail "the read-only attempt changed the store"

@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "datalock.h"
 #include "hlog.h"
 #include "mounts.h"
 #include "names.h"
@@ -195,25 +196,19 @@ check_offline(const char *datadir, const char *tmpldir, int repair)
 	struct store_opts o = { .datadir = datadir, .tmpldir = tmpldir };
 	struct sbuf report = SBUF_INIT;
 	struct store *st = NULL;
-	char path[PATH_MAX + 16], holder[PATH_MAX + 32] = "", err[1024] = "";
+	char pid[32], mnt[PATH_MAX], err[1024] = "";
 	int fd, rc;
 
-	snprintf(path, sizeof(path), "%s/lock", datadir);
-	fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0 && errno != ENOENT)
-		fail("cannot open '%s': %s", path, strerror(errno));
-	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
-		char *mnt;
-		holder[n > 0 ? n : 0] = '\0';
-		holder[strcspn(holder, "\n")] = '\0';
-		mnt = strchr(holder, ' ');
-		if (mnt)
-			*mnt++ = '\0';
+	/* held across both opens below, so no mount starts between the repair and the check */
+	if ((fd = datalock_take(datadir)) == -EWOULDBLOCK) {
+		datalock_holder(datadir, pid, sizeof(pid), mnt, sizeof(mnt));
 		fail("data dir '%s' is in use by a mount%s%s (supervisor pid %s); check it live with: "
-		    "hcowctl -m %s check", datadir, mnt ? " on " : "", mnt ? mnt : "",
-		    holder[0] ? holder : "unknown", mnt ? mnt : "MOUNTPOINT");
+		    "hcowctl -m %s check", datadir, mnt[0] ? " on " : "", mnt,
+		    pid[0] ? pid : "unknown", mnt[0] ? mnt : "MOUNTPOINT");
 	}
+	if (fd < 0)
+		fail("cannot lock data dir '%s': %s", datadir, strerror(-fd));
+	o.lock_fd = fd;
 	if (repair) {
 		/* an ordinary open repairs what needs no decision; its log lines say what */
 		o.purge_unlinked = 1;		/* tmpldir NULL: the one the last mount used */
@@ -239,8 +234,7 @@ check_offline(const char *datadir, const char *tmpldir, int repair)
 	store_close(st);
 	fputs(sbuf_str(&report), stdout);
 	sbuf_release(&report);
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	if (rc < 0)
 		fail("check failed: %s", strerror(-rc));
 	if (rc > 0 && repair)

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -32,6 +33,7 @@
 
 #include "catalog_int.h"
 #include "crc32c.h"
+#include "names.h"
 
 extern const char hcowfs_schema_sql[];
 
@@ -52,6 +54,38 @@ catalog_fail(struct catalog *c, int rc)
 	case SQLITE_CANTOPEN:	return -EACCES;
 	default:		return -EIO;
 	}
+}
+
+/*
+ * A value read from the catalog that no hcowfs wrote: say which, return
+ * -EBADMSG.  The catalog is trusted no further than its values are checked:
+ * a disk id indexes a table, a name reaches openat, a size bounds reads.
+ */
+int
+catalog_bad_value(struct catalog *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+	va_end(ap);
+	return -EBADMSG;
+}
+
+/* A table row's id: 1 .. CATALOG_ID_MAX (AUTOINCREMENT starts at 1). */
+static int
+id_ok(int64_t id)
+{
+	return id > 0 && id <= CATALOG_ID_MAX;
+}
+
+/* A name as create wrote it ("" allowed where unlinked is). */
+static int
+name_ok(const char *name, int may_be_empty)
+{
+	const char *why;
+
+	return (may_be_empty && !name[0]) || name_check(name, &why) == 0;
 }
 
 const char *
@@ -76,6 +110,14 @@ catalog_step_done(struct catalog *c, sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
 }
 
+/* A text column; "" for NULL. */
+static void
+column_str(sqlite3_stmt *st, int col, char *buf, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	snprintf(buf, len, "%s", t ? (const char *)t : "");
+}
+
 int
 catalog_meta_get(struct catalog *c, const char *key, char *buf, size_t len)
 {
@@ -88,7 +130,7 @@ catalog_meta_get(struct catalog *c, const char *key, char *buf, size_t len)
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		snprintf(buf, len, "%s", (const char *)sqlite3_column_text(st, 0));
+		column_str(st, 0, buf, len);
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		snprintf(c->errmsg, sizeof(c->errmsg), "meta key '%s' is missing", key);
@@ -310,6 +352,19 @@ bad:
 	return -EUCLEAN;
 }
 
+/* Decimal digits only, no overflow: 0 or -EINVAL. */
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!*s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return *end || errno ? -EINVAL : 0;
+}
+
 int
 catalog_checkpoint_pos(struct catalog *c, uint64_t *laddr, uint64_t *seq)
 {
@@ -319,16 +374,9 @@ catalog_checkpoint_pos(struct catalog *c, uint64_t *laddr, uint64_t *seq)
 	if ((rc = catalog_meta_get(c, "checkpoint_laddr", a, sizeof(a))) < 0 ||
 	    (rc = catalog_meta_get(c, "checkpoint_seq", s, sizeof(s))) < 0)
 		return rc;
-	*laddr = strtoull(a, NULL, 10);
-	*seq = strtoull(s, NULL, 10);
+	if (parse_u64(a, laddr) < 0 || parse_u64(s, seq) < 0)
+		return catalog_bad_value(c, "checkpoint position '%s' / '%s' is not a number", a, s);
 	return 0;
-}
-
-static void
-column_str(sqlite3_stmt *st, int col, char *buf, size_t len)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-	snprintf(buf, len, "%s", t ? (const char *)t : "");
 }
 
 /*
@@ -360,13 +408,15 @@ template_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 {
 	struct catalog_template t;
 
-	(void)c;
 	t.id = sqlite3_column_int64(st, 0);
 	column_str(st, 1, t.name, sizeof(t.name));
 	t.size = (uint64_t)sqlite3_column_int64(st, 2);
 	t.mtime_ns = sqlite3_column_int64(st, 3);
 	t.ino = (uint64_t)sqlite3_column_int64(st, 4);
 	column_str(st, 5, t.fingerprint, sizeof(t.fingerprint));
+	if (!id_ok(t.id) || !name_ok(t.name, 0) || t.size > DISK_SIZE_MAX)
+		return catalog_bad_value(c, "template row %lld ('%.64s', %llu bytes) is out of range",
+		    (long long)t.id, t.name, (unsigned long long)t.size);
 	return e->fn.tmpl(&t, e->arg);
 }
 
@@ -385,7 +435,6 @@ disk_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 {
 	struct catalog_disk d;
 
-	(void)c;
 	d.id = sqlite3_column_int64(st, 0);
 	column_str(st, 1, d.name, sizeof(d.name));
 	d.template_id = sqlite3_column_int64(st, 2);
@@ -397,6 +446,11 @@ disk_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 	d.ctime_ns = sqlite3_column_int64(st, 8);
 	d.created = sqlite3_column_int64(st, 9);
 	column_str(st, 10, d.create_token, sizeof(d.create_token));
+	if (!id_ok(d.id) || !name_ok(d.name, 1) || !id_ok(d.template_id) ||
+	    d.size > DISK_SIZE_MAX || (d.mode & ~07777u))
+		return catalog_bad_value(c, "disk row %lld ('%.64s', template %lld, %llu bytes, "
+		    "mode %o) is out of range", (long long)d.id, d.name, (long long)d.template_id,
+		    (unsigned long long)d.size, d.mode);
 	return e->fn.disk(&d, e->arg);
 }
 

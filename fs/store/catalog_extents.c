@@ -26,6 +26,7 @@
 
 #include "catalog_int.h"
 #include "crc32c.h"
+#include "names.h"
 
 /*
  * An extent row's own checksum: SQLite checks its pages, not the values in
@@ -52,6 +53,15 @@ extent_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 		    (unsigned long long)loff);
 		return -EBADMSG;
 	}
+	/*
+	 * A checksum can be recomputed: the values must make sense as well.
+	 * Where an laddr points is the log's to verify, at every read.
+	 */
+	if (id <= 0 || id > CATALOG_ID_MAX || len == 0 || loff > DISK_SIZE_MAX ||
+	    len > DISK_SIZE_MAX - loff || laddr < CATALOG_LADDR_ZERO)
+		return catalog_bad_value(c, "the extent row of disk %lld at offset %llu (%llu bytes "
+		    "at log address %lld) is out of range", (long long)id, (unsigned long long)loff,
+		    (unsigned long long)len, (long long)laddr);
 	return e->fn.extent(id, loff, len, laddr, e->arg);
 }
 

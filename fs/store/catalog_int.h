@@ -55,6 +55,12 @@ struct each_row {
 	void	*arg;
 };
 
+/* The largest row id a catalog may hold (a disk's inode is its id + 1). */
+#define CATALOG_ID_MAX	(INT64_C(1) << 40)
+
+/* A value no hcowfs would write, named in catalog_error(): -EBADMSG. */
+int catalog_bad_value(struct catalog *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* SQLite's rc as a negative errno, its message kept for catalog_error(). */
 int catalog_fail(struct catalog *c, int rc);
 /* Run sql that returns no row; 0 or -errno. */

@@ -10,8 +10,9 @@
  * Namespace changes are durable SQLite transactions made under cat_lock,
  * then published in memory under ns_lock exclusive.  An unlinked disk keeps
  * its data while it is open (name "" in memory, NULL in the catalog) and is
- * purged at its last release, or at the next mount when the worker that saw
- * it opened was replaced (a replacement cannot know what the kernel holds open).
+ * purged at its last release.  A replacement worker did not count its
+ * predecessor's opens: it purges an unlinked disk when the kernel holds
+ * its inode no more (st->kernel_holds, asked at once and again at FORGET).
  *
  * Invariants:
  * - The catalog changes first: a crash after it and before the memory
@@ -26,8 +27,11 @@
  *   LINKED    --store_rename (it moves; a replaced target is unlinked)--> LINKED
  *   LINKED    --store_unlink, or replaced by store_rename (disk_unname)--> UNLINKED
  *   UNLINKED  --disk_unname when not open, store_release_disk at the
- *               last close (disk_purge), purge_unlinked at open-------> (gone)
- * Only a store with purge_allowed (the first worker of a mount) purges.
+ *               last close, store_forget_disk when the kernel drops it,
+ *               store_purge_unheld in a replacement (disk_purge),
+ *               purge_unlinked at open---------------------------------> (gone)
+ * Only a store that can tell no open remains purges: the first worker of a
+ * mount (purge_allowed), or a replacement that asks the kernel (kernel_holds).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -96,6 +100,21 @@ store_next(struct store *st, uint64_t after, struct disk_attr *a)
 	return rc;
 }
 
+/*
+ * May unlinked disk d go?  Not while this worker has it open; the first
+ * worker of a mount saw every open; a replacement asks the kernel.
+ * ns_lock held, and d->lock or ns_lock exclusive (d->opens stays put).
+ */
+static int
+disk_purgeable(struct store *st, const struct disk *d)
+{
+	if (d->name[0] || d->opens > 0 || st->readonly)
+		return 0;
+	if (st->purge_allowed)
+		return 1;
+	return st->kernel_holds && !st->kernel_holds(st->kernel_arg, (uint64_t)d->id);
+}
+
 /* Drop an unlinked disk's rows and memory.  cat_lock held; ns_lock not held. */
 static void
 disk_purge(struct store *st, struct disk *d)
@@ -124,6 +143,10 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 	const char *why;
 	int fd = -1, rc;
 
+	if (st->readonly) {
+		snprintf(err, errlen, "the store is open read-only (mounted with -o ro)");
+		return -EROFS;
+	}
 	if (name_check(name, &why) < 0) {
 		snprintf(err, errlen, "invalid disk name '%s': %s", name, why);
 		return -EINVAL;
@@ -242,7 +265,7 @@ disk_unname(struct store *st, struct disk *d)
 
 	pthread_rwlock_wrlock(&st->ns_lock);
 	d->name[0] = '\0';
-	purge = d->opens == 0 && st->purge_allowed;
+	purge = disk_purgeable(st, d);
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (purge)
 		disk_purge(st, d);
@@ -373,12 +396,66 @@ store_release_disk(struct store *st, uint64_t id)
 		/* a replacement worker sees releases of opens it never saw */
 		if (d->opens > 0)
 			d->opens--;
-		purge = d->opens == 0 && !d->name[0] && st->purge_allowed;
+		purge = disk_purgeable(st, d);
 		pthread_rwlock_unlock(&d->lock);
 	}
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (purge)
 		disk_purge(st, d);
+	pthread_mutex_unlock(&st->cat_lock);
+}
+
+void
+store_set_kernel_probe(struct store *st, int (*kernel_holds)(void *arg, uint64_t id), void *arg)
+{
+	pthread_mutex_lock(&st->cat_lock);
+	st->kernel_arg = arg;
+	st->kernel_holds = kernel_holds;
+	pthread_mutex_unlock(&st->cat_lock);
+}
+
+/* Purge disk id if it is unlinked and purgeable.  cat_lock held. */
+static void
+disk_purge_if_unheld(struct store *st, uint64_t id)
+{
+	struct disk *d;
+	int purge = 0;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((d = disk_get(st, id)) != NULL) {
+		pthread_rwlock_rdlock(&d->lock);
+		purge = disk_purgeable(st, d);
+		pthread_rwlock_unlock(&d->lock);
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (purge)
+		disk_purge(st, d);
+}
+
+void
+store_forget_disk(struct store *st, uint64_t id)
+{
+	struct disk *d;
+	int unlinked;
+
+	/* every inode the kernel drops comes here: cat_lock only for an unlinked disk */
+	pthread_rwlock_rdlock(&st->ns_lock);
+	d = disk_get(st, id);
+	unlinked = d && !d->name[0];
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (!unlinked)
+		return;
+	pthread_mutex_lock(&st->cat_lock);
+	disk_purge_if_unheld(st, id);
+	pthread_mutex_unlock(&st->cat_lock);
+}
+
+void
+store_purge_unheld(struct store *st)
+{
+	pthread_mutex_lock(&st->cat_lock);
+	for (size_t id = 1; id < st->disks_cap; id++)
+		disk_purge_if_unheld(st, id);
 	pthread_mutex_unlock(&st->cat_lock);
 }
 

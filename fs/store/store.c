@@ -76,6 +76,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "datalock.h"
 #include "hlog.h"
 #include "store_int.h"
 
@@ -135,6 +136,13 @@ store_create_files(const char *datadir, char *err, size_t errlen)
 	/* the catalog comes last: its existence says the store is complete */
 	snprintf(path, sizeof(path), "%s/catalog.db.new", datadir);
 	unlink(path);
+	/* root's alone, whatever the umask: SQLite gives -wal and -shm the same mode */
+	if ((rc = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot create '%s': %s", path, strerror(errno));
+		return rc;
+	}
+	close(rc);
 	if ((rc = catalog_open(path, CATALOG_CREATE, uuid, wlog_first_laddr(), &cat, err, errlen)) < 0)
 		return rc;
 	catalog_close(cat);
@@ -200,11 +208,41 @@ store_catalog_release(struct catalog *cat)
 	catalog_close(cat);
 }
 
+/*
+ * Hold the data dir's lock before anything in it is read or written: take
+ * it, or check that the fd handed down holds it.  *lockfd is the fd we took
+ * (-1 if handed down).  0, or -EBUSY naming the holder, or -errno.
+ */
+static int
+store_lock_datadir(const struct store_opts *o, int *lockfd, char *err, size_t errlen)
+{
+	char pid[32], mnt[PATH_MAX];
+	int rc;
+
+	*lockfd = -1;
+	if (o->lock_fd > 0)
+		rc = datalock_adopt(o->lock_fd, o->datadir);
+	else if ((rc = datalock_take(o->datadir)) >= 0)
+		*lockfd = rc;
+	if (rc >= 0)
+		return 0;
+	if (rc != -EWOULDBLOCK) {
+		snprintf(err, errlen, "cannot lock data dir '%s': %s", o->datadir,
+		    rc == -EXDEV ? "the lock handed down is not on it" : strerror(-rc));
+		return rc;
+	}
+	datalock_holder(o->datadir, pid, sizeof(pid), mnt, sizeof(mnt));
+	snprintf(err, errlen, "data dir '%s' is in use by another mount or check (supervisor "
+	    "pid %s%s%s)", o->datadir, pid[0] ? pid : "unknown", mnt[0] ? ", mounted on " : "", mnt);
+	return -EBUSY;
+}
+
 /* Refuse what is not a data dir; create the store files in one that may get them. */
 static int
-store_prepare_dir(const struct store_opts *o, char *err, size_t errlen)
+store_prepare_dir(const struct store_opts *o, int *lockfd, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32];
+	const char *why;
 	struct stat sb;
 	int rc;
 
@@ -218,6 +256,13 @@ store_prepare_dir(const struct store_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "data dir '%s' is not writable: %s", o->datadir, strerror(errno));
 		return rc;
 	}
+	if (datalock_dir_private(o->datadir, &why) == -EPERM) {
+		snprintf(err, errlen, "data dir '%s' is not safe: %s (chmod go-w, chown root)",
+		    o->datadir, why);
+		return -EPERM;
+	}
+	if ((rc = store_lock_datadir(o, lockfd, err, errlen)) < 0)
+		return rc;
 	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
 	if (access(path, F_OK) < 0) {
 		if (!o->create || o->readonly) {
@@ -263,6 +308,18 @@ store_new(const struct store_opts *o)
 	return st;
 }
 
+/* Older stores made the catalog world-readable: root's alone from now on. */
+static void
+catalog_make_private(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 || fchmod(fd, 0600) < 0)
+		hlog(HLOG_WARN, "cannot make '%s' private: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 /*
  * Open the catalog (or take the one opened ahead), the template dir and the
  * log; read the checkpoint position into *cp_laddr, *cp_seq.
@@ -272,10 +329,13 @@ store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_ladd
     uint64_t *cp_seq, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32], logdir[PATH_MAX + 8];
+	const char *why;
 	uint8_t uuid[16];
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
+	if (!o->readonly)
+		catalog_make_private(path);
 	if (o->catalog)
 		st->cat = o->catalog;
 	else if ((rc = catalog_open(path, o->readonly ? CATALOG_READONLY : 0, NULL, 0, &st->cat,
@@ -285,6 +345,11 @@ store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_ladd
 		/* checking: the dir the last mount used */
 		if (catalog_meta_get(st->cat, "template_dir", st->tmpldir, sizeof(st->tmpldir)) < 0)
 			st->tmpldir[0] = '\0';
+	}
+	if (!o->readonly && st->tmpldir[0] && datalock_dir_private(st->tmpldir, &why) == -EPERM) {
+		snprintf(err, errlen, "template dir '%s' is not safe: %s (chmod go-w, chown root)",
+		    st->tmpldir, why);
+		return -EPERM;
 	}
 	st->tmpldirfd = st->tmpldir[0] ? open(st->tmpldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (st->tmpldirfd < 0 && !o->readonly) {
@@ -369,13 +434,15 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	struct wlog_replay_stats rs;
 	uint64_t cp_laddr, cp_seq;
 	struct timespec t0, t1, t_cat;
-	int from_snapshot, rc;
+	int from_snapshot, lockfd = -1, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((rc = store_prepare_dir(o, err, errlen)) < 0)
-		return open_fail(o, rc);
-	if (!(st = store_new(o)))
-		return open_fail(o, -ENOMEM);
+	if ((rc = store_prepare_dir(o, &lockfd, err, errlen)) < 0 || !(st = store_new(o))) {
+		if (lockfd >= 0)
+			close(lockfd);
+		return open_fail(o, rc < 0 ? rc : -ENOMEM);
+	}
+	st->lockfd = lockfd;
 	if ((rc = store_open_files(st, o, &cp_laddr, &cp_seq, err, errlen)) < 0)
 		goto fail;
 	if ((rc = tmpls_load(st)) < 0 || (rc = disks_load(st)) < 0) {
@@ -431,6 +498,8 @@ store_close(struct store *st)
 	catalog_close(st->cat);
 	if (st->tmpldirfd >= 0)
 		close(st->tmpldirfd);
+	if (st->lockfd >= 0)
+		close(st->lockfd);	/* last: everything is written */
 	free(st);
 }
 

@@ -44,6 +44,10 @@ struct store_opts {
 	int		 template_leases;	/* read leases on templates: a template read
 						   needs no fstat (one process per store: the
 						   worker; see tmpl_lease() in tmplwatch.c) */
+	int		 lock_fd;		/* an open of datadir holding its lock (datalock.h)
+						   from the process that took it, or 0:
+						   store_open takes the lock (fd 0 is never
+						   it: a worker's stdin is /dev/null) */
 	struct catalog	*catalog;		/* opened ahead by store_catalog_preopen(), or
 						   NULL; store_open() takes it, even on failure */
 };
@@ -106,6 +110,21 @@ int store_setattr(struct store *st, uint64_t id, int mask, uint32_t mode, uint32
 
 int store_open_disk(struct store *st, uint64_t id);
 void store_release_disk(struct store *st, uint64_t id);
+
+/*
+ * Unlinked disks and the kernel.  An unlinked disk keeps its data while the
+ * kernel may hold it open.  The first worker of a mount counts every open
+ * and purges at the last release; a replacement did not see its
+ * predecessor's opens, so it is given kernel_holds (1 if the kernel may
+ * still hold disk id's inode, 0 if it surely does not) and purges an
+ * unlinked disk it has not opened itself when the kernel holds none:
+ * at once (store_purge_unheld, called once serving; after an unlink, a
+ * release) or when the kernel drops the inode (store_forget_disk, FORGET).
+ */
+void store_set_kernel_probe(struct store *st, int (*kernel_holds)(void *arg, uint64_t id),
+    void *arg);
+void store_forget_disk(struct store *st, uint64_t id);
+void store_purge_unheld(struct store *st);
 
 /* I/O.  read returns bytes read (short at end of disk); write returns bytes written. */
 ssize_t store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off);

@@ -64,7 +64,10 @@ struct store {
 	char		 datadir[PATH_MAX];
 	char		 tmpldir[PATH_MAX];
 	int		 tmpldirfd;
-	int		 purge_allowed;
+	int		 lockfd;	/* the data dir's lock, if store_open took it; else -1 */
+	int		 purge_allowed;	/* saw every open: purge at the last release */
+	int		(*kernel_holds)(void *arg, uint64_t id);	/* store_set_kernel_probe */
+	void		*kernel_arg;
 	struct catalog	*cat;
 	struct wlog	*log;
 

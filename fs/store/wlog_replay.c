@@ -219,7 +219,8 @@ seg_save_tail(struct wlog *w, uint32_t segno, int fd, uint64_t from, uint64_t si
 	if (!buf)
 		return;
 	snprintf(name, sizeof(name), "%08x.seg.cut-%llx", segno, (unsigned long long)from);
-	out = openat(w->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* a new file only: never through a symlink, never over an older copy */
+	out = openat(w->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	for (uint64_t pos = from; out >= 0 && pos < size; ) {
 		ssize_t n = pread(fd, buf, REPLAY_CHUNK, (off_t)pos);
 		if (n <= 0 || write(out, buf, (size_t)n) != n)
