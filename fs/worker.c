@@ -128,6 +128,7 @@ main(int argc, char **argv)
 	if (w.fuse_fd < 0 || w.ctl_fd < 0 || shm_fd < 0 || !so.datadir || !so.tmpldir)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
+	proto_reader_init(&w.ctl_in, w.ctl_fd);
 
 	if (!(w.ctl = ctl_map(shm_fd)))
 		die(2, "control memory is not usable (is this worker from the same build as the supervisor?)");
@@ -166,7 +167,7 @@ main(int argc, char **argv)
 		 * closes the channel if it wants us gone.
 		 */
 		so.catalog = store_catalog_preopen(so.datadir);
-		if (proto_read_line(w.ctl_fd, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0) {
+		if (proto_reader_line(&w.ctl_in, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0) {
 			store_catalog_release(so.catalog);	/* not needed after all */
 			return 0;
 		}
@@ -194,7 +195,7 @@ main(int argc, char **argv)
 		if (rc < 0)
 			return 1;
 	}
-	rc = (int)proto_read_line(w.ctl_fd, line, sizeof(line));
+	rc = (int)proto_reader_line(&w.ctl_in, line, sizeof(line));
 	if (rc == 0) {
 		/* the mount failed (the supervisor's log says why) and we are dismissed */
 		hlog(HLOG_INFO, "supervisor closed the control channel before start; exiting");

@@ -23,6 +23,7 @@
 #include <fuse_lowlevel.h>
 
 #include "ctlmem.h"
+#include "proto.h"
 #include "sbuf.h"
 #include "store.h"
 
@@ -34,6 +35,7 @@ struct worker {
 	struct ctlmem		*ctl;
 	int			 fuse_fd;
 	int			 ctl_fd;	/* socketpair to the supervisor */
+	struct proto_reader	 ctl_in;	/* every line read from ctl_fd */
 	int			 fault_injection; /* -o fault_injection: obey ctl->fault */
 };
 
