@@ -14,12 +14,14 @@
  *   session      session_new          libfuse session over the inherited fd
  *                                     (custom io)
  *   [takeover]   session_replay_init  replay the saved FUSE_INIT into the new
- *                                     session, reply dropped
+ *                                     session, its reply kept, not written
  *   [standby]    store_catalog_preopen started ahead of need (--standby): all
  *                                     of the above done, and the catalog
  *                                     opened; waits for "go" (then it takes
  *                                     over) or for the channel to close
  *                                     (then exit 0)
+ *   [takeover]   session_answer_init  answer INIT if the worker before us
+ *                                     died between reading and answering it
  *   open store   store_open           catalog + log replay; on failure report
  *                                     it (control_reply) and exit 2
  *   ready        control_reply        tell the supervisor ("0 0 5\nready"),
@@ -174,6 +176,11 @@ main(int argc, char **argv)
 		takeover = 1;
 	}
 
+	if (takeover && (rc = session_answer_init(&w)) < 0) {
+		snprintf(err, sizeof(err), "cannot answer the FUSE_INIT the previous worker left "
+		    "unanswered: %s", strerror(-rc));
+		goto fail;
+	}
 	so.purge_unlinked = !takeover;
 	so.create = !takeover;
 	so.takeover = takeover;

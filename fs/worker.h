@@ -65,6 +65,11 @@ int pool_join(void);
 int session_new(struct worker *w, const struct fuse_lowlevel_ops *ops, size_t opsize);
 /* Feed the first worker's INIT to our fresh session.  0 or -errno (-ENOENT: none saved yet). */
 int session_replay_init(struct worker *w);
+/*
+ * Taking over: if no worker answered the connection's INIT (the first died
+ * after reading it), answer it with the reply our replay made.  0 or -errno.
+ */
+int session_answer_init(struct worker *w);
 /* Ask the kernel to requeue what the previous worker held.  0 or -errno. */
 int session_resend(struct worker *w);
 /* Replay mode: re-run the requests the dead worker held, on this thread. */

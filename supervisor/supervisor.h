@@ -53,6 +53,7 @@ struct sup_opts {
 	unsigned hang_timeout_ms;	/* a request older than this means a hung worker */
 	int	 reissue;		/* 0 auto, else enum ctl_reissue */
 	int	 fault_injection;	/* hcowctl debug fault allowed */
+	int	 fault_at_init;		/* -o fault_injection=init: the first worker crashes at INIT */
 	int	 nowatch;		/* -o watch=off: no hang detection, no request slots */
 	unsigned restart_burst;		/* restarts per 10 s before throttling */
 	int	 nostandby;		/* -o standby=off: no worker started ahead of need */
