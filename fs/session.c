@@ -279,6 +279,7 @@ session_replay_init(struct worker *w)
 	return replayed_init_error;
 }
 
+/* Answer INIT if the worker before us died holding it (the reply our replay made).  0 or -errno. */
 int
 session_answer_init(struct worker *w)
 {

@@ -682,6 +682,7 @@ refuse(struct sup *s, int fd, int err, const char *msg, const char *why, int uid
 	close(fd);
 }
 
+/* The pause after EMFILE is over: accept again. */
 static void
 accept_pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
