@@ -9,7 +9,7 @@ mount_test
 for mode in replay resend; do
 	mount_fs -o reissue=$mode,fault_injection=init
 	# the kernel waits for INIT's reply before any request: a hang shows here
-	timeout 30 ls "$M" >/dev/null || fail "$mode: the mount hangs after the first worker died at INIT"
+	timeout 30 ls "$M" >/dev/null || fail "$mode: the mount hangs or fails after the first worker died at INIT"
 	ctl create d.img --template base.img --size 1M >/dev/null || fail "$mode: create"
 	timeout 30 cmp -n $MiB "$M/d.img" "$T/tmpl/base.img" || fail "$mode: reads of the new disk"
 	[ "$(status_field 's["faults_injected"]')" = 1 ] || fail "$mode: the fault at INIT did not fire"
