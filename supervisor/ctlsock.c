@@ -578,7 +578,8 @@ client_request(struct sup *s, struct client *c)
 		c->status = 1;
 		if (relay_submit(s, c, c->json ? "json disks" : "text disks", client_answer, 1) < 0) {
 			/* status must answer even when the queue is full: without the disks */
-			client_answer(s, c, EBUSY, "too many control requests waiting for the worker", 48);
+			static const char full[] = "too many control requests waiting for the worker";
+			client_answer(s, c, EBUSY, full, sizeof(full) - 1);
 			return;
 		}
 		ev_timer_set(&c->timer, STATUS_WAIT, 0);
