@@ -19,7 +19,8 @@
  * at most CLIENTS_MAX connections at a time, and none that would leave fewer
  * than FD_RESERVE descriptors free (a replacement worker needs some); more
  * are answered EBUSY and closed at once.  At most ANSWERS_MAX bytes of
- * answers wait to be read (beyond, an answer is replaced by EBUSY), and
+ * answers wait to be read (beyond, an answer over ANSWER_SMALL is replaced
+ * by EBUSY, and status leaves its disks out), and
  * RELAYS_MAX requests wait for the worker, status ahead of the rest (relay.c).  When accept() finds no descriptor left (EMFILE), one
  * kept in reserve is closed to take the connection and refuse it, or failing
  * that the socket is not watched for ACCEPT_PAUSE seconds: never a busy loop.
@@ -66,6 +67,7 @@
 #define ANSWER_WAIT	10.0	/* seconds for a client to read its answer */
 #define CLIENTS_MAX	2048	/* control connections open at a time */
 #define ANSWERS_MAX	(32u << 20)	/* bytes of answers held for clients to read */
+#define ANSWER_SMALL	(16u << 10)	/* an answer this small is never refused for memory */
 #define FD_RESERVE	32	/* descriptors never given to clients: workers need them */
 #define ACCEPT_PAUSE	0.1	/* seconds without accepting when out of descriptors */
 #define REFUSAL_LOG_GAP	1.0	/* seconds between log lines about refused connections */
@@ -168,7 +170,8 @@ client_send(struct sup *s, struct client *c, int err, const char *body, size_t l
 	char head[32];
 	int n;
 
-	if (s->ctl_bounds.answer_bytes && s->ctl_bounds.answer_bytes + len > ANSWERS_MAX) {
+	if (len > ANSWER_SMALL && s->ctl_bounds.answer_bytes &&
+	    s->ctl_bounds.answer_bytes + len > ANSWERS_MAX) {
 		err = EBUSY;
 		body = busy;
 		len = sizeof(busy) - 1;
@@ -395,6 +398,14 @@ client_answer(struct sup *s, struct client *c, int err, const char *body, size_t
 	if (!c->status) {
 		client_send(s, c, err, body, len);
 		return;
+	}
+	if (!err && s->ctl_bounds.answer_bytes &&
+	    s->ctl_bounds.answer_bytes + len > ANSWERS_MAX) {
+		/* status must answer: without the disks, rather than not at all */
+		static const char held[] = "too many answers held for clients that have not read them";
+		err = EBUSY;
+		body = held;
+		len = sizeof(held) - 1;
 	}
 	if (c->json)
 		status_json(s, &b, body, len, err);

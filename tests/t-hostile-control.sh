@@ -59,16 +59,17 @@ echo "supervisor peak RSS: ${before} KiB before, ${after} KiB after 400 unread 3
 ctl checkpoint >/dev/null || fail "checkpoint after the unread answers"
 ok "400 unread 330 KiB answers: the supervisor's peak grew by $(( (after - before) / 1024 )) MiB"
 
-# ---- status answers with the disks while 300 lists wait ------------------------------
-# (each control request made 30 ms slower: 300 ahead of status would be 9 s)
+# ---- status answers with the disks while 300 requests wait ---------------------------
+# (each control request made 30 ms slower: 300 ahead of status would be 9 s;
+# small answers, so that memory for answers is not what is tested here)
 ctl debug fault slow --op control --count 1000 --ms 30 >/dev/null
-python3 - "$sock" "$HCOWCTL" "$M" <<'PY' || fail "status while lists wait"
+python3 - "$sock" "$HCOWCTL" "$M" <<'PY' || fail "status while requests wait"
 import json, socket, subprocess, sys, time
 socks = []
 for i in range(300):
     s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); socks.append(s)
 for s in socks:
-    s.sendall(b"json list\n")
+    s.sendall(b"json checkpoint\n")
 socks[0].settimeout(30); socks[0].recv(1, socket.MSG_PEEK)   # the worker is at them
 out = subprocess.run([sys.argv[2], "-m", sys.argv[3], "status", "--json"], capture_output=True, text=True)
 s = json.loads(out.stdout)
@@ -78,7 +79,7 @@ for c in socks:
     c.close()
 PY
 ctl debug fault none >/dev/null
-ok "status answers with the 3000 disks while 300 lists wait for the worker"
+ok "status answers with the 3000 disks while 300 requests wait for the worker"
 
 # ---- requests whose clients hung up are dropped --------------------------------------
 ctl debug fault slow --op control --count 1 --ms 3000 >/dev/null
