@@ -10,6 +10,10 @@
  *   init_req   the raw FUSE_INIT the kernel sent the first worker.  The kernel
  *              sends INIT once per connection; a replacement feeds this copy
  *              to its own libfuse session (and drops the reply).
+ *   init_answered  set once INIT's reply was written.  A first worker can die
+ *              between reading INIT and answering it: the kernel then waits
+ *              for that reply forever, so the replacement sends the one its
+ *              own session made (session_answer_init).
  *   slot[]     one per worker thread: the request it is serving (unique 0 =
  *              idle) and since when, and how many requests the threads that
  *              held the slot read and answered.  The supervisor reads them to
@@ -115,7 +119,7 @@ struct ctlmem {
 	_Atomic uint32_t	init_len;	/* 0 until INIT was seen */
 	uint32_t		reissue;	/* enum ctl_reissue, set before any worker */
 	uint32_t		watch;		/* 0: -o watch=off, no slots, no counters */
-	uint32_t		pad2;
+	_Atomic uint32_t	init_answered;	/* 1 once the kernel has INIT's reply */
 	uint8_t			init_req[CTLMEM_INIT_MAX];
 	_Atomic uint64_t	requests_taken;	/* read by threads without a slot */
 	_Atomic uint64_t	requests_done;	/* replies written by them */

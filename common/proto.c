@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -135,6 +136,19 @@ proto_parse_request_id(char *line, unsigned long long *id)
 	return line + (p - line) + 1;
 }
 
+size_t
+proto_body_max(void)
+{
+	static size_t max;
+
+	if (max == 0) {
+		const char *env = getenv("HCOWFS_TEST_REPLY_MAX");
+		unsigned long long v = env ? strtoull(env, NULL, 10) : 0;
+		max = v > 0 && v < PROTO_BODY_MAX ? (size_t)v : PROTO_BODY_MAX;
+	}
+	return max;
+}
+
 ssize_t
 proto_frame_split(const char *buf, size_t n, struct proto_frame *f)
 {
@@ -147,7 +161,7 @@ proto_frame_split(const char *buf, size_t n, struct proto_frame *f)
 		return n < PROTO_FRAME_HEAD_MAX ? 0 : -EINVAL;
 	if (proto_number(&p, ULLONG_MAX, &id) < 0 || *p++ != ' ' ||
 	    proto_number(&p, INT_MAX, &err) < 0 || *p++ != ' ' ||
-	    proto_number(&p, PROTO_BODY_MAX, &len) < 0 || p != nl)
+	    proto_number(&p, proto_body_max(), &len) < 0 || p != nl)
 		return -EINVAL;
 	head = (size_t)(nl - buf) + 1;
 	if (n - head < len)
@@ -181,6 +195,51 @@ proto_read_line(int fd, char *buf, size_t cap)
 		buf[n++] = c;
 	}
 	buf[n] = '\0';
+	return (ssize_t)n;
+}
+
+void
+proto_reader_init(struct proto_reader *r, int fd)
+{
+	r->fd = fd;
+	r->off = r->len = 0;
+}
+
+ssize_t
+proto_reader_line(struct proto_reader *r, char *line, size_t cap)
+{
+	size_t n = 0;
+	int too_long = 0;
+
+	for (;;) {
+		const char *start = r->buf + r->off;
+		const char *nl = memchr(start, '\n', r->len - r->off);
+		size_t take = nl ? (size_t)(nl - start) : r->len - r->off;
+		ssize_t got;
+
+		if (!too_long && n + take < cap) {
+			memcpy(line + n, start, take);
+			n += take;
+		} else {
+			too_long = 1;	/* consumed all the same: the next call starts a line */
+		}
+		if (nl) {
+			r->off += take + 1;
+			break;
+		}
+		r->off = r->len = 0;
+		do
+			got = read(r->fd, r->buf, sizeof(r->buf));
+		while (got < 0 && errno == EINTR);
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			return n == 0 && !too_long ? 0 : -EPIPE;
+		r->len = (size_t)got;
+	}
+	if (too_long)
+		return -E2BIG;
+	line[n] = '\0';
 	return (ssize_t)n;
 }
 

@@ -29,6 +29,15 @@
 #define PROTO_ARGS_MAX	16
 #define PROTO_BODY_MAX	(16u << 20)	/* sanity bound on a reply body */
 
+/*
+ * The bound on a reply body this process applies: PROTO_BODY_MAX, or less
+ * under the test-only environment variable HCOWFS_TEST_REPLY_MAX (bytes), so
+ * a test can outgrow it with a few thousand disks.  A worker never sends a
+ * body over it (the request fails with EFBIG instead): a frame over it would
+ * be a broken stream to the supervisor.
+ */
+size_t proto_body_max(void);
+
 /* Where mount.hcowfs puts control sockets, one per mount (MAJ:MIN.sock). */
 #define PROTO_RUNDIR	"/run/hcowfs"
 
@@ -84,6 +93,27 @@ const char *proto_arg(const struct proto_req *req, const char *key);
  * end of file before any byte, -E2BIG if longer than cap - 1, or -errno.
  */
 ssize_t proto_read_line(int fd, char *buf, size_t cap);
+
+/*
+ * A line reader over a stream (the worker's control channel): one read()
+ * takes whatever the channel holds, not one byte, and the bytes after the
+ * line wait in buf for the next call.  So one reader must serve every line
+ * read from its fd.
+ */
+struct proto_reader {
+	int	 fd;
+	size_t	 off, len;		/* unread bytes: buf[off, len) */
+	char	 buf[PROTO_LINE_MAX + 64];
+};
+
+void proto_reader_init(struct proto_reader *r, int fd);
+
+/*
+ * The next line (up to and without '\n') into line[cap].  Returns its
+ * length, 0 at end of file before any byte, -EPIPE at end of file within a
+ * line, -E2BIG if longer than cap - 1 (the whole line is consumed), or -errno.
+ */
+ssize_t proto_reader_line(struct proto_reader *r, char *line, size_t cap);
 
 /* write/read exactly len bytes; 0 or -errno (-EPIPE on early end of file). */
 int proto_write_all(int fd, const void *buf, size_t len);

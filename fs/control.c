@@ -228,7 +228,7 @@ control_thread(void *arg)
 	for (;;) {
 		unsigned long long id;
 		char *rest;
-		ssize_t n = proto_read_line(w->ctl_fd, line, sizeof(line));
+		ssize_t n = proto_reader_line(&w->ctl_in, line, sizeof(line));
 		int err;
 
 		if (n <= 0) {
@@ -249,6 +249,13 @@ control_thread(void *arg)
 		if (out.oom) {
 			sbuf_release(&out);
 			err = ENOMEM;
+		} else if (out.len > proto_body_max()) {
+			/* a frame over the bound would be a broken stream to the supervisor */
+			size_t len = out.len;
+			sbuf_reset(&out);
+			sbuf_printf(&out, "the answer is %zu bytes, over the %zu bytes a control reply "
+			    "may hold; not sent\n", len, proto_body_max());
+			err = EFBIG;
 		}
 		if (control_reply(w, id, err, sbuf_str(&out), out.len) < 0)
 			break;

@@ -3,7 +3,8 @@
  *
  * The supervisor arms it in the control memory (fault_kind, fault_op,
  * fault_count, fault_ms); every worker checks it at the points that name an
- * op: each request read (its opcode), each control request
+ * op: each request read (its opcode; FUSE_INIT, armed at mount by
+ * -o fault_injection=init, only when named), each control request
  * (FAULT_OP_CONTROL), each log append (FAULT_OP_APPEND, through the store's
  * append hook).  fault_count is taken down with compare-and-swap, so a fault
  * armed for n fires exactly n times across all threads and workers.
@@ -23,7 +24,8 @@ fault_maybe(struct ctlmem *c, uint32_t op)
 	if (kind == FAULT_NONE)
 		return;
 	fop = atomic_load(&c->fault_op);
-	if ((fop != FAULT_OP_ANY || op == FAULT_OP_CONTROL) && fop != op)
+	/* control requests and INIT are only hit when named, never by "any" */
+	if ((fop != FAULT_OP_ANY || op == FAULT_OP_CONTROL || op == FUSE_INIT) && fop != op)
 		return;
 	left = atomic_load(&c->fault_count);
 	do {

@@ -15,7 +15,10 @@
  *                       it has seen an INIT
  *   session_replay_init feed it the first worker's INIT, kept in the control
  *                       memory (the kernel sends INIT once per connection);
- *                       the replay must negotiate exactly as the first
+ *                       the replay must negotiate exactly as the first; its
+ *                       reply is kept, not written
+ *   session_answer_init if the first worker died before answering INIT, write
+ *                       that kept reply: the kernel still waits for one
  *   then, once the store is open, either
  *   session_resend      FUSE_NOTIFY_RESEND: the kernel requeues every request
  *                       the dead worker read but did not answer, or
@@ -47,9 +50,17 @@ session_request_resent(void)
 	return request_resent;
 }
 
-/* Set while this thread feeds the saved INIT to the session: drop its reply. */
+/*
+ * Set while this thread feeds the saved INIT to the session: its reply is
+ * kept here, not written (session_answer_init may still need it).
+ */
 static __thread int replaying_init;
 static __thread int replayed_init_error;
+static uint8_t init_reply[256];		/* fuse_out_header + fuse_init_out */
+static size_t init_reply_len;
+
+/* Once this process saw INIT answered, no reply is checked for it again. */
+static _Atomic int init_answered_known;
 
 /*
  * If this process dies while the kernel copies a request into a page of the
@@ -112,6 +123,27 @@ init_save(struct worker *w, const void *buf, ssize_t n)
 	}
 }
 
+/* A reply was written (n = writev's result): if it was INIT's, say so in the control memory. */
+static void
+init_note_reply(struct worker *w, const struct fuse_out_header *out, ssize_t n)
+{
+	const struct fuse_in_header *in = (const void *)w->ctl->init_req;
+
+	if (atomic_load_explicit(&init_answered_known, memory_order_relaxed))
+		return;
+	if (atomic_load(&w->ctl->init_answered)) {
+		atomic_store(&init_answered_known, 1);
+		return;
+	}
+	/* ENOENT: the kernel had it already */
+	if ((n >= 0 || errno == ENOENT) &&
+	    atomic_load_explicit(&w->ctl->init_len, memory_order_acquire) != 0 &&
+	    out->unique == in->unique) {
+		atomic_store(&w->ctl->init_answered, 1);
+		atomic_store(&init_answered_known, 1);
+	}
+}
+
 static ssize_t
 io_read(int fd, void *buf, size_t len, void *userdata)
 {
@@ -157,6 +189,8 @@ io_read(int fd, void *buf, size_t len, void *userdata)
 			 */
 			if (slot >= 0 && ctlmem_req_buf(w->ctl, (unsigned)slot) != (uint8_t *)buf)
 				slot_buf_done(w->ctl, slot);
+			if (in->opcode == FUSE_INIT && w->fault_injection)
+				fault_maybe(w->ctl, FUSE_INIT);	/* read and saved, not answered */
 			return n;
 		}
 		if (slot_poisoned(w->ctl, in->unique)) {
@@ -185,12 +219,17 @@ io_writev(int fd, struct iovec *iov, int count, void *userdata)
 
 	if (replaying_init) {
 		size_t total = 0;
-		for (int i = 0; i < count; i++)
+		for (int i = 0; i < count; i++) {
+			if (total + iov[i].iov_len <= sizeof(init_reply))
+				memcpy(init_reply + total, iov[i].iov_base, iov[i].iov_len);
 			total += iov[i].iov_len;
+		}
+		init_reply_len = total <= sizeof(init_reply) ? total : 0;
 		replayed_init_error = out->error;
-		return (ssize_t)total;	/* the kernel had its answer from the first worker */
+		return (ssize_t)total;	/* the kernel has its answer from the first worker, or see session_answer_init */
 	}
 	n = writev(fd, iov, count);
+	init_note_reply(w, out, n);
 	if (out->unique != 0 && w->ctl->watch) {
 		slot_count(w->ctl, 1);
 		slot_clear(w->ctl, out->unique);
@@ -238,6 +277,26 @@ session_replay_init(struct worker *w)
 	replaying_init = 0;
 	free(copy);
 	return replayed_init_error;
+}
+
+/* Answer INIT if the worker before us died holding it (the reply our replay made).  0 or -errno. */
+int
+session_answer_init(struct worker *w)
+{
+	ssize_t n;
+
+	if (atomic_load(&w->ctl->init_answered) || atomic_load(&w->ctl->init_len) == 0)
+		return 0;
+	if (init_reply_len == 0)
+		return -ENOENT;
+	n = write(w->fuse_fd, init_reply, init_reply_len);
+	if (n < 0 && errno != ENOENT)
+		return -errno;
+	/* ENOENT: the previous worker's reply got there after all */
+	atomic_store(&w->ctl->init_answered, 1);
+	if (n >= 0)
+		hlog(HLOG_WARN, "the previous worker died before answering FUSE_INIT; answered it");
+	return 0;
 }
 
 /* Ask the kernel to requeue what the previous worker held.  0 or -errno. */

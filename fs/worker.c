@@ -14,12 +14,14 @@
  *   session      session_new          libfuse session over the inherited fd
  *                                     (custom io)
  *   [takeover]   session_replay_init  replay the saved FUSE_INIT into the new
- *                                     session, reply dropped
+ *                                     session, its reply kept, not written
  *   [standby]    store_catalog_preopen started ahead of need (--standby): all
  *                                     of the above done, and the catalog
  *                                     opened; waits for "go" (then it takes
  *                                     over) or for the channel to close
  *                                     (then exit 0)
+ *   [takeover]   session_answer_init  answer INIT if the worker before us
+ *                                     died between reading and answering it
  *   open store   store_open           catalog + log replay; on failure report
  *                                     it (control_reply) and exit 2
  *   ready        control_reply        tell the supervisor ("0 0 5\nready"),
@@ -152,6 +154,7 @@ main(int argc, char **argv)
 		usage();
 	signal(SIGPIPE, SIG_IGN);
 	umask(077);	/* the store's files (catalog, segments, copies of cut tails) are root's */
+	proto_reader_init(&w.ctl_in, w.ctl_fd);
 
 	if (!(w.ctl = ctl_map(shm_fd)))
 		die(2, "control memory is not usable (is this worker from the same build as the supervisor?)");
@@ -190,13 +193,18 @@ main(int argc, char **argv)
 		 * closes the channel if it wants us gone.
 		 */
 		so.catalog = so.readonly ? NULL : store_catalog_preopen(so.datadir);
-		if (proto_read_line(w.ctl_fd, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0) {
+		if (proto_reader_line(&w.ctl_in, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0) {
 			store_catalog_release(so.catalog);	/* not needed after all */
 			return 0;
 		}
 		takeover = 1;
 	}
 
+	if (takeover && (rc = session_answer_init(&w)) < 0) {
+		snprintf(err, sizeof(err), "cannot answer the FUSE_INIT the previous worker left "
+		    "unanswered: %s", strerror(-rc));
+		goto fail;
+	}
 	so.purge_unlinked = !takeover && !so.readonly;
 	so.create = !takeover && !so.readonly;
 	so.takeover = takeover;
@@ -218,7 +226,7 @@ main(int argc, char **argv)
 		if (rc < 0)
 			return 1;
 	}
-	rc = (int)proto_read_line(w.ctl_fd, line, sizeof(line));
+	rc = (int)proto_reader_line(&w.ctl_in, line, sizeof(line));
 	if (rc == 0) {
 		/* the mount failed (the supervisor's log says why) and we are dismissed */
 		hlog(HLOG_INFO, "supervisor closed the control channel before start; exiting");

@@ -23,6 +23,7 @@
 #include <fuse_lowlevel.h>
 
 #include "ctlmem.h"
+#include "proto.h"
 #include "sbuf.h"
 #include "store.h"
 
@@ -34,6 +35,7 @@ struct worker {
 	struct ctlmem		*ctl;
 	int			 fuse_fd;
 	int			 ctl_fd;	/* socketpair to the supervisor */
+	struct proto_reader	 ctl_in;	/* every line read from ctl_fd */
 	int			 fault_injection; /* -o fault_injection: obey ctl->fault */
 };
 
@@ -63,6 +65,11 @@ int pool_join(void);
 int session_new(struct worker *w, const struct fuse_lowlevel_ops *ops, size_t opsize);
 /* Feed the first worker's INIT to our fresh session.  0 or -errno (-ENOENT: none saved yet). */
 int session_replay_init(struct worker *w);
+/*
+ * Taking over: if no worker answered the connection's INIT (the first died
+ * after reading it), answer it with the reply our replay made.  0 or -errno.
+ */
+int session_answer_init(struct worker *w);
 /* Ask the kernel to requeue what the previous worker held.  0 or -errno. */
 int session_resend(struct worker *w);
 /* Replay mode: re-run the requests the dead worker held, on this thread. */

@@ -2,17 +2,33 @@
  * ctlsock: the mount's control socket, /run/hcowfs/MAJ:MIN.sock.
  *
  * One request per connection (proto.h).  Only root, or the uid given with
- * -o owner=, may talk to it: the socket is mode 0600 (0666 with an owner, the
- * peer's credentials being checked either way).  The supervisor answers
- * `status` itself (with the disks asked from the worker, or without them if
- * the worker does not answer within STATUS_WAIT seconds: status must work
- * when the worker does not) and relays everything else to the worker.
+ * -o owner=, may talk to it: the socket is mode 0600, owned by that uid if
+ * there is one (root passes the mode anyway), and the peer's credentials are
+ * checked besides.  The supervisor answers `status` itself (with the disks
+ * asked from the worker, or without them if the worker does not answer
+ * within STATUS_WAIT seconds: status must work when the worker does not) and
+ * relays everything else to the worker.
  *
  * The supervisor never blocks on a client: an answer the socket cannot take
  * at once is sent as the client reads it (an EV_WRITE watcher), and a client
  * that has not read it all within ANSWER_WAIT seconds is dropped.  (A blocking
  * send to a client that does not read would hold up the event loop, and with
  * it the replacement of a dead worker.)
+ *
+ * Bounds, so that clients (the owner's included) cannot starve the mount:
+ * at most CLIENTS_MAX connections at a time, and none that would leave fewer
+ * than FD_RESERVE descriptors free (a replacement worker needs some); more
+ * are answered EBUSY and closed at once.  At most ANSWERS_MAX bytes of
+ * answers wait to be read (beyond, an answer over ANSWER_SMALL is replaced
+ * by EBUSY, and status leaves its disks out), and
+ * RELAYS_MAX requests wait for the worker, status ahead of the rest (relay.c).  When accept() finds no descriptor left (EMFILE), one
+ * kept in reserve is closed to take the connection and refuse it, or failing
+ * that the socket is not watched for ACCEPT_PAUSE seconds: never a busy loop.
+ * A refused connection is logged at most once a second, with a count.  A
+ * client that hangs up while its request waits is dropped with its request.
+ * `hcowctl restart` sooner than RESTART_GAP after the previous one waits for
+ * the rest of the gap (it is answered when done), so a loop of restarts
+ * cannot keep the mount replacing workers.
  *
  * A client's life: reading its request line (CLIENT_LINE_WAIT) -> waiting
  * for the worker's answer (a relay, or a restart) or answered at once ->
@@ -29,7 +45,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -45,6 +65,13 @@
 #define CHECK_WAIT	86400.0	/* a check reads all of the log; hcowctl can be interrupted */
 #define CLIENT_LINE_WAIT 10.0	/* seconds for a client to send its request line */
 #define ANSWER_WAIT	10.0	/* seconds for a client to read its answer */
+#define CLIENTS_MAX	2048	/* control connections open at a time */
+#define ANSWERS_MAX	(32u << 20)	/* bytes of answers held for clients to read */
+#define ANSWER_SMALL	(16u << 10)	/* an answer this small is never refused for memory */
+#define FD_RESERVE	32	/* descriptors never given to clients: workers need them */
+#define ACCEPT_PAUSE	0.1	/* seconds without accepting when out of descriptors */
+#define REFUSAL_LOG_GAP	1.0	/* seconds between log lines about refused connections */
+#define RESTART_GAP	1.0	/* seconds from one hcowctl restart to the next */
 
 struct client {
 	struct sup	*s;
@@ -56,6 +83,8 @@ struct client {
 	int		 json;
 	int		 status;	/* waiting for the disks to finish a status */
 	int		 restart;	/* waiting for the checkpoint before a restart */
+	int		 restart_gap;	/* waiting for RESTART_GAP to pass before a restart */
+	int		 got_line;	/* its request line was read */
 	ev_io		 wio;		/* sending the answer */
 	char		*out;		/* the answer, out_off of out_len bytes sent */
 	size_t		 out_len, out_off;
@@ -71,16 +100,31 @@ client_close(struct sup *s, struct client *c)
 	ev_timer_stop(s->loop, &c->timer);
 	relay_forget_client(s, c);
 	close(c->fd);
+	if (c->out)
+		s->ctl_bounds.answer_bytes -= c->out_len;
 	free(c->out);
 	free(c);
+	s->ctl_bounds.clients--;
+}
+
+/*
+ * Close a connection we have answered.  Input left unread at close resets
+ * it: the client would lose the answer.  Bounded, so a client that keeps
+ * sending cannot hold the supervisor here.
+ */
+static void
+drain_input(int fd)
+{
+	char drain[4096];
+
+	for (int i = 0; i < 64 && recv(fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
+		;
 }
 
 /* Send what the socket takes of the answer; close once it is all sent. */
 static void
 client_flush(struct sup *s, struct client *c)
 {
-	char drain[4096];
-
 	while (c->out_off < c->out_len) {
 		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -100,13 +144,7 @@ client_flush(struct sup *s, struct client *c)
 		}
 		c->out_off += (size_t)n;
 	}
-	/*
-	 * Input left unread at close resets the connection: the client would
-	 * lose this answer.  Bounded, so a client that keeps sending cannot
-	 * hold the supervisor here.
-	 */
-	for (int i = 0; i < 64 && recv(c->fd, drain, sizeof(drain), MSG_DONTWAIT) > 0; i++)
-		;
+	drain_input(c->fd);
 	client_close(s, c);
 }
 
@@ -127,15 +165,24 @@ client_write_cb(struct ev_loop *loop, ev_io *io, int revents)
 static void
 client_send(struct sup *s, struct client *c, int err, const char *body, size_t len)
 {
+	static const char busy[] = "the supervisor holds too many answers not yet read by their "
+	    "clients; try again\n";
 	char head[32];
-	int n = err ? snprintf(head, sizeof(head), "error %d\n", err) : snprintf(head, sizeof(head), "ok\n");
+	int n;
 
+	if (len > ANSWER_SMALL && s->ctl_bounds.answer_bytes &&
+	    s->ctl_bounds.answer_bytes + len > ANSWERS_MAX) {
+		err = EBUSY;
+		body = busy;
+		len = sizeof(busy) - 1;
+	}
+	n = err ? snprintf(head, sizeof(head), "error %d\n", err) : snprintf(head, sizeof(head), "ok\n");
 	if (s->restart_waiter == c)
 		s->restart_waiter = NULL;
 	relay_forget_client(s, c);
 	ev_io_stop(s->loop, &c->io);
 	ev_timer_stop(s->loop, &c->timer);
-	c->status = c->restart = 0;
+	c->status = c->restart = c->restart_gap = 0;
 	if (!(c->out = malloc((size_t)n + len))) {
 		hlog(HLOG_WARN, "control connection dropped: no memory for its answer");
 		client_close(s, c);
@@ -145,6 +192,7 @@ client_send(struct sup *s, struct client *c, int err, const char *body, size_t l
 	memcpy(c->out + n, body, len);
 	c->out_len = (size_t)n + len;
 	c->out_off = 0;
+	s->ctl_bounds.answer_bytes += c->out_len;
 	client_flush(s, c);
 }
 
@@ -184,8 +232,18 @@ outstanding(struct sup *s)
 	return n;
 }
 
+/* The disks part of status could not be had: why, for the admin. */
+static const char *
+disks_missing(const char *why, size_t len, char *buf, size_t cap)
+{
+	if (!why || len == 0)
+		return "the worker did not answer";
+	snprintf(buf, cap, "%.*s", (int)(why[len - 1] == '\n' ? len - 1 : len), why);
+	return buf;
+}
+
 static void
-status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
+status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen, int err)
 {
 	struct worker_proc *w = &s->worker;
 	unsigned kept = s->nfaults < FAULTS_KEPT ? s->nfaults : FAULTS_KEPT;
@@ -244,15 +302,18 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 	sbuf_printf(b, "]},\"faults_injected\":%llu", (unsigned long long)atomic_load(&s->ctl->faults_fired));
 	sbuf_printf(b, ",\"requests\":{\"taken\":%llu,\"done\":%llu},\"disks\":",
 	    (unsigned long long)taken, (unsigned long long)done);
-	if (disks)
+	if (!err) {
 		sbuf_add(b, disks, dlen);
-	else
-		sbuf_addstr(b, "null,\"disks_error\":\"the worker did not answer\"");
+	} else {
+		char why[256];
+		sbuf_addstr(b, "null,\"disks_error\":");
+		sbuf_json_str(b, disks_missing(disks, dlen, why, sizeof(why)));
+	}
 	sbuf_addstr(b, "}\n");
 }
 
 static void
-status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
+status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen, int err)
 {
 	struct worker_proc *w = &s->worker;
 	uint64_t taken, done;
@@ -292,10 +353,12 @@ status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen)
 		sbuf_printf(b, "poisoned    %u requests answered EIO, last: %s\n", s->npoison,
 		    s->poison_what[(s->npoison - 1) % POISON_KEPT]);
 	sbuf_addstr(b, "\n");
-	if (disks)
+	if (!err) {
 		sbuf_add(b, disks, dlen);
-	else
-		sbuf_addstr(b, "disks: unknown (the worker did not answer)\n");
+	} else {
+		char why[256];
+		sbuf_printf(b, "disks: unknown (%s)\n", disks_missing(disks, dlen, why, sizeof(why)));
+	}
 }
 
 /* The replacement asked for by hcowctl restart is serving (workers.c calls it back). */
@@ -305,6 +368,7 @@ client_restart_done(struct sup *s, int err, const char *msg)
 	struct client *c = s->restart_waiter;
 
 	s->restart_waiter = NULL;
+	s->ctl_bounds.restart_at = ev_now(s->loop);
 	if (c)
 		client_send(s, c, err, msg, strlen(msg));
 }
@@ -327,6 +391,7 @@ client_answer(struct sup *s, struct client *c, int err, const char *body, size_t
 			    "try again\n");
 			return;
 		}
+		s->ctl_bounds.restart_at = ev_now(s->loop);
 		s->restart_waiter = c;
 		return;
 	}
@@ -334,17 +399,49 @@ client_answer(struct sup *s, struct client *c, int err, const char *body, size_t
 		client_send(s, c, err, body, len);
 		return;
 	}
-	if (err)
-		body = NULL;
+	if (!err && s->ctl_bounds.answer_bytes &&
+	    s->ctl_bounds.answer_bytes + len > ANSWERS_MAX) {
+		/* status must answer: without the disks, rather than not at all */
+		static const char held[] = "too many answers held for clients that have not read them";
+		err = EBUSY;
+		body = held;
+		len = sizeof(held) - 1;
+	}
 	if (c->json)
-		status_json(s, &b, body, len);
+		status_json(s, &b, body, len, err);
 	else
-		status_text(s, &b, body, len);
+		status_text(s, &b, body, len, err);
 	if (b.oom)
 		client_send(s, c, ENOMEM, "out of memory", 13);
 	else
 		client_send(s, c, 0, sbuf_str(&b), b.len);
 	sbuf_release(&b);
+}
+
+/* Relay line for c; 0, or c was answered with why not (-1: c is gone). */
+static int
+client_relay(struct sup *s, struct client *c, const char *line)
+{
+	int rc = relay_submit(s, c, line, client_answer, 0);
+
+	if (rc == -EBUSY)
+		client_fail(s, c, EBUSY, "too many control requests waiting for the worker; try again\n");
+	else if (rc < 0)
+		client_fail(s, c, ENOMEM, "out of memory\n");
+	return rc < 0 ? -1 : 0;
+}
+
+/* The checkpoint that comes before a restart (its gap has passed); 0, or -1: c is gone. */
+static int
+client_restart_checkpoint(struct sup *s, struct client *c)
+{
+	c->restart_gap = 0;
+	/* a checkpoint first, so the replacement has little log to replay */
+	if (client_relay(s, c, "json checkpoint") < 0)
+		return -1;
+	ev_timer_set(&c->timer, REQUEST_WAIT, 0);
+	ev_timer_start(s->loop, &c->timer);
+	return 0;
 }
 
 static void
@@ -360,12 +457,16 @@ client_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 		client_close(c->s, c);
 		return;
 	}
+	if (c->restart_gap) {
+		client_restart_checkpoint(c->s, c);
+		return;
+	}
 	if (c->status) {
 		client_answer(c->s, c, ETIMEDOUT, NULL, 0);
 		return;
 	}
-	if (ev_is_active(&c->io)) {
-		/* still reading: the client, not the worker, is late */
+	if (!c->got_line) {
+		/* the client, not the worker, is late */
 		hlog(HLOG_WARN, "control connection dropped: no complete request line in %.0f s",
 		    CLIENT_LINE_WAIT);
 		client_fail(c->s, c, ETIMEDOUT, "no complete request line in time\n");
@@ -433,6 +534,38 @@ client_arm_fault(struct sup *s, struct client *c, const struct proto_req *req)
 	client_send(s, c, 0, msg, strlen(msg));
 }
 
+/*
+ * After its request line, a client only waits: if it hangs up meanwhile, it
+ * is dropped with its request.  A half close (shutdown of its sending side)
+ * is not a hang-up: it still reads the answer.
+ */
+static void
+client_hangup_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct client *c = io->data;
+	struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+	char drain[512];
+	ssize_t n = recv(c->fd, drain, sizeof(drain), MSG_DONTWAIT);
+
+	(void)revents;
+	if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+		return;		/* bytes after the request are ignored */
+	if (n == 0 && poll(&pfd, 1, 0) == 1 && !(pfd.revents & (POLLHUP | POLLERR))) {
+		ev_io_stop(loop, io);	/* half closed: it still waits for the answer */
+		return;
+	}
+	client_close(c->s, c);
+}
+
+/* From its request line on, notice if the client hangs up. */
+static void
+client_watch_hangup(struct sup *s, struct client *c)
+{
+	ev_io_stop(s->loop, &c->io);
+	ev_set_cb(&c->io, client_hangup_cb);
+	ev_io_start(s->loop, &c->io);
+}
+
 static void
 client_request(struct sup *s, struct client *c)
 {
@@ -448,38 +581,46 @@ client_request(struct sup *s, struct client *c)
 		return;
 	}
 	c->json = req.json;
+	c->got_line = 1;
 	ev_io_stop(s->loop, &c->io);
 	/* the request line's timer is running: a timer is only set when stopped */
 	ev_timer_stop(s->loop, &c->timer);
 	if (strcmp(req.verb, "status") == 0) {
 		c->status = 1;
-		if (relay_submit(s, c, c->json ? "json disks" : "text disks", client_answer) < 0) {
-			client_fail(s, c, ENOMEM, "out of memory\n");
+		if (relay_submit(s, c, c->json ? "json disks" : "text disks", client_answer, 1) < 0) {
+			/* status must answer even when the queue is full: without the disks */
+			static const char full[] = "too many control requests waiting for the worker";
+			client_answer(s, c, EBUSY, full, sizeof(full) - 1);
 			return;
 		}
 		ev_timer_set(&c->timer, STATUS_WAIT, 0);
 	} else if (strcmp(req.verb, "restart") == 0) {
+		double wait = s->ctl_bounds.restart_at + RESTART_GAP - ev_now(s->loop);
 		if (s->worker.state != WORKER_RUNNING || s->restart_waiter) {
 			client_fail(s, c, EAGAIN, "the worker is being replaced already; try again\n");
 			return;
 		}
-		/* a checkpoint first, so the replacement has little log to replay */
 		c->restart = 1;
-		if (relay_submit(s, c, "json checkpoint", client_answer) < 0) {
-			client_fail(s, c, ENOMEM, "out of memory\n");
+		s->restart_waiter = c;	/* one restart at a time, from here to its end */
+		if (s->ctl_bounds.restart_at > 0 && wait > 0) {
+			hlog(HLOG_INFO, "hcowctl restart %.1f s after the previous one: waiting %.1f s "
+			    "(at most one restart per %.0f s)", RESTART_GAP - wait, wait, RESTART_GAP);
+			c->restart_gap = 1;
+			ev_timer_set(&c->timer, wait, 0);
+			ev_timer_start(s->loop, &c->timer);
+		} else if (client_restart_checkpoint(s, c) < 0) {
 			return;
 		}
-		ev_timer_set(&c->timer, REQUEST_WAIT, 0);
+		client_watch_hangup(s, c);
+		return;
 	} else if (strcmp(req.verb, "fault") == 0) {
 		client_arm_fault(s, c, &req);
 		return;
 	} else if (!strcmp(req.verb, "create") || !strcmp(req.verb, "delete") ||
 	    !strcmp(req.verb, "list") || !strcmp(req.verb, "ping") || !strcmp(req.verb, "check") ||
 	    !strcmp(req.verb, "checkpoint")) {
-		if (relay_submit(s, c, c->buf, client_answer) < 0) {
-			client_fail(s, c, ENOMEM, "out of memory\n");
+		if (client_relay(s, c, c->buf) < 0)
 			return;
-		}
 		ev_timer_set(&c->timer, strcmp(req.verb, "check") ? REQUEST_WAIT : CHECK_WAIT, 0);
 	} else {
 		snprintf(msg, sizeof(msg), "unknown request '%s'\n", req.verb);
@@ -487,6 +628,7 @@ client_request(struct sup *s, struct client *c)
 		return;
 	}
 	ev_timer_start(s->loop, &c->timer);
+	client_watch_hangup(s, c);
 }
 
 static void
@@ -519,23 +661,106 @@ client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 	}
 }
 
+/*
+ * A connection refused: log it (at most one line per REFUSAL_LOG_GAP, with
+ * how many went unlogged, so a flood cannot fill the data dir's file system
+ * with log lines), answer it and close it, all without a struct client.
+ */
+static void
+refuse(struct sup *s, int fd, int err, const char *msg, const char *why, int uid)
+{
+	char head[32];
+	int n = snprintf(head, sizeof(head), "error %d\n", err);
+	struct iovec iov[2] = { { head, (size_t)n }, { (char *)msg, strlen(msg) } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+	double now = ev_now(s->loop);
+
+	if (now - s->ctl_bounds.refused_logged_at >= REFUSAL_LOG_GAP) {
+		if (s->ctl_bounds.refused_unlogged)
+			hlog(HLOG_WARN, "refused control connection from uid %d: %s (and %u more "
+			    "refused since the last such line)", uid, why, s->ctl_bounds.refused_unlogged);
+		else
+			hlog(HLOG_WARN, "refused control connection from uid %d: %s", uid, why);
+		s->ctl_bounds.refused_logged_at = now;
+		s->ctl_bounds.refused_unlogged = 0;
+	} else {
+		s->ctl_bounds.refused_unlogged++;
+	}
+	/* a fresh socket's buffer takes these few bytes at once */
+	if (sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* the client is gone already */
+	}
+	drain_input(fd);
+	close(fd);
+}
+
+/* The pause after EMFILE is over: accept again. */
+static void
+accept_pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct sup *s = t->data;
+
+	(void)revents;
+	ev_io_start(loop, &s->listen_io);
+}
+
+/*
+ * accept() found no descriptor free.  Level-triggered, the socket stays
+ * readable: take the connection with the reserve descriptor and refuse it,
+ * or, without one, stop watching the socket for ACCEPT_PAUSE.
+ */
+static void
+accept_out_of_fds(struct sup *s)
+{
+	int fd = -1;
+
+	if (s->ctl_bounds.reserve_fd >= 0) {
+		close(s->ctl_bounds.reserve_fd);
+		fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			refuse(s, fd, EBUSY, "the mount's supervisor has no file descriptor free; "
+			    "try again\n", "no file descriptor free", -1);
+		s->ctl_bounds.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		ev_io_stop(s->loop, &s->listen_io);
+		ev_timer_set(&s->ctl_bounds.pause, ACCEPT_PAUSE, 0);
+		ev_timer_start(s->loop, &s->ctl_bounds.pause);
+	}
+}
+
 static void
 accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
 	struct sup *s = io->data;
-	struct ucred cred;
+	struct ucred cred = { .uid = (uid_t)-1 };
 	socklen_t clen = sizeof(cred);
 	struct client *c;
 	int fd;
 
 	(void)revents;
 	fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE)
+			accept_out_of_fds(s);
 		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
+	    (cred.uid != 0 && (s->o.owner_uid < 0 || cred.uid != (uid_t)s->o.owner_uid))) {
+		refuse(s, fd, EACCES, "permission denied: only root or the mount's owner may control "
+		    "it\n", "not root nor the owner", (int)cred.uid);
+		return;
+	}
+	if (s->ctl_bounds.clients >= CLIENTS_MAX || fd >= s->ctl_bounds.fd_limit - FD_RESERVE) {
+		refuse(s, fd, EBUSY, "too many control connections open; try again\n",
+		    "too many connections open", (int)cred.uid);
+		return;
+	}
 	if (!(c = calloc(1, sizeof(*c)))) {
 		close(fd);
 		return;
 	}
+	s->ctl_bounds.clients++;
 	c->s = s;
 	c->fd = fd;
 	ev_io_init(&c->io, client_read_cb, fd, EV_READ);
@@ -544,17 +769,21 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 	c->wio.data = c;
 	ev_timer_init(&c->timer, client_timeout_cb, REQUEST_WAIT, 0);
 	c->timer.data = c;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
-	    (cred.uid != 0 && (s->o.owner_uid < 0 || cred.uid != (uid_t)s->o.owner_uid))) {
-		hlog(HLOG_WARN, "refused control connection from uid %d", (int)cred.uid);
-		client_fail(s, c, EACCES, "permission denied: only root or the mount's owner "
-		    "may control it\n");
-		return;
-	}
 	/* a client that never finishes its request line is dropped */
 	ev_timer_set(&c->timer, CLIENT_LINE_WAIT, 0);
 	ev_timer_start(loop, &c->timer);
 	ev_io_start(loop, &c->io);
+}
+
+/* How many descriptors we may have open; clients are refused near it. */
+static int
+fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1 << 20)
+		return 1 << 20;
+	return (int)rl.rlim_cur;
 }
 
 /* Listen on the mount's control socket; 0, or -1 with the reason in err. */
@@ -562,6 +791,8 @@ int
 ctlsock_open(struct sup *s, char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	mode_t umask_was;
+	int rc;
 
 	proto_socket_path(s->dev_major, s->dev_minor, s->sock_path, sizeof(s->sock_path));
 	if (mkdir(PROTO_RUNDIR, 0755) < 0 && errno != EEXIST) {
@@ -576,8 +807,13 @@ ctlsock_open(struct sup *s, char *err, size_t errlen)
 	/* a socket left by a mount with the same device number that died is stale */
 	unlink(s->sock_path);
 	s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(s->sock_path, s->o.owner_uid >= 0 ? 0666 : 0600) < 0 ||
+	/* 0600 from its creation: nobody else may connect in between */
+	umask_was = umask(0177);
+	rc = s->listen_fd < 0 ? -1 : bind(s->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(umask_was);
+	/* the owner connects by owning it; root passes the mode anyway */
+	if (rc < 0 || chmod(s->sock_path, 0600) < 0 ||
+	    (s->o.owner_uid >= 0 && chown(s->sock_path, (uid_t)s->o.owner_uid, (gid_t)-1) < 0) ||
 	    listen(s->listen_fd, 512) < 0) {
 		snprintf(err, errlen, "cannot open control socket '%s': %s", s->sock_path, strerror(errno));
 		return -1;
@@ -589,6 +825,10 @@ ctlsock_open(struct sup *s, char *err, size_t errlen)
 			s->sock_ino = sb.st_ino;
 		}
 	}
+	s->ctl_bounds.fd_limit = fd_limit();
+	s->ctl_bounds.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ev_timer_init(&s->ctl_bounds.pause, accept_pause_cb, ACCEPT_PAUSE, 0);
+	s->ctl_bounds.pause.data = s;
 	ev_io_init(&s->listen_io, accept_cb, s->listen_fd, EV_READ);
 	s->listen_io.data = s;
 	ev_io_start(s->loop, &s->listen_io);

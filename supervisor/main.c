@@ -73,6 +73,7 @@ usage(FILE *f, int code)
 	    "       hang_timeout=MS      a request older than this means a hung worker (default 10000)\n"
 	    "       reissue=auto|resend|replay  how a replacement gets the requests a dead worker held\n"
 	    "       fault_injection      allow hcowctl debug fault (for tests)\n"
+	    "       fault_injection=init the same, and the first worker crashes on reading FUSE_INIT\n"
 	    "       watch=off            no hang detection or request tracking (to measure their cost)\n"
 	    "       restart_burst=N      restarts in 10 s before each waits 1 s (default 10)\n"
 	    "       standby=off          no second worker kept ready to take over (default on)\n"
@@ -138,8 +139,9 @@ parse_option(struct sup_opts *o, char *opt)
 		o->nowatch = strcmp(val, "off") == 0;
 	} else if (strcmp(opt, "standby") == 0 && val && (!strcmp(val, "on") || !strcmp(val, "off"))) {
 		o->nostandby = strcmp(val, "off") == 0;
-	} else if (strcmp(opt, "fault_injection") == 0 && !val) {
+	} else if (strcmp(opt, "fault_injection") == 0 && (!val || strcmp(val, "init") == 0)) {
 		o->fault_injection = 1;
+		o->fault_at_init = val != NULL;
 	} else if (strcmp(opt, "owner") == 0 && val) {
 		struct passwd *pw = getpwnam(val);
 		char *end;
@@ -294,6 +296,12 @@ create_ctlmem(struct sup *s)
 	s->ctl->magic = CTLMEM_MAGIC;
 	s->ctl->version = CTLMEM_VERSION;
 	s->ctl->size = (uint32_t)sizeof(struct ctlmem);
+	if (s->o.fault_at_init) {
+		/* armed before any worker: INIT is read once, right after the mount */
+		atomic_store(&s->ctl->fault_op, FUSE_INIT);
+		atomic_store(&s->ctl->fault_kind, FAULT_CRASH);
+		atomic_store(&s->ctl->fault_count, 1);
+	}
 }
 
 /*

@@ -14,6 +14,15 @@
  *   SENT   --reply with its id (relay_done)--------------> answered, freed
  *   SENT   --the worker died (relay_requeue)-------------> QUEUED, retry=1
  *   SENT   --POISON_ATTEMPTS workers died (relay_requeue)--> answered EIO, freed
+ *   QUEUED --its client went away (relay_forget_client)----> freed
+ *   SENT   --its client went away (relay_forget_client)----> orphan (client
+ *            NULL): its reply frees it; a worker's death drops it
+ *
+ * Bounds, so that a flood of control clients cannot grow the supervisor's
+ * memory nor bury an urgent request: at most RELAYS_MAX relays wait
+ * (relay_submit refuses more), at most RELAYS_SENT_MAX of them are with the
+ * worker at a time (the rest wait here, oldest first), and an urgent one
+ * (status) goes ahead of every one not yet sent.
  *
  * Requests are only sent to a worker that is RUNNING (relay_send_queued runs
  * when one starts); the worker's verbs are idempotent under retry=1.
@@ -94,18 +103,30 @@ relay_send(struct sup *s, struct relay *r)
 	relay_flush(s);
 }
 
+/* Send queued relays, oldest first, while fewer than RELAYS_SENT_MAX are with the worker. */
 void
 relay_send_queued(struct sup *s)
 {
+	unsigned sent = 0;
+
 	for (struct relay *r = s->relays; r; r = r->next)
-		relay_send(s, r);
+		sent += r->sent;
+	for (struct relay *r = s->relays; r && sent < RELAYS_SENT_MAX; r = r->next) {
+		if (!r->sent) {
+			relay_send(s, r);
+			sent += r->sent;
+		}
+	}
 }
 
 int
-relay_submit(struct sup *s, struct client *c, const char *line, relay_answer_fn answer)
+relay_submit(struct sup *s, struct client *c, const char *line, relay_answer_fn answer, int urgent)
 {
-	struct relay *r = calloc(1, sizeof(*r)), **tail;
+	struct relay *r, **at;
 
+	if (s->nrelays >= RELAYS_MAX)
+		return -EBUSY;
+	r = calloc(1, sizeof(*r));
 	if (!r || !(r->line = strdup(line))) {
 		free(r);
 		return -ENOMEM;
@@ -113,19 +134,41 @@ relay_submit(struct sup *s, struct client *c, const char *line, relay_answer_fn 
 	r->id = ++s->next_id;
 	r->client = c;
 	r->answer = answer;
-	for (tail = &s->relays; *tail; tail = &(*tail)->next)
+	/* urgent: ahead of every request not yet sent (behind those sent, which keep their order) */
+	for (at = &s->relays; *at && (!urgent || (*at)->sent); at = &(*at)->next)
 		;
-	*tail = r;
-	relay_send(s, r);
+	r->next = *at;
+	*at = r;
+	s->nrelays++;
+	relay_send_queued(s);
 	return 0;
+}
+
+/* Take *p out of the list and free it. */
+static void
+relay_drop(struct sup *s, struct relay **p)
+{
+	struct relay *r = *p;
+
+	*p = r->next;
+	s->nrelays--;
+	free(r->line);
+	free(r);
 }
 
 void
 relay_forget_client(struct sup *s, struct client *c)
 {
-	for (struct relay *r = s->relays; r; r = r->next)
+	for (struct relay **p = &s->relays; *p; ) {
+		struct relay *r = *p;
+		if (r->client == c && !r->sent) {
+			relay_drop(s, p);
+			continue;
+		}
 		if (r->client == c)
-			r->client = NULL;
+			r->client = NULL;	/* the worker has it: its reply frees it */
+		p = &r->next;
+	}
 }
 
 /* Take *p out of the list, answer its client (if still there), free it. */
@@ -133,12 +176,12 @@ static void
 relay_finish(struct sup *s, struct relay **p, int err, const char *body, size_t len)
 {
 	struct relay *r = *p;
+	struct client *c = r->client;
+	relay_answer_fn answer = r->answer;
 
-	*p = r->next;
-	if (r->client)
-		r->answer(s, r->client, err, body, len);
-	free(r->line);
-	free(r);
+	relay_drop(s, p);
+	if (c)
+		answer(s, c, err, body, len);
 }
 
 static void
@@ -147,6 +190,7 @@ relay_done(struct sup *s, uint64_t id, int err, const char *body, size_t len)
 	for (struct relay **p = &s->relays; *p; p = &(*p)->next) {
 		if ((*p)->id == id) {
 			relay_finish(s, p, err, body, len);
+			relay_send_queued(s);
 			return;
 		}
 	}
@@ -162,6 +206,10 @@ relay_requeue(struct sup *s)
 {
 	for (struct relay **p = &s->relays; *p; ) {
 		struct relay *r = *p;
+		if (!r->client) {
+			relay_drop(s, p);	/* nobody waits for it: not worth a retry */
+			continue;
+		}
 		if (r->sent && ++r->deaths >= POISON_ATTEMPTS) {
 			char msg[PROTO_LINE_MAX + 128];
 			int n = snprintf(msg, sizeof(msg), "%u workers died while handling this request; "

@@ -53,6 +53,7 @@ struct sup_opts {
 	unsigned hang_timeout_ms;	/* a request older than this means a hung worker */
 	int	 reissue;		/* 0 auto, else enum ctl_reissue */
 	int	 fault_injection;	/* hcowctl debug fault allowed */
+	int	 fault_at_init;		/* -o fault_injection=init: the first worker crashes at INIT */
 	int	 nowatch;		/* -o watch=off: no hang detection, no request slots */
 	unsigned restart_burst;		/* restarts per 10 s before throttling */
 	int	 nostandby;		/* -o standby=off: no worker started ahead of need */
@@ -89,7 +90,7 @@ struct workers_hooks {
 struct relay {
 	struct relay	*next;
 	uint64_t	 id;
-	struct client	*client;	/* NULL once the client is gone */
+	struct client	*client;	/* waiting for it; NULL: gone (relay_forget_client) */
 	relay_answer_fn	 answer;	/* tells the client */
 	char		*line;		/* FORMAT VERB ARGS, as sent */
 	int		 sent;		/* to the current worker */
@@ -168,6 +169,16 @@ struct sup {
 	ino_t		 sock_ino;
 	int		 listen_fd;
 	ev_io		 listen_io;
+	struct {			/* the control socket's bounds (ctlsock.c) */
+		unsigned	 clients;	/* connections open */
+		size_t		 answer_bytes;	/* of answers not yet all sent */
+		int		 fd_limit;	/* RLIMIT_NOFILE: refuse clients near it */
+		int		 reserve_fd;	/* closed to accept and refuse at EMFILE */
+		ev_timer	 pause;		/* accepting again after EMFILE */
+		double		 refused_logged_at;	/* refusals: one log line a second */
+		unsigned	 refused_unlogged;
+		double		 restart_at;	/* ev_now of the last hcowctl restart */
+	} ctl_bounds;
 	ev_child	 child_w;
 	ev_timer	 restart_timer;
 	ev_signal	 sig_term, sig_int, sig_hup;
@@ -188,6 +199,7 @@ struct sup {
 	unsigned	 restarts_in_window;
 
 	struct relay	*relays;		/* oldest first */
+	unsigned	 nrelays;		/* at most RELAYS_MAX */
 	uint64_t	 next_id;
 	int		 stopping;
 };
@@ -222,9 +234,15 @@ void relay_init(struct sup *s, relay_ready_fn ready);
 void relay_attach(struct sup *s, int ctl_fd);
 /* The worker died: read what it left in the channel, then close it. */
 void relay_detach(struct sup *s);
-/* Queue line (FORMAT VERB ARGS) for the worker on behalf of c; 0 or -ENOMEM. */
-int relay_submit(struct sup *s, struct client *c, const char *line, relay_answer_fn answer);
-/* The client went away: its relays are answered into the void. */
+#define RELAYS_MAX	2048	/* requests waiting for the worker; more are refused */
+#define RELAYS_SENT_MAX	8	/* of them with the worker at a time */
+/*
+ * Queue line (FORMAT VERB ARGS) for the worker on behalf of c, ahead of the
+ * requests not yet sent if urgent; 0, -ENOMEM or -EBUSY (RELAYS_MAX wait).
+ */
+int relay_submit(struct sup *s, struct client *c, const char *line, relay_answer_fn answer,
+    int urgent);
+/* The client went away or was answered: its relays are dropped (or, sent, orphaned). */
 void relay_forget_client(struct sup *s, struct client *c);
 /* A worker is running: send it what waits. */
 void relay_send_queued(struct sup *s);

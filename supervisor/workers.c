@@ -39,8 +39,9 @@
  *
  * Any death other than the normal end is a fault: logged, counted,
  * replaced.  Throttle: more than restart_burst (-o restart_burst=, default
- * 10) restarts within RESTART_WINDOW seconds and each further restart waits
- * RESTART_DELAY, so a worker that cannot run does not fork-bomb the host.
+ * 10) restarts after faults within RESTART_WINDOW seconds and each further
+ * one waits RESTART_DELAY, so a worker that cannot run does not fork-bomb the
+ * host.  Deliberate restarts (hcowctl restart) are neither counted nor held.
  *
  * Reporting up: this module never calls main.c.  What main.c must act on
  * (mount now, the start-up failed, the mount is gone) goes through the hooks
@@ -266,6 +267,15 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 	}
 	relay_requeue(s);
 
+	/*
+	 * Only faults are throttled: a deliberate restart's replacement never
+	 * waits (hcowctl restart is paced at the request, ctlsock.c), or a loop
+	 * of restarts would stall the mount's I/O for RESTART_DELAY each time.
+	 */
+	if (cause == CAUSE_RESTART) {
+		worker_start(s, 1);
+		return;
+	}
 	if (now - s->restart_window >= RESTART_WINDOW) {
 		s->restart_window = now;
 		s->restarts_in_window = 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "proto.h"
@@ -192,6 +193,45 @@ START_TEST(test_proto_read_line_too_long_is_e2big)
 }
 END_TEST
 
+/* The worker's control channel is read a chunk at a time, not a byte per read(). */
+START_TEST(test_proto_reader_takes_a_chunk_per_read)
+{
+	struct proto_reader r;
+	char line[16];
+	char *big = malloc(PROTO_LINE_MAX + 100);
+	int wfd, left = -1;
+	int fd = pipe_with("1 json list\n2 json disks\n3 par", 30, 0, &wfd);
+
+	proto_reader_init(&r, fd);
+	ck_assert_int_eq(proto_reader_line(&r, line, sizeof(line)), 11);
+	ck_assert_str_eq(line, "1 json list");
+	/* one read() took all the pipe held: the next lines come from the buffer */
+	ck_assert_int_eq(ioctl(fd, FIONREAD, &left), 0);
+	ck_assert_int_eq(left, 0);
+	ck_assert_int_eq(proto_reader_line(&r, line, sizeof(line)), 12);
+	ck_assert_str_eq(line, "2 json disks");
+	/* a line cut across two reads */
+	ck_assert_int_eq(proto_write_all(wfd, "tial\n", 5), 0);
+	ck_assert_int_eq(proto_reader_line(&r, line, sizeof(line)), 9);
+	ck_assert_str_eq(line, "3 partial");
+	/* too long: E2BIG, and the whole line is gone, the next one intact */
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'a', PROTO_LINE_MAX + 99);
+	big[PROTO_LINE_MAX + 99] = '\n';
+	ck_assert_int_eq(proto_write_all(wfd, big, PROTO_LINE_MAX + 100), 0);
+	ck_assert_int_eq(proto_write_all(wfd, "4 ok\nend", 8), 0);
+	close(wfd);
+	ck_assert_int_eq(proto_reader_line(&r, line, sizeof(line)), -E2BIG);
+	ck_assert_int_eq(proto_reader_line(&r, line, sizeof(line)), 4);
+	ck_assert_str_eq(line, "4 ok");
+	/* end of file within a line, then at a line's start */
+	ck_assert_int_eq(proto_reader_line(&r, line, sizeof(line)), -EPIPE);
+	ck_assert_int_eq(proto_reader_line(&r, line, sizeof(line)), 0);
+	close(fd);
+	free(big);
+}
+END_TEST
+
 START_TEST(test_proto_read_all_and_socket_path)
 {
 	char buf[16];
@@ -296,6 +336,7 @@ FIXTURE_MAIN(tc, "core", NULL, 0)
 	tcase_add_test(tc, test_proto_parse_rejects_malformed_requests);
 	tcase_add_test(tc, test_proto_read_line_lines_and_eof);
 	tcase_add_test(tc, test_proto_read_line_too_long_is_e2big);
+	tcase_add_test(tc, test_proto_reader_takes_a_chunk_per_read);
 	tcase_add_test(tc, test_proto_read_all_and_socket_path);
 	tcase_add_test(tc, test_proto_parse_status_ok_and_errno);
 	tcase_add_test(tc, test_proto_parse_request_id);

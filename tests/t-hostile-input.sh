@@ -333,7 +333,11 @@ expect_fail "a non-root user runs hcowctl create" "permission denied" \
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$HCOWCTL" -m "$M" create u.img --template base.img
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 - "$sock" <<'PY'
 import socket, sys
-s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])
+s = socket.socket(socket.AF_UNIX); s.settimeout(10)
+try:
+    s.connect(sys.argv[1])
+except PermissionError:
+    print("error 13 permission denied by the socket's mode"); sys.exit(0)
 try:
     s.sendall(b"json create name=u.img template=base.img\n")
 except BrokenPipeError:
@@ -352,6 +356,8 @@ setpriv --reuid=23457 --regid=23457 --clear-groups "$HCOWCTL" -m "$M" create own
 	fail "the owner (-o owner=23457) cannot create a disk"
 setpriv --reuid=23457 --regid=23457 --clear-groups "$HCOWCTL" -m "$M" status >/dev/null ||
 	fail "the owner cannot run status"
+# the socket lets in only its owner (root passes the mode anyway): not 0666
+[ "$(stat -c '%a %u' "$sock")" = "600 23457" ] || fail "control socket with owner=: $(stat -c '%a %u' "$sock"), not 600 23457"
 ok "non-root users refused on the control socket (hcowctl and raw); the -o owner= user may control the mount"
 
 # the disk's mode is enforced for other users, root's 0600 disk included
