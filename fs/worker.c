@@ -94,6 +94,9 @@ main(int argc, char **argv)
 		{ "checkpoint-ms", required_argument, NULL, 'p' },
 		{ "fault-injection", no_argument, NULL, 'F' },
 		{ "threads", required_argument, NULL, 'n' },
+		{ "space-reserve", required_argument, NULL, 'r' },
+		{ "max-extents", required_argument, NULL, 'x' },
+		{ "max-disk-size", required_argument, NULL, 'z' },
 		{ "standby", no_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -115,6 +118,9 @@ main(int argc, char **argv)
 		case 'T': takeover = 1; break;
 		case 's': so.segment_size = strtoull(optarg, NULL, 10); break;
 		case 'p': so.checkpoint_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'r': so.space_reserve = strtoull(optarg, NULL, 10); break;
+		case 'x': so.max_extents = strtoull(optarg, NULL, 10); break;
+		case 'z': so.max_disk_size = strtoull(optarg, NULL, 10); break;
 		case 'F': w.fault_injection = 1; break;
 		case 'S': standby = 1; break;
 		case 'n':
