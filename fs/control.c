@@ -118,15 +118,17 @@ space_status(struct store *st, struct sbuf *out, int json)
 	store_space(st, &sp);
 	if (json)
 		sbuf_printf(out, ",\"space\":{\"free_bytes\":%llu,\"reserve_bytes\":%llu,"
-		    "\"extents\":%llu,\"extents_max\":%llu,\"disk_size_max\":%llu}",
+		    "\"extents\":%llu,\"extents_max\":%llu,\"map_bytes\":%llu,"
+		    "\"disk_size_max\":%llu}",
 		    (unsigned long long)sp.free_bytes, (unsigned long long)sp.reserve_bytes,
 		    (unsigned long long)sp.extents, (unsigned long long)sp.extents_max,
-		    (unsigned long long)sp.disk_size_max);
+		    (unsigned long long)sp.map_bytes, (unsigned long long)sp.disk_size_max);
 	else
 		sbuf_printf(out, "space: %llu MiB free in the data dir, %llu MiB of it kept for the "
-		    "cleaner and checkpoints; %llu extents in memory, at most %llu\n",
+		    "cleaner and checkpoints; %llu extents in memory (%llu MiB), at most %llu\n",
 		    (unsigned long long)(sp.free_bytes >> 20), (unsigned long long)(sp.reserve_bytes >> 20),
-		    (unsigned long long)sp.extents, (unsigned long long)sp.extents_max);
+		    (unsigned long long)sp.extents, (unsigned long long)(sp.map_bytes >> 20),
+		    (unsigned long long)sp.extents_max);
 }
 
 /* For status: when the catalog last caught up with the log, and whether it is failing to. */

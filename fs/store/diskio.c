@@ -129,7 +129,8 @@ space_admit(struct store *st, uint64_t need)
 
 	if (st->space_free < st->space_reserve + need + SPACE_SLACK)
 		space_look_locked(st);
-	if (st->space_free >= st->space_reserve + need) {
+	/* no reserve: the file system itself says ENOSPC, and nothing is woken */
+	if (st->space_reserve == 0 || st->space_free >= st->space_reserve + need) {
 		st->space_free -= need;
 		if (st->space_woke_ns) {
 			hlog(HLOG_INFO, "data dir has room again: guest writes resume");
@@ -172,7 +173,7 @@ extents_admit(struct store *st, struct disk *d, uint64_t off, uint64_t len)
 	int overlapping = 0;
 
 	if (!st->extents_counted || st->extents + 2 > st->extents_max) {
-		st->extents = disks_extent_count(st);
+		st->extents = disks_extent_count(st, NULL);
 		st->extents_counted = 1;
 	}
 	if (st->extents + 2 <= st->extents_max)
@@ -205,7 +206,7 @@ store_space(struct store *st, struct store_space *out)
 {
 	store_space_look(st, &out->free_bytes, &out->reserve_bytes);
 	pthread_rwlock_rdlock(&st->ns_lock);
-	out->extents = disks_extent_count(st);
+	out->extents = disks_extent_count(st, &out->map_bytes);
 	pthread_rwlock_unlock(&st->ns_lock);
 	out->extents_max = st->extents_max;
 	out->disk_size_max = st->disk_size_max;

@@ -370,16 +370,20 @@ disks_each(struct store *st, void (*fn)(struct disk *d, void *arg), void *arg)
 }
 
 uint64_t
-disks_extent_count(struct store *st)
+disks_extent_count(struct store *st, uint64_t *mem)
 {
-	uint64_t n = 0;
+	uint64_t n = 0, bytes = 0;
 
 	for (size_t i = 0; i < st->ndisks; i++) {
 		struct disk *d = st->disks[i];
 		pthread_rwlock_rdlock(&d->lock);
 		n += extmap_count(d->map);
+		bytes += extmap_memory(d->map) + extmap_memory(d->dirty) +
+		    (d->dirty_inflight ? extmap_memory(d->dirty_inflight) : 0);
 		pthread_rwlock_unlock(&d->lock);
 	}
+	if (mem)
+		*mem = bytes;
 	return n;
 }
 

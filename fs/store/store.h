@@ -163,6 +163,7 @@ struct store_space {
 	uint64_t reserve_bytes;	/* of which guests may not use */
 	uint64_t extents;	/* in all disks' maps (an upper bound) */
 	uint64_t extents_max;
+	uint64_t map_bytes;	/* memory the maps and dirty sets hold */
 	uint64_t disk_size_max;
 };
 void store_space(struct store *st, struct store_space *out);

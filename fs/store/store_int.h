@@ -156,8 +156,8 @@ size_t disk_index_after(struct store *st, uint64_t id);
 int disks_load(struct store *st);
 void disks_free(struct store *st);
 
-/* The extents of every disk's map now (ns_lock held). */
-uint64_t disks_extent_count(struct store *st);
+/* The extents of every disk's map now, and (if mem) the bytes maps and dirty sets hold (ns_lock held). */
+uint64_t disks_extent_count(struct store *st, uint64_t *mem);
 /* The ids of the disks now (for work that visits them one at a time, without ns_lock). */
 int disk_ids(struct store *st, uint64_t **ids, size_t *n);
 
