@@ -126,7 +126,7 @@ parse_option(struct sup_opts *o, char *opt)
 			die(1, "option space_reserve=%s: expected a size up to 1P", val);
 		o->space_reserve = v ? v : UINT64_MAX;
 	} else if (strcmp(opt, "max_extents") == 0 && val) {
-		o->max_extents = option_uint(opt, val, 1024, 1u << 31, "extents");
+		o->max_extents = option_uint(opt, val, 1, 1u << 31, "extents");
 	} else if (strcmp(opt, "max_disk_size") == 0 && val) {
 		if (size_parse(val, &v) < 0 || v < (UINT64_C(1) << 20) || v > DISK_SIZE_MAX)
 			die(1, "option max_disk_size=%s: expected a size between 1M and 256T", val);

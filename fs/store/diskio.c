@@ -131,7 +131,7 @@ space_admit(struct store *st, uint64_t need)
 		space_look_locked(st);
 	/* no reserve: the file system itself says ENOSPC, and nothing is woken */
 	if (st->space_reserve == 0 || st->space_free >= st->space_reserve + need) {
-		st->space_free -= need;
+		st->space_free = st->space_free > need ? st->space_free - need : 0;
 		if (st->space_woke_ns) {
 			hlog(HLOG_INFO, "data dir has room again: guest writes resume");
 			st->space_woke_ns = 0;
@@ -176,16 +176,21 @@ extents_admit(struct store *st, struct disk *d, uint64_t off, uint64_t len)
 		st->extents = disks_extent_count(st, NULL);
 		st->extents_counted = 1;
 	}
-	if (st->extents + 2 <= st->extents_max)
+	if (st->extents + 2 <= st->extents_max) {
+		st->extents_refusing = 0;
 		return 0;
+	}
 	pthread_rwlock_rdlock(&d->lock);
 	extmap_walk(d->map, off, off + len, count_to_three, &overlapping);
 	pthread_rwlock_unlock(&d->lock);
 	if (overlapping >= 3)
 		return 0;
-	hlog(HLOG_WARN, "disk '%s': the maps hold %llu extents, the most allowed is %llu; "
-	    "refusing a write that would add more (ENOSPC)", d->name,
-	    (unsigned long long)st->extents, (unsigned long long)st->extents_max);
+	/* once per spell: a guest may retry thousands of times */
+	if (!st->extents_refusing)
+		hlog(HLOG_WARN, "disk '%s': the maps hold %llu extents, the most allowed is %llu; "
+		    "refusing writes that would add more (ENOSPC)", d->name,
+		    (unsigned long long)st->extents, (unsigned long long)st->extents_max);
+	st->extents_refusing = 1;
 	return -ENOSPC;
 }
 

@@ -103,6 +103,7 @@ struct store {
 	uint64_t	 extents_max;
 	uint64_t	 extents;		/* under log_lock: at least the extents of all maps */
 	int		 extents_counted;	/* under log_lock: extents was counted since open */
+	int		 extents_refusing;	/* under log_lock: the cap was hit (logged once) */
 	uint64_t	 disk_size_max;		/* a disk cannot be made larger (store_resize) */
 
 	pthread_mutex_t	 clean_lock;	/* one cleaner or check at a time (cleaner.c) */
