@@ -109,6 +109,28 @@ control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
 	return 0;
 }
 
+/* For status: the data dir's free space, the reserve, and the extents in memory against their cap. */
+static void
+space_status(struct store *st, struct sbuf *out, int json)
+{
+	struct store_space sp;
+
+	store_space(st, &sp);
+	if (json)
+		sbuf_printf(out, ",\"space\":{\"free_bytes\":%llu,\"reserve_bytes\":%llu,"
+		    "\"extents\":%llu,\"extents_max\":%llu,\"map_bytes\":%llu,"
+		    "\"disk_size_max\":%llu}",
+		    (unsigned long long)sp.free_bytes, (unsigned long long)sp.reserve_bytes,
+		    (unsigned long long)sp.extents, (unsigned long long)sp.extents_max,
+		    (unsigned long long)sp.map_bytes, (unsigned long long)sp.disk_size_max);
+	else
+		sbuf_printf(out, "space: %llu MiB free in the data dir, %llu MiB of it kept for the "
+		    "cleaner and checkpoints; %llu extents in memory (%llu MiB), at most %llu\n",
+		    (unsigned long long)(sp.free_bytes >> 20), (unsigned long long)(sp.reserve_bytes >> 20),
+		    (unsigned long long)sp.extents, (unsigned long long)(sp.map_bytes >> 20),
+		    (unsigned long long)sp.extents_max);
+}
+
 /* For status: when the catalog last caught up with the log, and whether it is failing to. */
 static void
 checkpoint_health(struct store *st, struct sbuf *out, int json)
@@ -178,6 +200,7 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 			    "the cleaner has given back %llu MiB; %llu MiB more kept for reuse\n",
 			    (unsigned long long)(disk >> 20), (unsigned long long)(live >> 20),
 			    (unsigned long long)(released >> 20), (unsigned long long)(spare >> 20));
+		space_status(w->st, out, req.json);
 		checkpoint_health(w->st, out, req.json);
 		return 0;
 	}

@@ -110,6 +110,9 @@ main(int argc, char **argv)
 		{ "checkpoint-ms", required_argument, NULL, 'p' },
 		{ "fault-injection", no_argument, NULL, 'F' },
 		{ "threads", required_argument, NULL, 'n' },
+		{ "space-reserve", required_argument, NULL, 'r' },
+		{ "max-extents", required_argument, NULL, 'x' },
+		{ "max-disk-size", required_argument, NULL, 'z' },
 		{ "standby", no_argument, NULL, 'S' },
 		{ "lock-fd", required_argument, NULL, 'L' },
 		{ "readonly", no_argument, NULL, 'R' },
@@ -133,6 +136,9 @@ main(int argc, char **argv)
 		case 'T': takeover = 1; break;
 		case 's': so.segment_size = strtoull(optarg, NULL, 10); break;
 		case 'p': so.checkpoint_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'r': so.space_reserve = strtoull(optarg, NULL, 10); break;
+		case 'x': so.max_extents = strtoull(optarg, NULL, 10); break;
+		case 'z': so.max_disk_size = strtoull(optarg, NULL, 10); break;
 		case 'F': w.fault_injection = 1; break;
 		case 'S': standby = 1; break;
 		case 'R': so.readonly = 1; break;	/* -o ro: change no file */

@@ -68,6 +68,11 @@ usage(FILE *f, int code)
 	    "       ro                   mount read-only\n"
 	    "       segment_size=BYTES   log segment size (default 1G, minimum 16M)\n"
 	    "       checkpoint_ms=MS     checkpoint interval (default 10000)\n"
+	    "       space_reserve=BYTES  free space guests may not use, for the cleaner and\n"
+	    "                            checkpoints (default 2 segments + 64M, at most 1/8 of\n"
+	    "                            the file system; 0: none)\n"
+	    "       max_extents=N        extents in memory for all disks (default 8388608)\n"
+	    "       max_disk_size=BYTES  largest size a disk can be given (default 16T, up to 256T)\n"
 	    "       threads=N            worker threads serving requests, 1 to 32 (default 12)\n"
 	    "       worker=PATH          worker executable (default: the installed one)\n"
 	    "       hang_timeout=MS      a request older than this means a hung worker (default 10000)\n"
@@ -118,6 +123,16 @@ parse_option(struct sup_opts *o, char *opt)
 		if (size_parse(val, &v) < 0 || v < (UINT64_C(16) << 20) || v > (UINT64_C(1) << 39))
 			die(1, "option segment_size=%s: expected a size between 16M and 512G", val);
 		o->segment_size = v;
+	} else if (strcmp(opt, "space_reserve") == 0 && val) {
+		if (size_parse(val, &v) < 0 || v > (UINT64_C(1) << 50))
+			die(1, "option space_reserve=%s: expected a size up to 1P", val);
+		o->space_reserve = v ? v : UINT64_MAX;
+	} else if (strcmp(opt, "max_extents") == 0 && val) {
+		o->max_extents = option_uint(opt, val, 1, 1u << 31, "extents");
+	} else if (strcmp(opt, "max_disk_size") == 0 && val) {
+		if (size_parse(val, &v) < 0 || v < (UINT64_C(1) << 20) || v > DISK_SIZE_MAX)
+			die(1, "option max_disk_size=%s: expected a size between 1M and 256T", val);
+		o->max_disk_size = v;
 	} else if (strcmp(opt, "threads") == 0 && val) {
 		o->threads = option_uint(opt, val, 1, 32, "threads");
 	} else if (strcmp(opt, "checkpoint_ms") == 0 && val) {

@@ -23,6 +23,18 @@
 #include "hlog.h"
 #include "supervisor.h"
 
+/* Append "flag V" to argv if v is set (0: the worker's default), V written into buf. */
+static int
+worker_arg(char **argv, int argc, const char *flag, char *buf, size_t len, uint64_t v)
+{
+	if (!v)
+		return argc;
+	snprintf(buf, len, "%llu", (unsigned long long)v);
+	argv[argc++] = (char *)flag;
+	argv[argc++] = buf;
+	return argc;
+}
+
 /*
  * Fork and exec a worker; mode is NULL, "--takeover" or "--standby".  Our end
  * of a new control channel goes in *ctl_fd.  The pid, or -1 (logged).
@@ -30,8 +42,9 @@
 pid_t
 spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 {
-	char fusefd[16], ctlfd[16], shmfd[16], lockfd[16], segsz[32], cpms[16], nthreads[16];
-	char *argv[28];
+	char fusefd[16], ctlfd[16], shmfd[16], lockfd[16], segsz[32], cpms[32], nthreads[32];
+	char reserve[32], extents[32], disksize[32];
+	char *argv[36];
 	int sv[2], argc = 0;
 	pid_t pid;
 
@@ -56,18 +69,13 @@ spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 		argv[argc++] = "--fault-injection";
 	if (s->o.readonly)
 		argv[argc++] = "--readonly";
-	if (s->o.segment_size) {
-		snprintf(segsz, sizeof(segsz), "%llu", (unsigned long long)s->o.segment_size);
-		argv[argc++] = "--segment-size"; argv[argc++] = segsz;
-	}
-	if (s->o.checkpoint_ms) {
-		snprintf(cpms, sizeof(cpms), "%u", s->o.checkpoint_ms);
-		argv[argc++] = "--checkpoint-ms"; argv[argc++] = cpms;
-	}
-	if (s->o.threads) {
-		snprintf(nthreads, sizeof(nthreads), "%u", s->o.threads);
-		argv[argc++] = "--threads"; argv[argc++] = nthreads;
-	}
+	argc = worker_arg(argv, argc, "--segment-size", segsz, sizeof(segsz), s->o.segment_size);
+	argc = worker_arg(argv, argc, "--checkpoint-ms", cpms, sizeof(cpms), s->o.checkpoint_ms);
+	argc = worker_arg(argv, argc, "--space-reserve", reserve, sizeof(reserve), s->o.space_reserve);
+	argc = worker_arg(argv, argc, "--max-extents", extents, sizeof(extents), s->o.max_extents);
+	argc = worker_arg(argv, argc, "--max-disk-size", disksize, sizeof(disksize),
+	    s->o.max_disk_size);
+	argc = worker_arg(argv, argc, "--threads", nthreads, sizeof(nthreads), s->o.threads);
 	argv[argc] = NULL;
 
 	pid = fork();

@@ -48,6 +48,9 @@ struct sup_opts {
 	int	 readonly;
 	uint64_t segment_size;		/* 0: the worker's default */
 	unsigned checkpoint_ms;		/* 0: the worker's default */
+	uint64_t space_reserve;		/* 0: the worker's default; UINT64_MAX: none */
+	uint64_t max_extents;		/* 0: the worker's default */
+	uint64_t max_disk_size;		/* 0: the worker's default */
 	unsigned threads;		/* 0: the worker's default */
 	long	 owner_uid;		/* besides root, may use the control socket; -1 none */
 	unsigned hang_timeout_ms;	/* a request older than this means a hung worker */

@@ -2,8 +2,9 @@
  * check_extmap_edits: directed tests of fs/store/extmap.c, the in-memory
  * extent index.  They pin down lookups at every boundary, clipping,
  * splitting, merging (same record only, zeros with zeros, across leaves),
- * clearing, bad ranges that leave the map unchanged, and a walk that stops
- * when its callback says so.
+ * clearing, bad ranges that leave the map unchanged, a walk that stops
+ * when its callback says so, and thinned-out leaves joined so that memory
+ * follows the extent count.
  */
 #include <check.h>
 #include <errno.h>
@@ -570,6 +571,37 @@ START_TEST(test_walk_stops_when_callback_returns_nonzero)
 }
 END_TEST
 
+/*
+ * Overwrites that replace most extents of every leaf leave thin leaves; they
+ * are joined, so memory stays bounded by the extent count (~96 bytes each at
+ * worst) instead of a 3 KiB leaf per handful of extents.
+ */
+START_TEST(test_thinned_leaves_are_joined_so_memory_follows_extents)
+{
+	struct extmap *m = extmap_new();
+	const uint64_t nleaves = 200, per = 128;
+
+	REQ(m != NULL);
+	/* in order: full leaves of 1-byte extents 2 bytes apart, each its own record */
+	for (uint64_t i = 0; i < nleaves * per; i++)
+		REQ(extmap_set(m, 2 * i, 1, 1000 + i) == 0);
+	REQ_U64(extmap_count(m), nleaves * per);
+	/* each leaf's span: all but its first and last few extents become one */
+	for (uint64_t k = 0; k < nleaves; k++)
+		REQ(extmap_set(m, k * 2 * per + 2, 2 * per - 8, 7) == 0);
+	REQ_U64(extmap_count(m), nleaves * 5);
+	REQUIRE(extmap_memory(m) <= 100 * extmap_count(m) + 64 * 1024,
+	    "%zu bytes for %llu extents", extmap_memory(m), (unsigned long long)extmap_count(m));
+	/* and clearing most of what is left keeps the bound too */
+	for (uint64_t k = 0; k < nleaves; k += 2)
+		REQ(extmap_clear(m, k * 2 * per, 2 * per) == 0);
+	REQ_U64(extmap_count(m), nleaves / 2 * 5);
+	REQUIRE(extmap_memory(m) <= 100 * extmap_count(m) + 64 * 1024,
+	    "%zu bytes for %llu extents", extmap_memory(m), (unsigned long long)extmap_count(m));
+	extmap_free(m);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "core", NULL, 60)
 {
 	tcase_add_test(tc, test_empty_map_reports_nothing);
@@ -582,6 +614,7 @@ FIXTURE_MAIN(tc, "core", NULL, 60)
 	tcase_add_test(tc, test_append_continuing_last_extent_of_full_leaf_merges);
 	tcase_add_test(tc, test_clear_middle_head_tail);
 	tcase_add_test(tc, test_clear_across_leaves);
+	tcase_add_test(tc, test_thinned_leaves_are_joined_so_memory_follows_extents);
 	tcase_add_test(tc, test_bad_range_rejected_and_map_unchanged);
 	tcase_add_test(tc, test_walk_stops_when_callback_returns_nonzero);
 }

@@ -5,7 +5,11 @@
 # new segment that cannot be created leaves none either, a checkpoint that
 # fails with SQLITE_FULL loses nothing, and once space is freed (outside
 # hcowfs) writes work again without a remount; after a remount everything
-# fsync'd is there.
+# fsync'd is there.  Cases 1-5 run without the reserve (space_reserve=0), as
+# when something outside hcowfs takes all the space.  Case 6 keeps the
+# default reserve: a guest overwriting its disk fills the file system, gets
+# ENOSPC, and the cleaner (which may use the reserve) gives space back so
+# that the writes resume, with no checkpoint failing and no byte lost.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 mount_test
 
@@ -18,7 +22,7 @@ mount -t tmpfs -o size=48m,mode=755 hcowfs-test-hdd "$T/hdd" || skip "cannot mou
 MOUNTED="$T/hdd"
 mkdir "$D"
 mount_here() {
-	"$MOUNT_HCOWFS" "$T/tmpl" "$D" "$M" -o segment_size=$SEG,checkpoint_ms=3600000 "$@" ||
+	"$MOUNT_HCOWFS" "$T/tmpl" "$D" "$M" -o segment_size=$SEG,checkpoint_ms=3600000${RESERVE-,space_reserve=0} "$@" ||
 		fail "mount.hcowfs failed"
 	MOUNTED="$M $T/hdd"
 }
@@ -171,3 +175,62 @@ mount_here
 [ "$(writer verify)" = "$total" ] || fail "after the remount the disk lost data"
 [ "$(writer one 6 66)" = ok ] || fail "cannot write after the remount"
 ok "remount after a full disk: all $total fsync'd blocks intact"
+
+# 6. with the reserve: a guest overwriting 8 MiB of its disk over and over
+# fills the file system; it gets ENOSPC, the cleaner moves the live data with
+# the reserve and releases segments, and the writes resume.  No checkpoint is
+# due (checkpoint_ms is an hour): only the refused writes wake the cleaner.
+umount "$M"
+MOUNTED="$T/hdd"
+rm -rf "$D" "$T/model"
+mkdir "$D"
+RESERVE= mount_here
+ctl create a.img --template base.img --size 200M >/dev/null
+reserve=$(status_field 's["space"]["reserve_bytes"]')
+[ "$reserve" = $((48 * MiB / 8)) ] || fail "default reserve on a 48 MiB file system: $reserve, not 1/8 of it"
+ctl status | grep -q "^space: [0-9]* MiB free in the data dir, 6 MiB of it kept for the cleaner" ||
+	fail "status has no space line: $(ctl status | grep '^space')"
+python3 - "$M/a.img" 120 > "$T/overwrite.out" <<'PY' || fail "overwriting on a full file system: $(tail -3 "$T/overwrite.out")"
+import errno, mmap, os, sys, time
+MiB = 1 << 20
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_DIRECT)
+buf = mmap.mmap(-1, MiB)
+refused = 0
+for i in range(int(sys.argv[2])):
+    buf[:] = bytes([i % 250 + 1]) * MiB
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            os.pwrite(fd, buf, (i % 8) * MiB)
+            os.fsync(fd)
+            break
+        except OSError as e:
+            if e.errno != errno.ENOSPC or time.monotonic() > deadline:
+                sys.exit(f"write {i}: {errno.errorcode[e.errno]} (after {refused} ENOSPC)")
+            refused += 1
+            time.sleep(0.1)
+for b in range(8):
+    last = max(i for i in range(int(sys.argv[2])) if i % 8 == b)
+    if os.pread(fd, MiB, b * MiB) != bytes([last % 250 + 1]) * MiB:
+        sys.exit(f"block {b} does not hold write {last}")
+print(f"refused {refused}")
+PY
+refused=$(awk '/^refused/ { print $2 }' "$T/overwrite.out")
+[ "${refused:-0}" -ge 1 ] || fail "120 MiB written on a 48 MiB file system without one ENOSPC: the test did not fill it"
+grep -q "data dir full:" "$D/hcowfs.log" || fail "the refused writes are not logged"
+grep -q "cleaner: released" "$D/hcowfs.log" || fail "the cleaner released nothing"
+grep -q "checkpoint failed" "$D/hcowfs.log" && fail "a checkpoint failed: the reserve did not keep room for it"
+[ "$(worker_pid)" = "$(status_field 's["workers"][0]["pid"]')" ] || fail "no worker"
+[ "$(status_field 's["restarts"]')" = 0 ] || fail "the supervisor restarted the worker"
+umount "$M"
+MOUNTED="$T/hdd"
+RESERVE= mount_here
+python3 - "$M/a.img" 120 <<'PY' || fail "after a remount the overwritten blocks are wrong"
+import os, sys
+MiB = 1 << 20
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for b in range(8):
+    last = max(i for i in range(int(sys.argv[2])) if i % 8 == b)
+    assert os.pread(fd, MiB, b * MiB) == bytes([last % 250 + 1]) * MiB, b
+PY
+ok "with the reserve: $refused writes refused while the file system was full, the cleaner freed space, all 120 MiB of overwrites landed, every checkpoint worked"

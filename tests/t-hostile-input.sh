@@ -10,7 +10,8 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 mount_test setpriv
 
-mount_fs -o owner=23457
+# the engine's own limit (256 TiB), not the default max_disk_size, is what the offsets below probe
+mount_fs -o owner=23457,max_disk_size=256T
 ctl create d.img --template base.img --size 8M >/dev/null
 W=$(worker_pid)
 S=$(supervisor_pid)

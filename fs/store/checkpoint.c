@@ -245,10 +245,10 @@ store_checkpoint(struct store *st)
 	pos = wlog_tail(st->log);
 	seq = wlog_next_seq(st->log);
 	pos_size = wlog_size(st->log);	/* the log up to pos: what the catalog will cover */
-	items = calloc(st->disks_cap ? st->disks_cap : 1, sizeof(*items));
+	items = calloc(st->ndisks ? st->ndisks : 1, sizeof(*items));
 	if (!items)
 		rc = -ENOMEM;
-	for (size_t i = 0; rc == 0 && i < st->disks_cap; i++) {
+	for (size_t i = 0; rc == 0 && i < st->ndisks; i++) {
 		struct disk *d = st->disks[i];
 		struct extmap *fresh;
 		if (!d || !d->meta_dirty)
@@ -378,13 +378,18 @@ checkpoint_stop(struct store *st)
 
 /* Called after appends: wake the checkpointer early when the replay tail grows large. */
 void
+checkpoint_wake(struct store *st)
+{
+	pthread_mutex_lock(&st->cp_mu);
+	pthread_cond_signal(&st->cp_cond);
+	pthread_mutex_unlock(&st->cp_mu);
+}
+
+void
 checkpoint_nudge(struct store *st)
 {
-	if (wlog_size(st->log) - st->cp_log_size > STORE_CHECKPOINT_LOG_BYTES) {
-		pthread_mutex_lock(&st->cp_mu);
-		pthread_cond_signal(&st->cp_cond);
-		pthread_mutex_unlock(&st->cp_mu);
-	}
+	if (wlog_size(st->log) - st->cp_log_size > STORE_CHECKPOINT_LOG_BYTES)
+		checkpoint_wake(st);
 }
 
 /* ---- other writes to the catalog's meta table ------------------------- */

@@ -41,6 +41,15 @@
  *   wlog_release         give the space back
  *   store_meta_set       remember the total
  *
+ * Space: a pass copies live data before it releases anything, so it needs
+ * free space first.  Guests may not use the last st->space_reserve bytes of
+ * the data dir's file system (diskio.c) but the cleaner's moves and the
+ * checkpoints may; a pass takes candidates only while their live bytes fit
+ * in half of what is free (the other half for the catalog's growth and the
+ * tail segment), and when free space is down to the reserve plus a segment
+ * (store_clean_auto) it runs after every checkpoint and takes segments only
+ * CLEAN_SHORT_PCT % dead.  A refused guest write wakes the checkpoint thread.
+ *
  * Error convention: 0 or a negative errno; a segment that cannot be moved
  * (a damaged record in it) is skipped and logged, never released.
  */
@@ -53,14 +62,18 @@
 #include "store_int.h"
 
 #define CLEAN_MAX_SEGMENTS	8	/* per pass: bounds the copying one pass does */
+#define CLEAN_PCT		50	/* dead enough to clean, normally */
+#define CLEAN_SHORT_PCT		10	/* when space is short */
 
 /*
  * Sealed segments before the checkpoint's one, at least min_dead_pct %
- * dead, the emptiest first, up to CLEAN_MAX_SEGMENTS: their number.
+ * dead, the emptiest first, up to CLEAN_MAX_SEGMENTS whose live bytes
+ * together fit in budget: their number.
  */
 static size_t
 pick_segments(struct store *st, uint32_t first, uint32_t last, uint32_t cp_seg,
-    const uint64_t *live, unsigned min_dead_pct, uint32_t cand[CLEAN_MAX_SEGMENTS])
+    const uint64_t *live, unsigned min_dead_pct, uint64_t budget,
+    uint32_t cand[CLEAN_MAX_SEGMENTS])
 {
 	size_t ncand = 0;
 
@@ -75,7 +88,8 @@ pick_segments(struct store *st, uint32_t first, uint32_t last, uint32_t cp_seg,
 			int taken = 0;
 			for (size_t k = 0; k < ncand; k++)
 				taken |= cand[k] == s;
-			if (taken || data == 0 || dead * 100 < (uint64_t)min_dead_pct * data)
+			if (taken || data == 0 || dead * 100 < (uint64_t)min_dead_pct * data ||
+			    used > budget)
 				continue;
 			if (dead > best_dead) {
 				best = s;
@@ -84,6 +98,7 @@ pick_segments(struct store *st, uint32_t first, uint32_t last, uint32_t cp_seg,
 		}
 		if (!best || ncand == CLEAN_MAX_SEGMENTS)
 			break;
+		budget -= live[best - first];
 		cand[ncand++] = best;
 	}
 	return ncand;
@@ -92,7 +107,7 @@ pick_segments(struct store *st, uint32_t first, uint32_t last, uint32_t cp_seg,
 int
 store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 {
-	uint64_t *live = NULL;
+	uint64_t *live = NULL, free_bytes, reserve;
 	uint32_t first, last, cand[CLEAN_MAX_SEGMENTS], cp_seg;
 	size_t ncand = 0, nmoved = 0;
 	char *buf = NULL;
@@ -113,7 +128,8 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 		goto out;
 	}
 	disks_segment_live(st, first, last, live);
-	ncand = pick_segments(st, first, last, cp_seg, live, min_dead_pct, cand);
+	store_space_look(st, &free_bytes, &reserve);
+	ncand = pick_segments(st, first, last, cp_seg, live, min_dead_pct, free_bytes / 2, cand);
 	if (ncand == 0)
 		goto out;
 	if (!(buf = malloc(REC_DATA_MAX))) {
@@ -174,6 +190,24 @@ out:
 	free(buf);
 	free(live);
 	return rc;
+}
+
+void
+store_clean_auto(struct store *st)
+{
+	struct clean_stats cs;
+	uint64_t disk, live, free_bytes, reserve;
+	int short_of_space;
+	int rc;
+
+	store_space_look(st, &free_bytes, &reserve);
+	short_of_space = reserve && free_bytes < reserve + st->segment_size;
+	store_log_space(st, &disk, &live);
+	if (!short_of_space && (disk <= 2 * live || disk - live <= 2 * st->segment_size))
+		return;
+	rc = store_clean(st, short_of_space ? CLEAN_SHORT_PCT : CLEAN_PCT, &cs);
+	if (rc < 0 && rc != -EBUSY)
+		hlog(HLOG_WARN, "cleaner: %s", strerror(-rc));
 }
 
 uint64_t

@@ -23,10 +23,24 @@
  * - A move (store_move_segment) appends its copy only if, under log_lock,
  *   the extent still maps the same record: a guest write that landed after
  *   the copy was read wins, and the copy is not written.
+ *
+ * Limits (checked under log_lock, before a guest's record is appended; the
+ * cleaner's moves and the checkpoints are exempt, so they can give space
+ * back when guests have taken all they may):
+ * - the reserve: a write that would leave less than st->space_reserve bytes
+ *   free on the data dir's file system gets ENOSPC and wakes the checkpoint
+ *   thread, whose cleaner then works with the reserve (space_admit).  Free
+ *   space is the last statvfs less what was appended since, looked at again
+ *   when that estimate comes within SPACE_SLACK of the reserve;
+ * - the extent cap: a write or zero range that could take the maps of all
+ *   disks past st->extents_max extents gets ENOSPC (extents_admit), so the
+ *   worker's memory is bounded whatever the guests' write pattern;
+ * - the size cap: a disk cannot be grown past st->disk_size_max (EFBIG).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "hlog.h"
@@ -54,6 +68,153 @@ static void
 io_end(struct store *st)
 {
 	pthread_rwlock_unlock(&st->ns_lock);
+}
+
+/* ---- limits ------------------------------------------------------------ */
+
+#define SPACE_SLACK	(UINT64_C(8) << 20)	/* look again when the estimate is this near */
+#define SPACE_WAKE_NS	1000000000		/* wake the cleaner at most once a second */
+#define REC_OVERHEAD	4096			/* more than a record's header and crc table */
+
+void
+store_limits_init(struct store *st, const struct store_opts *o)
+{
+	st->space_reserve_opt = o->space_reserve;
+	st->extents_max = o->max_extents ? o->max_extents : STORE_EXTENTS_MAX_DEFAULT;
+	st->disk_size_max = o->max_disk_size && o->max_disk_size <= DISK_SIZE_MAX ?
+	    o->max_disk_size : STORE_DISK_SIZE_MAX_DEFAULT;
+}
+
+/* statvfs the data dir: the free space and the reserve in effect.  Under log_lock. */
+static void
+space_look_locked(struct store *st)
+{
+	struct statvfs vfs;
+	uint64_t fs_bytes, dflt;
+
+	if (statvfs(st->datadir, &vfs) < 0) {
+		/* cannot tell: refuse nothing, look again after a few appends */
+		st->space_reserve = 0;
+		st->space_free = 4 * SPACE_SLACK;
+		return;
+	}
+	st->space_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	fs_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	dflt = 2 * st->segment_size + STORE_RESERVE_CATALOG;
+	if (dflt > fs_bytes / STORE_RESERVE_MAX_FRACTION)
+		dflt = fs_bytes / STORE_RESERVE_MAX_FRACTION;
+	st->space_reserve = st->space_reserve_opt == STORE_RESERVE_NONE ? 0 :
+	    st->space_reserve_opt ? st->space_reserve_opt : dflt;
+}
+
+void
+store_space_look(struct store *st, uint64_t *free_bytes, uint64_t *reserve)
+{
+	pthread_mutex_lock(&st->log_lock);
+	space_look_locked(st);
+	*free_bytes = st->space_free;
+	*reserve = st->space_reserve;
+	pthread_mutex_unlock(&st->log_lock);
+}
+
+/*
+ * May a guest record of need bytes go to the log, leaving the reserve?
+ * Under log_lock.  0, or -ENOSPC (then the cleaner is woken, at most once a
+ * second, and the first refusal of a spell is logged).
+ */
+static int
+space_admit(struct store *st, uint64_t need)
+{
+	int64_t now;
+
+	if (st->space_free < st->space_reserve + need + SPACE_SLACK)
+		space_look_locked(st);
+	/* no reserve: the file system itself says ENOSPC, and nothing is woken */
+	if (st->space_reserve == 0 || st->space_free >= st->space_reserve + need) {
+		st->space_free = st->space_free > need ? st->space_free - need : 0;
+		if (st->space_woke_ns) {
+			hlog(HLOG_INFO, "data dir has room again: guest writes resume");
+			st->space_woke_ns = 0;
+		}
+		return 0;
+	}
+	now = now_ns();
+	if (!st->space_woke_ns)
+		hlog(HLOG_WARN, "data dir full: %llu MiB free, %llu MiB kept for the cleaner and "
+		    "checkpoints; guest writes get ENOSPC until the cleaner gives space back",
+		    (unsigned long long)(st->space_free >> 20),
+		    (unsigned long long)(st->space_reserve >> 20));
+	if (!st->space_woke_ns || now - st->space_woke_ns >= SPACE_WAKE_NS) {
+		st->space_woke_ns = now;
+		checkpoint_wake(st);
+	}
+	return -ENOSPC;
+}
+
+/* extmap_walk callback: count extents, stop at the third. */
+static int
+count_to_three(const struct extent *e, void *arg)
+{
+	(void)e;
+	return ++*(int *)arg >= 3;
+}
+
+/*
+ * May a guest record over [off, off+len) of d change the map without the
+ * maps of all disks passing extents_max?  Under ns_lock shared and
+ * log_lock.  A record adds at most two extents (it cuts one in three), and
+ * none when it overlaps three or more (it replaces them), so writes that
+ * defragment are always let through.  st->extents is an upper bound (purged
+ * disks are not subtracted): near the cap it is counted again.  0 or -ENOSPC.
+ */
+static int
+extents_admit(struct store *st, struct disk *d, uint64_t off, uint64_t len)
+{
+	int overlapping = 0;
+
+	if (!st->extents_counted || st->extents + 2 > st->extents_max) {
+		st->extents = disks_extent_count(st, NULL);
+		st->extents_counted = 1;
+	}
+	if (st->extents + 2 <= st->extents_max) {
+		st->extents_refusing = 0;
+		return 0;
+	}
+	pthread_rwlock_rdlock(&d->lock);
+	extmap_walk(d->map, off, off + len, count_to_three, &overlapping);
+	pthread_rwlock_unlock(&d->lock);
+	if (overlapping >= 3)
+		return 0;
+	/* once per spell: a guest may retry thousands of times */
+	if (!st->extents_refusing)
+		hlog(HLOG_WARN, "disk '%s': the maps hold %llu extents, the most allowed is %llu; "
+		    "refusing writes that would add more (ENOSPC)", d->name,
+		    (unsigned long long)st->extents, (unsigned long long)st->extents_max);
+	st->extents_refusing = 1;
+	return -ENOSPC;
+}
+
+/* May d grow to size?  Logs why not.  0 or -EFBIG. */
+static int
+size_admit(struct store *st, const struct disk *d, uint64_t size)
+{
+	if (size <= d->size || size <= st->disk_size_max)
+		return 0;
+	hlog(HLOG_WARN, "disk '%s': refusing to grow it to %llu bytes, past the largest disk "
+	    "size of %llu bytes (EFBIG)", d->name, (unsigned long long)size,
+	    (unsigned long long)st->disk_size_max);
+	return -EFBIG;
+}
+
+void
+store_space(struct store *st, struct store_space *out)
+{
+	store_space_look(st, &out->free_bytes, &out->reserve_bytes);
+	pthread_rwlock_rdlock(&st->ns_lock);
+	out->extents = disks_extent_count(st, &out->map_bytes);
+	pthread_rwlock_unlock(&st->ns_lock);
+	out->extents_max = st->extents_max;
+	out->disk_size_max = st->disk_size_max;
 }
 
 /*
@@ -133,13 +294,16 @@ static int
 disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
     const struct wlog_sums *sums)
 {
-	uint64_t laddr = 0;
+	uint64_t laddr = 0, before;
 	int rc;
 
 	if ((rc = wlog_append_sums(st->log, h, data, sums, &laddr)) < 0)
 		return rc;
 	pthread_rwlock_wrlock(&d->lock);
+	before = extmap_count(d->map);
 	rc = disk_apply(d, h, laddr);
+	/* modulo 2^64: right as long as extents was at least the true sum */
+	st->extents += extmap_count(d->map) - before;
 	d->mtime_ns = now_ns();
 	pthread_rwlock_unlock(&d->lock);
 	if (rc < 0)
@@ -179,7 +343,9 @@ store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t
 		h.disk_id = (uint64_t)d->id;
 		h.offset = off;
 		h.length = n;
-		rc = disk_log(st, d, &h, buf, &sums);
+		if ((rc = space_admit(st, n + REC_OVERHEAD)) == 0 &&
+		    (rc = extents_admit(st, d, off, n)) == 0)
+			rc = disk_log(st, d, &h, buf, &sums);
 		if (rc == 0)
 			rc = (ssize_t)n;
 	}
@@ -196,10 +362,12 @@ disk_resize(struct store *st, struct disk *d, uint64_t size)
 {
 	struct rec_header h = { 0 };
 
-	if (size > DISK_SIZE_MAX)
-		return -EFBIG;
+	int rc;
+
 	if (size == d->size)
 		return 0;
+	if ((rc = size_admit(st, d, size)) < 0)
+		return rc;
 	h.type = REC_SIZE;
 	h.disk_id = (uint64_t)d->id;
 	h.offset = size;
@@ -225,10 +393,15 @@ store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_s
 		/* one record grows and zeroes: a crash between two would grow without zeroing */
 		h.flags = REC_F_GROW;
 		h.length = len;
-		rc = len ? disk_log(st, d, &h, NULL, NULL) : disk_resize(st, d, off);
+		if (!len)
+			rc = disk_resize(st, d, off);
+		else if ((rc = size_admit(st, d, off + len)) == 0 &&
+		    (rc = extents_admit(st, d, off, len)) == 0)
+			rc = disk_log(st, d, &h, NULL, NULL);
 	} else if (off < d->size && len > 0) {
 		h.length = (off + len < d->size ? off + len : d->size) - off;
-		rc = disk_log(st, d, &h, NULL, NULL);
+		if ((rc = extents_admit(st, d, off, h.length)) == 0)
+			rc = disk_log(st, d, &h, NULL, NULL);
 	}
 	pthread_mutex_unlock(&st->log_lock);
 	io_end(st);

@@ -4,8 +4,11 @@
  *
  * Design notes
  *
- * Owns st->disks (indexed by id; NULL where a disk was purged or never
- * was) and, for each struct disk, its map, dirty set, size and times.  The
+ * Owns the disk table: st->disks, the disks sorted by id, and st->by_name,
+ * the named ones sorted by name (both looked up by binary search: a LOOKUP
+ * or a request costs O(log disks), and memory follows the disks that exist,
+ * not the largest id ever created); and, for each struct disk, its map,
+ * dirty set, size and times.  The
  * lock order is at the top of store.c; here:
  *   - the table is read under ns_lock shared and changed under it exclusive
  *     (or during open and close, when no other thread runs);
@@ -46,19 +49,61 @@ now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The index in v[0..n) of the first disk whose key is not below the key sought. */
+static size_t
+table_search(struct disk *const *v, size_t n, int (*cmp)(const struct disk *d, const void *key),
+    const void *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmp(v[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int
+cmp_id(const struct disk *d, const void *key)
+{
+	uint64_t id = *(const uint64_t *)key;
+
+	return (uint64_t)d->id < id ? -1 : (uint64_t)d->id > id;
+}
+
+static int
+cmp_name(const struct disk *d, const void *key)
+{
+	return strcmp(d->name, key);
+}
+
 struct disk *
 disk_get(struct store *st, uint64_t id)
 {
-	return id < st->disks_cap ? st->disks[id] : NULL;
+	size_t i = table_search(st->disks, st->ndisks, cmp_id, &id);
+
+	return i < st->ndisks && (uint64_t)st->disks[i]->id == id ? st->disks[i] : NULL;
 }
 
 struct disk *
 disk_by_name(struct store *st, const char *name)
 {
-	for (size_t i = 0; i < st->disks_cap; i++)
-		if (st->disks[i] && strcmp(st->disks[i]->name, name) == 0)
-			return st->disks[i];
-	return NULL;
+	size_t i;
+
+	if (!name[0])
+		return NULL;
+	i = table_search(st->by_name, st->nnamed, cmp_name, name);
+	return i < st->nnamed && strcmp(st->by_name[i]->name, name) == 0 ? st->by_name[i] : NULL;
+}
+
+/* The index in st->disks of the first disk whose id is id or more (for walks in id order). */
+size_t
+disk_index_after(struct store *st, uint64_t id)
+{
+	return table_search(st->disks, st->ndisks, cmp_id, &id);
 }
 
 void
@@ -101,24 +146,92 @@ disk_new(const struct catalog_disk *cd, struct tmpl *t)
 	return d;
 }
 
-/* Insert d in the disk table (ns_lock exclusive, or during open). */
+/* Make room for one more pointer in *v (holding n, room for *alloc): 0 or -ENOMEM. */
+static int
+table_reserve(struct disk ***v, size_t n, size_t *alloc)
+{
+	struct disk **nv;
+	size_t cap;
+
+	if (n < *alloc)
+		return 0;
+	cap = *alloc ? *alloc * 2 : 64;
+	if (!(nv = realloc(*v, cap * sizeof(*nv))))
+		return -ENOMEM;
+	*v = nv;
+	*alloc = cap;
+	return 0;
+}
+
+static void
+table_insert(struct disk **v, size_t *n, size_t at, struct disk *d)
+{
+	memmove(v + at + 1, v + at, (*n - at) * sizeof(*v));
+	v[at] = d;
+	(*n)++;
+}
+
+/* Take d out of v[0..n) (by pointer, at or after index from). */
+static void
+table_delete(struct disk **v, size_t *n, size_t from, const struct disk *d)
+{
+	for (size_t i = from; i < *n; i++) {
+		if (v[i] == d) {
+			memmove(v + i, v + i + 1, (*n - i - 1) * sizeof(*v));
+			(*n)--;
+			return;
+		}
+	}
+}
+
+/*
+ * Insert d in the disk table (ns_lock exclusive, or during open): by id and,
+ * if it has a name, by name.  Both arrays hold only the disks that exist, so
+ * memory follows the number of disks, not the largest id ever created.
+ */
 int
 disk_table_put(struct store *st, struct disk *d)
 {
-	if ((size_t)d->id >= st->disks_cap) {
-		size_t cap = st->disks_cap ? st->disks_cap : 64;
-		struct disk **v;
-		while (cap <= (size_t)d->id)
-			cap *= 2;
-		v = realloc(st->disks, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		memset(v + st->disks_cap, 0, (cap - st->disks_cap) * sizeof(*v));
-		st->disks = v;
-		st->disks_cap = cap;
-	}
-	st->disks[d->id] = d;
+	uint64_t id = (uint64_t)d->id;
+	size_t at;
+
+	if (table_reserve(&st->disks, st->ndisks, &st->disks_alloc) < 0 ||
+	    table_reserve(&st->by_name, st->nnamed, &st->by_name_alloc) < 0)
+		return -ENOMEM;
+	at = table_search(st->disks, st->ndisks, cmp_id, &id);
+	if (at < st->ndisks && st->disks[at]->id == d->id)
+		return -EEXIST;
+	table_insert(st->disks, &st->ndisks, at, d);
+	if (d->name[0])
+		table_insert(st->by_name, &st->nnamed, table_search(st->by_name, st->nnamed,
+		    cmp_name, d->name), d);
 	return 0;
+}
+
+/* Take d out of the table (ns_lock exclusive); the caller frees it. */
+void
+disk_table_remove(struct store *st, struct disk *d)
+{
+	uint64_t id = (uint64_t)d->id;
+
+	table_delete(st->disks, &st->ndisks, table_search(st->disks, st->ndisks, cmp_id, &id), d);
+	if (d->name[0])
+		table_delete(st->by_name, &st->nnamed, table_search(st->by_name, st->nnamed,
+		    cmp_name, d->name), d);
+}
+
+/* Rename d to name ("" unlinks it), keeping the name index sorted (ns_lock exclusive). */
+void
+disk_table_rename(struct store *st, struct disk *d, const char *name)
+{
+	if (d->name[0])
+		table_delete(st->by_name, &st->nnamed, table_search(st->by_name, st->nnamed,
+		    cmp_name, d->name), d);
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	/* room is there: the name index never holds more than the id index has room for */
+	if (d->name[0] && table_reserve(&st->by_name, st->nnamed, &st->by_name_alloc) == 0)
+		table_insert(st->by_name, &st->nnamed, table_search(st->by_name, st->nnamed,
+		    cmp_name, d->name), d);
 }
 
 /* A catalog row: a disk with an empty map (catalog_each_disk callback). */
@@ -151,11 +264,12 @@ disks_load(struct store *st)
 void
 disks_free(struct store *st)
 {
-	for (size_t i = 0; i < st->disks_cap; i++)
+	for (size_t i = 0; i < st->ndisks; i++)
 		disk_free(st->disks[i]);
 	free(st->disks);
-	st->disks = NULL;
-	st->disks_cap = 0;
+	free(st->by_name);
+	st->disks = st->by_name = NULL;
+	st->ndisks = st->nnamed = st->disks_alloc = st->by_name_alloc = 0;
 }
 
 /* ---- attributes and applying records ---------------------------------- */
@@ -246,10 +360,8 @@ static void
 disks_each(struct store *st, void (*fn)(struct disk *d, void *arg), void *arg)
 {
 	pthread_rwlock_rdlock(&st->ns_lock);
-	for (size_t i = 0; i < st->disks_cap; i++) {
+	for (size_t i = 0; i < st->ndisks; i++) {
 		struct disk *d = st->disks[i];
-		if (!d)
-			continue;
 		pthread_rwlock_rdlock(&d->lock);
 		fn(d, arg);
 		pthread_rwlock_unlock(&d->lock);
@@ -257,15 +369,32 @@ disks_each(struct store *st, void (*fn)(struct disk *d, void *arg), void *arg)
 	pthread_rwlock_unlock(&st->ns_lock);
 }
 
+uint64_t
+disks_extent_count(struct store *st, uint64_t *mem)
+{
+	uint64_t n = 0, bytes = 0;
+
+	for (size_t i = 0; i < st->ndisks; i++) {
+		struct disk *d = st->disks[i];
+		pthread_rwlock_rdlock(&d->lock);
+		n += extmap_count(d->map);
+		bytes += extmap_memory(d->map) + extmap_memory(d->dirty) +
+		    (d->dirty_inflight ? extmap_memory(d->dirty_inflight) : 0);
+		pthread_rwlock_unlock(&d->lock);
+	}
+	if (mem)
+		*mem = bytes;
+	return n;
+}
+
 int
 disk_ids(struct store *st, uint64_t **ids, size_t *n)
 {
 	pthread_rwlock_rdlock(&st->ns_lock);
 	*n = 0;
-	*ids = calloc(st->disks_cap ? st->disks_cap : 1, sizeof(**ids));
-	for (size_t i = 0; *ids && i < st->disks_cap; i++)
-		if (st->disks[i])
-			(*ids)[(*n)++] = (uint64_t)st->disks[i]->id;
+	*ids = calloc(st->ndisks ? st->ndisks : 1, sizeof(**ids));
+	for (size_t i = 0; *ids && i < st->ndisks; i++)
+		(*ids)[(*n)++] = (uint64_t)st->disks[i]->id;
 	pthread_rwlock_unlock(&st->ns_lock);
 	return *ids ? 0 : -ENOMEM;
 }

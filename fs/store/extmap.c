@@ -7,7 +7,12 @@
  * one leaf, plus, every ~LEAF_CAP/2 inserts, a split that inserts one pointer
  * in the top array.  At a million extents the top array has ~10k pointers,
  * so its memmove stays cheap, and memory is ~24 bytes per extent divided by
- * the fill (50..100%, appends in order fill leaves completely).
+ * the fill (50..100% after inserts, appends in order fill leaves completely).
+ * Overwrites and clears can thin leaves out; two neighbouring leaves that
+ * hold LEAF_CAP/2 extents or fewer together are joined (extmap_join_leaves),
+ * so every pair holds more than that, leaves are on average more than a
+ * quarter full, and a map costs at most ~96 bytes per extent (plus 16 per
+ * leaf in the top array): its memory is bounded by its extent count.
  *
  * A position is (leaf index, slot).  Every mutation first reserves what the
  * worst case needs (two spare leaves, room for two pointers: extmap_begin),
@@ -356,6 +361,29 @@ extmap_delete_at(struct extmap *m, size_t li, uint32_t si)
 		leaf_key(m, li);
 }
 
+/*
+ * After a change around leaf li: join each pair of neighbouring leaves in
+ * li-2..li+2 that together hold LEAF_CAP/2 extents or fewer (a change
+ * shrinks at most the leaves next to where it ended).  The left leaf keeps
+ * its first extent, so its key holds.
+ */
+static void
+extmap_join_leaves(struct extmap *m, size_t li)
+{
+	size_t i = li > 2 ? li - 2 : 0;
+
+	while (i + 1 < m->nleaves && i <= li + 2) {
+		struct leaf *a = m->leaves[i], *b = m->leaves[i + 1];
+		if (a->n + b->n > LEAF_CAP / 2) {
+			i++;
+			continue;
+		}
+		memcpy(&a->e[a->n], b->e, b->n * sizeof(struct extent));
+		a->n += b->n;
+		extmap_drop_leaf(m, i + 1);
+	}
+}
+
 /* Merge the extent at (li, si) with its neighbours where they continue it. */
 static void
 extmap_merge_around(struct extmap *m, size_t li, uint32_t si)
@@ -426,6 +454,7 @@ extmap_set(struct extmap *m, uint64_t loff, uint64_t len, uint64_t laddr)
 	}
 	si = extmap_insert_at(m, &li, si, &e);
 	extmap_merge_around(m, li, si);
+	extmap_join_leaves(m, li);
 	return 0;
 }
 
@@ -499,6 +528,7 @@ extmap_clear(struct extmap *m, uint64_t loff, uint64_t len)
 	if ((rc = extmap_begin(m, loff, len)) != 0)
 		return rc < 0 ? rc : 0;
 	extmap_remove_range(m, loff, loff + len, &li, &si);
+	extmap_join_leaves(m, li);
 	return 0;
 }
 

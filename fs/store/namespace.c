@@ -92,8 +92,8 @@ store_next(struct store *st, uint64_t after, struct disk_attr *a)
 	int rc;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
-	for (size_t i = (size_t)after + 1; !d && i < st->disks_cap; i++)
-		if (st->disks[i] && st->disks[i]->name[0])
+	for (size_t i = disk_index_after(st, after + 1); !d && i < st->ndisks; i++)
+		if (st->disks[i]->name[0])
 			d = st->disks[i];
 	rc = attr_get(d, a);
 	pthread_rwlock_unlock(&st->ns_lock);
@@ -127,7 +127,7 @@ disk_purge(struct store *st, struct disk *d)
 		return;
 	}
 	pthread_rwlock_wrlock(&st->ns_lock);
-	st->disks[d->id] = NULL;
+	disk_table_remove(st, d);
 	pthread_rwlock_unlock(&st->ns_lock);
 	disk_free(d);
 }
@@ -155,9 +155,9 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 		snprintf(err, errlen, "invalid template name '%s': %s", tmpl_name, why);
 		return -EINVAL;
 	}
-	if (size > DISK_SIZE_MAX) {
-		snprintf(err, errlen, "size %llu is larger than the largest disk (256 TiB)",
-		    (unsigned long long)size);
+	if (size > st->disk_size_max) {
+		snprintf(err, errlen, "size %llu is larger than the largest disk (%llu bytes)",
+		    (unsigned long long)size, (unsigned long long)st->disk_size_max);
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&st->cat_lock);
@@ -186,8 +186,9 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 		rc = -EINVAL;
 		goto out;
 	}
-	if (size > DISK_SIZE_MAX) {
-		snprintf(err, errlen, "template '%s' is larger than the largest disk (256 TiB)", tmpl_name);
+	if (size > st->disk_size_max) {
+		snprintf(err, errlen, "template '%s' is larger than the largest disk (%llu bytes)",
+		    tmpl_name, (unsigned long long)st->disk_size_max);
 		rc = -EINVAL;
 		goto out;
 	}
@@ -264,7 +265,7 @@ disk_unname(struct store *st, struct disk *d)
 	int purge;
 
 	pthread_rwlock_wrlock(&st->ns_lock);
-	d->name[0] = '\0';
+	disk_table_rename(st, d, "");
 	purge = disk_purgeable(st, d);
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (purge)
@@ -315,7 +316,7 @@ store_rename(struct store *st, const char *from, const char *to, unsigned flags)
 		rc = -EEXIST;
 	else if ((rc = catalog_disk_rename(st->cat, src->id, to, dst ? dst->id : 0)) == 0) {
 		pthread_rwlock_wrlock(&st->ns_lock);
-		snprintf(src->name, sizeof(src->name), "%s", to);
+		disk_table_rename(st, src, to);
 		src->ctime_ns = now_ns();
 		pthread_rwlock_unlock(&st->ns_lock);
 		hlog(HLOG_INFO, "renamed disk '%s' to '%s'%s", from, to, dst ? ", replacing it" : "");
@@ -522,9 +523,9 @@ store_problems(struct store *st, struct sbuf *sb)
 		if (!__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
 			continue;
 		sbuf_printf(sb, "%s; these disks refuse I/O:", t->problem);
-		for (size_t j = 0; j < st->disks_cap; j++) {
+		for (size_t j = 0; j < st->ndisks; j++) {
 			struct disk *d = st->disks[j];
-			if (d && d->tmpl == t && d->name[0]) {
+			if (d->tmpl == t && d->name[0]) {
 				sbuf_printf(sb, "%s %s", sep, d->name);
 				sep = ",";
 			}

@@ -138,7 +138,7 @@ snapshot_write(struct store *st)
 	w.used = sizeof(*h);
 	w.count = NULL;
 	atomic_store_explicit(&h->valid, 0, memory_order_release);
-	for (size_t i = 0; rc == 0 && i < st->disks_cap; i++) {
+	for (size_t i = 0; rc == 0 && i < st->ndisks; i++) {
 		struct disk *d = st->disks[i];
 		struct snap_disk *sd;
 		if (!d)

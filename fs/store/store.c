@@ -57,7 +57,7 @@
  *   WAITING  --checkpoint_wait: a tick, or checkpoint_nudge------> AWAKE
  *   AWAKE    --snapshot_write (with a snapshot area)-------------> AWAKE
  *   AWAKE    --tmpls_watch: templates deleted, replaced, leases--> AWAKE
- *   AWAKE    --store_checkpoint, then clean_if_worth_it, when
+ *   AWAKE    --store_checkpoint, then store_clean_auto, when
  *              cp_ms passed or nudged--------------------------> WAITING
  *   any      --checkpoint_stop (store_close)---------------------> STOPPED
  * The snapshot comes first: a long checkpoint must not keep a replacement's
@@ -294,6 +294,7 @@ store_new(const struct store_opts *o)
 	pthread_mutex_init(&st->cat_lock, NULL);
 	pthread_mutex_init(&st->clean_lock, NULL);
 	st->segment_size = o->segment_size ? o->segment_size : WLOG_SEGMENT_SIZE_DEFAULT;
+	store_limits_init(st, o);
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&st->ns_lock, &rwa);
@@ -393,16 +394,16 @@ store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_ladd
 static void
 purge_unlinked(struct store *st)
 {
-	for (size_t i = 0; i < st->disks_cap; i++) {
+	for (size_t i = st->ndisks; i-- > 0; ) {
 		struct disk *d = st->disks[i];
-		if (!d || d->name[0])
+		if (d->name[0])
 			continue;
 		if (catalog_disk_purge(st->cat, d->id) < 0) {
 			hlog(HLOG_WARN, "cannot purge unlinked disk %lld: %s",
 			    (long long)d->id, catalog_error(st->cat));
 			continue;
 		}
-		st->disks[i] = NULL;
+		disk_table_remove(st, d);
 		disk_free(d);
 	}
 }
@@ -506,25 +507,6 @@ store_close(struct store *st)
 /* ---- the checkpoint thread -------------------------------------------- */
 
 /*
- * Clean when the log holds more than twice what the disks use, and the
- * difference is worth more than two segments: a log at most ~2x its live
- * data, cleaned in batches, not a segment at a time.
- */
-static void
-clean_if_worth_it(struct store *st)
-{
-	struct clean_stats cs;
-	uint64_t disk, live;
-	int rc;
-
-	store_log_space(st, &disk, &live);
-	if (disk <= 2 * live || disk - live <= 2 * st->segment_size)
-		return;
-	if ((rc = store_clean(st, 50, &cs)) < 0 && rc != -EBUSY)
-		hlog(HLOG_WARN, "cleaner: %s", strerror(-rc));
-}
-
-/*
  * Background work: a checkpoint every cp_ms (or sooner when nudged), and,
  * when the store has a snapshot area, a map snapshot every
  * STORE_SNAPSHOT_MS so a replacement worker has little log to replay.
@@ -564,7 +546,7 @@ checkpoint_thread(void *arg)
 		    (now.tv_nsec - last_cp.tv_nsec) / 1000000 >= (long)st->cp_ms) {
 			store_checkpoint(st);
 			last_cp = now;
-			clean_if_worth_it(st);
+			store_clean_auto(st);
 		}
 	}
 	return NULL;

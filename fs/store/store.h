@@ -48,6 +48,11 @@ struct store_opts {
 						   from the process that took it, or 0:
 						   store_open takes the lock (fd 0 is never
 						   it: a worker's stdin is /dev/null) */
+	uint64_t	 space_reserve;		/* bytes of the data dir's file system kept for
+						   the cleaner and checkpoints: 0 default (see
+						   STORE_RESERVE_*), STORE_RESERVE_NONE none */
+	uint64_t	 max_extents;		/* extents of all maps: 0 default */
+	uint64_t	 max_disk_size;		/* 0: default */
 	struct catalog	*catalog;		/* opened ahead by store_catalog_preopen(), or
 						   NULL; store_open() takes it, even on failure */
 };
@@ -55,6 +60,17 @@ struct store_opts {
 #define STORE_CHECKPOINT_MS_DEFAULT	10000
 #define STORE_SNAPSHOT_MS		500	/* the longest between map snapshots */
 #define STORE_CHECKPOINT_LOG_BYTES	(UINT64_C(256) << 20)
+/*
+ * The default reserve: two segments (what a cleaner pass copies into before
+ * it releases anything, with room to roll) plus 64 MiB for the catalog's
+ * growth, but at most an eighth of the file system.
+ */
+#define STORE_RESERVE_CATALOG		(UINT64_C(64) << 20)
+#define STORE_RESERVE_MAX_FRACTION	8
+#define STORE_RESERVE_NONE		UINT64_MAX
+/* 8 Mi extents: at most 48 bytes each in a map, so ~400 MiB of maps (docs/design.md) */
+#define STORE_EXTENTS_MAX_DEFAULT	(UINT64_C(8) << 20)
+#define STORE_DISK_SIZE_MAX_DEFAULT	(UINT64_C(16) << 40)	/* 16 TiB */
 
 struct disk_attr {
 	uint64_t id;
@@ -159,6 +175,17 @@ int store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 void store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes);
 uint64_t store_log_released(struct store *st);	/* bytes the cleaner ever gave back */
 uint64_t store_log_spare(struct store *st);	/* bytes kept for reuse (wlog_spare_bytes) */
+
+/* Space and memory limits, for status (diskio.c). */
+struct store_space {
+	uint64_t free_bytes;	/* free on the data dir's file system now */
+	uint64_t reserve_bytes;	/* of which guests may not use */
+	uint64_t extents;	/* in all disks' maps (an upper bound) */
+	uint64_t extents_max;
+	uint64_t map_bytes;	/* memory the maps and dirty sets hold */
+	uint64_t disk_size_max;
+};
+void store_space(struct store *st, struct store_space *out);
 
 /*
  * The checkpoints' health, for status: an operator must see a catalog that

@@ -75,8 +75,10 @@ struct store {
 	pthread_rwlock_t ns_lock;
 	pthread_mutex_t	 log_lock;
 
-	struct disk	**disks;	/* by id */
-	size_t		 disks_cap;
+	struct disk	**disks;	/* sorted by id (disks.c) */
+	size_t		 ndisks, disks_alloc;
+	struct disk	**by_name;	/* the named ones, sorted by name */
+	size_t		 nnamed, by_name_alloc;
 	struct tmpl	**tmpls;
 	size_t		 ntmpls;
 
@@ -90,6 +92,22 @@ struct store {
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
 	struct store_cp_health cp_health;	/* under cp_mu; age_s and log_bytes_since unused */
 	int64_t		 cp_ok_ns;	/* under cp_mu: CLOCK_MONOTONIC when the last good one ended */
+
+	/*
+	 * Limits (diskio.c).  A guest write that would leave less than
+	 * space_reserve bytes free on the data dir's file system, or grow the
+	 * maps past extents_max extents, gets ENOSPC; the cleaner's moves and
+	 * the checkpoints are not held to either, so they can still run.
+	 */
+	uint64_t	 space_reserve_opt;	/* store_opts.space_reserve */
+	uint64_t	 space_reserve;		/* under log_lock: in effect */
+	uint64_t	 space_free;		/* under log_lock: as of the last look, less appends since */
+	int64_t		 space_woke_ns;		/* under log_lock: the last wake of the cleaner */
+	uint64_t	 extents_max;
+	uint64_t	 extents;		/* under log_lock: at least the extents of all maps */
+	int		 extents_counted;	/* under log_lock: extents was counted since open */
+	int		 extents_refusing;	/* under log_lock: the cap was hit (logged once) */
+	uint64_t	 disk_size_max;		/* a disk cannot be made larger (store_resize) */
 
 	pthread_mutex_t	 clean_lock;	/* one cleaner or check at a time (cleaner.c) */
 	uint64_t	 segment_size;
@@ -133,10 +151,17 @@ struct disk *disk_by_name(struct store *st, const char *name);
 struct disk *disk_new(const struct catalog_disk *cd, struct tmpl *t);
 void disk_free(struct disk *d);
 int disk_table_put(struct store *st, struct disk *d);
+void disk_table_remove(struct store *st, struct disk *d);
+/* Rename d ("" unlinks it), keeping the name index sorted. */
+void disk_table_rename(struct store *st, struct disk *d, const char *name);
+/* The index in st->disks of the first disk whose id is id or more. */
+size_t disk_index_after(struct store *st, uint64_t id);
 /* Open: the catalog's disks, with empty maps; close: free them all. */
 int disks_load(struct store *st);
 void disks_free(struct store *st);
 
+/* The extents of every disk's map now, and (if mem) the bytes maps and dirty sets hold (ns_lock held). */
+uint64_t disks_extent_count(struct store *st, uint64_t *mem);
 /* The ids of the disks now (for work that visits them one at a time, without ns_lock). */
 int disk_ids(struct store *st, uint64_t **ids, size_t *n);
 
@@ -198,6 +223,8 @@ int checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeov
     int from_snapshot, struct wlog_replay_stats *rs, char *err, size_t errlen);
 /* After appending: wake the checkpointer if the log since the checkpoint is long. */
 void checkpoint_nudge(struct store *st);
+/* Wake the checkpoint thread now (a checkpoint, then the cleaner: space is short). */
+void checkpoint_wake(struct store *st);
 /* The checkpoint thread: wait up to ms: 1 if nudged, 0 if not, -1 when told to stop. */
 int checkpoint_wait(struct store *st, unsigned ms);
 void checkpoint_stop(struct store *st);
@@ -207,11 +234,26 @@ int store_meta_set(struct store *st, const char *key, const char *value, char *e
 
 /* ---- diskio.c: reading and writing disks -------------------------------- */
 
+/* Open: the limits of store_opts (or their defaults). */
+void store_limits_init(struct store *st, const struct store_opts *o);
+/* Look at the data dir's free space again (the cleaner, status): free bytes, reserve. */
+void store_space_look(struct store *st, uint64_t *free_bytes, uint64_t *reserve);
+
 /*
  * Move every live extent of every disk out of log segment seg, to the log's
  * tail (the cleaner).  buf holds REC_DATA_MAX bytes; bytes moved are added
  * to *moved.  0, or -errno: then seg must stay.
  */
 int store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved);
+
+/* ---- cleaner.c: giving space back ---------------------------------------- */
+
+/*
+ * The checkpoint thread, after a checkpoint: clean when the log holds more
+ * than twice what the disks use and the difference is more than two
+ * segments (a log at most ~2x its live data, cleaned in batches), or when
+ * the data dir's free space is down to the reserve plus a segment.
+ */
+void store_clean_auto(struct store *st);
 
 #endif
