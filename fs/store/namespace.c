@@ -454,9 +454,22 @@ store_forget_disk(struct store *st, uint64_t id)
 void
 store_purge_unheld(struct store *st)
 {
+	uint64_t next = 1, id;
+
+	/* cat_lock keeps names and ids from changing; a purge only removes the disk it looks at */
 	pthread_mutex_lock(&st->cat_lock);
-	for (size_t id = 1; id < st->disks_cap; id++)
+	for (;;) {
+		size_t i;
+
+		pthread_rwlock_rdlock(&st->ns_lock);
+		i = disk_index_after(st, next);
+		id = i < st->ndisks ? (uint64_t)st->disks[i]->id : 0;
+		pthread_rwlock_unlock(&st->ns_lock);
+		if (!id)
+			break;
 		disk_purge_if_unheld(st, id);
+		next = id + 1;
+	}
 	pthread_mutex_unlock(&st->cat_lock);
 }
 
