@@ -39,9 +39,9 @@ poke_byte(const char *path, uint64_t off, unsigned char v)
 	close(fd);
 }
 
-/* Wait (10 s at most) until the catalog holds base.img's content sums. */
+/* Wait (10 s at most) until the catalog holds template name's content sums. */
 static void
-wait_content_sums(void)
+wait_content_sums(const char *name)
 {
 	char path[256];
 	sqlite3 *db;
@@ -52,8 +52,9 @@ wait_content_sums(void)
 	sqlite3_busy_timeout(db, 1000);
 	for (int i = 0; i < 1000 && !have; i++) {
 		sqlite3_stmt *q;
-		if (sqlite3_prepare_v2(db, "SELECT count(*) FROM templates WHERE name = 'base.img' "
+		if (sqlite3_prepare_v2(db, "SELECT count(*) FROM templates WHERE name = ?1 "
 		    "AND content_sums IS NOT NULL", -1, &q, NULL) == SQLITE_OK &&
+		    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC) == SQLITE_OK &&
 		    sqlite3_step(q) == SQLITE_ROW)
 			have = sqlite3_column_int(q, 0) > 0;
 		sqlite3_finalize(q);
@@ -61,7 +62,7 @@ wait_content_sums(void)
 			usleep(10000);
 	}
 	sqlite3_close(db);
-	ck_assert_msg(have, "the content sums of base.img were not recorded within 10 s");
+	ck_assert_msg(have, "the content sums of %s were not recorded within 10 s", name);
 }
 
 /*
@@ -102,7 +103,7 @@ START_TEST(changed_template_makes_its_disks_refuse_io_and_others_keep_working)
 	OK(op_write(st, ida, &ma, 5000, 100, 1));
 	OK(op_write(st, idb, &mb, 5000, 100, 2));
 	if (_i >= 4)
-		wait_content_sums();
+		wait_content_sums("base.img");
 	store_close(st);
 
 	ck_assert_int_eq(stat(base, &sb), 0);
@@ -208,6 +209,35 @@ START_TEST(changed_template_makes_its_disks_refuse_io_and_others_keep_working)
 }
 END_TEST
 
+/* The sums of a sparse template cover its holes: a byte written into one is seen. */
+START_TEST(content_sums_cover_a_sparse_templates_holes)
+{
+	struct store *st = sopen();
+	unsigned char buf[16];
+	char path[256];
+	struct stat sb;
+	uint64_t id;
+	int fd;
+
+	tmpl_path("sparse.img", path, sizeof(path));
+	fd = open(path, O_CREAT | O_WRONLY, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 3 * (1 << 20)), 0);
+	ck_assert_int_eq(pwrite(fd, tmpl_bytes, 4096, 1 << 20), 4096);	/* chunk 1: data */
+	close(fd);
+	id = mkdisk(st, "ds", "sparse.img", 0);
+	wait_content_sums("sparse.img");
+	store_close(st);
+
+	ck_assert_int_eq(stat(path, &sb), 0);
+	poke_byte(path, 100, 0x5a);	/* chunk 0 was all hole */
+	set_mtime(path, sb.st_mtim);
+	st = sopen();
+	ck_assert_int_eq(store_read(st, id, buf, sizeof(buf), 0), -EIO);
+	store_close(st);
+}
+END_TEST
+
 /* store_create's answer for template tmpl: its rc, the message in err. */
 static int
 try_clone(struct store *st, const char *name, const char *tmpl, char *err, size_t errlen)
@@ -282,6 +312,7 @@ END_TEST
 FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
 	tcase_add_loop_test(tc, changed_template_makes_its_disks_refuse_io_and_others_keep_working, 0, 6);
+	tcase_add_test(tc, content_sums_cover_a_sparse_templates_holes);
 	tcase_add_test(tc, template_names_resolve_only_beneath_the_template_dir);
 	tcase_add_test(tc, fifo_and_device_templates_are_never_opened);
 }

@@ -32,6 +32,7 @@
 #include <inttypes.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,14 +68,38 @@ template_fingerprint(int fd, uint64_t size, char *out, size_t len)
 	return 0;
 }
 
+/* crc32c of len zero bytes (len <= TEMPLATE_CHUNK): what a hole sums to. */
+static uint32_t
+template_zero_sum(uint64_t len)
+{
+	static const unsigned char zeros[64 << 10];
+	static _Atomic uint32_t full;	/* of a whole chunk; 0 until computed (never its value) */
+	uint32_t crc = len == TEMPLATE_CHUNK ? atomic_load(&full) : 0;
+
+	if (crc)
+		return crc;
+	for (uint64_t done = 0; done < len; done += sizeof(zeros))
+		crc = crc32c(crc, zeros, len - done < sizeof(zeros) ? len - done : sizeof(zeros));
+	if (len == TEMPLATE_CHUNK)
+		atomic_store(&full, crc);
+	return crc;
+}
+
 int
 template_chunk_sum(int fd, uint64_t size, uint64_t i, void *buf, uint32_t *sum)
 {
 	uint64_t off = i * TEMPLATE_CHUNK, want, done = 0;
+	off_t data;
 
 	if (off >= size)
 		return -EINVAL;
 	want = size - off < TEMPLATE_CHUNK ? size - off : TEMPLATE_CHUNK;
+	/* a chunk that is all hole reads as zeros: no need to read them */
+	data = lseek(fd, (off_t)off, SEEK_DATA);
+	if ((data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= off + want)) {
+		*sum = template_zero_sum(want);
+		return 0;
+	}
 	while (done < want) {
 		ssize_t n = pread(fd, (char *)buf + done, want - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
