@@ -51,7 +51,11 @@ struct tmpl {
 	uint32_t	*sums;
 	uint64_t	 nchunks;
 	_Atomic unsigned char *verified;
-	_Atomic int	 verify_done;	/* the verifier has nothing left to do for it */
+	/*
+	 * tmpl_reopened() counts in reopens; the verifier sets done_for to
+	 * reopens + 1 as it was when its pass began: it has work while they differ.
+	 */
+	_Atomic unsigned reopens, done_for;
 };
 
 struct disk {

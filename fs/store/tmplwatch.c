@@ -205,7 +205,7 @@ tmpl_reopened(struct tmpl *t, int fd)
 	t->local = template_fs_is_local(fd);
 	for (uint64_t i = 0; atomic_load(&t->sums_known) && i < t->nchunks; i++)
 		atomic_store(&t->verified[i], 0);
-	atomic_store(&t->verify_done, 0);
+	atomic_fetch_add(&t->reopens, 1);
 	t->problem[0] = '\0';
 }
 
@@ -484,7 +484,8 @@ verifier_next(struct store *st)
 
 	pthread_mutex_lock(&st->cat_lock);
 	for (size_t i = 0; i < st->ntmpls && !t; i++)
-		if (!atomic_load(&st->tmpls[i]->verify_done) && st->tmpls[i]->fd >= 0 &&
+		if (atomic_load(&st->tmpls[i]->done_for) != atomic_load(&st->tmpls[i]->reopens) + 1 &&
+		    st->tmpls[i]->fd >= 0 &&
 		    !__atomic_load_n(&st->tmpls[i]->problem[0], __ATOMIC_ACQUIRE))
 			t = st->tmpls[i];
 	pthread_mutex_unlock(&st->cat_lock);
@@ -518,6 +519,7 @@ verifier_compute(struct store *st, struct tmpl_verifier *v, struct tmpl *t)
 	uint64_t n = TEMPLATE_CHUNKS(t->rec.size);
 	uint32_t *sums = malloc((n ? n : 1) * sizeof(*sums));
 	_Atomic unsigned char *verified = malloc(n ? n : 1);
+	unsigned pass = atomic_load(&t->reopens) + 1;
 	int rc = sums && verified ? 0 : -ENOMEM;
 
 	for (uint64_t i = 0; rc == 0 && i < n; i++)
@@ -552,7 +554,7 @@ verifier_compute(struct store *st, struct tmpl_verifier *v, struct tmpl *t)
 		hlog(HLOG_WARN, "template '%s': content sums not computed: %s", t->rec.name,
 		    strerror(-rc));
 	}
-	atomic_store(&t->verify_done, 1);
+	atomic_store(&t->done_for, pass);
 out:
 	free(sums);
 	free((void *)verified);
@@ -562,6 +564,8 @@ out:
 static void
 verifier_verify(struct store *st, struct tmpl_verifier *v, struct tmpl *t)
 {
+	unsigned pass = atomic_load(&t->reopens) + 1;
+
 	for (uint64_t i = 0; i < t->nchunks; i++) {
 		if (verifier_stopped(v))
 			return;
@@ -571,7 +575,7 @@ verifier_verify(struct store *st, struct tmpl_verifier *v, struct tmpl *t)
 	if (!__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
 		hlog(HLOG_INFO, "template '%s': content verified (%llu MiB)", t->rec.name,
 		    (unsigned long long)t->nchunks);
-	atomic_store(&t->verify_done, 1);
+	atomic_store(&t->done_for, pass);
 }
 
 static void *
