@@ -224,15 +224,6 @@ tmpl_set_problem(struct tmpl *t, const char *fmt, const char *why)
 	hlog(HLOG_ERROR, "%s; its disks refuse I/O from now on", msg);
 }
 
-/*
- * A template changed while its disks are served: written in place or cut
- * (size, mtime of the open file), or deleted or replaced (its link count
- * drops to 0, or, with by_name, its name leads to another file).  Called
- * by the checkpoint thread with by_name, and after each read from a template
- * that has no lease (tmpl_read_checked): one fstat (tmpl_fstat), so bytes
- * read after a write(2) to it are never served (the writer updates mtime
- * before it copies its data).
- */
 static const char tmpl_changed[] = "template '%s' changed since its disks were cloned (%s)";
 
 /*
@@ -258,6 +249,15 @@ tmpl_fstat(const struct tmpl *t, struct stat *sb)
 	return 0;
 }
 
+/*
+ * A template changed while its disks are served: written in place or cut
+ * (size, mtime of the open file), or deleted or replaced (its link count
+ * drops to 0, or, with by_name, its name leads to another file).  Called
+ * by the checkpoint thread with by_name, and after each read from a template
+ * that has no lease (tmpl_read_checked): one fstat (tmpl_fstat), so bytes
+ * read after a write(2) to it are never served (the writer updates mtime
+ * before it copies its data).
+ */
 int
 tmpl_check(struct tmpl *t, int by_name)
 {
