@@ -1,4 +1,6 @@
--- hcowfs catalog, schema version 2 (log format 2: extents name records).
+-- hcowfs catalog, schema version 3 (log format 2: extents name records).
+-- Version 2 had no btime_ns, handle, content_sums in templates; a version 2
+-- catalog is migrated at its first writable open (fs/store/catalog.c).
 --
 -- The catalog lives in DATADIR/catalog.db.  It holds the disks, the template
 -- versions they were cloned from, and the extent map as of the last
@@ -23,7 +25,11 @@ CREATE TABLE templates (
 	mtime_ns	INTEGER NOT NULL,
 	ino		INTEGER NOT NULL,
 	fingerprint	TEXT NOT NULL,		-- crc32c samples, see fs/store/template.c
-	UNIQUE (name, size, mtime_ns, ino, fingerprint)
+	btime_ns	INTEGER NOT NULL DEFAULT 0,	-- birth time (statx); 0 = not known
+	handle		TEXT NOT NULL DEFAULT '',	-- name_to_handle_at, "type:hex"; '' = not known
+	content_sums	BLOB,			-- crc32c of each 1 MiB, little-endian
+						-- uint32 each; NULL until the first full read
+	UNIQUE (name, size, mtime_ns, ino, fingerprint, btime_ns, handle)
 );
 
 -- One row per disk.  Ids are never reused (AUTOINCREMENT): they are the

@@ -29,6 +29,8 @@ ctl create good.img --template base.img --size 4M >/dev/null
 dd if=/dev/urandom of="$M/good.img" bs=64k count=8 conv=notrunc,fsync status=none
 sum=$(sha256sum < "$M/good.img")
 catalog_sum() { sqlite3 "$T/data/catalog.db" 'select id, name, template_id, size, mode from disks; select * from templates;'; }
+# the template's content sums are recorded in the background after its first clone
+wait_for grep -q "template 'base.img': content sums of" "$T/data/hcowfs.log" || fail "base.img's content sums not recorded"
 before=$(catalog_sum)
 
 mkdir "$T/mnt2"

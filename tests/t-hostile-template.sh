@@ -185,3 +185,72 @@ cp "$T/tmpl/base.img" "$T/tmpl/.new"
 live "template replaced (rename over it)" "replaced by another file" mv "$T/tmpl/.new" "$T/tmpl/base.img"
 remount_fresh
 live "template deleted" "no such file" rm "$T/tmpl/base.img"
+
+# ---- one byte no sample covers: only the content sums can tell ----------------------
+# wait_sums: the catalog holds the content sums of base.img as it now is
+wait_sums() {
+	sums_known() {
+		python3 - "$T/data/catalog.db" "$(stat -c %i "$T/tmpl/base.img")" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+n = db.execute("SELECT count(*) FROM templates WHERE name = 'base.img' AND ino = ? "
+               "AND content_sums IS NOT NULL", (int(sys.argv[2]),)).fetchone()[0]
+sys.exit(0 if n else 1)
+PY
+	}
+	wait_for sums_known || fail "the content sums of base.img were not recorded"
+}
+# flip FILE OFF: one byte of FILE changed in place, its mtime put back
+flip() {
+	python3 - "$1" "$2" <<'PY'
+import os, sys
+st = os.stat(sys.argv[1])
+fd = os.open(sys.argv[1], os.O_RDWR)
+b = os.pread(fd, 1, int(sys.argv[2]))
+os.pwrite(fd, bytes([b[0] ^ 0x01]), int(sys.argv[2]))
+os.close(fd)
+os.utime(sys.argv[1], ns=(st.st_atime_ns, st.st_mtime_ns))
+PY
+}
+unsampled=65540	# between the fingerprint's first two 64 KiB samples of a 4 MiB file
+remount_fresh
+wait_sums
+umount_fs
+# deleted and copied back (cp -a) from a copy differing in that one byte:
+# ext4 often gives the old inode number back, size and mtime are the same
+cp -a "$T/tmpl/base.img" "$T/mod.img"
+flip "$T/mod.img" $unsampled
+ino_before=$(stat -c %i "$T/tmpl/base.img")
+rm "$T/tmpl/base.img"
+cp -a "$T/mod.img" "$T/tmpl/base.img"
+same=$([ "$(stat -c %i "$T/tmpl/base.img")" = "$ino_before" ] && echo "the same" || echo "another")
+mount_fs
+check_disks "template swapped for a copy differing in one byte ($same inode number)" \
+	"replaced by another file|content changed"
+
+remount_fresh
+wait_sums
+umount_fs
+flip "$T/tmpl/base.img" $unsampled	# same file: inode, birth time, handle, size, mtime
+mount_fs
+# the mount cannot tell; the first read of that chunk (or the background pass) does
+python3 -c 'import os,sys; os.pread(os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT), 4096, 65536)' \
+	"$M/a.img" 2>/dev/null && fail "one byte changed in place (mtime put back): its chunk was served"
+check_disks "one byte changed in place, mtime put back (only the content sums differ)" "content changed"
+
+# ---- names that lead outside the template dir, files that are not files --------
+echo "not a template" > "$T/secret"
+ln -s "$T/secret" "$T/tmpl/innocent.img"
+ln -s ../secret "$T/tmpl/up.img"
+mkfifo "$T/tmpl/pipe.img"
+for n in innocent.img up.img; do
+	out=$(ctl create "x-$n" --template "$n" 2>&1) && fail "a clone of $n (a symlink out of the template dir) was made"
+	echo "$out" | grep -q "leads outside the template dir" || fail "clone of $n: $out"
+done
+out=$(timeout 10 "$HCOWCTL" -m "$M" create x-pipe.img --template pipe.img 2>&1) &&
+	fail "a clone of a FIFO was made"
+echo "$out" | grep -q "not a regular file" || fail "clone of a FIFO: $out"
+ln -s other.img "$T/tmpl/alias.img"
+ctl create x-alias.img --template alias.img >/dev/null || fail "a symlink inside the template dir is not followed"
+cmp -n $((2 * MiB)) "$M/x-alias.img" "$T/tmpl/other.img" || fail "x-alias.img does not read other.img"
+ok "symlinks out of the template dir and FIFOs are refused ($out); one inside it is followed"

@@ -12,7 +12,8 @@
  * The schema text is compiled in (schema_sql.c, generated from
  * schema/hcowfs.sql), so a store is always created with the schema this
  * binary understands; an existing store with another schema_version is
- * refused rather than guessed at.
+ * refused rather than guessed at, except version 2, which a writable open
+ * migrates (catalog_migrate_v2) and a read-only one reads as it is.
  *
  * Invariants:
  * - Every write outside a checkpoint (a disk added, renamed, purged, a meta
@@ -215,6 +216,46 @@ catalog_uri(const char *path, char *out, size_t len)
 	snprintf(out + n, len - n, "?mode=ro&immutable=1");
 }
 
+/*
+ * Schema 2 -> 3: templates gain btime_ns, handle (both in the UNIQUE key, so
+ * a file put back with the old inode and mtime is a new version) and
+ * content_sums.  SQLite cannot change a UNIQUE constraint in place: the
+ * table is rebuilt (SQLite's documented way: foreign keys off, new table,
+ * copy, drop, rename, check) in one transaction, with the version.
+ */
+static int
+catalog_migrate_v2(struct catalog *c)
+{
+	static const char *const steps[] = {
+		"PRAGMA foreign_keys = OFF",
+		"BEGIN IMMEDIATE",
+		"CREATE TABLE templates_v3 ("
+		"id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+		"size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ino INTEGER NOT NULL, "
+		"fingerprint TEXT NOT NULL, btime_ns INTEGER NOT NULL DEFAULT 0, "
+		"handle TEXT NOT NULL DEFAULT '', content_sums BLOB, "
+		"UNIQUE (name, size, mtime_ns, ino, fingerprint, btime_ns, handle))",
+		"INSERT INTO templates_v3 (id, name, size, mtime_ns, ino, fingerprint) "
+		"SELECT id, name, size, mtime_ns, ino, fingerprint FROM templates",
+		"DROP TABLE templates",
+		"ALTER TABLE templates_v3 RENAME TO templates",
+		"UPDATE meta SET value = '3' WHERE key = 'schema_version'",
+		"COMMIT",
+		"PRAGMA foreign_keys = ON",
+	};
+	int rc;
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if ((rc = catalog_exec(c, steps[i])) < 0) {
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			sqlite3_exec(c->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+			return rc;
+		}
+	}
+	c->version = 3;
+	return 0;
+}
+
 int
 catalog_open(const char *path, int how, const uint8_t uuid[16],
     uint64_t first_laddr, struct catalog **out, char *err, size_t errlen)
@@ -264,12 +305,19 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 		goto fail;
 	}
 	if (create) {
+		c->version = CATALOG_SCHEMA_VERSION;
 		if ((rc = catalog_init_schema(c, uuid, first_laddr)) < 0) {
 			snprintf(err, errlen, "cannot create catalog '%s': %s", path, c->errmsg);
 			goto fail;
 		}
 	} else {
-		if (atoi(v) != CATALOG_SCHEMA_VERSION) {
+		c->version = atoi(v);
+		if (c->version == 2 && !readonly && (rc = catalog_migrate_v2(c)) < 0) {
+			snprintf(err, errlen, "cannot migrate catalog '%s' from schema version 2: %s",
+			    path, c->errmsg);
+			goto fail;
+		}
+		if (c->version != CATALOG_SCHEMA_VERSION && !(c->version == 2 && readonly)) {
 			rc = -EPROTO;
 			snprintf(err, errlen, "catalog '%s' has schema version %s; this build reads version %d",
 			    path, v, CATALOG_SCHEMA_VERSION);
@@ -414,6 +462,8 @@ template_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 	t.mtime_ns = sqlite3_column_int64(st, 3);
 	t.ino = (uint64_t)sqlite3_column_int64(st, 4);
 	column_str(st, 5, t.fingerprint, sizeof(t.fingerprint));
+	t.btime_ns = sqlite3_column_int64(st, 6);
+	column_str(st, 7, t.handle, sizeof(t.handle));
 	if (!id_ok(t.id) || !name_ok(t.name, 0) || t.size > DISK_SIZE_MAX)
 		return catalog_bad_value(c, "template row %lld ('%.64s', %llu bytes) is out of range",
 		    (long long)t.id, t.name, (unsigned long long)t.size);
@@ -426,7 +476,10 @@ catalog_each_template(struct catalog *c,
 {
 	struct each_row e = { .fn.tmpl = fn, .arg = arg };
 
-	return catalog_each_row(c, "SELECT id, name, size, mtime_ns, ino, fingerprint "
+	/* a version 2 catalog open read-only has neither column: not known */
+	return catalog_each_row(c, c->version == 2 ?
+	    "SELECT id, name, size, mtime_ns, ino, fingerprint, 0, '' FROM templates ORDER BY id" :
+	    "SELECT id, name, size, mtime_ns, ino, fingerprint, btime_ns, handle "
 	    "FROM templates ORDER BY id", template_row, &e);
 }
 
@@ -470,9 +523,9 @@ catalog_template_get(struct catalog *c, struct catalog_template *t)
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(c->db, "INSERT INTO templates (name, size, mtime_ns, ino, fingerprint) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO UPDATE SET name = name RETURNING id",
-	    -1, &st, NULL);
+	rc = sqlite3_prepare_v2(c->db, "INSERT INTO templates (name, size, mtime_ns, ino, fingerprint, "
+	    "btime_ns, handle) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+	    "ON CONFLICT DO UPDATE SET name = name RETURNING id", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return catalog_fail(c, rc);
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
@@ -480,6 +533,8 @@ catalog_template_get(struct catalog *c, struct catalog_template *t)
 	sqlite3_bind_int64(st, 3, t->mtime_ns);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)t->ino);
 	sqlite3_bind_text(st, 5, t->fingerprint, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, t->btime_ns);
+	sqlite3_bind_text(st, 7, t->handle, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		t->id = sqlite3_column_int64(st, 0);
@@ -488,6 +543,86 @@ catalog_template_get(struct catalog *c, struct catalog_template *t)
 		rc = catalog_fail(c, rc);
 	}
 	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_template_set_identity(struct catalog *c, const struct catalog_template *t)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, "UPDATE templates SET btime_ns = ?2, handle = ?3 "
+	    "WHERE id = ?1 AND btime_ns = 0 AND handle = ''", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	sqlite3_bind_int64(st, 1, t->id);
+	sqlite3_bind_int64(st, 2, t->btime_ns);
+	sqlite3_bind_text(st, 3, t->handle, -1, SQLITE_STATIC);
+	rc = catalog_step_done(c, st);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_template_sums(struct catalog *c, int64_t id, uint32_t **sums, uint64_t *n)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	*sums = NULL;
+	*n = 0;
+	if (c->version == 2)
+		return 0;
+	rc = sqlite3_prepare_v2(c->db, "SELECT content_sums FROM templates WHERE id = ?1",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return catalog_fail(c, rc);
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB) {
+		const unsigned char *b = sqlite3_column_blob(st, 0);
+		uint64_t count = (uint64_t)sqlite3_column_bytes(st, 0) / 4;
+		if (count > 0 && !(*sums = malloc(count * sizeof(**sums)))) {
+			sqlite3_finalize(st);
+			return -ENOMEM;
+		}
+		for (uint64_t i = 0; i < count; i++)
+			(*sums)[i] = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 |
+			    (uint32_t)b[4 * i + 2] << 16 | (uint32_t)b[4 * i + 3] << 24;
+		*n = count;
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_template_set_sums(struct catalog *c, int64_t id, const uint32_t *sums, uint64_t n)
+{
+	unsigned char *b = malloc(n * 4 + 1);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!b)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < n; i++)
+		for (int k = 0; k < 4; k++)
+			b[4 * i + (uint64_t)k] = (unsigned char)(sums[i] >> (8 * k));
+	/* never over sums already recorded: they, not the file, say what the version is */
+	rc = sqlite3_prepare_v2(c->db, "UPDATE templates SET content_sums = ?2 "
+	    "WHERE id = ?1 AND content_sums IS NULL", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		free(b);
+		return catalog_fail(c, rc);
+	}
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_blob64(st, 2, b, n * 4, SQLITE_STATIC);
+	rc = catalog_step_done(c, st);
+	sqlite3_finalize(st);
+	free(b);
 	return rc;
 }
 

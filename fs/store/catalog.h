@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define CATALOG_SCHEMA_VERSION	2
+#define CATALOG_SCHEMA_VERSION	3	/* 2 (before template identity) is migrated at open */
 #define CATALOG_LADDR_ZERO	(-1)	/* extents.laddr of a zero extent */
 
 struct catalog;
@@ -27,6 +27,8 @@ struct catalog_template {
 	int64_t	 mtime_ns;
 	uint64_t ino;
 	char	 fingerprint[80];
+	int64_t	 btime_ns;		/* birth time; 0 = not known */
+	char	 handle[272];		/* file handle, "type:hex"; "" = not known */
 };
 
 struct catalog_disk {
@@ -74,6 +76,16 @@ int catalog_each_extent(struct catalog *c,
 
 /* The id of the template row matching t exactly, added if new. */
 int catalog_template_get(struct catalog *c, struct catalog_template *t);
+
+/*
+ * Fill in a template row's birth time and handle where they were not known
+ * (a row from schema version 2): once, from the file that matched the rest.
+ */
+int catalog_template_set_identity(struct catalog *c, const struct catalog_template *t);
+/* The content sums of template id (n 0 and *sums NULL while not recorded); free(*sums). */
+int catalog_template_sums(struct catalog *c, int64_t id, uint32_t **sums, uint64_t *n);
+/* Record template id's content sums (written once, after the first full read). */
+int catalog_template_set_sums(struct catalog *c, int64_t id, const uint32_t *sums, uint64_t n);
 
 /* Add a disk; sets d->id.  -EEXIST if the name is taken. */
 int catalog_disk_add(struct catalog *c, struct catalog_disk *d);

@@ -40,6 +40,7 @@ struct catalog {
 	sqlite3		*db;
 	sqlite3_stmt	*st[ST_COUNT];
 	char		 errmsg[256];
+	int		 version;	/* schema version (2: read-only, not migrated) */
 	int64_t		(*rows)[3];	/* catalog_range_replace(): a range's rows */
 	size_t		 rows_cap;
 };

@@ -198,27 +198,19 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 	}
 	t = tmpl_by_id(st, rec.id);
 	if (!t) {
-		if (!(t = calloc(1, sizeof(*t)))) {
+		if (!(t = tmpl_new(&rec, fd, st->tmpldirfd))) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		t->rec = rec;
-		t->fd = fd;
-		t->dirfd = st->tmpldirfd;
-		t->alloc_bytes = fd_alloc_bytes(fd);
+		fd = -1;
 		if ((rc = tmpl_add(st, t)) < 0) {
-			free(t);
+			tmpl_free(t);
 			goto out;
 		}
-		fd = -1;
 	} else if (t->problem[0]) {
 		/* the file is back as it was when those disks were cloned */
 		pthread_rwlock_wrlock(&st->ns_lock);
-		if (t->fd >= 0)
-			close(t->fd);	/* kept open when the change was seen while serving */
-		t->fd = fd;
-		t->alloc_bytes = fd_alloc_bytes(fd);
-		t->problem[0] = '\0';
+		tmpl_reopened(t, fd);
 		pthread_rwlock_unlock(&st->ns_lock);
 		fd = -1;
 		hlog(HLOG_INFO, "template '%s' matches its recorded version again", tmpl_name);

@@ -41,6 +41,21 @@ struct tmpl {
 	 */
 	_Atomic int	 leased;
 	unsigned	 lease_gen;
+	int		 local;		/* template_fs_is_local(): leases, fstat see every writer */
+	/*
+	 * Content sums (template.h), once known: sums_known is set (release)
+	 * after sums, nchunks and verified.  verified[i]: chunk i matched its
+	 * sum since fd was opened; a read serves no chunk before that.
+	 */
+	_Atomic int	 sums_known;
+	uint32_t	*sums;
+	uint64_t	 nchunks;
+	_Atomic unsigned char *verified;
+	/*
+	 * tmpl_reopened() counts in reopens; the verifier sets done_for to
+	 * reopens + 1 as it was when its pass began: it has work while they differ.
+	 */
+	_Atomic unsigned reopens, done_for;
 };
 
 struct disk {
@@ -125,12 +140,18 @@ struct store {
 	size_t		 snap_cap;
 	int		 snap_full_logged;
 	long		 snap_cost_us;	/* time the last snapshot held the log lock */
+	struct tmpl_verifier *tverify;	/* tmplwatch.c's content thread, or NULL */
 };
 
 /* ---- tmplwatch.c: the templates in use --------------------------------- */
 
 struct tmpl *tmpl_by_id(struct store *st, int64_t id);
 int tmpl_add(struct store *st, struct tmpl *t);
+/* A template loaded from its open file fd (owned from now on) and catalog row; NULL if out of memory. */
+struct tmpl *tmpl_new(const struct catalog_template *rec, int fd, int dirfd);
+/* t's file is back as recorded, open as fd: serve it again, verifying afresh.  Under ns_lock exclusive. */
+void tmpl_reopened(struct tmpl *t, int fd);
+void tmpl_free(struct tmpl *t);
 int tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off);
 /* Does the template file still match rec (by_name: its name too)?  If not, set problem: 0 or -EIO. */
 int tmpl_check(struct tmpl *t, int by_name);

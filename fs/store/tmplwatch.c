@@ -15,6 +15,15 @@
  *   last and read with acquire, so a reader that sees it sees the message.
  * - A byte read from a template is served only if, after the read, the file
  *   was seen unchanged: by one fstat (tmpl_check) or by an unbroken lease.
+ *   On a file system that is not local (FUSE, network: template_fs_is_local)
+ *   no lease is taken and the look is a statx that asks the server
+ *   (AT_STATX_FORCE_SYNC), not the kernel's cached attributes.
+ * - Once a template's content sums are known, a read serves no byte of a
+ *   chunk whose sum has not matched since the file was opened
+ *   (tmpl_verify_range verifies it first, holding that one read).  The
+ *   verifier thread (one per writable store) computes the sums of a new
+ *   version once, in the background, and records them in the catalog; on
+ *   every later open it verifies every chunk in the background too.
  * - A problem is cleared only by store_create (namespace.c), under cat_lock
  *   and ns_lock exclusive, when the file is back as it was.
  *
@@ -24,8 +33,16 @@
  *   LOADED ok    --tmpl_lease (checkpoint thread)-----------> LEASED
  *   LEASED       --lease_broken (signal: a writer opens it)--> LOADED ok
  *   LEASED       --tmpl_check (by name: deleted, replaced)--> PROBLEM
- *   PROBLEM      --store_create finds it as recorded---------> LOADED ok
+ *   PROBLEM      --store_create finds it as recorded (tmpl_reopened)--> LOADED ok
+ *   any ok       --a chunk's sum does not match (tmpl_verify_chunk)---> PROBLEM
  *   (open: tmpls_load sets LOADED ok or PROBLEM)
+ *
+ * Content sums of one template, apart from the states above:
+ *
+ *   UNKNOWN  --verifier: full read, file unchanged, row written--> KNOWN (all verified)
+ *   KNOWN    --tmpls_load (sums read from the catalog)-----------> KNOWN (none verified)
+ *   KNOWN    --tmpl_verify_chunk, by a read or the verifier------> chunk verified
+ *   KNOWN    --tmpl_reopened------------------------------------> KNOWN (none verified)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +52,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hlog.h"
@@ -69,12 +88,79 @@ fd_alloc_bytes(int fd)
 	return fstat(fd, &sb) == 0 ? (uint64_t)sb.st_blocks * 512 : 0;
 }
 
+struct tmpl *
+tmpl_new(const struct catalog_template *rec, int fd, int dirfd)
+{
+	struct tmpl *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->rec = *rec;
+	t->fd = fd;
+	t->dirfd = dirfd;
+	if (fd >= 0) {
+		t->alloc_bytes = fd_alloc_bytes(fd);
+		t->local = template_fs_is_local(fd);
+	}
+	return t;
+}
+
+void
+tmpl_free(struct tmpl *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->sums);
+	free((void *)t->verified);
+	free(t);
+}
+
+/* Take the content sums recorded for t's version, if any: none of its chunks verified yet. */
+static int
+tmpl_sums_load(struct store *st, struct tmpl *t)
+{
+	uint32_t *sums;
+	uint64_t n;
+	int rc;
+
+	if ((rc = catalog_template_sums(st->cat, t->rec.id, &sums, &n)) < 0)
+		return rc;
+	if (n == 0 || n != TEMPLATE_CHUNKS(t->rec.size)) {
+		free(sums);	/* none, or not this size's: computed again */
+		return 0;
+	}
+	if (!(t->verified = calloc(n, 1))) {
+		free(sums);
+		return -ENOMEM;
+	}
+	t->sums = sums;
+	t->nchunks = n;
+	atomic_store_explicit(&t->sums_known, 1, memory_order_release);
+	return 0;
+}
+
+/*
+ * A row from schema version 2 knows no birth time or handle: take them from
+ * the file that matched everything else, once (trust on first use).
+ */
+static void
+tmpl_learn_identity(struct store *st, struct tmpl *t, const struct catalog_template *cur)
+{
+	if (st->readonly || t->rec.btime_ns || t->rec.handle[0] || (!cur->btime_ns && !cur->handle[0]))
+		return;
+	t->rec.btime_ns = cur->btime_ns;
+	snprintf(t->rec.handle, sizeof(t->rec.handle), "%s", cur->handle);
+	if (catalog_template_set_identity(st->cat, &t->rec) < 0)
+		hlog(HLOG_WARN, "template '%s': cannot record its birth time and handle: %s",
+		    t->rec.name, catalog_error(st->cat));
+}
+
 /* Check the template file behind a catalog row; load it (catalog_each_template callback). */
 static int
 tmpl_load(const struct catalog_template *rec, void *arg)
 {
 	struct store *st = arg;
-	struct tmpl *t = calloc(1, sizeof(*t));
+	struct tmpl *t = tmpl_new(rec, -1, st->tmpldirfd);
 	struct catalog_template cur;
 	char err[256];
 	const char *why;
@@ -82,9 +168,6 @@ tmpl_load(const struct catalog_template *rec, void *arg)
 
 	if (!t)
 		return -ENOMEM;
-	t->rec = *rec;
-	t->fd = -1;
-	t->dirfd = st->tmpldirfd;
 	if (st->tmpldirfd < 0) {
 		/* a read-only open for checking, without the template dir */
 		snprintf(t->problem, sizeof(t->problem), "template '%s' not checked: the template "
@@ -102,14 +185,28 @@ tmpl_load(const struct catalog_template *rec, void *arg)
 		t->fd = -1;
 	} else {
 		t->alloc_bytes = fd_alloc_bytes(t->fd);
+		t->local = template_fs_is_local(t->fd);
+		tmpl_learn_identity(st, t, &cur);
 	}
 add:
-	if ((rc = tmpl_add(st, t)) < 0) {
-		if (t->fd >= 0)
-			close(t->fd);
-		free(t);
-	}
+	/* even with a problem: a file put back is checked against these, never re-summed */
+	if ((rc = tmpl_sums_load(st, t)) < 0 || (rc = tmpl_add(st, t)) < 0)
+		tmpl_free(t);
 	return rc;
+}
+
+void
+tmpl_reopened(struct tmpl *t, int fd)
+{
+	if (t->fd >= 0)
+		close(t->fd);	/* kept open when the change was seen while serving */
+	t->fd = fd;
+	t->alloc_bytes = fd_alloc_bytes(fd);
+	t->local = template_fs_is_local(fd);
+	for (uint64_t i = 0; atomic_load(&t->sums_known) && i < t->nchunks; i++)
+		atomic_store(&t->verified[i], 0);
+	atomic_fetch_add(&t->reopens, 1);
+	t->problem[0] = '\0';
 }
 
 /* Set t's problem while it serves; the first to see the change logs it. */
@@ -127,35 +224,59 @@ tmpl_set_problem(struct tmpl *t, const char *fmt, const char *why)
 	hlog(HLOG_ERROR, "%s; its disks refuse I/O from now on", msg);
 }
 
+static const char tmpl_changed[] = "template '%s' changed since its disks were cloned (%s)";
+
+/*
+ * fstat t's open file; on a file system that is not local, ask the server
+ * (FUSE, NFS: the kernel's cached attributes may predate another writer).
+ */
+static int
+tmpl_fstat(const struct tmpl *t, struct stat *sb)
+{
+	struct statx sx;
+
+	if (t->local)
+		return fstat(t->fd, sb);
+	if (statx(t->fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &sx) < 0)
+		return -1;
+	memset(sb, 0, sizeof(*sb));
+	sb->st_size = (off_t)sx.stx_size;
+	sb->st_mtim.tv_sec = sx.stx_mtime.tv_sec;
+	sb->st_mtim.tv_nsec = sx.stx_mtime.tv_nsec;
+	sb->st_nlink = sx.stx_nlink;
+	sb->st_ino = sx.stx_ino;
+	sb->st_dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
+	return 0;
+}
+
 /*
  * A template changed while its disks are served: written in place or cut
  * (size, mtime of the open file), or deleted or replaced (its link count
  * drops to 0, or, with by_name, its name leads to another file).  Called
  * by the checkpoint thread with by_name, and after each read from a template
- * that has no lease (tmpl_read_checked): one fstat, so bytes read after a
- * write(2) to it are never served (the writer updates mtime before it
- * copies its data).
+ * that has no lease (tmpl_read_checked): one fstat (tmpl_fstat), so bytes
+ * read after a write(2) to it are never served (the writer updates mtime
+ * before it copies its data).
  */
 int
 tmpl_check(struct tmpl *t, int by_name)
 {
-	static const char changed[] = "template '%s' changed since its disks were cloned (%s)";
 	struct stat sb, named;
 
 	if (__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
 		return -EIO;
-	if (t->fd < 0 || fstat(t->fd, &sb) < 0)
+	if (t->fd < 0 || tmpl_fstat(t, &sb) < 0)
 		return 0;	/* nothing to check against: an open problem covers it */
 	if ((uint64_t)sb.st_size != t->rec.size)
-		tmpl_set_problem(t, changed, "its size changed");
+		tmpl_set_problem(t, tmpl_changed, "its size changed");
 	else if ((int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec != t->rec.mtime_ns)
-		tmpl_set_problem(t, changed, "it was modified");
+		tmpl_set_problem(t, tmpl_changed, "it was modified");
 	else if (!by_name && sb.st_nlink > 0)
 		;	/* the read path: one fstat, no name lookup */
 	else if (fstatat(t->dirfd, t->rec.name, &named, 0) < 0 && errno == ENOENT)
 		tmpl_set_problem(t, "template '%s': %s", "no such file in the template dir");
 	else if (sb.st_nlink == 0 || named.st_ino != sb.st_ino || named.st_dev != sb.st_dev)
-		tmpl_set_problem(t, changed, "it was replaced by another file");
+		tmpl_set_problem(t, tmpl_changed, "it was replaced by another file");
 	return __atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE) ? -EIO : 0;
 }
 
@@ -180,7 +301,9 @@ tmpl_check(struct tmpl *t, int by_name)
  * deletion or rename does not break a lease (the open file keeps its
  * bytes): the by-name look of the same thread sees those.  Where leases are
  * refused (the file system, /proc/sys/fs/leases-enable, a writer has it
- * open) reads keep the fstat.  Only a process that owns the whole store
+ * open) or would not be broken by every writer (a FUSE or network file
+ * system, where the server or another host writes: not t->local) reads keep
+ * the fstat.  Only a process that owns the whole store
  * (the worker, store_opts.template_leases) takes them: the signal is the
  * process's, and no thread of it may block TMPL_LEASE_SIGNAL (a break
  * nobody handles would end, after /proc/sys/fs/lease-break-time, with the
@@ -224,8 +347,9 @@ tmpl_lease(struct tmpl *t)
 	unsigned gen = atomic_load(&lease_breaks);
 
 	pthread_once(&lease_once, lease_setup);
-	if (!lease_ready || t->fd < 0 || __atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
-		return;
+	if (!lease_ready || t->fd < 0 || !t->local ||
+	    __atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+		return;		/* not local: a writer elsewhere would not break it */
 	if (atomic_load_explicit(&t->leased, memory_order_acquire) && t->lease_gen == gen)
 		return;
 	atomic_store(&t->leased, 0);
@@ -249,14 +373,59 @@ tmpl_read_checked(struct tmpl *t)
 	return tmpl_check(t, 0);
 }
 
+/* Verify chunk i of t against its sum (buf: TEMPLATE_CHUNK bytes); -EIO and a problem if it differs. */
+static int
+tmpl_verify_chunk(struct tmpl *t, uint64_t i, void *buf)
+{
+	uint32_t sum;
+	int rc;
+
+	if (atomic_load(&t->verified[i]))
+		return 0;
+	if ((rc = template_chunk_sum(t->fd, t->rec.size, i, buf, &sum)) < 0) {
+		hlog(HLOG_ERROR, "template '%s': cannot read bytes %llu..: %s", t->rec.name,
+		    (unsigned long long)(i * TEMPLATE_CHUNK), strerror(-rc));
+		return -EIO;
+	}
+	if (sum != t->sums[i]) {
+		tmpl_set_problem(t, tmpl_changed, "its content changed");
+		return -EIO;
+	}
+	atomic_store(&t->verified[i], 1);
+	return 0;
+}
+
+/* Before t's bytes [off, off+len) are read: verify their chunks not verified yet. */
+static int
+tmpl_verify_range(struct tmpl *t, uint64_t off, uint64_t len)
+{
+	void *buf = NULL;
+	int rc = 0;
+
+	if (!atomic_load_explicit(&t->sums_known, memory_order_acquire))
+		return 0;	/* the version is this open file (tmpl_check guards it) */
+	for (uint64_t i = off / TEMPLATE_CHUNK; rc == 0 && i <= (off + len - 1) / TEMPLATE_CHUNK; i++) {
+		if (atomic_load(&t->verified[i]))
+			continue;
+		if (!buf && !(buf = malloc(TEMPLATE_CHUNK)))
+			return -ENOMEM;
+		rc = tmpl_verify_chunk(t, i, buf);
+	}
+	free(buf);
+	return rc;
+}
+
 /* Read template bytes for a disk: zeros past the template's end. */
 int
 tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off)
 {
 	uint64_t have = off < t->rec.size ? t->rec.size - off : 0;
+	int rc;
 
 	if (have > len)
 		have = len;
+	if (have > 0 && (rc = tmpl_verify_range(t, off, have)) < 0)
+		return rc;
 	for (uint64_t done = 0; done < have; ) {
 		ssize_t n = pread(t->fd, buf + done, have - done, (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
@@ -276,6 +445,209 @@ tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off)
 	return 0;
 }
 
+/*
+ * The verifier: one thread per writable store (started by the checkpoint
+ * thread's first tmpls_watch) that reads every template in
+ * use once per open, chunk by chunk, so that reads seldom wait for a chunk
+ * to be verified.  For a version whose sums are not known it computes them,
+ * and records them once the whole file was read and the file was seen
+ * unchanged (by name too).  It reads under ns_lock shared, one chunk at a
+ * time, so store_create can swap a template's file (tmpl_reopened) between
+ * two chunks; it never holds cat_lock while reading.
+ */
+struct tmpl_verifier {
+	pthread_t	 thread;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cond;
+	int		 stop;
+	void		*buf;		/* TEMPLATE_CHUNK bytes */
+};
+
+#define TMPL_VERIFY_IDLE_MS	500	/* between two looks for work */
+
+static int
+verifier_stopped(struct tmpl_verifier *v)
+{
+	int stop;
+
+	pthread_mutex_lock(&v->mu);
+	stop = v->stop;
+	pthread_mutex_unlock(&v->mu);
+	return stop;
+}
+
+/* The next template with work for the verifier, or NULL. */
+static struct tmpl *
+verifier_next(struct store *st)
+{
+	struct tmpl *t = NULL;
+
+	pthread_mutex_lock(&st->cat_lock);
+	for (size_t i = 0; i < st->ntmpls && !t; i++)
+		if (atomic_load(&st->tmpls[i]->done_for) != atomic_load(&st->tmpls[i]->reopens) + 1 &&
+		    st->tmpls[i]->fd >= 0 &&
+		    !__atomic_load_n(&st->tmpls[i]->problem[0], __ATOMIC_ACQUIRE))
+			t = st->tmpls[i];
+	pthread_mutex_unlock(&st->cat_lock);
+	return t;
+}
+
+/*
+ * Chunk i of t, under ns_lock shared: with sums known, verify it, else
+ * compute its sum into sums[i].  1 when t has a problem (stop with it), 0 or -errno.
+ */
+static int
+verifier_chunk(struct store *st, struct tmpl *t, uint64_t i, uint32_t *sums, void *buf)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if (__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+		rc = 1;
+	else if (sums)
+		rc = template_chunk_sum(t->fd, t->rec.size, i, buf, &sums[i]);
+	else
+		rc = tmpl_verify_chunk(t, i, buf) < 0 ? 1 : 0;
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+/* Compute t's sums (none known yet), check t unchanged, record and publish them. */
+static void
+verifier_compute(struct store *st, struct tmpl_verifier *v, struct tmpl *t)
+{
+	uint64_t n = TEMPLATE_CHUNKS(t->rec.size);
+	uint32_t *sums = malloc((n ? n : 1) * sizeof(*sums));
+	_Atomic unsigned char *verified = malloc(n ? n : 1);
+	unsigned pass = atomic_load(&t->reopens) + 1;
+	int rc = sums && verified ? 0 : -ENOMEM;
+
+	for (uint64_t i = 0; rc == 0 && i < n; i++)
+		if (verifier_stopped(v))
+			goto out;	/* computed again at the next open */
+		else
+			rc = verifier_chunk(st, t, i, sums, v->buf);
+	if (rc == 0 && tmpl_check(t, 1) < 0)
+		rc = 1;
+	if (rc == 0) {
+		pthread_mutex_lock(&st->cat_lock);
+		if ((rc = catalog_template_set_sums(st->cat, t->rec.id, sums, n)) < 0) {
+			/* this open still knows them; the next one computes them again */
+			hlog(HLOG_WARN, "template '%s': cannot record its content sums: %s",
+			    t->rec.name, catalog_error(st->cat));
+			rc = 0;
+		}
+		pthread_mutex_unlock(&st->cat_lock);
+	}
+	if (rc == 0) {
+		for (uint64_t i = 0; i < n; i++)
+			atomic_init(&verified[i], 1);
+		t->sums = sums;
+		t->verified = verified;
+		t->nchunks = n;
+		atomic_store_explicit(&t->sums_known, 1, memory_order_release);
+		sums = NULL;
+		verified = NULL;
+		hlog(HLOG_INFO, "template '%s': content sums of %llu MiB recorded", t->rec.name,
+		    (unsigned long long)n);
+	} else if (rc < 0) {
+		hlog(HLOG_WARN, "template '%s': content sums not computed: %s", t->rec.name,
+		    strerror(-rc));
+	}
+	atomic_store(&t->done_for, pass);
+out:
+	free(sums);
+	free((void *)verified);
+}
+
+/* Verify every chunk of t not verified yet (sums known). */
+static void
+verifier_verify(struct store *st, struct tmpl_verifier *v, struct tmpl *t)
+{
+	unsigned pass = atomic_load(&t->reopens) + 1;
+
+	for (uint64_t i = 0; i < t->nchunks; i++) {
+		if (verifier_stopped(v))
+			return;
+		if (verifier_chunk(st, t, i, NULL, v->buf) != 0)
+			break;		/* a problem: tmpl_set_problem said it */
+	}
+	if (!__atomic_load_n(&t->problem[0], __ATOMIC_ACQUIRE))
+		hlog(HLOG_INFO, "template '%s': content verified (%llu MiB)", t->rec.name,
+		    (unsigned long long)t->nchunks);
+	atomic_store(&t->done_for, pass);
+}
+
+static void *
+verifier_main(void *arg)
+{
+	struct store *st = arg;
+	struct tmpl_verifier *v = st->tverify;
+
+	while (!verifier_stopped(v)) {
+		struct tmpl *t = verifier_next(st);
+		if (t && atomic_load_explicit(&t->sums_known, memory_order_acquire))
+			verifier_verify(st, v, t);
+		else if (t)
+			verifier_compute(st, v, t);
+		else {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += TMPL_VERIFY_IDLE_MS * 1000000L;
+			until.tv_sec += until.tv_nsec / 1000000000L;
+			until.tv_nsec %= 1000000000L;
+			pthread_mutex_lock(&v->mu);
+			if (!v->stop)
+				pthread_cond_timedwait(&v->cond, &v->mu, &until);
+			pthread_mutex_unlock(&v->mu);
+		}
+	}
+	return NULL;
+}
+
+/* Start the verifier; 0 or -errno. */
+static int
+verifier_start(struct store *st)
+{
+	struct tmpl_verifier *v = calloc(1, sizeof(*v));
+	int rc;
+
+	if (!v || !(v->buf = malloc(TEMPLATE_CHUNK))) {
+		free(v);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&v->mu, NULL);
+	pthread_cond_init(&v->cond, NULL);
+	st->tverify = v;
+	if ((rc = pthread_create(&v->thread, NULL, verifier_main, st)) != 0) {
+		st->tverify = NULL;
+		free(v->buf);
+		free(v);
+		return -rc;
+	}
+	return 0;
+}
+
+/* Stop and join the verifier, if any. */
+static void
+verifier_stop(struct store *st)
+{
+	struct tmpl_verifier *v = st->tverify;
+
+	if (!v)
+		return;
+	pthread_mutex_lock(&v->mu);
+	v->stop = 1;
+	pthread_cond_signal(&v->cond);
+	pthread_mutex_unlock(&v->mu);
+	pthread_join(v->thread, NULL);
+	pthread_mutex_destroy(&v->mu);
+	pthread_cond_destroy(&v->cond);
+	free(v->buf);
+	free(v);
+	st->tverify = NULL;
+}
+
 int
 tmpls_load(struct store *st)
 {
@@ -285,6 +657,12 @@ tmpls_load(struct store *st)
 void
 tmpls_watch(struct store *st)
 {
+	/*
+	 * The verifier starts here, not at open: it writes the catalog, which
+	 * the open uses without cat_lock until the checkpoint thread runs.
+	 */
+	if (!st->tverify && !st->readonly && st->tmpldirfd >= 0 && verifier_start(st) < 0)
+		hlog(HLOG_WARN, "cannot start the template verifier; trying again");
 	pthread_mutex_lock(&st->cat_lock);	/* tmpls only grow, under it */
 	for (size_t i = 0; i < st->ntmpls; i++) {
 		tmpl_check(st->tmpls[i], 1);
@@ -297,11 +675,9 @@ tmpls_watch(struct store *st)
 void
 tmpls_free(struct store *st)
 {
-	for (size_t i = 0; i < st->ntmpls; i++) {
-		if (st->tmpls[i]->fd >= 0)
-			close(st->tmpls[i]->fd);
-		free(st->tmpls[i]);
-	}
+	verifier_stop(st);
+	for (size_t i = 0; i < st->ntmpls; i++)
+		tmpl_free(st->tmpls[i]);
 	free(st->tmpls);
 	st->tmpls = NULL;
 	st->ntmpls = 0;
