@@ -119,15 +119,46 @@ column_str(sqlite3_stmt *st, int col, char *buf, size_t len)
 	snprintf(buf, len, "%s", t ? (const char *)t : "");
 }
 
+/* Prepare the statements used more than once (catalog_sql); 0 or -errno. */
+static int
+catalog_prepare_all(struct catalog *c)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		int rc = sqlite3_prepare_v3(c->db, catalog_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		    &c->st[i], NULL);
+		if (rc != SQLITE_OK)
+			return catalog_fail(c, rc);
+	}
+	return 0;
+}
+
+/* Prepare sql into *st; 0 or -errno (the message kept for catalog_error()). */
+int
+catalog_prepare(struct catalog *c, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(c->db, sql, -1, st, NULL);
+
+	return rc == SQLITE_OK ? 0 : catalog_fail(c, rc);
+}
+
+/* Step a one-off statement that returns no row, then finalize it; 0 or -errno. */
+static int
+catalog_run_once(struct catalog *c, sqlite3_stmt *st)
+{
+	int rc = catalog_step_done(c, st);
+
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int
 catalog_meta_get(struct catalog *c, const char *key, char *buf, size_t len)
 {
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(c->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
+	if ((rc = catalog_prepare(c, "SELECT value FROM meta WHERE key = ?1", &st)) < 0)
+		return rc;
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -165,14 +196,8 @@ catalog_init_schema(struct catalog *c, const uint8_t uuid[16], uint64_t first_la
 		return rc;
 	if ((rc = catalog_exec(c, hcowfs_schema_sql)) < 0)
 		goto fail;
-	for (int i = 0; i < ST_COUNT; i++) {
-		int src = sqlite3_prepare_v3(c->db, catalog_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-		    &c->st[i], NULL);
-		if (src != SQLITE_OK) {
-			rc = catalog_fail(c, src);
-			goto fail;
-		}
-	}
+	if ((rc = catalog_prepare_all(c)) < 0)
+		goto fail;
 	snprintf(v, sizeof(v), "%d", CATALOG_SCHEMA_VERSION);
 	if ((rc = catalog_meta_set(c, "schema_version", v)) < 0 ||
 	    (rc = catalog_meta_set(c, "store_uuid", hex)) < 0)
@@ -323,15 +348,10 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 			    path, v, CATALOG_SCHEMA_VERSION);
 			goto fail;
 		}
-		for (int i = 0; i < ST_COUNT; i++) {
-			int src = sqlite3_prepare_v3(c->db, catalog_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
-			    &c->st[i], NULL);
-			if (src != SQLITE_OK) {
-				rc = catalog_fail(c, src);
-				snprintf(err, errlen, "catalog '%s' does not match the schema: %s",
-				    path, c->errmsg);
-				goto fail;
-			}
+		if ((rc = catalog_prepare_all(c)) < 0) {
+			snprintf(err, errlen, "catalog '%s' does not match the schema: %s",
+			    path, c->errmsg);
+			goto fail;
 		}
 	}
 	*out = c;
@@ -349,9 +369,8 @@ catalog_integrity(struct catalog *c, char *out, size_t outlen)
 	int rc, bad = 0;
 
 	out[0] = '\0';
-	rc = sqlite3_prepare_v2(c->db, "PRAGMA integrity_check(20)", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
+	if ((rc = catalog_prepare(c, "PRAGMA integrity_check(20)", &st)) < 0)
+		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *line = (const char *)sqlite3_column_text(st, 0);
 		if (!line || strcmp(line, "ok") == 0)
@@ -439,9 +458,8 @@ catalog_each_row(struct catalog *c, const char *sql,
 	sqlite3_stmt *st;
 	int rc, r = 0;
 
-	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
+	if ((rc = catalog_prepare(c, sql, &st)) < 0)
+		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		if ((r = row(c, st, ctx)) != 0)
 			break;
@@ -523,11 +541,10 @@ catalog_template_get(struct catalog *c, struct catalog_template *t)
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(c->db, "INSERT INTO templates (name, size, mtime_ns, ino, fingerprint, "
+	if ((rc = catalog_prepare(c, "INSERT INTO templates (name, size, mtime_ns, ino, fingerprint, "
 	    "btime_ns, handle) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-	    "ON CONFLICT DO UPDATE SET name = name RETURNING id", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
+	    "ON CONFLICT DO UPDATE SET name = name RETURNING id", &st)) < 0)
+		return rc;
 	sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)t->size);
 	sqlite3_bind_int64(st, 3, t->mtime_ns);
@@ -552,16 +569,13 @@ catalog_template_set_identity(struct catalog *c, const struct catalog_template *
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(c->db, "UPDATE templates SET btime_ns = ?2, handle = ?3 "
-	    "WHERE id = ?1 AND btime_ns = 0 AND handle = ''", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
+	if ((rc = catalog_prepare(c, "UPDATE templates SET btime_ns = ?2, handle = ?3 "
+	    "WHERE id = ?1 AND btime_ns = 0 AND handle = ''", &st)) < 0)
+		return rc;
 	sqlite3_bind_int64(st, 1, t->id);
 	sqlite3_bind_int64(st, 2, t->btime_ns);
 	sqlite3_bind_text(st, 3, t->handle, -1, SQLITE_STATIC);
-	rc = catalog_step_done(c, st);
-	sqlite3_finalize(st);
-	return rc;
+	return catalog_run_once(c, st);
 }
 
 int
@@ -574,10 +588,8 @@ catalog_template_sums(struct catalog *c, int64_t id, uint32_t **sums, uint64_t *
 	*n = 0;
 	if (c->version == 2)
 		return 0;
-	rc = sqlite3_prepare_v2(c->db, "SELECT content_sums FROM templates WHERE id = ?1",
-	    -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
+	if ((rc = catalog_prepare(c, "SELECT content_sums FROM templates WHERE id = ?1", &st)) < 0)
+		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_BLOB) {
@@ -612,16 +624,12 @@ catalog_template_set_sums(struct catalog *c, int64_t id, const uint32_t *sums, u
 		for (int k = 0; k < 4; k++)
 			b[4 * i + (uint64_t)k] = (unsigned char)(sums[i] >> (8 * k));
 	/* never over sums already recorded: they, not the file, say what the version is */
-	rc = sqlite3_prepare_v2(c->db, "UPDATE templates SET content_sums = ?2 "
-	    "WHERE id = ?1 AND content_sums IS NULL", -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		free(b);
-		return catalog_fail(c, rc);
+	if ((rc = catalog_prepare(c, "UPDATE templates SET content_sums = ?2 "
+	    "WHERE id = ?1 AND content_sums IS NULL", &st)) == 0) {
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_blob64(st, 2, b, n * 4, SQLITE_STATIC);
+		rc = catalog_run_once(c, st);
 	}
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_blob64(st, 2, b, n * 4, SQLITE_STATIC);
-	rc = catalog_step_done(c, st);
-	sqlite3_finalize(st);
 	free(b);
 	return rc;
 }
@@ -632,11 +640,10 @@ catalog_disk_add(struct catalog *c, struct catalog_disk *d)
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(c->db, "INSERT INTO disks (name, template_id, size, mode, uid, gid, "
+	if ((rc = catalog_prepare(c, "INSERT INTO disks (name, template_id, size, mode, uid, gid, "
 	    "mtime_ns, ctime_ns, created, create_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	    -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
+	    &st)) < 0)
+		return rc;
 	sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, d->template_id);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)d->size);
@@ -666,11 +673,8 @@ catalog_disk_rename(struct catalog *c, int64_t id, const char *name, int64_t vic
 
 	if ((rc = catalog_exec(c, "BEGIN IMMEDIATE")) < 0)
 		return rc;
-	rc = sqlite3_prepare_v2(c->db, "UPDATE disks SET name = ?2 WHERE id = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		rc = catalog_fail(c, rc);
+	if ((rc = catalog_prepare(c, "UPDATE disks SET name = ?2 WHERE id = ?1", &st)) < 0)
 		goto fail;
-	}
 	if (victim > 0) {
 		/* the disk renamed over loses its name in the same transaction */
 		sqlite3_bind_int64(st, 1, victim);
@@ -701,19 +705,15 @@ catalog_disk_setattr(struct catalog *c, int64_t id, uint32_t mode, uint32_t uid,
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(c->db, "UPDATE disks SET mode = ?2, uid = ?3, gid = ?4, "
-	    "ctime_ns = ?5 WHERE id = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return catalog_fail(c, rc);
+	if ((rc = catalog_prepare(c, "UPDATE disks SET mode = ?2, uid = ?3, gid = ?4, "
+	    "ctime_ns = ?5 WHERE id = ?1", &st)) < 0)
+		return rc;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int(st, 2, (int)mode);
 	sqlite3_bind_int64(st, 3, uid);
 	sqlite3_bind_int64(st, 4, gid);
 	sqlite3_bind_int64(st, 5, ctime_ns);
-	rc = sqlite3_step(st);
-	rc = rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
-	sqlite3_finalize(st);
-	return rc;
+	return catalog_run_once(c, st);
 }
 
 int

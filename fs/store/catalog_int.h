@@ -64,6 +64,8 @@ int catalog_bad_value(struct catalog *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* SQLite's rc as a negative errno, its message kept for catalog_error(). */
 int catalog_fail(struct catalog *c, int rc);
+/* Prepare sql into *st; 0 or -errno. */
+int catalog_prepare(struct catalog *c, const char *sql, sqlite3_stmt **st);
 /* Run sql that returns no row; 0 or -errno. */
 int catalog_exec(struct catalog *c, const char *sql);
 /* Step a prepared statement that returns no row, and reset it; 0 or -errno. */
