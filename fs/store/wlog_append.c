@@ -265,6 +265,7 @@ wlog_sync(struct wlog *w, uint64_t upto)
 
 	if ((rc = syncer_enter(w, upto, &target)) <= 0)
 		return rc;
+	w->flushes++;
 	if (w->fill_ahead && !w->filling)
 		wlog_fill_start(w);	/* from the first flush on */
 	/* older segments were synced when the log rolled past them */

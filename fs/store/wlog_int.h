@@ -35,7 +35,8 @@
  *   fill_ahead  how far ahead of the tail the filler keeps the newest segment
  *               written (wlog_set_fill; 0 = no filler).  fill_lock is held
  *               while the filler writes zeros and by an append that extends
- *               the file, so the two never write the same bytes.
+ *               the file, so the two never write the same bytes.  It
+ *               writes a chunk only when flushes moved since its last one.
  *   spares[]    files of released segments kept for reuse (SSSSSSSS.spare,
  *               at most WLOG_SPARES_MAX; under spare_lock: the cleaner adds,
  *               a roll takes).  Their content means nothing.
@@ -86,6 +87,8 @@ struct wlog {
 	_Atomic int	 filling;		/* the filler thread runs */
 	int		 fill_stop;
 	uint64_t	 fill_ahead;
+	_Atomic uint64_t flushes;		/* wlog_sync calls that synced */
+	uint64_t	 fill_flushes;		/* flushes when the filler last wrote */
 
 	pthread_mutex_t	 spare_lock;
 	struct spare	 spares[WLOG_SPARES_MAX + 1];	/* + 1: room while trimming at open */
