@@ -181,7 +181,7 @@ END_TEST
 /*
  * The filler: nothing before the first flush (a log never flushed gains
  * nothing from writing its blocks twice); after it, zeros ahead of the
- * tail, so an append lands in bytes the file has and the file does not
+ * tail (a chunk per flush at most), so an append lands in bytes the file has and the file does not
  * grow; across a roll the new segment is filled too, never past the
  * segment size; everything replays after a close.
  */
@@ -213,6 +213,10 @@ START_TEST(filler_writes_ahead_from_the_first_flush_and_across_a_roll)
 			ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
 	}
 	ck_assert_int_le(seg_size(1), WLOG_SEGMENT_SIZE_MIN);
+	/* a flush in segment 2: the filler writes a chunk per flush at most */
+	append_one(w, n * MiB, 4096, n);
+	n++;
+	ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
 	wait_seg_size(2, (int64_t)(LADDR_OFF(wlog_tail(w)) + 2 * MiB));
 	ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
 	wlog_close(w);
