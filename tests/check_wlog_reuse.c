@@ -47,20 +47,6 @@ spare_size(uint32_t segno)
 	return file_size(p);
 }
 
-/* Append one REC_WRITE of len bytes of disk 1 at doff, data seeded by seed. */
-static uint64_t
-append_one(struct wlog *w, uint64_t doff, size_t len, uint64_t seed)
-{
-	unsigned char *buf = malloc(len);
-	uint64_t la;
-
-	ck_assert_ptr_nonnull(buf);
-	fill(buf, len, seed);
-	la = append(w, REC_WRITE, 1, doff, len, buf, NULL);
-	free(buf);
-	return la;
-}
-
 /*
  * A log whose segment 4 is the reused file of segment 1: segments 1..3 full
  * of 1 MiB records (la[0..45), seeds 1000 + i), segment 1 released (its

@@ -252,6 +252,19 @@ append(struct wlog *w, uint16_t type, uint64_t disk, uint64_t off, uint64_t len,
 	return laddr;
 }
 
+uint64_t
+append_one(struct wlog *w, uint64_t doff, size_t len, uint64_t seed)
+{
+	unsigned char *buf = malloc(len);
+	uint64_t la;
+
+	ck_assert_ptr_nonnull(buf);
+	fill(buf, len, seed);
+	la = append(w, REC_WRITE, 1, doff, len, buf, NULL);
+	free(buf);
+	return la;
+}
+
 uint32_t
 hdr_crc_of(const struct rec_header *h)
 {

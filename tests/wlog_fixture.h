@@ -102,6 +102,9 @@ struct wlog *new_log(uint64_t segment_size);
 uint64_t append(struct wlog *w, uint16_t type, uint64_t disk, uint64_t off, uint64_t len,
     const void *data, struct rec_header *out);
 
+/* Append one REC_WRITE of len bytes of disk 1 at doff, data seeded by seed; its address. */
+uint64_t append_one(struct wlog *w, uint64_t doff, size_t len, uint64_t seed);
+
 uint32_t hdr_crc_of(const struct rec_header *h);
 
 /*

@@ -475,6 +475,9 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 
 	if (!o->readonly && (rc = checkpoint_thread_start(st, err, errlen)) < 0)
 		goto fail;
+	/* flushes then write log blocks that exist already: no journal commit (wlog.h) */
+	if (!o->readonly)
+		wlog_set_fill(st->log, WLOG_FILL_AHEAD_DEFAULT);
 	*out = st;
 	return 0;
 fail:

@@ -269,7 +269,9 @@ wlog_take_spares(struct wlog *w, const uint32_t *names, size_t n)
 				close(fd);
 			continue;
 		}
-		w->spares[w->nspares++] = (struct spare){ fd, names[i], (uint64_t)st.st_size };
+		/* what it holds is unknown: stale records, as far as appends are concerned */
+		w->spares[w->nspares++] = (struct spare){ fd, names[i], (uint64_t)st.st_size,
+		    (uint64_t)st.st_size };
 		w->spare_bytes += (uint64_t)st.st_size;
 	}
 	if (w->spare_bytes)
@@ -306,6 +308,8 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 	pthread_mutex_init(&w->sync_lock, NULL);
 	pthread_cond_init(&w->sync_cond, NULL);
 	pthread_mutex_init(&w->spare_lock, NULL);
+	pthread_mutex_init(&w->fill_lock, NULL);
+	pthread_cond_init(&w->fill_cond, NULL);
 	if (!readonly && !(w->cache = reccache_new(RECCACHE_SLOTS))) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "no memory for the log's record cache");
@@ -457,6 +461,7 @@ wlog_close(struct wlog *w)
 {
 	if (!w)
 		return;
+	wlog_fill_stop(w);
 	for (uint32_t s = w->first; s && s <= w->last; s++)
 		if (seg_fd(w, s) >= 0)
 			close(seg_fd(w, s));
@@ -467,6 +472,8 @@ wlog_close(struct wlog *w)
 	pthread_mutex_destroy(&w->sync_lock);
 	pthread_cond_destroy(&w->sync_cond);
 	pthread_mutex_destroy(&w->spare_lock);
+	pthread_mutex_destroy(&w->fill_lock);
+	pthread_cond_destroy(&w->fill_cond);
 	reccache_free(w->cache);
 	free(w->segfd);
 	free(w->segend);

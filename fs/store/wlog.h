@@ -137,6 +137,16 @@ int wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
 int wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
     void *buf, size_t len, const char **why);
 
+/*
+ * Keep the newest segment's file written, with zeros made durable, `ahead`
+ * bytes beyond the tail (a thread of the log does it, from the first
+ * wlog_sync() on), so that an append and its fdatasync write data alone,
+ * and no file system metadata (docs/design.md, "Flushes").  0 stops
+ * filling.  After wlog_replay(), never on a read-only log; 0 or -EINVAL.
+ */
+int wlog_set_fill(struct wlog *w, uint64_t ahead);
+#define WLOG_FILL_AHEAD_DEFAULT		(UINT64_C(32) << 20)
+
 /* Make every record before `upto` durable (group commit: one fdatasync serves all waiters). */
 int wlog_sync(struct wlog *w, uint64_t upto);
 

@@ -4,8 +4,9 @@
  *
  * Invariants:
  *   - appends are serialized by the caller (the store's log lock), so tail,
- *     next_seq and tail_fsize change under that lock only; wlog_sync() and
- *     readers load tail atomically;
+ *     next_seq and stale_end change under that lock only (tail_fsize also
+ *     grows by the filler, wlog_segment.c); wlog_sync() and readers load
+ *     tail atomically;
  *   - a record is written with one pwritev (header, crc table, data, and a
  *     REC_END marker when stale bytes of a reused file follow); tail and
  *     next_seq advance only once all of it is written, and a failed write
@@ -14,19 +15,29 @@
  *     flags): replay would cut everything after it;
  *   - after replay, synced only grows, and only to a tail whose segment was
  *     fdatasync'ed; older segments were made durable when the log rolled
- *     past them.
+ *     past them;
+ *   - an append that ends within tail_fsize writes bytes the file already
+ *     has (the filler's zeros, or stale bytes of a reused file), which the
+ *     filler never writes again; one that extends the file holds fill_lock,
+ *     so the filler never writes zeros over a record.
  *
- * The group commit (under sync_lock), and the function that moves it on:
+ * The group commit (under sync_lock), and the function that moves it on.
+ * Every fdatasync of a log segment goes through it (a guest's flush, a
+ * roll's full segment, the filler's zeros: wlog_sync_segment), so that no
+ * two run at once: a failed writeback is reported to one fdatasync only,
+ * and the one that sees it must break the log before any other can claim
+ * the same pages durable.
  *
  *   from      to        by          when
- *   IDLE      SYNCING   wlog_sync   a caller's `upto` is beyond synced; it takes
- *                                   target = tail, and does the fdatasync unlocked
- *   SYNCING   IDLE      wlog_sync   the fdatasync succeeded: synced = target, every
- *                                   waiter wakes and finds itself served or starts
- *                                   the next one
- *   SYNCING   BROKEN    wlog_sync   the fdatasync failed: the page cache may have
+ *   IDLE      SYNCING   syncer_     a caller's `upto` is beyond synced (wlog_sync),
+ *                       enter       or a segment must be synced (wlog_sync_segment);
+ *                                   it takes target = tail, and does the fdatasync
+ *                                   unlocked
+ *   SYNCING   IDLE      syncer_run  the fdatasync succeeded: synced = target (if the
+ *                                   file synced holds it), every waiter wakes and
+ *                                   finds itself served or starts the next one
+ *   SYNCING   BROKEN    syncer_run  the fdatasync failed: the page cache may have
  *                                   dropped the pages, so no later sync may succeed
- *   any       BROKEN    wlog_roll   the fdatasync of a full segment failed
  *
  * BROKEN lasts until the mount restarts: every wlog_sync() and wlog_append()
  * fails with -EIO.
@@ -43,7 +54,7 @@
 #include "wlog_int.h"
 
 /* Write all of iov at off, continuing after short writes; 0 or -errno. */
-static int
+int
 pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
 {
 	while (cnt > 0) {
@@ -87,10 +98,10 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 {
 	uint64_t dlen = h->type == REC_WRITE ? h->length : 0;
 	struct wlog_sums own;
-	uint64_t tail, off, reclen, fsize;
+	uint64_t tail, off, reclen, end;
 	struct rec_header mark;
 	struct iovec iov[4];
-	int fd, rc, cnt = 1;
+	int fd, rc, cnt = 1, extend;
 
 	assert(w->replayed);
 	if (w->broken)
@@ -120,6 +131,7 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 		tail = w->tail;
 	}
 	off = LADDR_OFF(tail);
+	end = off + reclen;
 	fd = seg_fd(w, LADDR_SEG(tail));
 
 	h->magic = REC_MAGIC;
@@ -137,8 +149,7 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 	}
 	h->hdr_crc = 0;
 	h->hdr_crc = crc32c(0, h, sizeof(*h));
-	fsize = w->tail_fsize;
-	if (off + reclen < fsize) {
+	if (off + reclen < w->stale_end) {
 		/* stale bytes follow in this reused file: end the log visibly (logfmt.h) */
 		memset(&mark, 0, sizeof(mark));
 		mark.magic = REC_MAGIC;
@@ -146,11 +157,12 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 		mark.seq = h->seq + 1;
 		mark.hdr_crc = crc32c(0, &mark, sizeof(mark));
 		iov[cnt++] = (struct iovec){ &mark, sizeof(mark) };
-		if (off + reclen + sizeof(mark) > fsize)
-			fsize = off + reclen + sizeof(mark);
-	} else {
-		fsize = off + reclen;
+		end += sizeof(mark);
 	}
+	/* past the bytes the file has, the filler may be writing: keep it out */
+	extend = end > w->tail_fsize;
+	if (extend)
+		pthread_mutex_lock(&w->fill_lock);
 
 	if (w->append_hook && dlen) {
 		/* fault injection: the header alone, then the hook, then the rest */
@@ -163,14 +175,23 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 	}
 	if (rc < 0) {
 		/* leave no partial record behind for the next append to follow */
-		if (ftruncate(fd, (off_t)off) < 0)
+		if (!extend)
+			pthread_mutex_lock(&w->fill_lock);
+		if (ftruncate(fd, (off_t)off) < 0) {
 			hlog(HLOG_WARN, "cannot cut partial record in segment %08x: %s",
 			    LADDR_SEG(tail), strerror(errno));
-		else
-			w->tail_fsize = off;	/* the stale bytes after it went too */
+		} else {
+			w->tail_fsize = off;	/* the bytes after it went too */
+			if (w->stale_end > off)
+				w->stale_end = off;
+		}
+		pthread_mutex_unlock(&w->fill_lock);
 		return rc;
 	}
-	w->tail_fsize = fsize;
+	if (extend) {
+		w->tail_fsize = end;
+		pthread_mutex_unlock(&w->fill_lock);
+	}
 	w->next_seq++;
 	w->size += reclen;
 	w->tail = LADDR(LADDR_SEG(tail), off + reclen);
@@ -178,38 +199,53 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 	return 0;
 }
 
-int
-wlog_sync(struct wlog *w, uint64_t upto)
+/*
+ * Wait until no fdatasync of the log runs, then own the next one (1), with
+ * *target = the tail then; 0 if the records before upto became durable
+ * meanwhile; -EIO if the log is broken.
+ */
+static int
+syncer_enter(struct wlog *w, uint64_t upto, uint64_t *target)
 {
-	uint64_t target;
-	int rc = 0, fd;
+	int rc;
 
 	pthread_mutex_lock(&w->sync_lock);
 	for (;;) {
 		if (w->broken) {
-			pthread_mutex_unlock(&w->sync_lock);
-			return -EIO;
+			rc = -EIO;
+			break;
 		}
 		if (w->synced >= upto) {
-			pthread_mutex_unlock(&w->sync_lock);
-			return 0;
-		}
-		if (!w->syncing)
+			rc = 0;
 			break;
+		}
+		if (!w->syncing) {
+			w->syncing = 1;
+			*target = w->tail;
+			rc = 1;
+			break;
+		}
 		pthread_cond_wait(&w->sync_cond, &w->sync_lock);
 	}
-	w->syncing = 1;
-	target = w->tail;
 	pthread_mutex_unlock(&w->sync_lock);
+	return rc;
+}
 
-	/* older segments were synced when the log rolled past them */
-	fd = seg_fd(w, LADDR_SEG(target));
+/*
+ * As the owner (syncer_enter), fdatasync fd, the file of segment segno;
+ * on success every record before target is durable (0: it says nothing of
+ * records).  Hands the ownership on.  0 or -EIO (the log is broken then).
+ */
+static int
+syncer_run(struct wlog *w, int fd, uint32_t segno, uint64_t target)
+{
+	int rc = 0;
+
 	if (fdatasync(fd) < 0) {
 		rc = -errno;
 		hlog(HLOG_ERROR, "fdatasync of log segment %08x failed: %s; the log refuses "
-		    "further writes until the mount restarts", LADDR_SEG(target), strerror(errno));
+		    "further writes until the mount restarts", segno, strerror(errno));
 	}
-
 	pthread_mutex_lock(&w->sync_lock);
 	w->syncing = 0;
 	if (rc < 0)
@@ -219,6 +255,33 @@ wlog_sync(struct wlog *w, uint64_t upto)
 	pthread_cond_broadcast(&w->sync_cond);
 	pthread_mutex_unlock(&w->sync_lock);
 	return rc < 0 ? -EIO : 0;
+}
+
+int
+wlog_sync(struct wlog *w, uint64_t upto)
+{
+	uint64_t target;
+	int rc;
+
+	if ((rc = syncer_enter(w, upto, &target)) <= 0)
+		return rc;
+	w->flushes++;
+	if (w->fill_ahead && !w->filling)
+		wlog_fill_start(w);	/* from the first flush on */
+	/* older segments were synced when the log rolled past them */
+	return syncer_run(w, seg_fd(w, LADDR_SEG(target)), LADDR_SEG(target), target);
+}
+
+/* Make segment segno's file durable (fd), as the log's one syncer; 0 or -EIO. */
+int
+wlog_sync_segment(struct wlog *w, uint32_t segno, int fd)
+{
+	uint64_t target;
+	int rc;
+
+	if ((rc = syncer_enter(w, UINT64_MAX, &target)) < 0)
+		return rc;
+	return syncer_run(w, fd, segno, LADDR_SEG(target) == segno ? target : 0);
 }
 
 void

@@ -24,9 +24,19 @@
  *               header's prev_end, or the file's size); the file may be
  *               longer (stale bytes of an earlier life) or, once released,
  *               just its header.
- *   tail_fsize  the newest segment's file size as appends know it: while it
- *               is beyond a new record, stale bytes follow, and the append
- *               writes a REC_END marker after the record.
+ *   tail_fsize  the newest segment's file size as appends know it (records,
+ *               stale bytes of a reused file, zeros of the filler).  Grows
+ *               under fill_lock only, except by an append that stays below it.
+ *   stale_end   the newest segment's bytes before it may hold stale records
+ *               of an earlier life of the file: an append that ends before it
+ *               writes a REC_END marker after its record.  After it, up to
+ *               tail_fsize, the filler's zeros, which read as the end of the
+ *               log by themselves (logfmt.h).
+ *   fill_ahead  how far ahead of the tail the filler keeps the newest segment
+ *               written (wlog_set_fill; 0 = no filler).  fill_lock is held
+ *               while the filler writes zeros and by an append that extends
+ *               the file, so the two never write the same bytes.  It
+ *               writes a chunk only when flushes moved since its last one.
  *   spares[]    files of released segments kept for reuse (SSSSSSSS.spare,
  *               at most WLOG_SPARES_MAX; under spare_lock: the cleaner adds,
  *               a roll takes).  Their content means nothing.
@@ -39,6 +49,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "logfmt.h"
 #include "wlog.h"
@@ -49,6 +60,7 @@ struct spare {
 	int		 fd;
 	uint32_t	 name;		/* SSSSSSSS of SSSSSSSS.spare */
 	uint64_t	 size;		/* bytes of the file */
+	uint64_t	 stale;		/* bytes that may hold records of an earlier life */
 };
 
 struct wlog {
@@ -67,6 +79,16 @@ struct wlog {
 	_Atomic uint64_t released;		/* of which given back by wlog_release() */
 	uint64_t	*segend;		/* by segment number: sealed segments' ends */
 	_Atomic uint64_t tail_fsize;		/* the newest segment's file size */
+	uint64_t	 stale_end;		/* stale bytes may lie before it (appends only) */
+
+	pthread_mutex_t	 fill_lock;
+	pthread_cond_t	 fill_cond;
+	pthread_t	 filler;
+	_Atomic int	 filling;		/* the filler thread runs */
+	int		 fill_stop;
+	uint64_t	 fill_ahead;
+	_Atomic uint64_t flushes;		/* wlog_sync calls that synced */
+	uint64_t	 fill_flushes;		/* flushes when the filler last wrote */
 
 	pthread_mutex_t	 spare_lock;
 	struct spare	 spares[WLOG_SPARES_MAX + 1];	/* + 1: room while trimming at open */
@@ -100,8 +122,14 @@ void seg_name(uint32_t segno, char *buf, size_t len);
 void spare_name(uint32_t segno, char *buf, size_t len);
 int seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end);
 
+/* wlog_append.c */
+int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off);
+int wlog_sync_segment(struct wlog *w, uint32_t segno, int fd);
+
 /* wlog_segment.c */
 int wlog_roll(struct wlog *w);
+void wlog_fill_start(struct wlog *w);
+void wlog_fill_stop(struct wlog *w);
 
 /* wlog_replay.c: what makes a record (header) sound */
 const char *rec_header_check(const struct rec_header *h, uint64_t expect_seq);

@@ -24,6 +24,9 @@
  *
  *   found there                         first open         takeover          read-only
  *   the file's end                      nothing            nothing           nothing
+ *   a header of zeros and zeros to the  left, to be        left              left
+ *   file's end (the filler's,           overwritten
+ *   wlog_segment.c)
  *   REC_END naming the next seq, or a   cut, durably       left, to be       left
  *   sound header of an older record     (logged at INFO)   overwritten
  *   (stale bytes of a reused file)
@@ -259,6 +262,32 @@ window_verify(struct window *win, uint64_t pos, const struct rec_header *h, uint
 	return NULL;
 }
 
+/* Is h all zeros (never written, or the filler's)? */
+static int
+rec_header_blank(const struct rec_header *h)
+{
+	static const struct rec_header zero;
+
+	return memcmp(h, &zero, sizeof(*h)) == 0;
+}
+
+/* Are bytes [from, size) of fd all zeros? */
+static int
+seg_zeros(int fd, uint64_t from, uint64_t size)
+{
+	static const unsigned char zero[64 << 10];
+	unsigned char *buf = malloc(sizeof(zero));
+	int all = buf != NULL;
+
+	for (uint64_t pos = from; all && pos < size; ) {
+		size_t n = size - pos < sizeof(zero) ? (size_t)(size - pos) : sizeof(zero);
+		all = pread(fd, buf, n, (off_t)pos) == (ssize_t)n && memcmp(buf, zero, n) == 0;
+		pos += n;
+	}
+	free(buf);
+	return all;
+}
+
 /*
  * Replay met something that is not the next record at offset pos of the
  * newest segment segno (file bytes up to fsize; h = its header if one was
@@ -275,22 +304,45 @@ window_verify(struct window *win, uint64_t pos, const struct rec_header *h, uint
  * takeover (trust_complete: the page cache holds all that was written, and
  * appends are serialized) leaves stale bytes alone, to be overwritten, and
  * cuts only a torn record.  A read-only open cuts nothing and notes a torn
- * tail.  0 or -errno with err set.
+ * tail.
+ *
+ * A header of zeros is where the filler's zeros begin: the end of the log,
+ * never damage.  When zeros run to the file's end, they are kept for
+ * appends to overwrite, and need no REC_END marker (stale_end).  When
+ * something follows them, it is what a REC_END would have announced
+ * (stale bytes, cut at INFO) unless records of this life (seq or later)
+ * lie there: after a power cut one may (its write landed, an earlier one's
+ * did not), and that is a torn tail like any other.  A takeover keeps all.
+ * 0 or -errno with err set.
  */
 static int
 replay_end(struct wlog *w, uint32_t segno, int fd, uint64_t pos, uint64_t fsize, uint64_t seq,
     int trust_complete, const struct rec_header *h, const char *why,
     struct wlog_replay_stats *stats, char *err, size_t errlen)
 {
-	struct rec_header c;
+	struct rec_header c, part;
 	int stale = 0;
 	uint64_t rest = fsize - pos, later;
 
+	/* less than a header left: zeros of the filler's too, if that is what they are */
+	memset(&part, 0, sizeof(part));
+	if (!h && rest < sizeof(part) && pread(fd, &part, (size_t)rest, (off_t)pos) == (ssize_t)rest)
+		h = &part;
 	if (h) {
 		c = *h;
 		c.hdr_crc = 0;
 		stale = h->magic == REC_MAGIC && crc32c(0, &c, sizeof(c)) == h->hdr_crc &&
 		    (h->type == REC_END ? h->seq <= seq : h->seq < seq);
+	}
+	if (!stale && h && rec_header_blank(h)) {
+		if (trust_complete || seg_zeros(fd, pos, fsize)) {
+			w->size -= rest;
+			w->tail_fsize = fsize;
+			w->stale_end = trust_complete ? fsize : pos;
+			return 0;
+		}
+		/* zeros, then bytes of an earlier life of the file, unless records of this one follow */
+		stale = !seg_later_records_end(fd, pos + 1, fsize, seq - 1);
 	}
 	if (stale) {
 		w->size -= rest;
@@ -309,6 +361,7 @@ replay_end(struct wlog *w, uint32_t segno, int fd, uint64_t pos, uint64_t fsize,
 		}
 		stats->stale_bytes = rest;
 		w->tail_fsize = pos;
+		w->stale_end = pos;
 		return 0;
 	}
 	later = seg_later_records_end(fd, pos + 1, fsize, seq);
@@ -341,6 +394,7 @@ replay_end(struct wlog *w, uint32_t segno, int fd, uint64_t pos, uint64_t fsize,
 	stats->torn_bytes = rest;
 	w->size -= rest;
 	w->tail_fsize = pos;
+	w->stale_end = pos;
 	return 0;
 }
 
@@ -357,6 +411,7 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 	int rc = 0;
 
 	memset(stats, 0, sizeof(*stats));
+	w->stale_end = w->tail_fsize;	/* the newest file's size: unknown bytes may follow */
 	if (next_seq == 0) {
 		/* records start at 1; 0 would also disable the sequence check below */
 		snprintf(err, errlen, "checkpoint names sequence number 0, which no record has");
