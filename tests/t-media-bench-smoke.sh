@@ -1,0 +1,65 @@
+#!/bin/bash
+# Proves `bench/bench --media hybrid --quick` runs end to end on the modelled HDD and
+# SSD: it prints the table and the targets, its CSV has a row per system and job,
+# and it leaves no mount, loop device or daemon behind, also when it is
+# interrupted (SIGTERM) in the middle.  Its figures are not judged here: this
+# machine is shared and noisy.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_root_fuse
+[ -c /dev/loop-control ] || skip "needs /dev/loop-control"
+need fio qemu-storage-daemon qemu-img losetup mkfs.ext4 filefrag debugfs
+[ -x "$top_builddir/bench/media/hddsim" ] || fail "bench/media/hddsim is not built"
+export HDDSIM=$top_builddir/bench/media/hddsim
+scratch
+BENCH=$top_srcdir/bench/bench
+
+# nothing of a run under $1 is left: mounts, loop devices over its model, processes
+left_nothing() {
+	grep -q " $1/" /proc/self/mountinfo && { grep " $1/" /proc/self/mountinfo; return 1; }
+	losetup -a | grep -qF "$1/" && { losetup -a | grep -F "$1/"; return 1; }
+	[ -z "$(pgrep -f -- "$1/")" ] || { pgrep -af -- "$1/"; return 1; }
+}
+
+mkdir "$T/run"
+out=$T/out
+python3 "$BENCH" --media hybrid --quick --dir "$T/run" --csv "$T/bench.csv" >"$out" 2>&1 ||
+    { cat "$out"; fail "bench --media hybrid --quick failed"; }
+cat "$out"
+for m in "^job  *unit  *hcowfs  *qcow2-hybrid  *qcow2-hdd  *raw-hdd  *raw-ssd" "^template randread " \
+	"^randwrite QD8 " "^seqread 1M " "^fdatasync 4 disks " "^mixed 70/30 4 disks " \
+	"^targets (issue 13)" "HDD bytes written by hcowfs without a seek" "^targets met: "; do
+	grep -q "$m" "$out" || fail "no line '$m' in the output"
+done
+ok "bench --media hybrid --quick prints the table and the targets"
+
+for s in hcowfs qcow2-hybrid qcow2-hdd raw-hdd raw-ssd; do
+	for j in "template randread" "randwrite QD1" "randwrite QD8" "rewritten randread" "seqread 1M" \
+		"fdatasync 1 writer" "fdatasync 4 writers"; do
+		grep -q "^io,$j,,$s,[0-9.]*,IOPS$" "$T/bench.csv" || fail "no CSV row for $j on $s"
+	done
+done
+for s in hcowfs qcow2-hybrid qcow2-hdd; do
+	grep -q "^io,mixed 70/30 4 disks,,$s," "$T/bench.csv" || fail "no CSV row for the mixed job on $s"
+done
+grep -q "^overwrite,write amplification," "$T/bench.csv" || fail "no CSV row for the overwrite"
+[ "$(grep -c '^target,' "$T/bench.csv")" -ge 12 ] || fail "the CSV lacks target rows"
+ok "the CSV has a row for every system and job ($(wc -l <"$T/bench.csv") lines)"
+left_nothing "$T/run" || fail "the run left the above behind"
+ok "the run left no mount, loop device or process"
+
+# interrupted once its systems are up
+mkdir "$T/int"
+python3 "$BENCH" --media hybrid --quick --dir "$T/int" >"$T/int.out" 2>&1 &
+pid=$!
+for _ in $(seq 1200); do
+	grep -q "template randread" "$T/int.out" && break
+	kill -0 "$pid" 2>/dev/null || break
+	sleep 0.1
+done
+grep -q "template randread" "$T/int.out" || { cat "$T/int.out"; fail "the second run did not start its jobs"; }
+kill -TERM "$pid"
+st=0
+wait "$pid" || st=$?
+[ "$st" -ne 0 ] || fail "an interrupted run exited 0"
+left_nothing "$T/int" || { cat "$T/int.out"; fail "the interrupted run left the above behind"; }
+ok "interrupted by SIGTERM, it cleaned up (exit $st)"
