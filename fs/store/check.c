@@ -18,8 +18,11 @@
  * Owns nothing between calls.  On a live store no lock is held while
  * records are read: extents are copied in batches (disk_extents_copy, under
  * the disk's lock), and records never change once written.  So a check
- * slows I/O down by its reads only.  It holds clean_lock throughout: the
- * cleaner must not release a segment a batch still names (cleaner.c).
+ * slows I/O down by its reads only.  It holds clean_lock while it reads a
+ * batch: the cleaner must not release a segment a batch still names
+ * (cleaner.c).  Between batches it yields the lock to a cleaner that found
+ * it taken (check_yield), so checks run back to back cannot starve the
+ * cleaner; the next batch is copied afresh and names the moved records.
  *
  * Error convention: store_check() returns the number of problems found
  * (0 = sound) or a negative errno when it could not check at all.
@@ -37,6 +40,8 @@
 #define CHECK_BATCH	512		/* extents copied per visit to the disk lock */
 #define CHECK_CHUNK	(1u << 20)	/* bytes verified per read */
 #define CHECK_REPORT_MAX 20		/* damaged ranges listed per disk */
+#define CHECK_YIELD_POLL_US 10000	/* how often a yielding check looks again */
+#define CHECK_YIELD_POLLS 1000		/* and for how long at most (10 s) */
 
 struct check {
 	struct store	*st;
@@ -158,6 +163,24 @@ check_damage(struct check *c, const char *name, uint64_t id, const struct extent
 	return damaged;
 }
 
+/*
+ * Give clean_lock to a cleaner that asked for it (clean_wanted), between
+ * batches: wake the checkpoint thread, which runs the cleaner, and take the
+ * lock back once the cleaner has it (it clears the flag) or has decided it
+ * need not run.  clean_lock held on entry and on return.
+ */
+static void
+check_yield(struct store *st)
+{
+	if (!atomic_load(&st->clean_wanted))
+		return;
+	pthread_mutex_unlock(&st->clean_lock);
+	checkpoint_wake(st);
+	for (int i = 0; i < CHECK_YIELD_POLLS && atomic_load(&st->clean_wanted); i++)
+		usleep(CHECK_YIELD_POLL_US);
+	pthread_mutex_lock(&st->clean_lock);
+}
+
 static void
 check_disk(struct check *c, uint64_t id)
 {
@@ -191,6 +214,7 @@ check_disk(struct check *c, uint64_t id)
 			bytes += e->len;
 		}
 		pos = b.e[b.n - 1].loff + b.e[b.n - 1].len;
+		check_yield(c->st);
 	}
 	free(b.e);
 	if (!name[0])
@@ -237,8 +261,10 @@ store_check(struct store *st, struct sbuf *out)
 		free(c.buf);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
+		check_yield(st);
 		check_disk(&c, ids[i]);
+	}
 	free(ids);
 	free(c.buf);
 	pthread_mutex_unlock(&st->clean_lock);

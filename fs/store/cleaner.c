@@ -116,9 +116,16 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 	memset(cs, 0, sizeof(*cs));
 	if (st->readonly)
 		return -EROFS;
-	/* a check is reading (it may take minutes): do not hold up the checkpoint thread */
-	if (pthread_mutex_trylock(&st->clean_lock) != 0)
+	/*
+	 * A check is reading (it may take minutes): do not hold up the
+	 * checkpoint thread, but ask the check to yield between its batches
+	 * (check_yield), or checks run back to back would starve the cleaner.
+	 */
+	if (pthread_mutex_trylock(&st->clean_lock) != 0) {
+		atomic_store(&st->clean_wanted, 1);
 		return -EBUSY;
+	}
+	atomic_store(&st->clean_wanted, 0);
 	wlog_segments(st->log, &first, &last);
 	cp_seg = st->cp_laddr ? LADDR_SEG(st->cp_laddr) : first;
 	if (last - first < 1 || cp_seg <= first)
@@ -203,8 +210,10 @@ store_clean_auto(struct store *st)
 	store_space_look(st, &free_bytes, &reserve);
 	short_of_space = reserve && free_bytes < reserve + st->segment_size;
 	store_log_space(st, &disk, &live);
-	if (!short_of_space && (disk <= 2 * live || disk - live <= 2 * st->segment_size))
+	if (!short_of_space && (disk <= 2 * live || disk - live <= 2 * st->segment_size)) {
+		atomic_store(&st->clean_wanted, 0);	/* a yielding check need not wait */
 		return;
+	}
 	rc = store_clean(st, short_of_space ? CLEAN_SHORT_PCT : CLEAN_PCT, &cs);
 	if (rc < 0 && rc != -EBUSY)
 		hlog(HLOG_WARN, "cleaner: %s", strerror(-rc));

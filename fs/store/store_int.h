@@ -125,6 +125,8 @@ struct store {
 	uint64_t	 disk_size_max;		/* a disk cannot be made larger (store_resize) */
 
 	pthread_mutex_t	 clean_lock;	/* one cleaner or check at a time (cleaner.c) */
+	atomic_int	 clean_wanted;	/* the cleaner found clean_lock held by a check,
+					   which yields it between batches (check.c) */
 	uint64_t	 segment_size;
 	_Atomic uint64_t clean_released;	/* bytes the cleaner ever gave back (catalog meta) */
 
