@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fdio.h"
 #include "template.h"
 
 static int
@@ -88,7 +89,8 @@ template_zero_sum(uint64_t len)
 int
 template_chunk_sum(int fd, uint64_t size, uint64_t i, void *buf, uint32_t *sum)
 {
-	uint64_t off = i * TEMPLATE_CHUNK, want, done = 0;
+	uint64_t off = i * TEMPLATE_CHUNK, want;
+	ssize_t got;
 	off_t data;
 
 	if (off >= size)
@@ -100,16 +102,10 @@ template_chunk_sum(int fd, uint64_t size, uint64_t i, void *buf, uint32_t *sum)
 		*sum = template_zero_sum(want);
 		return 0;
 	}
-	while (done < want) {
-		ssize_t n = pread(fd, (char *)buf + done, want - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;	/* shorter than recorded */
-		done += (uint64_t)n;
-	}
+	if ((got = fd_pread_upto(fd, buf, want, off)) < 0)
+		return (int)got;
+	if ((uint64_t)got < want)
+		return -EIO;	/* shorter than recorded */
 	*sum = crc32c(0, buf, want);
 	return 0;
 }

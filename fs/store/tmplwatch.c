@@ -56,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "hlog.h"
 #include "store_int.h"
 #include "template.h"
@@ -426,18 +427,15 @@ tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off)
 		have = len;
 	if (have > 0 && (rc = tmpl_verify_range(t, off, have)) < 0)
 		return rc;
-	for (uint64_t done = 0; done < have; ) {
-		ssize_t n = pread(t->fd, buf + done, have - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {
+	if (have > 0) {
+		ssize_t got = fd_pread_upto(t->fd, buf, have, off);
+		if (got < 0)
+			return (int)got;
+		if ((uint64_t)got < have) {
 			/* the file shrank under us: that is a changed template */
 			hlog(HLOG_ERROR, "template '%s' is shorter than recorded", t->rec.name);
 			return -EIO;
 		}
-		done += (uint64_t)n;
 	}
 	if (have > 0 && tmpl_read_checked(t) < 0)
 		return -EIO;

@@ -25,33 +25,15 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fdio.h"
 #include "reccache.h"
 #include "wlog_int.h"
-
-/* Read up to len bytes at off: the count read (short only at the file's end) or -errno. */
-static ssize_t
-pread_upto(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
 
 /* Exactly len bytes at off: 0, -errno, or -EBADMSG with *why when the file ends first. */
 static int
 pread_exact(int fd, void *buf, size_t len, uint64_t off, const char *what, const char **why)
 {
-	ssize_t got = pread_upto(fd, buf, len, off);
+	ssize_t got = fd_pread_upto(fd, buf, len, off);
 
 	if (got < 0)
 		return (int)got;
@@ -205,7 +187,7 @@ wlog_read_from(struct wlog *w, int cached, uint64_t rec, uint64_t disk_id, uint6
 		if (reccache_find(w->cache, rec, cached_read_take, &cr) && cr.usable)
 			return rec_read_blocks(fd, pos, &cr.h, &cr.sp, cr.crcs, NULL, 0, buf, why);
 	}
-	if ((got = pread_upto(fd, head, READ_HEAD, pos)) < 0)
+	if ((got = fd_pread_upto(fd, head, READ_HEAD, pos)) < 0)
 		return (int)got;
 	if ((size_t)got < sizeof(h)) {
 		*why = "record header past the end of its segment";
