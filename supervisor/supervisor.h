@@ -213,6 +213,11 @@ int ctlsock_open(struct sup *s, char *err, size_t errlen);
 /* Remove the socket, if it is still ours. */
 void ctlsock_close(struct sup *s);
 
+/* status.c: `hcowctl status` as text or JSON, with the worker's disks part
+ * (disks, dlen) or, when err is set, why it could not be had. */
+void status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen, int err);
+void status_text(struct sup *s, struct sbuf *b, const char *disks, size_t dlen, int err);
+
 /* workers.c */
 void workers_init(struct sup *s, const struct workers_hooks *up);
 /* Start the worker that serves the mount (takeover: replacing one). */
