@@ -10,6 +10,9 @@
  *     first that is not ends the log;
  *   - only the newest segment can end early: an invalid record before the
  *     end of a sealed segment is corruption (-EUCLEAN), never cut;
+ *   - an invalid record that a later record's synced mark proves was synced
+ *     is damage, not a torn tail: applied as far as it is known, or the open
+ *     fails; the records after it are kept (replay_damage());
  *   - whatever is cut is cut durably before wlog_replay() returns, so
  *     before anything is appended at the new end;
  *   - on success the log is REPLAYED (wlog.c): tail, next_seq and last say
