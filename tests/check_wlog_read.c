@@ -115,7 +115,7 @@ START_TEST(read_of_a_record_with_a_damaged_header_always_fails)
 		{ "length top byte", offsetof(struct rec_header, length) + 7 },
 		{ "data_crc", offsetof(struct rec_header, data_crc) + 2 },
 		{ "reserved1", offsetof(struct rec_header, reserved1) },
-		{ "reserved2", offsetof(struct rec_header, reserved2) + 5 },
+		{ "synced", offsetof(struct rec_header, synced) + 5 },
 		{ "reserved3", offsetof(struct rec_header, reserved3) },
 		{ "hdr_crc", offsetof(struct rec_header, hdr_crc) },
 		{ "hdr_crc top byte", offsetof(struct rec_header, hdr_crc) + 3 },

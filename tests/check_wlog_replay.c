@@ -583,6 +583,116 @@ START_TEST(trust_complete_replay_verifies_only_the_last_record)
 }
 END_TEST
 
+/*
+ * Bit rot, not a torn tail: every record was synced (wlog_sync after each),
+ * then one byte of record 3 of 5 changed.  The later records' synced marks
+ * prove it was durable, so replay keeps all five, cuts nothing, and reads of
+ * the damaged bytes fail while everything else reads right.  _i: 0 = a data
+ * byte (its block only fails), 1 = a byte of its crc table's entry for
+ * block 1 (again that block only: reads check the entries they use), 2 = a byte of
+ * its header's offset field, 3 = its magic (the whole record fails; the one
+ * one-byte change that makes the header sound with the gap's length says
+ * which range that is), 4 = the last record's data (nothing later vouches
+ * for it: a torn tail, cut as before).
+ */
+START_TEST(damage_in_synced_records_keeps_later_records)
+{
+	enum { N = 5, LEN = 9000 };
+	uint64_t la[N], oldsize, pos, at;
+	static unsigned char data[N * LEN], got[LEN];
+	struct collector c = { 0 };
+	struct wlog_replay_stats rs;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	const char *why;
+	int victim = _i == 4 ? N - 1 : 2;
+	unsigned char b;
+
+	for (int i = 0; i < N; i++) {
+		fill(data + i * LEN, LEN, (uint64_t)i + 1);
+		la[i] = append(w, REC_WRITE, 1, (uint64_t)i * LEN, LEN, data + i * LEN, NULL);
+		ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
+	}
+	wlog_close(w);
+	pos = LADDR_OFF(la[victim]);
+	oldsize = (uint64_t)seg_size(1);
+	at = _i == 1 ? pos + HDR + 5 : _i == 2 ? pos + offsetof(struct rec_header, offset) + 1 :
+	    _i == 3 ? pos : pos + WREC_DATA(LEN) + 5000;
+	seg_pread(1, &b, 1, at);
+	b ^= 0xff;
+	seg_pwrite(1, &b, 1, at);
+
+	w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
+	if (_i == 4) {
+		ck_assert_int_eq(c.n, N - 1);
+		ck_assert_uint_eq(rs.torn_bytes, oldsize - pos);
+		ck_assert_uint_eq(rs.damaged, 0);
+		log_close(w, &c);
+		return;
+	}
+	ck_assert_int_eq(c.n, N);
+	ck_assert_uint_eq(rs.records, N);
+	ck_assert_uint_eq(rs.damaged, 1);
+	ck_assert_uint_eq(rs.torn_bytes, 0);
+	ck_assert_int_eq(cut_files(NULL), 0);
+	ck_assert_int_eq(seg_size(1), (int64_t)oldsize);
+	ck_assert_uint_eq(wlog_tail(w), LADDR(1, oldsize));
+	ck_assert_uint_eq(wlog_next_seq(w), N + 1);
+	/* the damaged record is applied with its true range */
+	ck_assert_uint_eq(c.v[victim].rec_laddr, la[victim]);
+	ck_assert_uint_eq(c.v[victim].h.seq, (uint64_t)victim + 1);
+	ck_assert_uint_eq(c.v[victim].h.offset, (uint64_t)victim * LEN);
+	ck_assert_uint_eq(c.v[victim].h.length, LEN);
+	for (int i = 0; i < N; i++) {
+		if (i == victim)
+			continue;
+		ck_assert_int_eq(wlog_read(w, la[i], 1, (uint64_t)i * LEN, got, LEN, &why), 0);
+		assert_bytes_eq(got, data + i * LEN, LEN, "a record around the damaged one");
+	}
+	if (_i <= 1) {
+		/* blocks 0 and 2 read right, block 1 (its data, or its table entry) fails */
+		check_ranges(w, la[victim], 1, (uint64_t)victim * LEN, data + victim * LEN, LEN,
+		    BLK, 2 * BLK);
+	} else {
+		ck_assert_int_eq(wlog_read(w, la[victim], 1, (uint64_t)victim * LEN, got, 100, &why),
+		    -EBADMSG);
+	}
+	log_close(w, &c);
+}
+END_TEST
+
+/*
+ * A damaged header whose range cannot be told (two fields changed: no single
+ * byte repairs it) among synced records: the open fails with a message,
+ * rather than serve older bytes for the range, and changes nothing.
+ */
+START_TEST(damaged_header_of_unknown_range_in_synced_records_fails_open)
+{
+	enum { N = 4, LEN = 5000 };
+	uint64_t la[N], oldsize;
+	static unsigned char data[N * LEN];
+	struct collector c = { 0 };
+	struct wlog_replay_stats rs;
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	char err[512] = "";
+
+	for (int i = 0; i < N; i++) {
+		fill(data + i * LEN, LEN, (uint64_t)i + 7);
+		la[i] = append(w, REC_WRITE, 1, (uint64_t)i * LEN, LEN, data + i * LEN, NULL);
+		ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
+	}
+	wlog_close(w);
+	oldsize = (uint64_t)seg_size(1);
+	seg_flip_bit(1, LADDR_OFF(la[1]) + offsetof(struct rec_header, offset), 2);
+	seg_flip_bit(1, LADDR_OFF(la[1]) + offsetof(struct rec_header, disk_id), 4);
+	w = log_open(WLOG_SEGMENT_SIZE_MIN);
+	ck_assert_int_eq(log_replay(w, wlog_first_laddr(), 1, &c, &rs, err, sizeof(err)), -EUCLEAN);
+	ck_assert_msg(strstr(err, "were synced") != NULL, "message: %s", err);
+	ck_assert_int_eq(seg_size(1), (int64_t)oldsize);
+	ck_assert_int_eq(cut_files(NULL), 0);
+	log_close(w, &c);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 {
 	tcase_add_loop_test(tc, damaged_record_in_newest_segment_is_cut_and_appends_continue_there, 0, 6);
@@ -598,4 +708,6 @@ FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 	tcase_add_test(tc, replay_from_outside_the_log_is_EUCLEAN);
 	tcase_add_test(tc, apply_error_stops_replay_and_is_returned);
 	tcase_add_loop_test(tc, trust_complete_replay_verifies_only_the_last_record, 0, 2);
+	tcase_add_loop_test(tc, damage_in_synced_records_keeps_later_records, 0, 5);
+	tcase_add_test(tc, damaged_header_of_unknown_range_in_synced_records_fails_open);
 }

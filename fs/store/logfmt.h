@@ -55,6 +55,14 @@
  *              reused file.  Never replayed, never pointed at, overwritten by
  *              the next append.
  *
+ * The synced mark.  Each record's header carries `synced`: the log address
+ * before which every record was known durable (fdatasync'ed) when it was
+ * appended.  A record whose header checks out proves that claim, so replay
+ * can tell damage inside synced records (bit rot: keep what follows) from a
+ * torn tail (records not yet synced when power failed: cut).  It was a
+ * reserved field, always 0, which still means "no claim": older records are
+ * read as before, and older readers ignore it, so the version stays 3.
+ *
  * A log address (laddr) names a byte of the log: segment number << 40 |
  * offset in the segment.  An extent points at the laddr of the record
  * holding its bytes; disk offset x of the extent is data byte
@@ -116,7 +124,7 @@ struct rec_header {
 	uint64_t length;		/* bytes covered (data bytes for REC_WRITE) */
 	uint32_t data_crc;		/* crc32c of the crc table, 0 without data */
 	uint32_t reserved1;
-	uint64_t reserved2;
+	uint64_t synced;		/* laddr: records before it were durable at append; 0 = no claim */
 	uint32_t reserved3;
 	uint32_t hdr_crc;		/* crc32c of the header with hdr_crc = 0 */
 };

@@ -38,6 +38,7 @@ struct wlog_replay_stats {
 	uint64_t bytes;		/* log bytes scanned */
 	uint64_t torn_bytes;	/* bytes dropped from the tail */
 	uint64_t stale_bytes;	/* bytes of an earlier use of a reused file cut after the end */
+	uint64_t damaged;	/* of the records, damaged after they were synced (wlog_replay.c) */
 };
 
 /*

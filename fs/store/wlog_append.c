@@ -13,6 +13,8 @@
  *     is cut off, so the next record never follows a partial one;
  *   - a record never goes out that replay would refuse (type, length,
  *     flags): replay would cut everything after it;
+ *   - each record carries the synced mark, as synced was at its append
+ *     (logfmt.h), so a mark never claims more than was durable;
  *   - after replay, synced only grows, and only to a tail whose segment was
  *     fdatasync'ed; older segments were made durable when the log rolled
  *     past them;
@@ -137,7 +139,9 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 	h->magic = REC_MAGIC;
 	h->seq = w->next_seq;
 	h->reserved1 = 0;
-	h->reserved2 = 0;
+	pthread_mutex_lock(&w->sync_lock);
+	h->synced = w->synced;		/* the mark (logfmt.h): what replay may trust */
+	pthread_mutex_unlock(&w->sync_lock);
 	h->reserved3 = 0;
 	h->data_crc = 0;
 	iov[0] = (struct iovec){ h, sizeof(*h) };

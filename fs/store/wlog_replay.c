@@ -10,6 +10,9 @@
  *     first that is not ends the log;
  *   - only the newest segment can end early: an invalid record before the
  *     end of a sealed segment is corruption (-EUCLEAN), never cut;
+ *   - an invalid record that a later record's synced mark proves was synced
+ *     is damage, not a torn tail: applied as far as it is known, or the open
+ *     fails; the records after it are kept (replay_damage());
  *   - whatever is cut is cut durably before wlog_replay() returns, so
  *     before anything is appended at the new end;
  *   - on success the log is REPLAYED (wlog.c): tail, next_seq and last say
@@ -82,21 +85,29 @@ rec_header_check(const struct rec_header *h, uint64_t expect_seq)
 	return NULL;
 }
 
+/* What seg_later_scan() found: records of this life after some point. */
+struct later {
+	uint64_t	 end;		/* where the last of them ends (at most size); 0 = none */
+	uint64_t	 mark;		/* the highest synced mark among them (logfmt.h) */
+	uint64_t	 first_pos;	/* the one with the lowest seq: its offset, */
+	struct rec_header first;	/* and its header */
+};
+
 /*
- * Do records with a good header and seq > after_seq start in [from, size)?
- * 0 if not, else where the last of them ends (at most size): the bytes that
- * hold them.  Stale records of an earlier life of a reused file have
- * sequence numbers below any of this life's, so they do not count.
+ * Records with a good header and seq > after_seq that start in [from, size)
+ * of fd, found by their magic (what lies between them may be damaged).
+ * Stale records of an earlier life of a reused file have sequence numbers
+ * below any of this life's, so they do not count.
  */
-uint64_t
-seg_later_records_end(int fd, uint64_t from, uint64_t size, uint64_t after_seq)
+static void
+seg_later_scan(int fd, uint64_t from, uint64_t size, uint64_t after_seq, struct later *out)
 {
 	static const uint32_t magic = REC_MAGIC;
 	unsigned char *buf = malloc(REPLAY_CHUNK + sizeof(struct rec_header));
-	uint64_t end = 0;
 
+	memset(out, 0, sizeof(*out));
 	if (!buf)
-		return 0;
+		return;
 	for (uint64_t pos = from; pos < size; pos += REPLAY_CHUNK) {
 		ssize_t n = pread(fd, buf, REPLAY_CHUNK + sizeof(struct rec_header), (off_t)pos);
 		ssize_t lim = n < REPLAY_CHUNK + (ssize_t)sizeof(struct rec_header) ? n : REPLAY_CHUNK +
@@ -109,14 +120,34 @@ seg_later_records_end(int fd, uint64_t from, uint64_t size, uint64_t after_seq)
 			if (q + sizeof(h) > buf + n || q - buf >= REPLAY_CHUNK)
 				continue;
 			memcpy(&h, q, sizeof(h));
-			if (!rec_header_check(&h, 0) && h.seq > after_seq) {
-				uint64_t e = pos + (uint64_t)(q - buf) + rec_size(&h);
-				end = e > end ? e : end;
+			if (rec_header_check(&h, 0) || h.seq <= after_seq)
+				continue;
+			uint64_t at = pos + (uint64_t)(q - buf), e = at + rec_size(&h);
+			out->end = e > out->end ? e : out->end;
+			out->mark = h.synced > out->mark ? h.synced : out->mark;
+			if (!out->first.seq || h.seq < out->first.seq) {
+				out->first = h;
+				out->first_pos = at;
 			}
 		}
 	}
 	free(buf);
-	return end < size ? end : size;
+	if (out->end > size)
+		out->end = size;
+}
+
+/*
+ * Do records with a good header and seq > after_seq start in [from, size)?
+ * 0 if not, else where the last of them ends (at most size): the bytes that
+ * hold them.
+ */
+uint64_t
+seg_later_records_end(int fd, uint64_t from, uint64_t size, uint64_t after_seq)
+{
+	struct later l;
+
+	seg_later_scan(fd, from, size, after_seq, &l);
+	return l.end;
 }
 
 /*
@@ -398,6 +429,99 @@ replay_end(struct wlog *w, uint32_t segno, int fd, uint64_t pos, uint64_t fsize,
 	return 0;
 }
 
+/*
+ * The one header that a change of a single byte of h makes sound, with
+ * sequence number seq and rec_size() len; 1 if there is exactly one
+ * (stored in *fix), else 0.  A bit flip or a byte rotted in a header is
+ * what this recovers; a header it recovers still fails its checksum on
+ * disk, so reads of its range fail (wlog_read.c) instead of serving stale bytes.
+ */
+static int
+rec_header_repair(const struct rec_header *h, uint64_t seq, uint64_t len, struct rec_header *fix)
+{
+	int found = 0;
+
+	for (size_t i = 0; i < sizeof(*h); i++) {
+		for (unsigned v = 0; v < 256; v++) {
+			struct rec_header c = *h;
+			unsigned char *b = (unsigned char *)&c;
+			if (b[i] == v)
+				continue;
+			b[i] = (unsigned char)v;
+			if (rec_header_check(&c, seq) || rec_size(&c) != len)
+				continue;
+			if (found++)
+				return 0;	/* ambiguous: trust neither */
+			*fix = c;
+		}
+	}
+	return found == 1;
+}
+
+/*
+ * Replay found damage at offset pos of the newest segment segno (file bytes
+ * up to end), where record seq should be (h = what its header holds, whole
+ * or not, header_sound = it passed rec_header_check).  Is it a torn tail or
+ * bit rot in records that were synced?  A later record of this life whose
+ * synced mark (logfmt.h) reaches past the damaged bytes proves they had been
+ * fdatasync'ed: a power cut cannot have torn them.  Then:
+ *   - a sound header (the damage is in the crc table or data): 1, apply
+ *     *fix = *h as usual; reads fail just the damaged blocks;
+ *   - a damaged header: the range is known only if exactly one record is
+ *     missing before the next of this life and one changed byte of the
+ *     header makes it sound with the length of the gap: 1, apply that
+ *     (reads of it fail: its header stays bad on disk);
+ *   - otherwise -EUCLEAN with err set: which bytes of which disk the records
+ *     held is unknown, and serving the older bytes would be wrong.
+ * 0 if the damage is not proven synced (a torn tail: replay_end()).
+ * Replay goes on after *fix (rec_size(fix) bytes).
+ */
+static int
+replay_damage(uint32_t segno, int fd, uint64_t pos, uint64_t end, uint64_t seq,
+    const struct rec_header *h, int header_sound, const char *why, struct rec_header *fix,
+    char *err, size_t errlen)
+{
+	struct rec_header c = *h;
+	struct later l;
+	uint64_t next;
+
+	c.hdr_crc = 0;
+	if (header_sound) {
+		next = pos + rec_size(h);
+		if (next > end)
+			return 0;
+		seg_later_scan(fd, next, end, seq, &l);
+		if (!l.end || l.mark < LADDR(segno, next))
+			return 0;
+		hlog(HLOG_ERROR, "log segment %08x: record %llu at offset %llu was synced and is "
+		    "damaged since (%s); later records kept, reads of its damaged blocks fail with EIO",
+		    segno, (unsigned long long)seq, (unsigned long long)pos, why);
+		*fix = *h;
+		return 1;
+	}
+	/* a REC_END or a stale record is no damage; neither is the filler's zeros */
+	if (rec_header_blank(h) || (h->magic == REC_MAGIC && crc32c(0, &c, sizeof(c)) == h->hdr_crc))
+		return 0;
+	seg_later_scan(fd, pos + 1, end, seq - 1, &l);
+	if (!l.end || l.mark < LADDR(segno, l.first_pos))
+		return 0;
+	if (l.first.seq == seq + 1 && rec_header_repair(h, seq, l.first_pos - pos, fix)) {
+		hlog(HLOG_ERROR, "log segment %08x: the header of record %llu at offset %llu was "
+		    "synced and is damaged since (%s); later records kept, reads of disk %llu bytes "
+		    "%llu..%llu fail with EIO", segno, (unsigned long long)seq,
+		    (unsigned long long)pos, why, (unsigned long long)fix->disk_id,
+		    (unsigned long long)fix->offset,
+		    (unsigned long long)(fix->offset + fix->length));
+		return 1;
+	}
+	snprintf(err, errlen, "log segment %08x is damaged at offset %llu (%s): records %llu..%llu "
+	    "in bytes %llu..%llu were synced, and what they changed cannot be known; refusing to "
+	    "serve older bytes in their place", segno, (unsigned long long)pos, why,
+	    (unsigned long long)seq, (unsigned long long)(l.first.seq - 1),
+	    (unsigned long long)pos, (unsigned long long)l.first_pos);
+	return -EUCLEAN;
+}
+
 int
 wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete,
     int (*apply)(const struct rec_header *h, uint64_t rec_laddr, void *arg), void *arg,
@@ -432,7 +556,7 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 		int fd = seg_fd(w, segno);
 		struct rec_header h;
 		const char *why = NULL;
-		int header_read = 0;
+		int header_read = 0;	/* 1: h was read, 2: and it is sound */
 
 		if (win.fd != fd) {
 			/* nothing else writes the log while it is replayed: one fstat per segment */
@@ -458,7 +582,8 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 			why = "partial record header";
 		else if (window_read(&win, pos, &h, sizeof(h)) < 0)
 			why = "unreadable record header";
-		else if ((header_read = 1, why = rec_header_check(&h, seq)) == NULL && h.type == REC_WRITE) {
+		else if ((header_read = 1, why = rec_header_check(&h, seq)) == NULL &&
+		    (header_read = 2, h.type == REC_WRITE)) {
 			/*
 			 * With trust_complete, only a record that ends the log can be
 			 * incomplete: one followed by its successor was written whole.
@@ -476,6 +601,20 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 				why = "record data cut short";
 			else if (verify)
 				why = window_verify(&win, pos, &h, table);
+		}
+		if (why && segno == w->last && header_read) {
+			struct rec_header fix;
+			rc = replay_damage(segno, fd, pos, end, seq, &h, header_read == 2, why, &fix,
+			    err, errlen);
+			if (rc < 0)
+				break;
+			if (rc > 0) {
+				/* synced, then damaged: apply what is known, go on after it */
+				h = fix;
+				why = NULL;
+				rc = 0;
+				stats->damaged++;
+			}
 		}
 		if (why) {
 			if (segno != w->last) {
