@@ -131,6 +131,18 @@ os.fsync(fd)
 PY
 }
 
+# log_end SEGMENT: where the records of a segment file end.  The newest
+# segment may be zero-filled ahead of its records (the filler, design.md
+# "Flushes"), so its size is not its end: the end is after the last non-zero
+# byte (the tests' records end in non-zero data).
+log_end() {
+	python3 - "$1" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+print(len(data.rstrip(b"\0")))
+PY
+}
+
 # mount_fs [OPTS...]: mount tmpl+data on mnt and wait until it serves.
 # With fault injection the test crashes workers with SIGSEGV on purpose:
 # AddressSanitizer must not report those as bugs.

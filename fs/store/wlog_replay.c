@@ -256,7 +256,9 @@ seg_save_tail(struct wlog *w, uint32_t segno, int fd, uint64_t from, uint64_t si
 	/* a new file only: never through a symlink, never over an older copy */
 	out = openat(w->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	for (uint64_t pos = from; out >= 0 && pos < size; ) {
-		ssize_t n = pread(fd, buf, REPLAY_CHUNK, (off_t)pos);
+		/* up to size only: zeros ahead of the tail (the filler) are not cut bytes */
+		size_t want = size - pos < REPLAY_CHUNK ? (size_t)(size - pos) : REPLAY_CHUNK;
+		ssize_t n = pread(fd, buf, want, (off_t)pos);
 		if (n <= 0 || write(out, buf, (size_t)n) != n)
 			break;
 		pos += (uint64_t)n;
