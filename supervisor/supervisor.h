@@ -198,8 +198,8 @@ struct sup {
 	uint64_t	 restarts;
 	struct fault	 faults[FAULTS_KEPT];
 	unsigned	 nfaults;		/* total ever; ring of FAULTS_KEPT */
-	time_t		 restart_window;	/* throttle: start of the current window */
-	unsigned	 restarts_in_window;
+	double		 restart_tokens;	/* throttle: replacements that may go at once */
+	double		 restart_tokens_at;	/* ev_now() when it was last refilled */
 
 	struct relay	*relays;		/* oldest first */
 	unsigned	 nrelays;		/* at most RELAYS_MAX */

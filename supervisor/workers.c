@@ -38,10 +38,15 @@
  *                                       the normal end (umount)
  *
  * Any death other than the normal end is a fault: logged, counted,
- * replaced.  Throttle: more than restart_burst (-o restart_burst=, default
- * 10) restarts after faults within RESTART_WINDOW seconds and each further
- * one waits RESTART_DELAY, so a worker that cannot run does not fork-bomb the
- * host.  Deliberate restarts (hcowctl restart) are neither counted nor held.
+ * replaced.  Throttle, a token bucket: restart_burst (-o restart_burst=,
+ * default 10) replacements after faults go at once, the bucket refills at
+ * restart_burst per RESTART_WINDOW seconds, and a replacement that finds it
+ * empty waits until it refills (RESTART_DELAY at least), so a worker that
+ * cannot run does not fork-bomb the host: over any stretch of time, at most
+ * restart_burst plus the refill.  (A window that restarts its count every
+ * RESTART_WINDOW seconds let a storm that straddled two windows through at
+ * twice the rate.)  Deliberate restarts (hcowctl restart) are neither
+ * counted nor held.
  *
  * Reporting up: this module never calls main.c.  What main.c must act on
  * (mount now, the start-up failed, the mount is gone) goes through the hooks
@@ -210,7 +215,6 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 	struct worker_proc *w = &s->worker;
 	char what[200];
 	int st = cw->rstatus;
-	time_t now = time(NULL);
 	enum cause cause;
 
 	(void)revents;
@@ -276,16 +280,24 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 		worker_start(s, 1);
 		return;
 	}
-	if (now - s->restart_window >= RESTART_WINDOW) {
-		s->restart_window = now;
-		s->restarts_in_window = 0;
-	}
-	if (++s->restarts_in_window > s->o.restart_burst) {
-		hlog(HLOG_WARN, "%u restarts in %d s; throttling: next worker in %.1f s",
-		    s->restarts_in_window, RESTART_WINDOW, RESTART_DELAY);
-		ev_timer_set(&s->restart_timer, RESTART_DELAY, 0);
-		ev_timer_start(loop, &s->restart_timer);
-		return;
+	{
+		double rate = (double)s->o.restart_burst / RESTART_WINDOW;	/* tokens a second */
+		double t = ev_now(loop), wait;
+
+		s->restart_tokens += (t - s->restart_tokens_at) * rate;
+		if (s->restart_tokens > s->o.restart_burst)
+			s->restart_tokens = s->o.restart_burst;
+		s->restart_tokens_at = t;
+		s->restart_tokens -= 1;		/* a held replacement takes its token too */
+		if (s->restart_tokens < 0) {
+			wait = -s->restart_tokens / rate;
+			wait = wait > RESTART_DELAY ? wait : RESTART_DELAY;
+			hlog(HLOG_WARN, "more than %u restarts in %d s; throttling: next worker in %.1f s",
+			    s->o.restart_burst, RESTART_WINDOW, wait);
+			ev_timer_set(&s->restart_timer, wait, 0);
+			ev_timer_start(loop, &s->restart_timer);
+			return;
+		}
 	}
 	worker_start(s, 1);
 }
