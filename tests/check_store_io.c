@@ -8,6 +8,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,6 +358,49 @@ START_TEST(seek_passes_through_holes_of_a_sparse_template)
 }
 END_TEST
 
+/* The newest segment's size, waiting up to 5 s for it to pass min (0: now). */
+static int64_t
+newest_size(int64_t min)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	newest_segment(path, sizeof(path));
+	for (int i = 0; i < 500; i++) {
+		ck_assert_int_eq(stat(path, &sb), 0);
+		if (sb.st_size > min)
+			break;
+		usleep(10000);
+	}
+	return (int64_t)sb.st_size;
+}
+
+START_TEST(bench_switch_turns_the_filler_off)
+{
+	unsigned char blk[4096];
+	struct store *st;
+	uint64_t id;
+	int64_t size;
+
+	fill(blk, sizeof(blk), 5);
+	setenv("HCOWFS_BENCH_FILL_AHEAD", "0", 1);
+	st = sopen();
+	unsetenv("HCOWFS_BENCH_FILL_AHEAD");
+	id = mkdisk(st, "vm", "base.img", 20 * MiB);
+	ck_assert_int_eq(store_write(st, id, blk, sizeof(blk), 0), (ssize_t)sizeof(blk));
+	ck_assert_int_eq(store_sync(st, id), 0);
+	size = newest_size(0);
+	usleep(200000);
+	ck_assert_int_eq(newest_size(0), size);		/* nothing written ahead */
+	/* by default, the first flush starts the zeros ahead of the tail */
+	st = reopen(st);
+	ck_assert_int_eq(store_write(st, id, blk, sizeof(blk), 4096), (ssize_t)sizeof(blk));
+	ck_assert_int_eq(store_sync(st, id), 0);
+	ck_assert_int_gt(newest_size(size + (int64_t)MiB), size + (int64_t)MiB);
+	store_close(st);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
 	tcase_add_test(tc, unaligned_writes_across_boundaries_read_back_exactly);
@@ -368,4 +412,5 @@ FIXTURE_MAIN(tc, "store", store_setup, 60)
 	tcase_add_test(tc, write_larger_than_a_record_is_cut_to_one_record_and_persists);
 	tcase_add_test(tc, seek_data_and_hole_follow_template_punches_and_writes);
 	tcase_add_test(tc, seek_passes_through_holes_of_a_sparse_template);
+	tcase_add_test(tc, bench_switch_turns_the_filler_off);
 }

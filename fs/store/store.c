@@ -428,6 +428,19 @@ checkpoint_thread_start(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
+
+/*
+ * How far ahead the log's filler writes zeros: WLOG_FILL_AHEAD_DEFAULT, or,
+ * for benchmarks only (an A/B of the filler), HCOWFS_BENCH_FILL_AHEAD in
+ * bytes, 0 for no filler (docs/performance.md).
+ */
+static uint64_t
+bench_fill_ahead(void)
+{
+	const char *env = getenv("HCOWFS_BENCH_FILL_AHEAD");
+
+	return env && *env ? strtoull(env, NULL, 0) : WLOG_FILL_AHEAD_DEFAULT;
+}
 int
 store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen)
 {
@@ -477,7 +490,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 		goto fail;
 	/* flushes then write log blocks that exist already: no journal commit (wlog.h) */
 	if (!o->readonly)
-		wlog_set_fill(st->log, WLOG_FILL_AHEAD_DEFAULT);
+		wlog_set_fill(st->log, bench_fill_ahead());
 	*out = st;
 	return 0;
 fail:

@@ -346,8 +346,8 @@ wlog_spare_bytes(const struct wlog *w)
  * zeros after the last record read as the end of the log (wlog_replay.c).
  * A reused spare's file is written already: the filler starts past its end.
  * It writes at most one chunk per flush (wlog_sync): between flushes,
- * buffered writes would only pay for their bytes twice (measured: 7,760
- * buffered 4k writes a second on the modelled disk against 20,800).
+ * buffered writes would only pay for their bytes twice (an A/B on the
+ * modelled disk found no cost of the filler to them: docs/performance.md).
  *
  * The filler writes zeros only at tail_fsize and beyond, under fill_lock,
  * and moves tail_fsize past them once written; an append that would pass
