@@ -174,63 +174,92 @@ supervisor_metrics(const struct json *s, struct sbuf *out)
 	    "FUSE requests answered, all workers");
 }
 
+/* A metric family taken from one key of a status object. */
+struct family_def {
+	const char *key;	/* in the object (or in each element of an array) */
+	double scale;		/* to base units */
+	const char *name, *type, *help;
+};
+
+/* Per disk: from "disks" (labelled by "name") and "io" (by "disk"). */
+static const struct family_def disk_families[] = {
+	{ "size", 1, "hcowfs_disk_size_bytes", "gauge", "disk size" },
+	{ "log_bytes", 1, "hcowfs_disk_log_bytes", "gauge",
+	  "bytes of the disk held in the log (the rest is the template's or zeros)" },
+	{ "extents", 1, "hcowfs_disk_extents", "gauge", "extents in the disk's map" },
+	{ "opens", 1, "hcowfs_disk_open_files", "gauge", "open files of the disk" },
+	{ "state", 1, "hcowfs_disk_ok", "gauge",
+	  "1 if the disk serves I/O, 0 if it refuses it (its template changed)" },
+	{ NULL, 0, NULL, NULL, NULL }
+}, io_families[] = {
+	{ "reads", 1, "hcowfs_disk_reads_total", "counter", "read requests answered" },
+	{ "writes", 1, "hcowfs_disk_writes_total", "counter", "write requests answered" },
+	{ "read_errors", 1, "hcowfs_disk_read_errors_total", "counter",
+	  "read requests answered with an error" },
+	{ "write_errors", 1, "hcowfs_disk_write_errors_total", "counter",
+	  "write requests answered with an error" },
+	{ "read_bytes", 1, "hcowfs_disk_read_bytes_total", "counter", "bytes read" },
+	{ "written_bytes", 1, "hcowfs_disk_written_bytes_total", "counter", "bytes written" },
+	{ "template_read_bytes", 1, "hcowfs_disk_template_read_bytes_total", "counter",
+	  "bytes read that came from the template" },
+	{ "log_read_bytes", 1, "hcowfs_disk_log_read_bytes_total", "counter",
+	  "bytes read that came from the log" },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+
+/* The store's: from "log", "space" and "checkpoint". */
+static const struct family_def log_families[] = {
+	{ "disk_bytes", 1, "hcowfs_log_size_bytes", "gauge",
+	  "bytes the log's segments take in the data dir" },
+	{ "live_bytes", 1, "hcowfs_log_live_bytes", "gauge", "bytes of the log the disks still use" },
+	{ "spare_bytes", 1, "hcowfs_log_spare_bytes", "gauge",
+	  "bytes of released segments kept for reuse" },
+	{ "released_bytes", 1, "hcowfs_cleaner_released_bytes_total", "counter",
+	  "log bytes the cleaner ever gave back" },
+	{ NULL, 0, NULL, NULL, NULL }
+}, space_families[] = {
+	{ "free_bytes", 1, "hcowfs_space_free_bytes", "gauge",
+	  "free bytes on the data dir's file system" },
+	{ "reserve_bytes", 1, "hcowfs_space_reserve_bytes", "gauge",
+	  "free bytes kept for the cleaner and checkpoints" },
+	{ "extents", 1, "hcowfs_extents", "gauge", "extents in memory, all disks" },
+	{ "extents_max", 1, "hcowfs_extents_max", "gauge",
+	  "extents allowed in memory (-o max_extents)" },
+	{ NULL, 0, NULL, NULL, NULL }
+}, checkpoint_families[] = {
+	{ "age_s", 1, "hcowfs_checkpoint_age_seconds", "gauge",
+	  "seconds since the last checkpoint this worker wrote" },
+	{ "took_ms", 1e-3, "hcowfs_checkpoint_duration_seconds", "gauge",
+	  "how long the last checkpoint took" },
+	{ "log_bytes_since", 1, "hcowfs_checkpoint_pending_log_bytes", "gauge",
+	  "log bytes written since the last checkpoint" },
+	{ "failures", 1, "hcowfs_checkpoint_failures", "gauge",
+	  "checkpoints failed in a row (0: the last one worked)" },
+	{ NULL, 0, NULL, NULL, NULL }
+};
+
+/* Each family of defs from obj: one sample, or (label set) one per element of the array obj. */
+static void
+families(struct sbuf *out, const struct json *obj, const char *label, const struct family_def *defs)
+{
+	for (const struct family_def *f = defs; f->key; f++) {
+		if (label)
+			per_disk(out, obj, label, f->key, f->scale, f->name, f->type, f->help);
+		else
+			scalar(out, obj, f->key, f->scale, f->name, f->type, f->help);
+	}
+}
+
 /* The worker's part: the disks, their I/O, the log, space, checkpoints. */
 static void
 worker_metrics(const struct json *s, struct sbuf *out)
 {
-	const struct json *disks = json_get(s, "disks"), *io = json_get(s, "io");
-	const struct json *log = json_get(s, "log"), *sp = json_get(s, "space");
-	const struct json *cp = json_get(s, "checkpoint");
-
-	per_disk(out, disks, "name", "size", 1, "hcowfs_disk_size_bytes", "gauge", "disk size");
-	per_disk(out, disks, "name", "log_bytes", 1, "hcowfs_disk_log_bytes", "gauge",
-	    "bytes of the disk held in the log (the rest is the template's or zeros)");
-	per_disk(out, disks, "name", "extents", 1, "hcowfs_disk_extents", "gauge",
-	    "extents in the disk's map");
-	per_disk(out, disks, "name", "opens", 1, "hcowfs_disk_open_files", "gauge",
-	    "open files of the disk");
-	per_disk(out, disks, "name", "state", 1, "hcowfs_disk_ok", "gauge",
-	    "1 if the disk serves I/O, 0 if it refuses it (its template changed)");
-	per_disk(out, io, "disk", "reads", 1, "hcowfs_disk_reads_total", "counter",
-	    "read requests answered");
-	per_disk(out, io, "disk", "writes", 1, "hcowfs_disk_writes_total", "counter",
-	    "write requests answered");
-	per_disk(out, io, "disk", "read_errors", 1, "hcowfs_disk_read_errors_total", "counter",
-	    "read requests answered with an error");
-	per_disk(out, io, "disk", "write_errors", 1, "hcowfs_disk_write_errors_total", "counter",
-	    "write requests answered with an error");
-	per_disk(out, io, "disk", "read_bytes", 1, "hcowfs_disk_read_bytes_total", "counter",
-	    "bytes read");
-	per_disk(out, io, "disk", "written_bytes", 1, "hcowfs_disk_written_bytes_total", "counter",
-	    "bytes written");
-	per_disk(out, io, "disk", "template_read_bytes", 1, "hcowfs_disk_template_read_bytes_total",
-	    "counter", "bytes read that came from the template");
-	per_disk(out, io, "disk", "log_read_bytes", 1, "hcowfs_disk_log_read_bytes_total", "counter",
-	    "bytes read that came from the log");
-	latency_histograms(out, io, json_get(s, "io_latency_bounds_ns"));
-	scalar(out, log, "disk_bytes", 1, "hcowfs_log_size_bytes", "gauge",
-	    "bytes the log's segments take in the data dir");
-	scalar(out, log, "live_bytes", 1, "hcowfs_log_live_bytes", "gauge",
-	    "bytes of the log the disks still use");
-	scalar(out, log, "spare_bytes", 1, "hcowfs_log_spare_bytes", "gauge",
-	    "bytes of released segments kept for reuse");
-	scalar(out, log, "released_bytes", 1, "hcowfs_cleaner_released_bytes_total", "counter",
-	    "log bytes the cleaner ever gave back");
-	scalar(out, sp, "free_bytes", 1, "hcowfs_space_free_bytes", "gauge",
-	    "free bytes on the data dir's file system");
-	scalar(out, sp, "reserve_bytes", 1, "hcowfs_space_reserve_bytes", "gauge",
-	    "free bytes kept for the cleaner and checkpoints");
-	scalar(out, sp, "extents", 1, "hcowfs_extents", "gauge", "extents in memory, all disks");
-	scalar(out, sp, "extents_max", 1, "hcowfs_extents_max", "gauge",
-	    "extents allowed in memory (-o max_extents)");
-	scalar(out, cp, "age_s", 1, "hcowfs_checkpoint_age_seconds", "gauge",
-	    "seconds since the last checkpoint this worker wrote");
-	scalar(out, cp, "took_ms", 1e-3, "hcowfs_checkpoint_duration_seconds", "gauge",
-	    "how long the last checkpoint took");
-	scalar(out, cp, "log_bytes_since", 1, "hcowfs_checkpoint_pending_log_bytes", "gauge",
-	    "log bytes written since the last checkpoint");
-	scalar(out, cp, "failures", 1, "hcowfs_checkpoint_failures", "gauge",
-	    "checkpoints failed in a row (0: the last one worked)");
+	families(out, json_get(s, "disks"), "name", disk_families);
+	families(out, json_get(s, "io"), "disk", io_families);
+	latency_histograms(out, json_get(s, "io"), json_get(s, "io_latency_bounds_ns"));
+	families(out, json_get(s, "log"), NULL, log_families);
+	families(out, json_get(s, "space"), NULL, space_families);
+	families(out, json_get(s, "checkpoint"), NULL, checkpoint_families);
 }
 
 void
