@@ -34,16 +34,17 @@ for i in range(5):
 os.close(fd)
 PY
 check_counts() {
+	when=$1
 	for want in "writes vm1.img 3" "written_bytes vm1.img 12288" "reads vm1.img 2" \
 	    "read_bytes vm1.img 20480" "log_read_bytes vm1.img 12288" \
 	    "template_read_bytes vm1.img 8192" "reads vm2.img 5" "read_bytes vm2.img 20480" \
 	    "writes vm2.img 0" "template_read_bytes vm2.img 20480"; do
 		set -- $want
 		got=$(io "$1" "$2")
-		[ "$got" = "$3" ] || fail "$4: $2 $1 = $got, expected $3"
+		[ "$got" = "$3" ] || fail "$when: $2 $1 = $got, expected $3"
 	done
 	lat=$(status_field "sum(next(e for e in s['io'] if e['disk'] == 'vm1.img')['write_latency']['buckets'])")
-	[ "$lat" = 3 ] || fail "$1: vm1.img's write latency histogram holds $lat writes, expected 3"
+	[ "$lat" = 3 ] || fail "$when: vm1.img's write latency histogram holds $lat writes, expected 3"
 }
 check_counts "after the I/O"
 ok "per-disk counters: reads, writes, bytes, template/log split and latency count exact"
