@@ -61,7 +61,12 @@
  * a small fraction of a request's CPU time (issue 3: under 1 % of fio 4k
  * random I/O, measured against -o watch=off).  Hence no locked instruction
  * and no full barrier on the request path, no cache line that two threads
- * write, and the coarse clock (ctlmem_now_ns()).
+ * write, and the coarse clock (ctlmem_now_ns()).  The one exception is
+ * diskio[]: a READ or WRITE pays seven relaxed atomic adds on its disk's
+ * slot and two reads of the precise clock (fs/iostat.c), which threads
+ * serving the same disk share; bench/bench-ab measured it within the noise
+ * of 4k random I/O with one fio job (randread CPU per I/O x1.004).  If many
+ * threads hammering one disk show it, make the counters per slot.
  */
 #ifndef HCOWFS_CTLMEM_H
 #define HCOWFS_CTLMEM_H
