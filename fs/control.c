@@ -202,6 +202,7 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 			    (unsigned long long)(released >> 20), (unsigned long long)(spare >> 20));
 		space_status(w->st, out, req.json);
 		checkpoint_health(w->st, out, req.json);
+		iostat_describe(w->ctl, w->st, out, req.json);
 		return 0;
 	}
 	if (strcmp(req.verb, "checkpoint") == 0) {

@@ -316,6 +316,9 @@ read_buf_get(size_t size)
 static void
 fo_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
+	struct worker *w = fuse_req_userdata(req);
+	struct store_read_src src = { 0, 0 };
+	uint64_t start = iostat_now_ns();
 	char *buf;
 	ssize_t n;
 
@@ -326,7 +329,9 @@ fo_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	n = store_read(req_store(req), ino_disk(ino), buf, size, (uint64_t)off);
+	n = store_read_from(w->st, ino_disk(ino), buf, size, (uint64_t)off, &src);
+	/* counted before the reply: a status that follows the answer sees it */
+	iostat_count(w->ctl, ino_disk(ino), CTL_IO_READ, n, &src, start);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -337,12 +342,16 @@ static void
 fo_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
     struct fuse_file_info *fi)
 {
+	struct worker *w = fuse_req_userdata(req);
+	uint64_t start = iostat_now_ns();
 	ssize_t n;
 
 	(void)fi;
 	if (reply_bad_offset(req, off))
 		return;
-	n = store_write(req_store(req), ino_disk(ino), buf, size, (uint64_t)off);
+	n = store_write(w->st, ino_disk(ino), buf, size, (uint64_t)off);
+	/* counted before the reply: a status that follows the answer sees it */
+	iostat_count(w->ctl, ino_disk(ino), CTL_IO_WRITE, n, NULL, start);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

@@ -102,6 +102,17 @@ void slot_done(struct ctlmem *c, int i);
 void slot_clear(struct ctlmem *c, uint64_t unique);
 int slot_poisoned(struct ctlmem *c, uint64_t unique);
 
+/* iostat.c */
+uint64_t iostat_now_ns(void);
+/*
+ * Count a READ or WRITE of disk id answered with res (bytes, or -errno),
+ * begun at start_ns (iostat_now_ns()); src: a read's sources, or NULL.
+ */
+void iostat_count(struct ctlmem *c, uint64_t id, enum ctl_io_dir dir, ssize_t res,
+    const struct store_read_src *src, uint64_t start_ns);
+/* For status: each disk's counters, text table or JSON keys after the disks array. */
+void iostat_describe(struct ctlmem *c, struct store *st, struct sbuf *out, int json);
+
 /* fault.c */
 /* Fire the armed fault if it applies to op (an opcode, FAULT_OP_APPEND, FAULT_OP_CONTROL). */
 void fault_maybe(struct ctlmem *c, uint32_t op);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,10 +25,13 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "datalock.h"
 #include "hlog.h"
+#include "metrics.h"
 #include "mounts.h"
 #include "names.h"
 #include "proto.h"
@@ -50,6 +54,12 @@ usage(FILE *f, int code)
 	    "                                                 the last open file closes)\n"
 	    "  list [--json]                                  the disks\n"
 	    "  status [--json]                                supervisor, workers, faults, disks\n"
+	    "                                                 and their I/O counters\n"
+	    "  metrics                                        the status in the Prometheus text\n"
+	    "                                                 format, for a scraper\n"
+	    "  top [-n COUNT] [INTERVAL]                      which disks are busy: per-disk rates\n"
+	    "                                                 every INTERVAL seconds (default 2);\n"
+	    "                                                 q or Ctrl-C quits, or after COUNT\n"
 	    "  checkpoint                                     write a checkpoint now: the catalog\n"
 	    "                                                 names every write so far, and the\n"
 	    "                                                 next mount replays almost nothing\n"
@@ -67,6 +77,7 @@ usage(FILE *f, int code)
 	    "                                                 control (a control request)\n"
 	    "\n"
 	    "  -m MOUNTPOINT  the hcowfs mount to use (needed when more than one is mounted)\n"
+	    "  -n COUNT       top: stop after COUNT tables\n"
 	    "  SIZE           bytes, or with a suffix K, M, G, T (powers of 1024): 20G\n"
 	    "\n"
 	    "Disk and template names: 1 to 200 characters of [A-Za-z0-9._+-], not starting with '.'.\n");
@@ -124,16 +135,15 @@ report_has_problems(const char *report)
 }
 
 /*
- * Send one request line; print the answer.  Returns the exit status (a
- * check's report with problems in it: 1).
+ * Send one request line; the answer goes to body, and also to stdout (or,
+ * refused, stderr) as it comes when echo is set.  Returns the answer's error
+ * (0: done); fails (exits) when there is no answer.
  */
 static int
-request(const struct hcow_mount *m, const char *line, int wait_s)
+ask(const struct hcow_mount *m, const char *line, int wait_s, struct sbuf *body, int echo)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct timeval tv = { wait_s, 0 };
-	struct sbuf body = SBUF_INIT;
-	int problems;
 	char head[64], buf[65536];
 	ssize_t n;
 	char last = '\n';
@@ -170,20 +180,167 @@ request(const struct hcow_mount *m, const char *line, int wait_s)
 	err = 0;
 	if (proto_parse_status(head, &err) < 0)
 		fail("malformed answer from the supervisor: '%s'", head);
-	if (err)
+	if (err && echo)
 		fprintf(stderr, "%s: ", prog);
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		last = buf[n - 1];
-		sbuf_add(&body, buf, (size_t)n);
-		if (fwrite(buf, 1, (size_t)n, err ? stderr : stdout) != (size_t)n)
+		sbuf_add(body, buf, (size_t)n);
+		if (echo && fwrite(buf, 1, (size_t)n, err ? stderr : stdout) != (size_t)n)
 			break;
 	}
 	close(fd);
-	if (last != '\n')
+	if (last != '\n' && echo)
 		fputc('\n', err ? stderr : stdout);
-	problems = report_has_problems(sbuf_str(&body));
+	return err;
+}
+
+/*
+ * Send one request line; print the answer.  Returns the exit status (a
+ * check's report with problems in it: 1).
+ */
+static int
+request(const struct hcow_mount *m, const char *line, int wait_s)
+{
+	struct sbuf body = SBUF_INIT;
+	int err = ask(m, line, wait_s, &body, 1);
+	int problems = report_has_problems(sbuf_str(&body));
+
 	sbuf_release(&body);
 	return err || problems ? 1 : 0;
+}
+
+/* The mount's status, parsed; fails (exits) when it cannot be had. */
+static struct json *
+status_get(const struct hcow_mount *m)
+{
+	struct sbuf body = SBUF_INIT;
+	struct json *s;
+	int err = ask(m, "json status", REPLY_TIMEOUT_S, &body, 0);
+
+	if (err)
+		fail("status refused: %s", sbuf_str(&body));
+	if (!(s = json_parse(sbuf_str(&body))))
+		fail("malformed status from the supervisor of %s", m->mountpoint);
+	sbuf_release(&body);
+	return s;
+}
+
+/* hcowctl metrics: the status in the Prometheus text format. */
+static int
+metrics(const struct hcow_mount *m)
+{
+	struct json *s = status_get(m);
+	struct sbuf out = SBUF_INIT;
+
+	metrics_render(s, &out);
+	json_free(s);
+	if (out.oom)
+		fail("out of memory");
+	fputs(sbuf_str(&out), stdout);
+	sbuf_release(&out);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+static struct termios top_saved;
+
+/* Give the terminal back as top found it. */
+static void
+top_restore(void)
+{
+	tcsetattr(STDIN_FILENO, TCSANOW, &top_saved);
+}
+
+static void
+top_signal(int sig)
+{
+	(void)sig;
+	top_restore();
+	_exit(0);
+}
+
+/*
+ * Wait `secs` for a key; 1 if it was q (or input ended on a terminal).
+ * Without a terminal just sleep.
+ */
+static int
+top_wait(double secs, int tty)
+{
+	struct timespec end, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += (time_t)secs;
+	end.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
+	for (;;) {
+		struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
+		long ms;
+		char c;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ms = (long)(end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+		if (ms <= 0)
+			return 0;
+		if (!tty) {
+			poll(NULL, 0, (int)ms);
+			continue;
+		}
+		if (poll(&p, 1, (int)ms) > 0) {
+			if (read(STDIN_FILENO, &c, 1) <= 0 || c == 'q' || c == 'Q')
+				return 1;
+		}
+	}
+}
+
+/*
+ * hcowctl top: per-disk rates from two statuses `secs` apart, count tables
+ * (0: until q or Ctrl-C); in place on a terminal, plain lines when piped.
+ */
+static int
+top(const struct hcow_mount *m, double secs, long count)
+{
+	int tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	struct json *prev = status_get(m), *cur;
+	struct sbuf out = SBUF_INIT;
+
+	if (tty && tcgetattr(STDIN_FILENO, &top_saved) == 0) {
+		struct termios raw = top_saved;
+		raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+		raw.c_cc[VMIN] = 1;
+		raw.c_cc[VTIME] = 0;
+		atexit(top_restore);
+		signal(SIGINT, top_signal);
+		signal(SIGTERM, top_signal);
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	} else {
+		tty = 0;
+	}
+	for (long i = 0; count == 0 || i < count; i++) {
+		char when[32];
+		time_t t;
+		if (top_wait(secs, tty))
+			break;
+		cur = status_get(m);
+		t = time(NULL);
+		strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
+		sbuf_reset(&out);
+		if (tty)
+			sbuf_printf(&out, "\033[H\033[2Jhcowfs top  %s  every %g s  (q quits)  %s\n\n",
+			    m->mountpoint, secs, when);
+		else
+			sbuf_printf(&out, "%s%s  %s  per second over %g s\n", i ? "\n" : "", when,
+			    m->mountpoint, secs);
+		metrics_top(prev, cur, secs, &out);
+		json_free(prev);
+		prev = cur;
+		fputs(sbuf_str(&out), stdout);
+		if (fflush(stdout) != 0)
+			break;
+	}
+	json_free(prev);
+	sbuf_release(&out);
+	return 0;
 }
 
 /*
@@ -271,15 +428,17 @@ main(int argc, char **argv)
 	const char *mnt = NULL, *tmpl = NULL, *size_s = NULL, *cmd, *name = NULL, *kind = NULL;
 	const char *fop = NULL, *fcount = NULL, *fms = NULL, *tmpldir = NULL;
 	int repair = 0, wait_s = REPLY_TIMEOUT_S;
+	const char *count_s = NULL;
 	char line[PROTO_LINE_MAX];
 	struct hcow_mount m;
 	uint64_t size = 0;
 	int json = 0, opt;
 
 	signal(SIGPIPE, SIG_IGN);	/* a closed control socket is an error, not a silent death */
-	while ((opt = getopt_long(argc, argv, "m:t:s:jhV", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "m:n:t:s:jhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm': mnt = optarg; break;
+		case 'n': count_s = optarg; break;
 		case 't': tmpl = optarg; break;
 		case 's': size_s = optarg; break;
 		case 'j': json = 1; break;
@@ -344,6 +503,23 @@ main(int argc, char **argv)
 			usage(stderr, 2);
 		}
 		snprintf(line, sizeof(line), "%s %s", json ? "json" : "text", cmd);
+	} else if (strcmp(cmd, "metrics") == 0) {
+		if (name || json) {
+			fprintf(stderr, "%s: metrics takes no argument\n", prog);
+			usage(stderr, 2);
+		}
+		find_mount(mnt, &m);
+		return metrics(&m);
+	} else if (strcmp(cmd, "top") == 0) {
+		double secs = 2;
+		long count = 0;
+		char *end;
+		if (name && (secs = strtod(name, &end), *end || !(secs >= 0.1 && secs <= 86400)))
+			fail("invalid interval '%s': seconds, 0.1 to 86400", name);
+		if (count_s && (count = strtol(count_s, &end, 10), *end || count < 1))
+			fail("invalid -n '%s': a count of 1 or more", count_s);
+		find_mount(mnt, &m);
+		return top(&m, secs, count);
 	} else if (strcmp(cmd, "restart") == 0 || strcmp(cmd, "checkpoint") == 0) {
 		if (name) {
 			fprintf(stderr, "%s: %s takes no argument\n", prog, cmd);
@@ -379,6 +555,10 @@ main(int argc, char **argv)
 		}
 	} else {
 		fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
+		usage(stderr, 2);
+	}
+	if (count_s) {
+		fprintf(stderr, "%s: -n is for top\n", prog);
 		usage(stderr, 2);
 	}
 	if ((fop || fcount || fms) && strcmp(cmd, "debug") != 0) {

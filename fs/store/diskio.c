@@ -241,6 +241,13 @@ log_read(struct store *st, struct disk *d, const struct extent *e, char *out)
 ssize_t
 store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
 {
+	return store_read_from(st, id, buf, len, off, NULL);
+}
+
+ssize_t
+store_read_from(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off,
+    struct store_read_src *src)
+{
 	struct extent pieces[READ_PIECES];
 	struct extent_batch b = { .e = pieces, .cap = READ_PIECES };
 	struct disk *d;
@@ -264,12 +271,16 @@ store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
 			if (gap_end > pos &&
 			    (rc = tmpl_read(d->tmpl, out + (pos - off), gap_end - pos, pos)) < 0)
 				goto out;
+			if (src && gap_end > pos)
+				src->tmpl_bytes += gap_end - pos;
 			if (i == b.n)
 				break;
 			if (b.e[i].laddr == EXTMAP_ZERO)
 				memset(out + (b.e[i].loff - off), 0, b.e[i].len);
 			else if ((rc = log_read(st, d, &b.e[i], out + (b.e[i].loff - off))) < 0)
 				goto out;
+			else if (src)
+				src->log_bytes += b.e[i].len;
 			pos = b.e[i].loff + b.e[i].len;
 		}
 		pos = batch_end;

@@ -144,6 +144,14 @@ void store_purge_unheld(struct store *st);
 
 /* I/O.  read returns bytes read (short at end of disk); write returns bytes written. */
 ssize_t store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off);
+/* Where a read's bytes came from (the rest were zeros: holes, discarded ranges). */
+struct store_read_src {
+	uint64_t tmpl_bytes;	/* from the template */
+	uint64_t log_bytes;	/* from the log */
+};
+/* store_read(), adding to *src (zeroed by the caller) where the bytes came from. */
+ssize_t store_read_from(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off,
+    struct store_read_src *src);
 ssize_t store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t off);
 /* Zero [off, off+len).  Without keep_size, grows the disk to cover the range. */
 int store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_size);
