@@ -102,11 +102,7 @@ START_TEST(zeros_after_the_tail_are_the_end_and_are_kept)
 	ck_assert_int_eq(seg_size(1), size);
 	if (_i == 0)
 		ck_assert(seg_is_zero(1, end + WREC_SIZE(4096), HDR));
-	log_close(w, &c);
-
-	memset(&c, 0, sizeof(c));
-	w = log_open(WLOG_SEGMENT_SIZE_MIN);
-	ck_assert_int_eq(log_replay(w, wlog_first_laddr(), 1, &c, &rs, err, sizeof(err)), 0);
+	w = log_reopen_replayed(w, WLOG_SEGMENT_SIZE_MIN, &c, &rs);
 	ck_assert_int_eq(c.n, 6);
 	ck_assert_uint_eq(rs.torn_bytes, 0);
 	ck_assert_uint_eq(wlog_tail(w), LADDR(1, end + WREC_SIZE(4096)));
@@ -132,7 +128,6 @@ START_TEST(power_cut_states_in_the_zeros_recover_every_synced_record)
 	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
 	uint64_t la[3], first, e1;
 	unsigned char old[HDR];
-	char err[512];
 
 	append_one(w, 0, 4096, 1);			/* seq 1, an "earlier life" header to copy */
 	first = LADDR_OFF(wlog_tail(w));
@@ -155,10 +150,7 @@ START_TEST(power_cut_states_in_the_zeros_recover_every_synced_record)
 		seg_zero(1, e1, 2 * WREC_SIZE(4096));
 		seg_pwrite(1, old, HDR, e1 + 8192);
 	}
-	log_close(NULL, &c);
-	memset(&c, 0, sizeof(c));
-	w = log_open(WLOG_SEGMENT_SIZE_MIN);
-	ck_assert_int_eq(log_replay(w, wlog_first_laddr(), 1, &c, &rs, err, sizeof(err)), 0);
+	w = log_reopen_replayed(NULL, WLOG_SEGMENT_SIZE_MIN, &c, &rs);
 	ck_assert_int_eq(c.n, 2);
 	ck_assert_uint_eq(c.v[1].rec_laddr, la[0]);
 	ck_assert_uint_eq(wlog_tail(w), LADDR(1, e1));
@@ -169,9 +161,7 @@ START_TEST(power_cut_states_in_the_zeros_recover_every_synced_record)
 	/* appends go on at the end; the next open finds them */
 	ck_assert_uint_eq(append_one(w, 0, 4096, 99), LADDR(1, e1));
 	ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
-	log_close(w, &c);
-	memset(&c, 0, sizeof(c));
-	w = log_open_replayed(WLOG_SEGMENT_SIZE_MIN, &c, &rs);
+	w = log_reopen_replayed(w, WLOG_SEGMENT_SIZE_MIN, &c, &rs);
 	ck_assert_int_eq(c.n, 3);
 	ck_assert_uint_eq(rs.torn_bytes, 0);
 	log_close(w, &c);

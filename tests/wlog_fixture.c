@@ -219,6 +219,15 @@ log_open_replayed(uint64_t segment_size, struct collector *c, struct wlog_replay
 }
 
 struct wlog *
+log_reopen_replayed(struct wlog *w, uint64_t segment_size, struct collector *c,
+    struct wlog_replay_stats *rs)
+{
+	log_close(w, c);
+	memset(c, 0, sizeof(*c));
+	return log_open_replayed(segment_size, c, rs);
+}
+
+struct wlog *
 new_log(uint64_t segment_size)
 {
 	struct collector c = { 0 };

@@ -96,6 +96,9 @@ int log_replay(struct wlog *w, uint64_t from, uint64_t seq, struct collector *c,
 /* Open and replay a log from its start; asserts success. */
 struct wlog *log_open_replayed(uint64_t segment_size, struct collector *c,
     struct wlog_replay_stats *rs);
+/* Close w (NULL: already closed) and c's records, open again and replay from the start. */
+struct wlog *log_reopen_replayed(struct wlog *w, uint64_t segment_size, struct collector *c,
+    struct wlog_replay_stats *rs);
 
 struct wlog *new_log(uint64_t segment_size);
 
