@@ -27,7 +27,12 @@
 
 #define WLOG_SEGMENT_SIZE_DEFAULT	(UINT64_C(1) << 30)
 #define WLOG_SEGMENT_SIZE_MIN		(UINT64_C(16) << 20)
-#define WLOG_SEGMENTS_MAX		(1u << 20)
+/*
+ * Segment numbers are never reused.  A laddr has 24 bits for the number,
+ * but the catalog keeps a laddr as a signed 64-bit integer: 2^23 segments,
+ * 128 TiB written with 16 MiB segments, 8 PiB with 1 GiB ones.
+ */
+#define WLOG_SEGMENTS_MAX		(1u << 23)
 #define WLOG_SPARES_MAX			2	/* released segments' files kept for reuse */
 
 struct wlog;
