@@ -172,14 +172,16 @@ uint64_t wlog_disk_bytes(const struct wlog *w);	/* of those, still on disk */
 uint64_t wlog_spare_bytes(const struct wlog *w);
 
 /*
- * The cleaner's view: the segment numbers present, one segment's size in
- * bytes: where its records end, header included (-EINVAL if there is no
- * such segment), and giving a segment's records back.  wlog_release() leaves
- * a sealed segment (never the newest) just its header: its old file becomes
- * a spare, reused by a later roll, when the pool has room and the file
- * system has plenty of free space; else the file is cut down.  The caller
- * guarantees that nothing refers to its records any more: no extent, no
- * catalog row, no snapshot, no checkpoint position, no read in flight.
+ * The cleaner's view: the lowest and the newest segment numbers (numbers
+ * between them may be missing: released), one segment's size in bytes:
+ * where its records end, header included (-EINVAL if there is no such
+ * segment, or it was released), and giving a segment's records back.
+ * wlog_release() removes a sealed segment (never the newest) and closes its
+ * fd: its file becomes a spare, reused by a later roll, when the pool has
+ * room and the file system has plenty of free space; else it is deleted.
+ * Releasing it again is 0.  The caller guarantees that nothing refers to
+ * its records any more: no extent, no catalog row, no snapshot, no
+ * checkpoint position, no read in flight.
  */
 void wlog_segments(const struct wlog *w, uint32_t *first, uint32_t *last);
 int64_t wlog_segment_bytes(const struct wlog *w, uint32_t segno);
