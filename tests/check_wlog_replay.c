@@ -324,7 +324,7 @@ START_TEST(bad_segment_header_fails_open_with_message)
 }
 END_TEST
 
-START_TEST(log_dir_without_segments_or_with_a_gap_fails_open)
+START_TEST(log_dir_without_segments_fails_open_and_a_gap_fails_replay)
 {
 	struct wlog *w = NULL;
 	char err[512] = "", a[256], b[256];
@@ -598,7 +598,7 @@ FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 	tcase_add_test(tc, segments_roll_at_segment_size_and_replay_spans_them);
 	tcase_add_loop_test(tc, damage_in_older_segment_is_EUCLEAN_and_nothing_is_cut, 0, 5);
 	tcase_add_loop_test(tc, bad_segment_header_fails_open_with_message, 0, 6);
-	tcase_add_test(tc, log_dir_without_segments_or_with_a_gap_fails_open);
+	tcase_add_test(tc, log_dir_without_segments_fails_open_and_a_gap_fails_replay);
 	tcase_add_loop_test(tc, foreign_header_in_newest_segment_fails_open_and_keeps_the_file, 0, 2);
 	tcase_add_loop_test(tc, incomplete_newest_segment_is_removed_and_log_continues_before_it, 0, 3);
 	tcase_add_test(tc, only_segment_truncated_below_header_fails_open);
