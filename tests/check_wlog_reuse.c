@@ -92,20 +92,17 @@ START_TEST(released_segment_becomes_a_spare_and_the_next_roll_reuses_its_file)
 	ck_assert_uint_eq(before.prev_end, 0);
 	ck_assert_int_eq(wlog_spare_bytes(w), 0);
 	ck_assert_int_eq(wlog_release(w, 1), 0);
-	/* the segment is its header, the same bytes; its old file is the spare */
-	ck_assert_int_eq(seg_size(1), (int64_t)SEGHDR);
-	seg_pread(1, &after, sizeof(after), 0);
-	ck_assert_mem_eq(&after, &before, sizeof(before));
+	/* the segment is gone; its old file is the spare */
+	ck_assert_int_eq(seg_size(1), -1);
 	ck_assert_int_eq(spare_size(1), (int64_t)seg1);
 	{
 		char p[256];
 		spare_path(1, p, sizeof(p));
 		ck_assert_uint_eq(file_ino(p), ino1);
 	}
-	ck_assert_uint_ne(seg_ino(1), ino1);
-	ck_assert_int_eq(wlog_segment_bytes(w, 1), (int64_t)SEGHDR);
+	ck_assert_int_eq(wlog_segment_bytes(w, 1), -EINVAL);
 	ck_assert_uint_eq(wlog_spare_bytes(w), seg1);
-	ck_assert_uint_eq(wlog_disk_bytes(w), wlog_size(w) - (seg1 - SEGHDR));
+	ck_assert_uint_eq(wlog_disk_bytes(w), wlog_size(w) - seg1);
 	/* releasing it again changes nothing */
 	ck_assert_int_eq(wlog_release(w, 1), 0);
 	ck_assert_uint_eq(wlog_spare_bytes(w), seg1);
@@ -199,7 +196,7 @@ START_TEST(stale_records_after_the_tail_are_not_replayed)
 	ck_assert_uint_eq(rs.stale_bytes, 0);
 	for (size_t k = 0; k < c.n; k++)
 		ck_assert_uint_eq(c.v[k].h.seq, from_seq + k);
-	ck_assert_uint_eq(wlog_size(w), 3 * SEGHDR + 2 * REC1M_PER_SEG * WREC_SIZE(MiB) + end);
+	ck_assert_uint_eq(wlog_size(w), 2 * SEGHDR + 2 * REC1M_PER_SEG * WREC_SIZE(MiB) + end);
 	wlog_close(w);
 	if (_i == 2) {
 		ck_assert_int_eq(cut_files(NULL), 0);	/* no record of this life after it */
@@ -395,7 +392,7 @@ START_TEST(crash_states_of_release_and_roll_open_and_recover)
 		ino1 = seg_ino(1);
 		ck_assert_int_eq(wlog_release(w, 1), 0);
 		ck_assert_int_eq(spare_size(1), (int64_t)seg1);
-		ck_assert_int_eq(seg_size(1), (int64_t)SEGHDR);
+		ck_assert_int_eq(seg_size(1), -1);
 		ck_assert_uint_eq(wlog_spare_bytes(w), seg1);
 	}
 	if (_i != 3) {
@@ -449,9 +446,9 @@ START_TEST(version_2_segments_still_open_and_the_log_goes_on_in_version_3)
 	ck_assert_uint_eq(sh.version, 3);
 	ck_assert_uint_eq(sh.prev_end, end2);
 	ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
-	/* a version 2 segment released: cut down or kept, it is its header either way */
+	/* a version 2 segment released: removed or kept as a spare, it is gone either way */
 	ck_assert_int_eq(wlog_release(w, 1), 0);
-	ck_assert_int_eq(seg_size(1), (int64_t)SEGHDR);
+	ck_assert_int_eq(seg_size(1), -1);
 	wlog_close(w);
 	c.n = 0;
 	w = log_open(WLOG_SEGMENT_SIZE_MIN);
@@ -466,6 +463,65 @@ START_TEST(version_2_segments_still_open_and_the_log_goes_on_in_version_3)
 }
 END_TEST
 
+/*
+ * A released segment leaves no file and no fd behind, and the log opens
+ * with the gaps that leaves below the replay start: recovery opens only the
+ * segments present.  A segment released by an older build (a header-only
+ * file) is removed at open.  Replay from before a gap is refused, and a
+ * read into a released segment fails, never returns other bytes.
+ */
+START_TEST(released_segments_leave_no_file_and_a_gap_below_the_start_opens)
+{
+	enum { N = 4 * REC1M_PER_SEG + 1 };
+	uint64_t la[N], end1 = SEGHDR + REC1M_PER_SEG * WREC_SIZE(MiB);
+	unsigned char *buf = malloc(MiB), *want = malloc(MiB);
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	struct wlog_replay_stats rs;
+	struct collector c = { 0 };
+	const char *why;
+	char err[512];
+	int fds;
+
+	append_writes(w, N, MiB, la, NULL);	/* segments 1..5 */
+	ck_assert_uint_eq(LADDR_SEG(la[N - 1]), 5);
+	fds = open_fds();
+	for (uint32_t s = 2; s <= 3; s++) {
+		ck_assert_int_eq(wlog_release(w, s), 0);
+		ck_assert_int_eq(seg_size(s), -1);
+	}
+	ck_assert_int_le(open_fds(), fds);	/* the two spares hold what the segments did */
+	ck_assert_int_eq(seg_size(1), (int64_t)end1);	/* cut to its end: segment 2 said where */
+	ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
+	wlog_close(w);
+	/* segment 4 released the old way: its header kept */
+	seg_truncate(4, SEGHDR);
+
+	w = log_open(WLOG_SEGMENT_SIZE_MIN);
+	ck_assert_int_eq(seg_size(4), -1);
+	ck_assert_int_eq(wlog_segment_bytes(w, 1), (int64_t)end1);
+	ck_assert_int_eq(log_replay(w, la[N - 1], N, &c, &rs, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.n, 1);
+	ck_assert_int_eq(wlog_read(w, la[0], 1, 0, buf, MiB, &why), 0);
+	fill(want, MiB, 1000);
+	assert_bytes_eq(buf, want, MiB, "a record below the gap");
+	ck_assert_int_lt(wlog_read(w, la[REC1M_PER_SEG], 1, REC1M_PER_SEG * MiB, buf, MiB, &why), 0);
+	ck_assert_int_lt(wlog_read(w, la[3 * REC1M_PER_SEG], 1, 3 * REC1M_PER_SEG * MiB, buf, MiB,
+	    &why), 0);
+	/* the tail stays in 5 (a roll makes 6: numbers are never reused) */
+	ck_assert_uint_eq(LADDR_SEG(wlog_tail(w)), 5);
+	log_close(w, &c);
+	c = (struct collector){ 0 };
+
+	/* replay needs every segment from its start on */
+	w = log_open(WLOG_SEGMENT_SIZE_MIN);
+	ck_assert_int_eq(log_replay(w, la[0], 1, &c, &rs, err, sizeof(err)), -EUCLEAN);
+	ck_assert_msg(strstr(err, "00000002") && strstr(err, "missing"), "message: '%s'", err);
+	log_close(w, &c);
+	free(buf);
+	free(want);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 {
 	tcase_add_test(tc, released_segment_becomes_a_spare_and_the_next_roll_reuses_its_file);
@@ -474,4 +530,5 @@ FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 	tcase_add_test(tc, trust_complete_replay_verifies_the_last_record_of_a_reused_file);
 	tcase_add_loop_test(tc, crash_states_of_release_and_roll_open_and_recover, 0, 4);
 	tcase_add_test(tc, version_2_segments_still_open_and_the_log_goes_on_in_version_3);
+	tcase_add_test(tc, released_segments_leave_no_file_and_a_gap_below_the_start_opens);
 }

@@ -8,10 +8,15 @@
  * store (tail, size...).
  *
  * Invariants after a successful open:
- *   - segments first..last are all there, numbered without a gap, and each
- *     has a sound header naming its own number and this store's uuid;
- *   - segend[s] is set for every sealed segment s < last (the next header's
- *     prev_end, or for a version 2 segment its file size);
+ *   - the segments present between first and last are open, and each has a
+ *     sound header naming its own number and this store's uuid; numbers
+ *     missing between them were released (wlog_replay requires the ones it
+ *     reads, from its start to last);
+ *   - the end of every sealed segment s < last is set (the next header's
+ *     prev_end; for a version 2 segment, or one whose successor was
+ *     released, its file size: a release cuts the predecessor to its end);
+ *   - no header-only segment but the newest: a store made before released
+ *     segments were removed has them; open removes them (seg_remove);
  *   - size counts the bytes of records and headers of every segment; the
  *     newest segment's file size stands in for its end until wlog_replay()
  *     finds it.
@@ -123,6 +128,33 @@ void
 spare_name(uint32_t segno, char *buf, size_t len)
 {
 	snprintf(buf, len, "%08x.spare", segno);
+}
+
+/*
+ * Set segment segno's fd in the table, making its chunk first if needed
+ * (only open and a roll, under the log lock, make chunks); 0 or -ENOMEM.
+ */
+int
+seg_table_set(struct wlog *w, uint32_t segno, int fd)
+{
+	struct segtab_chunk *c = seg_chunk(w, segno);
+
+	if (segno == 0 || segno >= WLOG_SEGMENTS_MAX)
+		return -ENOSPC;
+	if (!c) {
+		if (!(c = calloc(1, sizeof(*c))))
+			return -ENOMEM;
+		atomic_store_explicit(&w->segtab[segno / SEGTAB_CHUNK], c, memory_order_release);
+	}
+	c->fd[segno % SEGTAB_CHUNK] = fd + 1;
+	return 0;
+}
+
+/* Note where sealed segment segno's records end (its entry exists). */
+void
+seg_table_set_end(struct wlog *w, uint32_t segno, uint64_t end)
+{
+	seg_chunk(w, segno)->end[segno % SEGTAB_CHUNK] = end;
 }
 
 /* Create segment segno with its header; returns the fd or -errno. */
@@ -288,19 +320,12 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 	uint32_t *segs = NULL, *spares = NULL;
 	uint64_t *fsize = NULL, *prev_end = NULL;
 	size_t nsegs = 0, nspares = 0;
+	char name_buf[32];
 	int rc;
 
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	w->segfd = calloc(WLOG_SEGMENTS_MAX, sizeof(int));
-	w->segend = calloc(WLOG_SEGMENTS_MAX, sizeof(uint64_t));
-	if (!w->segfd || !w->segend) {
-		free(w->segfd);
-		free(w->segend);
-		free(w);
-		return -ENOMEM;
-	}
 	snprintf(w->dir, sizeof(w->dir), "%s", dir);
 	memcpy(w->uuid, uuid, 16);
 	w->segment_size = segment_size;
@@ -346,9 +371,9 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 		int fd, whole = 0;
 
 		seg_name(segs[i], name, sizeof(name));
-		if (segs[i] >= WLOG_SEGMENTS_MAX || (i > 0 && segs[i] != segs[i - 1] + 1)) {
+		if (segs[i] == 0 || segs[i] >= WLOG_SEGMENTS_MAX) {
 			rc = -EUCLEAN;
-			snprintf(err, errlen, "log segment %s is missing or out of sequence", name);
+			snprintf(err, errlen, "log segment %s: number out of range", name);
 			goto fail;
 		}
 		fd = openat(w->dirfd, name, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
@@ -402,7 +427,11 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 			    " (it holds records, so it is damaged, not half-created)" : "");
 			goto fail;
 		}
-		w->segfd[segs[i]] = fd + 1;
+		if ((rc = seg_table_set(w, segs[i], fd)) < 0) {
+			close(fd);
+			snprintf(err, errlen, "no memory for the log's segment table");
+			goto fail;
+		}
 		w->first = segs[0];	/* so that wlog_close() on failure closes it */
 		w->last = segs[i];
 		fsize[i] = (uint64_t)st.st_size;
@@ -412,15 +441,29 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 	w->last = segs[nsegs - 1];
 	/*
 	 * A sealed segment's records end where the next header says (logfmt.h);
-	 * a released one's file is just its header.  The newest one's end is
-	 * found by replay: until then, its file size.
+	 * when the next was released, where its file ends (the release cut it
+	 * there).  The newest one's end is found by replay: until then, its
+	 * file size.
 	 */
 	for (size_t i = 0; i + 1 < nsegs; i++) {
-		w->segend[segs[i]] = prev_end[i + 1] ? prev_end[i + 1] : fsize[i];
-		w->size += fsize[i] < w->segend[segs[i]] ? fsize[i] : w->segend[segs[i]];
+		uint64_t end = segs[i + 1] == segs[i] + 1 && prev_end[i + 1] ? prev_end[i + 1] : fsize[i];
+		seg_table_set_end(w, segs[i], end);
+		w->size += fsize[i] < end ? fsize[i] : end;
 	}
 	w->size += fsize[nsegs - 1];
 	w->tail_fsize = fsize[nsegs - 1];
+	/* released segments of a store made before they were removed: header-only files */
+	for (size_t i = 0; !readonly && i + 1 < nsegs; i++) {
+		if (fsize[i] > sizeof(struct seg_header))
+			continue;
+		if ((rc = seg_remove(w, segs[i])) < 0) {
+			seg_name(segs[i], name_buf, sizeof(name_buf));
+			snprintf(err, errlen, "cannot remove released log segment %s: %s", name_buf,
+			    strerror(-rc));
+			goto fail;
+		}
+		w->size -= fsize[i];
+	}
 	wlog_take_spares(w, spares, nspares);
 	free(segs);
 	free(spares);
@@ -462,9 +505,13 @@ wlog_close(struct wlog *w)
 	if (!w)
 		return;
 	wlog_fill_stop(w);
-	for (uint32_t s = w->first; s && s <= w->last; s++)
-		if (seg_fd(w, s) >= 0)
-			close(seg_fd(w, s));
+	for (size_t k = 0; k < SEGTAB_DIR; k++) {
+		struct segtab_chunk *c = w->segtab[k];
+		for (size_t i = 0; c && i < SEGTAB_CHUNK; i++)
+			if (c->fd[i] > 0)
+				close(c->fd[i] - 1);
+		free(c);
+	}
 	for (int i = 0; i < w->nspares; i++)
 		close(w->spares[i].fd);
 	if (w->dirfd >= 0)
@@ -475,8 +522,6 @@ wlog_close(struct wlog *w)
 	pthread_mutex_destroy(&w->fill_lock);
 	pthread_cond_destroy(&w->fill_cond);
 	reccache_free(w->cache);
-	free(w->segfd);
-	free(w->segend);
 	free(w);
 }
 

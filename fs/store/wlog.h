@@ -27,7 +27,12 @@
 
 #define WLOG_SEGMENT_SIZE_DEFAULT	(UINT64_C(1) << 30)
 #define WLOG_SEGMENT_SIZE_MIN		(UINT64_C(16) << 20)
-#define WLOG_SEGMENTS_MAX		(1u << 20)
+/*
+ * Segment numbers are never reused.  A laddr has 24 bits for the number,
+ * but the catalog keeps a laddr as a signed 64-bit integer: 2^23 segments,
+ * 128 TiB written with 16 MiB segments, 8 PiB with 1 GiB ones.
+ */
+#define WLOG_SEGMENTS_MAX		(1u << 23)
 #define WLOG_SPARES_MAX			2	/* released segments' files kept for reuse */
 
 struct wlog;
@@ -168,14 +173,16 @@ uint64_t wlog_disk_bytes(const struct wlog *w);	/* of those, still on disk */
 uint64_t wlog_spare_bytes(const struct wlog *w);
 
 /*
- * The cleaner's view: the segment numbers present, one segment's size in
- * bytes: where its records end, header included (-EINVAL if there is no
- * such segment), and giving a segment's records back.  wlog_release() leaves
- * a sealed segment (never the newest) just its header: its old file becomes
- * a spare, reused by a later roll, when the pool has room and the file
- * system has plenty of free space; else the file is cut down.  The caller
- * guarantees that nothing refers to its records any more: no extent, no
- * catalog row, no snapshot, no checkpoint position, no read in flight.
+ * The cleaner's view: the lowest and the newest segment numbers (numbers
+ * between them may be missing: released), one segment's size in bytes:
+ * where its records end, header included (-EINVAL if there is no such
+ * segment, or it was released), and giving a segment's records back.
+ * wlog_release() removes a sealed segment (never the newest) and closes its
+ * fd: its file becomes a spare, reused by a later roll, when the pool has
+ * room and the file system has plenty of free space; else it is deleted.
+ * Releasing it again is 0.  The caller guarantees that nothing refers to
+ * its records any more: no extent, no catalog row, no snapshot, no
+ * checkpoint position, no read in flight.
  */
 void wlog_segments(const struct wlog *w, uint32_t *first, uint32_t *last);
 int64_t wlog_segment_bytes(const struct wlog *w, uint32_t segno);

@@ -9,9 +9,22 @@
  *   wlog_read.c     reading data back, the record cache
  *
  * State (struct wlog):
- *   segfd[]     fd+1 of every open segment, indexed by segment number (0 = none).
- *               Segments are only ever added, so readers index it without a lock.
- *   first,last  the segment numbers present; `last` is the one appended to.
+ *   segtab      the segment table: fd+1 of every open segment and where each
+ *               sealed one's records end (`end`, below), by segment number, in
+ *               chunks of SEGTAB_CHUNK entries reached through a fixed
+ *               directory.  A chunk is allocated (by open, or a roll under the
+ *               log lock) before its first entry is set, published with a
+ *               release store, and kept until close: an entry never moves,
+ *               so readers index it without a lock.  A released segment's
+ *               entry is cleared and its fd closed (nothing can reach it:
+ *               wlog_release's contract).  Memory: 48 KiB per 4096 segments
+ *               numbered while open; at open, only the chunks of the
+ *               segments present.
+ *   first,last  the lowest segment number present and the newest (appended
+ *               to).  Segments between them may be missing: released ones
+ *               are removed, and numbers are never reused.  Every segment
+ *               from the replay start to `last` is present (wlog_replay
+ *               checks it).
  *   tail        log address of the next record (atomic: read by wlog_sync).
  *   synced      every record before it is durable (under sync_lock).
  *   broken      set when an fdatasync failed: after that the page cache may
@@ -20,7 +33,7 @@
  *               for wlog_read_cached(); only records wholly before the tail,
  *               which nothing rewrites; a released segment's are dropped.
  *               NULL when opened read-only.
- *   segend[]    where each sealed segment's records end (logfmt.h: the next
+ *   end         where each sealed segment's records end (logfmt.h: the next
  *               header's prev_end, or the file's size); the file may be
  *               longer (stale bytes of an earlier life) or, once released,
  *               just its header.
@@ -56,6 +69,15 @@
 
 struct reccache;
 
+#define SEGTAB_CHUNK	4096
+#define SEGTAB_DIR	(WLOG_SEGMENTS_MAX / SEGTAB_CHUNK)
+
+/* SEGTAB_CHUNK segments' entries: fd + 1 (0 = none), sealed segments' ends. */
+struct segtab_chunk {
+	int		 fd[SEGTAB_CHUNK];
+	uint64_t	 end[SEGTAB_CHUNK];
+};
+
 struct spare {
 	int		 fd;
 	uint32_t	 name;		/* SSSSSSSS of SSSSSSSS.spare */
@@ -68,7 +90,7 @@ struct wlog {
 	int		 dirfd;
 	uint8_t		 uuid[16];
 	uint64_t	 segment_size;
-	int		*segfd;			/* fd + 1 by segment number */
+	struct segtab_chunk *_Atomic segtab[SEGTAB_DIR];	/* see above */
 	uint32_t	 first, last;
 	int		 readonly;		/* wlog_open_ro: change no file */
 	char		 note[256];		/* what a read-only open left alone */
@@ -77,7 +99,6 @@ struct wlog {
 	int		 replayed;
 	_Atomic uint64_t size;			/* bytes of records (and headers) in all segments */
 	_Atomic uint64_t released;		/* of which given back by wlog_release() */
-	uint64_t	*segend;		/* by segment number: sealed segments' ends */
 	_Atomic uint64_t tail_fsize;		/* the newest segment's file size */
 	uint64_t	 stale_end;		/* stale bytes may lie before it (appends only) */
 
@@ -106,13 +127,32 @@ struct wlog {
 	struct reccache	*cache;
 };
 
+/* The table chunk holding segment segno's entry, NULL if none was made. */
+static inline struct segtab_chunk *
+seg_chunk(const struct wlog *w, uint32_t segno)
+{
+	if (segno == 0 || segno >= WLOG_SEGMENTS_MAX)
+		return NULL;
+	return atomic_load_explicit((struct segtab_chunk *_Atomic *)&w->segtab[segno / SEGTAB_CHUNK],
+	    memory_order_acquire);
+}
+
 /* The fd of segment segno, or -1 if it is not open. */
 static inline int
 seg_fd(const struct wlog *w, uint32_t segno)
 {
-	if (segno == 0 || segno >= WLOG_SEGMENTS_MAX)
-		return -1;
-	return w->segfd[segno] - 1;
+	struct segtab_chunk *c = seg_chunk(w, segno);
+
+	return c ? c->fd[segno % SEGTAB_CHUNK] - 1 : -1;
+}
+
+/* Where sealed segment segno's records end (0 if it is not open). */
+static inline uint64_t
+seg_end(const struct wlog *w, uint32_t segno)
+{
+	struct segtab_chunk *c = seg_chunk(w, segno);
+
+	return c ? c->end[segno % SEGTAB_CHUNK] : 0;
 }
 
 /* wlog.c: segment headers and names */
@@ -121,6 +161,8 @@ void seg_header_init(struct seg_header *sh, uint32_t segno, const uint8_t uuid[1
 void seg_name(uint32_t segno, char *buf, size_t len);
 void spare_name(uint32_t segno, char *buf, size_t len);
 int seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end);
+int seg_table_set(struct wlog *w, uint32_t segno, int fd);
+void seg_table_set_end(struct wlog *w, uint32_t segno, uint64_t end);
 
 /* wlog_append.c */
 int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off);
@@ -130,6 +172,7 @@ int wlog_sync_segment(struct wlog *w, uint32_t segno, int fd);
 int wlog_roll(struct wlog *w);
 void wlog_fill_start(struct wlog *w);
 void wlog_fill_stop(struct wlog *w);
+int seg_remove(struct wlog *w, uint32_t segno);
 
 /* wlog_replay.c: what makes a record (header) sound */
 const char *rec_header_check(const struct rec_header *h, uint64_t expect_seq);

@@ -10,8 +10,9 @@
  *   - the cache holds only records wholly before the tail, whose table was
  *     checked against the header's data_crc: nothing rewrites them until
  *     their segment is released (wlog_release drops them first);
- *   - reads run concurrently with an append: they index segfd[] without a
- *     lock (segments are only ever added).
+ *   - reads run concurrently with an append and a release: they index the
+ *     segment table without a lock (wlog_int.h: an entry never moves); an
+ *     address in a released segment is -EBADMSG, "names no segment".
  *
  * Cost: a first read of a record takes one pread of READ_HEAD bytes (a
  * 4 KiB record whole, else its header and the start of its table) and, for

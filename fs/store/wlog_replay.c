@@ -548,6 +548,14 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 		    (unsigned long long)from, w->first, w->last);
 		return -EUCLEAN;
 	}
+	/* segments below the start may have been released; replay needs every one after it */
+	for (uint32_t s = segno; s <= w->last; s++) {
+		if (seg_fd(w, s) < 0) {
+			snprintf(err, errlen, "log segment %08x is missing: replay from %llx needs every "
+			    "segment up to %08x", s, (unsigned long long)from, w->last);
+			return -EUCLEAN;
+		}
+	}
 	buf = malloc(REPLAY_CHUNK);
 	if (!buf)
 		return -ENOMEM;
@@ -568,7 +576,7 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 				    strerror(errno));
 				break;
 			}
-			end = segno == w->last ? (uint64_t)st.st_size : w->segend[segno];
+			end = segno == w->last ? (uint64_t)st.st_size : seg_end(w, segno);
 			/* a sealed file shorter than its end is damaged: reads past it fail below */
 			window_open(&win, fd, pos, end < (uint64_t)st.st_size ? end : (uint64_t)st.st_size,
 			    trust_complete);

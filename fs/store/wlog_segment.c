@@ -10,8 +10,12 @@
  *   - a segment's header is never torn: it is made durable before the file
  *     has the segment's name, and a segment is fdatasync'ed before the next
  *     one is created, so only the newest can have a torn tail;
- *   - the newest segment is never released; a released one keeps its header,
- *     so segment numbers stay contiguous and the file stays ours;
+ *   - the newest segment is never released; a released one's file is
+ *     removed (or kept as a spare) and its fd closed, so files and fds
+ *     follow the live segments, not the history; numbers are never reused;
+ *   - a released segment's predecessor, when present, is first cut down to
+ *     its records' end: the released file's header said where that is, and
+ *     open reads it from the file's size after that;
  *   - the pool holds at most WLOG_SPARES_MAX files (spare_lock: the cleaner
  *     adds, a roll takes), and none while the file system is short of space.
  *
@@ -25,18 +29,22 @@
  *                                                       when there is no spare; directory fsync'ed
  *   NEWEST          SEALED            wlog_roll         fdatasync'ed before the next exists;
  *                                                       the next header's prev_end says its end
- *   SEALED          RELEASED + spare  wlog_release      a header-only copy made durable, exchanged
- *                                     (seg_to_spare)    with it (RENAME_EXCHANGE), the directory
- *                                                       fsync'ed: the old file is a spare
- *   SEALED          RELEASED          wlog_release      cut down to its header (no room for a
- *                                                       spare (statvfs), or no RENAME_EXCHANGE)
+ *   SEALED          spare             wlog_release      renamed SSSSSSSS.spare, the directory
+ *                                     (seg_to_spare)    fsync'ed; its fd closed (the pool has a dup)
+ *   SEALED          -                 wlog_release      removed (no room for a spare (statvfs));
+ *                                                       its fd closed
+ *   header-only     -                 seg_remove        (at open) a segment released by an older
+ *                                                       build, which kept its header
  *   found at open   spare             wlog_take_spares  (in wlog.c, at open) beyond
  *                                                       WLOG_SPARES_MAX: removed
  *   spare           -                 spares_drop       the file system is getting full
  *
  * Crash states of reuse, each seen by wlog_open:
- *   release: a leftover SSSSSSSS.spare next to a whole segment S (the spare
- *   is just a spare; releasing S again replaces it), or the exchanged pair;
+ *   release: the whole segment S (with or without its predecessor cut:
+ *   nothing past its end matters), then S gone, maybe as SSSSSSSS.spare.  A
+ *   whole S below the checkpoint is all dead: the cleaner releases it again.
+ *   From older builds: a leftover SSSSSSSS.spare next to a whole S, or S
+ *   header-only next to its old file as the spare (open removes S);
  *   roll: a spare with a new header but its old name (a spare), or the new
  *   segment with a durable header and stale records of its old life after
  *   it, which replay tells by their sequence numbers.
@@ -117,10 +125,12 @@ wlog_roll(struct wlog *w)
 	uint32_t next = w->last + 1;
 	uint64_t prev_end = LADDR_OFF(w->tail), fsize = sizeof(struct seg_header), stale = fsize;
 	struct spare sp;
-	int fd = -1;
+	int fd = -1, rc;
 
 	if (next >= WLOG_SEGMENTS_MAX)
 		return -ENOSPC;
+	if ((rc = seg_table_set(w, next, -1)) < 0)	/* its table chunk, before anything changes */
+		return rc;
 	if (wlog_sync_segment(w, w->last, seg_fd(w, w->last)) < 0)
 		return -EIO;
 	if (spare_take(w, &sp) == 0 && (fd = spare_reuse(w, &sp, next, prev_end)) >= 0) {
@@ -132,7 +142,7 @@ wlog_roll(struct wlog *w)
 	if (fd < 0)
 		return fd;
 	if (fsync(w->dirfd) < 0) {
-		int rc = -errno;
+		rc = -errno;
 		char name[32];
 		close(fd);
 		seg_name(next, name, sizeof(name));
@@ -141,8 +151,8 @@ wlog_roll(struct wlog *w)
 	}
 	/* the filler moves on to the new segment with it */
 	pthread_mutex_lock(&w->fill_lock);
-	w->segend[w->last] = prev_end;
-	w->segfd[next] = fd + 1;
+	seg_table_set_end(w, w->last, prev_end);
+	seg_table_set(w, next, fd);	/* cannot fail: the chunk exists */
 	w->last = next;
 	w->size += sizeof(struct seg_header);
 	w->tail_fsize = fsize;
@@ -160,19 +170,19 @@ wlog_segments(const struct wlog *w, uint32_t *first, uint32_t *last)
 	*last = w->last;
 }
 
-/* Where sealed segment segno's records end now (its header alone once released); -errno. */
+/* Where sealed segment segno's records end; -EINVAL once released. */
 int64_t
 wlog_segment_bytes(const struct wlog *w, uint32_t segno)
 {
 	struct stat sb;
 	int fd = seg_fd(w, segno);
 
-	if (fd < 0 || segno < w->first || segno > w->last || fstat(fd, &sb) < 0)
+	if (fd < 0 || segno > w->last || fstat(fd, &sb) < 0)
 		return -EINVAL;
 	if (segno == w->last)
 		return w->replayed ? (int64_t)LADDR_OFF(w->tail) : (int64_t)sb.st_size;
-	return (int64_t)((uint64_t)sb.st_size < w->segend[segno] ? (uint64_t)sb.st_size :
-	    w->segend[segno]);
+	return (int64_t)((uint64_t)sb.st_size < seg_end(w, segno) ? (uint64_t)sb.st_size :
+	    seg_end(w, segno));
 }
 
 /* Remove every spare (the file system is getting full: give their space back). */
@@ -233,20 +243,18 @@ spare_wanted(struct wlog *w)
 }
 
 /*
- * Give segment segno's file to the spare pool: a header-only copy of it
- * (the same header bytes) is made durable as SSSSSSSS.spare, exchanged with
- * SSSSSSSS.seg, and the exchange made durable.  Every step is atomic: a
- * crash leaves the whole segment (released again later) or the exchanged
- * pair.  1 when it is a spare now, 0 when the caller should cut the segment
- * down instead (no RENAME_EXCHANGE here, or a step failed: logged).
+ * Give released segment segno's file to the spare pool: renamed
+ * SSSSSSSS.spare and the rename made durable (a crash leaves the whole
+ * segment, released again later, or the spare).  1 when it is a spare now
+ * (or gone: a failed directory fsync), 0 when the caller should remove it
+ * instead (a step failed: logged).
  */
 static int
 seg_to_spare(struct wlog *w, uint32_t segno, int fd)
 {
-	struct seg_header sh;
 	char sname[32], gname[32];
 	struct stat sb;
-	int nfd = -1;
+	int nfd;
 
 	spare_name(segno, sname, sizeof(sname));
 	seg_name(segno, gname, sizeof(gname));
@@ -261,45 +269,76 @@ seg_to_spare(struct wlog *w, uint32_t segno, int fd)
 		break;
 	}
 	pthread_mutex_unlock(&w->spare_lock);
-	if (unlinkat(w->dirfd, sname, 0) < 0 && errno != ENOENT)
-		goto fail;
-	if (pread(fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh) || fstat(fd, &sb) < 0)
-		goto fail;
-	nfd = openat(w->dirfd, sname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (nfd < 0 || pwrite(nfd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh) || fdatasync(nfd) < 0)
-		goto fail;
-	if (renameat2(w->dirfd, sname, w->dirfd, gname, RENAME_EXCHANGE) < 0) {
-		if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
-			close(nfd);
-			unlinkat(w->dirfd, sname, 0);
-			return 0;	/* quietly: this file system cannot; cut down as before */
-		}
-		goto fail;
+	if ((unlinkat(w->dirfd, sname, 0) < 0 && errno != ENOENT) || fstat(fd, &sb) < 0 ||
+	    renameat(w->dirfd, gname, w->dirfd, sname) < 0) {
+		hlog(HLOG_WARN, "cannot keep the file of log segment %08x as a spare (%s): %s; "
+		    "removing it instead", segno, sname, strerror(errno));
+		return 0;
 	}
-	/* segno's name is the header-only file now; nothing reads a released segment */
-	w->segfd[segno] = nfd + 1;
-	if (fsync(w->dirfd) < 0) {
-		/* the exchange may not be durable: the old file must not get a new header */
-		hlog(HLOG_WARN, "cannot fsync log directory after releasing segment %08x: %s; "
-		    "not keeping its file", segno, strerror(errno));
-		if (ftruncate(fd, (off_t)sizeof(sh)) < 0)
-			hlog(HLOG_WARN, "cannot cut spare log file %s: %s", sname, strerror(errno));
-		close(fd);
+	if ((nfd = dup(fd)) < 0 || fsync(w->dirfd) < 0) {
+		/* the rename may not be durable: the old file must not get a new header */
+		hlog(HLOG_WARN, "cannot keep the file of log segment %08x as a spare: %s; removing it",
+		    segno, strerror(errno));
+		if (nfd >= 0)
+			close(nfd);
+		unlinkat(w->dirfd, sname, 0);
 		return 1;
 	}
 	pthread_mutex_lock(&w->spare_lock);
-	w->spares[w->nspares++] = (struct spare){ fd, segno, (uint64_t)sb.st_size,
+	w->spares[w->nspares++] = (struct spare){ nfd, segno, (uint64_t)sb.st_size,
 	    (uint64_t)sb.st_size };
 	w->spare_bytes += (uint64_t)sb.st_size;
 	pthread_mutex_unlock(&w->spare_lock);
 	return 1;
-fail:
-	hlog(HLOG_WARN, "cannot keep the file of log segment %08x as a spare (%s): %s; cutting it "
-	    "down instead", segno, sname, strerror(errno));
-	if (nfd >= 0) {
-		close(nfd);
-		unlinkat(w->dirfd, sname, 0);
+}
+
+/*
+ * Before segment segno's file goes: cut its predecessor, if present, down to
+ * where its records end, which segno's header said and the predecessor's
+ * file size will say from now on (wlog.c, at open).  Nothing reads past the
+ * end; if the cut is lost in a crash, open takes a later end, which only
+ * makes the segment look bigger to the cleaner.
+ */
+static void
+seg_cut_prev(struct wlog *w, uint32_t segno)
+{
+	int fd = seg_fd(w, segno - 1);
+	uint64_t end = seg_end(w, segno - 1);
+	struct stat sb;
+
+	if (fd < 0 || end < sizeof(struct seg_header) || fstat(fd, &sb) < 0 ||
+	    (uint64_t)sb.st_size <= end)
+		return;
+	if (ftruncate(fd, (off_t)end) < 0)
+		hlog(HLOG_WARN, "cannot cut log segment %08x to its end: %s", segno - 1, strerror(errno));
+}
+
+/* Drop segment segno, whose file is gone, from the table: its fd closed, `first` moved past it. */
+static void
+seg_forget(struct wlog *w, uint32_t segno)
+{
+	int fd = seg_fd(w, segno);
+
+	seg_chunk(w, segno)->fd[segno % SEGTAB_CHUNK] = 0;
+	close(fd);
+	if (segno == w->first) {
+		uint32_t s = segno + 1;
+		while (s < w->last && seg_fd(w, s) < 0)
+			s++;
+		w->first = s;
 	}
+}
+
+int
+seg_remove(struct wlog *w, uint32_t segno)
+{
+	char name[32];
+
+	seg_name(segno, name, sizeof(name));
+	seg_cut_prev(w, segno);
+	if (unlinkat(w->dirfd, name, 0) < 0)
+		return -errno;
+	seg_forget(w, segno);
 	return 0;
 }
 
@@ -311,19 +350,25 @@ wlog_release(struct wlog *w, uint32_t segno)
 
 	if (w->readonly)
 		return -EROFS;
-	if (fd < 0 || segno < w->first || segno >= w->last)
+	if (segno == 0 || segno >= w->last)
 		return -EINVAL;		/* never the segment appends go to */
+	if (fd < 0)
+		return 0;		/* released before (numbers are never reused) */
 	if ((size = wlog_segment_bytes(w, segno)) < 0)
 		return (int)size;
-	if ((uint64_t)size <= sizeof(struct seg_header))
-		return 0;
 	if (w->cache)
 		reccache_drop_segment(w->cache, segno);
-	/* the header stays: the segment numbers stay contiguous and the file stays ours */
-	if (!(spare_wanted(w) && seg_to_spare(w, segno, fd)) &&
-	    ftruncate(fd, (off_t)sizeof(struct seg_header)) < 0)
-		return -errno;
-	w->released += (uint64_t)size - sizeof(struct seg_header);
+	if (spare_wanted(w)) {
+		seg_cut_prev(w, segno);
+		if (seg_to_spare(w, segno, fd)) {
+			seg_forget(w, segno);
+			goto out;
+		}
+	}
+	if ((fd = seg_remove(w, segno)) < 0)
+		return fd;
+out:
+	w->released += (uint64_t)size;
 	return 0;
 }
 
