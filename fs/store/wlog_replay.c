@@ -476,12 +476,15 @@ rec_header_repair(const struct rec_header *h, uint64_t seq, uint64_t len, struct
  *   - otherwise -EUCLEAN with err set: which bytes of which disk the records
  *     held is unknown, and serving the older bytes would be wrong.
  * 0 if the damage is not proven synced (a torn tail: replay_end()).
- * Replay goes on after *fix (rec_size(fix) bytes).
+ * Replay goes on after *fix (rec_size(fix) bytes).  *proof_end is where
+ * the records that proved it end: replay must keep them all, or the next
+ * replay, without the proof, would cut what this one kept (wlog_replay
+ * refuses the log rather than end it before *proof_end).
  */
 static int
 replay_damage(uint32_t segno, int fd, uint64_t pos, uint64_t end, uint64_t seq,
     const struct rec_header *h, int header_sound, const char *why, struct rec_header *fix,
-    char *err, size_t errlen)
+    uint64_t *proof_end, char *err, size_t errlen)
 {
 	struct rec_header c = *h;
 	struct later l;
@@ -495,6 +498,7 @@ replay_damage(uint32_t segno, int fd, uint64_t pos, uint64_t end, uint64_t seq,
 		seg_later_scan(fd, next, end, seq, &l);
 		if (!l.end || l.mark < LADDR(segno, next))
 			return 0;
+		*proof_end = l.end;
 		hlog(HLOG_ERROR, "log segment %08x: record %llu at offset %llu was synced and is "
 		    "damaged since (%s); later records kept, reads of its damaged blocks fail with EIO",
 		    segno, (unsigned long long)seq, (unsigned long long)pos, why);
@@ -508,6 +512,7 @@ replay_damage(uint32_t segno, int fd, uint64_t pos, uint64_t end, uint64_t seq,
 	if (!l.end || l.mark < LADDR(segno, l.first_pos))
 		return 0;
 	if (l.first.seq == seq + 1 && rec_header_repair(h, seq, l.first_pos - pos, fix)) {
+		*proof_end = l.end;
 		hlog(HLOG_ERROR, "log segment %08x: the header of record %llu at offset %llu was "
 		    "synced and is damaged since (%s); later records kept, reads of disk %llu bytes "
 		    "%llu..%llu fail with EIO", segno, (unsigned long long)seq,
@@ -562,6 +567,7 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 	struct window win = { .buf = buf, .fd = -1, .chunk = buf };
 	struct stat st;
 	uint64_t end = 0;	/* where this segment's records end (the newest: its file's end) */
+	uint64_t proof_end = 0;	/* replay_damage: records that proved damage synced end here */
 	for (;;) {
 		int fd = seg_fd(w, segno);
 		struct rec_header h;
@@ -615,6 +621,7 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 		if (why && segno == w->last && header_read) {
 			struct rec_header fix;
 			rc = replay_damage(segno, fd, pos, end, seq, &h, header_read == 2, why, &fix,
+			    &proof_end,
 			    err, errlen);
 			if (rc < 0)
 				break;
@@ -631,6 +638,15 @@ wlog_replay(struct wlog *w, uint64_t from, uint64_t next_seq, int trust_complete
 				rc = -EUCLEAN;
 				snprintf(err, errlen, "log segment %08x is corrupt at offset %llu: %s",
 				    segno, (unsigned long long)pos, why);
+				break;
+			}
+			if (pos < proof_end) {
+				/* the records that proved earlier damage synced would go */
+				rc = -EUCLEAN;
+				snprintf(err, errlen, "log segment %08x: records up to offset %llu prove "
+				    "that damaged records before them were synced, but the log cannot "
+				    "be read past offset %llu (%s); refusing rather than cutting either",
+				    segno, (unsigned long long)proof_end, (unsigned long long)pos, why);
 				break;
 			}
 			rc = replay_end(w, segno, fd, pos, end, seq, trust_complete,
