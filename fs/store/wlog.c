@@ -64,20 +64,6 @@ wlog_first_laddr(void)
 	return LADDR(1, sizeof(struct seg_header));
 }
 
-/* Fill sh as the header of segment segno, the previous one's records ending at prev_end. */
-void
-seg_header_init(struct seg_header *sh, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end)
-{
-	memset(sh, 0, sizeof(*sh));
-	memcpy(sh->magic, SEG_MAGIC, sizeof(sh->magic));
-	sh->version = LOG_FORMAT_VERSION;
-	sh->header_size = sizeof(*sh);
-	sh->segno = segno;
-	memcpy(sh->store_uuid, uuid, 16);
-	sh->prev_end = prev_end;
-	sh->crc = crc32c(0, sh, sizeof(*sh));
-}
-
 static const char *
 seg_header_check(const struct seg_header *sh, uint32_t segno, const uint8_t uuid[16])
 {
@@ -115,68 +101,6 @@ static uint64_t
 seg_header_prev_end(const struct seg_header *sh)
 {
 	return sh->version >= 3 ? sh->prev_end : 0;
-}
-
-/* The file names of segment segno and of a spare that was segment segno. */
-void
-seg_name(uint32_t segno, char *buf, size_t len)
-{
-	snprintf(buf, len, "%08x.seg", segno);
-}
-
-void
-spare_name(uint32_t segno, char *buf, size_t len)
-{
-	snprintf(buf, len, "%08x.spare", segno);
-}
-
-/*
- * Set segment segno's fd in the table, making its chunk first if needed
- * (only open and a roll, under the log lock, make chunks); 0 or -ENOMEM.
- */
-int
-seg_table_set(struct wlog *w, uint32_t segno, int fd)
-{
-	struct segtab_chunk *c = seg_chunk(w, segno);
-
-	if (segno == 0 || segno >= WLOG_SEGMENTS_MAX)
-		return -ENOSPC;
-	if (!c) {
-		if (!(c = calloc(1, sizeof(*c))))
-			return -ENOMEM;
-		atomic_store_explicit(&w->segtab[segno / SEGTAB_CHUNK], c, memory_order_release);
-	}
-	c->fd[segno % SEGTAB_CHUNK] = fd + 1;
-	return 0;
-}
-
-/* Note where sealed segment segno's records end (its entry exists). */
-void
-seg_table_set_end(struct wlog *w, uint32_t segno, uint64_t end)
-{
-	seg_chunk(w, segno)->end[segno % SEGTAB_CHUNK] = end;
-}
-
-/* Create segment segno with its header; returns the fd or -errno. */
-int
-seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end)
-{
-	struct seg_header sh;
-	char name[32];
-	int fd, rc;
-
-	seg_name(segno, name, sizeof(name));
-	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	seg_header_init(&sh, segno, uuid, prev_end);
-	if (pwrite(fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh)) {
-		rc = errno ? -errno : -EIO;
-		close(fd);
-		unlinkat(dirfd, name, 0);
-		return rc;
-	}
-	return fd;
 }
 
 int

@@ -1,6 +1,6 @@
 /*
- * wlog_append: putting records at the tail, and making them durable (the
- * group commit).  See wlog.h for the contract, wlog_int.h for the state.
+ * wlog_append: putting records at the tail; wlog_sync.c makes them durable
+ * (the group commit).  See wlog.h for the contract, wlog_int.h for the state.
  *
  * Invariants:
  *   - appends are serialized by the caller (the store's log lock), so tail,
@@ -22,27 +22,6 @@
  *     has (the filler's zeros, or stale bytes of a reused file), which the
  *     filler never writes again; one that extends the file holds fill_lock,
  *     so the filler never writes zeros over a record.
- *
- * The group commit (under sync_lock), and the function that moves it on.
- * Every fdatasync of a log segment goes through it (a guest's flush, a
- * roll's full segment, the filler's zeros: wlog_sync_segment), so that no
- * two run at once: a failed writeback is reported to one fdatasync only,
- * and the one that sees it must break the log before any other can claim
- * the same pages durable.
- *
- *   from      to        by          when
- *   IDLE      SYNCING   syncer_     a caller's `upto` is beyond synced (wlog_sync),
- *                       enter       or a segment must be synced (wlog_sync_segment);
- *                                   it takes target = tail, and does the fdatasync
- *                                   unlocked
- *   SYNCING   IDLE      syncer_run  the fdatasync succeeded: synced = target (if the
- *                                   file synced holds it), every waiter wakes and
- *                                   finds itself served or starts the next one
- *   SYNCING   BROKEN    syncer_run  the fdatasync failed: the page cache may have
- *                                   dropped the pages, so no later sync may succeed
- *
- * BROKEN lasts until the mount restarts: every wlog_sync() and wlog_append()
- * fails with -EIO.
  */
 #include <assert.h>
 #include <errno.h>
@@ -52,32 +31,9 @@
 #include <unistd.h>
 
 #include "crc32c.h"
+#include "fdio.h"
 #include "hlog.h"
 #include "wlog_int.h"
-
-/* Write all of iov at off, continuing after short writes; 0 or -errno. */
-int
-pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
-{
-	while (cnt > 0) {
-		ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		off += (uint64_t)n;
-		while (cnt > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
-		}
-	}
-	return 0;
-}
 
 void
 wlog_sums_compute(struct wlog_sums *sums, const void *data, uint64_t length)
@@ -170,12 +126,12 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 
 	if (w->append_hook && dlen) {
 		/* fault injection: the header alone, then the hook, then the rest */
-		if ((rc = pwritev_all(fd, iov, 1, off)) == 0) {
+		if ((rc = fd_pwritev_all(fd, iov, 1, off)) == 0) {
 			w->append_hook(w->append_hook_arg);
-			rc = pwritev_all(fd, iov + 1, cnt - 1, off + sizeof(*h));
+			rc = fd_pwritev_all(fd, iov + 1, cnt - 1, off + sizeof(*h));
 		}
 	} else {
-		rc = pwritev_all(fd, iov, cnt, off);
+		rc = fd_pwritev_all(fd, iov, cnt, off);
 	}
 	if (rc < 0) {
 		/* leave no partial record behind for the next append to follow */
@@ -201,91 +157,6 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 	w->tail = LADDR(LADDR_SEG(tail), off + reclen);
 	*rec_laddr = tail;
 	return 0;
-}
-
-/*
- * Wait until no fdatasync of the log runs, then own the next one (1), with
- * *target = the tail then; 0 if the records before upto became durable
- * meanwhile; -EIO if the log is broken.
- */
-static int
-syncer_enter(struct wlog *w, uint64_t upto, uint64_t *target)
-{
-	int rc;
-
-	pthread_mutex_lock(&w->sync_lock);
-	for (;;) {
-		if (w->broken) {
-			rc = -EIO;
-			break;
-		}
-		if (w->synced >= upto) {
-			rc = 0;
-			break;
-		}
-		if (!w->syncing) {
-			w->syncing = 1;
-			*target = w->tail;
-			rc = 1;
-			break;
-		}
-		pthread_cond_wait(&w->sync_cond, &w->sync_lock);
-	}
-	pthread_mutex_unlock(&w->sync_lock);
-	return rc;
-}
-
-/*
- * As the owner (syncer_enter), fdatasync fd, the file of segment segno;
- * on success every record before target is durable (0: it says nothing of
- * records).  Hands the ownership on.  0 or -EIO (the log is broken then).
- */
-static int
-syncer_run(struct wlog *w, int fd, uint32_t segno, uint64_t target)
-{
-	int rc = 0;
-
-	if (fdatasync(fd) < 0) {
-		rc = -errno;
-		hlog(HLOG_ERROR, "fdatasync of log segment %08x failed: %s; the log refuses "
-		    "further writes until the mount restarts", segno, strerror(errno));
-	}
-	pthread_mutex_lock(&w->sync_lock);
-	w->syncing = 0;
-	if (rc < 0)
-		w->broken = rc;
-	else if (target > w->synced)
-		w->synced = target;
-	pthread_cond_broadcast(&w->sync_cond);
-	pthread_mutex_unlock(&w->sync_lock);
-	return rc < 0 ? -EIO : 0;
-}
-
-int
-wlog_sync(struct wlog *w, uint64_t upto)
-{
-	uint64_t target;
-	int rc;
-
-	if ((rc = syncer_enter(w, upto, &target)) <= 0)
-		return rc;
-	w->flushes++;
-	if (w->fill_ahead && !w->filling)
-		wlog_fill_start(w);	/* from the first flush on */
-	/* older segments were synced when the log rolled past them */
-	return syncer_run(w, seg_fd(w, LADDR_SEG(target)), LADDR_SEG(target), target);
-}
-
-/* Make segment segno's file durable (fd), as the log's one syncer; 0 or -EIO. */
-int
-wlog_sync_segment(struct wlog *w, uint32_t segno, int fd)
-{
-	uint64_t target;
-	int rc;
-
-	if ((rc = syncer_enter(w, UINT64_MAX, &target)) < 0)
-		return rc;
-	return syncer_run(w, fd, segno, LADDR_SEG(target) == segno ? target : 0);
 }
 
 void

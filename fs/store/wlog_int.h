@@ -2,11 +2,15 @@
  * wlog_int.h: what the files of the write log share, and nothing else
  * includes.  wlog.h is the contract; this is the state behind it.
  *
- *   wlog.c          open, close, the segment headers, the counters
- *   wlog_segment.c  the segment lifecycle after open: roll, release, spares
- *   wlog_replay.c   recovery: finding the end of the log, the torn tail
- *   wlog_append.c   appending records, the group commit (wlog_sync)
+ *   wlog.c          open, close, listing the log directory, the counters
+ *   wlog_append.c   appending records
  *   wlog_read.c     reading data back, the record cache
+ *   wlog_replay.c   recovery: finding the end of the log, the torn tail
+ *   wlog_segment.c  segment files: names, headers, the segment table; roll,
+ *                   release, spares, the filler
+ *   wlog_sync.c     the group commit (wlog_sync, wlog_sync_segment)
+ * Each calls only those below it in this list (wlog_sync.c reaches the
+ * filler through w->first_flush).
  *
  * State (struct wlog):
  *   segtab      the segment table: fd+1 of every open segment and where each
@@ -108,6 +112,8 @@ struct wlog {
 	_Atomic int	 filling;		/* the filler thread runs */
 	int		 fill_stop;
 	uint64_t	 fill_ahead;
+	void		(*first_flush)(struct wlog *w);	/* wlog_sync calls it at a flush while the
+						   filler is not running (wlog_set_fill sets it) */
 	_Atomic uint64_t flushes;		/* wlog_sync calls that synced */
 	uint64_t	 fill_flushes;		/* flushes when the filler last wrote */
 
@@ -155,7 +161,7 @@ seg_end(const struct wlog *w, uint32_t segno)
 	return c ? c->end[segno % SEGTAB_CHUNK] : 0;
 }
 
-/* wlog.c: segment headers and names */
+/* wlog_segment.c: segment headers, names and files, the segment table */
 void seg_header_init(struct seg_header *sh, uint32_t segno, const uint8_t uuid[16],
     uint64_t prev_end);
 void seg_name(uint32_t segno, char *buf, size_t len);
@@ -164,8 +170,7 @@ int seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16], uint64_t prev_
 int seg_table_set(struct wlog *w, uint32_t segno, int fd);
 void seg_table_set_end(struct wlog *w, uint32_t segno, uint64_t end);
 
-/* wlog_append.c */
-int pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off);
+/* wlog_sync.c: the group commit */
 int wlog_sync_segment(struct wlog *w, uint32_t segno, int fd);
 
 /* wlog_segment.c */

@@ -53,15 +53,95 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
+#include "fdio.h"
 #include "hlog.h"
 #include "reccache.h"
 #include "wlog_int.h"
+
+
+/* Fill sh as the header of segment segno, the previous one's records ending at prev_end. */
+void
+seg_header_init(struct seg_header *sh, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end)
+{
+	memset(sh, 0, sizeof(*sh));
+	memcpy(sh->magic, SEG_MAGIC, sizeof(sh->magic));
+	sh->version = LOG_FORMAT_VERSION;
+	sh->header_size = sizeof(*sh);
+	sh->segno = segno;
+	memcpy(sh->store_uuid, uuid, 16);
+	sh->prev_end = prev_end;
+	sh->crc = crc32c(0, sh, sizeof(*sh));
+}
+
+/* The file names of segment segno and of a spare that was segment segno. */
+void
+seg_name(uint32_t segno, char *buf, size_t len)
+{
+	snprintf(buf, len, "%08x.seg", segno);
+}
+
+void
+spare_name(uint32_t segno, char *buf, size_t len)
+{
+	snprintf(buf, len, "%08x.spare", segno);
+}
+
+/*
+ * Set segment segno's fd in the table, making its chunk first if needed
+ * (only open and a roll, under the log lock, make chunks); 0 or -ENOMEM.
+ */
+int
+seg_table_set(struct wlog *w, uint32_t segno, int fd)
+{
+	struct segtab_chunk *c = seg_chunk(w, segno);
+
+	if (segno == 0 || segno >= WLOG_SEGMENTS_MAX)
+		return -ENOSPC;
+	if (!c) {
+		if (!(c = calloc(1, sizeof(*c))))
+			return -ENOMEM;
+		atomic_store_explicit(&w->segtab[segno / SEGTAB_CHUNK], c, memory_order_release);
+	}
+	c->fd[segno % SEGTAB_CHUNK] = fd + 1;
+	return 0;
+}
+
+/* Note where sealed segment segno's records end (its entry exists). */
+void
+seg_table_set_end(struct wlog *w, uint32_t segno, uint64_t end)
+{
+	seg_chunk(w, segno)->end[segno % SEGTAB_CHUNK] = end;
+}
+
+/* Create segment segno with its header; returns the fd or -errno. */
+int
+seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end)
+{
+	struct seg_header sh;
+	char name[32];
+	int fd, rc;
+
+	seg_name(segno, name, sizeof(name));
+	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	seg_header_init(&sh, segno, uuid, prev_end);
+	if (pwrite(fd, &sh, sizeof(sh), 0) != (ssize_t)sizeof(sh)) {
+		rc = errno ? -errno : -EIO;
+		close(fd);
+		unlinkat(dirfd, name, 0);
+		return rc;
+	}
+	return fd;
+}
 
 /* A spare is kept only while the log's file system has more free than this. */
 #define SPARE_FREE_SEGMENTS	2	/* segment sizes */
@@ -445,7 +525,7 @@ fill_chunk(struct wlog *w, int *fd)
 		iov[cnt] = (struct iovec){ (void *)fill_zeros,
 		    left < sizeof(fill_zeros) ? left : sizeof(fill_zeros) };
 	}
-	if ((rc = pwritev_all(sfd, iov, cnt, start)) < 0 || (*fd = dup(sfd)) < 0) {
+	if ((rc = fd_pwritev_all(sfd, iov, cnt, start)) < 0 || (*fd = dup(sfd)) < 0) {
 		rc = rc < 0 ? rc : -errno;
 		if (ftruncate(sfd, (off_t)start) < 0)
 			hlog(HLOG_WARN, "cannot cut log segment %08x back after a failed fill: %s",
@@ -517,6 +597,7 @@ wlog_set_fill(struct wlog *w, uint64_t ahead)
 		return -EINVAL;
 	pthread_mutex_lock(&w->fill_lock);
 	w->fill_ahead = ahead;
+	w->first_flush = wlog_fill_start;	/* the group commit starts the filler, no call up */
 	pthread_cond_signal(&w->fill_cond);
 	pthread_mutex_unlock(&w->fill_lock);
 	return 0;
@@ -524,7 +605,7 @@ wlog_set_fill(struct wlog *w, uint64_t ahead)
 
 /*
  * Start the filler thread if it is wanted and not running.  wlog_sync()
- * calls it: a log that is never flushed gains nothing from writing its
+ * calls it (through w->first_flush): a log that is never flushed gains nothing from writing its
  * blocks twice.  A failure is logged; appends extend the file then.
  */
 void
