@@ -130,21 +130,34 @@ START_TEST(test_crc32c_matches_bitwise_reference_at_all_alignments)
 }
 END_TEST
 
+/*
+ * Select implementation impl (crc32c_impl) and return cap bytes of the
+ * pattern i * mult >> shift to checksum, or NULL if this CPU lacks it.
+ */
+static unsigned char *
+impl_pattern(int impl, size_t cap, uint32_t mult, unsigned shift)
+{
+	unsigned char *buf;
+
+	if (!crc32c_impl(impl))
+		return NULL;
+	buf = malloc(cap);
+	ck_assert_ptr_nonnull(buf);
+	for (size_t i = 0; i < cap; i++)
+		buf[i] = (unsigned char)(i * mult >> shift);
+	return buf;
+}
+
 START_TEST(test_crc32c_long_buffers_match_bitwise_reference)
 {
 	/* around runs of 256 bytes (folding) and of three lanes (4080 bytes), at odd addresses and seeds */
 	static const size_t lens[] = { 255, 256, 257, 511, 512, 513, 767, 768, 1279, 1280,
 	    4079, 4080, 4081, 4095, 4096, 4097, 8159, 8160, 8161, 12239, 12240, 12247, 65536, 65537 };
 	size_t cap = 65537 + 8;
-	unsigned char *buf;
+	unsigned char *buf = impl_pattern(_i, cap, 2246822519u, 11);
 
-	if (!crc32c_impl(_i))
+	if (!buf)
 		return;
-	buf = malloc(cap);
-
-	ck_assert_ptr_nonnull(buf);
-	for (size_t i = 0; i < cap; i++)
-		buf[i] = (unsigned char)(i * 2246822519u >> 11);
 	for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++)
 		for (size_t off = 0; off < 8; off += 3) {
 			uint32_t seed = (uint32_t)(lens[li] * 40503u + off), want;
@@ -189,14 +202,10 @@ START_TEST(test_crc32c_blocks_equal_crc32c_of_each_block)
 {
 	static const size_t blocks[] = { 1, 3, 8, 13, 64, 256, 511, 512, 1000, 4093, 4096 };
 	size_t cap = 9 * 4096 + 16;
-	unsigned char *buf;
+	unsigned char *buf = impl_pattern(_i, cap, 2654435761u, 13);
 
-	if (!crc32c_impl(_i))
+	if (!buf)
 		return;
-	buf = malloc(cap);
-	ck_assert_ptr_nonnull(buf);
-	for (size_t i = 0; i < cap; i++)
-		buf[i] = (unsigned char)(i * 2654435761u >> 13);
 	for (size_t bi = 0; bi < sizeof(blocks) / sizeof(blocks[0]); bi++) {
 		size_t block = blocks[bi];
 		/* whole groups of three, a group plus one or two, odd tails, at odd addresses */
