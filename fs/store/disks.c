@@ -137,12 +137,7 @@ disk_new(const struct catalog_disk *cd, struct tmpl *t)
 	snprintf(d->name, sizeof(d->name), "%.*s", NAME_MAX_LEN, cd->name);
 	snprintf(d->token, sizeof(d->token), "%s", cd->create_token);
 	d->tmpl = t;
-	d->size = cd->size;
-	d->mode = cd->mode;
-	d->uid = cd->uid;
-	d->gid = cd->gid;
-	d->mtime_ns = cd->mtime_ns;
-	d->ctime_ns = cd->ctime_ns;
+	DISK_META_COPY(d, cd);
 	return d;
 }
 
@@ -283,12 +278,7 @@ disk_attr_fill(const struct disk *d, struct disk_attr *a)
 	a->id = (uint64_t)d->id;
 	snprintf(a->name, sizeof(a->name), "%s", d->name);
 	snprintf(a->template_name, sizeof(a->template_name), "%s", d->tmpl->rec.name);
-	a->size = d->size;
-	a->mode = d->mode;
-	a->uid = d->uid;
-	a->gid = d->gid;
-	a->mtime_ns = d->mtime_ns;
-	a->ctime_ns = d->ctime_ns;
+	DISK_META_COPY(a, d);
 	a->log_bytes = extmap_log_bytes(d->map);
 	a->extents = extmap_count(d->map);
 	if (tbytes > d->size)

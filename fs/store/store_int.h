@@ -58,6 +58,20 @@ struct tmpl {
 	_Atomic unsigned reopens, done_for;
 };
 
+/*
+ * A disk's attributes as every layer keeps them under the same names (the
+ * catalog's row, struct disk, the public struct disk_attr): copied by one
+ * macro, as the three structs differ in everything else.
+ */
+#define DISK_META_COPY(to, from) do {		\
+	(to)->size = (from)->size;		\
+	(to)->mode = (from)->mode;		\
+	(to)->uid = (from)->uid;		\
+	(to)->gid = (from)->gid;		\
+	(to)->mtime_ns = (from)->mtime_ns;	\
+	(to)->ctime_ns = (from)->ctime_ns;	\
+} while (0)
+
 struct disk {
 	int64_t		 id;
 	char		 name[NAME_MAX_LEN + 1];	/* "" once unlinked */
