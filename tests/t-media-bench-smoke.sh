@@ -61,5 +61,7 @@ kill -TERM "$pid"
 st=0
 wait "$pid" || st=$?
 [ "$st" -ne 0 ] || fail "an interrupted run exited 0"
-left_nothing "$T/int" || { cat "$T/int.out"; fail "the interrupted run left the above behind"; }
+# processes killed by the cleanup may take a moment to be gone
+wait_for left_nothing "$T/int" >/dev/null 2>&1 ||
+	left_nothing "$T/int" || { cat "$T/int.out"; fail "the interrupted run left the above behind"; }
 ok "interrupted by SIGTERM, it cleaned up (exit $st)"
