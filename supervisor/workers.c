@@ -256,6 +256,18 @@ child_cb(struct ev_loop *loop, ev_child *cw, int revents)
 		s->up->unmounted(s);
 		return;
 	}
+	if (cause == CAUSE_EXIT && WEXITSTATUS(st) == 2 && !still_mounted(s)) {
+		/*
+		 * A replacement could not start (its data dir is gone, say) and
+		 * the mount is gone too: nobody will serve what a lazily
+		 * unmounted mount's open files still ask, so end, and closing
+		 * the connection fails their requests instead of holding them.
+		 */
+		hlog(HLOG_ERROR, "%s is unmounted and a replacement worker could not start (%s); "
+		    "supervisor exiting", s->o.mountpoint, what);
+		s->up->unmounted(s);
+		return;
+	}
 	fault_blame(s, cause);
 	slots_handover(s);
 	s->restarts++;
