@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "hlog.h"
 #include "worker.h"
 
@@ -318,7 +319,7 @@ fo_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 {
 	struct worker *w = fuse_req_userdata(req);
 	struct store_read_src src = { 0, 0 };
-	uint64_t start = iostat_now_ns();
+	uint64_t start = (uint64_t)clock_mono_ns();
 	char *buf;
 	ssize_t n;
 
@@ -343,7 +344,7 @@ fo_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
     struct fuse_file_info *fi)
 {
 	struct worker *w = fuse_req_userdata(req);
-	uint64_t start = iostat_now_ns();
+	uint64_t start = (uint64_t)clock_mono_ns();
 	ssize_t n;
 
 	(void)fi;

@@ -13,19 +13,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "worker.h"
 
 static const uint64_t lat_bounds_ns[CTL_LAT_BUCKETS - 1] = CTL_LAT_BOUNDS_NS;
-
-/* The precise monotonic clock, ns. */
-uint64_t
-iostat_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
-}
 
 /*
  * The slot that counts disk `id`, claiming it if it counts an older disk;
@@ -52,7 +43,7 @@ void
 iostat_count(struct ctlmem *c, uint64_t id, enum ctl_io_dir dir, ssize_t res,
     const struct store_read_src *src, uint64_t start_ns)
 {
-	uint64_t lat = iostat_now_ns() - start_ns;
+	uint64_t lat = (uint64_t)clock_mono_ns() - start_ns;
 	struct ctl_diskio *s;
 	int b = 0;
 

@@ -103,10 +103,9 @@ void slot_clear(struct ctlmem *c, uint64_t unique);
 int slot_poisoned(struct ctlmem *c, uint64_t unique);
 
 /* iostat.c */
-uint64_t iostat_now_ns(void);
 /*
  * Count a READ or WRITE of disk id answered with res (bytes, or -errno),
- * begun at start_ns (iostat_now_ns()); src: a read's sources, or NULL.
+ * begun at start_ns (clock_mono_ns(), clock.h); src: a read's sources, or NULL.
  */
 void iostat_count(struct ctlmem *c, uint64_t id, enum ctl_io_dir dir, ssize_t res,
     const struct store_read_src *src, uint64_t start_ns);

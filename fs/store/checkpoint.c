@@ -49,16 +49,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "hlog.h"
 #include "store_int.h"
-
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- recovery at open ------------------------------------------------- */
 
@@ -235,7 +228,7 @@ store_checkpoint(struct store *st)
 	size_t nitems = 0;
 	struct cp_range_ctx c = { .st = st };
 	uint64_t pos, seq, pos_size;
-	int64_t t0 = mono_ns();
+	int64_t t0 = clock_mono_ns();
 	int rc = 0;
 
 	pthread_mutex_lock(&st->cat_lock);
@@ -317,7 +310,7 @@ out:
 	if (rc == 0) {
 		/* also when there was nothing to write: the catalog is current */
 		pthread_mutex_lock(&st->cp_mu);
-		st->cp_ok_ns = mono_ns();
+		st->cp_ok_ns = clock_mono_ns();
 		st->cp_health.last_ms = (double)(st->cp_ok_ns - t0) / 1e6;
 		st->cp_health.failures = 0;
 		st->cp_health.error[0] = '\0';
@@ -335,7 +328,7 @@ store_checkpoint_health(struct store *st, struct store_cp_health *out)
 {
 	pthread_mutex_lock(&st->cp_mu);
 	*out = st->cp_health;
-	out->age_s = st->cp_ok_ns ? (double)(mono_ns() - st->cp_ok_ns) / 1e9 : -1;
+	out->age_s = st->cp_ok_ns ? (double)(clock_mono_ns() - st->cp_ok_ns) / 1e9 : -1;
 	pthread_mutex_unlock(&st->cp_mu);
 	out->log_bytes_since = wlog_size(st->log) - atomic_load(&st->cp_log_size);
 }

@@ -43,6 +43,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "hlog.h"
 #include "store_int.h"
 
@@ -138,7 +139,7 @@ space_admit(struct store *st, uint64_t need)
 		}
 		return 0;
 	}
-	now = now_ns();
+	now = clock_mono_ns();
 	if (!st->space_woke_ns)
 		hlog(HLOG_WARN, "data dir full: %llu MiB free, %llu MiB kept for the cleaner and "
 		    "checkpoints; guest writes get ENOSPC until the cleaner gives space back",
