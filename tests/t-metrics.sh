@@ -3,8 +3,9 @@
 # the reads, writes and bytes done to each of two disks (read bytes split
 # between template and log as the test arranged), and survive `hcowctl
 # restart` and a kill -9 of the worker; `hcowctl metrics` is valid Prometheus
-# text (checked by promtool when installed, else by the parser below) with
-# those counters in it; `hcowctl top -n 2` piped prints two plain tables.
+# text (checked by promtool when installed, and required with CI=true, and by
+# the parser below) with those counters in it; `hcowctl top -n 2` piped
+# prints two plain tables.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 mount_test python3
 make_template other.img $((1024 * 1024))
@@ -65,6 +66,9 @@ ctl metrics >"$T/metrics" || fail "hcowctl metrics"
 if command -v promtool >/dev/null; then
 	promtool check metrics <"$T/metrics" || fail "promtool rejects hcowctl metrics"
 	ok "promtool check metrics passes"
+elif [ "${CI:-}" = true ]; then
+	# CI installs it (tools/get-promtool.sh): the check must not vanish quietly
+	fail "promtool is missing in CI (tools/get-promtool.sh puts it in /usr/local/bin)"
 fi
 python3 - "$T/metrics" <<'PY' || fail "hcowctl metrics is not valid Prometheus text: $(head -50 "$T/metrics")"
 # The text exposition format 0.0.4, as far as hcowctl uses it: HELP then

@@ -29,6 +29,15 @@ if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+# promtool checks `hcowctl metrics` (tests/t-metrics.sh, which fails without it
+# in CI); Debian ships it only inside the prometheus server's package
+if ! command -v promtool >/dev/null; then
+	if [ "$(id -u)" = 0 ]; then
+		./tools/get-promtool.sh
+	else
+		echo "setup: no promtool (run tools/get-promtool.sh as root); tests/t-metrics.sh skips that check" >&2
+	fi
+fi
 [ -x configure ] || autoreconf -fi
 [ "${1:-}" = --no-build ] && exit 0
 [ -f Makefile ] || ./configure ${CONFIGURE_FLAGS:-}
