@@ -4,10 +4,11 @@
 # documented option is also accepted by the program), and they lint clean;
 # the bash completion offers hcowctl's commands (the usage's), options it
 # accepts, and (with root, on a mount) the mount's templates and disks; the
-# example mount unit verifies, and the man page's boot fstab line goes
-# through systemd's fstab generator into a unit that waits for the template
-# dir's and the data dir's file systems (skipped where systemd-analyze
-# cannot run).
+# example metrics service's command writes that mount's metrics; the example
+# units (the mount, the metrics service and its timer) verify, and the man
+# page's boot fstab line goes through systemd's fstab generator into a unit
+# that waits for the template dir's and the data dir's file systems (skipped
+# where systemd-analyze cannot run).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need python3 groff man
 scratch
@@ -179,8 +180,18 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ]; then
 	got=$(complete_words "$HCOWCTL" -m "$T/mnt" delete vm)
 	[ "$got" = "vm1.img vm2.img " ] || fail "delete completes to '$got'"
 	complete_words "$HCOWCTL" -m "" | grep -qF "$T/mnt" || fail "-m does not offer $T/mnt"
-	umount_fs
 	ok "bash completion: templates and disks of a mount"
+	# the example metrics service's command, on this mount and a scratch textfile dir
+	mkdir "$T/textfile"
+	[ -f "$top_srcdir/docs/examples/hcowfs-metrics.service" ] || fail "no docs/examples/hcowfs-metrics.service"
+	cmd=$(sed -n 's/^ExecStart=//p' "$top_srcdir/docs/examples/hcowfs-metrics.service")
+	[ -n "$cmd" ] || fail "docs/examples/hcowfs-metrics.service has no ExecStart="
+	cmd=$(printf '%s' "$cmd" | sed "s|/var/lib/prometheus/node-exporter|$T/textfile|g; s|/mnt/vms|$T/mnt|g; s|hcowctl|$HCOWCTL|g")
+	eval "$cmd" || fail "hcowfs-metrics.service's command failed: $cmd"
+	grep -qx 'hcowfs_worker_up 1' "$T/textfile/hcowfs.prom" && [ "$(ls "$T/textfile")" = hcowfs.prom ] ||
+	    fail "hcowfs-metrics.service's command wrote no complete hcowfs.prom: $(ls "$T/textfile")"
+	ok "hcowfs-metrics.service's command writes the mount's metrics for the textfile collector"
+	umount_fs
 else
 	echo "skipped: completion of templates and disks (needs root and /dev/fuse to mount)"
 fi
@@ -198,11 +209,13 @@ else
 	if ! (cd "$T/units" && systemd-analyze verify --man=no probe.service) >"$T/verify" 2>&1; then
 		echo "skipped: systemd unit checks (systemd-analyze verify cannot run here: $(head -1 "$T/verify"))"
 	else
-		cp "$top_srcdir/docs/examples/mnt-vms.mount" "$T/units/"
-		(cd "$T/units" && systemd-analyze verify --man=no mnt-vms.mount) >"$T/verify" 2>&1 ||
-		    fail "docs/examples/mnt-vms.mount does not verify: $(cat "$T/verify")"
-		[ -s "$T/verify" ] && fail "systemd-analyze warns on docs/examples/mnt-vms.mount: $(cat "$T/verify")"
-		ok "docs/examples/mnt-vms.mount verifies"
+		for unit in mnt-vms.mount hcowfs-metrics.service hcowfs-metrics.timer; do
+			cp "$top_srcdir/docs/examples/$unit" "$T/units/"
+			(cd "$T/units" && systemd-analyze verify --man=no "$unit") >"$T/verify" 2>&1 ||
+			    fail "docs/examples/$unit does not verify: $(cat "$T/verify")"
+			[ -s "$T/verify" ] && fail "systemd-analyze warns on docs/examples/$unit: $(cat "$T/verify")"
+			ok "docs/examples/$unit verifies"
+		done
 		if [ -x "$GENERATOR" ]; then
 			sed 's/\\-/-/g' "$MAN/mount.hcowfs.8" | awk '$3 == "hcowfs" && NF == 6 && /x-systemd/' >"$T/fstab"
 			[ -s "$T/fstab" ] || fail "mount.hcowfs.8 has no fstab line with x-systemd options"

@@ -6,8 +6,8 @@
 #           tracked files under /tmp (the source tree stays untouched)
 #   lint    lintian: an error fails, the warnings that remain are printed
 #   install dpkg -i; the man pages are found by man -w, the programs, the
-#           completion and the example unit are where the package says, and
-#           systemd-analyze verifies the unit with its man: links
+#           completion and the example units are where the package says, and
+#           systemd-analyze verifies the units with their man: links
 #   mount   mount -t hcowfs TEMPLATE_DIR MOUNTPOINT -o datadir=DATA_DIR (the
 #           form mount.hcowfs(8) documents), served by the installed
 #           programs; the installed hcowctl creates a disk; bytes written
@@ -105,21 +105,24 @@ for page in "8 hcowctl" "8 mount.hcowfs" "5 hcowfs"; do
 	dpkg -S "$path" >/dev/null 2>&1 || fail "man -w $page gives $path, which the package does not own"
 done
 for f in /sbin/mount.hcowfs /usr/bin/hcowctl /usr/libexec/hcowfs/hcowfs-worker \
-    /usr/share/bash-completion/completions/hcowctl /usr/share/doc/hcowfs/examples/mnt-vms.mount; do
+    /usr/share/bash-completion/completions/hcowctl /usr/share/doc/hcowfs/examples/mnt-vms.mount \
+    /usr/share/doc/hcowfs/examples/hcowfs-metrics.service /usr/share/doc/hcowfs/examples/hcowfs-metrics.timer; do
 	[ -e "$f" ] || fail "the package installs no $f"
 done
-step "man -w finds hcowctl(8), mount.hcowfs(8), hcowfs(5); programs, completion and example unit in place"
+step "man -w finds hcowctl(8), mount.hcowfs(8), hcowfs(5); programs, completion and example units in place"
+UNITS="mnt-vms.mount hcowfs-metrics.service hcowfs-metrics.timer"
 if command -v systemd-analyze >/dev/null; then
 	mkdir "$W/units"
-	cp /usr/share/doc/hcowfs/examples/mnt-vms.mount "$W/units/"
-	# --man=yes: the unit's Documentation= pages must resolve, now installed
-	if (cd "$W/units" && systemd-analyze verify --man=yes mnt-vms.mount) >"$W/verify" 2>&1 && [ ! -s "$W/verify" ]; then
-		step "systemd-analyze verify --man=yes accepts the installed mnt-vms.mount"
+	for u in $UNITS; do cp "/usr/share/doc/hcowfs/examples/$u" "$W/units/"; done
+	# --man=yes: the units' Documentation= pages must resolve, now installed
+	# shellcheck disable=SC2086
+	if (cd "$W/units" && systemd-analyze verify --man=yes $UNITS) >"$W/verify" 2>&1 && [ ! -s "$W/verify" ]; then
+		step "systemd-analyze verify --man=yes accepts the installed $UNITS"
 	elif printf '[Unit]\nDescription=probe\n[Service]\nExecStart=/bin/true\n' >"$W/units/probe.service" &&
 	    ! (cd "$W/units" && systemd-analyze verify --man=no probe.service) >/dev/null 2>&1; then
 		step "skipped systemd-analyze verify (it cannot run here: $(head -1 "$W/verify"))"
 	else
-		fail "systemd-analyze verify rejects the installed mnt-vms.mount: $(cat "$W/verify")"
+		fail "systemd-analyze verify rejects the installed units: $(cat "$W/verify")"
 	fi
 else
 	step "skipped systemd-analyze verify (no systemd-analyze)"
