@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3
 	libsqlite3-dev sqlite3 libev-dev check python3 e2fsprogs util-linux procps
-	qemu-utils fio clang libclang-rt-14-dev qemu-system-common strace groff-base man-db"
+	qemu-utils fio clang libclang-rt-14-dev qemu-system-common strace groff-base man-db systemd"
 
 # --packages: print the list (for .ci/run) and stop.  --no-build: install and
 # generate configure, but do not configure or build here (for an out-of-tree
