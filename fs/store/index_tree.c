@@ -1,0 +1,732 @@
+/*
+ * index_tree: reading and editing the B+trees of the index (see index.h for
+ * the format and the rules; index.c owns the file, the pages and commits).
+ *
+ * Readers walk committed pages straight from the mapping: a binary search
+ * in each page, a path of at most IX_MAX_HEIGHT pages on the stack, no
+ * allocation, lock or system call.  They trust the checksums that the mark
+ * verified, but bound every page number by the file's size and check each
+ * page's level and count, so a damaged page gives -EUCLEAN, not a fault.
+ *
+ * An edit is one recursive descent, ix_node_replace(): clear [a, b) and,
+ * for index_set, put the new extent where a falls.  In an inner node the
+ * children wholly inside [a, b) are dropped without being read (their
+ * leaves are only read to keep the table's counts exact); the child where a
+ * falls and the one where b falls are edited recursively; a node that
+ * outgrows its page splits in two, an emptied one disappears, and a root
+ * left with one child gives way to it.  Key invariant (inner nodes): every
+ * extent under child i lies wholly in [key i, key i+1), key 0 counting as
+ * the parent's bound; an extent put at a that reaches past its child's
+ * bound moves the next surviving child's key up to its end, which is sound
+ * because that child was just cleared up to there.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "index_int.h"
+
+/* The pages a subtree became after an edit: none, itself, or a split in two. */
+struct ix_out {
+	uint32_t	n;
+	struct ix_child	c[2];
+};
+
+/* A reader's way down one tree: the page and slot at each level, root first. */
+struct ix_cursor {
+	const struct index	*ix;
+	uint64_t		limit;		/* pages the file holds */
+	uint32_t		height;
+	const uint8_t		*node[IX_MAX_HEIGHT];
+	uint32_t		slot[IX_MAX_HEIGHT];
+};
+
+static inline uint64_t
+ext_end(const struct extent *e)
+{
+	return e->loff + e->len;
+}
+
+static inline uint64_t
+ext_log(const struct extent *e)
+{
+	return e->laddr == EXTMAP_ZERO ? 0 : e->len;
+}
+
+/* The committed page pgno at this level, or NULL if it cannot be (damage). */
+static const uint8_t *
+ix_cursor_page(const struct ix_cursor *c, uint64_t pgno, uint32_t level)
+{
+	const uint8_t *p;
+	const struct ix_node *h;
+
+	if (pgno < 2 || pgno >= c->limit)
+		return NULL;
+	p = c->ix->map + pgno * INDEX_PAGE;
+	h = (const struct ix_node *)p;
+	if (h->level != level || h->count == 0 ||
+	    h->count > (level == 1 ? IX_LEAF_CAP : IX_INNER_CAP))
+		return NULL;
+	return p;
+}
+
+/* In an inner node, the child whose key range holds off: the last with key <= off, or 0. */
+static uint32_t
+ix_inner_search(const struct ix_child *c, uint32_t n, uint64_t off)
+{
+	uint32_t lo = 1, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (c[mid].key <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - 1;
+}
+
+/* In a leaf, the first extent ending after off (n if none). */
+static uint32_t
+ix_leaf_search(const struct extent *e, uint32_t n, uint64_t off)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (ext_end(&e[mid]) <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Descend from node at depth d along the leftmost (first) children.  0, or -EUCLEAN. */
+static int
+ix_cursor_leftmost(struct ix_cursor *c, uint32_t d)
+{
+	for (; d + 1 < c->height; d++) {
+		const struct ix_child *ch = IX_CHILDREN(c->node[d]);
+		c->node[d + 1] = ix_cursor_page(c, ch[c->slot[d]].page, c->height - d - 1);
+		if (!c->node[d + 1])
+			return -EUCLEAN;
+		c->slot[d + 1] = 0;
+	}
+	return 0;
+}
+
+/*
+ * Position c at the first extent of root r ending after off.  1 if there is
+ * one (possibly in a later leaf, which is only entered if its key is below
+ * end), 0 if none, -EUCLEAN on damage.
+ */
+static int
+ix_cursor_seek(struct ix_cursor *c, const struct index *ix, const struct index_root *r,
+    uint64_t off, uint64_t end)
+{
+	uint32_t d, n;
+	const struct ix_node *h;
+
+	c->ix = ix;
+	c->height = (uint32_t)r->height;
+	if (r->height == 0)
+		return 0;
+	if (r->height > IX_MAX_HEIGHT)
+		return -EUCLEAN;
+	c->limit = atomic_load_explicit(&((struct index *)ix)->file_pages, memory_order_acquire);
+	c->node[0] = ix_cursor_page(c, r->page, c->height);
+	if (!c->node[0])
+		return -EUCLEAN;
+	for (d = 0; d + 1 < c->height; d++) {
+		h = (const struct ix_node *)c->node[d];
+		c->slot[d] = ix_inner_search(IX_CHILDREN(c->node[d]), h->count, off);
+		c->node[d + 1] = ix_cursor_page(c, IX_CHILDREN(c->node[d])[c->slot[d]].page,
+		    c->height - d - 1);
+		if (!c->node[d + 1])
+			return -EUCLEAN;
+	}
+	n = ((const struct ix_node *)c->node[d])->count;
+	c->slot[d] = ix_leaf_search(IX_LEAF_ENTS(c->node[d]), n, off);
+	if (c->slot[d] < n)
+		return 1;
+	c->slot[d] = n - 1;
+	/* past this leaf's last extent: the next leaf, unless it starts at or after end */
+	for (;;) {
+		int rc;
+		while (d > 0) {
+			d--;
+			h = (const struct ix_node *)c->node[d];
+			if (c->slot[d] + 1 < h->count)
+				break;
+			if (d == 0)
+				return 0;
+		}
+		h = (const struct ix_node *)c->node[d];
+		if (c->slot[d] + 1 >= h->count)
+			return 0;
+		c->slot[d]++;
+		if (IX_CHILDREN(c->node[d])[c->slot[d]].key >= end)
+			return 0;
+		rc = ix_cursor_leftmost(c, d);
+		return rc < 0 ? rc : 1;
+	}
+}
+
+/* Move c to the next extent: 1, 0 at the tree's end or when the next leaf starts at or past end. */
+static int
+ix_cursor_next(struct ix_cursor *c, uint64_t end)
+{
+	uint32_t d = c->height - 1;
+
+	if (++c->slot[d] < ((const struct ix_node *)c->node[d])->count)
+		return 1;
+	while (d > 0) {
+		d--;
+		if (c->slot[d] + 1 < ((const struct ix_node *)c->node[d])->count) {
+			int rc;
+			c->slot[d]++;
+			if (IX_CHILDREN(c->node[d])[c->slot[d]].key >= end)
+				return 0;
+			rc = ix_cursor_leftmost(c, d);
+			return rc < 0 ? rc : 1;
+		}
+	}
+	return 0;
+}
+
+/* The extent the cursor is at. */
+static const struct extent *
+ix_cursor_extent(const struct ix_cursor *c)
+{
+	return &IX_LEAF_ENTS(c->node[c->height - 1])[c->slot[c->height - 1]];
+}
+
+/* Clip e to [off, end) into out. */
+static void
+ix_clip(const struct extent *e, uint64_t off, uint64_t end, struct extent *out)
+{
+	uint64_t s = e->loff > off ? e->loff : off;
+	uint64_t x = ext_end(e) < end ? ext_end(e) : end;
+
+	out->loff = s;
+	out->len = x - s;
+	out->laddr = e->laddr;
+}
+
+int
+index_first(const struct index *ix, const struct index_root *r, uint64_t off, uint64_t end,
+    struct extent *out)
+{
+	struct ix_cursor c;
+	const struct extent *e;
+	int rc;
+
+	if (off >= end)
+		return 0;
+	if ((rc = ix_cursor_seek(&c, ix, r, off, end)) <= 0)
+		return rc;
+	e = ix_cursor_extent(&c);
+	if (e->loff >= end)
+		return 0;
+	ix_clip(e, off, end, out);
+	return 1;
+}
+
+int
+index_walk(const struct index *ix, const struct index_root *r, uint64_t off, uint64_t end,
+    int (*fn)(const struct extent *e, void *arg), void *arg)
+{
+	struct ix_cursor c;
+	int rc;
+
+	if (off >= end)
+		return 0;
+	for (rc = ix_cursor_seek(&c, ix, r, off, end); rc > 0; rc = ix_cursor_next(&c, end)) {
+		const struct extent *e = ix_cursor_extent(&c);
+		struct extent x;
+		if (e->loff >= end)
+			return 0;
+		ix_clip(e, off, end, &x);
+		if ((rc = fn(&x, arg)) != 0)
+			return rc;
+	}
+	return rc;
+}
+
+/* The committed table page pgno, or NULL if it cannot be one. */
+static const uint8_t *
+ix_table_page(const struct index *ix, uint64_t pgno)
+{
+	uint64_t limit = atomic_load_explicit(&((struct index *)ix)->file_pages, memory_order_acquire);
+	const uint8_t *p;
+
+	if (pgno < 2 || pgno >= limit)
+		return NULL;
+	p = ix->map + pgno * INDEX_PAGE;
+	if (((const struct ix_node *)p)->type != IX_TABLE ||
+	    ((const struct ix_node *)p)->count > IX_TABLE_CAP)
+		return NULL;
+	return p;
+}
+
+/* A table entry as readers see it. */
+static void
+ix_root_of(const struct ix_tree *tr, struct index_root *out)
+{
+	out->page = tr->root;
+	out->height = (uint32_t)tr->height;
+	out->extents = tr->extents;
+	out->log_bytes = tr->log_bytes;
+}
+
+int
+index_tree(const struct index *ix, uint64_t id, struct index_root *out)
+{
+	uint64_t pg = atomic_load_explicit(&((struct index *)ix)->table_page, memory_order_acquire);
+
+	while (pg != 0) {
+		const uint8_t *p = ix_table_page(ix, pg);
+		const struct ix_tree *tr;
+		uint32_t n, lo = 0, hi;
+		if (!p)
+			return -EUCLEAN;
+		n = ((const struct ix_node *)p)->count;
+		tr = IX_TREES(p);
+		if (n > 0 && tr[n - 1].id >= id) {
+			hi = n;
+			while (lo < hi) {
+				uint32_t mid = lo + (hi - lo) / 2;
+				if (tr[mid].id < id)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (tr[lo].id != id)
+				return -ENOENT;
+			ix_root_of(&tr[lo], out);
+			return 0;
+		}
+		pg = ((const struct ix_node *)p)->next;
+	}
+	return -ENOENT;
+}
+
+int
+index_each_tree(const struct index *ix, int (*fn)(uint64_t id, const struct index_root *r,
+    void *arg), void *arg)
+{
+	uint64_t pg = atomic_load_explicit(&((struct index *)ix)->table_page, memory_order_acquire);
+
+	while (pg != 0) {
+		const uint8_t *p = ix_table_page(ix, pg);
+		if (!p)
+			return -EUCLEAN;
+		for (uint32_t i = 0; i < ((const struct ix_node *)p)->count; i++) {
+			struct index_root r;
+			int rc;
+			ix_root_of(&IX_TREES(p)[i], &r);
+			if ((rc = fn(IX_TREES(p)[i].id, &r, arg)) != 0)
+				return rc;
+		}
+		pg = ((const struct ix_node *)p)->next;
+	}
+	return 0;
+}
+
+struct ix_tree *
+ix_tree_find(struct index_txn *t, uint64_t id, int create)
+{
+	size_t lo = 0, hi = t->ntrees;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->trees[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < t->ntrees && t->trees[lo].id == id)
+		return &t->trees[lo];
+	if (!create)
+		return NULL;
+	if (t->ntrees == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+		struct ix_tree *v = realloc(t->trees, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		t->trees = v;
+		t->cap = cap;
+	}
+	memmove(&t->trees[lo + 1], &t->trees[lo], (t->ntrees - lo) * sizeof(*t->trees));
+	memset(&t->trees[lo], 0, sizeof(*t->trees));
+	t->trees[lo].id = id;
+	t->ntrees++;
+	t->table_changed = 1;
+	return &t->trees[lo];
+}
+
+/* Write n entries of size sz into page pgno (copied if shared) as a node; its new number in *pgno. */
+static int
+ix_node_store(struct index_txn *t, uint64_t *pgno, int fresh, uint32_t level, const void *ents,
+    uint32_t n)
+{
+	uint8_t *q = fresh ? ix_page_new(t, pgno) : ix_page_write(t, pgno);
+	struct ix_node *h = (struct ix_node *)q;
+	size_t sz = level == 1 ? sizeof(struct extent) : sizeof(struct ix_child);
+
+	if (!q)
+		return -ENOMEM;
+	memset(q, 0, sizeof(*h));
+	h->type = level == 1 ? IX_LEAF : IX_INNER;
+	h->level = (uint16_t)level;
+	h->count = n;
+	memcpy(q + sizeof(*h), ents, (size_t)n * sz);
+	memset(q + sizeof(*h) + (size_t)n * sz, 0, IX_BODY - (size_t)n * sz);
+	return 0;
+}
+
+/*
+ * Store the m entries a node at pgno became: none (the page goes), one page,
+ * or two halves.  out->c[i].key is each page's first key.
+ */
+static int
+ix_node_emit(struct index_txn *t, uint64_t pgno, uint32_t level, const void *ents, uint32_t m,
+    struct ix_out *out)
+{
+	uint32_t cap = level == 1 ? IX_LEAF_CAP : IX_INNER_CAP;
+	size_t sz = level == 1 ? sizeof(struct extent) : sizeof(struct ix_child);
+	const uint8_t *v = ents;
+	uint32_t h = m > cap ? m / 2 : m;
+	int rc;
+
+	out->n = 0;
+	if (m == 0) {
+		ix_page_free(t, pgno);
+		return 0;
+	}
+	if ((rc = ix_node_store(t, &pgno, 0, level, v, h)) != 0)
+		return rc;
+	out->c[0].key = *(const uint64_t *)v;
+	out->c[0].page = pgno;
+	out->n = 1;
+	if (h == m)
+		return 0;
+	if ((rc = ix_node_store(t, &pgno, 1, level, v + h * sz, m - h)) != 0)
+		return rc;
+	out->c[1].key = *(const uint64_t *)(v + h * sz);
+	out->c[1].page = pgno;
+	out->n = 2;
+	return 0;
+}
+
+/* Take the subtree at pgno out of tree tr: its extents leave the counts; its own pages are freed. */
+static int
+ix_subtree_drop(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t level)
+{
+	const uint8_t *p = ix_page_read(t, pgno);
+	uint32_t n;
+
+	if (!p)
+		return -EUCLEAN;
+	n = ((const struct ix_node *)p)->count;
+	if (level == 1) {
+		const struct extent *e = IX_LEAF_ENTS(p);
+		tr->extents -= n;
+		for (uint32_t i = 0; i < n; i++)
+			tr->log_bytes -= ext_log(&e[i]);
+	} else {
+		for (uint32_t i = 0; i < n; i++) {
+			int rc = ix_subtree_drop(t, tr, IX_CHILDREN(p)[i].page, level - 1);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	ix_page_free(t, pgno);
+	return 0;
+}
+
+/* The leaf case of ix_node_replace. */
+static int
+ix_leaf_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint64_t a, uint64_t b,
+    const struct extent *ins, struct ix_out *out)
+{
+	struct extent v[IX_LEAF_CAP + 3];
+	const uint8_t *p = ix_page_read(t, pgno);
+	const struct extent *e;
+	uint32_t n, i, j, m = 0, k;
+
+	if (!p)
+		return -EUCLEAN;
+	e = IX_LEAF_ENTS(p);
+	n = ((const struct ix_node *)p)->count;
+	i = ix_leaf_search(e, n, a);
+	for (j = i; j < n && e[j].loff < b; j++)
+		;
+	if (i == j && !ins)
+		return 1;
+	memcpy(v, e, i * sizeof(*e));
+	m = i;
+	if (i < j && e[i].loff < a)
+		v[m++] = (struct extent){ e[i].loff, a - e[i].loff, e[i].laddr };
+	if (ins)
+		v[m++] = *ins;
+	if (i < j && ext_end(&e[j - 1]) > b)
+		v[m++] = (struct extent){ b, ext_end(&e[j - 1]) - b, e[j - 1].laddr };
+	for (k = i; k < j; k++)
+		tr->log_bytes -= ext_log(&e[k]);
+	if (ins)
+		tr->log_bytes += ext_log(ins);
+	if (i < j && e[i].loff < a)
+		tr->log_bytes += ext_log(&v[i]);
+	if (i < j && ext_end(&e[j - 1]) > b)
+		tr->log_bytes += ext_log(&v[m - 1]);
+	memcpy(&v[m], &e[j], (n - j) * sizeof(*e));
+	m += n - j;
+	/* touching neighbours of one record (or both zeros) merge, within this leaf */
+	for (i = 0, k = 1; k < m; k++) {
+		if (ext_end(&v[i]) == v[k].loff && v[i].laddr == v[k].laddr)
+			v[i].len += v[k].len;
+		else
+			v[++i] = v[k];
+	}
+	if (m > 0)
+		m = i + 1;
+	tr->extents += (uint64_t)m - n;
+	return ix_node_emit(t, pgno, 1, v, m, out);
+}
+
+/*
+ * Clear [a, b) under the node pgno at level (>= 1) and, if ins, put *ins
+ * (which starts at a) where a falls.  0 with what the node became in out,
+ * 1 if nothing changed (out unset), or a negative errno (the transaction is
+ * then unusable: the caller aborts it).
+ */
+static int
+ix_node_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t level,
+    uint64_t a, uint64_t b, const struct extent *ins, struct ix_out *out)
+{
+	struct ix_child v[IX_INNER_CAP + 4];
+	const struct ix_child *c;
+	const uint8_t *p;
+	struct ix_out ra, rb;
+	uint32_t n, ia, ib, m, k;
+	int rc, ca, cb = 1;
+
+	if (level == 1)
+		return ix_leaf_replace(t, tr, pgno, a, b, ins, out);
+	if (!(p = ix_page_read(t, pgno)))
+		return -EUCLEAN;
+	n = ((const struct ix_node *)p)->count;
+	c = IX_CHILDREN(p);
+	ia = ix_inner_search(c, n, a);
+	ib = ix_inner_search(c, n, b - 1);
+	/* the entries are edited in v; the page itself is copied (or changed) last */
+	memcpy(v, c, n * sizeof(*c));
+	ca = ix_node_replace(t, tr, v[ia].page, level - 1, a, ib == ia ? b : v[ia + 1].key, ins,
+	    &ra);
+	if (ca < 0)
+		return ca;
+	if (ib > ia) {
+		cb = ix_node_replace(t, tr, v[ib].page, level - 1, v[ib].key, b, NULL, &rb);
+		if (cb < 0)
+			return cb;
+		for (k = ia + 1; k < ib; k++)
+			if ((rc = ix_subtree_drop(t, tr, v[k].page, level - 1)) != 0)
+				return rc;
+	}
+	if (ca == 1 && cb == 1 && ib <= ia + 1)
+		return 1;
+	/* v becomes: v[0..ia), ra, rb, v(ib..n) */
+	{
+		struct ix_child tail[IX_INNER_CAP];
+		uint32_t ntail = n - ib - 1;
+		uint64_t key_a = v[ia].key, page_b = v[ib].page;
+		memcpy(tail, &v[ib + 1], ntail * sizeof(*v));
+		m = ia;
+		if (ca == 1) {
+			v[m++] = (struct ix_child){ key_a, v[ia].page };
+		} else {
+			for (k = 0; k < ra.n; k++)
+				v[m++] = ra.c[k];
+			if (ra.n > 0)
+				v[m - ra.n].key = key_a;
+		}
+		if (ib > ia) {
+			if (cb == 1) {
+				v[m++] = (struct ix_child){ b, page_b };	/* nothing below b in it */
+			} else {
+				for (k = 0; k < rb.n; k++)
+					v[m++] = rb.c[k];
+				if (rb.n > 0)
+					v[m - rb.n].key = b;
+			}
+		}
+		memcpy(&v[m], tail, ntail * sizeof(*v));
+		m += ntail;
+	}
+	return ix_node_emit(t, pgno, level, v, m, out);
+}
+
+int
+ix_tree_replace(struct index_txn *t, struct ix_tree *tr, uint64_t a, uint64_t b,
+    const struct extent *ins)
+{
+	struct ix_out out;
+	int rc;
+
+	if (tr->height == 0) {
+		uint64_t pg;
+		if (!ins)
+			return 0;
+		if ((rc = ix_node_store(t, &pg, 1, 1, ins, 1)) != 0)
+			return rc;
+		tr->root = pg;
+		tr->height = 1;
+		tr->extents = 1;
+		tr->log_bytes = ext_log(ins);
+		t->table_changed = 1;
+		return 0;
+	}
+	rc = ix_node_replace(t, tr, tr->root, (uint32_t)tr->height, a, b, ins, &out);
+	if (rc == 1)
+		return 0;
+	if (rc < 0)
+		return rc;
+	t->table_changed = 1;
+	if (out.n == 0) {
+		tr->root = 0;
+		tr->height = 0;
+	} else if (out.n == 2) {
+		uint64_t pg;
+		if (tr->height >= IX_MAX_HEIGHT)
+			return -EFBIG;
+		out.c[0].key = 0;
+		if ((rc = ix_node_store(t, &pg, 1, (uint32_t)tr->height + 1, out.c, 2)) != 0)
+			return rc;
+		tr->root = pg;
+		tr->height++;
+	} else {
+		tr->root = out.c[0].page;
+		/* a root with one child gives way to it */
+		while (tr->height > 1) {
+			const uint8_t *p = ix_page_read(t, tr->root);
+			uint64_t old = tr->root;
+			if (!p)
+				return -EUCLEAN;
+			if (((const struct ix_node *)p)->count != 1)
+				break;
+			tr->root = IX_CHILDREN(p)[0].page;
+			tr->height--;
+			ix_page_free(t, old);
+		}
+	}
+	return 0;
+}
+
+struct ix_check {
+	struct index	*ix;
+	uint64_t	limit;
+	uint64_t	extents, log_bytes;
+	char		*err;
+	size_t		errlen;
+};
+
+/* Check the committed subtree at pgno: everything under it within [lo, hi). 0 or -EUCLEAN. */
+static int
+ix_check_node(struct ix_check *k, uint64_t pgno, uint32_t level, uint64_t lo, uint64_t hi)
+{
+	const uint8_t *p;
+	const struct ix_node *h;
+
+	if (pgno < 2 || pgno >= k->limit) {
+		snprintf(k->err, k->errlen, "page %" PRIu64 " is outside the file", pgno);
+		return -EUCLEAN;
+	}
+	p = k->ix->map + pgno * INDEX_PAGE;
+	h = (const struct ix_node *)p;
+	if (ix_page_crc(p) != h->crc) {
+		snprintf(k->err, k->errlen, "page %" PRIu64 ": bad checksum", pgno);
+		return -EUCLEAN;
+	}
+	if (h->level != level || h->type != (level == 1 ? IX_LEAF : IX_INNER) || h->count == 0 ||
+	    h->count > (level == 1 ? IX_LEAF_CAP : IX_INNER_CAP)) {
+		snprintf(k->err, k->errlen, "page %" PRIu64 ": bad header (type %u level %u count %u)",
+		    pgno, h->type, h->level, h->count);
+		return -EUCLEAN;
+	}
+	if (level == 1) {
+		const struct extent *e = IX_LEAF_ENTS(p);
+		uint64_t prev = lo;
+		for (uint32_t i = 0; i < h->count; i++) {
+			if (e[i].len == 0 || e[i].loff < prev || ext_end(&e[i]) < e[i].loff ||
+			    ext_end(&e[i]) > hi) {
+				snprintf(k->err, k->errlen, "page %" PRIu64 ": extent %u out of order", pgno, i);
+				return -EUCLEAN;
+			}
+			prev = ext_end(&e[i]);
+			k->extents++;
+			k->log_bytes += ext_log(&e[i]);
+		}
+		return 0;
+	}
+	for (uint32_t i = 0; i < h->count; i++) {
+		const struct ix_child *c = IX_CHILDREN(p);
+		uint64_t clo = i == 0 ? lo : c[i].key;
+		uint64_t chi = i + 1 < h->count ? c[i + 1].key : hi;
+		int rc;
+		if (clo < lo || chi > hi || clo > chi) {
+			snprintf(k->err, k->errlen, "page %" PRIu64 ": key %u out of order", pgno, i);
+			return -EUCLEAN;
+		}
+		if ((rc = ix_check_node(k, c[i].page, level - 1, clo, chi)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+ix_tree_check(struct index *ix, const struct ix_tree *tr, char *err, size_t errlen)
+{
+	struct ix_check k = { ix, atomic_load(&ix->file_pages), 0, 0, err, errlen };
+	int rc;
+
+	if (tr->height == 0) {
+		if (tr->root != 0 || tr->extents != 0 || tr->log_bytes != 0) {
+			snprintf(err, errlen, "tree %" PRIu64 ": empty with a root or counts", tr->id);
+			return -EUCLEAN;
+		}
+		return 0;
+	}
+	if (tr->height > IX_MAX_HEIGHT) {
+		snprintf(err, errlen, "tree %" PRIu64 ": height %" PRIu64, tr->id, tr->height);
+		return -EUCLEAN;
+	}
+	if ((rc = ix_check_node(&k, tr->root, (uint32_t)tr->height, 0, UINT64_MAX)) != 0)
+		return rc;
+	if (k.extents != tr->extents || k.log_bytes != tr->log_bytes) {
+		snprintf(err, errlen, "tree %" PRIu64 ": %" PRIu64 " extents, %" PRIu64
+		    " log bytes; the table says %" PRIu64 ", %" PRIu64, tr->id, k.extents,
+		    k.log_bytes, tr->extents, tr->log_bytes);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+/* Free the pages of a subtree that this transaction wrote and no clone shares (none under the others). */
+void
+ix_subtree_release(struct index_txn *t, uint64_t pgno, uint32_t level)
+{
+	const uint8_t *p;
+
+	if (!ix_bit(t->writable, pgno))
+		return;
+	if (level > 1 && (p = ix_page_read(t, pgno)) != NULL) {
+		for (uint32_t i = 0; i < ((const struct ix_node *)p)->count; i++)
+			ix_subtree_release(t, IX_CHILDREN(p)[i].page, level - 1);
+	}
+	ix_page_free(t, pgno);
+}
