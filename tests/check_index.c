@@ -393,6 +393,22 @@ crash_changes(struct index_txn *t, struct extmap *m)
 	rng_state = save;
 }
 
+/* Commit 20,000 writes into ix (and old), close it: the model of the crash changes on top. */
+static struct extmap *
+crash_setup(struct index *ix, struct extmap *old)
+{
+	struct index_txn *t;
+	struct extmap *new;
+
+	REQ_INT(index_begin(ix, &t), 0);
+	random_writes(t, 1, old, 20000);
+	commit_ok(t, 1);
+	index_close(ix);
+	new = model_copy(old);
+	crash_changes(NULL, new);
+	return new;
+}
+
 /* The file at path now reads as model m (tree 1), checked and verified. */
 static void
 reopen_is(const char *path, const struct extmap *m)
@@ -430,12 +446,7 @@ START_TEST(a_cut_commit_leaves_the_old_generation)
 	int k, total;
 
 	seed_init("a_cut_commit_leaves_the_old_generation", UINT64_C(0x452821e638d01377));
-	REQ_INT(index_begin(ix, &t), 0);
-	random_writes(t, 1, old, 20000);
-	commit_ok(t, 1);
-	index_close(ix);
-	new = model_copy(old);
-	crash_changes(NULL, new);
+	new = crash_setup(ix, old);
 	/* every write and every sync of the commit, cut in turn; torn at the meta write too */
 	for (int kind = 0; kind < 3; kind++) {
 		for (k = 1;; k++) {
@@ -530,12 +541,7 @@ START_TEST(a_power_cut_leaves_one_whole_generation)
 	int seen[2] = { 0, 0 };
 
 	seed_init("a_power_cut_leaves_one_whole_generation", UINT64_C(0xbe5466cf34e90c6c));
-	REQ_INT(index_begin(ix, &t), 0);
-	random_writes(t, 1, old, 20000);
-	commit_ok(t, 1);
-	index_close(ix);
-	new = model_copy(old);
-	crash_changes(NULL, new);
+	new = crash_setup(ix, old);
 	copy_file(path, base);
 	ix = open_ok(path, 0);
 	memset(&c, 0, sizeof(c));

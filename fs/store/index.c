@@ -816,10 +816,13 @@ ix_write_table(struct index_txn *t, uint64_t *first)
 static int
 ix_write_pages(struct index_txn *t, uint64_t *pages)
 {
-	static _Thread_local uint8_t run[IX_RUN_PAGES * INDEX_PAGE] __attribute__((aligned(16)));
+	uint8_t *run = malloc(IX_RUN_PAGES * INDEX_PAGE);
 	uint64_t start = 0;
 	size_t n = 0;
-	int rc;
+	int rc = 0;
+
+	if (!run)
+		return -ENOMEM;
 
 	for (size_t w = 0; w < t->words; w++) {
 		uint64_t bits = t->dirty[w];
@@ -831,7 +834,7 @@ ix_write_pages(struct index_txn *t, uint64_t *pages)
 				continue;	/* spilled: written already */
 			if (n > 0 && (pg != start + n || n == IX_RUN_PAGES)) {
 				if ((rc = ix_write(t->ix, run, n * INDEX_PAGE, start * INDEX_PAGE)) != 0)
-					return rc;
+					goto out;
 				n = 0;
 			}
 			if (n == 0)
@@ -842,9 +845,11 @@ ix_write_pages(struct index_txn *t, uint64_t *pages)
 			(*pages)++;
 		}
 	}
-	if (n > 0 && (rc = ix_write(t->ix, run, n * INDEX_PAGE, start * INDEX_PAGE)) != 0)
-		return rc;
-	return 0;
+	if (n > 0)
+		rc = ix_write(t->ix, run, n * INDEX_PAGE, start * INDEX_PAGE);
+out:
+	free(run);
+	return rc;
 }
 
 int
