@@ -133,6 +133,14 @@ store_create_files(const char *datadir, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the log in '%s': %s", logdir, strerror(-rc));
 		return rc;
 	}
+	snprintf(path, sizeof(path), "%s/index", datadir);
+	unlink(path);	/* a creation that stopped before the catalog: nothing in it */
+	{
+		struct index *ix;
+		if ((rc = index_open(path, uuid, INDEX_CREATE, &ix, err, errlen)) < 0)
+			return rc;
+		index_close(ix);
+	}
 	/* the catalog comes last: its existence says the store is complete */
 	snprintf(path, sizeof(path), "%s/catalog.db.new", datadir);
 	unlink(path);
@@ -179,6 +187,8 @@ store_remove_partial(const char *datadir)
 	snprintf(p, sizeof(p), "%s/log", datadir);
 	rmdir(p);
 	snprintf(p, sizeof(p), "%s/catalog.db.new", datadir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/index", datadir);
 	unlink(p);
 }
 
@@ -322,8 +332,32 @@ catalog_make_private(const char *path)
 }
 
 /*
- * Open the catalog (or take the one opened ahead), the template dir and the
- * log; read the checkpoint position into *cp_laddr, *cp_seq.
+ * Open the index file (its trees are the disks' committed maps).  A schema 3
+ * catalog still holds them in rows: a writable open creates the index (or
+ * empties what a move that did not finish left in it) and the first
+ * checkpoint moves the rows; a read-only one reads the rows alone.
+ */
+static int
+store_open_index(struct store *st, const struct store_opts *o, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index", o->datadir);
+	st->ix_migrate = catalog_version(st->cat) < 4;
+	if (st->ix_migrate && o->readonly)
+		return 0;
+	rc = index_open(path, st->uuid, o->readonly ? INDEX_READONLY : st->ix_migrate ? INDEX_CREATE : 0,
+	    &st->ix, err, errlen);
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "the store's index '%s' is missing: the disks' data cannot be "
+		    "found without it (restore it from a backup of the data dir)", path);
+	return rc;
+}
+
+/*
+ * Open the catalog (or take the one opened ahead), the template dir, the
+ * log and the index; read the checkpoint position into *cp_laddr, *cp_seq.
  */
 static int
 store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_laddr,
@@ -387,7 +421,7 @@ store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_ladd
 	if (rc < 0)
 		return rc;
 	memcpy(st->uuid, uuid, 16);
-	return 0;
+	return store_open_index(st, o, err, errlen);
 }
 
 /* Drop the disks unlinked while open whose last opener is gone (with its worker). */
@@ -511,6 +545,7 @@ store_close(struct store *st)
 	}
 	disks_free(st);
 	tmpls_free(st);
+	index_close(st->ix);
 	wlog_close(st->log);
 	catalog_close(st->cat);
 	if (st->tmpldirfd >= 0)
