@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -658,7 +660,7 @@ START_TEST(bad_files_are_refused)
 	REQ(pread(fd, junk, 4096, (off_t)(r.page * 4096)) == 4096);
 	{
 		uint64_t leaf;
-		memcpy(&leaf, junk + 24 + 8, 8);	/* the root's first child */
+		memcpy(&leaf, junk + 24 + 254 * 8, 8);	/* the root's first child (page[0]) */
 		REQ(pwrite(fd, "\x5a", 1, (off_t)(leaf * 4096 + 200)) == 1);
 	}
 	close(fd);
@@ -689,6 +691,36 @@ START_TEST(bad_files_are_refused)
 	}
 	verify_ok(ix);
 	index_close(ix);
+	extmap_free(m);
+}
+END_TEST
+
+START_TEST(a_full_disk_fails_the_commit_cleanly)
+{
+	const char *path = run_path("full.index");
+	struct extmap *m = extmap_new();
+	struct index *ix = open_ok(path, INDEX_CREATE);
+	struct index_txn *t;
+	struct rlimit rl;
+	struct stat st;
+	char err[256] = "";
+
+	seed_init("a_full_disk_fails_the_commit_cleanly", UINT64_C(0x9216d5d98979fb1b));
+	REQ_INT(index_begin(ix, &t), 0);
+	random_writes(t, 1, m, 1000);
+	commit_ok(t, 1);
+	/* the file may not grow (as on a full disk): the commit fails, nothing else does */
+	REQ_INT(stat(path, &st), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	rl.rlim_cur = rl.rlim_max = (rlim_t)st.st_size;
+	REQ_INT(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	REQ_INT(index_begin(ix, &t), 0);
+	random_writes(t, 1, NULL, 250000);	/* ~10 MiB of leaves, held in memory */
+	REQ(index_commit(t, 2, 2, err, sizeof(err)) < 0);
+	REQUIRE(strstr(err, "index commit") != NULL, "the commit said '%s'", err);
+	compare_tree(ix, 1, m, 20);
+	index_close(ix);
+	reopen_is(path, m);
 	extmap_free(m);
 }
 END_TEST
@@ -727,5 +759,6 @@ FIXTURE_MAIN(tc, "index", NULL, 300)
 	tcase_add_test(tc, a_cut_commit_leaves_the_old_generation);
 	tcase_add_test(tc, a_power_cut_leaves_one_whole_generation);
 	tcase_add_test(tc, bad_files_are_refused);
+	tcase_add_test(tc, a_full_disk_fails_the_commit_cleanly);
 	tcase_add_test(tc, a_huge_transaction_keeps_memory_bounded);
 }

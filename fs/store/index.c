@@ -201,7 +201,7 @@ ix_mark_tree(struct index *ix, uint64_t pgno, uint32_t level, char *err, size_t 
 		return -EUCLEAN;
 	}
 	for (uint32_t i = 0; i < ((const struct ix_node *)p)->count; i++)
-		if ((rc = ix_mark_tree(ix, IX_CHILDREN(p)[i].page, level - 1, err, errlen)) != 0)
+		if ((rc = ix_mark_tree(ix, IX_PAGES(p)[i], level - 1, err, errlen)) != 0)
 			return rc;
 	return 0;
 }

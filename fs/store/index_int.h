@@ -45,7 +45,12 @@ struct ix_node {
 };
 _Static_assert(sizeof(struct ix_node) == 24, "node header layout");
 
-/* Inner node entry: child holds the extents starting in [key, next entry's key). */
+/*
+ * Node bodies are arrays side by side, so a binary search reads only keys:
+ * a leaf is loff[169], len[169], laddr[169]; an inner node key[254],
+ * page[254], child page[i] holding the extents in [key[i], key[i+1]).  In
+ * memory, edits use struct extent and struct ix_child arrays.
+ */
 struct ix_child {
 	uint64_t	key;
 	uint64_t	page;
@@ -67,9 +72,13 @@ _Static_assert(sizeof(struct extent) == 24, "leaf entry layout");
 #define IX_INNER_CAP	((uint32_t)(IX_BODY / sizeof(struct ix_child)))	/* 254 */
 #define IX_TABLE_CAP	((uint32_t)(IX_BODY / sizeof(struct ix_tree)))	/* 101 */
 
-#define IX_LEAF_ENTS(p)		((struct extent *)((uint8_t *)(p) + sizeof(struct ix_node)))
-#define IX_CHILDREN(p)		((struct ix_child *)((uint8_t *)(p) + sizeof(struct ix_node)))
-#define IX_TREES(p)		((struct ix_tree *)((uint8_t *)(p) + sizeof(struct ix_node)))
+#define IX_BODY_U64(p)	((const uint64_t *)((const uint8_t *)(p) + sizeof(struct ix_node)))
+#define IX_LOFF(p)	(IX_BODY_U64(p))
+#define IX_LEN(p)	(IX_BODY_U64(p) + IX_LEAF_CAP)
+#define IX_LADDR(p)	(IX_BODY_U64(p) + 2 * IX_LEAF_CAP)
+#define IX_KEYS(p)	(IX_BODY_U64(p))
+#define IX_PAGES(p)	(IX_BODY_U64(p) + IX_INNER_CAP)
+#define IX_TREES(p)	((struct ix_tree *)((uint8_t *)(p) + sizeof(struct ix_node)))
 
 /* A transaction's page held in memory; on the LRU list while it is. */
 struct ix_buf {

@@ -73,15 +73,28 @@ ix_cursor_page(const struct ix_cursor *c, uint64_t pgno, uint32_t level)
 	return p;
 }
 
-/* In an inner node, the child whose key range holds off: the last with key <= off, or 0. */
+/*
+ * Ask for the cache lines of a key array of n that a binary search probes
+ * first (the middle, then the quarters): their misses then overlap instead
+ * of following each other.
+ */
+static inline void
+ix_prefetch_search(const uint64_t *k, uint32_t n)
+{
+	__builtin_prefetch(&k[n / 2]);
+	__builtin_prefetch(&k[n / 4]);
+	__builtin_prefetch(&k[3 * n / 4]);
+}
+
+/* The last of the n sorted keys that is <= off (0 if none: key 0 stands for the lower bound). */
 static uint32_t
-ix_inner_search(const struct ix_child *c, uint32_t n, uint64_t off)
+ix_key_search(const uint64_t *k, uint32_t n, uint64_t off)
 {
 	uint32_t lo = 1, hi = n;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		if (c[mid].key <= off)
+		if (k[mid] <= off)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -89,20 +102,24 @@ ix_inner_search(const struct ix_child *c, uint32_t n, uint64_t off)
 	return lo - 1;
 }
 
-/* In a leaf, the first extent ending after off (n if none). */
+/* In leaf p of n extents, the first ending after off (n if none): extents do not overlap. */
 static uint32_t
-ix_leaf_search(const struct extent *e, uint32_t n, uint64_t off)
+ix_leaf_search(const uint8_t *p, uint32_t n, uint64_t off)
 {
-	uint32_t lo = 0, hi = n;
+	uint32_t i = ix_key_search(IX_LOFF(p), n, off);
 
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (ext_end(&e[mid]) <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	if (IX_LOFF(p)[i] + IX_LEN(p)[i] > off)
+		return i;
+	return i + 1;
+}
+
+/* Extent i of leaf p. */
+static inline void
+ix_leaf_get(const uint8_t *p, uint32_t i, struct extent *e)
+{
+	e->loff = IX_LOFF(p)[i];
+	e->len = IX_LEN(p)[i];
+	e->laddr = IX_LADDR(p)[i];
 }
 
 /* Descend from node at depth d along the leftmost (first) children.  0, or -EUCLEAN. */
@@ -110,8 +127,7 @@ static int
 ix_cursor_leftmost(struct ix_cursor *c, uint32_t d)
 {
 	for (; d + 1 < c->height; d++) {
-		const struct ix_child *ch = IX_CHILDREN(c->node[d]);
-		c->node[d + 1] = ix_cursor_page(c, ch[c->slot[d]].page, c->height - d - 1);
+		c->node[d + 1] = ix_cursor_page(c, IX_PAGES(c->node[d])[c->slot[d]], c->height - d - 1);
 		if (!c->node[d + 1])
 			return -EUCLEAN;
 		c->slot[d + 1] = 0;
@@ -143,14 +159,17 @@ ix_cursor_seek(struct ix_cursor *c, const struct index *ix, const struct index_r
 		return -EUCLEAN;
 	for (d = 0; d + 1 < c->height; d++) {
 		h = (const struct ix_node *)c->node[d];
-		c->slot[d] = ix_inner_search(IX_CHILDREN(c->node[d]), h->count, off);
-		c->node[d + 1] = ix_cursor_page(c, IX_CHILDREN(c->node[d])[c->slot[d]].page,
-		    c->height - d - 1);
+		ix_prefetch_search(IX_KEYS(c->node[d]), h->count);
+		c->slot[d] = ix_key_search(IX_KEYS(c->node[d]), h->count, off);
+		c->node[d + 1] = ix_cursor_page(c, IX_PAGES(c->node[d])[c->slot[d]], c->height - d - 1);
 		if (!c->node[d + 1])
 			return -EUCLEAN;
 	}
 	n = ((const struct ix_node *)c->node[d])->count;
-	c->slot[d] = ix_leaf_search(IX_LEAF_ENTS(c->node[d]), n, off);
+	/* a leaf is rarely cached: ask for all its key lines at once (22 at most) */
+	for (uint32_t i = 0; i < n; i += 8)
+		__builtin_prefetch(&IX_LOFF(c->node[d])[i]);
+	c->slot[d] = ix_leaf_search(c->node[d], n, off);
 	if (c->slot[d] < n)
 		return 1;
 	c->slot[d] = n - 1;
@@ -169,7 +188,7 @@ ix_cursor_seek(struct ix_cursor *c, const struct index *ix, const struct index_r
 		if (c->slot[d] + 1 >= h->count)
 			return 0;
 		c->slot[d]++;
-		if (IX_CHILDREN(c->node[d])[c->slot[d]].key >= end)
+		if (IX_KEYS(c->node[d])[c->slot[d]] >= end)
 			return 0;
 		rc = ix_cursor_leftmost(c, d);
 		return rc < 0 ? rc : 1;
@@ -189,7 +208,7 @@ ix_cursor_next(struct ix_cursor *c, uint64_t end)
 		if (c->slot[d] + 1 < ((const struct ix_node *)c->node[d])->count) {
 			int rc;
 			c->slot[d]++;
-			if (IX_CHILDREN(c->node[d])[c->slot[d]].key >= end)
+			if (IX_KEYS(c->node[d])[c->slot[d]] >= end)
 				return 0;
 			rc = ix_cursor_leftmost(c, d);
 			return rc < 0 ? rc : 1;
@@ -199,10 +218,10 @@ ix_cursor_next(struct ix_cursor *c, uint64_t end)
 }
 
 /* The extent the cursor is at. */
-static const struct extent *
-ix_cursor_extent(const struct ix_cursor *c)
+static inline void
+ix_cursor_extent(const struct ix_cursor *c, struct extent *e)
 {
-	return &IX_LEAF_ENTS(c->node[c->height - 1])[c->slot[c->height - 1]];
+	ix_leaf_get(c->node[c->height - 1], c->slot[c->height - 1], e);
 }
 
 /* Clip e to [off, end) into out. */
@@ -222,17 +241,17 @@ index_first(const struct index *ix, const struct index_root *r, uint64_t off, ui
     struct extent *out)
 {
 	struct ix_cursor c;
-	const struct extent *e;
+	struct extent e;
 	int rc;
 
 	if (off >= end)
 		return 0;
 	if ((rc = ix_cursor_seek(&c, ix, r, off, end)) <= 0)
 		return rc;
-	e = ix_cursor_extent(&c);
-	if (e->loff >= end)
+	ix_cursor_extent(&c, &e);
+	if (e.loff >= end)
 		return 0;
-	ix_clip(e, off, end, out);
+	ix_clip(&e, off, end, out);
 	return 1;
 }
 
@@ -246,11 +265,11 @@ index_walk(const struct index *ix, const struct index_root *r, uint64_t off, uin
 	if (off >= end)
 		return 0;
 	for (rc = ix_cursor_seek(&c, ix, r, off, end); rc > 0; rc = ix_cursor_next(&c, end)) {
-		const struct extent *e = ix_cursor_extent(&c);
-		struct extent x;
-		if (e->loff >= end)
+		struct extent e, x;
+		ix_cursor_extent(&c, &e);
+		if (e.loff >= end)
 			return 0;
-		ix_clip(e, off, end, &x);
+		ix_clip(&e, off, end, &x);
 		if ((rc = fn(&x, arg)) != 0)
 			return rc;
 	}
@@ -369,23 +388,35 @@ ix_tree_find(struct index_txn *t, uint64_t id, int create)
 	return &t->trees[lo];
 }
 
-/* Write n entries of size sz into page pgno (copied if shared) as a node; its new number in *pgno. */
+/* Write n entries (struct extent for a leaf, struct ix_child else) into page pgno (copied if shared) as a node; its new number in *pgno. */
 static int
 ix_node_store(struct index_txn *t, uint64_t *pgno, int fresh, uint32_t level, const void *ents,
     uint32_t n)
 {
 	uint8_t *q = fresh ? ix_page_new(t, pgno) : ix_page_write(t, pgno);
 	struct ix_node *h = (struct ix_node *)q;
-	size_t sz = level == 1 ? sizeof(struct extent) : sizeof(struct ix_child);
+	uint64_t *body = (uint64_t *)(q + sizeof(*h));
 
 	if (!q)
 		return -ENOMEM;
-	memset(q, 0, sizeof(*h));
+	memset(q, 0, INDEX_PAGE);
 	h->type = level == 1 ? IX_LEAF : IX_INNER;
 	h->level = (uint16_t)level;
 	h->count = n;
-	memcpy(q + sizeof(*h), ents, (size_t)n * sz);
-	memset(q + sizeof(*h) + (size_t)n * sz, 0, IX_BODY - (size_t)n * sz);
+	if (level == 1) {
+		const struct extent *e = ents;
+		for (uint32_t i = 0; i < n; i++) {
+			body[i] = e[i].loff;
+			body[IX_LEAF_CAP + i] = e[i].len;
+			body[2 * IX_LEAF_CAP + i] = e[i].laddr;
+		}
+	} else {
+		const struct ix_child *c = ents;
+		for (uint32_t i = 0; i < n; i++) {
+			body[i] = c[i].key;
+			body[IX_INNER_CAP + i] = c[i].page;
+		}
+	}
 	return 0;
 }
 
@@ -434,13 +465,13 @@ ix_subtree_drop(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t
 		return -EUCLEAN;
 	n = ((const struct ix_node *)p)->count;
 	if (level == 1) {
-		const struct extent *e = IX_LEAF_ENTS(p);
 		tr->extents -= n;
 		for (uint32_t i = 0; i < n; i++)
-			tr->log_bytes -= ext_log(&e[i]);
+			if (IX_LADDR(p)[i] != EXTMAP_ZERO)
+				tr->log_bytes -= IX_LEN(p)[i];
 	} else {
 		for (uint32_t i = 0; i < n; i++) {
-			int rc = ix_subtree_drop(t, tr, IX_CHILDREN(p)[i].page, level - 1);
+			int rc = ix_subtree_drop(t, tr, IX_PAGES(p)[i], level - 1);
 			if (rc != 0)
 				return rc;
 		}
@@ -454,16 +485,18 @@ static int
 ix_leaf_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint64_t a, uint64_t b,
     const struct extent *ins, struct ix_out *out)
 {
-	struct extent v[IX_LEAF_CAP + 3];
+	struct extent v[IX_LEAF_CAP + 3], e[IX_LEAF_CAP];
 	const uint8_t *p = ix_page_read(t, pgno);
-	const struct extent *e;
 	uint32_t n, i, j, m = 0, k;
 
 	if (!p)
 		return -EUCLEAN;
-	e = IX_LEAF_ENTS(p);
 	n = ((const struct ix_node *)p)->count;
-	i = ix_leaf_search(e, n, a);
+	if (n > IX_LEAF_CAP)
+		return -EUCLEAN;
+	for (i = 0; i < n; i++)
+		ix_leaf_get(p, i, &e[i]);
+	i = ix_leaf_search(p, n, a);
 	for (j = i; j < n && e[j].loff < b; j++)
 		;
 	if (i == j && !ins)
@@ -510,7 +543,6 @@ ix_node_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t
     uint64_t a, uint64_t b, const struct extent *ins, struct ix_out *out)
 {
 	struct ix_child v[IX_INNER_CAP + 4];
-	const struct ix_child *c;
 	const uint8_t *p;
 	struct ix_out ra, rb;
 	uint32_t n, ia, ib, m, k;
@@ -521,11 +553,13 @@ ix_node_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t
 	if (!(p = ix_page_read(t, pgno)))
 		return -EUCLEAN;
 	n = ((const struct ix_node *)p)->count;
-	c = IX_CHILDREN(p);
-	ia = ix_inner_search(c, n, a);
-	ib = ix_inner_search(c, n, b - 1);
+	if (n > IX_INNER_CAP)
+		return -EUCLEAN;
+	ia = ix_key_search(IX_KEYS(p), n, a);
+	ib = ix_key_search(IX_KEYS(p), n, b - 1);
 	/* the entries are edited in v; the page itself is copied (or changed) last */
-	memcpy(v, c, n * sizeof(*c));
+	for (k = 0; k < n; k++)
+		v[k] = (struct ix_child){ IX_KEYS(p)[k], IX_PAGES(p)[k] };
 	ca = ix_node_replace(t, tr, v[ia].page, level - 1, a, ib == ia ? b : v[ia + 1].key, ins,
 	    &ra);
 	if (ca < 0)
@@ -619,7 +653,7 @@ ix_tree_replace(struct index_txn *t, struct ix_tree *tr, uint64_t a, uint64_t b,
 				return -EUCLEAN;
 			if (((const struct ix_node *)p)->count != 1)
 				break;
-			tr->root = IX_CHILDREN(p)[0].page;
+			tr->root = IX_PAGES(p)[0];
 			tr->height--;
 			ix_page_free(t, old);
 		}
@@ -659,30 +693,29 @@ ix_check_node(struct ix_check *k, uint64_t pgno, uint32_t level, uint64_t lo, ui
 		return -EUCLEAN;
 	}
 	if (level == 1) {
-		const struct extent *e = IX_LEAF_ENTS(p);
 		uint64_t prev = lo;
 		for (uint32_t i = 0; i < h->count; i++) {
-			if (e[i].len == 0 || e[i].loff < prev || ext_end(&e[i]) < e[i].loff ||
-			    ext_end(&e[i]) > hi) {
+			struct extent e;
+			ix_leaf_get(p, i, &e);
+			if (e.len == 0 || e.loff < prev || ext_end(&e) < e.loff || ext_end(&e) > hi) {
 				snprintf(k->err, k->errlen, "page %" PRIu64 ": extent %u out of order", pgno, i);
 				return -EUCLEAN;
 			}
-			prev = ext_end(&e[i]);
+			prev = ext_end(&e);
 			k->extents++;
-			k->log_bytes += ext_log(&e[i]);
+			k->log_bytes += ext_log(&e);
 		}
 		return 0;
 	}
 	for (uint32_t i = 0; i < h->count; i++) {
-		const struct ix_child *c = IX_CHILDREN(p);
-		uint64_t clo = i == 0 ? lo : c[i].key;
-		uint64_t chi = i + 1 < h->count ? c[i + 1].key : hi;
+		uint64_t clo = i == 0 ? lo : IX_KEYS(p)[i];
+		uint64_t chi = i + 1 < h->count ? IX_KEYS(p)[i + 1] : hi;
 		int rc;
 		if (clo < lo || chi > hi || clo > chi) {
 			snprintf(k->err, k->errlen, "page %" PRIu64 ": key %u out of order", pgno, i);
 			return -EUCLEAN;
 		}
-		if ((rc = ix_check_node(k, c[i].page, level - 1, clo, chi)) != 0)
+		if ((rc = ix_check_node(k, IX_PAGES(p)[i], level - 1, clo, chi)) != 0)
 			return rc;
 	}
 	return 0;
@@ -726,7 +759,7 @@ ix_subtree_release(struct index_txn *t, uint64_t pgno, uint32_t level)
 		return;
 	if (level > 1 && (p = ix_page_read(t, pgno)) != NULL) {
 		for (uint32_t i = 0; i < ((const struct ix_node *)p)->count; i++)
-			ix_subtree_release(t, IX_CHILDREN(p)[i].page, level - 1);
+			ix_subtree_release(t, IX_PAGES(p)[i], level - 1);
 	}
 	ix_page_free(t, pgno);
 }
