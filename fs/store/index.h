@@ -17,12 +17,14 @@
  * position (laddr, seq), the first page of the tree table, the number of
  * trees, the high-water mark (no reachable page at or past it) and a crc32c.
  * Every other page is a node: a 24-byte header (crc32c of the page, type,
- * level, count, next) and sorted entries.  Leaves (level 1) hold up to 169
- * extents {loff, len, laddr}, exactly as an extmap: sorted, not overlapping,
- * len > 0, and touching neighbours of one laddr merged where they are in the
- * same leaf (across leaves they may stay two: readers must not assume
- * maximal extents).  Inner nodes hold up to 254 {key, child} pairs; every
- * extent under child i lies wholly within [key i, key i+1) (key 0 stands for
+ * level, count, next) and sorted entries, stored as arrays side by side so
+ * that a search reads only keys.  Leaves (level 1) hold up to 169 24-byte
+ * extents (loff[169], len[169], laddr[169]), as an extmap: sorted, not
+ * overlapping, len > 0, and touching neighbours of one laddr merged where
+ * they are in the same leaf (across leaves they may stay two: readers must
+ * not assume maximal extents).  Inner nodes hold up to 254 keys and
+ * children (key[254], page[254]); every extent under child i lies wholly
+ * within [key i, key i+1) (key 0 stands for
  * the parent's bound).  The tree table is a chain of pages (101 entries
  * each, sorted by id) of {id, root, height, extents, log_bytes}; a commit
  * that changed any tree writes the chain anew.

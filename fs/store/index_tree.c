@@ -395,10 +395,11 @@ ix_node_store(struct index_txn *t, uint64_t *pgno, int fresh, uint32_t level, co
 {
 	uint8_t *q = fresh ? ix_page_new(t, pgno) : ix_page_write(t, pgno);
 	struct ix_node *h = (struct ix_node *)q;
-	uint64_t *body = (uint64_t *)(q + sizeof(*h));
+	uint64_t *body;
 
 	if (!q)
 		return -ENOMEM;
+	body = (uint64_t *)(q + sizeof(*h));
 	memset(q, 0, INDEX_PAGE);
 	h->type = level == 1 ? IX_LEAF : IX_INNER;
 	h->level = (uint16_t)level;
