@@ -695,6 +695,60 @@ START_TEST(bad_files_are_refused)
 }
 END_TEST
 
+/* The pages the last mark found reachable (a transaction begun and aborted). */
+static uint64_t
+pages_used(struct index *ix)
+{
+	struct index_txn *t;
+	struct index_stats st;
+
+	REQ_INT(index_begin(ix, &t), 0);
+	index_stats(ix, &st);
+	index_abort(t);
+	return st.pages_used;
+}
+
+START_TEST(clears_leave_no_near_empty_pages)
+{
+	struct extmap *m = extmap_new();
+	struct index *ix = open_ok(run_path("thin.index"), INDEX_CREATE);
+	struct index_txn *t;
+	uint64_t full, thin;
+
+	seed_init("clears_leave_no_near_empty_pages", UINT64_C(0x636920d871574e69));
+	REQ_INT(index_begin(ix, &t), 0);
+	for (uint64_t i = 0; i < 50000; i++) {
+		REQ_INT(index_set(t, 1, 8192 * i, 4096, i << 12), 0);
+		REQ_INT(extmap_set(m, 8192 * i, 4096, i << 12), 0);
+	}
+	commit_ok(t, 1);
+	REQ_INT(index_begin(ix, &t), 0);
+	commit_ok(t, 2);
+	full = pages_used(ix);
+	/* nine extents in ten go, one by one, in random order of leaves */
+	REQ_INT(index_begin(ix, &t), 0);
+	for (uint64_t k = 0; k < 50000; k++) {
+		uint64_t i = (k * 7919) % 50000;
+		if (i % 10 == 0)
+			continue;
+		REQ_INT(index_clear(t, 1, 8192 * i, 4096), 0);
+		REQ_INT(extmap_clear(m, 8192 * i, 4096), 0);
+	}
+	commit_ok(t, 3);
+	REQ_INT(index_begin(ix, &t), 0);
+	commit_ok(t, 4);
+	thin = pages_used(ix);
+	printf("50,000 extents: %" PRIu64 " pages; a tenth of them left: %" PRIu64 " pages\n",
+	    full, thin);
+	REQUIRE(thin < full / 3, "%" PRIu64 " pages for a tenth of the extents, %" PRIu64
+	    " for all", thin, full);
+	compare_tree(ix, 1, m, 100);
+	verify_ok(ix);
+	index_close(ix);
+	extmap_free(m);
+}
+END_TEST
+
 START_TEST(a_full_disk_fails_the_commit_cleanly)
 {
 	const char *path = run_path("full.index");
@@ -759,6 +813,7 @@ FIXTURE_MAIN(tc, "index", NULL, 300)
 	tcase_add_test(tc, a_cut_commit_leaves_the_old_generation);
 	tcase_add_test(tc, a_power_cut_leaves_one_whole_generation);
 	tcase_add_test(tc, bad_files_are_refused);
+	tcase_add_test(tc, clears_leave_no_near_empty_pages);
 	tcase_add_test(tc, a_full_disk_fails_the_commit_cleanly);
 	tcase_add_test(tc, a_huge_transaction_keeps_memory_bounded);
 }

@@ -533,6 +533,71 @@ ix_leaf_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint64_t
 	return ix_node_emit(t, pgno, 1, v, m, out);
 }
 
+/* Read node p's entries into v (struct extent for a leaf, struct ix_child else); its count. */
+static uint32_t
+ix_node_load(const uint8_t *p, uint32_t level, void *v)
+{
+	uint32_t n = ((const struct ix_node *)p)->count;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (level == 1)
+			ix_leaf_get(p, i, &((struct extent *)v)[i]);
+		else
+			((struct ix_child *)v)[i] = (struct ix_child){ IX_KEYS(p)[i], IX_PAGES(p)[i] };
+	}
+	return n;
+}
+
+/*
+ * Child pos of v (m children at level clevel), just edited, holds under a
+ * quarter of a page: join it with a neighbour if both fit in one page, so
+ * that clears cannot leave a tree of near-empty pages.  0 or a negative errno.
+ */
+static int
+ix_join_small(struct index_txn *t, struct ix_tree *tr, struct ix_child *v, uint32_t *m,
+    uint32_t pos, uint32_t clevel)
+{
+	union {
+		struct extent	e[2 * IX_LEAF_CAP];
+		struct ix_child	c[2 * IX_INNER_CAP];
+	} u;
+	uint32_t cap = clevel == 1 ? IX_LEAF_CAP : IX_INNER_CAP, l, nl, nr;
+	const uint8_t *pl, *pr;
+	struct ix_out out;
+	int rc;
+
+	if (*m < 2 || pos >= *m)
+		return 0;
+	if (!(pl = ix_page_read(t, v[pos].page)))
+		return -EUCLEAN;
+	if (((const struct ix_node *)pl)->count >= cap / 4)
+		return 0;
+	l = pos + 1 < *m ? pos : pos - 1;
+	if (!(pl = ix_page_read(t, v[l].page)) || !(pr = ix_page_read(t, v[l + 1].page)))
+		return -EUCLEAN;
+	if (((const struct ix_node *)pl)->count + ((const struct ix_node *)pr)->count > cap)
+		return 0;
+	nl = ix_node_load(pl, clevel, &u);
+	if (clevel == 1) {
+		nr = ix_node_load(pr, clevel, &u.e[nl]);
+		if (ext_end(&u.e[nl - 1]) == u.e[nl].loff && u.e[nl - 1].laddr == u.e[nl].laddr) {
+			u.e[nl - 1].len += u.e[nl].len;	/* one record (or zeros) across the seam */
+			memmove(&u.e[nl], &u.e[nl + 1], --nr * sizeof(u.e[0]));
+			tr->extents--;
+		}
+	} else {
+		nr = ix_node_load(pr, clevel, &u.c[nl]);
+		u.c[nl].key = v[l + 1].key;	/* the right node's lower bound becomes a key */
+	}
+	ix_page_free(t, v[l + 1].page);
+	if ((rc = ix_node_emit(t, v[l].page, clevel, &u, nl + nr, &out)) != 0)
+		return rc;
+	v[l].page = out.c[0].page;
+	memmove(&v[l + 1], &v[l + 2], (*m - l - 2) * sizeof(*v));
+	(*m)--;
+	return 0;
+}
+
 /*
  * Clear [a, b) under the node pgno at level (>= 1) and, if ins, put *ins
  * (which starts at a) where a falls.  0 with what the node became in out,
@@ -602,6 +667,12 @@ ix_node_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t
 		}
 		memcpy(&v[m], tail, ntail * sizeof(*v));
 		m += ntail;
+		/* the right one first: joining it cannot move the left one */
+		if (ib > ia && cb == 0 && rb.n == 1 &&
+		    (rc = ix_join_small(t, tr, v, &m, ia + (ca == 1 ? 1 : ra.n), level - 1)) != 0)
+			return rc;
+		if (ca == 0 && ra.n == 1 && (rc = ix_join_small(t, tr, v, &m, ia, level - 1)) != 0)
+			return rc;
 	}
 	return ix_node_emit(t, pgno, level, v, m, out);
 }
