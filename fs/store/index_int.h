@@ -148,7 +148,65 @@ ix_bit_clear(uint64_t *b, uint64_t i)
 	b[i >> 6] &= ~(UINT64_C(1) << (i & 63));
 }
 
-/* index.c: pages of a transaction. */
+/* Where extent e ends. */
+static inline uint64_t
+ix_ext_end(const struct extent *e)
+{
+	return e->loff + e->len;
+}
+
+/* The bytes extent e maps to the log. */
+static inline uint64_t
+ix_ext_log(const struct extent *e)
+{
+	return e->laddr == EXTMAP_ZERO ? 0 : e->len;
+}
+
+/* The last of the n sorted keys that is <= off (0 if none: key 0 stands for the lower bound). */
+static inline uint32_t
+ix_key_search(const uint64_t *k, uint32_t n, uint64_t off)
+{
+	uint32_t lo = 1, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (k[mid] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - 1;
+}
+
+/* In leaf p of n extents, the first ending after off (n if none): extents do not overlap. */
+static inline uint32_t
+ix_leaf_search(const uint8_t *p, uint32_t n, uint64_t off)
+{
+	uint32_t i = ix_key_search(IX_LOFF(p), n, off);
+
+	if (IX_LOFF(p)[i] + IX_LEN(p)[i] > off)
+		return i;
+	return i + 1;
+}
+
+/* Extent i of leaf p. */
+static inline void
+ix_leaf_get(const uint8_t *p, uint32_t i, struct extent *e)
+{
+	e->loff = IX_LOFF(p)[i];
+	e->len = IX_LEN(p)[i];
+	e->laddr = IX_LADDR(p)[i];
+}
+
+/* index.c: the file (0 or a negative errno each). */
+int ix_write(struct index *ix, const void *buf, size_t len, uint64_t off);
+int ix_sync(struct index *ix);
+int ix_grow(struct index *ix, uint64_t pages);
+int ix_bitmaps_cover(struct index *ix, struct index_txn *t, uint64_t pages);
+int ix_mark(struct index *ix, char *err, size_t errlen);
+int ix_write_meta(struct index *ix, struct ix_meta *m, int slot);
+
+/* index_txn.c: pages of a transaction. */
 const uint8_t *ix_page_read(struct index_txn *t, uint64_t pgno);
 uint8_t *ix_page_write(struct index_txn *t, uint64_t *pgno);
 uint8_t *ix_page_new(struct index_txn *t, uint64_t *pgno);
