@@ -647,6 +647,21 @@ START_TEST(bad_files_are_refused)
 	REQUIRE(strstr(err, "checksum") != NULL, "verify said '%s'", err);
 	REQ_INT(index_begin(ix, &t), -EUCLEAN);
 	index_close(ix);
+	/* a child page number past the file: readers get -EUCLEAN, not a fault */
+	copy_file(path, copy);
+	fd = open(copy, O_RDWR);
+	REQ(pwrite(fd, "\xff\xff\xff\xff\xff\xff", 6, (off_t)(r.page * 4096 + 24 + 254 * 8)) == 6);
+	close(fd);
+	ix = open_ok(copy, 0);
+	{
+		struct extent e;
+		struct vec v = { 0 };
+		REQ_INT(index_first(ix, &r, 0, UINT64_MAX, &e), -EUCLEAN);
+		REQ_INT(index_walk(ix, &r, 0, UINT64_MAX, collect_cb, &v), -EUCLEAN);
+		vec_free(&v);
+	}
+	REQ_INT(index_verify(ix, err, sizeof(err)), -EUCLEAN);
+	index_close(ix);
 	/* a flipped byte in a leaf: verify finds it; lookups elsewhere work */
 	copy_file(path, copy);
 	ix = open_ok(copy, 0);

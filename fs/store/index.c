@@ -155,7 +155,7 @@ ix_mark_check(struct index *ix, uint64_t pgno, int type, char *err, size_t errle
 {
 	const uint8_t *p;
 
-	if (pgno < 2 || pgno >= atomic_load(&ix->file_pages)) {
+	if (pgno < 2 || pgno >= atomic_load(&ix->file_pages) || pgno >= ix->words * 64) {
 		snprintf(err, errlen, "page %" PRIu64 " is outside the file", pgno);
 		return -EUCLEAN;
 	}
@@ -175,7 +175,7 @@ ix_mark_tree(struct index *ix, uint64_t pgno, uint32_t level, char *err, size_t 
 	const uint8_t *p;
 	int rc;
 
-	if (pgno >= atomic_load(&ix->file_pages) || pgno < 2) {
+	if (pgno >= atomic_load(&ix->file_pages) || pgno >= ix->words * 64 || pgno < 2) {
 		snprintf(err, errlen, "page %" PRIu64 " is outside the file", pgno);
 		return -EUCLEAN;
 	}
@@ -397,6 +397,10 @@ index_open(const char *path, const uint8_t uuid[16], int flags, struct index **o
 		snprintf(err, errlen, "index '%s': the file is truncated (%" PRIu64 " pages, the meta"
 		    " page names %" PRIu64 ")", path, atomic_load(&ix->file_pages),
 		    ix->meta[ix->cur].pages);
+		goto fail;
+	}
+	if ((rc = ix_bitmaps_cover(ix, NULL, ix->meta[ix->cur].pages)) != 0) {
+		snprintf(err, errlen, "index '%s': out of memory", path);
 		goto fail;
 	}
 	if ((rc = ix_load_table(ix, ix->meta[ix->cur].table_page, err, errlen)) != 0)

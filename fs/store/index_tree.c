@@ -501,7 +501,7 @@ ix_subtree_release(struct index_txn *t, uint64_t pgno, uint32_t level)
 {
 	const uint8_t *p;
 
-	if (!ix_bit(t->writable, pgno))
+	if (pgno >= t->hwm || !ix_bit(t->writable, pgno))
 		return;
 	if (level > 1 && (p = ix_page_read(t, pgno)) != NULL) {
 		for (uint32_t i = 0; i < ((const struct ix_node *)p)->count; i++)
