@@ -15,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -764,6 +767,93 @@ START_TEST(clears_leave_no_near_empty_pages)
 }
 END_TEST
 
+/* What a reader thread and the writer share. */
+struct readers {
+	struct index		*ix;
+	_Atomic uint64_t	gen;		/* the writer's last commit */
+	_Atomic uint64_t	in_use;		/* the generation of the root being read, 0: none */
+	_Atomic int		stop;
+	uint64_t		walks;
+	int			bad;
+};
+
+/* What a reader's walk has seen so far. */
+struct reader_seen {
+	struct extent	last;
+	uint64_t	n;
+};
+
+/* Check the extents a reader sees: sorted and apart. */
+static int
+reader_walk(const struct extent *e, void *arg)
+{
+	struct reader_seen *s = arg;
+
+	if (s->n > 0 && e->loff < s->last.loff + s->last.len)
+		return 1;
+	s->last = *e;
+	s->n++;
+	return 0;
+}
+
+/* A reader: takes the current root and walks it, again and again, without a lock. */
+static void *
+reader_main(void *arg)
+{
+	struct readers *rd = arg;
+
+	while (!atomic_load(&rd->stop)) {
+		struct index_root r;
+		struct reader_seen seen = { { 0, 0, 0 }, 0 };
+		struct extent e;
+		atomic_store(&rd->in_use, atomic_load(&rd->gen));
+		if (index_tree(rd->ix, 1, &r) == 0) {
+			if (index_walk(rd->ix, &r, 0, UINT64_MAX, reader_walk, &seen) != 0 ||
+			    seen.n != r.extents)
+				rd->bad++;
+			if (index_first(rd->ix, &r, rng_state % (UINT64_C(100) << 30), UINT64_MAX, &e) < 0)
+				rd->bad++;
+			rd->walks++;
+		}
+		atomic_store(&rd->in_use, 0);
+	}
+	return NULL;
+}
+
+START_TEST(readers_need_no_lock)
+{
+	struct readers rd = { 0 };
+	struct index_txn *t;
+	pthread_t th;
+
+	seed_init("readers_need_no_lock", UINT64_C(0xd1310ba698dfb5ac));
+	rd.ix = open_ok(run_path("readers.index"), INDEX_CREATE);
+	atomic_store(&rd.gen, 1);
+	REQ_INT(pthread_create(&th, NULL, reader_main, &rd), 0);
+	for (uint64_t g = 2; g < 60; g++) {
+		/*
+		 * A root of generation h stays valid until commit h + 2 ends: a
+		 * reader may hold g - 2's through this transaction and commit.
+		 */
+		while (atomic_load(&rd.in_use) != 0 && atomic_load(&rd.in_use) + 3 <= g)
+			sched_yield();
+		REQ_INT(index_begin(rd.ix, &t), 0);
+		random_writes(t, 1, NULL, 3000);
+		if (g % 7 == 0)
+			REQ_INT(index_clear(t, 1, rng() % (UINT64_C(90) << 30), UINT64_C(5) << 30), 0);
+		commit_ok(t, g);
+		atomic_store(&rd.gen, g);
+	}
+	atomic_store(&rd.stop, 1);
+	pthread_join(th, NULL);
+	printf("readers_need_no_lock: %" PRIu64 " walks during 58 commits\n", rd.walks);
+	REQ_INT(rd.bad, 0);
+	REQ(rd.walks > 0);
+	verify_ok(rd.ix);
+	index_close(rd.ix);
+}
+END_TEST
+
 START_TEST(a_full_disk_fails_the_commit_cleanly)
 {
 	const char *path = run_path("full.index");
@@ -829,6 +919,7 @@ FIXTURE_MAIN(tc, "index", NULL, 300)
 	tcase_add_test(tc, a_power_cut_leaves_one_whole_generation);
 	tcase_add_test(tc, bad_files_are_refused);
 	tcase_add_test(tc, clears_leave_no_near_empty_pages);
+	tcase_add_test(tc, readers_need_no_lock);
 	tcase_add_test(tc, a_full_disk_fails_the_commit_cleanly);
 	tcase_add_test(tc, a_huge_transaction_keeps_memory_bounded);
 }
