@@ -259,7 +259,8 @@ index_begin(struct index *ix, struct index_txn **out)
 		index_abort(t);
 		return -ENOMEM;
 	}
-	memcpy(t->trees, ix->trees, ix->ntrees * sizeof(*t->trees));
+	if (ix->ntrees > 0)
+		memcpy(t->trees, ix->trees, ix->ntrees * sizeof(*t->trees));
 	t->ntrees = ix->ntrees;
 	ix->txn = t;
 	*out = t;
