@@ -333,6 +333,58 @@ START_TEST(clones_share_pages_and_drops_free_them)
 }
 END_TEST
 
+/* index_each_tree's callback: count the trees, in increasing id order. */
+static int
+count_tree(uint64_t id, const struct index_root *r, void *arg)
+{
+	uint64_t *last = arg;
+
+	if (id <= last[0] && last[1] > 0)
+		return -1;
+	last[0] = id;
+	last[1]++;
+	return 0;
+}
+
+START_TEST(thousands_of_trees)
+{
+	const char *path = run_path("trees.index");
+	struct extmap *m = extmap_new();
+	struct index *ix = open_ok(path, INDEX_CREATE);
+	struct index_txn *t;
+	uint64_t seen[2] = { 0, 0 };
+
+	seed_init("thousands_of_trees", UINT64_C(0xba7c9045f12c7f99));
+	REQ_INT(index_begin(ix, &t), 0);
+	random_writes(t, 1, m, 2000);
+	for (uint64_t id = 5000; id > 1; id--)
+		REQ_INT(index_tree_clone(t, 1, id * 3), 0);
+	commit_ok(t, 1);
+	/* every tenth clone changes, every hundredth goes */
+	REQ_INT(index_begin(ix, &t), 0);
+	for (uint64_t id = 2; id <= 5000; id++) {
+		if (id % 100 == 0)
+			REQ_INT(index_tree_drop(t, id * 3), 0);
+		else if (id % 10 == 0)
+			REQ_INT(index_set(t, id * 3, 0, 4096, id << 12), 0);
+	}
+	commit_ok(t, 2);
+	index_close(ix);
+	ix = open_ok(path, 0);
+	REQ_INT(index_each_tree(ix, count_tree, seen), 0);
+	REQ_U64(seen[1], 1 + 4999 - 50);
+	compare_tree(ix, 1, m, 20);
+	compare_tree(ix, 3 * 4999, m, 20);
+	REQ_INT(extmap_set(m, 0, 4096, UINT64_C(4990) << 12), 0);
+	compare_tree(ix, 3 * 4990, m, 20);
+	REQ_INT(index_tree(ix, 3 * 4900, &(struct index_root){ 0 }), -ENOENT);
+	REQ_INT(index_tree(ix, 3 * 4900 + 1, &(struct index_root){ 0 }), -ENOENT);
+	verify_ok(ix);
+	index_close(ix);
+	extmap_free(m);
+}
+END_TEST
+
 /* The io hooks of the crash tests: count, fail at the k-th call, tear, record. */
 struct cut {
 	int		writes, syncs;
@@ -923,6 +975,7 @@ FIXTURE_MAIN(tc, "index", NULL, 300)
 {
 	tcase_add_test(tc, random_edits_match_the_model);
 	tcase_add_test(tc, clones_share_pages_and_drops_free_them);
+	tcase_add_test(tc, thousands_of_trees);
 	tcase_add_test(tc, a_cut_commit_leaves_the_old_generation);
 	tcase_add_test(tc, a_power_cut_leaves_one_whole_generation);
 	tcase_add_test(tc, bad_files_are_refused);

@@ -76,6 +76,14 @@
  *
  * The io hooks: a negative result is an error (-1: see errno; else -errno).
  *
+ * Threads: index_tree, index_each_tree, index_walk and index_first read
+ * only the mapping and two atomics (the table's first page, the file's
+ * size): no lock.  index_position, index_stats and index_verify read the
+ * writer's state: call them from the thread that runs transactions (or
+ * under the caller's lock).  A reader holding a root of generation h must
+ * be done before commit h + 2 ends (before the transaction after the next
+ * commit begins, the mark may free its pages).
+ *
  * Concurrency: any number of threads may read committed trees (index_walk,
  * index_first on a struct index_root taken from index_tree) with no lock, at
  * the same time as one thread builds and commits a transaction.  A root
