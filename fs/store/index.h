@@ -81,8 +81,8 @@
  * size): no lock.  index_position, index_stats and index_verify read the
  * writer's state: call them from the thread that runs transactions (or
  * under the caller's lock).  A reader holding a root of generation h must
- * be done before commit h + 2 ends (before the transaction after the next
- * commit begins, the mark may free its pages).
+ * be done when commit h + 2 ends: the transaction begun after it may reuse
+ * the pages only h reaches.
  *
  * Concurrency: any number of threads may read committed trees (index_walk,
  * index_first on a struct index_root taken from index_tree) with no lock, at
