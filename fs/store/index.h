@@ -24,10 +24,11 @@
  * they are in the same leaf (across leaves they may stay two: readers must
  * not assume maximal extents).  Inner nodes hold up to 254 keys and
  * children (key[254], page[254]); every extent under child i lies wholly
- * within [key i, key i+1) (key 0 stands for
- * the parent's bound).  The tree table is a chain of pages (101 entries
- * each, sorted by id) of {id, root, height, extents, log_bytes}; a commit
- * that changed any tree writes the chain anew.
+ * within [key i, key i+1) (key 0 stands for the parent's bound).  A page
+ * left under a quarter full by an edit joins a neighbour if both fit.  The
+ * tree table is a chain of pages (101 entries each, sorted by id) of {id,
+ * root, height, extents, log_bytes}; a commit that changed any tree writes
+ * the chain anew.
  *
  * Invariants.  (1) A page reachable from a committed meta page is never
  * written again while that meta page is one of the last two generations.
