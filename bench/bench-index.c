@@ -63,6 +63,7 @@ count_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
 	return pwrite(fd, buf, len, off);
 }
 
+/* Count the commit's syncs. */
 static int
 count_sync(void *arg, int fd)
 {
@@ -114,6 +115,7 @@ copy_extent(const struct extent *e, void *arg)
 	return extmap_set(arg, e->loff, e->len, e->laddr);
 }
 
+/* Build, look up, commit: see the top of the file. */
 int
 main(int argc, char **argv)
 {

@@ -43,6 +43,7 @@ run_path(const char *name)
 	return p[i];
 }
 
+/* Open path for uuid_a, or fail the test. */
 static struct index *
 open_ok(const char *path, int flags)
 {
@@ -54,6 +55,7 @@ open_ok(const char *path, int flags)
 	return ix;
 }
 
+/* index_verify finds nothing, or fail the test. */
 static void
 verify_ok(struct index *ix)
 {
@@ -63,6 +65,7 @@ verify_ok(struct index *ix)
 	REQUIRE(rc == 0, "index_verify: %d %s", rc, err);
 }
 
+/* Commit t at log position (pos, pos), or fail the test. */
 static void
 commit_ok(struct index_txn *t, uint64_t pos)
 {
@@ -401,6 +404,7 @@ struct cut {
 	int		nw;
 };
 
+/* pwrite, unless this is the write to fail (or tear); recorded if asked. */
 static ssize_t
 cut_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
 {
@@ -423,6 +427,7 @@ cut_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
 	return pwrite(fd, buf, len, off);
 }
 
+/* fdatasync, unless this is the sync to fail. */
 static int
 cut_sync(void *arg, int fd)
 {

@@ -23,18 +23,21 @@
 #define IX_MAP_BYTES	(UINT64_C(64) << 30)	/* the mapping's fixed reservation */
 #define IX_GROW_PAGES	2048			/* the file grows by at least 8 MiB */
 
+/* A page's checksum: crc32c of all but its first 4 bytes (where it is kept). */
 uint32_t
 ix_page_crc(const void *page)
 {
 	return crc32c(0, (const uint8_t *)page + 4, INDEX_PAGE - 4);
 }
 
+/* The io hooks' defaults: the system calls. */
 static ssize_t
 ix_default_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
 {
 	return pwrite(fd, buf, len, off);
 }
 
+/* fdatasync: the pages' bytes and the file's size, not its times. */
 static int
 ix_default_sync(void *arg, int fd)
 {

@@ -30,6 +30,7 @@ struct ix_out {
 	struct ix_child	c[2];
 };
 
+/* The transaction's table entry id (created, empty, if create); NULL if none or out of memory. */
 struct ix_tree *
 ix_tree_find(struct index_txn *t, uint64_t id, int create)
 {
@@ -351,6 +352,7 @@ ix_node_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t
 	return ix_node_emit(t, pgno, level, v, m, out);
 }
 
+/* Clear [a, b) of tree tr and, if ins, map it as *ins; 0 or a negative errno. */
 int
 ix_tree_replace(struct index_txn *t, struct ix_tree *tr, uint64_t a, uint64_t b,
     const struct extent *ins)
@@ -467,6 +469,7 @@ ix_check_node(struct ix_check *k, uint64_t pgno, uint32_t level, uint64_t lo, ui
 	return 0;
 }
 
+/* Check every page of committed tree tr and its counts; 0 or -EUCLEAN with err. */
 int
 ix_tree_check(struct index *ix, const struct ix_tree *tr, char *err, size_t errlen)
 {

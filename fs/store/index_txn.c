@@ -90,6 +90,7 @@ ix_buf_drop(struct index_txn *t, struct ix_buf *b)
 	free(b);
 }
 
+/* Page pgno as the transaction sees it (its copy, or the file's), or NULL past its end. */
 const uint8_t *
 ix_page_read(struct index_txn *t, uint64_t pgno)
 {
@@ -140,6 +141,7 @@ ix_page_alloc(struct index_txn *t, uint64_t *pgno)
 	return 0;
 }
 
+/* A free page for the transaction, zeroed in memory; its number in *pgno; NULL on error (t->err). */
 uint8_t *
 ix_page_new(struct index_txn *t, uint64_t *pgno)
 {
@@ -152,6 +154,7 @@ ix_page_new(struct index_txn *t, uint64_t *pgno)
 	return b->page;
 }
 
+/* Page *pgno to change: itself if the transaction owns it alone, else a copy (*pgno changes). */
 uint8_t *
 ix_page_write(struct index_txn *t, uint64_t *pgno)
 {
@@ -177,6 +180,7 @@ ix_page_write(struct index_txn *t, uint64_t *pgno)
 	return b->page;
 }
 
+/* Give back a page the transaction owns alone; others are left to the next mark. */
 void
 ix_page_free(struct index_txn *t, uint64_t pgno)
 {
@@ -208,6 +212,7 @@ ix_spill(struct index_txn *t, struct ix_buf *b)
 	return 0;
 }
 
+/* Spill the oldest pages beyond the bound, before an edit.  0 or the transaction's error. */
 int
 ix_txn_room(struct index_txn *t)
 {
