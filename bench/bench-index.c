@@ -63,6 +63,7 @@ count_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
 	return pwrite(fd, buf, len, off);
 }
 
+/* Count the commit's syncs. */
 static int
 count_sync(void *arg, int fd)
 {
@@ -114,6 +115,7 @@ copy_extent(const struct extent *e, void *arg)
 	return extmap_set(arg, e->loff, e->len, e->laddr);
 }
 
+/* Build, look up, commit: see the top of the file. */
 int
 main(int argc, char **argv)
 {
@@ -167,21 +169,27 @@ main(int argc, char **argv)
 		goto fail;
 	for (int i = 0; i < LOOKUPS; i++)
 		offs[i] = rng() % DISK_BLOCKS * 4096;
-	t0 = clock_mono_ns();
-	for (int i = 0; i < LOOKUPS; i++)
-		found += (uint64_t)index_first(ix, &r, offs[i], offs[i] + 4096, &e);
-	t1 = clock_mono_ns();
-	ns_ix = (double)(t1 - t0) / LOOKUPS;
-	t0 = clock_mono_ns();
-	for (int i = 0; i < LOOKUPS; i++)
-		found -= (uint64_t)extmap_first(m, offs[i], offs[i] + 4096, &e);
-	t1 = clock_mono_ns();
-	ns_map = (double)(t1 - t0) / LOOKUPS;
+	/* best of three rounds each, alternating: the machine is shared */
+	ns_ix = ns_map = 1e12;
+	for (int round = 0; round < 3; round++) {
+		t0 = clock_mono_ns();
+		for (int i = 0; i < LOOKUPS; i++)
+			found += (uint64_t)index_first(ix, &r, offs[i], offs[i] + 4096, &e);
+		t1 = clock_mono_ns();
+		if ((double)(t1 - t0) / LOOKUPS < ns_ix)
+			ns_ix = (double)(t1 - t0) / LOOKUPS;
+		t0 = clock_mono_ns();
+		for (int i = 0; i < LOOKUPS; i++)
+			found -= (uint64_t)extmap_first(m, offs[i], offs[i] + 4096, &e);
+		t1 = clock_mono_ns();
+		if ((double)(t1 - t0) / LOOKUPS < ns_map)
+			ns_map = (double)(t1 - t0) / LOOKUPS;
+	}
 	if (found != 0) {
 		fprintf(stderr, "bench-index: the index and the extmap disagree\n");
 		goto fail;
 	}
-	printf("lookup (index_first of 4 KiB at random): index %.0f ns, extmap %.0f ns, "
+	printf("lookup (index_first of 4 KiB at random, best of 3): index %.0f ns, extmap %.0f ns, "
 	    "ratio %.2f\n", ns_ix, ns_map, ns_ix / ns_map);
 	extmap_free(m);
 	free(offs);

@@ -15,6 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +43,7 @@ run_path(const char *name)
 	return p[i];
 }
 
+/* Open path for uuid_a, or fail the test. */
 static struct index *
 open_ok(const char *path, int flags)
 {
@@ -49,6 +55,7 @@ open_ok(const char *path, int flags)
 	return ix;
 }
 
+/* index_verify finds nothing, or fail the test. */
 static void
 verify_ok(struct index *ix)
 {
@@ -58,6 +65,7 @@ verify_ok(struct index *ix)
 	REQUIRE(rc == 0, "index_verify: %d %s", rc, err);
 }
 
+/* Commit t at log position (pos, pos), or fail the test. */
 static void
 commit_ok(struct index_txn *t, uint64_t pos)
 {
@@ -328,6 +336,58 @@ START_TEST(clones_share_pages_and_drops_free_them)
 }
 END_TEST
 
+/* index_each_tree's callback: count the trees, in increasing id order. */
+static int
+count_tree(uint64_t id, const struct index_root *r, void *arg)
+{
+	uint64_t *last = arg;
+
+	if (id <= last[0] && last[1] > 0)
+		return -1;
+	last[0] = id;
+	last[1]++;
+	return 0;
+}
+
+START_TEST(thousands_of_trees)
+{
+	const char *path = run_path("trees.index");
+	struct extmap *m = extmap_new();
+	struct index *ix = open_ok(path, INDEX_CREATE);
+	struct index_txn *t;
+	uint64_t seen[2] = { 0, 0 };
+
+	seed_init("thousands_of_trees", UINT64_C(0xba7c9045f12c7f99));
+	REQ_INT(index_begin(ix, &t), 0);
+	random_writes(t, 1, m, 2000);
+	for (uint64_t id = 5000; id > 1; id--)
+		REQ_INT(index_tree_clone(t, 1, id * 3), 0);
+	commit_ok(t, 1);
+	/* every tenth clone changes, every hundredth goes */
+	REQ_INT(index_begin(ix, &t), 0);
+	for (uint64_t id = 2; id <= 5000; id++) {
+		if (id % 100 == 0)
+			REQ_INT(index_tree_drop(t, id * 3), 0);
+		else if (id % 10 == 0)
+			REQ_INT(index_set(t, id * 3, 0, 4096, id << 12), 0);
+	}
+	commit_ok(t, 2);
+	index_close(ix);
+	ix = open_ok(path, 0);
+	REQ_INT(index_each_tree(ix, count_tree, seen), 0);
+	REQ_U64(seen[1], 1 + 4999 - 50);
+	compare_tree(ix, 1, m, 20);
+	compare_tree(ix, 3 * 4999, m, 20);
+	REQ_INT(extmap_set(m, 0, 4096, UINT64_C(4990) << 12), 0);
+	compare_tree(ix, 3 * 4990, m, 20);
+	REQ_INT(index_tree(ix, 3 * 4900, &(struct index_root){ 0 }), -ENOENT);
+	REQ_INT(index_tree(ix, 3 * 4900 + 1, &(struct index_root){ 0 }), -ENOENT);
+	verify_ok(ix);
+	index_close(ix);
+	extmap_free(m);
+}
+END_TEST
+
 /* The io hooks of the crash tests: count, fail at the k-th call, tear, record. */
 struct cut {
 	int		writes, syncs;
@@ -344,6 +404,7 @@ struct cut {
 	int		nw;
 };
 
+/* pwrite, unless this is the write to fail (or tear); recorded if asked. */
 static ssize_t
 cut_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
 {
@@ -366,6 +427,7 @@ cut_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
 	return pwrite(fd, buf, len, off);
 }
 
+/* fdatasync, unless this is the sync to fail. */
 static int
 cut_sync(void *arg, int fd)
 {
@@ -500,7 +562,10 @@ START_TEST(a_cut_commit_leaves_the_old_generation)
 		index_close(ix);
 		reopen_is(path, old);
 	}
-	/* a failed meta write, then a good commit in the same index */
+	/*
+	 * The meta's sync fails, but the meta arrived: the next transaction's
+	 * pages must not land on what it names, even if that commit fails too.
+	 */
 	ix = open_ok(path, 0);
 	memset(&c, 0, sizeof(c));
 	index_set_io(ix, &io);
@@ -508,10 +573,15 @@ START_TEST(a_cut_commit_leaves_the_old_generation)
 	crash_changes(t, NULL);
 	c.fail_sync = 2;		/* the meta's sync */
 	REQ(index_commit(t, 2, 2, err, sizeof(err)) < 0);
+	REQ_INT(index_begin(ix, &t), 0);
+	random_writes(t, 1, NULL, 3000);
+	REQ_INT(index_clear(t, 1, 0, UINT64_C(40) << 30), 0);
+	c.fail_sync = c.syncs + 1;	/* its pages are written, its meta is not */
+	REQ(index_commit(t, 3, 3, err, sizeof(err)) < 0);
+	/* and the index goes on */
 	c.fail_sync = 0;
 	REQ_INT(index_begin(ix, &t), 0);
-	crash_changes(t, NULL);
-	commit_ok(t, 2);
+	index_abort(t);
 	index_close(ix);
 	reopen_is(path, new);
 	extmap_free(old);
@@ -645,6 +715,21 @@ START_TEST(bad_files_are_refused)
 	REQUIRE(strstr(err, "checksum") != NULL, "verify said '%s'", err);
 	REQ_INT(index_begin(ix, &t), -EUCLEAN);
 	index_close(ix);
+	/* a child page number past the file: readers get -EUCLEAN, not a fault */
+	copy_file(path, copy);
+	fd = open(copy, O_RDWR);
+	REQ(pwrite(fd, "\xff\xff\xff\xff\xff\xff", 6, (off_t)(r.page * 4096 + 24 + 254 * 8)) == 6);
+	close(fd);
+	ix = open_ok(copy, 0);
+	{
+		struct extent e;
+		struct vec v = { 0 };
+		REQ_INT(index_first(ix, &r, 0, UINT64_MAX, &e), -EUCLEAN);
+		REQ_INT(index_walk(ix, &r, 0, UINT64_MAX, collect_cb, &v), -EUCLEAN);
+		vec_free(&v);
+	}
+	REQ_INT(index_verify(ix, err, sizeof(err)), -EUCLEAN);
+	index_close(ix);
 	/* a flipped byte in a leaf: verify finds it; lookups elsewhere work */
 	copy_file(path, copy);
 	ix = open_ok(copy, 0);
@@ -658,7 +743,7 @@ START_TEST(bad_files_are_refused)
 	REQ(pread(fd, junk, 4096, (off_t)(r.page * 4096)) == 4096);
 	{
 		uint64_t leaf;
-		memcpy(&leaf, junk + 24 + 8, 8);	/* the root's first child */
+		memcpy(&leaf, junk + 24 + 254 * 8, 8);	/* the root's first child (page[0]) */
 		REQ(pwrite(fd, "\x5a", 1, (off_t)(leaf * 4096 + 200)) == 1);
 	}
 	close(fd);
@@ -689,6 +774,177 @@ START_TEST(bad_files_are_refused)
 	}
 	verify_ok(ix);
 	index_close(ix);
+	extmap_free(m);
+}
+END_TEST
+
+/* The pages the last mark found reachable (a transaction begun and aborted). */
+static uint64_t
+pages_used(struct index *ix)
+{
+	struct index_txn *t;
+	struct index_stats st;
+
+	REQ_INT(index_begin(ix, &t), 0);
+	index_stats(ix, &st);
+	index_abort(t);
+	return st.pages_used;
+}
+
+START_TEST(clears_leave_no_near_empty_pages)
+{
+	struct extmap *m = extmap_new();
+	struct index *ix = open_ok(run_path("thin.index"), INDEX_CREATE);
+	struct index_txn *t;
+	uint64_t full, thin;
+
+	seed_init("clears_leave_no_near_empty_pages", UINT64_C(0x636920d871574e69));
+	REQ_INT(index_begin(ix, &t), 0);
+	for (uint64_t i = 0; i < 50000; i++) {
+		REQ_INT(index_set(t, 1, 8192 * i, 4096, i << 12), 0);
+		REQ_INT(extmap_set(m, 8192 * i, 4096, i << 12), 0);
+	}
+	commit_ok(t, 1);
+	REQ_INT(index_begin(ix, &t), 0);
+	commit_ok(t, 2);
+	full = pages_used(ix);
+	/* nine extents in ten go, one by one, in random order of leaves */
+	REQ_INT(index_begin(ix, &t), 0);
+	for (uint64_t k = 0; k < 50000; k++) {
+		uint64_t i = (k * 7919) % 50000;
+		if (i % 10 == 0)
+			continue;
+		REQ_INT(index_clear(t, 1, 8192 * i, 4096), 0);
+		REQ_INT(extmap_clear(m, 8192 * i, 4096), 0);
+	}
+	commit_ok(t, 3);
+	REQ_INT(index_begin(ix, &t), 0);
+	commit_ok(t, 4);
+	thin = pages_used(ix);
+	printf("50,000 extents: %" PRIu64 " pages; a tenth of them left: %" PRIu64 " pages\n",
+	    full, thin);
+	REQUIRE(thin < full / 3, "%" PRIu64 " pages for a tenth of the extents, %" PRIu64
+	    " for all", thin, full);
+	compare_tree(ix, 1, m, 100);
+	verify_ok(ix);
+	index_close(ix);
+	extmap_free(m);
+}
+END_TEST
+
+/* What a reader thread and the writer share. */
+struct readers {
+	struct index		*ix;
+	_Atomic uint64_t	gen;		/* the writer's last commit */
+	_Atomic uint64_t	in_use;		/* the generation of the root being read, 0: none */
+	_Atomic int		stop;
+	uint64_t		walks;
+	int			bad;
+};
+
+/* What a reader's walk has seen so far. */
+struct reader_seen {
+	struct extent	last;
+	uint64_t	n;
+};
+
+/* Check the extents a reader sees: sorted and apart. */
+static int
+reader_walk(const struct extent *e, void *arg)
+{
+	struct reader_seen *s = arg;
+
+	if (s->n > 0 && e->loff < s->last.loff + s->last.len)
+		return 1;
+	s->last = *e;
+	s->n++;
+	return 0;
+}
+
+/* A reader: takes the current root and walks it, again and again, without a lock. */
+static void *
+reader_main(void *arg)
+{
+	struct readers *rd = arg;
+
+	while (!atomic_load(&rd->stop)) {
+		struct index_root r;
+		struct reader_seen seen = { { 0, 0, 0 }, 0 };
+		struct extent e;
+		atomic_store(&rd->in_use, atomic_load(&rd->gen));
+		if (index_tree(rd->ix, 1, &r) == 0) {
+			if (index_walk(rd->ix, &r, 0, UINT64_MAX, reader_walk, &seen) != 0 ||
+			    seen.n != r.extents)
+				rd->bad++;
+			if (index_first(rd->ix, &r, rng_state % (UINT64_C(100) << 30), UINT64_MAX, &e) < 0)
+				rd->bad++;
+			rd->walks++;
+		}
+		atomic_store(&rd->in_use, 0);
+	}
+	return NULL;
+}
+
+START_TEST(readers_need_no_lock)
+{
+	struct readers rd = { 0 };
+	struct index_txn *t;
+	pthread_t th;
+
+	seed_init("readers_need_no_lock", UINT64_C(0xd1310ba698dfb5ac));
+	rd.ix = open_ok(run_path("readers.index"), INDEX_CREATE);
+	atomic_store(&rd.gen, 1);
+	REQ_INT(pthread_create(&th, NULL, reader_main, &rd), 0);
+	for (uint64_t g = 2; g < 60; g++) {
+		/*
+		 * A root of generation h stays valid until commit h + 2 ends: a
+		 * reader may hold g - 2's through this transaction and commit.
+		 */
+		while (atomic_load(&rd.in_use) != 0 && atomic_load(&rd.in_use) + 3 <= g)
+			sched_yield();
+		REQ_INT(index_begin(rd.ix, &t), 0);
+		random_writes(t, 1, NULL, 3000);
+		if (g % 7 == 0)
+			REQ_INT(index_clear(t, 1, rng() % (UINT64_C(90) << 30), UINT64_C(5) << 30), 0);
+		commit_ok(t, g);
+		atomic_store(&rd.gen, g);
+	}
+	atomic_store(&rd.stop, 1);
+	pthread_join(th, NULL);
+	printf("readers_need_no_lock: %" PRIu64 " walks during 58 commits\n", rd.walks);
+	REQ_INT(rd.bad, 0);
+	REQ(rd.walks > 0);
+	verify_ok(rd.ix);
+	index_close(rd.ix);
+}
+END_TEST
+
+START_TEST(a_full_disk_fails_the_commit_cleanly)
+{
+	const char *path = run_path("full.index");
+	struct extmap *m = extmap_new();
+	struct index *ix = open_ok(path, INDEX_CREATE);
+	struct index_txn *t;
+	struct rlimit rl;
+	struct stat st;
+	char err[256] = "";
+
+	seed_init("a_full_disk_fails_the_commit_cleanly", UINT64_C(0x9216d5d98979fb1b));
+	REQ_INT(index_begin(ix, &t), 0);
+	random_writes(t, 1, m, 1000);
+	commit_ok(t, 1);
+	/* the file may not grow (as on a full disk): the commit fails, nothing else does */
+	REQ_INT(stat(path, &st), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	rl.rlim_cur = rl.rlim_max = (rlim_t)st.st_size;
+	REQ_INT(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	REQ_INT(index_begin(ix, &t), 0);
+	random_writes(t, 1, NULL, 250000);	/* ~10 MiB of leaves, held in memory */
+	REQ(index_commit(t, 2, 2, err, sizeof(err)) < 0);
+	REQUIRE(strstr(err, "index commit") != NULL, "the commit said '%s'", err);
+	compare_tree(ix, 1, m, 20);
+	index_close(ix);
+	reopen_is(path, m);
 	extmap_free(m);
 }
 END_TEST
@@ -724,8 +980,12 @@ FIXTURE_MAIN(tc, "index", NULL, 300)
 {
 	tcase_add_test(tc, random_edits_match_the_model);
 	tcase_add_test(tc, clones_share_pages_and_drops_free_them);
+	tcase_add_test(tc, thousands_of_trees);
 	tcase_add_test(tc, a_cut_commit_leaves_the_old_generation);
 	tcase_add_test(tc, a_power_cut_leaves_one_whole_generation);
 	tcase_add_test(tc, bad_files_are_refused);
+	tcase_add_test(tc, clears_leave_no_near_empty_pages);
+	tcase_add_test(tc, readers_need_no_lock);
+	tcase_add_test(tc, a_full_disk_fails_the_commit_cleanly);
 	tcase_add_test(tc, a_huge_transaction_keeps_memory_bounded);
 }

@@ -17,15 +17,18 @@
  * position (laddr, seq), the first page of the tree table, the number of
  * trees, the high-water mark (no reachable page at or past it) and a crc32c.
  * Every other page is a node: a 24-byte header (crc32c of the page, type,
- * level, count, next) and sorted entries.  Leaves (level 1) hold up to 169
- * extents {loff, len, laddr}, exactly as an extmap: sorted, not overlapping,
- * len > 0, and touching neighbours of one laddr merged where they are in the
- * same leaf (across leaves they may stay two: readers must not assume
- * maximal extents).  Inner nodes hold up to 254 {key, child} pairs; every
- * extent under child i lies wholly within [key i, key i+1) (key 0 stands for
- * the parent's bound).  The tree table is a chain of pages (101 entries
- * each, sorted by id) of {id, root, height, extents, log_bytes}; a commit
- * that changed any tree writes the chain anew.
+ * level, count, next) and sorted entries, stored as arrays side by side so
+ * that a search reads only keys.  Leaves (level 1) hold up to 169 24-byte
+ * extents (loff[169], len[169], laddr[169]), as an extmap: sorted, not
+ * overlapping, len > 0, and touching neighbours of one laddr merged where
+ * they are in the same leaf (across leaves they may stay two: readers must
+ * not assume maximal extents).  Inner nodes hold up to 254 keys and
+ * children (key[254], page[254]); every extent under child i lies wholly
+ * within [key i, key i+1) (key 0 stands for the parent's bound).  A page
+ * left under a quarter full by an edit joins a neighbour if both fit.  The
+ * tree table is a chain of pages (101 entries each, sorted by id) of {id,
+ * root, height, extents, log_bytes}; a commit that changed any tree writes
+ * the chain anew.
  *
  * Invariants.  (1) A page reachable from a committed meta page is never
  * written again while that meta page is one of the last two generations.
@@ -73,6 +76,14 @@
  * pages by the mark, and on every page by index_verify; not by readers.
  *
  * The io hooks: a negative result is an error (-1: see errno; else -errno).
+ *
+ * Threads: index_tree, index_each_tree, index_walk and index_first read
+ * only the mapping and two atomics (the table's first page, the file's
+ * size): no lock.  index_position, index_stats and index_verify read the
+ * writer's state: call them from the thread that runs transactions (or
+ * under the caller's lock).  A reader holding a root of generation h must
+ * be done when commit h + 2 ends: the transaction begun after it may reuse
+ * the pages only h reaches.
  *
  * Concurrency: any number of threads may read committed trees (index_walk,
  * index_first on a struct index_root taken from index_tree) with no lock, at

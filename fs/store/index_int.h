@@ -45,7 +45,12 @@ struct ix_node {
 };
 _Static_assert(sizeof(struct ix_node) == 24, "node header layout");
 
-/* Inner node entry: child holds the extents starting in [key, next entry's key). */
+/*
+ * Node bodies are arrays side by side, so a binary search reads only keys:
+ * a leaf is loff[169], len[169], laddr[169]; an inner node key[254],
+ * page[254], child page[i] holding the extents in [key[i], key[i+1]).  In
+ * memory, edits use struct extent and struct ix_child arrays.
+ */
 struct ix_child {
 	uint64_t	key;
 	uint64_t	page;
@@ -67,9 +72,13 @@ _Static_assert(sizeof(struct extent) == 24, "leaf entry layout");
 #define IX_INNER_CAP	((uint32_t)(IX_BODY / sizeof(struct ix_child)))	/* 254 */
 #define IX_TABLE_CAP	((uint32_t)(IX_BODY / sizeof(struct ix_tree)))	/* 101 */
 
-#define IX_LEAF_ENTS(p)		((struct extent *)((uint8_t *)(p) + sizeof(struct ix_node)))
-#define IX_CHILDREN(p)		((struct ix_child *)((uint8_t *)(p) + sizeof(struct ix_node)))
-#define IX_TREES(p)		((struct ix_tree *)((uint8_t *)(p) + sizeof(struct ix_node)))
+#define IX_BODY_U64(p)	((const uint64_t *)((const uint8_t *)(p) + sizeof(struct ix_node)))
+#define IX_LOFF(p)	(IX_BODY_U64(p))
+#define IX_LEN(p)	(IX_BODY_U64(p) + IX_LEAF_CAP)
+#define IX_LADDR(p)	(IX_BODY_U64(p) + 2 * IX_LEAF_CAP)
+#define IX_KEYS(p)	(IX_BODY_U64(p))
+#define IX_PAGES(p)	(IX_BODY_U64(p) + IX_INNER_CAP)
+#define IX_TREES(p)	((struct ix_tree *)((uint8_t *)(p) + sizeof(struct ix_node)))
 
 /* A transaction's page held in memory; on the LRU list while it is. */
 struct ix_buf {
@@ -139,7 +148,65 @@ ix_bit_clear(uint64_t *b, uint64_t i)
 	b[i >> 6] &= ~(UINT64_C(1) << (i & 63));
 }
 
-/* index.c: pages of a transaction. */
+/* Where extent e ends. */
+static inline uint64_t
+ix_ext_end(const struct extent *e)
+{
+	return e->loff + e->len;
+}
+
+/* The bytes extent e maps to the log. */
+static inline uint64_t
+ix_ext_log(const struct extent *e)
+{
+	return e->laddr == EXTMAP_ZERO ? 0 : e->len;
+}
+
+/* The last of the n sorted keys that is <= off (0 if none: key 0 stands for the lower bound). */
+static inline uint32_t
+ix_key_search(const uint64_t *k, uint32_t n, uint64_t off)
+{
+	uint32_t lo = 1, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (k[mid] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - 1;
+}
+
+/* In leaf p of n extents, the first ending after off (n if none): extents do not overlap. */
+static inline uint32_t
+ix_leaf_search(const uint8_t *p, uint32_t n, uint64_t off)
+{
+	uint32_t i = ix_key_search(IX_LOFF(p), n, off);
+
+	if (IX_LOFF(p)[i] + IX_LEN(p)[i] > off)
+		return i;
+	return i + 1;
+}
+
+/* Extent i of leaf p. */
+static inline void
+ix_leaf_get(const uint8_t *p, uint32_t i, struct extent *e)
+{
+	e->loff = IX_LOFF(p)[i];
+	e->len = IX_LEN(p)[i];
+	e->laddr = IX_LADDR(p)[i];
+}
+
+/* index.c: the file (0 or a negative errno each). */
+int ix_write(struct index *ix, const void *buf, size_t len, uint64_t off);
+int ix_sync(struct index *ix);
+int ix_grow(struct index *ix, uint64_t pages);
+int ix_bitmaps_cover(struct index *ix, struct index_txn *t, uint64_t pages);
+int ix_mark(struct index *ix, char *err, size_t errlen);
+int ix_write_meta(struct index *ix, struct ix_meta *m, int slot);
+
+/* index_txn.c: pages of a transaction. */
 const uint8_t *ix_page_read(struct index_txn *t, uint64_t pgno);
 uint8_t *ix_page_write(struct index_txn *t, uint64_t *pgno);
 uint8_t *ix_page_new(struct index_txn *t, uint64_t *pgno);

@@ -1,12 +1,7 @@
 /*
- * index_tree: reading and editing the B+trees of the index (see index.h for
- * the format and the rules; index.c owns the file, the pages and commits).
- *
- * Readers walk committed pages straight from the mapping: a binary search
- * in each page, a path of at most IX_MAX_HEIGHT pages on the stack, no
- * allocation, lock or system call.  They trust the checksums that the mark
- * verified, but bound every page number by the file's size and check each
- * page's level and count, so a damaged page gives -EUCLEAN, not a fault.
+ * index_tree: editing the B+trees of the index (see index.h for the format
+ * and the rules; index.c owns the file, index_txn.c the transaction's pages,
+ * index_read.c the readers).
  *
  * An edit is one recursive descent, ix_node_replace(): clear [a, b) and,
  * for index_set, put the new extent where a falls.  In an inner node the
@@ -35,308 +30,7 @@ struct ix_out {
 	struct ix_child	c[2];
 };
 
-/* A reader's way down one tree: the page and slot at each level, root first. */
-struct ix_cursor {
-	const struct index	*ix;
-	uint64_t		limit;		/* pages the file holds */
-	uint32_t		height;
-	const uint8_t		*node[IX_MAX_HEIGHT];
-	uint32_t		slot[IX_MAX_HEIGHT];
-};
-
-static inline uint64_t
-ext_end(const struct extent *e)
-{
-	return e->loff + e->len;
-}
-
-static inline uint64_t
-ext_log(const struct extent *e)
-{
-	return e->laddr == EXTMAP_ZERO ? 0 : e->len;
-}
-
-/* The committed page pgno at this level, or NULL if it cannot be (damage). */
-static const uint8_t *
-ix_cursor_page(const struct ix_cursor *c, uint64_t pgno, uint32_t level)
-{
-	const uint8_t *p;
-	const struct ix_node *h;
-
-	if (pgno < 2 || pgno >= c->limit)
-		return NULL;
-	p = c->ix->map + pgno * INDEX_PAGE;
-	h = (const struct ix_node *)p;
-	if (h->level != level || h->count == 0 ||
-	    h->count > (level == 1 ? IX_LEAF_CAP : IX_INNER_CAP))
-		return NULL;
-	return p;
-}
-
-/* In an inner node, the child whose key range holds off: the last with key <= off, or 0. */
-static uint32_t
-ix_inner_search(const struct ix_child *c, uint32_t n, uint64_t off)
-{
-	uint32_t lo = 1, hi = n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (c[mid].key <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo - 1;
-}
-
-/* In a leaf, the first extent ending after off (n if none). */
-static uint32_t
-ix_leaf_search(const struct extent *e, uint32_t n, uint64_t off)
-{
-	uint32_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (ext_end(&e[mid]) <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Descend from node at depth d along the leftmost (first) children.  0, or -EUCLEAN. */
-static int
-ix_cursor_leftmost(struct ix_cursor *c, uint32_t d)
-{
-	for (; d + 1 < c->height; d++) {
-		const struct ix_child *ch = IX_CHILDREN(c->node[d]);
-		c->node[d + 1] = ix_cursor_page(c, ch[c->slot[d]].page, c->height - d - 1);
-		if (!c->node[d + 1])
-			return -EUCLEAN;
-		c->slot[d + 1] = 0;
-	}
-	return 0;
-}
-
-/*
- * Position c at the first extent of root r ending after off.  1 if there is
- * one (possibly in a later leaf, which is only entered if its key is below
- * end), 0 if none, -EUCLEAN on damage.
- */
-static int
-ix_cursor_seek(struct ix_cursor *c, const struct index *ix, const struct index_root *r,
-    uint64_t off, uint64_t end)
-{
-	uint32_t d, n;
-	const struct ix_node *h;
-
-	c->ix = ix;
-	c->height = (uint32_t)r->height;
-	if (r->height == 0)
-		return 0;
-	if (r->height > IX_MAX_HEIGHT)
-		return -EUCLEAN;
-	c->limit = atomic_load_explicit(&((struct index *)ix)->file_pages, memory_order_acquire);
-	c->node[0] = ix_cursor_page(c, r->page, c->height);
-	if (!c->node[0])
-		return -EUCLEAN;
-	for (d = 0; d + 1 < c->height; d++) {
-		h = (const struct ix_node *)c->node[d];
-		c->slot[d] = ix_inner_search(IX_CHILDREN(c->node[d]), h->count, off);
-		c->node[d + 1] = ix_cursor_page(c, IX_CHILDREN(c->node[d])[c->slot[d]].page,
-		    c->height - d - 1);
-		if (!c->node[d + 1])
-			return -EUCLEAN;
-	}
-	n = ((const struct ix_node *)c->node[d])->count;
-	c->slot[d] = ix_leaf_search(IX_LEAF_ENTS(c->node[d]), n, off);
-	if (c->slot[d] < n)
-		return 1;
-	c->slot[d] = n - 1;
-	/* past this leaf's last extent: the next leaf, unless it starts at or after end */
-	for (;;) {
-		int rc;
-		while (d > 0) {
-			d--;
-			h = (const struct ix_node *)c->node[d];
-			if (c->slot[d] + 1 < h->count)
-				break;
-			if (d == 0)
-				return 0;
-		}
-		h = (const struct ix_node *)c->node[d];
-		if (c->slot[d] + 1 >= h->count)
-			return 0;
-		c->slot[d]++;
-		if (IX_CHILDREN(c->node[d])[c->slot[d]].key >= end)
-			return 0;
-		rc = ix_cursor_leftmost(c, d);
-		return rc < 0 ? rc : 1;
-	}
-}
-
-/* Move c to the next extent: 1, 0 at the tree's end or when the next leaf starts at or past end. */
-static int
-ix_cursor_next(struct ix_cursor *c, uint64_t end)
-{
-	uint32_t d = c->height - 1;
-
-	if (++c->slot[d] < ((const struct ix_node *)c->node[d])->count)
-		return 1;
-	while (d > 0) {
-		d--;
-		if (c->slot[d] + 1 < ((const struct ix_node *)c->node[d])->count) {
-			int rc;
-			c->slot[d]++;
-			if (IX_CHILDREN(c->node[d])[c->slot[d]].key >= end)
-				return 0;
-			rc = ix_cursor_leftmost(c, d);
-			return rc < 0 ? rc : 1;
-		}
-	}
-	return 0;
-}
-
-/* The extent the cursor is at. */
-static const struct extent *
-ix_cursor_extent(const struct ix_cursor *c)
-{
-	return &IX_LEAF_ENTS(c->node[c->height - 1])[c->slot[c->height - 1]];
-}
-
-/* Clip e to [off, end) into out. */
-static void
-ix_clip(const struct extent *e, uint64_t off, uint64_t end, struct extent *out)
-{
-	uint64_t s = e->loff > off ? e->loff : off;
-	uint64_t x = ext_end(e) < end ? ext_end(e) : end;
-
-	out->loff = s;
-	out->len = x - s;
-	out->laddr = e->laddr;
-}
-
-int
-index_first(const struct index *ix, const struct index_root *r, uint64_t off, uint64_t end,
-    struct extent *out)
-{
-	struct ix_cursor c;
-	const struct extent *e;
-	int rc;
-
-	if (off >= end)
-		return 0;
-	if ((rc = ix_cursor_seek(&c, ix, r, off, end)) <= 0)
-		return rc;
-	e = ix_cursor_extent(&c);
-	if (e->loff >= end)
-		return 0;
-	ix_clip(e, off, end, out);
-	return 1;
-}
-
-int
-index_walk(const struct index *ix, const struct index_root *r, uint64_t off, uint64_t end,
-    int (*fn)(const struct extent *e, void *arg), void *arg)
-{
-	struct ix_cursor c;
-	int rc;
-
-	if (off >= end)
-		return 0;
-	for (rc = ix_cursor_seek(&c, ix, r, off, end); rc > 0; rc = ix_cursor_next(&c, end)) {
-		const struct extent *e = ix_cursor_extent(&c);
-		struct extent x;
-		if (e->loff >= end)
-			return 0;
-		ix_clip(e, off, end, &x);
-		if ((rc = fn(&x, arg)) != 0)
-			return rc;
-	}
-	return rc;
-}
-
-/* The committed table page pgno, or NULL if it cannot be one. */
-static const uint8_t *
-ix_table_page(const struct index *ix, uint64_t pgno)
-{
-	uint64_t limit = atomic_load_explicit(&((struct index *)ix)->file_pages, memory_order_acquire);
-	const uint8_t *p;
-
-	if (pgno < 2 || pgno >= limit)
-		return NULL;
-	p = ix->map + pgno * INDEX_PAGE;
-	if (((const struct ix_node *)p)->type != IX_TABLE ||
-	    ((const struct ix_node *)p)->count > IX_TABLE_CAP)
-		return NULL;
-	return p;
-}
-
-/* A table entry as readers see it. */
-static void
-ix_root_of(const struct ix_tree *tr, struct index_root *out)
-{
-	out->page = tr->root;
-	out->height = (uint32_t)tr->height;
-	out->extents = tr->extents;
-	out->log_bytes = tr->log_bytes;
-}
-
-int
-index_tree(const struct index *ix, uint64_t id, struct index_root *out)
-{
-	uint64_t pg = atomic_load_explicit(&((struct index *)ix)->table_page, memory_order_acquire);
-
-	while (pg != 0) {
-		const uint8_t *p = ix_table_page(ix, pg);
-		const struct ix_tree *tr;
-		uint32_t n, lo = 0, hi;
-		if (!p)
-			return -EUCLEAN;
-		n = ((const struct ix_node *)p)->count;
-		tr = IX_TREES(p);
-		if (n > 0 && tr[n - 1].id >= id) {
-			hi = n;
-			while (lo < hi) {
-				uint32_t mid = lo + (hi - lo) / 2;
-				if (tr[mid].id < id)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			if (tr[lo].id != id)
-				return -ENOENT;
-			ix_root_of(&tr[lo], out);
-			return 0;
-		}
-		pg = ((const struct ix_node *)p)->next;
-	}
-	return -ENOENT;
-}
-
-int
-index_each_tree(const struct index *ix, int (*fn)(uint64_t id, const struct index_root *r,
-    void *arg), void *arg)
-{
-	uint64_t pg = atomic_load_explicit(&((struct index *)ix)->table_page, memory_order_acquire);
-
-	while (pg != 0) {
-		const uint8_t *p = ix_table_page(ix, pg);
-		if (!p)
-			return -EUCLEAN;
-		for (uint32_t i = 0; i < ((const struct ix_node *)p)->count; i++) {
-			struct index_root r;
-			int rc;
-			ix_root_of(&IX_TREES(p)[i], &r);
-			if ((rc = fn(IX_TREES(p)[i].id, &r, arg)) != 0)
-				return rc;
-		}
-		pg = ((const struct ix_node *)p)->next;
-	}
-	return 0;
-}
-
+/* The transaction's table entry id (created, empty, if create); NULL if none or out of memory. */
 struct ix_tree *
 ix_tree_find(struct index_txn *t, uint64_t id, int create)
 {
@@ -369,23 +63,36 @@ ix_tree_find(struct index_txn *t, uint64_t id, int create)
 	return &t->trees[lo];
 }
 
-/* Write n entries of size sz into page pgno (copied if shared) as a node; its new number in *pgno. */
+/* Write n entries (struct extent for a leaf, struct ix_child else) into page pgno (copied if shared) as a node; its new number in *pgno. */
 static int
 ix_node_store(struct index_txn *t, uint64_t *pgno, int fresh, uint32_t level, const void *ents,
     uint32_t n)
 {
 	uint8_t *q = fresh ? ix_page_new(t, pgno) : ix_page_write(t, pgno);
 	struct ix_node *h = (struct ix_node *)q;
-	size_t sz = level == 1 ? sizeof(struct extent) : sizeof(struct ix_child);
+	uint64_t *body;
 
 	if (!q)
 		return -ENOMEM;
-	memset(q, 0, sizeof(*h));
+	body = (uint64_t *)(q + sizeof(*h));
+	memset(q, 0, INDEX_PAGE);
 	h->type = level == 1 ? IX_LEAF : IX_INNER;
 	h->level = (uint16_t)level;
 	h->count = n;
-	memcpy(q + sizeof(*h), ents, (size_t)n * sz);
-	memset(q + sizeof(*h) + (size_t)n * sz, 0, IX_BODY - (size_t)n * sz);
+	if (level == 1) {
+		const struct extent *e = ents;
+		for (uint32_t i = 0; i < n; i++) {
+			body[i] = e[i].loff;
+			body[IX_LEAF_CAP + i] = e[i].len;
+			body[2 * IX_LEAF_CAP + i] = e[i].laddr;
+		}
+	} else {
+		const struct ix_child *c = ents;
+		for (uint32_t i = 0; i < n; i++) {
+			body[i] = c[i].key;
+			body[IX_INNER_CAP + i] = c[i].page;
+		}
+	}
 	return 0;
 }
 
@@ -434,13 +141,13 @@ ix_subtree_drop(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t
 		return -EUCLEAN;
 	n = ((const struct ix_node *)p)->count;
 	if (level == 1) {
-		const struct extent *e = IX_LEAF_ENTS(p);
 		tr->extents -= n;
 		for (uint32_t i = 0; i < n; i++)
-			tr->log_bytes -= ext_log(&e[i]);
+			if (IX_LADDR(p)[i] != EXTMAP_ZERO)
+				tr->log_bytes -= IX_LEN(p)[i];
 	} else {
 		for (uint32_t i = 0; i < n; i++) {
-			int rc = ix_subtree_drop(t, tr, IX_CHILDREN(p)[i].page, level - 1);
+			int rc = ix_subtree_drop(t, tr, IX_PAGES(p)[i], level - 1);
 			if (rc != 0)
 				return rc;
 		}
@@ -454,16 +161,18 @@ static int
 ix_leaf_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint64_t a, uint64_t b,
     const struct extent *ins, struct ix_out *out)
 {
-	struct extent v[IX_LEAF_CAP + 3];
+	struct extent v[IX_LEAF_CAP + 3], e[IX_LEAF_CAP];
 	const uint8_t *p = ix_page_read(t, pgno);
-	const struct extent *e;
 	uint32_t n, i, j, m = 0, k;
 
 	if (!p)
 		return -EUCLEAN;
-	e = IX_LEAF_ENTS(p);
 	n = ((const struct ix_node *)p)->count;
-	i = ix_leaf_search(e, n, a);
+	if (n > IX_LEAF_CAP)
+		return -EUCLEAN;
+	for (i = 0; i < n; i++)
+		ix_leaf_get(p, i, &e[i]);
+	i = ix_leaf_search(p, n, a);
 	for (j = i; j < n && e[j].loff < b; j++)
 		;
 	if (i == j && !ins)
@@ -474,21 +183,21 @@ ix_leaf_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint64_t
 		v[m++] = (struct extent){ e[i].loff, a - e[i].loff, e[i].laddr };
 	if (ins)
 		v[m++] = *ins;
-	if (i < j && ext_end(&e[j - 1]) > b)
-		v[m++] = (struct extent){ b, ext_end(&e[j - 1]) - b, e[j - 1].laddr };
+	if (i < j && ix_ext_end(&e[j - 1]) > b)
+		v[m++] = (struct extent){ b, ix_ext_end(&e[j - 1]) - b, e[j - 1].laddr };
 	for (k = i; k < j; k++)
-		tr->log_bytes -= ext_log(&e[k]);
+		tr->log_bytes -= ix_ext_log(&e[k]);
 	if (ins)
-		tr->log_bytes += ext_log(ins);
+		tr->log_bytes += ix_ext_log(ins);
 	if (i < j && e[i].loff < a)
-		tr->log_bytes += ext_log(&v[i]);
-	if (i < j && ext_end(&e[j - 1]) > b)
-		tr->log_bytes += ext_log(&v[m - 1]);
+		tr->log_bytes += ix_ext_log(&v[i]);
+	if (i < j && ix_ext_end(&e[j - 1]) > b)
+		tr->log_bytes += ix_ext_log(&v[m - 1]);
 	memcpy(&v[m], &e[j], (n - j) * sizeof(*e));
 	m += n - j;
 	/* touching neighbours of one record (or both zeros) merge, within this leaf */
 	for (i = 0, k = 1; k < m; k++) {
-		if (ext_end(&v[i]) == v[k].loff && v[i].laddr == v[k].laddr)
+		if (ix_ext_end(&v[i]) == v[k].loff && v[i].laddr == v[k].laddr)
 			v[i].len += v[k].len;
 		else
 			v[++i] = v[k];
@@ -497,6 +206,71 @@ ix_leaf_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint64_t
 		m = i + 1;
 	tr->extents += (uint64_t)m - n;
 	return ix_node_emit(t, pgno, 1, v, m, out);
+}
+
+/* Read node p's entries into v (struct extent for a leaf, struct ix_child else); its count. */
+static uint32_t
+ix_node_load(const uint8_t *p, uint32_t level, void *v)
+{
+	uint32_t n = ((const struct ix_node *)p)->count;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (level == 1)
+			ix_leaf_get(p, i, &((struct extent *)v)[i]);
+		else
+			((struct ix_child *)v)[i] = (struct ix_child){ IX_KEYS(p)[i], IX_PAGES(p)[i] };
+	}
+	return n;
+}
+
+/*
+ * Child pos of v (m children at level clevel), just edited, holds under a
+ * quarter of a page: join it with a neighbour if both fit in one page, so
+ * that clears cannot leave a tree of near-empty pages.  0 or a negative errno.
+ */
+static int
+ix_join_small(struct index_txn *t, struct ix_tree *tr, struct ix_child *v, uint32_t *m,
+    uint32_t pos, uint32_t clevel)
+{
+	union {
+		struct extent	e[2 * IX_LEAF_CAP];
+		struct ix_child	c[2 * IX_INNER_CAP];
+	} u;
+	uint32_t cap = clevel == 1 ? IX_LEAF_CAP : IX_INNER_CAP, l, nl, nr;
+	const uint8_t *pl, *pr;
+	struct ix_out out;
+	int rc;
+
+	if (*m < 2 || pos >= *m)
+		return 0;
+	if (!(pl = ix_page_read(t, v[pos].page)))
+		return -EUCLEAN;
+	if (((const struct ix_node *)pl)->count >= cap / 4)
+		return 0;
+	l = pos + 1 < *m ? pos : pos - 1;
+	if (!(pl = ix_page_read(t, v[l].page)) || !(pr = ix_page_read(t, v[l + 1].page)))
+		return -EUCLEAN;
+	if (((const struct ix_node *)pl)->count + ((const struct ix_node *)pr)->count > cap)
+		return 0;
+	nl = ix_node_load(pl, clevel, &u);
+	if (clevel == 1) {
+		nr = ix_node_load(pr, clevel, &u.e[nl]);
+		if (ix_ext_end(&u.e[nl - 1]) == u.e[nl].loff && u.e[nl - 1].laddr == u.e[nl].laddr) {
+			u.e[nl - 1].len += u.e[nl].len;	/* one record (or zeros) across the seam */
+			memmove(&u.e[nl], &u.e[nl + 1], --nr * sizeof(u.e[0]));
+			tr->extents--;
+		}
+	} else {
+		nr = ix_node_load(pr, clevel, &u.c[nl]);
+		u.c[nl].key = v[l + 1].key;	/* the right node's lower bound becomes a key */
+	}
+	ix_page_free(t, v[l + 1].page);
+	if ((rc = ix_node_emit(t, v[l].page, clevel, &u, nl + nr, &out)) != 0)
+		return rc;
+	v[l].page = out.c[0].page;
+	memmove(&v[l + 1], &v[l + 2], (*m - l - 2) * sizeof(*v));
+	(*m)--;
+	return 0;
 }
 
 /*
@@ -510,7 +284,6 @@ ix_node_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t
     uint64_t a, uint64_t b, const struct extent *ins, struct ix_out *out)
 {
 	struct ix_child v[IX_INNER_CAP + 4];
-	const struct ix_child *c;
 	const uint8_t *p;
 	struct ix_out ra, rb;
 	uint32_t n, ia, ib, m, k;
@@ -521,11 +294,13 @@ ix_node_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t
 	if (!(p = ix_page_read(t, pgno)))
 		return -EUCLEAN;
 	n = ((const struct ix_node *)p)->count;
-	c = IX_CHILDREN(p);
-	ia = ix_inner_search(c, n, a);
-	ib = ix_inner_search(c, n, b - 1);
+	if (n > IX_INNER_CAP)
+		return -EUCLEAN;
+	ia = ix_key_search(IX_KEYS(p), n, a);
+	ib = ix_key_search(IX_KEYS(p), n, b - 1);
 	/* the entries are edited in v; the page itself is copied (or changed) last */
-	memcpy(v, c, n * sizeof(*c));
+	for (k = 0; k < n; k++)
+		v[k] = (struct ix_child){ IX_KEYS(p)[k], IX_PAGES(p)[k] };
 	ca = ix_node_replace(t, tr, v[ia].page, level - 1, a, ib == ia ? b : v[ia + 1].key, ins,
 	    &ra);
 	if (ca < 0)
@@ -567,10 +342,17 @@ ix_node_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint32_t
 		}
 		memcpy(&v[m], tail, ntail * sizeof(*v));
 		m += ntail;
+		/* the right one first: joining it cannot move the left one */
+		if (ib > ia && cb == 0 && rb.n == 1 &&
+		    (rc = ix_join_small(t, tr, v, &m, ia + (ca == 1 ? 1 : ra.n), level - 1)) != 0)
+			return rc;
+		if (ca == 0 && ra.n == 1 && (rc = ix_join_small(t, tr, v, &m, ia, level - 1)) != 0)
+			return rc;
 	}
 	return ix_node_emit(t, pgno, level, v, m, out);
 }
 
+/* Clear [a, b) of tree tr and, if ins, map it as *ins; 0 or a negative errno. */
 int
 ix_tree_replace(struct index_txn *t, struct ix_tree *tr, uint64_t a, uint64_t b,
     const struct extent *ins)
@@ -587,7 +369,7 @@ ix_tree_replace(struct index_txn *t, struct ix_tree *tr, uint64_t a, uint64_t b,
 		tr->root = pg;
 		tr->height = 1;
 		tr->extents = 1;
-		tr->log_bytes = ext_log(ins);
+		tr->log_bytes = ix_ext_log(ins);
 		t->table_changed = 1;
 		return 0;
 	}
@@ -619,7 +401,7 @@ ix_tree_replace(struct index_txn *t, struct ix_tree *tr, uint64_t a, uint64_t b,
 				return -EUCLEAN;
 			if (((const struct ix_node *)p)->count != 1)
 				break;
-			tr->root = IX_CHILDREN(p)[0].page;
+			tr->root = IX_PAGES(p)[0];
 			tr->height--;
 			ix_page_free(t, old);
 		}
@@ -659,35 +441,35 @@ ix_check_node(struct ix_check *k, uint64_t pgno, uint32_t level, uint64_t lo, ui
 		return -EUCLEAN;
 	}
 	if (level == 1) {
-		const struct extent *e = IX_LEAF_ENTS(p);
 		uint64_t prev = lo;
 		for (uint32_t i = 0; i < h->count; i++) {
-			if (e[i].len == 0 || e[i].loff < prev || ext_end(&e[i]) < e[i].loff ||
-			    ext_end(&e[i]) > hi) {
+			struct extent e;
+			ix_leaf_get(p, i, &e);
+			if (e.len == 0 || e.loff < prev || ix_ext_end(&e) < e.loff || ix_ext_end(&e) > hi) {
 				snprintf(k->err, k->errlen, "page %" PRIu64 ": extent %u out of order", pgno, i);
 				return -EUCLEAN;
 			}
-			prev = ext_end(&e[i]);
+			prev = ix_ext_end(&e);
 			k->extents++;
-			k->log_bytes += ext_log(&e[i]);
+			k->log_bytes += ix_ext_log(&e);
 		}
 		return 0;
 	}
 	for (uint32_t i = 0; i < h->count; i++) {
-		const struct ix_child *c = IX_CHILDREN(p);
-		uint64_t clo = i == 0 ? lo : c[i].key;
-		uint64_t chi = i + 1 < h->count ? c[i + 1].key : hi;
+		uint64_t clo = i == 0 ? lo : IX_KEYS(p)[i];
+		uint64_t chi = i + 1 < h->count ? IX_KEYS(p)[i + 1] : hi;
 		int rc;
 		if (clo < lo || chi > hi || clo > chi) {
 			snprintf(k->err, k->errlen, "page %" PRIu64 ": key %u out of order", pgno, i);
 			return -EUCLEAN;
 		}
-		if ((rc = ix_check_node(k, c[i].page, level - 1, clo, chi)) != 0)
+		if ((rc = ix_check_node(k, IX_PAGES(p)[i], level - 1, clo, chi)) != 0)
 			return rc;
 	}
 	return 0;
 }
 
+/* Check every page of committed tree tr and its counts; 0 or -EUCLEAN with err. */
 int
 ix_tree_check(struct index *ix, const struct ix_tree *tr, char *err, size_t errlen)
 {
@@ -722,11 +504,11 @@ ix_subtree_release(struct index_txn *t, uint64_t pgno, uint32_t level)
 {
 	const uint8_t *p;
 
-	if (!ix_bit(t->writable, pgno))
+	if (pgno >= t->hwm || !ix_bit(t->writable, pgno))
 		return;
 	if (level > 1 && (p = ix_page_read(t, pgno)) != NULL) {
 		for (uint32_t i = 0; i < ((const struct ix_node *)p)->count; i++)
-			ix_subtree_release(t, IX_CHILDREN(p)[i].page, level - 1);
+			ix_subtree_release(t, IX_PAGES(p)[i], level - 1);
 	}
 	ix_page_free(t, pgno);
 }
