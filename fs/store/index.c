@@ -336,6 +336,7 @@ index_open(const char *path, const uint8_t uuid[16], int flags, struct index **o
 {
 	uint8_t buf[2 * INDEX_PAGE];
 	const char *why[2];
+	char table_err[160];
 	struct index *ix;
 	struct stat st;
 	int rc, ro = (flags & INDEX_READONLY) != 0;
@@ -347,6 +348,7 @@ index_open(const char *path, const uint8_t uuid[16], int flags, struct index **o
 	memcpy(ix->uuid, uuid, 16);
 	index_set_io(ix, NULL);
 	ix->map = MAP_FAILED;
+	ix->checked = MAP_FAILED;
 	ix->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC |
 	    ((flags & INDEX_CREATE) && !ro ? O_CREAT : 0), 0600);
 	if (ix->fd < 0) {
@@ -364,6 +366,15 @@ index_open(const char *path, const uint8_t uuid[16], int flags, struct index **o
 	if (ix->map == MAP_FAILED) {
 		rc = -errno;
 		snprintf(err, errlen, "index '%s': cannot map: %s", path, strerror(errno));
+		goto fail;
+	}
+	ix->checked_bytes = ix->map_bytes / INDEX_PAGE / 8;
+	ix->checked = mmap(NULL, ix->checked_bytes, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (ix->checked == MAP_FAILED) {
+		rc = -errno;
+		snprintf(err, errlen, "index '%s': cannot map its checked pages: %s", path,
+		    strerror(errno));
 		goto fail;
 	}
 	atomic_store(&ix->file_pages, (uint64_t)st.st_size / INDEX_PAGE);
@@ -406,8 +417,11 @@ index_open(const char *path, const uint8_t uuid[16], int flags, struct index **o
 		snprintf(err, errlen, "index '%s': out of memory", path);
 		goto fail;
 	}
-	if ((rc = ix_load_table(ix, ix->meta[ix->cur].table_page, err, errlen)) != 0)
+	if ((rc = ix_load_table(ix, ix->meta[ix->cur].table_page, table_err,
+	    sizeof(table_err))) != 0) {
+		snprintf(err, errlen, "index '%s': %s", path, table_err);
 		goto fail;
+	}
 	atomic_store(&ix->table_page, ix->meta[ix->cur].table_page);
 	if (ix_mark(ix, ix->damage, sizeof(ix->damage)) != 0)
 		ix->broken = 1;		/* readers may go on; begin refuses, verify says why */
@@ -427,12 +441,20 @@ index_close(struct index *ix)
 		index_abort(ix->txn);
 	if (ix->map != MAP_FAILED)
 		munmap((void *)ix->map, ix->map_bytes);
+	if (ix->checked != MAP_FAILED)
+		munmap((void *)ix->checked, ix->checked_bytes);
 	if (ix->fd >= 0)
 		close(ix->fd);
 	free(ix->trees);
 	free(ix->used);
 	free(ix->limbo);
 	free(ix);
+}
+
+const char *
+index_damage(const struct index *ix)
+{
+	return ix->broken ? ix->damage : NULL;
 }
 
 void

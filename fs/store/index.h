@@ -141,6 +141,13 @@ int index_open(const char *path, const uint8_t uuid[16], int flags, struct index
     char *err, size_t errlen);
 void index_close(struct index *ix);
 
+/*
+ * NULL, or what the mark at open found damaged (an inner or table page that
+ * fails its checksum or its structure): readers of the trees it reaches may
+ * fail with -EUCLEAN, and index_begin refuses.
+ */
+const char *index_damage(const struct index *ix);
+
 /* The log position the committed trees are exact for (0, 0 for a new file). */
 void index_position(const struct index *ix, uint64_t *laddr, uint64_t *seq);
 void index_stats(const struct index *ix, struct index_stats *out);

@@ -105,6 +105,14 @@ struct index {
 	size_t		ntrees;
 	uint64_t	*used;		/* bitmap: pages reachable or taken by the transaction */
 	uint64_t	*limbo;		/* pages a commit that failed after its meta write reaches */
+	/*
+	 * Leaves a reader has verified (checksum and order) since they were
+	 * last written: one bit a page of the whole mapping, in anonymous
+	 * memory that costs only what is touched.  Set by readers, cleared by
+	 * index_commit for every page its transaction wrote.
+	 */
+	_Atomic uint64_t *checked;
+	size_t		checked_bytes;
 	size_t		words;		/* of used and limbo */
 	uint64_t	pages_used;	/* the last mark's count */
 	uint64_t	commits, last_commit_pages;

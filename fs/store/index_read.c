@@ -5,10 +5,12 @@
  *
  * Readers walk committed pages straight from the mapping: a binary search
  * over a page's key array, a path of at most IX_MAX_HEIGHT pages on the
- * stack, no allocation, lock or system call.  They trust the checksums that
- * the mark verified, but bound every page number by the file's size and
- * check each page's level and count, so a damaged page gives -EUCLEAN, not
- * a fault.
+ * stack, no allocation, lock or system call.  They trust the inner pages'
+ * checksums that the mark verified, bound every page number by the file's
+ * size, check each page's level and count and that a child keeps within
+ * its parent's keys, and verify each leaf's checksum and order once (the
+ * checked bitmap), so a damaged page gives -EUCLEAN, never a fault, a loop
+ * or another range's extents.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -28,6 +30,32 @@ struct ix_cursor {
 	uint32_t		slot[IX_MAX_HEIGHT];
 };
 
+/*
+ * Is leaf p (page pgno) whole: its checksum right, its extents non-empty,
+ * sorted and apart?  Verified once per page and generation (the checked
+ * bitmap): a leaf's first read costs a checksum, later reads nothing.
+ */
+static int
+ix_leaf_sound(const struct index *ix, uint64_t pgno, const uint8_t *p)
+{
+	_Atomic uint64_t *word = &ix->checked[pgno >> 6];
+	uint64_t bit = UINT64_C(1) << (pgno & 63), prev_end = 0;
+	const struct ix_node *h = (const struct ix_node *)p;
+
+	if (atomic_load_explicit(word, memory_order_relaxed) & bit)
+		return 1;
+	if (h->type != IX_LEAF || h->crc != ix_page_crc(p))
+		return 0;
+	for (uint32_t i = 0; i < h->count; i++) {
+		uint64_t loff = IX_LOFF(p)[i], len = IX_LEN(p)[i];
+		if (len == 0 || loff + len < loff || (i > 0 && loff < prev_end))
+			return 0;
+		prev_end = loff + len;
+	}
+	atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+	return 1;
+}
+
 /* The committed page pgno at this level, or NULL if it cannot be (damage). */
 static const uint8_t *
 ix_cursor_page(const struct ix_cursor *c, uint64_t pgno, uint32_t level)
@@ -42,7 +70,37 @@ ix_cursor_page(const struct ix_cursor *c, uint64_t pgno, uint32_t level)
 	if (h->level != level || h->count == 0 ||
 	    h->count > (level == 1 ? IX_LEAF_CAP : IX_INNER_CAP))
 		return NULL;
+	if (level == 1 && !ix_leaf_sound(c->ix, pgno, p))
+		return NULL;
 	return p;
+}
+
+/*
+ * Does child (the page under slot s of inner node parent) keep within the
+ * keys its parent gives it?  A leaf's extents, and an inner child's keys,
+ * must lie in [key s, key s+1) (key 0 stands for the parent's own bound): a
+ * damaged inner key that sends a reader to the wrong page shows here.
+ */
+static int
+ix_child_fits(const uint8_t *parent, uint32_t s, const uint8_t *child)
+{
+	const struct ix_node *ph = (const struct ix_node *)parent;
+	const struct ix_node *ch = (const struct ix_node *)child;
+	const uint64_t *keys = IX_KEYS(parent);
+	uint32_t last = ch->count - 1;
+	uint64_t lo, hi;
+
+	if (ch->level == 1) {
+		lo = IX_LOFF(child)[0];
+		hi = IX_LOFF(child)[last] + IX_LEN(child)[last];
+	} else {
+		if (ch->count == 1)
+			return 1;
+		/* an inner child's key 0 is a stand-in: its key 1 on are real */
+		lo = IX_KEYS(child)[1];
+		hi = IX_KEYS(child)[last] + 1;
+	}
+	return (s == 0 || lo >= keys[s]) && (s + 1 >= ph->count || hi <= keys[s + 1]);
 }
 
 /*
@@ -64,7 +122,7 @@ ix_cursor_leftmost(struct ix_cursor *c, uint32_t d)
 {
 	for (; d + 1 < c->height; d++) {
 		c->node[d + 1] = ix_cursor_page(c, IX_PAGES(c->node[d])[c->slot[d]], c->height - d - 1);
-		if (!c->node[d + 1])
+		if (!c->node[d + 1] || !ix_child_fits(c->node[d], c->slot[d], c->node[d + 1]))
 			return -EUCLEAN;
 		c->slot[d + 1] = 0;
 	}
@@ -98,7 +156,7 @@ ix_cursor_seek(struct ix_cursor *c, const struct index *ix, const struct index_r
 		ix_prefetch_search(IX_KEYS(c->node[d]), h->count);
 		c->slot[d] = ix_key_search(IX_KEYS(c->node[d]), h->count, off);
 		c->node[d + 1] = ix_cursor_page(c, IX_PAGES(c->node[d])[c->slot[d]], c->height - d - 1);
-		if (!c->node[d + 1])
+		if (!c->node[d + 1] || !ix_child_fits(c->node[d], c->slot[d], c->node[d + 1]))
 			return -EUCLEAN;
 	}
 	n = ((const struct ix_node *)c->node[d])->count;

@@ -440,6 +440,10 @@ index_commit(struct index_txn *t, uint64_t laddr, uint64_t seq, char *err, size_
 		rc = ix_write_pages(t, &pages);
 	}
 	if (rc == 0) {
+		/* what readers verified of these pages was another generation's */
+		for (size_t w = 0; w < t->words && w < ix->checked_bytes / 8; w++)
+			if (t->dirty[w])
+				atomic_fetch_and(&ix->checked[w], ~t->dirty[w]);
 		step = "sync pages";
 		rc = ix_sync(ix);
 	}
