@@ -21,7 +21,9 @@
  *      P (index_commit: durable on return)
  *   4. publish each new tree (dmap_publish: the frozen overlay goes)
  *   5. the catalog: the disks' sizes and times, position P, in one
- *      transaction (a schema 3 catalog's extent rows are deleted in it)
+ *      transaction (a schema 3 catalog's extent rows are deleted in the one
+ *      after the second commit that holds them: until then a meta slot
+ *      without them could be fallen back to)
  * A failure in 3 leaves each frozen overlay in place (readers still see it)
  * and the disk dirty: the next checkpoint folds the newer overlay into it
  * and commits both.  A failure in 5 leaves the catalog at an older position
@@ -194,7 +196,8 @@ cp_find_gone(uint64_t id, const struct index_root *r, void *arg)
 	struct cp_gone *g = arg;
 
 	(void)r;
-	if (!g->st->ix_migrate && disk_get(g->st, id))
+	/* the first commit of a schema 3 catalog's rows: whatever the index held is not theirs */
+	if (g->st->ix_migrate != 2 && disk_get(g->st, id))
 		return 0;
 	if (g->n == g->cap) {
 		size_t cap = g->cap ? g->cap * 2 : 16;
@@ -246,7 +249,7 @@ cp_catalog_commit(struct store *st, const struct cp_item *items, size_t n, uint6
 
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		rc = catalog_disk_update(st->cat, items[i].d->id, items[i].size, items[i].mtime_ns);
-	if (rc == 0 && st->ix_migrate)
+	if (rc == 0 && st->rows_left && st->ix_migrate == 0)
 		rc = catalog_extents_retire(st->cat);
 	if (rc == 0)
 		rc = catalog_commit(st->cat, pos, seq);
@@ -287,8 +290,9 @@ cp_freeze(struct store *st, struct cp_item *items, size_t *n)
 	return 0;
 }
 
-int
-store_checkpoint(struct store *st)
+/* A checkpoint; with force, a commit even when nothing changed since the last one. */
+static int
+checkpoint_run(struct store *st, int force)
 {
 	struct cp_item *items = NULL;
 	size_t nitems = 0;
@@ -308,7 +312,7 @@ store_checkpoint(struct store *st)
 	rc = items ? cp_freeze(st, items, &nitems) : -ENOMEM;
 	pthread_mutex_unlock(&st->log_lock);
 	/* an mtime set by store_setattr() is a change without a log record */
-	if (rc == 0 && nitems == 0 && pos == st->cp_laddr && !st->ix_migrate)
+	if (rc == 0 && nitems == 0 && pos == st->cp_laddr && !st->rows_left && !force)
 		goto out;	/* nothing new since the last checkpoint */
 
 	if (rc < 0)
@@ -327,12 +331,15 @@ store_checkpoint(struct store *st)
 			pthread_rwlock_unlock(&d->lock);
 			extmap_free(old);
 		}
+		if (st->ix_migrate > 0)
+			st->ix_migrate--;
 		rc = cp_catalog_commit(st, items, nitems, pos, seq, err, sizeof(err));
 	}
 	if (rc == 0) {
 		st->cp_laddr = pos;
 		st->cp_log_size = pos_size;
-		st->ix_migrate = 0;
+		if (st->ix_migrate == 0)
+			st->rows_left = 0;
 	} else {
 		pthread_mutex_lock(&st->cp_mu);
 		st->cp_health.failures++;
@@ -363,6 +370,20 @@ out:
 	pthread_mutex_unlock(&st->cat_lock);
 	free(items);
 	return rc;
+}
+
+int
+store_checkpoint(struct store *st)
+{
+	return checkpoint_run(st, 0);
+}
+
+int
+checkpoint_twice(struct store *st)
+{
+	int rc = checkpoint_run(st, 0);
+
+	return rc < 0 ? rc : checkpoint_run(st, 1);
 }
 
 void

@@ -18,11 +18,11 @@
  *   - no extent of any disk points into S: every live extent was moved, each
  *     move re-checked under the log lock so a guest write that landed
  *     meanwhile wins (its extent no longer points into S, nothing to move);
- *   - no committed tree and no checkpoint position: a checkpoint runs after
- *     the moves (they went into the overlays) and must succeed, so the
- *     index's trees name the new records and replay starts past S (the
- *     index keeps the generation before as a fallback for a damaged meta
- *     page; falling back to it after S went would read EIO where S was);
+ *   - no committed tree and no checkpoint position: two checkpoints run
+ *     after the moves (they went into the overlays) and must succeed, so
+ *     the trees of both of the index's meta slots (the older one is the
+ *     fallback for a damaged newer one) name the new records, and replay
+ *     from either starts past S;
  *   - no snapshot: snapshot_refresh() writes one of this moment and retires
  *     the older half;
  *   - no read in flight: reads hold ns_lock shared for their whole duration,
@@ -35,7 +35,7 @@
  * A pass (store_clean), each step by one verb of a module below:
  *   disks_segment_live   live bytes per segment: pick the candidates
  *   store_move_segment   (diskio.c) move each candidate's live extents out
- *   store_checkpoint     the index stops naming them
+ *   checkpoint_twice     the index (both meta slots) stops naming them
  *   snapshot_refresh     so do the snapshots
  *   disks_read_barrier   so does every read
  *   disks_segment_live   nothing came back (it cannot: appends never go to
@@ -153,8 +153,8 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 	}
 	if (nmoved == 0)
 		goto out;
-	/* the index, the replay start and the snapshots must stop naming them */
-	if ((rc = store_checkpoint(st)) < 0) {
+	/* the index (both meta slots), the replay start and the snapshots must stop naming them */
+	if ((rc = checkpoint_twice(st)) < 0) {
 		hlog(HLOG_WARN, "cleaner: the checkpoint failed (%s); no segment released this time",
 		    strerror(-rc));
 		goto out;

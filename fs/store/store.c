@@ -84,6 +84,30 @@
 
 static void *checkpoint_thread(void *arg);
 
+/*
+ * A new store's index: empty trees, exact for the log's first record, in
+ * both meta slots, so that falling back to the older slot (the newer one
+ * damaged) replays the log from its start until two commits replace them.
+ */
+static int
+index_create(const char *path, const uint8_t uuid[16], char *err, size_t errlen)
+{
+	struct index_txn *t;
+	struct index *ix;
+	int rc;
+
+	if ((rc = index_open(path, uuid, INDEX_CREATE, &ix, err, errlen)) < 0)
+		return rc;
+	for (int i = 0; rc == 0 && i < 2; i++) {
+		if ((rc = index_begin(ix, &t)) < 0)
+			snprintf(err, errlen, "index '%s': %s", path, strerror(-rc));
+		else
+			rc = index_commit(t, wlog_first_laddr(), 1, err, errlen);
+	}
+	index_close(ix);
+	return rc;
+}
+
 /* The data dir may hold our own files only before the store is created. */
 static int
 datadir_is_fresh(const char *datadir, char *err, size_t errlen)
@@ -135,12 +159,8 @@ store_create_files(const char *datadir, char *err, size_t errlen)
 	}
 	snprintf(path, sizeof(path), "%s/index", datadir);
 	unlink(path);	/* a creation that stopped before the catalog: nothing in it */
-	{
-		struct index *ix;
-		if ((rc = index_open(path, uuid, INDEX_CREATE, &ix, err, errlen)) < 0)
-			return rc;
-		index_close(ix);
-	}
+	if ((rc = index_create(path, uuid, err, errlen)) < 0)
+		return rc;
 	/* the catalog comes last: its existence says the store is complete */
 	snprintf(path, sizeof(path), "%s/catalog.db.new", datadir);
 	unlink(path);
@@ -344,7 +364,8 @@ store_open_index(struct store *st, const struct store_opts *o, char *err, size_t
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/index", o->datadir);
-	st->ix_migrate = catalog_version(st->cat) < 4;
+	st->rows_left = catalog_version(st->cat) < 4;
+	st->ix_migrate = st->rows_left ? 2 : 0;
 	if (st->ix_migrate && o->readonly)
 		return 0;
 	rc = index_open(path, st->uuid, o->readonly ? INDEX_READONLY : st->ix_migrate ? INDEX_CREATE : 0,
@@ -352,6 +373,12 @@ store_open_index(struct store *st, const struct store_opts *o, char *err, size_t
 	if (rc == -ENOENT)
 		snprintf(err, errlen, "the store's index '%s' is missing: the disks' data cannot be "
 		    "found without it (restore it from a backup of the data dir)", path);
+	if (rc == 0 && !o->readonly && index_damage(st->ix)) {
+		/* serving would misplace what the damaged pages reach, and no checkpoint could commit */
+		snprintf(err, errlen, "the store's index '%s' is damaged: %s (hcowctl check %s tells "
+		    "more)", path, index_damage(st->ix), o->datadir);
+		return -EUCLEAN;
+	}
 	return rc;
 }
 

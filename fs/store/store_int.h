@@ -105,8 +105,15 @@ struct store {
 	struct catalog	*cat;
 	struct wlog	*log;
 	struct index	*ix;		/* the committed extent trees; NULL as disk->ix says */
-	int		 ix_migrate;	/* the catalog still holds extents (schema 3): the next
-					   checkpoint moves them into the index and drops them */
+	/*
+	 * A schema 3 catalog's rows, on their way into the index (checkpoint.c):
+	 * 2: loaded into the overlays, the index's trees not yet theirs; 1: one
+	 * commit holds them; 0: two do (either meta slot has them), and the
+	 * catalog's rows go in that checkpoint's transaction.  rows_left: the
+	 * catalog still holds rows (and says schema 3).
+	 */
+	int		 ix_migrate;
+	int		 rows_left;
 
 	pthread_mutex_t	 cat_lock;
 	pthread_rwlock_t ns_lock;
@@ -295,6 +302,12 @@ int snapshot_refresh(struct store *st);
  */
 int checkpoint_load(struct store *st, int takeover, uint64_t *laddr, uint64_t *seq, char *err,
     size_t errlen);
+/*
+ * Two checkpoints, the second committing even with nothing new: then
+ * neither of the index's meta slots names what the first one replaced (the
+ * cleaner, before it releases the segments it moved data out of).
+ */
+int checkpoint_twice(struct store *st);
 /* Open: replay the log from laddr; sets the checkpoint position.  0 or -errno. */
 int checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeover,
     int from_snapshot, struct wlog_replay_stats *rs, char *err, size_t errlen);
