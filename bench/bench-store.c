@@ -4,12 +4,13 @@
  * measures the extent index's memory.
  *
  *   bench-store build --datadir DIR --tmpldir DIR --template NAME --disks N
- *                     --extents E --disk-size BYTES [--pattern interleave]
+ *                     --extents E --disk-size BYTES [--block BYTES] [--pattern interleave]
  *       Creates a store in the empty DIR with N disks d0.img..d{N-1}.img, clones
- *       of NAME of BYTES each, and gives each E extents of 4 KiB: blocks 0, 2,
- *       4... are written first, then 1, 3, 5..., so no two neighbours are
- *       contiguous in the log and nothing merges.  Closing the store writes the
- *       final checkpoint, so a mount loads the maps from the catalog.
+ *       of NAME of BYTES each, and gives each E extents of --block bytes (4096;
+ *       a multiple of 512): blocks 0, 2, 4... are written first, then 1, 3,
+ *       5..., so no two neighbours are contiguous in the log and nothing
+ *       merges.  Closing the store writes the final checkpoint, so a mount
+ *       finds every extent in the index.
  *
  *   bench-store mapmem --extents E
  *       Builds one extent index of E such extents and prints its memory per
@@ -27,13 +28,13 @@
 #include "extmap.h"
 #include "store.h"
 
-#define BLOCK	4096
+#define BLOCK	4096	/* the default block, and the one mapmem uses */
 
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench-store build --datadir DIR --tmpldir DIR --template NAME "
-	    "--disks N --extents E --disk-size BYTES [--pattern interleave]\n"
+	    "--disks N --extents E --disk-size BYTES [--block BYTES] [--pattern interleave]\n"
 	    "       bench-store mapmem --extents E\n");
 	exit(2);
 }
@@ -71,7 +72,7 @@ cmd_mapmem(uint64_t extents)
 
 static int
 cmd_build(const char *datadir, const char *tmpldir, const char *tmpl, unsigned disks,
-    uint64_t extents, uint64_t disk_size)
+    uint64_t extents, uint64_t disk_size, uint64_t bs)
 {
 	struct store_opts so = { .datadir = datadir, .tmpldir = tmpldir, .create = 1,
 	    .purge_unlinked = 1 };
@@ -83,9 +84,10 @@ cmd_build(const char *datadir, const char *tmpldir, const char *tmpl, unsigned d
 
 	if (!ids)
 		return 1;
-	if (extents * BLOCK > disk_size) {
-		fprintf(stderr, "bench-store: %llu extents of 4 KiB do not fit a disk of %llu bytes\n",
-		    (unsigned long long)extents, (unsigned long long)disk_size);
+	if (bs == 0 || bs % 512 || bs > BLOCK || extents * bs > disk_size) {
+		fprintf(stderr, "bench-store: %llu extents of %llu bytes (a multiple of 512 up to "
+		    "4096) do not fit a disk of %llu bytes\n", (unsigned long long)extents,
+		    (unsigned long long)bs, (unsigned long long)disk_size);
 		free(ids);
 		return 1;
 	}
@@ -112,7 +114,7 @@ cmd_build(const char *datadir, const char *tmpldir, const char *tmpl, unsigned d
 			ssize_t n;
 			memcpy(block, &b, sizeof(b));
 			memcpy(block + 8, &ids[d], sizeof(ids[d]));
-			if ((n = store_write(st, ids[d], block, BLOCK, b * BLOCK)) != BLOCK) {
+			if ((n = store_write(st, ids[d], block, bs, b * bs)) != (ssize_t)bs) {
 				fprintf(stderr, "bench-store: write: %s\n",
 				    strerror(n < 0 ? (int)-n : EIO));
 				store_close(st);
@@ -138,10 +140,11 @@ main(int argc, char **argv)
 		{ "extents", required_argument, NULL, 'e' },
 		{ "disk-size", required_argument, NULL, 's' },
 		{ "pattern", required_argument, NULL, 'p' },
+		{ "block", required_argument, NULL, 'b' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *datadir = NULL, *tmpldir = NULL, *tmpl = NULL;
-	uint64_t extents = 0, disk_size = 0;
+	uint64_t extents = 0, disk_size = 0, bs = BLOCK;
 	unsigned disks = 1;
 	int opt;
 
@@ -156,6 +159,7 @@ main(int argc, char **argv)
 		case 'n': disks = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'e': extents = strtoull(optarg, NULL, 10); break;
 		case 's': disk_size = strtoull(optarg, NULL, 10); break;
+		case 'b': bs = strtoull(optarg, NULL, 10); break;
 		case 'p':
 			if (strcmp(optarg, "interleave") != 0)
 				usage();
@@ -166,7 +170,7 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "mapmem") == 0 && extents > 0)
 		return cmd_mapmem(extents);
 	if (strcmp(argv[1], "build") == 0 && datadir && tmpldir && tmpl && disks > 0 && disk_size > 0)
-		return cmd_build(datadir, tmpldir, tmpl, disks, extents, disk_size);
+		return cmd_build(datadir, tmpldir, tmpl, disks, extents, disk_size, bs);
 	usage();
 	return 2;
 }

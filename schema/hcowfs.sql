@@ -1,11 +1,14 @@
--- hcowfs catalog, schema version 3 (log format 2: extents name records).
+-- hcowfs catalog, schema version 4 (log format 2: extents name records).
 -- Version 2 had no btime_ns, handle, content_sums in templates; a version 2
 -- catalog is migrated at its first writable open (fs/store/catalog.c).
+-- Version 3 kept the extent map in the extents table; from version 4 it is in
+-- the index file (DATADIR/index, fs/store/index.h), and the table stays empty:
+-- a version 3 store's first checkpoint moves the rows there and deletes them.
 --
--- The catalog lives in DATADIR/catalog.db.  It holds the disks, the template
--- versions they were cloned from, and the extent map as of the last
--- checkpoint.  Writes after the checkpoint are only in the log; opening the
--- store replays them on top of this.  The worker writes this file; nothing
+-- The catalog lives in DATADIR/catalog.db.  It holds the disks and the
+-- template versions they were cloned from as of the last checkpoint.  Writes
+-- after the checkpoint are only in the log; opening the store replays them on
+-- top of this and of the index.  The worker writes this file; nothing
 -- else should.
 
 -- key/value facts about the store: schema_version, store_uuid (hex),
@@ -50,7 +53,8 @@ CREATE TABLE disks (
 	create_token	TEXT NOT NULL		-- makes a retried create idempotent
 );
 
--- The checkpointed extent map: disk bytes [loff, loff+len) live in the log
+-- Schema 3's checkpointed extent map (empty from schema 4, kept so that a
+-- version 3 store can be read and moved): disk bytes [loff, loff+len) live in the log
 -- record at log address laddr, as its data bytes from loff - record.offset
 -- on (or read as zeros when laddr = -1).  Rows of one disk never
 -- overlap.  Ranges without a row read from the template.

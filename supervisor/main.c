@@ -71,7 +71,7 @@ usage(FILE *f, int code)
 	    "       space_reserve=BYTES  free space guests may not use, for the cleaner and\n"
 	    "                            checkpoints (default 2 segments + 64M, at most 1/8 of\n"
 	    "                            the file system; 0: none)\n"
-	    "       max_extents=N        extents in memory for all disks (default 8388608)\n"
+	    "       max_extents=N        extents in the index for all disks (default 268435456)\n"
 	    "       max_disk_size=BYTES  largest size a disk can be given (default 16T, up to 256T)\n"
 	    "       threads=N            worker threads serving requests, 1 to 32 (default 12)\n"
 	    "       worker=PATH          worker executable (default: the installed one)\n"
@@ -128,7 +128,7 @@ parse_option(struct sup_opts *o, char *opt)
 			die(1, "option space_reserve=%s: expected a size up to 1P", val);
 		o->space_reserve = v ? v : UINT64_MAX;
 	} else if (strcmp(opt, "max_extents") == 0 && val) {
-		o->max_extents = option_uint(opt, val, 1, 1u << 31, "extents");
+		o->max_extents = option_uint(opt, val, 1, UINT64_C(1) << 36, "extents");
 	} else if (strcmp(opt, "max_disk_size") == 0 && val) {
 		if (size_parse(val, &v) < 0 || v < (UINT64_C(1) << 20) || v > DISK_SIZE_MAX)
 			die(1, "option max_disk_size=%s: expected a size between 1M and 256T", val);

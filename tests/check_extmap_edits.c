@@ -299,9 +299,10 @@ START_TEST(test_merge_zero_with_zero_but_not_with_log)
 	extmap_free(m);
 
 	/*
-	 * Log addresses next to EXTMAP_ZERO: a log extent at Z - 10 or Z - 1
-	 * (laddr + len reaches Z) is not merged with a zero extent, nor is a
-	 * zero extent with a log extent at (UINT64_MAX + len) mod 2^64.
+	 * Log addresses next to EXTMAP_ZERO: a log extent at Z - 10 or Z - 2
+	 * (laddr + len reaches Z; Z - 1 is EXTMAP_UNMAPPED, not a log address)
+	 * is not merged with a zero extent, nor is a zero extent with a log
+	 * extent at (UINT64_MAX + len) mod 2^64.
 	 */
 	m = extmap_new();
 	REQ_INT(extmap_set(m, 0, 10, Z - 10), 0);
@@ -313,12 +314,14 @@ START_TEST(test_merge_zero_with_zero_but_not_with_log)
 	REQ_U64(extmap_count(m), 3);
 	REQ_U64(extmap_log_bytes(m), 20);
 	REQ_INT(extmap_set(m, 30, 10, Z), 0);
-	REQ_INT(extmap_set(m, 40, 1, Z - 1), 0);
-	REQ_INT(extmap_set(m, 41, 9, Z), 0);
+	REQ_INT(extmap_set(m, 40, 2, Z - 2), 0);
+	REQ_INT(extmap_set(m, 42, 8, Z), 0);
 	EXPECT_ALL(m, { 0, 10, Z - 10 }, { 10, 10, Z }, { 20, 10, 9 }, { 30, 10, Z },
-	    { 40, 1, Z - 1 }, { 41, 9, Z });
+	    { 40, 2, Z - 2 }, { 42, 8, Z });
 	REQ_U64(extmap_count(m), 6);
-	REQ_U64(extmap_log_bytes(m), 21);
+	REQ_U64(extmap_log_bytes(m), 22);
+	REQ_INT(extmap_set(m, 5, 10, EXTMAP_UNMAPPED), 0);	/* an overlay's unmapped range */
+	REQ_U64(extmap_log_bytes(m), 17);
 	check_invariants(m, NULL);
 	extmap_free(m);
 }

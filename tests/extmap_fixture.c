@@ -126,7 +126,7 @@ check_invariants(const struct extmap *m, struct vec *all)
 			    ",%" PRIu64 ",%" PRIu64 "} should have been merged",
 			    i - 1, p->loff, p->len, p->laddr, i, e->loff, e->len, e->laddr);
 		}
-		if (e->laddr != Z)
+		if (extmap_in_log(e->laddr))
 			log += e->len;
 	}
 	REQ_U64(extmap_count(m), v->n);

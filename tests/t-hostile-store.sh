@@ -2,6 +2,7 @@
 # Proves: a damaged store is refused with a clear message and left as it
 # was, or served correctly; never served with wrong bytes.  Covers the
 # catalog (emptied, truncated, garbage, wrong schema_version, damaged pages),
+# the index (missing, emptied, truncated, garbage, damaged pages),
 # the log (torn and damaged tail after the checkpoint, truncated and damaged
 # segments before it, damaged segment headers, a missing old segment) and a data
 # dir on a read-only file system.  Damaged log *data* before the checkpoint
@@ -142,8 +143,8 @@ restore
 sqlite3 "$D/catalog.db" "update meta set value = '00112233445566778899aabbccddeeff' where key = 'store_uuid'"
 expect_refused "catalog of another store" "belongs to another store"
 restore
-sqlite3 "$D/catalog.db" "drop table extents"
-expect_refused "catalog without the extents table" "does not match the schema|no such table"
+sqlite3 "$D/catalog.db" "drop table disks"
+expect_refused "catalog without the disks table" "does not match the schema|no such table"
 # A damaged b-tree page: flip the page-type byte of every page after the
 # first, one at a time.  Each must be refused or read back right.
 pages=$(( $(stat -c %s "$T/pristine/catalog.db") / 4096 ))
@@ -168,6 +169,64 @@ for p in $(seq 1 $((pages - 1))); do
 	fi
 done
 ok "catalog pages damaged one at a time: $refused refused, $served served correctly"
+
+# ---- index ----------------------------------------------------------------
+restore
+rm "$D/index"
+expect_refused "store without its index" "index .* is missing"
+restore
+: > "$D/index"
+expect_refused "empty index" "index"
+restore
+truncate -s 8192 "$D/index"
+expect_refused "index cut to its meta pages" "index .* truncated"
+# cut in half: the file is grown ahead of its pages in use, so the cut may
+# take only unused room: then it must serve every block right
+restore
+truncate -s $(( $(stat -c %s "$D/index") / 2 )) "$D/index"
+if out=$("$MOUNT_HCOWFS" "$T/tmpl" "$D" "$M" $OPTS 2>&1); then
+	MOUNTED=$M
+	r=$(read_map)
+	umount "$M"
+	MOUNTED=
+	wait_for no_processes || fail "index cut in half: processes left after umount"
+	[ "$r" = "$ALL" ] || fail "index cut in half: served, but reads give $r"
+	ok "index cut in half: only unused room was cut; served right"
+else
+	echo "$out" | grep -q "truncated" || fail "index cut in half: unclear message '$out'"
+	ok "index cut in half: refused: $out"
+fi
+restore
+head -c "$(stat -c %s "$D/index")" /dev/urandom > "$D/index"
+expect_refused "index replaced by garbage" "index"
+# A flipped byte in each page, one at a time (in the meta fields, a node's
+# header or its first entries): refused, or every block reads right or EIO,
+# never old or wrong bytes; the second meta page stands in for a damaged one.
+pages=$(python3 "$top_srcdir/tests/indexfile.py" "$T/pristine/index" pages)	# in use; room follows
+refused=0 served=0
+for p in $(seq 0 $((pages - 1))); do
+	for at in 12 40; do
+		restore
+		flip $((p * 4096 + at)) "$D/index"
+		before=$(store_sums)
+		if out=$("$MOUNT_HCOWFS" "$T/tmpl" "$D" "$M" $OPTS 2>&1); then
+			MOUNTED=$M
+			r=$(read_map)
+			umount "$M"
+			MOUNTED=
+			wait_for no_processes || fail "index page $p: processes left after umount"
+			case $r in
+			*[oW]*) fail "index page $p byte $at damaged: served, but reads give $r" ;;
+			esac
+			served=$((served + 1))
+		else
+			echo "$out" | grep -qi "index" || fail "index page $p damaged: unclear message '$out'"
+			[ "$(store_sums)" = "$before" ] || fail "index page $p damaged: the refused mount changed the store"
+			refused=$((refused + 1))
+		fi
+	done
+done
+ok "index pages damaged one at a time ($pages pages, 2 bytes each): $refused refused, $served served with no wrong bytes"
 
 # ---- log: the tail after the checkpoint ------------------------------------
 rec=$((65536 + 64 + 64))		# header, crc table (16 blocks x 4 bytes), 64 KiB of data

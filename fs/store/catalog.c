@@ -342,7 +342,8 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 			    path, c->errmsg);
 			goto fail;
 		}
-		if (c->version != CATALOG_SCHEMA_VERSION && !(c->version == 2 && readonly)) {
+		if (c->version != CATALOG_SCHEMA_VERSION && c->version != 3 &&
+		    !(c->version == 2 && readonly)) {
 			rc = -EPROTO;
 			snprintf(err, errlen, "catalog '%s' has schema version %s; this build reads version %d",
 			    path, v, CATALOG_SCHEMA_VERSION);
@@ -359,6 +360,12 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 fail:
 	catalog_close(c);
 	return rc;
+}
+
+int
+catalog_version(const struct catalog *c)
+{
+	return c->version;
 }
 
 int
@@ -393,7 +400,6 @@ catalog_close(struct catalog *c)
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(c->st[i]);
 	sqlite3_close(c->db);
-	free(c->rows);
 	free(c);
 }
 

@@ -1,8 +1,9 @@
 /*
  * catalog: the store's SQLite database (schema in schema/hcowfs.sql).
  *
- * Holds disks, template versions and the extent map as of the last
- * checkpoint.  Not on the I/O path: the store reads it once at open and
+ * Holds disks and template versions as of the last checkpoint (the extent
+ * map lives in the index file, index.h; a schema 3 catalog still holds it in
+ * rows, read once to move them).  Not on the I/O path: the store reads it once at open and
  * writes it in batches (checkpoints) and for rare namespace changes.
  *
  * Not thread-safe: the store serializes all calls (catalog lock).
@@ -15,7 +16,12 @@
 
 #include <stdint.h>
 
-#define CATALOG_SCHEMA_VERSION	3	/* 2 (before template identity) is migrated at open */
+/*
+ * 2 (before template identity) is migrated to 3 at open; 3 (extents in rows)
+ * is opened as it is, and becomes 4 when the store has moved its rows into
+ * the index (catalog_extents_retire).
+ */
+#define CATALOG_SCHEMA_VERSION	4
 #define CATALOG_LADDR_ZERO	(-1)	/* extents.laddr of a zero extent */
 
 struct catalog;
@@ -63,6 +69,8 @@ int catalog_meta_get(struct catalog *c, const char *key, char *buf, size_t len);
 int catalog_meta_set(struct catalog *c, const char *key, const char *value);
 
 int catalog_uuid(struct catalog *c, uint8_t uuid[16]);
+/* The schema version of the open catalog (2 only read-only; 3 still holds extent rows). */
+int catalog_version(const struct catalog *c);
 int catalog_checkpoint_pos(struct catalog *c, uint64_t *laddr, uint64_t *seq);
 
 /* Iterate rows; the callback's non-zero return stops and is returned. */
@@ -96,18 +104,17 @@ int catalog_disk_setattr(struct catalog *c, int64_t id, uint32_t mode, uint32_t 
 int catalog_disk_purge(struct catalog *c, int64_t id);
 
 /*
- * Checkpoint transaction: begin, any number of range replacements and disk
- * updates, then commit with the new checkpoint position (or rollback).
+ * Checkpoint transaction: begin, disk updates (and, once, the rows' retirement),
+ * then commit with the new checkpoint position (or rollback).
  */
 int catalog_begin(struct catalog *c);
-/*
- * Make the rows of disk id over [start, end) equal the given extents (sorted,
- * inside the range, laddr < 0 = zeros).  Rows straddling the bounds keep
- * their parts outside the range.
- */
-int catalog_range_replace(struct catalog *c, int64_t id, uint64_t start, uint64_t end,
-    const uint64_t (*ext)[3], size_t n);
 int catalog_disk_update(struct catalog *c, int64_t id, uint64_t size, int64_t mtime_ns);
+/*
+ * In the checkpoint transaction: the extent rows are in the index now
+ * (committed before): delete them and make the catalog schema 4, so that no
+ * older build reads a catalog without its extents.
+ */
+int catalog_extents_retire(struct catalog *c);
 int catalog_commit(struct catalog *c, uint64_t laddr, uint64_t seq);
 void catalog_rollback(struct catalog *c);
 

@@ -1,7 +1,7 @@
 /*
  * catalog_int: what the catalog's two files share (catalog.c: the
- * connection, meta facts, templates and disks; catalog_extents.c: the
- * extent rows and the checkpoint transaction).  Not for other modules:
+ * connection, meta facts, templates and disks; catalog_extents.c: schema
+ * 3's extent rows and the checkpoint transaction).  Not for other modules:
  * catalog.h is the contract.
  */
 #ifndef HCOWFS_CATALOG_INT_H
@@ -12,26 +12,12 @@
 #include "catalog.h"
 
 enum {
-	ST_PRED,		/* row straddling a range's start */
-	ST_RANGE_ROWS,		/* rows starting inside a range */
-	ST_DEL_ROW,
-	ST_SET_LEN,
-	ST_SET_ROW,
-	ST_INSERT,
 	ST_DISK_UPDATE,
 	ST_SET_META,
 	ST_COUNT
 };
 
 static const char *const catalog_sql[ST_COUNT] = {
-	[ST_PRED] = "SELECT loff, len, laddr FROM extents WHERE disk_id = ?1 AND loff < ?2 "
-	    "ORDER BY loff DESC LIMIT 1",
-	[ST_RANGE_ROWS] = "SELECT loff, len, laddr FROM extents WHERE disk_id = ?1 AND loff >= ?2 "
-	    "AND loff < ?3 ORDER BY loff",
-	[ST_DEL_ROW] = "DELETE FROM extents WHERE disk_id = ?1 AND loff = ?2",
-	[ST_SET_LEN] = "UPDATE extents SET len = ?3, crc = ?4 WHERE disk_id = ?1 AND loff = ?2",
-	[ST_SET_ROW] = "UPDATE extents SET len = ?3, laddr = ?4, crc = ?5 WHERE disk_id = ?1 AND loff = ?2",
-	[ST_INSERT] = "INSERT INTO extents (disk_id, loff, len, laddr, crc) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[ST_DISK_UPDATE] = "UPDATE disks SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
 	[ST_SET_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 };
@@ -41,8 +27,6 @@ struct catalog {
 	sqlite3_stmt	*st[ST_COUNT];
 	char		 errmsg[256];
 	int		 version;	/* schema version (2: read-only, not migrated) */
-	int64_t		(*rows)[3];	/* catalog_range_replace(): a range's rows */
-	size_t		 rows_cap;
 };
 
 /* The caller's function and argument, for the row decoder of its query. */

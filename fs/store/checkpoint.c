@@ -1,46 +1,51 @@
 /*
- * checkpoint: the catalog's copy of the extent maps: writing it
- * (store_checkpoint), bringing the maps back from it at open (checkpoint_load,
- * checkpoint_replay), and when the checkpoint thread (store.c) runs.
+ * checkpoint: committing the disks' overlays to the index (store_checkpoint),
+ * bringing the maps back at open (checkpoint_load, checkpoint_replay), and
+ * when the checkpoint thread (store.c) runs.
  *
  * Design notes
  *
- * Owns the checkpoint position (cp_laddr: the log tail the catalog covers;
- * cp_log_size: wlog_size() then), the checkpoints' health (cp_health,
- * cp_ok_ns, under cp_mu) and the thread's wake-up (cp_mu, cp_cond, cp_stop).
- * The catalog is written only under cat_lock; store_checkpoint is the only
- * writer of extents to SQLite.
+ * Owns the checkpoint position (cp_laddr: the log tail the index and the
+ * catalog cover; cp_log_size: wlog_size() then), the checkpoints' health
+ * (cp_health, cp_ok_ns, under cp_mu) and the thread's wake-up (cp_mu,
+ * cp_cond, cp_stop).  store_checkpoint is the only writer of the index and
+ * of the disks' sizes to the catalog (under cat_lock).
  *
  * Checkpoint (store_checkpoint):
- *   1. under log_lock, note P = log tail and swap each changed disk's dirty
- *      set for an empty one: the swapped sets cover exactly the records < P
- *   2. for each dirty range, replace the catalog's rows by the map's current
- *      extents (which may already include writes after P: harmless, replay
- *      of the records after P rewrites those ranges in order); ranges close
- *      together go as one span, whose clean parts the map and the rows agree
- *      on (or differ only in where equal extents are split)
- *   3. sync the log up to its current tail, so that every laddr the catalog
- *      is about to name is durable
- *   4. commit, with checkpoint position P
- * On failure the swapped dirty sets are merged back and the next attempt
- * redoes the work.
+ *   1. under log_lock, note P = log tail and freeze each changed disk's
+ *      overlay (dmap_freeze): the frozen overlays hold exactly the changes of
+ *      the records < P since the last commit
+ *   2. sync the log up to its tail: every laddr the index will name is durable
+ *   3. one index transaction: each frozen overlay into its disk's tree, the
+ *      trees of disks no longer in the table dropped; commit it as exact for
+ *      P (index_commit: durable on return)
+ *   4. publish each new tree (dmap_publish: the frozen overlay goes)
+ *   5. the catalog: the disks' sizes and times, position P, in one
+ *      transaction (a schema 3 catalog's extent rows are deleted in the one
+ *      after the second commit that holds them: until then a meta slot
+ *      without them could be fallen back to)
+ * A failure in 3 leaves each frozen overlay in place (readers still see it)
+ * and the disk dirty: the next checkpoint folds the newer overlay into it
+ * and commits both.  A failure in 5 leaves the catalog at an older position
+ * than the index: open replays from the older of the two, which only
+ * rewrites ranges with the values they have.
  *
- * A disk's ranges, between checkpoints:
+ * A disk, between checkpoints (dmap.c has the layers):
  *
- *   CLEAN     --disk_apply, store_setattr (mtime)----------> DIRTY      (d->dirty, meta_dirty)
- *   DIRTY     --store_checkpoint step 1 (swap)-------------> IN FLIGHT  (d->dirty_inflight)
- *   IN FLIGHT --store_checkpoint step 4 (commit)-----------> CLEAN      (cp_laddr = P)
- *   IN FLIGHT --store_checkpoint on failure (dirty_merge)--> DIRTY
- * A snapshot (snapshot.c) taken while IN FLIGHT saves both sets, so it
+ *   CLEAN     --disk_apply, store_setattr (mtime)-----------> DIRTY     (overlay, meta_dirty)
+ *   DIRTY     --store_checkpoint step 1 (dmap_freeze)-------> IN FLIGHT (d->frozen)
+ *   IN FLIGHT --store_checkpoint step 4 (dmap_publish)------> CLEAN     (new root)
+ *   IN FLIGHT --store_checkpoint on failure-----------------> DIRTY     (frozen stays)
+ * A snapshot (snapshot.c) taken while IN FLIGHT saves both overlays, so it
  * never waits for a checkpoint.
  *
  * Recovery (store_open, in store.c, calls these in order):
- *   checkpoint_load    the maps as of the checkpoint: from a snapshot a dead
- *                      worker left (takeover), else the catalog's rows
+ *   checkpoint_load    the committed trees (index_tree), and above them the
+ *                      overlays a dead worker left (takeover), or a schema 3
+ *                      catalog's rows
  *   checkpoint_replay  the log records after it, through disk_apply, so the
  *                      maps end as they were at the crash; a torn tail is cut
- * From a snapshot cp_laddr is left 0: the catalog is older than the maps,
- * and the checkpoint thread writes one soon.
+ * From a snapshot or rows, cp_laddr is left 0: the next checkpoint is due.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -87,7 +92,27 @@ load_extent(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr, void *a
 		    "overlap at offset %llu; the later row wins", d->name, (unsigned long long)loff);
 	st->load_disk = disk_id;
 	st->load_end = loff + len;
-	return extmap_set(d->map, loff, len, laddr < 0 ? EXTMAP_ZERO : (uint64_t)laddr);
+	return dmap_set(d, loff, len, laddr < 0 ? EXTMAP_ZERO : (uint64_t)laddr);
+}
+
+/* Each disk's committed tree; replay must start at the older of the index's and the catalog's positions. */
+static void
+load_trees(struct store *st, uint64_t *laddr, uint64_t *seq)
+{
+	uint64_t ix_laddr, ix_seq;
+
+	for (size_t i = 0; i < st->ndisks; i++) {
+		struct disk *d = st->disks[i];
+		if (index_tree(st->ix, (uint64_t)d->id, &d->root) < 0)
+			memset(&d->root, 0, sizeof(d->root));
+		d->log_bytes = d->root.log_bytes;
+	}
+	index_position(st->ix, &ix_laddr, &ix_seq);
+	/* (0, 0): nothing committed yet */
+	if (ix_laddr != 0 && ix_seq < *seq) {
+		*laddr = ix_laddr;
+		*seq = ix_seq;
+	}
 }
 
 int
@@ -96,14 +121,19 @@ checkpoint_load(struct store *st, int takeover, uint64_t *laddr, uint64_t *seq, 
 {
 	int rc;
 
-	/* a replacement takes the maps its predecessor left in shared memory, if whole */
+	if (st->ix && !st->ix_migrate)
+		load_trees(st, laddr, seq);
+	/* a replacement takes the overlays its predecessor left in shared memory, if whole */
 	if (takeover && (rc = snapshot_load(st, laddr, seq)) != 0) {
 		if (rc > 0)
 			return 1;
 		/* slower, but the catalog and the log hold everything the snapshot did */
-		hlog(HLOG_WARN, "the map snapshot in shared memory is damaged (%s); loading "
-		    "the maps from the catalog instead", strerror(-rc));
+		hlog(HLOG_WARN, "the map snapshot in shared memory is damaged (%s); replaying "
+		    "the log from the checkpoint instead", strerror(-rc));
 	}
+	if (!st->ix_migrate)
+		return 0;
+	/* a schema 3 catalog: its rows, until the first checkpoint moves them into the index */
 	if ((rc = catalog_each_extent(st->cat, load_extent, st)) < 0) {
 		snprintf(err, errlen, "cannot load catalog '%s/catalog.db': %s", st->datadir,
 		    rc == -EUCLEAN ? "it refers to disks it does not hold" : catalog_error(st->cat));
@@ -122,8 +152,8 @@ checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeover,
 	if ((rc = wlog_replay(st->log, laddr, seq, takeover, replay_apply, &rctx, rs,
 	    err, errlen)) < 0)
 		return rc;
-	/* from a snapshot, the checkpoint is older than laddr: let the next one run */
-	st->cp_laddr = from_snapshot ? 0 : laddr;
+	/* from a snapshot or rows, the index is older than laddr: let the next checkpoint run */
+	st->cp_laddr = from_snapshot || st->ix_migrate ? 0 : laddr;
 	st->cp_log_size = wlog_size(st->log) - rs->bytes;
 	return 0;
 }
@@ -132,103 +162,143 @@ checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeover,
 
 struct cp_item {
 	struct disk	*d;
-	struct extmap	*dirty;
+	struct extmap	*frozen;	/* what this checkpoint commits */
 	uint64_t	 size;
 	int64_t		 mtime_ns;
 };
 
-/*
- * Dirty ranges closer than CP_MERGE_GAP are written as one span (up to
- * CP_MERGE_SPAN long): the rows between them are read and, equal to the
- * map's extents there, left alone (catalog_range_replace writes only
- * differences), which costs less than the two lookups each range's edges
- * take.  Random 4 KiB writes leave ranges a few blocks apart.  The span
- * bounds how long a disk's lock is held for reading its extents.
- */
-#define CP_MERGE_GAP	(UINT64_C(64) << 10)
-#define CP_MERGE_SPAN	(UINT64_C(8) << 20)
-
-struct cp_range_ctx {
-	struct store	*st;
-	struct disk	*d;
-	uint64_t	(*ext)[3];
-	size_t		 n, cap;
-	uint64_t	 span_start, span_end;	/* dirty ranges gathered, not yet written */
+struct cp_put_ctx {
+	struct index_txn *txn;
+	uint64_t	 id;
 };
 
+/* One frozen extent into the disk's tree. */
 static int
-cp_collect(const struct extent *e, void *arg)
+cp_put(const struct extent *e, void *arg)
 {
-	struct cp_range_ctx *c = arg;
+	struct cp_put_ctx *c = arg;
 
-	if (c->n == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 256;
-		uint64_t (*v)[3] = realloc(c->ext, cap * sizeof(*v));
+	if (e->laddr == EXTMAP_UNMAPPED)
+		return index_clear(c->txn, c->id, e->loff, e->len);
+	return index_set(c->txn, c->id, e->loff, e->len, e->laddr);
+}
+
+struct cp_gone {
+	struct store	*st;
+	uint64_t	*ids;
+	size_t		 n, cap;
+};
+
+/* Collect the trees whose disk is gone (every tree, while moving a schema 3 catalog's rows). */
+static int
+cp_find_gone(uint64_t id, const struct index_root *r, void *arg)
+{
+	struct cp_gone *g = arg;
+
+	(void)r;
+	/* the first commit of a schema 3 catalog's rows: whatever the index held is not theirs */
+	if (g->st->ix_migrate != 2 && disk_get(g->st, id))
+		return 0;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 16;
+		uint64_t *v = realloc(g->ids, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
-		c->ext = v;
-		c->cap = cap;
+		g->ids = v;
+		g->cap = cap;
 	}
-	c->ext[c->n][0] = e->loff;
-	c->ext[c->n][1] = e->len;
-	c->ext[c->n][2] = e->laddr;
-	c->n++;
+	g->ids[g->n++] = id;
 	return 0;
 }
 
-/* Write the gathered span's rows: the map's extents over it. */
+/* Steps 3: the frozen overlays into the index, durable as of (pos, seq). */
 static int
-cp_span_flush(struct cp_range_ctx *c)
+cp_index_commit(struct store *st, const struct cp_item *items, size_t n, uint64_t pos,
+    uint64_t seq, char *err, size_t errlen)
 {
-	uint64_t start = c->span_start, end = c->span_end;
+	struct cp_gone gone = { .st = st };
+	struct cp_put_ctx c;
 	int rc;
 
-	if (start == end)
-		return 0;
-	c->span_start = c->span_end = 0;
-	c->n = 0;
-	pthread_rwlock_rdlock(&c->d->lock);
-	rc = extmap_walk(c->d->map, start, end, cp_collect, c);
-	pthread_rwlock_unlock(&c->d->lock);
-	if (rc < 0)
+	if ((rc = index_begin(st->ix, &c.txn)) < 0) {
+		snprintf(err, errlen, "the index cannot begin a transaction");
 		return rc;
-	return catalog_range_replace(c->st->cat, c->d->id, start, end,
-	    (const uint64_t (*)[3])c->ext, c->n);
+	}
+	rc = index_each_tree(st->ix, cp_find_gone, &gone);
+	for (size_t i = 0; rc == 0 && i < gone.n; i++)
+		rc = index_tree_drop(c.txn, gone.ids[i]);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		c.id = (uint64_t)items[i].d->id;
+		rc = extmap_walk(items[i].frozen, 0, UINT64_MAX, cp_put, &c);
+	}
+	free(gone.ids);
+	if (rc < 0) {
+		index_abort(c.txn);
+		snprintf(err, errlen, "changing the index");
+		return rc;
+	}
+	return index_commit(c.txn, pos, seq, err, errlen);
 }
 
-/* A dirty range: join it to the span, or write the span and start a new one. */
+/* Step 5: the disks' sizes and times at position (pos, seq). */
 static int
-cp_range(const struct extent *r, void *arg)
+cp_catalog_commit(struct store *st, const struct cp_item *items, size_t n, uint64_t pos,
+    uint64_t seq, char *err, size_t errlen)
 {
-	struct cp_range_ctx *c = arg;
-	int rc;
+	int rc = catalog_begin(st->cat);
 
-	if (c->span_start != c->span_end && r->loff - c->span_end <= CP_MERGE_GAP &&
-	    r->loff + r->len - c->span_start <= CP_MERGE_SPAN) {
-		c->span_end = r->loff + r->len;
-		return 0;
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = catalog_disk_update(st->cat, items[i].d->id, items[i].size, items[i].mtime_ns);
+	if (rc == 0 && st->rows_left && st->ix_migrate == 0)
+		rc = catalog_extents_retire(st->cat);
+	if (rc == 0)
+		rc = catalog_commit(st->cat, pos, seq);
+	if (rc < 0) {
+		snprintf(err, errlen, "catalog: %s", catalog_error(st->cat));
+		catalog_rollback(st->cat);
 	}
-	if ((rc = cp_span_flush(c)) < 0)
-		return rc;
-	c->span_start = r->loff;
-	c->span_end = r->loff + r->len;
+	return rc;
+}
+
+/* Step 1, under log_lock: freeze the overlay of each disk changed since the last checkpoint. */
+static int
+cp_freeze(struct store *st, struct cp_item *items, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < st->ndisks; i++) {
+		struct disk *d = st->disks[i];
+		struct extmap *fresh;
+		int rc;
+		if (!d || (!d->meta_dirty && !d->frozen && !extmap_count(d->map)))
+			continue;
+		if (!(fresh = extmap_new()))
+			return -ENOMEM;
+		pthread_rwlock_wrlock(&d->lock);
+		if ((rc = dmap_freeze(d, fresh)) < 0) {
+			pthread_rwlock_unlock(&d->lock);
+			extmap_free(fresh);
+			return rc;
+		}
+		items[*n].d = d;
+		items[*n].frozen = d->frozen;
+		items[*n].size = d->size;
+		items[*n].mtime_ns = d->mtime_ns;
+		(*n)++;
+		d->meta_dirty = 0;
+		pthread_rwlock_unlock(&d->lock);
+	}
 	return 0;
 }
 
+/* A checkpoint; with force, a commit even when nothing changed since the last one. */
 static int
-dirty_merge(const struct extent *r, void *arg)
-{
-	return dirty_mark(arg, r->loff, r->len);
-}
-
-int
-store_checkpoint(struct store *st)
+checkpoint_run(struct store *st, int force)
 {
 	struct cp_item *items = NULL;
 	size_t nitems = 0;
-	struct cp_range_ctx c = { .st = st };
 	uint64_t pos, seq, pos_size;
 	int64_t t0 = clock_mono_ns();
+	char err[sizeof(st->cp_health.error)] = "";
 	int rc = 0;
 
 	pthread_mutex_lock(&st->cat_lock);
@@ -237,78 +307,58 @@ store_checkpoint(struct store *st)
 	pthread_mutex_lock(&st->log_lock);
 	pos = wlog_tail(st->log);
 	seq = wlog_next_seq(st->log);
-	pos_size = wlog_size(st->log);	/* the log up to pos: what the catalog will cover */
+	pos_size = wlog_size(st->log);	/* the log up to pos: what the checkpoint will cover */
 	items = calloc(st->ndisks ? st->ndisks : 1, sizeof(*items));
-	if (!items)
-		rc = -ENOMEM;
-	for (size_t i = 0; rc == 0 && i < st->ndisks; i++) {
-		struct disk *d = st->disks[i];
-		struct extmap *fresh;
-		if (!d || !d->meta_dirty)
-			continue;
-		if (!(fresh = extmap_new())) {
-			rc = -ENOMEM;
-			break;
-		}
-		pthread_rwlock_wrlock(&d->lock);
-		items[nitems].d = d;
-		items[nitems].dirty = d->dirty;
-		d->dirty_inflight = d->dirty;	/* a snapshot saves it until the commit */
-		items[nitems].size = d->size;
-		items[nitems].mtime_ns = d->mtime_ns;
-		nitems++;
-		d->dirty = fresh;
-		d->meta_dirty = 0;
-		pthread_rwlock_unlock(&d->lock);
-	}
+	rc = items ? cp_freeze(st, items, &nitems) : -ENOMEM;
 	pthread_mutex_unlock(&st->log_lock);
 	/* an mtime set by store_setattr() is a change without a log record */
-	if (rc == 0 && nitems == 0 && pos == st->cp_laddr)
+	if (rc == 0 && nitems == 0 && pos == st->cp_laddr && !st->rows_left && !force)
 		goto out;	/* nothing new since the last checkpoint */
 
-	if (rc == 0)
-		rc = catalog_begin(st->cat);
-	for (size_t i = 0; rc == 0 && i < nitems; i++) {
-		c.d = items[i].d;
-		c.span_start = c.span_end = 0;
-		rc = extmap_walk(items[i].dirty, 0, UINT64_MAX, cp_range, &c);
-		if (rc == 0)
-			rc = cp_span_flush(&c);
-		if (rc == 0)
-			rc = catalog_disk_update(st->cat, c.d->id, items[i].size, items[i].mtime_ns);
+	if (rc < 0)
+		snprintf(err, sizeof(err), "freezing the overlays");
+	else if ((rc = wlog_sync(st->log, wlog_tail(st->log))) < 0)
+		snprintf(err, sizeof(err), "syncing the log");
+	else if ((rc = cp_index_commit(st, items, nitems, pos, seq, err, sizeof(err))) == 0) {
+		for (size_t i = 0; i < nitems; i++) {
+			struct disk *d = items[i].d;
+			struct index_root r;
+			struct extmap *old;
+			if (index_tree(st->ix, (uint64_t)d->id, &r) < 0)
+				memset(&r, 0, sizeof(r));
+			pthread_rwlock_wrlock(&d->lock);
+			old = dmap_publish(d, &r);
+			pthread_rwlock_unlock(&d->lock);
+			extmap_free(old);
+		}
+		if (st->ix_migrate > 0)
+			st->ix_migrate--;
+		rc = cp_catalog_commit(st, items, nitems, pos, seq, err, sizeof(err));
 	}
-	if (rc == 0)
-		rc = wlog_sync(st->log, wlog_tail(st->log));
-	if (rc == 0)
-		rc = catalog_commit(st->cat, pos, seq);
 	if (rc == 0) {
 		st->cp_laddr = pos;
 		st->cp_log_size = pos_size;
+		if (st->ix_migrate == 0)
+			st->rows_left = 0;
 	} else {
-		catalog_rollback(st->cat);
 		pthread_mutex_lock(&st->cp_mu);
 		st->cp_health.failures++;
+		/* the errno's words first: operators and tests look for them */
 		snprintf(st->cp_health.error, sizeof(st->cp_health.error), "%s%s%s", strerror(-rc),
-		    catalog_error(st->cat)[0] ? ": " : "", catalog_error(st->cat));
+		    err[0] ? ": " : "", err);
 		pthread_mutex_unlock(&st->cp_mu);
 		/* only checkpoints, serialized by cat_lock, write it */
 		hlog(HLOG_WARN, "checkpoint failed: %s", st->cp_health.error);
+		/* what was frozen stays frozen (or is published): commit it and the sizes next time */
 		for (size_t i = 0; i < nitems; i++) {
 			pthread_rwlock_wrlock(&items[i].d->lock);
-			extmap_walk(items[i].dirty, 0, UINT64_MAX, dirty_merge, items[i].d);
 			items[i].d->meta_dirty = 1;
 			pthread_rwlock_unlock(&items[i].d->lock);
 		}
 	}
-	for (size_t i = 0; i < nitems; i++) {
-		pthread_rwlock_wrlock(&items[i].d->lock);
-		items[i].d->dirty_inflight = NULL;
-		pthread_rwlock_unlock(&items[i].d->lock);
-		extmap_free(items[i].dirty);
-	}
 out:
 	if (rc == 0) {
-		/* also when there was nothing to write: the catalog is current */
+		/* also when there was nothing to write: the checkpoint is current */
 		pthread_mutex_lock(&st->cp_mu);
 		st->cp_ok_ns = clock_mono_ns();
 		st->cp_health.last_ms = (double)(st->cp_ok_ns - t0) / 1e6;
@@ -319,8 +369,21 @@ out:
 	pthread_rwlock_unlock(&st->ns_lock);
 	pthread_mutex_unlock(&st->cat_lock);
 	free(items);
-	free(c.ext);
 	return rc;
+}
+
+int
+store_checkpoint(struct store *st)
+{
+	return checkpoint_run(st, 0);
+}
+
+int
+checkpoint_twice(struct store *st)
+{
+	int rc = checkpoint_run(st, 0);
+
+	return rc < 0 ? rc : checkpoint_run(st, 1);
 }
 
 void

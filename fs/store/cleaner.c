@@ -18,9 +18,11 @@
  *   - no extent of any disk points into S: every live extent was moved, each
  *     move re-checked under the log lock so a guest write that landed
  *     meanwhile wins (its extent no longer points into S, nothing to move);
- *   - no catalog row and no checkpoint position: a checkpoint runs after the
- *     moves (they marked their ranges dirty) and must succeed, so the
- *     catalog names the new records and replay starts past S;
+ *   - no committed tree and no checkpoint position: two checkpoints run
+ *     after the moves (they went into the overlays) and must succeed, so
+ *     the trees of both of the index's meta slots (the older one is the
+ *     fallback for a damaged newer one) name the new records, and replay
+ *     from either starts past S;
  *   - no snapshot: snapshot_refresh() writes one of this moment and retires
  *     the older half;
  *   - no read in flight: reads hold ns_lock shared for their whole duration,
@@ -33,7 +35,7 @@
  * A pass (store_clean), each step by one verb of a module below:
  *   disks_segment_live   live bytes per segment: pick the candidates
  *   store_move_segment   (diskio.c) move each candidate's live extents out
- *   store_checkpoint     the catalog stops naming them
+ *   checkpoint_twice     the index (both meta slots) stops naming them
  *   snapshot_refresh     so do the snapshots
  *   disks_read_barrier   so does every read
  *   disks_segment_live   nothing came back (it cannot: appends never go to
@@ -134,7 +136,8 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 		rc = -ENOMEM;
 		goto out;
 	}
-	disks_segment_live(st, first, last, live);
+	if ((rc = disks_segment_live(st, first, last, live)) < 0)
+		goto out;
 	store_space_look(st, &free_bytes, &reserve);
 	ncand = pick_segments(st, first, last, cp_seg, live, min_dead_pct, free_bytes / 2, cand);
 	if (ncand == 0)
@@ -150,8 +153,8 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 	}
 	if (nmoved == 0)
 		goto out;
-	/* the catalog, the replay start and the snapshots must stop naming them */
-	if ((rc = store_checkpoint(st)) < 0) {
+	/* the index (both meta slots), the replay start and the snapshots must stop naming them */
+	if ((rc = checkpoint_twice(st)) < 0) {
 		hlog(HLOG_WARN, "cleaner: the checkpoint failed (%s); no segment released this time",
 		    strerror(-rc));
 		goto out;
@@ -159,7 +162,8 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 	snapshot_refresh(st);
 	/* a barrier: every read that could still hold an old extent has finished */
 	disks_read_barrier(st);
-	disks_segment_live(st, first, last, live);
+	if ((rc = disks_segment_live(st, first, last, live)) < 0)
+		goto out;
 	for (size_t k = 0; k < nmoved; k++) {
 		int64_t size = wlog_segment_bytes(st->log, cand[k]);
 		if (live[cand[k] - first] != 0) {

@@ -34,7 +34,7 @@
  *   when that estimate comes within SPACE_SLACK of the reserve;
  * - the extent cap: a write or zero range that could take the maps of all
  *   disks past st->extents_max extents gets ENOSPC (extents_admit), so the
- *   worker's memory is bounded whatever the guests' write pattern;
+ *   index file is bounded whatever the guests' write pattern;
  * - the size cap: a disk cannot be grown past st->disk_size_max (EFBIG).
  */
 #include <errno.h>
@@ -152,7 +152,7 @@ space_admit(struct store *st, uint64_t need)
 	return -ENOSPC;
 }
 
-/* extmap_walk callback: count extents, stop at the third. */
+/* dmap_walk callback: count extents, stop at the third. */
 static int
 count_to_three(const struct extent *e, void *arg)
 {
@@ -182,7 +182,7 @@ extents_admit(struct store *st, struct disk *d, uint64_t off, uint64_t len)
 		return 0;
 	}
 	pthread_rwlock_rdlock(&d->lock);
-	extmap_walk(d->map, off, off + len, count_to_three, &overlapping);
+	dmap_walk(d, off, off + len, count_to_three, &overlapping);
 	pthread_rwlock_unlock(&d->lock);
 	if (overlapping >= 3)
 		return 0;
@@ -239,6 +239,16 @@ log_read(struct store *st, struct disk *d, const struct extent *e, char *out)
 	return -EIO;
 }
 
+/* The index gave extents out of order around off: a read there fails, the rest of the disk works. */
+static int
+map_damaged(const struct disk *d, uint64_t off)
+{
+	hlog(HLOG_ERROR, "disk '%s': the index's extents around byte %llu are out of order (a "
+	    "damaged page); returning EIO (hcowctl check explains the damage)", d->name,
+	    (unsigned long long)off);
+	return -EIO;
+}
+
 ssize_t
 store_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
 {
@@ -261,9 +271,13 @@ store_read_from(struct store *st, uint64_t id, void *buf, size_t len, uint64_t o
 	/* the size and the first batch in one visit to the lock: most reads need no other */
 	pthread_rwlock_rdlock(&d->lock);
 	end = off < d->size ? off + (len < d->size - off ? len : d->size - off) : off;
-	extent_batch_fill(d->map, off, end, &b);
+	extent_batch_fill(d, off, end, &b);
 	pthread_rwlock_unlock(&d->lock);
 	for (pos = off; pos < end; ) {
+		if (b.rc < 0) {
+			rc = map_damaged(d, pos);
+			goto out;
+		}
 		/* a full batch may stop short of end: continue after its last piece */
 		uint64_t batch_end = b.n == b.cap ? b.e[b.n - 1].loff + b.e[b.n - 1].len : end;
 
@@ -287,7 +301,7 @@ store_read_from(struct store *st, uint64_t id, void *buf, size_t len, uint64_t o
 		pos = batch_end;
 		if (pos < end) {
 			pthread_rwlock_rdlock(&d->lock);
-			extent_batch_fill(d->map, pos, end, &b);
+			extent_batch_fill(d, pos, end, &b);
 			pthread_rwlock_unlock(&d->lock);
 		}
 	}
@@ -312,10 +326,10 @@ disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *dat
 	if ((rc = wlog_append_sums(st->log, h, data, sums, &laddr)) < 0)
 		return rc;
 	pthread_rwlock_wrlock(&d->lock);
-	before = extmap_count(d->map);
+	before = dmap_count(d);
 	rc = disk_apply(d, h, laddr);
 	/* modulo 2^64: right as long as extents was at least the true sum */
-	st->extents += extmap_count(d->map) - before;
+	st->extents += dmap_count(d) - before;
 	d->mtime_ns = now_ns();
 	pthread_rwlock_unlock(&d->lock);
 	if (rc < 0)
@@ -463,7 +477,7 @@ disk_run_at(struct disk *d, uint64_t pos, uint64_t end, uint64_t *run_end)
 	uint64_t tsize = d->tmpl->rec.size;
 	off_t data, hole;
 
-	if (extmap_first(d->map, pos, end, &e)) {
+	if (dmap_first(d, pos, end, &e)) {
 		if (e.loff == pos) {
 			*run_end = e.loff + e.len;
 			return e.laddr != EXTMAP_ZERO;
@@ -529,7 +543,7 @@ extent_unchanged(const struct disk *d, const struct extent *e)
 {
 	struct extent x;
 
-	return extmap_first(d->map, e->loff, e->loff + e->len, &x) &&
+	return dmap_first(d, e->loff, e->loff + e->len, &x) &&
 	    x.loff == e->loff && x.len == e->len && x.laddr == e->laddr;
 }
 

@@ -7,21 +7,20 @@
  * Owns the disk table: st->disks, the disks sorted by id, and st->by_name,
  * the named ones sorted by name (both looked up by binary search: a LOOKUP
  * or a request costs O(log disks), and memory follows the disks that exist,
- * not the largest id ever created); and, for each struct disk, its map,
- * dirty set, size and times.  The
- * lock order is at the top of store.c; here:
+ * not the largest id ever created); and, for each struct disk, its size and
+ * times (its map's layers are dmap.c's).  The lock order is at the top of
+ * store.c; here:
  *   - the table is read under ns_lock shared and changed under it exclusive
  *     (or during open and close, when no other thread runs);
- *   - a disk's map, dirty set, size and times are read under d->lock shared
- *     and changed under it exclusive;
+ *   - a disk's map, size and times are read under d->lock shared and
+ *     changed under it exclusive;
  *   - disk_apply is the only place a disk's contents and size change, so a
  *     record applied live and the same record applied by replay give the
  *     same map.
  *
  * Invariants:
- * - Every range disk_apply changes is in d->dirty before the map changes
- *   (dirty_mark first): if the map update fails, the next checkpoint still
- *   writes the range as readers saw it.
+ * - Every change disk_apply makes is in the overlay (d->map) and sets
+ *   meta_dirty: the next checkpoint commits it.
  * - Extents copied out (struct extent_batch) stay valid to read with no
  *   lock held: log bytes are never rewritten, and a segment is released only
  *   after disks_read_barrier() (cleaner.c).
@@ -112,7 +111,7 @@ disk_free(struct disk *d)
 	if (!d)
 		return;
 	extmap_free(d->map);
-	extmap_free(d->dirty);
+	extmap_free(d->frozen);
 	pthread_rwlock_destroy(&d->lock);
 	free(d);
 }
@@ -124,11 +123,7 @@ disk_new(const struct catalog_disk *cd, struct tmpl *t)
 
 	if (!d)
 		return NULL;
-	d->map = extmap_new();
-	d->dirty = extmap_new();
-	if (!d->map || !d->dirty) {
-		extmap_free(d->map);
-		extmap_free(d->dirty);
+	if (!(d->map = extmap_new())) {
 		free(d);
 		return NULL;
 	}
@@ -196,6 +191,7 @@ disk_table_put(struct store *st, struct disk *d)
 	at = table_search(st->disks, st->ndisks, cmp_id, &id);
 	if (at < st->ndisks && st->disks[at]->id == d->id)
 		return -EEXIST;
+	d->ix = st->ix;
 	table_insert(st->disks, &st->ndisks, at, d);
 	if (d->name[0])
 		table_insert(st->by_name, &st->nnamed, table_search(st->by_name, st->nnamed,
@@ -279,21 +275,14 @@ disk_attr_fill(const struct disk *d, struct disk_attr *a)
 	snprintf(a->name, sizeof(a->name), "%s", d->name);
 	snprintf(a->template_name, sizeof(a->template_name), "%s", d->tmpl->rec.name);
 	DISK_META_COPY(a, d);
-	a->log_bytes = extmap_log_bytes(d->map);
-	a->extents = extmap_count(d->map);
+	a->log_bytes = d->log_bytes;
+	a->extents = dmap_count(d);
 	if (tbytes > d->size)
 		tbytes = d->size;
 	/* what the disk reads data from: its log bytes plus the template's allocation */
 	a->blocks = (a->log_bytes + tbytes + 511) / 512;
 	a->opens = d->opens;
 	a->problem = d->tmpl->problem[0] ? d->tmpl->problem : NULL;
-}
-
-int
-dirty_mark(struct disk *d, uint64_t off, uint64_t len)
-{
-	d->meta_dirty = 1;
-	return extmap_set(d->dirty, off, len, EXTMAP_ZERO);
 }
 
 /*
@@ -306,37 +295,26 @@ disk_apply(struct disk *d, const struct rec_header *h, uint64_t rec_laddr)
 	uint64_t tsize = d->tmpl->rec.size;
 	int rc;
 
+	d->meta_dirty = 1;
 	switch (h->type) {
-	/*
-	 * Dirty first: if the map update then fails, the next checkpoint
-	 * writes the range as the map still has it, which is what readers saw.
-	 */
 	case REC_WRITE:
-		if ((rc = dirty_mark(d, h->offset, h->length)) < 0)
-			return rc;
-		return extmap_set(d->map, h->offset, h->length, rec_laddr);
+		return dmap_set(d, h->offset, h->length, rec_laddr);
 	case REC_ZERO:
-		if ((rc = dirty_mark(d, h->offset, h->length)) < 0)
-			return rc;
-		if ((h->flags & REC_F_GROW) && h->offset + h->length > d->size) {
+		if ((h->flags & REC_F_GROW) && h->offset + h->length > d->size)
 			/* as a REC_SIZE growing it: what the old end hid was zeroed when it shrank */
 			d->size = h->offset + h->length;
-			d->meta_dirty = 1;
-		}
-		return extmap_set(d->map, h->offset, h->length, EXTMAP_ZERO);
+		return dmap_set(d, h->offset, h->length, EXTMAP_ZERO);
 	case REC_SIZE: {
 		uint64_t newsize = h->offset;
 		uint64_t top = d->size > tsize ? d->size : tsize;
 		if (newsize < top) {
 			/* cut everything past the new end; template bytes there must read as zeros if it grows back */
-			if ((rc = dirty_mark(d, newsize, top - newsize)) < 0 ||
-			    (rc = extmap_clear(d->map, newsize, top - newsize)) < 0)
+			if ((rc = dmap_set(d, newsize, top - newsize, EXTMAP_UNMAPPED)) < 0)
 				return rc;
-			if (newsize < tsize && (rc = extmap_set(d->map, newsize, tsize - newsize, EXTMAP_ZERO)) < 0)
+			if (newsize < tsize && (rc = dmap_set(d, newsize, tsize - newsize, EXTMAP_ZERO)) < 0)
 				return rc;
 		}
 		d->size = newsize;
-		d->meta_dirty = 1;
 		return 0;
 	}
 	}
@@ -367,9 +345,8 @@ disks_extent_count(struct store *st, uint64_t *mem)
 	for (size_t i = 0; i < st->ndisks; i++) {
 		struct disk *d = st->disks[i];
 		pthread_rwlock_rdlock(&d->lock);
-		n += extmap_count(d->map);
-		bytes += extmap_memory(d->map) + extmap_memory(d->dirty) +
-		    (d->dirty_inflight ? extmap_memory(d->dirty_inflight) : 0);
+		n += dmap_count(d);
+		bytes += dmap_memory(d);
 		pthread_rwlock_unlock(&d->lock);
 	}
 	if (mem)
@@ -416,11 +393,13 @@ batch_collect(const struct extent *e, void *arg)
 }
 
 void
-extent_batch_fill(const struct extmap *map, uint64_t pos, uint64_t end, struct extent_batch *b)
+extent_batch_fill(const struct disk *d, uint64_t pos, uint64_t end, struct extent_batch *b)
 {
+	int rc;
+
 	b->n = 0;
-	if (pos < end)
-		extmap_walk(map, pos, end, batch_collect, b);
+	if (pos < end && (rc = dmap_walk(d, pos, end, batch_collect, b)) < 0)
+		b->rc = rc;
 }
 
 int
@@ -438,7 +417,7 @@ disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
 	if (name)
 		snprintf(name, namelen, "%s", d->name);
 	pthread_rwlock_rdlock(&d->lock);
-	extent_batch_fill(d->map, pos, end, b);
+	extent_batch_fill(d, pos, end, b);
 	pthread_rwlock_unlock(&d->lock);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return b->rc;
@@ -447,6 +426,7 @@ disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
 struct seg_live {
 	uint64_t	*live;
 	uint32_t	 first, last;
+	int		 rc;		/* a map could not be walked whole */
 };
 
 static int
@@ -463,16 +443,24 @@ live_count(const struct extent *e, void *arg)
 static void
 live_disk(struct disk *d, void *arg)
 {
-	extmap_walk(d->map, 0, UINT64_MAX, live_count, arg);
+	struct seg_live *c = arg;
+	int rc = dmap_walk(d, 0, UINT64_MAX, live_count, arg);
+
+	if (rc < 0 && c->rc == 0) {
+		hlog(HLOG_ERROR, "disk '%s': its map cannot be walked whole (%s); the cleaner "
+		    "releases nothing until hcowctl check finds the damage", d->name, strerror(-rc));
+		c->rc = rc;
+	}
 }
 
-void
+int
 disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live)
 {
-	struct seg_live c = { live, first, last };
+	struct seg_live c = { live, first, last, 0 };
 
 	memset(live, 0, (size_t)(last - first + 1) * sizeof(*live));
 	disks_each(st, live_disk, &c);
+	return c.rc;
 }
 
 void
@@ -488,7 +476,7 @@ disks_read_barrier(struct store *st)
 static void
 add_log_bytes(struct disk *d, void *arg)
 {
-	*(uint64_t *)arg += extmap_log_bytes(d->map);
+	*(uint64_t *)arg += d->log_bytes;
 }
 
 void

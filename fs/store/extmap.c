@@ -59,7 +59,7 @@ ext_end(const struct extent *e)
 static inline uint64_t
 ext_log_bytes(const struct extent *e)
 {
-	return e->laddr == EXTMAP_ZERO ? 0 : e->len;
+	return extmap_in_log(e->laddr) ? e->len : 0;
 }
 
 /* b continues a: they touch and map to the same record (or both to zeros). */
@@ -300,7 +300,7 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e, size_t *pli, uint3
 				si = extmap_insert_at(m, &li, si + 1, &right);
 				goto here;
 			}
-			m->log_bytes -= (x->laddr == EXTMAP_ZERO) ? 0 : xend - s;
+			m->log_bytes -= extmap_in_log(x->laddr) ? xend - s : 0;
 			x->len = s - x->loff;
 			si++;
 		}
@@ -322,7 +322,7 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e, size_t *pli, uint3
 			struct extent *x = &l->e[a];
 			if (x->loff < e) {
 				uint64_t d = e - x->loff;
-				m->log_bytes -= (x->laddr == EXTMAP_ZERO) ? 0 : d;
+				m->log_bytes -= extmap_in_log(x->laddr) ? d : 0;
 				x->loff = e;
 				x->len -= d;
 			}
@@ -402,7 +402,7 @@ extmap_merge_around(struct extmap *m, size_t li, uint32_t si)
 			extmap_delete_at(m, nl, ns);
 			/* deleting from another leaf never moves x */
 			x->len += add;
-			m->log_bytes += (x->laddr == EXTMAP_ZERO) ? 0 : add;
+			m->log_bytes += extmap_in_log(x->laddr) ? add : 0;
 		}
 	}
 	/* predecessor */
@@ -416,7 +416,7 @@ extmap_merge_around(struct extmap *m, size_t li, uint32_t si)
 			return;
 		if (ext_continues(p, x)) {
 			p->len += x->len;
-			m->log_bytes += (p->laddr == EXTMAP_ZERO) ? 0 : x->len;
+			m->log_bytes += extmap_in_log(p->laddr) ? x->len : 0;
 			extmap_delete_at(m, li, si);
 		}
 	}

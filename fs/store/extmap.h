@@ -22,6 +22,19 @@
 #include <stdint.h>
 
 #define EXTMAP_ZERO	UINT64_MAX
+/*
+ * Unmapped, in a map that lies over another (a disk's overlay above its
+ * committed tree, dmap.c): the range reads from the template, whatever
+ * the maps below say.  A map alone never needs it (no extent says the same).
+ */
+#define EXTMAP_UNMAPPED	(UINT64_MAX - 1)
+
+/* Does laddr name bytes in the log (not zeros, not unmapped)? */
+static inline int
+extmap_in_log(uint64_t laddr)
+{
+	return laddr < EXTMAP_UNMAPPED;
+}
 
 struct extent {
 	uint64_t loff;		/* logical offset in the disk */
@@ -58,7 +71,7 @@ int extmap_walk(const struct extmap *m, uint64_t off, uint64_t end,
 int extmap_first(const struct extmap *m, uint64_t off, uint64_t end, struct extent *out);
 
 uint64_t extmap_count(const struct extmap *m);		/* extents */
-uint64_t extmap_log_bytes(const struct extmap *m);	/* bytes mapped to the log */
+uint64_t extmap_log_bytes(const struct extmap *m);	/* bytes mapped to the log (extmap_in_log) */
 size_t extmap_memory(const struct extmap *m);		/* bytes of memory held */
 
 #endif

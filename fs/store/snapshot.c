@@ -11,21 +11,26 @@
  * cost (snap_cost_us, which sets how often the checkpoint thread writes one).
  *
  * Layout: the area is two halves, each a snapshot: struct snap_header, then
- * for each disk a struct snap_disk followed by its map extents and its dirty
- * extents (struct extent).  A new snapshot overwrites the older half, so a
+ * for each disk a struct snap_disk followed by the extents (struct extent)
+ * of its overlay and of its frozen overlay (dmap.c).  The committed trees
+ * are not copied: they are in the index file, which a replacement maps.  A new snapshot overwrites the older half, so a
  * worker killed while writing one leaves the previous one whole.
  *
  * Invariants:
  * - valid is cleared before a half is rewritten and set last (release), with
  *   a generation one above the other half's: a reader takes the valid half
  *   with the highest generation.
- * - It is written under log_lock, so maps, dirty sets and sizes all
+ * - It is written under log_lock, so overlays and sizes all
  *   correspond exactly to log position laddr (the next record's address) and
  *   sequence number seq.
- * - The dirty sets come along: the ranges changed since the last checkpoint
- *   must still reach SQLite, and nothing else remembers those before laddr.
- *   A checkpoint in progress has swapped a disk's set out (dirty_inflight)
- *   until it commits: the snapshot saves both, so it never waits for one.
+ * - Both overlays come along: what changed since the last commit is in
+ *   nothing else before laddr.  A checkpoint in progress has frozen an
+ *   overlay until it commits: the snapshot saves it too, so it never waits.
+ *   A commit after the snapshot only makes the trees newer: the overlays
+ *   then hide some of the newer ranges with older values, and the replay
+ *   from laddr rewrites every range changed after the snapshot.  Then the
+ *   disks' log_bytes, saved for the index generation of the snapshot, are
+ *   counted again (dmap_recount).
  * - Disks created after it have no entry (they had no records before);
  *   entries of disks that no longer exist are skipped.
  *
@@ -48,7 +53,7 @@
 #include "store_int.h"
 
 #define SNAP_MAGIC	UINT64_C(0x70616e73776f6863)	/* "hcowsnap" */
-#define SNAP_VERSION	3
+#define SNAP_VERSION	4
 
 struct snap_header {
 	uint64_t	 magic;
@@ -58,6 +63,7 @@ struct snap_header {
 	uint64_t	 generation;	/* the newer valid half wins */
 	uint64_t	 laddr;		/* replay from here */
 	uint64_t	 seq;		/* with this sequence number */
+	uint64_t	 ix_generation;	/* the index's generation the overlays lie over */
 	uint64_t	 ndisks;
 	uint64_t	 bytes;
 };
@@ -65,11 +71,11 @@ struct snap_header {
 struct snap_disk {
 	int64_t		 id;
 	uint64_t	 size;
-	uint64_t	 nmap;
-	uint64_t	 ndirty;
-	uint64_t	 ninflight;	/* then a checkpoint's in-flight dirty set */
+	uint64_t	 nmap;		/* extents of the overlay */
+	uint64_t	 nfrozen;	/* then of the frozen overlay */
 	int64_t		 mtime_ns;
 	uint64_t	 meta_dirty;
+	uint64_t	 log_bytes;
 };
 
 struct snap_writer {
@@ -154,15 +160,13 @@ snapshot_write(struct store *st)
 		sd->size = d->size;
 		sd->mtime_ns = d->mtime_ns;
 		sd->meta_dirty = (uint64_t)d->meta_dirty;
-		sd->nmap = sd->ndirty = sd->ninflight = 0;
+		sd->log_bytes = d->log_bytes;
+		sd->nmap = sd->nfrozen = 0;
 		w.count = &sd->nmap;
 		rc = extmap_walk(d->map, 0, UINT64_MAX, snap_put, &w);
-		w.count = &sd->ndirty;
-		if (rc == 0)
-			rc = extmap_walk(d->dirty, 0, UINT64_MAX, snap_put, &w);
-		w.count = &sd->ninflight;
-		if (rc == 0 && d->dirty_inflight)
-			rc = extmap_walk(d->dirty_inflight, 0, UINT64_MAX, snap_put, &w);
+		w.count = &sd->nfrozen;
+		if (rc == 0 && d->frozen)
+			rc = extmap_walk(d->frozen, 0, UINT64_MAX, snap_put, &w);
 		pthread_rwlock_unlock(&d->lock);
 		ndisks++;
 	}
@@ -173,6 +177,7 @@ snapshot_write(struct store *st)
 		h->generation = gen;
 		h->laddr = tail;
 		h->seq = wlog_next_seq(st->log);
+		h->ix_generation = store_ix_generation(st);
 		h->ndisks = ndisks;
 		h->bytes = w.used;
 		atomic_store_explicit(&h->valid, 1, memory_order_release);
@@ -213,28 +218,22 @@ snapshot_refresh(struct store *st)
 /* One disk's state read from a snapshot, applied only once all of it is read. */
 struct snap_loaded {
 	struct disk	*d;
-	struct extmap	*map, *dirty;
+	struct extmap	*map, *frozen;
 	struct snap_disk sd;
 };
 
-/* Read one disk's maps into fresh maps (dirty includes the in-flight set); 0 or -errno. */
+/* Read one disk's overlays into fresh maps; 0 or -errno. */
 static int
 snap_load_disk(struct snap_loaded *l, const struct extent *ext)
 {
 	int rc;
 
-	if (!(l->map = extmap_new()) || !(l->dirty = extmap_new()))
+	if (!(l->map = extmap_new()) || (l->sd.nfrozen && !(l->frozen = extmap_new())))
 		return -ENOMEM;
-	/* whole leaves at a time: a replacement's start-up grows with the maps */
+	/* whole leaves at a time */
 	if ((rc = extmap_load(l->map, ext, l->sd.nmap)) < 0 ||
-	    (rc = extmap_load(l->dirty, ext + l->sd.nmap, l->sd.ndirty)) < 0)
+	    (l->frozen && (rc = extmap_load(l->frozen, ext + l->sd.nmap, l->sd.nfrozen)) < 0))
 		return rc;
-	for (uint64_t k = 0; k < l->sd.ninflight; k++) {
-		struct extent e;
-		memcpy(&e, ext + l->sd.nmap + l->sd.ndirty + k, sizeof(e));
-		if ((rc = extmap_set(l->dirty, e.loff, e.len, EXTMAP_ZERO)) < 0)
-			return rc;
-	}
 	return 0;
 }
 
@@ -268,12 +267,11 @@ snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq)
 		memcpy(&l->sd, p, sizeof(l->sd));
 		ext = (const struct extent *)(p + sizeof(l->sd));
 		room = (uint64_t)(end - p - sizeof(l->sd)) / sizeof(struct extent);
-		if (l->sd.nmap > room || l->sd.ndirty > room - l->sd.nmap ||
-		    l->sd.ninflight > room - l->sd.nmap - l->sd.ndirty) {
+		if (l->sd.nmap > room || l->sd.nfrozen > room - l->sd.nmap) {
 			rc = -EUCLEAN;
 			break;
 		}
-		p += sizeof(l->sd) + (l->sd.nmap + l->sd.ndirty + l->sd.ninflight) * sizeof(struct extent);
+		p += sizeof(l->sd) + (l->sd.nmap + l->sd.nfrozen) * sizeof(struct extent);
 		if (!(l->d = disk_get(st, (uint64_t)l->sd.id)))
 			continue;	/* deleted since */
 		n++;
@@ -284,15 +282,18 @@ snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq)
 		struct snap_loaded *l = &loaded[i];
 		if (rc == 0) {
 			extmap_free(l->d->map);
-			extmap_free(l->d->dirty);
+			extmap_free(l->d->frozen);
 			l->d->map = l->map;
-			l->d->dirty = l->dirty;
+			l->d->frozen = l->frozen;
 			l->d->size = l->sd.size;
 			l->d->mtime_ns = l->sd.mtime_ns;
 			l->d->meta_dirty = (int)l->sd.meta_dirty;
+			l->d->log_bytes = l->sd.log_bytes;
+			if (h->ix_generation != store_ix_generation(st))
+				dmap_recount(l->d);	/* a commit came after the snapshot */
 		} else {
 			extmap_free(l->map);
-			extmap_free(l->dirty);
+			extmap_free(l->frozen);
 		}
 	}
 	free(loaded);

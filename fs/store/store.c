@@ -84,6 +84,30 @@
 
 static void *checkpoint_thread(void *arg);
 
+/*
+ * A new store's index: empty trees, exact for the log's first record, in
+ * both meta slots, so that falling back to the older slot (the newer one
+ * damaged) replays the log from its start until two commits replace them.
+ */
+static int
+index_create(const char *path, const uint8_t uuid[16], char *err, size_t errlen)
+{
+	struct index_txn *t;
+	struct index *ix;
+	int rc;
+
+	if ((rc = index_open(path, uuid, INDEX_CREATE, &ix, err, errlen)) < 0)
+		return rc;
+	for (int i = 0; rc == 0 && i < 2; i++) {
+		if ((rc = index_begin(ix, &t)) < 0)
+			snprintf(err, errlen, "index '%s': %s", path, strerror(-rc));
+		else
+			rc = index_commit(t, wlog_first_laddr(), 1, err, errlen);
+	}
+	index_close(ix);
+	return rc;
+}
+
 /* The data dir may hold our own files only before the store is created. */
 static int
 datadir_is_fresh(const char *datadir, char *err, size_t errlen)
@@ -133,6 +157,10 @@ store_create_files(const char *datadir, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the log in '%s': %s", logdir, strerror(-rc));
 		return rc;
 	}
+	snprintf(path, sizeof(path), "%s/index", datadir);
+	unlink(path);	/* a creation that stopped before the catalog: nothing in it */
+	if ((rc = index_create(path, uuid, err, errlen)) < 0)
+		return rc;
 	/* the catalog comes last: its existence says the store is complete */
 	snprintf(path, sizeof(path), "%s/catalog.db.new", datadir);
 	unlink(path);
@@ -179,6 +207,8 @@ store_remove_partial(const char *datadir)
 	snprintf(p, sizeof(p), "%s/log", datadir);
 	rmdir(p);
 	snprintf(p, sizeof(p), "%s/catalog.db.new", datadir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/index", datadir);
 	unlink(p);
 }
 
@@ -322,8 +352,39 @@ catalog_make_private(const char *path)
 }
 
 /*
- * Open the catalog (or take the one opened ahead), the template dir and the
- * log; read the checkpoint position into *cp_laddr, *cp_seq.
+ * Open the index file (its trees are the disks' committed maps).  A schema 3
+ * catalog still holds them in rows: a writable open creates the index (or
+ * empties what a move that did not finish left in it) and the first
+ * checkpoint moves the rows; a read-only one reads the rows alone.
+ */
+static int
+store_open_index(struct store *st, const struct store_opts *o, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/index", o->datadir);
+	st->rows_left = catalog_version(st->cat) < 4;
+	st->ix_migrate = st->rows_left ? 2 : 0;
+	if (st->ix_migrate && o->readonly)
+		return 0;
+	rc = index_open(path, st->uuid, o->readonly ? INDEX_READONLY : st->ix_migrate ? INDEX_CREATE : 0,
+	    &st->ix, err, errlen);
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "the store's index '%s' is missing: the disks' data cannot be "
+		    "found without it (restore it from a backup of the data dir)", path);
+	if (rc == 0 && !o->readonly && index_damage(st->ix)) {
+		/* serving would misplace what the damaged pages reach, and no checkpoint could commit */
+		snprintf(err, errlen, "the store's index '%s' is damaged: %s (hcowctl check %s tells "
+		    "more)", path, index_damage(st->ix), o->datadir);
+		return -EUCLEAN;
+	}
+	return rc;
+}
+
+/*
+ * Open the catalog (or take the one opened ahead), the template dir, the
+ * log and the index; read the checkpoint position into *cp_laddr, *cp_seq.
  */
 static int
 store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_laddr,
@@ -387,7 +448,7 @@ store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_ladd
 	if (rc < 0)
 		return rc;
 	memcpy(st->uuid, uuid, 16);
-	return 0;
+	return store_open_index(st, o, err, errlen);
 }
 
 /* Drop the disks unlinked while open whose last opener is gone (with its worker). */
@@ -511,6 +572,7 @@ store_close(struct store *st)
 	}
 	disks_free(st);
 	tmpls_free(st);
+	index_close(st->ix);
 	wlog_close(st->log);
 	catalog_close(st->cat);
 	if (st->tmpldirfd >= 0)

@@ -68,8 +68,11 @@ struct store_opts {
 #define STORE_RESERVE_CATALOG		(UINT64_C(64) << 20)
 #define STORE_RESERVE_MAX_FRACTION	8
 #define STORE_RESERVE_NONE		UINT64_MAX
-/* 8 Mi extents: at most 48 bytes each in a map, so ~400 MiB of maps (docs/design.md) */
-#define STORE_EXTENTS_MAX_DEFAULT	(UINT64_C(8) << 20)
+/*
+ * 256 Mi extents: the index file takes about 36 bytes each (~9 GiB), in the
+ * page cache as used; memory holds only the overlays (docs/design.md)
+ */
+#define STORE_EXTENTS_MAX_DEFAULT	(UINT64_C(256) << 20)
 #define STORE_DISK_SIZE_MAX_DEFAULT	(UINT64_C(16) << 40)	/* 16 TiB */
 
 struct disk_attr {

@@ -16,6 +16,7 @@
 
 #include "catalog.h"
 #include "extmap.h"
+#include "index.h"
 #include "store.h"
 #include "wlog.h"
 
@@ -78,11 +79,15 @@ struct disk {
 	struct tmpl	*tmpl;
 	char		 token[64];
 
+	/* the layers of the map (dmap.c), under lock */
 	pthread_rwlock_t lock;
-	struct extmap	*map;
-	struct extmap	*dirty;		/* ranges changed since the checkpoint */
-	struct extmap	*dirty_inflight; /* swapped out by a checkpoint not yet committed */
-	int		 meta_dirty;	/* size/mtime changed since the checkpoint */
+	struct extmap	*map;		/* the overlay: changes since the checkpoint began */
+	struct extmap	*frozen;	/* an overlay being (or left to be) committed, or NULL */
+	struct index_root root;		/* the committed tree */
+	const struct index *ix;		/* the store's index (NULL: no trees, a read-only look
+					   at a store from before the index) */
+	uint64_t	 log_bytes;	/* bytes the view maps to the log */
+	int		 meta_dirty;	/* contents, size or mtime changed since the checkpoint */
 	uint64_t	 size;
 	int64_t		 mtime_ns, ctime_ns;
 	uint32_t	 mode, uid, gid;
@@ -99,6 +104,16 @@ struct store {
 	void		*kernel_arg;
 	struct catalog	*cat;
 	struct wlog	*log;
+	struct index	*ix;		/* the committed extent trees; NULL as disk->ix says */
+	/*
+	 * A schema 3 catalog's rows, on their way into the index (checkpoint.c):
+	 * 2: loaded into the overlays, the index's trees not yet theirs; 1: one
+	 * commit holds them; 0: two do (either meta slot has them), and the
+	 * catalog's rows go in that checkpoint's transaction.  rows_left: the
+	 * catalog still holds rows (and says schema 3).
+	 */
+	int		 ix_migrate;
+	int		 rows_left;
 
 	pthread_mutex_t	 cat_lock;
 	pthread_rwlock_t ns_lock;
@@ -159,6 +174,18 @@ struct store {
 	struct tmpl_verifier *tverify;	/* tmplwatch.c's content thread, or NULL */
 };
 
+/* The generation of the committed trees (0 without an index). */
+static inline uint64_t
+store_ix_generation(const struct store *st)
+{
+	struct index_stats s;
+
+	if (!st->ix)
+		return 0;
+	index_stats(st->ix, &s);
+	return s.generation;
+}
+
 /* ---- tmplwatch.c: the templates in use --------------------------------- */
 
 struct tmpl *tmpl_by_id(struct store *st, int64_t id);
@@ -177,6 +204,24 @@ int tmpls_load(struct store *st);
 /* The checkpoint thread: look at every template by name, take or renew leases. */
 void tmpls_watch(struct store *st);
 void tmpls_free(struct store *st);
+
+/* ---- dmap.c: a disk's map as readers see it ----------------------------- */
+
+/* Under d->lock shared: extmap_walk and extmap_first over the layers' view. */
+int dmap_walk(const struct disk *d, uint64_t off, uint64_t end,
+    int (*fn)(const struct extent *e, void *arg), void *arg);
+int dmap_first(const struct disk *d, uint64_t off, uint64_t end, struct extent *out);
+/* Extents (an upper bound: a range in two layers counts twice), memory of the overlays. */
+uint64_t dmap_count(const struct disk *d);
+size_t dmap_memory(const struct disk *d);
+/* Under d->lock exclusive: map [loff, loff+len) to laddr (EXTMAP_UNMAPPED: to the template). */
+int dmap_set(struct disk *d, uint64_t loff, uint64_t len, uint64_t laddr);
+/* Compute d->log_bytes from the layers (after loading them from elsewhere). */
+void dmap_recount(struct disk *d);
+/* A checkpoint begins: the overlay goes below, fresh (owned from now on) takes its place. */
+int dmap_freeze(struct disk *d, struct extmap *fresh);
+/* The commit is durable: root holds what frozen did; returns frozen, for the caller to free. */
+struct extmap *dmap_publish(struct disk *d, const struct index_root *root);
 
 /* ---- disks.c: the disk table, applying records ------------------------- */
 
@@ -206,7 +251,6 @@ int disk_ids(struct store *st, uint64_t **ids, size_t *n);
 void disk_attr_fill(const struct disk *d, struct disk_attr *a);
 /* Under d->lock exclusive: the one place a disk's contents and size change. */
 int disk_apply(struct disk *d, const struct rec_header *h, uint64_t rec_laddr);
-int dirty_mark(struct disk *d, uint64_t off, uint64_t len);
 
 /*
  * Extents copied out of a map, to use with no lock held.  The caller sets
@@ -219,19 +263,22 @@ struct extent_batch {
 	int		 grow;
 	int		 log_only;	/* keep only extents in the log, not zero extents */
 	uint32_t	 seg;		/* with log_only, if not 0: only those in this segment */
-	int		 rc;		/* -ENOMEM if growing failed */
+	int		 rc;		/* -ENOMEM if growing failed, -EUCLEAN if the index is damaged */
 };
-/* Copy the extents of map over [pos, end) into b (n reset first); the map's lock held shared. */
-void extent_batch_fill(const struct extmap *map, uint64_t pos, uint64_t end,
-    struct extent_batch *b);
+/* Copy the extents of d over [pos, end) into b (n reset first); d->lock held shared. */
+void extent_batch_fill(const struct disk *d, uint64_t pos, uint64_t end, struct extent_batch *b);
 /*
  * The same for disk id, under ns_lock and its lock, with its name (if name
  * is not NULL; "" when unlinked): 0, -ENOENT if it is gone, or b->rc.
  */
 int disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
     struct extent_batch *b, char *name, size_t namelen);
-/* Bytes of segments first..last that disk maps still use, into live[0..last-first]. */
-void disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live);
+/*
+ * Bytes of segments first..last that disk maps still use, into
+ * live[0..last-first]: 0, or -EUCLEAN if a map could not be walked whole
+ * (then the figures are too low: release nothing).
+ */
+int disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live);
 /* Return once every read that started before the call has finished. */
 void disks_read_barrier(struct store *st);
 
@@ -255,6 +302,12 @@ int snapshot_refresh(struct store *st);
  */
 int checkpoint_load(struct store *st, int takeover, uint64_t *laddr, uint64_t *seq, char *err,
     size_t errlen);
+/*
+ * Two checkpoints, the second committing even with nothing new: then
+ * neither of the index's meta slots names what the first one replaced (the
+ * cleaner, before it releases the segments it moved data out of).
+ */
+int checkpoint_twice(struct store *st);
 /* Open: replay the log from laddr; sets the checkpoint position.  0 or -errno. */
 int checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeover,
     int from_snapshot, struct wlog_replay_stats *rs, char *err, size_t errlen);
