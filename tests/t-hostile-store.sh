@@ -115,6 +115,19 @@ print("".join(out))
 PY
 }
 ALL="........................................|........"
+# mount_damaged WHAT: mount the damaged store; if it mounts, read every block
+# into r and unmount (0); if it is refused, the message is in out (1)
+mount_damaged() {
+	if out=$("$MOUNT_HCOWFS" "$T/tmpl" "$D" "$M" $OPTS 2>&1); then
+		MOUNTED=$M
+		r=$(read_map)
+		umount "$M"
+		MOUNTED=
+		wait_for no_processes || fail "$1: processes left after umount"
+		return 0
+	fi
+	return 1
+}
 
 restore
 [ "$(map pristine)" = "$ALL" ] || fail "the pristine store does not read back"
@@ -153,12 +166,7 @@ for p in $(seq 1 $((pages - 1))); do
 	restore
 	flip $((p * 4096)) "$D/catalog.db"
 	before=$(store_sums)
-	if out=$("$MOUNT_HCOWFS" "$T/tmpl" "$D" "$M" $OPTS 2>&1); then
-		MOUNTED=$M
-		r=$(read_map)
-		umount "$M"
-		MOUNTED=
-		wait_for no_processes || fail "catalog page $p: processes left after umount"
+	if mount_damaged "catalog page $p"; then
 		[ "$r" = "$ALL" ] || fail "catalog page $p damaged: served, but reads give $r"
 		served=$((served + 1))
 	else
@@ -184,12 +192,7 @@ expect_refused "index cut to its meta pages" "index .* truncated"
 # take only unused room: then it must serve every block right
 restore
 truncate -s $(( $(stat -c %s "$D/index") / 2 )) "$D/index"
-if out=$("$MOUNT_HCOWFS" "$T/tmpl" "$D" "$M" $OPTS 2>&1); then
-	MOUNTED=$M
-	r=$(read_map)
-	umount "$M"
-	MOUNTED=
-	wait_for no_processes || fail "index cut in half: processes left after umount"
+if mount_damaged "index cut in half"; then
 	[ "$r" = "$ALL" ] || fail "index cut in half: served, but reads give $r"
 	ok "index cut in half: only unused room was cut; served right"
 else
@@ -209,12 +212,7 @@ for p in $(seq 0 $((pages - 1))); do
 		restore
 		flip $((p * 4096 + at)) "$D/index"
 		before=$(store_sums)
-		if out=$("$MOUNT_HCOWFS" "$T/tmpl" "$D" "$M" $OPTS 2>&1); then
-			MOUNTED=$M
-			r=$(read_map)
-			umount "$M"
-			MOUNTED=
-			wait_for no_processes || fail "index page $p: processes left after umount"
+		if mount_damaged "index page $p"; then
 			case $r in
 			*[oW]*) fail "index page $p byte $at damaged: served, but reads give $r" ;;
 			esac

@@ -153,7 +153,7 @@ ix_bitmaps_cover(struct index *ix, struct index_txn *t, uint64_t pages)
 }
 
 /* The mark's view of one page: in the file and carrying its checksum.  0 or -EUCLEAN. */
-static int
+int
 ix_mark_check(struct index *ix, uint64_t pgno, int type, char *err, size_t errlen)
 {
 	const uint8_t *p;
@@ -428,17 +428,15 @@ index_open(const char *path, const uint8_t uuid[16], int flags, struct index **o
 	*out = ix;
 	return 0;
 fail:
-	index_close(ix);
+	ix_free(ix);
 	return rc;
 }
 
 void
-index_close(struct index *ix)
+ix_free(struct index *ix)
 {
 	if (!ix)
 		return;
-	if (ix->txn)
-		index_abort(ix->txn);
 	if (ix->map != MAP_FAILED)
 		munmap((void *)ix->map, ix->map_bytes);
 	if (ix->checked != MAP_FAILED)
@@ -483,40 +481,4 @@ index_stats(const struct index *ix, struct index_stats *out)
 		    t->nbufs * sizeof(struct ix_buf);
 	out->commits = ix->commits;
 	out->last_commit_pages = ix->last_commit_pages;
-}
-
-int
-index_verify(struct index *ix, char *err, size_t errlen)
-{
-	uint64_t pg = atomic_load(&ix->table_page), trees = 0, last = 0;
-	int rc;
-
-	if (ix->broken) {
-		snprintf(err, errlen, "%s", ix->damage);
-		return -EUCLEAN;
-	}
-	while (pg != 0) {
-		const uint8_t *p;
-		if ((rc = ix_mark_check(ix, pg, IX_TABLE, err, errlen)) != 0)
-			return rc;
-		p = ix->map + pg * INDEX_PAGE;
-		for (uint32_t i = 0; i < ((const struct ix_node *)p)->count; i++) {
-			const struct ix_tree *tr = &IX_TREES(p)[i];
-			if (trees > 0 && tr->id <= last) {
-				snprintf(err, errlen, "tree table: id %" PRIu64 " out of order", tr->id);
-				return -EUCLEAN;
-			}
-			last = tr->id;
-			trees++;
-			if ((rc = ix_tree_check(ix, tr, err, errlen)) != 0)
-				return rc;
-		}
-		pg = ((const struct ix_node *)p)->next;
-	}
-	if (trees != ix->meta[ix->cur].trees) {
-		snprintf(err, errlen, "tree table: %" PRIu64 " trees, the meta page says %" PRIu64,
-		    trees, ix->meta[ix->cur].trees);
-		return -EUCLEAN;
-	}
-	return 0;
 }

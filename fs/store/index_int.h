@@ -213,6 +213,10 @@ int ix_grow(struct index *ix, uint64_t pages);
 int ix_bitmaps_cover(struct index *ix, struct index_txn *t, uint64_t pages);
 int ix_mark(struct index *ix, char *err, size_t errlen);
 int ix_write_meta(struct index *ix, struct ix_meta *m, int slot);
+/* Page pgno checked as the mark checks it: in the file, of this type, its checksum right. */
+int ix_mark_check(struct index *ix, uint64_t pgno, int type, char *err, size_t errlen);
+/* Unmap and free what index_open set up (index_close, in index_txn.c, ends a transaction first). */
+void ix_free(struct index *ix);
 
 /* index_txn.c: pages of a transaction. */
 const uint8_t *ix_page_read(struct index_txn *t, uint64_t pgno);

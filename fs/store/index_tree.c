@@ -1,7 +1,8 @@
 /*
- * index_tree: editing the B+trees of the index (see index.h for the format
- * and the rules; index.c owns the file, index_txn.c the transaction's pages,
- * index_read.c the readers).
+ * index_tree: editing the B+trees of the index, the public edits
+ * (index_set, index_clear, index_tree_clone, index_tree_drop) and
+ * index_verify (see index.h for the format and the rules; index.c owns the
+ * file, index_txn.c the transaction's pages, index_read.c the readers).
  *
  * An edit is one recursive descent, ix_node_replace(): clear [a, b) and,
  * for index_set, put the new extent where a falls.  In an inner node the
@@ -511,4 +512,121 @@ ix_subtree_release(struct index_txn *t, uint64_t pgno, uint32_t level)
 			ix_subtree_release(t, IX_PAGES(p)[i], level - 1);
 	}
 	ix_page_free(t, pgno);
+}
+
+/* ---- the public edits ---------------------------------------------------- */
+
+/* The common part of index_set and index_clear. */
+static int
+ix_txn_replace(struct index_txn *t, uint64_t id, uint64_t loff, uint64_t len,
+    const struct extent *ins)
+{
+	struct ix_tree *tr;
+	int rc;
+
+	if (t->err)
+		return t->err;
+	if (len == 0)
+		return 0;
+	if (loff + len < loff)
+		return -EINVAL;
+	if ((rc = ix_txn_room(t)) != 0)
+		return rc;
+	if (!(tr = ix_tree_find(t, id, ins != NULL)))
+		return ins ? (t->err = -ENOMEM) : 0;
+	if ((rc = ix_tree_replace(t, tr, loff, loff + len, ins)) != 0)
+		t->err = t->err ? t->err : rc;	/* half an edit: only abort remains */
+	return t->err;
+}
+
+int
+index_set(struct index_txn *t, uint64_t id, uint64_t loff, uint64_t len, uint64_t laddr)
+{
+	struct extent e = { loff, len, laddr };
+
+	return ix_txn_replace(t, id, loff, len, &e);
+}
+
+int
+index_clear(struct index_txn *t, uint64_t id, uint64_t loff, uint64_t len)
+{
+	return ix_txn_replace(t, id, loff, len, NULL);
+}
+
+int
+index_tree_clone(struct index_txn *t, uint64_t src, uint64_t dst)
+{
+	struct ix_tree *s, *d;
+
+	if (t->err)
+		return t->err;
+	if (!ix_tree_find(t, src, 0))
+		return -ENOENT;
+	if (ix_tree_find(t, dst, 0))
+		return -EEXIST;
+	if (!(d = ix_tree_find(t, dst, 1)))
+		return -ENOMEM;
+	s = ix_tree_find(t, src, 0);
+	d->root = s->root;
+	d->height = s->height;
+	d->extents = s->extents;
+	d->log_bytes = s->log_bytes;
+	/* the two trees now share this transaction's pages too: change neither in place */
+	memset(t->writable, 0, t->words * sizeof(*t->writable));
+	return 0;
+}
+
+int
+index_tree_drop(struct index_txn *t, uint64_t id)
+{
+	struct ix_tree *tr;
+
+	if (t->err)
+		return t->err;
+	if (!(tr = ix_tree_find(t, id, 0)))
+		return 0;
+	if (tr->height > 0)
+		ix_subtree_release(t, tr->root, (uint32_t)tr->height);
+	memmove(tr, tr + 1, (size_t)(t->trees + t->ntrees - (tr + 1)) * sizeof(*tr));
+	t->ntrees--;
+	t->table_changed = 1;
+	return 0;
+}
+
+/* ---- verifying ------------------------------------------------------------- */
+
+int
+index_verify(struct index *ix, char *err, size_t errlen)
+{
+	uint64_t pg = atomic_load(&ix->table_page), trees = 0, last = 0;
+	int rc;
+
+	if (ix->broken) {
+		snprintf(err, errlen, "%s", ix->damage);
+		return -EUCLEAN;
+	}
+	while (pg != 0) {
+		const uint8_t *p;
+		if ((rc = ix_mark_check(ix, pg, IX_TABLE, err, errlen)) != 0)
+			return rc;
+		p = ix->map + pg * INDEX_PAGE;
+		for (uint32_t i = 0; i < ((const struct ix_node *)p)->count; i++) {
+			const struct ix_tree *tr = &IX_TREES(p)[i];
+			if (trees > 0 && tr->id <= last) {
+				snprintf(err, errlen, "tree table: id %" PRIu64 " out of order", tr->id);
+				return -EUCLEAN;
+			}
+			last = tr->id;
+			trees++;
+			if ((rc = ix_tree_check(ix, tr, err, errlen)) != 0)
+				return rc;
+		}
+		pg = ((const struct ix_node *)p)->next;
+	}
+	if (trees != ix->meta[ix->cur].trees) {
+		snprintf(err, errlen, "tree table: %" PRIu64 " trees, the meta page says %" PRIu64,
+		    trees, ix->meta[ix->cur].trees);
+		return -EUCLEAN;
+	}
+	return 0;
 }

@@ -1,7 +1,8 @@
 /*
- * index_txn: a transaction of the index: the pages it changes, the edits'
- * entry points, commit and abort (see index.h for the rules and the states;
- * index.c owns the file and finds the free pages, index_tree.c edits).
+ * index_txn: a transaction of the index: begin, the pages it changes,
+ * commit and abort, and close (which ends one left open) (see index.h for
+ * the rules and the states; index.c owns the file and finds the free pages,
+ * index_tree.c edits, above this file).
  *
  * Memory of a transaction: the pages it changes live in struct ix_buf, on an
  * LRU list and in a hash by page number, at most max_bufs of them.  Before
@@ -272,83 +273,6 @@ index_begin(struct index *ix, struct index_txn **out)
 	return 0;
 }
 
-/* The common part of index_set and index_clear. */
-static int
-ix_txn_replace(struct index_txn *t, uint64_t id, uint64_t loff, uint64_t len,
-    const struct extent *ins)
-{
-	struct ix_tree *tr;
-	int rc;
-
-	if (t->err)
-		return t->err;
-	if (len == 0)
-		return 0;
-	if (loff + len < loff)
-		return -EINVAL;
-	if ((rc = ix_txn_room(t)) != 0)
-		return rc;
-	if (!(tr = ix_tree_find(t, id, ins != NULL)))
-		return ins ? (t->err = -ENOMEM) : 0;
-	if ((rc = ix_tree_replace(t, tr, loff, loff + len, ins)) != 0)
-		t->err = t->err ? t->err : rc;	/* half an edit: only abort remains */
-	return t->err;
-}
-
-int
-index_set(struct index_txn *t, uint64_t id, uint64_t loff, uint64_t len, uint64_t laddr)
-{
-	struct extent e = { loff, len, laddr };
-
-	return ix_txn_replace(t, id, loff, len, &e);
-}
-
-int
-index_clear(struct index_txn *t, uint64_t id, uint64_t loff, uint64_t len)
-{
-	return ix_txn_replace(t, id, loff, len, NULL);
-}
-
-int
-index_tree_clone(struct index_txn *t, uint64_t src, uint64_t dst)
-{
-	struct ix_tree *s, *d;
-
-	if (t->err)
-		return t->err;
-	if (!ix_tree_find(t, src, 0))
-		return -ENOENT;
-	if (ix_tree_find(t, dst, 0))
-		return -EEXIST;
-	if (!(d = ix_tree_find(t, dst, 1)))
-		return -ENOMEM;
-	s = ix_tree_find(t, src, 0);
-	d->root = s->root;
-	d->height = s->height;
-	d->extents = s->extents;
-	d->log_bytes = s->log_bytes;
-	/* the two trees now share this transaction's pages too: change neither in place */
-	memset(t->writable, 0, t->words * sizeof(*t->writable));
-	return 0;
-}
-
-int
-index_tree_drop(struct index_txn *t, uint64_t id)
-{
-	struct ix_tree *tr;
-
-	if (t->err)
-		return t->err;
-	if (!(tr = ix_tree_find(t, id, 0)))
-		return 0;
-	if (tr->height > 0)
-		ix_subtree_release(t, tr->root, (uint32_t)tr->height);
-	memmove(tr, tr + 1, (size_t)(t->trees + t->ntrees - (tr + 1)) * sizeof(*tr));
-	t->ntrees--;
-	t->table_changed = 1;
-	return 0;
-}
-
 /* Write the tree table as a chain of new pages; its first page in *first (0: no trees). */
 static int
 ix_write_table(struct index_txn *t, uint64_t *first)
@@ -497,4 +421,14 @@ index_abort(struct index_txn *t)
 	free(t->dirty);
 	free(t->writable);
 	free(t);
+}
+
+void
+index_close(struct index *ix)
+{
+	if (!ix)
+		return;
+	if (ix->txn)
+		index_abort(ix->txn);
+	ix_free(ix);
 }
