@@ -11,7 +11,8 @@ out=$T/bench.out
 python3 "$top_srcdir/bench/bench-scale" --smoke --dir "$T" >"$out" 2>&1 || { cat "$out"; fail "bench-scale --smoke failed"; }
 cat "$out"
 for f in "mount to first read, clean" "mount to first read, after kill -9 of all" \
-    "worker RssAnon" "replacement: kill to first read, p50" "replacement: kill to first read, p99"; do
+    "worker RssAnon" "replacement, idle: kill to first read, p50" \
+    "replacement: kill to first read, p50" "replacement: kill to first read, p99"; do
 	grep -q "$f" "$out" || fail "bench-scale printed no '$f'"
 done
 grep -q "200,000 extents" "$out" || fail "bench-scale did not build the store"

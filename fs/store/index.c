@@ -423,8 +423,9 @@ index_open(const char *path, const uint8_t uuid[16], int flags, struct index **o
 		goto fail;
 	}
 	atomic_store(&ix->table_page, ix->meta[ix->cur].table_page);
-	if (ix_mark(ix, ix->damage, sizeof(ix->damage)) != 0)
-		ix->broken = 1;		/* readers may go on; begin refuses, verify says why */
+	/* readers may go on after damage; begin refuses, verify says why */
+	if (!(flags & INDEX_DEFER_MARK) && ix_mark(ix, ix->damage, sizeof(ix->damage)) != 0)
+		ix->broken = 1;
 	*out = ix;
 	return 0;
 fail:

@@ -131,6 +131,13 @@ struct index_stats {
 /* Open flags. */
 #define INDEX_CREATE	1	/* create the file if it does not exist */
 #define INDEX_READONLY	2	/* never write (hcowctl check): begin fails with -EROFS */
+/*
+ * Leave the mark of the inner pages to the first index_begin (a worker
+ * replacing a dead one: readers need no mark, and the mark of a large
+ * index costs milliseconds).  Until then index_damage cannot know of
+ * damage and index_stats counts no pages in use.
+ */
+#define INDEX_DEFER_MARK 4
 
 /*
  * Open (or create) the index file path for the store with this uuid.  A file

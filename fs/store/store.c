@@ -368,8 +368,9 @@ store_open_index(struct store *st, const struct store_opts *o, char *err, size_t
 	st->ix_migrate = st->rows_left ? 2 : 0;
 	if (st->ix_migrate && o->readonly)
 		return 0;
-	rc = index_open(path, st->uuid, o->readonly ? INDEX_READONLY : st->ix_migrate ? INDEX_CREATE : 0,
-	    &st->ix, err, errlen);
+	/* a replacement serves first: its first checkpoint marks the free pages */
+	rc = index_open(path, st->uuid, (o->readonly ? INDEX_READONLY : st->ix_migrate ? INDEX_CREATE : 0) |
+	    (o->takeover ? INDEX_DEFER_MARK : 0), &st->ix, err, errlen);
 	if (rc == -ENOENT)
 		snprintf(err, errlen, "the store's index '%s' is missing: the disks' data cannot be "
 		    "found without it (restore it from a backup of the data dir)", path);
