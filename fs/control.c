@@ -109,7 +109,7 @@ control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
 	return 0;
 }
 
-/* For status: the data dir's free space, the reserve, and the extents in memory against their cap. */
+/* For status: the data dir's free space, the reserve, and the maps' extents against their cap. */
 static void
 space_status(struct store *st, struct sbuf *out, int json)
 {
@@ -125,13 +125,14 @@ space_status(struct store *st, struct sbuf *out, int json)
 		    (unsigned long long)sp.map_bytes, (unsigned long long)sp.disk_size_max);
 	else
 		sbuf_printf(out, "space: %llu MiB free in the data dir, %llu MiB of it kept for the "
-		    "cleaner and checkpoints; %llu extents in memory (%llu MiB), at most %llu\n",
+		    "cleaner and checkpoints; %llu extents in the maps (%llu MiB of recent changes in "
+		    "memory), at most %llu\n",
 		    (unsigned long long)(sp.free_bytes >> 20), (unsigned long long)(sp.reserve_bytes >> 20),
 		    (unsigned long long)sp.extents, (unsigned long long)(sp.map_bytes >> 20),
 		    (unsigned long long)sp.extents_max);
 }
 
-/* For status: when the catalog last caught up with the log, and whether it is failing to. */
+/* For status: when the index last caught up with the log, and whether it is failing to. */
 static void
 checkpoint_health(struct store *st, struct sbuf *out, int json)
 {
@@ -144,8 +145,10 @@ checkpoint_health(struct store *st, struct sbuf *out, int json)
 			sbuf_printf(out, "%.1f,\"took_ms\":%.1f", h.age_s, h.last_ms);
 		else
 			sbuf_addstr(out, "null,\"took_ms\":null");
-		sbuf_printf(out, ",\"log_bytes_since\":%llu,\"failures\":%u,\"error\":",
-		    (unsigned long long)h.log_bytes_since, h.failures);
+		sbuf_printf(out, ",\"log_bytes_since\":%llu,\"index_bytes\":%llu,"
+		    "\"index_generation\":%llu,\"failures\":%u,\"error\":",
+		    (unsigned long long)h.log_bytes_since, (unsigned long long)h.index_bytes,
+		    (unsigned long long)h.index_generation, h.failures);
 		if (h.failures)
 			sbuf_json_str(out, h.error);
 		else
@@ -161,8 +164,9 @@ checkpoint_health(struct store *st, struct sbuf *out, int json)
 		sbuf_printf(out, "last written %.1f s ago (took %.1f ms)", h.age_s, h.last_ms);
 	else
 		sbuf_addstr(out, "none written since this worker started");
-	sbuf_printf(out, "; %llu MiB of log not yet in the catalog\n",
-	    (unsigned long long)(h.log_bytes_since >> 20));
+	sbuf_printf(out, "; %llu MiB of log not yet in the index; index %llu MiB, generation "
+	    "%llu\n", (unsigned long long)(h.log_bytes_since >> 20),
+	    (unsigned long long)(h.index_bytes >> 20), (unsigned long long)h.index_generation);
 }
 
 int

@@ -136,9 +136,11 @@ rm -f "$T/hdd/filler"
 out=$(writer one 0 77)
 [ "$out" = ok ] || fail "after freeing space the write still fails: $out"
 ctl checkpoint >/dev/null || fail "checkpoint after freeing space failed"
-ctl status | grep -q "^checkpoint: last written [0-9.]* s ago (took [0-9.]* ms); 0 MiB of log not yet in the catalog" ||
+ctl status | grep -q "^checkpoint: last written [0-9.]* s ago (took [0-9.]* ms); 0 MiB of log not yet in the index; index [0-9]* MiB, generation [0-9]*$" ||
 	fail "status after a good checkpoint: $(ctl status | grep '^checkpoint')"
 [ "$(status_field 's["checkpoint"]["failures"]')" = 0 ] || fail "status --json: failures not reset"
+[ "$(status_field 's["checkpoint"]["index_bytes"] > 8192 and s["checkpoint"]["index_generation"] > 2')" = True ] ||
+	fail "status --json: no index size or generation: $(status_field 's["checkpoint"]')"
 ctl restart >/dev/null || fail "checkpoint + restart after freeing space failed"
 wait_for new_worker_serving "$W" || fail "no new worker after restart"
 [ "$(writer verify)" = $((n + 1)) ] || fail "data changed after the checkpoint"

@@ -121,7 +121,7 @@ for want in 'hcowfs_disk_writes_total{disk="vm1.img"} 3' 'hcowfs_disk_read_bytes
 done
 for fam in hcowfs_log_size_bytes hcowfs_log_live_bytes hcowfs_cleaner_released_bytes_total \
     hcowfs_space_free_bytes hcowfs_space_reserve_bytes hcowfs_checkpoint_age_seconds \
-    hcowfs_checkpoint_failures hcowfs_requests_outstanding hcowfs_last_fault_recovery_seconds \
+    hcowfs_checkpoint_failures hcowfs_index_size_bytes hcowfs_requests_outstanding hcowfs_last_fault_recovery_seconds \
     hcowfs_disk_template_read_bytes_total hcowfs_disk_log_read_bytes_total; do
 	grep -qE "^$fam[ {]" "$T/metrics" || fail "metrics lacks $fam"
 done

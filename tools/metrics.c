@@ -222,9 +222,9 @@ static const struct family_def log_families[] = {
 	  "free bytes on the data dir's file system" },
 	{ "reserve_bytes", 1, "hcowfs_space_reserve_bytes", "gauge",
 	  "free bytes kept for the cleaner and checkpoints" },
-	{ "extents", 1, "hcowfs_extents", "gauge", "extents in memory, all disks" },
+	{ "extents", 1, "hcowfs_extents", "gauge", "extents in the maps of all disks (an upper bound)" },
 	{ "extents_max", 1, "hcowfs_extents_max", "gauge",
-	  "extents allowed in memory (-o max_extents)" },
+	  "extents allowed in the maps (-o max_extents)" },
 	{ NULL, 0, NULL, NULL, NULL }
 }, checkpoint_families[] = {
 	{ "age_s", 1, "hcowfs_checkpoint_age_seconds", "gauge",
@@ -235,6 +235,8 @@ static const struct family_def log_families[] = {
 	  "log bytes written since the last checkpoint" },
 	{ "failures", 1, "hcowfs_checkpoint_failures", "gauge",
 	  "checkpoints failed in a row (0: the last one worked)" },
+	{ "index_bytes", 1, "hcowfs_index_size_bytes", "gauge",
+	  "bytes the index file (the disks' committed maps) takes in the data dir" },
 	{ NULL, 0, NULL, NULL, NULL }
 };
 

@@ -58,6 +58,24 @@
 #include "hlog.h"
 #include "store_int.h"
 
+/*
+ * The index's size and generation for status (index_stats reads the
+ * writer's state: only the checkpoint thread, or open, may call it).
+ */
+static void
+cp_index_figures(struct store *st)
+{
+	struct index_stats is;
+
+	if (!st->ix)
+		return;
+	index_stats(st->ix, &is);
+	pthread_mutex_lock(&st->cp_mu);
+	st->cp_health.index_bytes = is.file_bytes;
+	st->cp_health.index_generation = is.generation;
+	pthread_mutex_unlock(&st->cp_mu);
+}
+
 /* ---- recovery at open ------------------------------------------------- */
 
 struct replay_ctx {
@@ -152,6 +170,7 @@ checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeover,
 	if ((rc = wlog_replay(st->log, laddr, seq, takeover, replay_apply, &rctx, rs,
 	    err, errlen)) < 0)
 		return rc;
+	cp_index_figures(st);
 	/* from a snapshot or rows, the index is older than laddr: let the next checkpoint run */
 	st->cp_laddr = from_snapshot || st->ix_migrate ? 0 : laddr;
 	st->cp_log_size = wlog_size(st->log) - rs->bytes;
@@ -159,6 +178,7 @@ checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeover,
 }
 
 /* ---- writing a checkpoint --------------------------------------------- */
+
 
 struct cp_item {
 	struct disk	*d;
@@ -359,6 +379,7 @@ checkpoint_run(struct store *st, int force)
 out:
 	if (rc == 0) {
 		/* also when there was nothing to write: the checkpoint is current */
+		cp_index_figures(st);
 		pthread_mutex_lock(&st->cp_mu);
 		st->cp_ok_ns = clock_mono_ns();
 		st->cp_health.last_ms = (double)(st->cp_ok_ns - t0) / 1e6;

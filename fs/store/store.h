@@ -193,7 +193,7 @@ struct store_space {
 	uint64_t reserve_bytes;	/* of which guests may not use */
 	uint64_t extents;	/* in all disks' maps (an upper bound) */
 	uint64_t extents_max;
-	uint64_t map_bytes;	/* memory the maps and dirty sets hold */
+	uint64_t map_bytes;	/* memory the maps' overlays hold (what changed since the checkpoint) */
 	uint64_t disk_size_max;
 };
 void store_space(struct store *st, struct store_space *out);
@@ -209,6 +209,8 @@ struct store_cp_health {
 	unsigned failures;	/* attempts failed since then */
 	char	 error[256];	/* the latest failure's message, when failures > 0 */
 	uint64_t log_bytes_since; /* log after the catalog's checkpoint: what an open would replay */
+	uint64_t index_bytes;	/* the index file's size, as of the last commit (or the open) */
+	uint64_t index_generation; /* and its generation */
 };
 void store_checkpoint_health(struct store *st, struct store_cp_health *out);
 
