@@ -496,6 +496,26 @@ def is_mounted(mnt):
         return any(line.split()[4] == mnt for line in f)
 
 
+def ballast_build(data, tmpl, template, n):
+    """Make data (empty) a store whose disk d0.img holds n extents of 512 bytes, straight
+    through the store API (bench/bench-store): the rigs then run on an index of that size.
+    Block b starts with b (little-endian u64)."""
+    run(os.path.join(BUILD, "bench", "bench-store"), "build", "--datadir", data, "--tmpldir", tmpl,
+        "--template", template, "--disks", "1", "--extents", str(n),
+        "--disk-size", str(max(n * 512, 64 << 20)), "--block", "512")
+
+
+def ballast_ok(path, n, rng, samples=200):
+    """Do the first, the last and samples random blocks of the ballast disk at path hold
+    their numbers?"""
+    with open(path, "rb") as f:
+        for b in [0, n - 1] + [rng.randrange(n) for _ in range(samples)]:
+            f.seek(b * 512)
+            if int.from_bytes(f.read(8), "little") != b:
+                return False
+    return True
+
+
 def mount(tmpl, data, mnt, opts=""):
     run(MOUNT, tmpl, data, mnt, *(["-o", opts] if opts else []))
 
