@@ -171,8 +171,7 @@ dmap_first(const struct disk *d, uint64_t off, uint64_t end, struct extent *out)
 static int
 sum_log(const struct extent *e, void *arg)
 {
-	if (extmap_in_log(e->laddr))
-		*(uint64_t *)arg += e->len;
+	*(uint64_t *)arg += extent_log_bytes(e);
 	return 0;
 }
 
@@ -214,9 +213,7 @@ recount_extent(const struct extent *e, void *arg)
 {
 	struct disk *d = arg;
 
-	d->log_bytes -= tree_log_bytes(d, e->loff, e->loff + e->len);
-	if (extmap_in_log(e->laddr))
-		d->log_bytes += e->len;
+	d->log_bytes += extent_log_bytes(e) - tree_log_bytes(d, e->loff, extent_end(e));
 	return 0;
 }
 

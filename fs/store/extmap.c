@@ -50,23 +50,11 @@ struct extmap {
 	struct leaf	 *spare[2];	/* reserved for splits */
 };
 
-static inline uint64_t
-ext_end(const struct extent *e)
-{
-	return e->loff + e->len;
-}
-
-static inline uint64_t
-ext_log_bytes(const struct extent *e)
-{
-	return extmap_in_log(e->laddr) ? e->len : 0;
-}
-
 /* b continues a: they touch and map to the same record (or both to zeros). */
 static inline int
 ext_continues(const struct extent *a, const struct extent *b)
 {
-	return ext_end(a) == b->loff && a->laddr == b->laddr;
+	return extent_end(a) == b->loff && a->laddr == b->laddr;
 }
 
 struct extmap *
@@ -196,7 +184,7 @@ leaf_slot_end_after(const struct leaf *l, uint64_t off)
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		if (ext_end(&l->e[mid]) > off)
+		if (extent_end(&l->e[mid]) > off)
 			hi = mid;
 		else
 			lo = mid + 1;
@@ -266,7 +254,7 @@ extmap_insert_at(struct extmap *m, size_t *pli, uint32_t si, const struct extent
 	if (si == 0)
 		leaf_key(m, at);
 	m->count++;
-	m->log_bytes += ext_log_bytes(e);
+	m->log_bytes += extent_log_bytes(e);
 	*pli = at;
 	return si;
 }
@@ -290,13 +278,13 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e, size_t *pli, uint3
 		if (x->loff >= e)
 			goto here;
 		if (x->loff < s) {
-			uint64_t xend = ext_end(x);
+			uint64_t xend = extent_end(x);
 			if (xend > e) {
 				/* the range is strictly inside x: split it in two */
 				struct extent right = { e, xend - e, x->laddr };
-				m->log_bytes -= ext_log_bytes(x);
+				m->log_bytes -= extent_log_bytes(x);
 				x->len = s - x->loff;
-				m->log_bytes += ext_log_bytes(x);
+				m->log_bytes += extent_log_bytes(x);
 				si = extmap_insert_at(m, &li, si + 1, &right);
 				goto here;
 			}
@@ -309,8 +297,8 @@ extmap_remove_range(struct extmap *m, uint64_t s, uint64_t e, size_t *pli, uint3
 		struct leaf *l = m->leaves[li];
 		uint32_t a = si, b = si;
 
-		while (b < l->n && ext_end(&l->e[b]) <= e) {
-			m->log_bytes -= ext_log_bytes(&l->e[b]);
+		while (b < l->n && extent_end(&l->e[b]) <= e) {
+			m->log_bytes -= extent_log_bytes(&l->e[b]);
 			b++;
 		}
 		if (b > a) {
@@ -351,7 +339,7 @@ extmap_delete_at(struct extmap *m, size_t li, uint32_t si)
 {
 	struct leaf *l = m->leaves[li];
 
-	m->log_bytes -= ext_log_bytes(&l->e[si]);
+	m->log_bytes -= extent_log_bytes(&l->e[si]);
 	m->count--;
 	memmove(&l->e[si], &l->e[si + 1], (l->n - si - 1) * sizeof(struct extent));
 	l->n--;
@@ -436,10 +424,10 @@ extmap_set(struct extmap *m, uint64_t loff, uint64_t len, uint64_t laddr)
 		/* loading a map in order (catalog, snapshot): past the last extent, no search */
 		size_t ll = m->nleaves - 1;
 		struct leaf *last = m->leaves[ll];
-		if (ext_end(&last->e[last->n - 1]) <= loff) {
+		if (extent_end(&last->e[last->n - 1]) <= loff) {
 			if (ext_continues(&last->e[last->n - 1], &e)) {
 				last->e[last->n - 1].len += len;
-				m->log_bytes += ext_log_bytes(&e);
+				m->log_bytes += extent_log_bytes(&e);
 			} else {
 				extmap_insert_at(m, &ll, last->n, &e);
 			}
@@ -469,7 +457,7 @@ extmap_load(struct extmap *m, const struct extent *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct extent e;
 		memcpy(&e, &v[i], sizeof(e));
-		if (e.len == 0 || e.loff + e.len < e.loff || (i > 0 && e.loff < ext_end(&prev)))
+		if (e.len == 0 || e.loff + e.len < e.loff || (i > 0 && e.loff < extent_end(&prev)))
 			return -EUCLEAN;
 		prev = e;
 	}
@@ -499,7 +487,7 @@ extmap_load(struct extmap *m, const struct extent *v, size_t n)
 				l->e[l->n++] = e;
 				m->count++;
 			}
-			m->log_bytes += ext_log_bytes(&e);
+			m->log_bytes += extent_log_bytes(&e);
 		}
 		if (l->n == 0) {
 			free(l);
@@ -552,7 +540,7 @@ extmap_walk(const struct extmap *m, uint64_t off, uint64_t end,
 				c.len -= off - c.loff;
 				c.loff = off;
 			}
-			if (ext_end(&c) > end)
+			if (extent_end(&c) > end)
 				c.len = end - c.loff;
 			if ((rc = fn(&c, arg)) != 0)
 				return rc;

@@ -29,6 +29,12 @@
  */
 #define EXTMAP_UNMAPPED	(UINT64_MAX - 1)
 
+struct extent {
+	uint64_t loff;		/* logical offset in the disk */
+	uint64_t len;		/* bytes, > 0 */
+	uint64_t laddr;		/* log address of the record holding the bytes, or EXTMAP_ZERO */
+};
+
 /* Does laddr name bytes in the log (not zeros, not unmapped)? */
 static inline int
 extmap_in_log(uint64_t laddr)
@@ -36,11 +42,19 @@ extmap_in_log(uint64_t laddr)
 	return laddr < EXTMAP_UNMAPPED;
 }
 
-struct extent {
-	uint64_t loff;		/* logical offset in the disk */
-	uint64_t len;		/* bytes, > 0 */
-	uint64_t laddr;		/* log address of the record holding the bytes, or EXTMAP_ZERO */
-};
+/* Where extent e ends. */
+static inline uint64_t
+extent_end(const struct extent *e)
+{
+	return e->loff + e->len;
+}
+
+/* The bytes extent e maps to the log. */
+static inline uint64_t
+extent_log_bytes(const struct extent *e)
+{
+	return extmap_in_log(e->laddr) ? e->len : 0;
+}
 
 struct extmap;
 

@@ -156,20 +156,6 @@ ix_bit_clear(uint64_t *b, uint64_t i)
 	b[i >> 6] &= ~(UINT64_C(1) << (i & 63));
 }
 
-/* Where extent e ends. */
-static inline uint64_t
-ix_ext_end(const struct extent *e)
-{
-	return e->loff + e->len;
-}
-
-/* The bytes extent e maps to the log. */
-static inline uint64_t
-ix_ext_log(const struct extent *e)
-{
-	return e->laddr == EXTMAP_ZERO ? 0 : e->len;
-}
-
 /* The last of the n sorted keys that is <= off (0 if none: key 0 stands for the lower bound). */
 static inline uint32_t
 ix_key_search(const uint64_t *k, uint32_t n, uint64_t off)

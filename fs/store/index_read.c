@@ -223,7 +223,7 @@ static void
 ix_clip(const struct extent *e, uint64_t off, uint64_t end, struct extent *out)
 {
 	uint64_t s = e->loff > off ? e->loff : off;
-	uint64_t x = ix_ext_end(e) < end ? ix_ext_end(e) : end;
+	uint64_t x = extent_end(e) < end ? extent_end(e) : end;
 
 	out->loff = s;
 	out->len = x - s;

@@ -184,21 +184,21 @@ ix_leaf_replace(struct index_txn *t, struct ix_tree *tr, uint64_t pgno, uint64_t
 		v[m++] = (struct extent){ e[i].loff, a - e[i].loff, e[i].laddr };
 	if (ins)
 		v[m++] = *ins;
-	if (i < j && ix_ext_end(&e[j - 1]) > b)
-		v[m++] = (struct extent){ b, ix_ext_end(&e[j - 1]) - b, e[j - 1].laddr };
+	if (i < j && extent_end(&e[j - 1]) > b)
+		v[m++] = (struct extent){ b, extent_end(&e[j - 1]) - b, e[j - 1].laddr };
 	for (k = i; k < j; k++)
-		tr->log_bytes -= ix_ext_log(&e[k]);
+		tr->log_bytes -= extent_log_bytes(&e[k]);
 	if (ins)
-		tr->log_bytes += ix_ext_log(ins);
+		tr->log_bytes += extent_log_bytes(ins);
 	if (i < j && e[i].loff < a)
-		tr->log_bytes += ix_ext_log(&v[i]);
-	if (i < j && ix_ext_end(&e[j - 1]) > b)
-		tr->log_bytes += ix_ext_log(&v[m - 1]);
+		tr->log_bytes += extent_log_bytes(&v[i]);
+	if (i < j && extent_end(&e[j - 1]) > b)
+		tr->log_bytes += extent_log_bytes(&v[m - 1]);
 	memcpy(&v[m], &e[j], (n - j) * sizeof(*e));
 	m += n - j;
 	/* touching neighbours of one record (or both zeros) merge, within this leaf */
 	for (i = 0, k = 1; k < m; k++) {
-		if (ix_ext_end(&v[i]) == v[k].loff && v[i].laddr == v[k].laddr)
+		if (extent_end(&v[i]) == v[k].loff && v[i].laddr == v[k].laddr)
 			v[i].len += v[k].len;
 		else
 			v[++i] = v[k];
@@ -256,7 +256,7 @@ ix_join_small(struct index_txn *t, struct ix_tree *tr, struct ix_child *v, uint3
 	nl = ix_node_load(pl, clevel, &u);
 	if (clevel == 1) {
 		nr = ix_node_load(pr, clevel, &u.e[nl]);
-		if (ix_ext_end(&u.e[nl - 1]) == u.e[nl].loff && u.e[nl - 1].laddr == u.e[nl].laddr) {
+		if (extent_end(&u.e[nl - 1]) == u.e[nl].loff && u.e[nl - 1].laddr == u.e[nl].laddr) {
 			u.e[nl - 1].len += u.e[nl].len;	/* one record (or zeros) across the seam */
 			memmove(&u.e[nl], &u.e[nl + 1], --nr * sizeof(u.e[0]));
 			tr->extents--;
@@ -370,7 +370,7 @@ ix_tree_replace(struct index_txn *t, struct ix_tree *tr, uint64_t a, uint64_t b,
 		tr->root = pg;
 		tr->height = 1;
 		tr->extents = 1;
-		tr->log_bytes = ix_ext_log(ins);
+		tr->log_bytes = extent_log_bytes(ins);
 		t->table_changed = 1;
 		return 0;
 	}
@@ -446,13 +446,13 @@ ix_check_node(struct ix_check *k, uint64_t pgno, uint32_t level, uint64_t lo, ui
 		for (uint32_t i = 0; i < h->count; i++) {
 			struct extent e;
 			ix_leaf_get(p, i, &e);
-			if (e.len == 0 || e.loff < prev || ix_ext_end(&e) < e.loff || ix_ext_end(&e) > hi) {
+			if (e.len == 0 || e.loff < prev || extent_end(&e) < e.loff || extent_end(&e) > hi) {
 				snprintf(k->err, k->errlen, "page %" PRIu64 ": extent %u out of order", pgno, i);
 				return -EUCLEAN;
 			}
-			prev = ix_ext_end(&e);
+			prev = extent_end(&e);
 			k->extents++;
-			k->log_bytes += ix_ext_log(&e);
+			k->log_bytes += extent_log_bytes(&e);
 		}
 		return 0;
 	}
