@@ -37,6 +37,23 @@ name_check(const char *name, const char **why)
 }
 
 int
+full_name_check(const char *name, const char **why)
+{
+	const char *at = strchr(name, '@');
+	char disk[NAME_MAX_LEN + 1];
+
+	if (!at)
+		return name_check(name, why);
+	if ((size_t)(at - name) >= sizeof(disk)) {
+		*why = "disk name is longer than 200 bytes";
+		return -EINVAL;
+	}
+	memcpy(disk, name, (size_t)(at - name));
+	disk[at - name] = '\0';
+	return name_check(disk, why) < 0 ? -EINVAL : name_check(at + 1, why);
+}
+
+int
 size_parse(const char *s, uint64_t *out)
 {
 	uint64_t v = 0, mult = 1;

@@ -18,6 +18,8 @@
 
 /* 0 if name is a valid disk/template name; else -EINVAL and *why says why. */
 int name_check(const char *name, const char **why);
+/* A name as users write it: a disk's, or DISK@SNAP (a snapshot): both parts follow the rules. */
+int full_name_check(const char *name, const char **why);
 
 /*
  * Parse a size: digits with an optional binary suffix K, M, G, T, P

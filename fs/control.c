@@ -3,7 +3,11 @@
  * the supervisor from hcowctl (proto.h has the framing).
  *
  *   create name=N template=T [size=BYTES] [token=T]
- *   delete name=N [retry=1]
+ *   delete name=N [retry=1]          N: a disk, or DISK@SNAP (a snapshot)
+ *   snapshot name=DISK snap=S [token=T]
+ *   snapshots [name=DISK]            the snapshots, text table or JSON array
+ *   clone from=DISK[@SNAP] name=N [token=T]
+ *   rollback name=DISK snap=S
  *   list | disks          the disks, text table or JSON array
  *   checkpoint            write a checkpoint now (before a deliberate restart)
  *   ping
@@ -83,22 +87,28 @@ control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
 		sbuf_addstr(out, "delete needs name=");
 		return EINVAL;
 	}
-	if (name_check(name, &why) < 0) {
-		sbuf_printf(out, "invalid disk name '%s': %s", name, why);
+	if (full_name_check(name, &why) < 0) {
+		sbuf_printf(out, "invalid name '%s': %s", name, why);
 		return EINVAL;
 	}
 	rc = store_unlink(w->st, name);
 	if (rc == -ENOENT && retry) {
 		rc = 0;		/* our first attempt did it before its worker died */
 	} else if (rc == -ENOENT) {
-		sbuf_printf(out, "no disk named '%s'", name);
+		sbuf_printf(out, "no %s named '%s'", strchr(name, '@') ? "snapshot" : "disk", name);
 		return ENOENT;
+	} else if (rc == -EBUSY) {
+		sbuf_printf(out, "disk '%s' has snapshots (hcowctl snapshots %s); delete them first",
+		    name, name);
+		return EBUSY;
 	} else if (rc < 0) {
-		sbuf_printf(out, "cannot delete disk '%s': %s", name, strerror(-rc));
+		sbuf_printf(out, "cannot delete '%s': %s", name, strerror(-rc));
 		return -rc;
 	}
 	/* the kernel may have the name cached: drop it */
-	if (w->se)
+	if (w->se && strchr(name, '@'))
+		fuse_lowlevel_notify_inval_entry(w->se, SNAPDIR_INO, name, strlen(name));
+	else if (w->se)
 		fuse_lowlevel_notify_inval_entry(w->se, 1, name, strlen(name));
 	if (req->json)
 		sbuf_addstr(out, "{\"deleted\":");
@@ -106,6 +116,94 @@ control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
 		sbuf_addstr(out, "deleted disk ");
 	sbuf_json_str(out, name);
 	sbuf_addstr(out, req->json ? "}" : "\n");
+	return 0;
+}
+
+/* The answer to snapshot and clone: the new disk. */
+static void
+made_reply(const struct proto_req *req, const struct disk_attr *a, const char *what,
+    struct sbuf *out)
+{
+	char sz[32];
+
+	if (req->json) {
+		disk_json(out, a);
+		return;
+	}
+	size_format(a->size, sz, sizeof(sz));
+	sbuf_printf(out, "%s '%s' (%s)\n", what, a->name, sz);
+}
+
+static int
+control_snapshot(struct worker *w, const struct proto_req *req, struct sbuf *out)
+{
+	const char *name = proto_arg(req, "name"), *snap = proto_arg(req, "snap");
+	struct disk_attr a;
+	char err[512] = "";
+	int rc;
+
+	if (!name || !snap) {
+		sbuf_addstr(out, "snapshot needs name= and snap=");
+		return EINVAL;
+	}
+	if ((rc = store_snapshot(w->st, name, snap, proto_arg(req, "token"), &a, err,
+	    sizeof(err))) < 0) {
+		sbuf_addstr(out, err);
+		return -rc;
+	}
+	made_reply(req, &a, "took snapshot", out);
+	return 0;
+}
+
+static int
+control_clone(struct worker *w, const struct proto_req *req, struct sbuf *out)
+{
+	const char *from = proto_arg(req, "from"), *name = proto_arg(req, "name");
+	struct disk_attr a;
+	char err[512] = "";
+	int rc;
+
+	if (!from || !name) {
+		sbuf_addstr(out, "clone needs from= and name=");
+		return EINVAL;
+	}
+	if ((rc = store_clone(w->st, from, name, proto_arg(req, "token"), &a, err,
+	    sizeof(err))) < 0) {
+		sbuf_addstr(out, err);
+		return -rc;
+	}
+	made_reply(req, &a, "made disk", out);
+	return 0;
+}
+
+static int
+control_rollback(struct worker *w, const struct proto_req *req, struct sbuf *out)
+{
+	const char *name = proto_arg(req, "name"), *snap = proto_arg(req, "snap");
+	struct disk_attr a;
+	char err[512] = "";
+	int rc;
+
+	if (!name || !snap) {
+		sbuf_addstr(out, "rollback needs name= and snap=");
+		return EINVAL;
+	}
+	if ((rc = store_rollback(w->st, name, snap, err, sizeof(err))) < 0) {
+		sbuf_addstr(out, err);
+		return -rc;
+	}
+	/* pages the kernel kept of the disk are of its state before */
+	if (w->se && store_lookup(w->st, name, &a) == 0)
+		fuse_lowlevel_notify_inval_inode(w->se, (fuse_ino_t)(a.id + 1), 0, 0);
+	if (req->json) {
+		sbuf_addstr(out, "{\"rolled_back\":");
+		sbuf_json_str(out, name);
+		sbuf_addstr(out, ",\"snapshot\":");
+		sbuf_json_str(out, snap);
+		sbuf_addstr(out, "}");
+	} else {
+		sbuf_printf(out, "disk '%s' is as it was at snapshot '%s'\n", name, snap);
+	}
 	return 0;
 }
 
@@ -187,6 +285,16 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 		store_describe(w->st, out, req.json);
 		return 0;
 	}
+	if (strcmp(req.verb, "snapshot") == 0)
+		return control_snapshot(w, &req, out);
+	if (strcmp(req.verb, "snapshots") == 0) {
+		store_describe_snapshots(w->st, proto_arg(&req, "name"), out, req.json);
+		return 0;
+	}
+	if (strcmp(req.verb, "clone") == 0)
+		return control_clone(w, &req, out);
+	if (strcmp(req.verb, "rollback") == 0)
+		return control_rollback(w, &req, out);
 	if (strcmp(req.verb, "disks") == 0) {
 		/* for status: the disks, then the log's space (JSON: a key after the array) */
 		uint64_t disk, live, released, spare;

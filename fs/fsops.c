@@ -4,7 +4,11 @@
  * The mount's root directory (inode 1) lists one regular file per disk;
  * disk id N is inode N + 1, stable across worker restarts because ids are
  * never reused, which is what lets a replacement worker answer requests about
- * inodes the kernel learnt from its predecessor.
+ * inodes the kernel learnt from its predecessor.  The root also holds
+ * `.snapshots` (SNAPDIR_INO, not listed, as ZFS hides .zfs): a read-only
+ * directory of the snapshots, DISK@SNAP, each a read-only file whose
+ * inode is its id + 1 as well.  Snapshots are taken and deleted with hcowctl;
+ * in .snapshots every change is EROFS.
  *
  * Each op is named after its slot (fo_read for .read), calls the store, and
  * replies exactly once.  Store calls return 0/bytes or a negative errno.
@@ -25,6 +29,7 @@
 #include "worker.h"
 
 #define ROOT_INO	1
+#define SNAPDIR_NAME	".snapshots"
 #define ENTRY_TIMEOUT	1.0
 #define ATTR_TIMEOUT	1.0
 #define DIR_COOKIE_BASE	2	/* readdir cookies: 1 ".", 2 "..", id+2 a disk */
@@ -64,15 +69,22 @@ reply_bad_offset(fuse_req_t req, off_t off)
 /* The root has no stored times: it shows when this worker started serving. */
 static time_t root_time;
 
+/* The root (ROOT_INO) or .snapshots (SNAPDIR_INO, read-only). */
 static void
-root_stat(struct stat *s)
+dir_stat(fuse_ino_t ino, struct stat *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->st_mtim.tv_sec = s->st_ctim.tv_sec = s->st_atim.tv_sec = root_time;
-	s->st_ino = ROOT_INO;
-	s->st_mode = S_IFDIR | 0755;
+	s->st_ino = ino;
+	s->st_mode = S_IFDIR | (ino == ROOT_INO ? 0755 : 0555);
 	s->st_nlink = 2;
 	s->st_blksize = 4096;
+}
+
+static int
+is_dir(fuse_ino_t ino)
+{
+	return ino == ROOT_INO || ino == SNAPDIR_INO;
 }
 
 static void
@@ -114,15 +126,27 @@ fo_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct disk_attr a;
 	int rc;
 
-	if (parent != ROOT_INO) {
+	if (!is_dir(parent)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	if ((rc = store_lookup(req_store(req), name, &a)) < 0) {
+	memset(&e, 0, sizeof(e));
+	if (parent == ROOT_INO && strcmp(name, SNAPDIR_NAME) == 0) {
+		e.ino = SNAPDIR_INO;
+		e.attr_timeout = e.entry_timeout = ENTRY_TIMEOUT;
+		dir_stat(SNAPDIR_INO, &e.attr);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	/* disks in the root, snapshots (only, and only by DISK@SNAP) in .snapshots */
+	if (parent == SNAPDIR_INO)
+		rc = strchr(name, '@') ? store_lookup_full(req_store(req), name, &a) : -ENOENT;
+	else
+		rc = store_lookup(req_store(req), name, &a);
+	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	memset(&e, 0, sizeof(e));
 	e.ino = a.id + 1;
 	e.generation = 1;
 	e.attr_timeout = ATTR_TIMEOUT;
@@ -139,8 +163,8 @@ fo_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int rc;
 
 	(void)fi;
-	if (ino == ROOT_INO) {
-		root_stat(&s);
+	if (is_dir(ino)) {
+		dir_stat(ino, &s);
 		fuse_reply_attr(req, &s, ATTR_TIMEOUT);
 		return;
 	}
@@ -163,8 +187,8 @@ fo_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	int64_t mtime = 0;
 
 	(void)fi;
-	if (ino == ROOT_INO) {
-		fuse_reply_err(req, EPERM);
+	if (is_dir(ino)) {
+		fuse_reply_err(req, ino == ROOT_INO ? EPERM : EROFS);
 		return;
 	}
 	if (to_set & FUSE_SET_ATTR_SIZE)
@@ -207,7 +231,7 @@ fo_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 	size_t used = 0;
 
 	(void)fi;
-	if (ino != ROOT_INO) {
+	if (!is_dir(ino)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -215,13 +239,15 @@ fo_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	root_stat(&s);
+	dir_stat(ino, &s);
 	if (off < 1)
 		used += fuse_add_direntry(req, buf + used, size - used, ".", &s, 1);
+	dir_stat(ROOT_INO, &s);
 	if (off < 2 && used <= size)
 		used += fuse_add_direntry(req, buf + used, size - used, "..", &s, 2);
 	for (uint64_t after = off > DIR_COOKIE_BASE ? (uint64_t)off - DIR_COOKIE_BASE : 0;
-	    used <= size && store_next(st, after, &a) == 0; after = a.id) {
+	    used <= size && (ino == ROOT_INO ? store_next(st, after, &a) :
+	    store_next_snapshot(st, after, &a)) == 0; after = a.id) {
 		size_t n;
 		disk_stat(&a, &s);
 		n = fuse_add_direntry(req, buf + used, size - used, a.name, &s,
@@ -237,10 +263,17 @@ fo_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 static void
 fo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct disk_attr a;
 	int rc;
 
-	if (ino == ROOT_INO) {
+	if (is_dir(ino)) {
 		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	/* a snapshot is read-only: say so at open, not at the first write */
+	if ((fi->flags & O_ACCMODE) != O_RDONLY &&
+	    store_getattr(req_store(req), ino_disk(ino), &a) == 0 && a.snapshot) {
+		fuse_reply_err(req, EROFS);
 		return;
 	}
 	if ((rc = store_open_disk(req_store(req), ino_disk(ino))) < 0) {
@@ -376,8 +409,12 @@ fo_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi
 }
 
 static void
-fo_refuse_new(fuse_req_t req, const char *what, const char *name)
+fo_refuse_new(fuse_req_t req, fuse_ino_t parent, const char *what, const char *name)
 {
+	if (parent == SNAPDIR_INO) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	hlog(HLOG_WARN, "refused to %s '%s': disks are created with 'hcowctl create'", what, name);
 	fuse_reply_err(req, EPERM);
 }
@@ -386,50 +423,50 @@ static void
 fo_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     struct fuse_file_info *fi)
 {
-	(void)parent;
 	(void)mode;
 	(void)fi;
-	fo_refuse_new(req, "create", name);
+	fo_refuse_new(req, parent, "create", name);
 }
 
 static void
 fo_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	(void)parent;
 	(void)mode;
 	(void)rdev;
-	fo_refuse_new(req, "create", name);
+	fo_refuse_new(req, parent, "create", name);
 }
 
 static void
 fo_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	(void)parent;
 	(void)mode;
-	fo_refuse_new(req, "make directory", name);
+	fo_refuse_new(req, parent, "make directory", name);
 }
 
 static void
 fo_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	(void)link;
-	(void)parent;
-	fo_refuse_new(req, "make symlink", name);
+	fo_refuse_new(req, parent, "make symlink", name);
 }
 
 static void
 fo_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
 {
 	(void)ino;
-	(void)parent;
-	fo_refuse_new(req, "make hard link", name);
+	fo_refuse_new(req, parent, "make hard link", name);
 }
 
 static void
 fo_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	if (parent != ROOT_INO) {
-		fuse_reply_err(req, ENOTDIR);
+		/* snapshots are deleted with hcowctl: an rm -rf of the mount keeps them */
+		fuse_reply_err(req, parent == SNAPDIR_INO ? EROFS : ENOTDIR);
+		return;
+	}
+	if (strcmp(name, SNAPDIR_NAME) == 0) {
+		fuse_reply_err(req, EISDIR);
 		return;
 	}
 	int rc = store_unlink(req_store(req), name);
@@ -442,15 +479,18 @@ fo_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void
 fo_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)parent;
-	(void)name;
-	fuse_reply_err(req, ENOTDIR);
+	fuse_reply_err(req, parent == ROOT_INO && strcmp(name, SNAPDIR_NAME) == 0 ? EROFS : ENOTDIR);
 }
 
 static void
 fo_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
     const char *newname, unsigned int flags)
 {
+	if (parent == SNAPDIR_INO || newparent == SNAPDIR_INO ||
+	    strcmp(name, SNAPDIR_NAME) == 0 || strcmp(newname, SNAPDIR_NAME) == 0) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
 	if (parent != ROOT_INO || newparent != ROOT_INO) {
 		fuse_reply_err(req, ENOTDIR);
 		return;

@@ -28,6 +28,7 @@
 #include "store.h"
 
 #define WORKER_MAX_THREADS	32	/* <= CTLMEM_SLOTS */
+#define SNAPDIR_INO	((fuse_ino_t)1 << 62)	/* the mount's .snapshots (fsops.c) */
 
 struct worker {
 	struct store		*st;

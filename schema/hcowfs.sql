@@ -1,9 +1,12 @@
--- hcowfs catalog, schema version 4 (log format 2: extents name records).
+-- hcowfs catalog, schema version 5 (log format 4: extents name records).
 -- Version 2 had no btime_ns, handle, content_sums in templates; a version 2
 -- catalog is migrated at its first writable open (fs/store/catalog.c).
 -- Version 3 kept the extent map in the extents table; from version 4 it is in
 -- the index file (DATADIR/index, fs/store/index.h), and the table stays empty:
 -- a version 3 store's first checkpoint moves the rows there and deletes them.
+-- Version 5 added the snapshot and clone columns of disks (snap_of,
+-- snap_name, family, origin), added to an older catalog at its first
+-- writable open.
 --
 -- The catalog lives in DATADIR/catalog.db.  It holds the disks and the
 -- template versions they were cloned from as of the last checkpoint.  Writes
@@ -50,8 +53,19 @@ CREATE TABLE disks (
 	mtime_ns	INTEGER NOT NULL,
 	ctime_ns	INTEGER NOT NULL,
 	created		INTEGER NOT NULL,	-- unix time
-	create_token	TEXT NOT NULL		-- makes a retried create idempotent
+	create_token	TEXT NOT NULL,		-- makes a retried create idempotent
+	-- A snapshot is a row with snap_of = the disk it is of, its name in
+	-- snap_name and name NULL; it is read-only.  A deleted snapshot still
+	-- open has both names NULL until it is purged, like an unlinked disk.
+	snap_of		INTEGER NOT NULL DEFAULT 0,
+	snap_name	TEXT,
+	-- Snapshots and clones share the log records of the disk first made
+	-- from the template: family is its id (0: the disk's own id).  origin
+	-- is the disk or snapshot this one was cloned from (0: none).
+	family		INTEGER NOT NULL DEFAULT 0,
+	origin		INTEGER NOT NULL DEFAULT 0
 );
+CREATE UNIQUE INDEX disks_snapshots ON disks (snap_of, snap_name) WHERE snap_name IS NOT NULL;
 
 -- Schema 3's checkpointed extent map (empty from schema 4, kept so that a
 -- version 3 store can be read and moved): disk bytes [loff, loff+len) live in the log

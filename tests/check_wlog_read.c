@@ -114,9 +114,9 @@ START_TEST(read_of_a_record_with_a_damaged_header_always_fails)
 		{ "length", offsetof(struct rec_header, length) },
 		{ "length top byte", offsetof(struct rec_header, length) + 7 },
 		{ "data_crc", offsetof(struct rec_header, data_crc) + 2 },
-		{ "reserved1", offsetof(struct rec_header, reserved1) },
+		{ "aux_lo", offsetof(struct rec_header, aux_lo) },
 		{ "synced", offsetof(struct rec_header, synced) + 5 },
-		{ "reserved3", offsetof(struct rec_header, reserved3) },
+		{ "aux_hi", offsetof(struct rec_header, aux_hi) },
 		{ "hdr_crc", offsetof(struct rec_header, hdr_crc) },
 		{ "hdr_crc top byte", offsetof(struct rec_header, hdr_crc) + 3 },
 	};

@@ -88,7 +88,7 @@ START_TEST(released_segment_becomes_a_spare_and_the_next_roll_reuses_its_file)
 	ck_assert_uint_eq(LADDR_SEG(la[2 * REC1M_PER_SEG]), 3);
 	ino1 = seg_ino(1);
 	seg_pread(1, &before, sizeof(before), 0);
-	ck_assert_uint_eq(before.version, 3);
+	ck_assert_uint_eq(before.version, LOG_FORMAT_VERSION);
 	ck_assert_uint_eq(before.prev_end, 0);
 	ck_assert_int_eq(wlog_spare_bytes(w), 0);
 	ck_assert_int_eq(wlog_release(w, 1), 0);
@@ -420,7 +420,7 @@ START_TEST(crash_states_of_release_and_roll_open_and_recover)
 END_TEST
 
 /* A log of version 2 segments (written before reuse existed) opens, replays and goes on. */
-START_TEST(version_2_segments_still_open_and_the_log_goes_on_in_version_3)
+START_TEST(version_2_segments_still_open_and_the_log_goes_on_in_the_current_version)
 {
 	enum { N = REC1M_PER_SEG + 3 };
 	uint64_t la[N + REC1M_PER_SEG];
@@ -443,7 +443,7 @@ START_TEST(version_2_segments_still_open_and_the_log_goes_on_in_version_3)
 	end2 = (uint64_t)seg_size(2);
 	ck_assert_uint_eq(LADDR_SEG(la[n - 1]), 3);
 	seg_pread(3, &sh, sizeof(sh), 0);
-	ck_assert_uint_eq(sh.version, 3);
+	ck_assert_uint_eq(sh.version, LOG_FORMAT_VERSION);
 	ck_assert_uint_eq(sh.prev_end, end2);
 	ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
 	/* a version 2 segment released: removed or kept as a spare, it is gone either way */
@@ -529,6 +529,6 @@ FIXTURE_MAIN(tc, "wlog", wlog_setup, 60)
 	tcase_add_test(tc, replay_crosses_a_reused_sealed_segment_at_its_recorded_end);
 	tcase_add_test(tc, trust_complete_replay_verifies_the_last_record_of_a_reused_file);
 	tcase_add_loop_test(tc, crash_states_of_release_and_roll_open_and_recover, 0, 4);
-	tcase_add_test(tc, version_2_segments_still_open_and_the_log_goes_on_in_version_3);
+	tcase_add_test(tc, version_2_segments_still_open_and_the_log_goes_on_in_the_current_version);
 	tcase_add_test(tc, released_segments_leave_no_file_and_a_gap_below_the_start_opens);
 }

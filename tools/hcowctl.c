@@ -51,7 +51,17 @@ usage(FILE *f, int code)
 	    "\n"
 	    "  create NAME --template TEMPLATE [--size SIZE]   clone a template into a new disk\n"
 	    "  delete NAME                                    delete a disk (its data goes when\n"
-	    "                                                 the last open file closes)\n"
+	    "                                                 the last open file closes); a disk\n"
+	    "                                                 with snapshots is refused\n"
+	    "  delete DISK@SNAP                               delete a snapshot\n"
+	    "  snapshot DISK SNAP                             a read-only point in time, DISK@SNAP,\n"
+	    "                                                 readable at MOUNT/.snapshots/DISK@SNAP\n"
+	    "  snapshots [DISK] [--json]                      the snapshots (of DISK): name, time,\n"
+	    "                                                 size, bytes only the snapshot holds\n"
+	    "  clone DISK[@SNAP] NEWDISK                      a new writable disk from a disk or a\n"
+	    "                                                 snapshot, sharing its data\n"
+	    "  rollback DISK SNAP                             make DISK as it was at SNAP (refused\n"
+	    "                                                 while DISK is open)\n"
 	    "  list [--json]                                  the disks\n"
 	    "  status [--json]                                supervisor, workers, faults, disks\n"
 	    "                                                 and their I/O counters\n"
@@ -409,6 +419,35 @@ check_name(const char *what, const char *name)
 		fail("invalid %s name '%s': %s", what, name, why);
 }
 
+/* A disk, or DISK@SNAP. */
+static void
+check_full_name(const char *name)
+{
+	const char *why;
+
+	if (full_name_check(name, &why) < 0)
+		fail("invalid name '%s': %s", name, why);
+}
+
+/* The commands of two names (snapshot DISK SNAP, clone FROM NEW, rollback DISK SNAP). */
+static int
+takes_two(const char *cmd)
+{
+	return !strcmp(cmd, "snapshot") || !strcmp(cmd, "clone") || !strcmp(cmd, "rollback");
+}
+
+/* A token that makes a resent request idempotent (the worker matches it). */
+static void
+make_token(char token[17])
+{
+	unsigned char rnd[8];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+		fail("getrandom: %s", strerror(errno));
+	for (int i = 0; i < 8; i++)
+		snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -426,6 +465,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *mnt = NULL, *tmpl = NULL, *size_s = NULL, *cmd, *name = NULL, *kind = NULL;
+	const char *arg2 = NULL;
 	const char *fop = NULL, *fcount = NULL, *fms = NULL, *tmpldir = NULL;
 	int repair = 0, wait_s = REPLY_TIMEOUT_S;
 	const char *count_s = NULL;
@@ -459,13 +499,18 @@ main(int argc, char **argv)
 		name = argv[optind++];
 	if (strcmp(cmd, "debug") == 0 && optind < argc)
 		kind = argv[optind++];
+	else if (takes_two(cmd) && optind < argc)
+		arg2 = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
 		usage(stderr, 2);
 	}
 
+	if (takes_two(cmd) && (!name || !arg2)) {
+		fprintf(stderr, "%s: %s needs two names\n", prog, cmd);
+		usage(stderr, 2);
+	}
 	if (strcmp(cmd, "create") == 0) {
-		unsigned char rnd[8];
 		char token[17];
 		if (!name || !tmpl) {
 			fprintf(stderr, "%s: create needs a disk name and --template\n", prog);
@@ -480,10 +525,7 @@ main(int argc, char **argv)
 			if (rc < 0 || size == 0)
 				fail("invalid size '%s': expected bytes or a number with K, M, G or T", size_s);
 		}
-		if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-			fail("getrandom: %s", strerror(errno));
-		for (int i = 0; i < 8; i++)
-			snprintf(token + 2 * i, 3, "%02x", rnd[i]);
+		make_token(token);
 		if (size)
 			snprintf(line, sizeof(line), "%s create name=%s template=%s size=%llu token=%s",
 			    json ? "json" : "text", name, tmpl, (unsigned long long)size, token);
@@ -495,8 +537,32 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: delete needs a disk name\n", prog);
 			usage(stderr, 2);
 		}
-		check_name("disk", name);
+		check_full_name(name);
 		snprintf(line, sizeof(line), "%s delete name=%s", json ? "json" : "text", name);
+	} else if (strcmp(cmd, "snapshot") == 0 || strcmp(cmd, "clone") == 0) {
+		char token[17];
+		int snap = cmd[0] == 's';
+		if (snap) {
+			check_name("disk", name);
+			check_name("snapshot", arg2);
+		} else {
+			check_full_name(name);
+			check_name("disk", arg2);
+		}
+		make_token(token);
+		snprintf(line, sizeof(line), snap ? "%s snapshot name=%s snap=%s token=%s" :
+		    "%s clone from=%s name=%s token=%s", json ? "json" : "text", name, arg2, token);
+	} else if (strcmp(cmd, "rollback") == 0) {
+		check_name("disk", name);
+		check_name("snapshot", arg2);
+		snprintf(line, sizeof(line), "%s rollback name=%s snap=%s", json ? "json" : "text",
+		    name, arg2);
+	} else if (strcmp(cmd, "snapshots") == 0) {
+		int n = snprintf(line, sizeof(line), "%s snapshots", json ? "json" : "text");
+		if (name) {
+			check_name("disk", name);
+			snprintf(line + n, sizeof(line) - (size_t)n, " name=%s", name);
+		}
 	} else if (strcmp(cmd, "list") == 0 || strcmp(cmd, "status") == 0) {
 		if (name) {
 			fprintf(stderr, "%s: %s takes no argument\n", prog, cmd);

@@ -281,6 +281,54 @@ catalog_migrate_v2(struct catalog *c)
 	return 0;
 }
 
+/*
+ * Schema 4 (or 3) -> 5: the disks table gains the snapshot and clone
+ * columns.  Adding columns with defaults changes no row; a schema 3 catalog
+ * stays 3 (it still holds extent rows) and becomes 5 when they are retired.
+ */
+static int
+catalog_add_lineage(struct catalog *c)
+{
+	static const char *const steps[] = {
+		"BEGIN IMMEDIATE",
+		"ALTER TABLE disks ADD COLUMN snap_of INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE disks ADD COLUMN snap_name TEXT",
+		"ALTER TABLE disks ADD COLUMN family INTEGER NOT NULL DEFAULT 0",
+		"ALTER TABLE disks ADD COLUMN origin INTEGER NOT NULL DEFAULT 0",
+		"CREATE UNIQUE INDEX disks_snapshots ON disks (snap_of, snap_name) "
+		"WHERE snap_name IS NOT NULL",
+		"UPDATE meta SET value = '" CATALOG_VERSION_STR "' WHERE key = 'schema_version' "
+		"AND value = '4'",
+		"COMMIT",
+	};
+	int rc;
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if ((rc = catalog_exec(c, steps[i])) < 0) {
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+	}
+	if (c->version == 4)
+		c->version = CATALOG_SCHEMA_VERSION;
+	return 0;
+}
+
+/* Has the disks table the snapshot columns?  1, 0, or -errno. */
+static int
+catalog_has_lineage(struct catalog *c)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = catalog_prepare(c, "SELECT count(*) FROM pragma_table_info('disks') "
+	    "WHERE name = 'snap_of'", &st)) < 0)
+		return rc;
+	rc = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) > 0 : catalog_fail(c, rc);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int
 catalog_open(const char *path, int how, const uint8_t uuid[16],
     uint64_t first_laddr, struct catalog **out, char *err, size_t errlen)
@@ -331,6 +379,7 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 	}
 	if (create) {
 		c->version = CATALOG_SCHEMA_VERSION;
+		c->lineage = 1;
 		if ((rc = catalog_init_schema(c, uuid, first_laddr)) < 0) {
 			snprintf(err, errlen, "cannot create catalog '%s': %s", path, c->errmsg);
 			goto fail;
@@ -342,8 +391,18 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 			    path, c->errmsg);
 			goto fail;
 		}
+		if ((c->version == 3 || c->version == 4) && (rc = catalog_has_lineage(c)) >= 0)
+			c->lineage = rc;
+		if ((c->version == 3 || c->version == 4) && !readonly && !c->lineage &&
+		    (rc = catalog_add_lineage(c)) < 0) {
+			snprintf(err, errlen, "cannot migrate catalog '%s' to schema version %d: %s",
+			    path, CATALOG_SCHEMA_VERSION, c->errmsg);
+			goto fail;
+		}
+		if (!readonly || c->version == CATALOG_SCHEMA_VERSION)
+			c->lineage = 1;
 		if (c->version != CATALOG_SCHEMA_VERSION && c->version != 3 &&
-		    !(c->version == 2 && readonly)) {
+		    !((c->version == 2 || c->version == 4) && readonly)) {
 			rc = -EPROTO;
 			snprintf(err, errlen, "catalog '%s' has schema version %s; this build reads version %d",
 			    path, v, CATALOG_SCHEMA_VERSION);
@@ -523,11 +582,18 @@ disk_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 	d.ctime_ns = sqlite3_column_int64(st, 8);
 	d.created = sqlite3_column_int64(st, 9);
 	column_str(st, 10, d.create_token, sizeof(d.create_token));
+	d.snap_of = sqlite3_column_int64(st, 11);
+	column_str(st, 12, d.snap_name, sizeof(d.snap_name));
+	d.family = sqlite3_column_int64(st, 13);
+	d.origin = sqlite3_column_int64(st, 14);
 	if (!id_ok(d.id) || !name_ok(d.name, 1) || !id_ok(d.template_id) ||
-	    d.size > DISK_SIZE_MAX || (d.mode & ~07777u))
+	    d.size > DISK_SIZE_MAX || (d.mode & ~07777u) || d.snap_of < 0 || d.family < 0 ||
+	    d.origin < 0 || !name_ok(d.snap_name, 1) || (d.snap_of && d.name[0]) ||
+	    (!d.snap_of && d.snap_name[0]))
 		return catalog_bad_value(c, "disk row %lld ('%.64s', template %lld, %llu bytes, "
-		    "mode %o) is out of range", (long long)d.id, d.name, (long long)d.template_id,
-		    (unsigned long long)d.size, d.mode);
+		    "mode %o, snapshot of %lld '%.64s') is out of range", (long long)d.id, d.name,
+		    (long long)d.template_id, (unsigned long long)d.size, d.mode,
+		    (long long)d.snap_of, d.snap_name);
 	return e->fn.disk(&d, e->arg);
 }
 
@@ -537,8 +603,11 @@ catalog_each_disk(struct catalog *c,
 {
 	struct each_row e = { .fn.disk = fn, .arg = arg };
 
-	return catalog_each_row(c, "SELECT id, name, template_id, size, mode, uid, gid, "
-	    "mtime_ns, ctime_ns, created, create_token FROM disks ORDER BY id", disk_row, &e);
+	return catalog_each_row(c, c->lineage ?
+	    "SELECT id, name, template_id, size, mode, uid, gid, mtime_ns, ctime_ns, created, "
+	    "create_token, snap_of, snap_name, family, origin FROM disks ORDER BY id" :
+	    "SELECT id, name, template_id, size, mode, uid, gid, mtime_ns, ctime_ns, created, "
+	    "create_token, 0, NULL, 0, 0 FROM disks ORDER BY id", disk_row, &e);
 }
 
 int
@@ -647,10 +716,24 @@ catalog_disk_add(struct catalog *c, struct catalog_disk *d)
 	int rc;
 
 	if ((rc = catalog_prepare(c, "INSERT INTO disks (name, template_id, size, mode, uid, gid, "
-	    "mtime_ns, ctime_ns, created, create_token) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-	    &st)) < 0)
+	    "mtime_ns, ctime_ns, created, create_token, snap_of, snap_name, family, origin, id) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)", &st)) < 0)
 		return rc;
-	sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
+	if (d->name[0])
+		sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 1);
+	sqlite3_bind_int64(st, 11, d->snap_of);
+	if (d->snap_name[0])
+		sqlite3_bind_text(st, 12, d->snap_name, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 12);
+	sqlite3_bind_int64(st, 13, d->family);
+	sqlite3_bind_int64(st, 14, d->origin);
+	if (d->id > 0)
+		sqlite3_bind_int64(st, 15, d->id);
+	else
+		sqlite3_bind_null(st, 15);
 	sqlite3_bind_int64(st, 2, d->template_id);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)d->size);
 	sqlite3_bind_int(st, 4, (int)d->mode);
@@ -669,6 +752,42 @@ catalog_disk_add(struct catalog *c, struct catalog_disk *d)
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int
+catalog_disk_reserve_id(struct catalog *c, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	/* AUTOINCREMENT never gives an id at or below sqlite_sequence's: raise it */
+	if ((rc = catalog_prepare(c, "UPDATE sqlite_sequence SET seq = seq + 1 "
+	    "WHERE name = 'disks' RETURNING seq", &st)) < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : catalog_fail(c, rc);
+	} else if (rc == SQLITE_DONE) {
+		snprintf(c->errmsg, sizeof(c->errmsg), "no disk was ever created");
+		rc = -ENOENT;
+	} else {
+		rc = catalog_fail(c, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+catalog_snapshot_unname(struct catalog *c, int64_t id)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = catalog_prepare(c, "UPDATE disks SET snap_name = NULL WHERE id = ?1", &st)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	return catalog_run_once(c, st);
 }
 
 int

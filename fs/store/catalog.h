@@ -21,7 +21,10 @@
  * is opened as it is, and becomes 4 when the store has moved its rows into
  * the index (catalog_extents_retire).
  */
-#define CATALOG_SCHEMA_VERSION	4
+#define CATALOG_SCHEMA_VERSION	5
+#define CATALOG_STR_(x)		#x
+#define CATALOG_VERSION_STR	CATALOG_STR_(5)	/* the same, as text */
+_Static_assert(CATALOG_SCHEMA_VERSION == 5, "CATALOG_VERSION_STR follows CATALOG_SCHEMA_VERSION");
 #define CATALOG_LADDR_ZERO	(-1)	/* extents.laddr of a zero extent */
 
 struct catalog;
@@ -39,7 +42,11 @@ struct catalog_template {
 
 struct catalog_disk {
 	int64_t	 id;
-	char	 name[256];		/* "" when unlinked */
+	char	 name[256];		/* "" when unlinked, and for snapshots */
+	int64_t	 snap_of;		/* a snapshot: the disk it is of; 0 for a disk */
+	char	 snap_name[256];	/* a snapshot's name ("" when deleted) */
+	int64_t	 family;		/* the disk whose records it shares (0: its own id) */
+	int64_t	 origin;		/* cloned from this disk or snapshot (0: a template) */
 	int64_t	 template_id;
 	uint64_t size;
 	uint32_t mode, uid, gid;
@@ -69,7 +76,10 @@ int catalog_meta_get(struct catalog *c, const char *key, char *buf, size_t len);
 int catalog_meta_set(struct catalog *c, const char *key, const char *value);
 
 int catalog_uuid(struct catalog *c, uint8_t uuid[16]);
-/* The schema version of the open catalog (2 only read-only; 3 still holds extent rows). */
+/*
+ * The schema version of the open catalog (2 and 4 only read-only; 3 still
+ * holds extent rows; 5 has the snapshot columns, added at a writable open).
+ */
 int catalog_version(const struct catalog *c);
 int catalog_checkpoint_pos(struct catalog *c, uint64_t *laddr, uint64_t *seq);
 
@@ -95,8 +105,18 @@ int catalog_template_sums(struct catalog *c, int64_t id, uint32_t **sums, uint64
 /* Record template id's content sums (written once, after the first full read). */
 int catalog_template_set_sums(struct catalog *c, int64_t id, const uint32_t *sums, uint64_t n);
 
-/* Add a disk; sets d->id.  -EEXIST if the name is taken. */
+/*
+ * Add a disk (or snapshot): with d->id 0 sets d->id; else with that id,
+ * reserved before.  -EEXIST if the name is taken.
+ */
 int catalog_disk_add(struct catalog *c, struct catalog_disk *d);
+/*
+ * Take the next disk id for good without a row (a clone names its id in the
+ * log before its row exists: the id is never given to another disk).
+ */
+int catalog_disk_reserve_id(struct catalog *c, int64_t *id);
+/* A snapshot loses its name (deleted; its row goes at the purge). */
+int catalog_snapshot_unname(struct catalog *c, int64_t id);
 /* Rename disk id (name NULL: unlink it); victim > 0 loses its name in the same transaction. */
 int catalog_disk_rename(struct catalog *c, int64_t id, const char *name, int64_t victim);
 int catalog_disk_setattr(struct catalog *c, int64_t id, uint32_t mode, uint32_t uid,

@@ -132,5 +132,6 @@ catalog_extents_retire(struct catalog *c)
 	/* c->version stays: the transaction may still roll back, and it is read only at open */
 	if ((rc = catalog_exec(c, "DELETE FROM extents")) < 0)
 		return rc;
-	return catalog_exec(c, "UPDATE meta SET value = '4' WHERE key = 'schema_version'");
+	return catalog_exec(c, "UPDATE meta SET value = '" CATALOG_VERSION_STR "' WHERE key = "
+	    "'schema_version'");
 }

@@ -27,6 +27,7 @@ struct catalog {
 	sqlite3_stmt	*st[ST_COUNT];
 	char		 errmsg[256];
 	int		 version;	/* schema version (2: read-only, not migrated) */
+	int		 lineage;	/* the disks table has the snapshot columns (schema 5) */
 };
 
 /* The caller's function and argument, for the row decoder of its query. */

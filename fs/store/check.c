@@ -161,7 +161,7 @@ check_templates(struct check *c)
 
 /* Report damage in [off, off+len) of extent e by 4 KiB pieces, neighbours merged; bytes damaged. */
 static uint64_t
-check_damage(struct check *c, const char *name, uint64_t id, const struct extent *e,
+check_damage(struct check *c, const char *name, uint64_t family, const struct extent *e,
     uint64_t off, uint64_t len, uint64_t *bad)
 {
 	uint64_t damaged = 0, run = 0, run_start = 0;
@@ -169,7 +169,7 @@ check_damage(struct check *c, const char *name, uint64_t id, const struct extent
 
 	for (uint64_t p = off; p <= off + len; p += REC_BLOCK) {
 		uint64_t n = off + len - p < REC_BLOCK ? off + len - p : REC_BLOCK;
-		int rc = n ? wlog_read(c->st->log, e->laddr, id, p, c->buf, n, &why) : 0;
+		int rc = n ? wlog_read(c->st->log, e->laddr, family, p, c->buf, n, &why) : 0;
 		if (rc < 0) {
 			if (!run) {
 				run_start = p;
@@ -233,8 +233,8 @@ check_disk(struct check *c, uint64_t id)
 			for (uint64_t done = 0; done < e->len; ) {
 				uint64_t n = e->len - done < CHECK_CHUNK ? e->len - done : CHECK_CHUNK;
 				const char *why;
-				if (wlog_read(c->st->log, e->laddr, id, e->loff + done, c->buf, n, &why) < 0)
-					bad_bytes += check_damage(c, name, id, e, e->loff + done, n, &bad);
+				if (wlog_read(c->st->log, e->laddr, b.family, e->loff + done, c->buf, n, &why) < 0)
+					bad_bytes += check_damage(c, name, b.family, e, e->loff + done, n, &bad);
 				done += n;
 			}
 			extents++;

@@ -81,7 +81,56 @@ cp_index_figures(struct store *st)
 struct replay_ctx {
 	struct store	*st;
 	uint64_t	 skipped;	/* records of disks deleted since */
+	uint64_t	 ix_seq;	/* the index is exact up to the record before this one */
 };
+
+/*
+ * A REC_CLONE the index already holds (below its position): the index has
+ * dst's tree as it was at that position, and the overlay built so far holds
+ * only records from before the copy, which the copy replaced: dst's view
+ * becomes its committed tree, and the records after the copy follow.
+ */
+static void
+clone_reset(struct store *st, struct disk *d, const struct disk *src)
+{
+	struct extmap *fresh = extmap_new();
+
+	if (!fresh)
+		return;		/* the overlay stays: only what a failed malloc can cost */
+	extmap_free(d->map);
+	extmap_free(d->frozen);
+	d->map = fresh;
+	d->frozen = NULL;
+	if (index_tree(st->ix, (uint64_t)d->id, &d->root) < 0)
+		memset(&d->root, 0, sizeof(d->root));
+	d->root_tree = (uint64_t)d->id;
+	d->root_pending = 0;
+	d->log_bytes = d->root.log_bytes;
+	if (src)
+		d->size = src->size;
+	d->meta_dirty = 1;
+}
+
+/* A REC_CLONE in replay: applied above the index's position, a reset below it. */
+static int
+replay_clone(struct replay_ctx *rc, struct disk *d, const struct rec_header *h, uint64_t laddr)
+{
+	struct disk *src = disk_get(rc->st, rec_aux(h));
+
+	if (h->seq < rc->ix_seq) {
+		clone_reset(rc->st, d, src);
+		return 0;
+	}
+	if (!src) {
+		/* disk_purge waits for a checkpoint past every copy of a disk: not reached */
+		hlog(HLOG_ERROR, "disk %lld: the disk it was copied from (%llu) is gone; it keeps "
+		    "what the index holds", (long long)d->id, (unsigned long long)rec_aux(h));
+		clone_reset(rc->st, d, NULL);
+		return 0;
+	}
+	rc->st->clones_replayed++;
+	return clone_apply(d, src, laddr);
+}
 
 static int
 replay_apply(const struct rec_header *h, uint64_t rec_laddr, void *arg)
@@ -93,6 +142,8 @@ replay_apply(const struct rec_header *h, uint64_t rec_laddr, void *arg)
 		rc->skipped++;
 		return 0;
 	}
+	if (h->type == REC_CLONE)
+		return replay_clone(rc, d, h, rec_laddr);
 	return disk_apply(d, h, rec_laddr);
 }
 
@@ -123,6 +174,7 @@ load_trees(struct store *st, uint64_t *laddr, uint64_t *seq)
 		struct disk *d = st->disks[i];
 		if (index_tree(st->ix, (uint64_t)d->id, &d->root) < 0)
 			memset(&d->root, 0, sizeof(d->root));
+		d->root_tree = (uint64_t)d->id;
 		d->log_bytes = d->root.log_bytes;
 	}
 	index_position(st->ix, &ix_laddr, &ix_seq);
@@ -164,9 +216,12 @@ int
 checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeover,
     int from_snapshot, struct wlog_replay_stats *rs, char *err, size_t errlen)
 {
-	struct replay_ctx rctx = { st, 0 };
+	struct replay_ctx rctx = { st, 0, 0 };
+	uint64_t ix_laddr;
 	int rc;
 
+	if (st->ix && !st->ix_migrate)
+		index_position(st->ix, &ix_laddr, &rctx.ix_seq);
 	if ((rc = wlog_replay(st->log, laddr, seq, takeover, replay_apply, &rctx, rs,
 	    err, errlen)) < 0)
 		return rc;
@@ -182,6 +237,8 @@ checkpoint_replay(struct store *st, uint64_t laddr, uint64_t seq, int takeover,
 
 struct cp_item {
 	struct disk	*d;
+	int		 root_pending;	/* its tree becomes a clone of root_tree first */
+	uint64_t	 root_tree;
 	struct extmap	*frozen;	/* what this checkpoint commits */
 	uint64_t	 size;
 	int64_t		 mtime_ns;
@@ -231,6 +288,39 @@ cp_find_gone(uint64_t id, const struct index_root *r, void *arg)
 	return 0;
 }
 
+/* A tree id no disk has: where a clone waits while its target is replaced. */
+#define CP_TREE_TMP(id)	((id) | UINT64_C(1) << 62)
+
+/*
+ * Step 3's first part: each disk a REC_CLONE changed gets, as its own tree,
+ * the committed tree its root names, before any tree changes in the
+ * transaction (all are copied aside first, so one disk's rollback cannot
+ * change what another's clone copies).
+ */
+static int
+cp_clone_pending(struct index_txn *txn, const struct cp_item *items, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		uint64_t id = (uint64_t)items[i].d->id;
+		if (items[i].root_pending && items[i].root_tree && items[i].root_tree != id &&
+		    (rc = index_tree_clone(txn, items[i].root_tree, CP_TREE_TMP(id))) == -ENOENT)
+			rc = 0;		/* an empty tree: nothing to copy */
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		uint64_t id = (uint64_t)items[i].d->id;
+		if (!items[i].root_pending || items[i].root_tree == id)
+			continue;
+		if ((rc = index_tree_drop(txn, id)) == 0 && items[i].root_tree &&
+		    (rc = index_tree_clone(txn, CP_TREE_TMP(id), id)) == 0)
+			rc = index_tree_drop(txn, CP_TREE_TMP(id));
+		else if (rc == -ENOENT)
+			rc = 0;
+	}
+	return rc;
+}
+
 /* Steps 3: the frozen overlays into the index, durable as of (pos, seq). */
 static int
 cp_index_commit(struct store *st, const struct cp_item *items, size_t n, uint64_t pos,
@@ -244,7 +334,9 @@ cp_index_commit(struct store *st, const struct cp_item *items, size_t n, uint64_
 		snprintf(err, errlen, "the index cannot begin a transaction");
 		return rc;
 	}
-	rc = index_each_tree(st->ix, cp_find_gone, &gone);
+	rc = cp_clone_pending(c.txn, items, n);
+	if (rc == 0)
+		rc = index_each_tree(st->ix, cp_find_gone, &gone);
 	for (size_t i = 0; rc == 0 && i < gone.n; i++)
 		rc = index_tree_drop(c.txn, gone.ids[i]);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -289,7 +381,8 @@ cp_freeze(struct store *st, struct cp_item *items, size_t *n)
 		struct disk *d = st->disks[i];
 		struct extmap *fresh;
 		int rc;
-		if (!d || (!d->meta_dirty && !d->frozen && !extmap_count(d->map)))
+		if (!d || (!d->meta_dirty && !d->frozen && !extmap_count(d->map) &&
+		    !d->root_pending))
 			continue;
 		if (!(fresh = extmap_new()))
 			return -ENOMEM;
@@ -300,6 +393,8 @@ cp_freeze(struct store *st, struct cp_item *items, size_t *n)
 			return rc;
 		}
 		items[*n].d = d;
+		items[*n].root_pending = d->root_pending;
+		items[*n].root_tree = d->root_tree;
 		items[*n].frozen = d->frozen;
 		items[*n].size = d->size;
 		items[*n].mtime_ns = d->mtime_ns;
@@ -310,9 +405,9 @@ cp_freeze(struct store *st, struct cp_item *items, size_t *n)
 	return 0;
 }
 
-/* A checkpoint; with force, a commit even when nothing changed since the last one. */
+/* A checkpoint, cat_lock held; with force, a commit even when nothing changed since the last one. */
 static int
-checkpoint_run(struct store *st, int force)
+checkpoint_run_locked(struct store *st, int force)
 {
 	struct cp_item *items = NULL;
 	size_t nitems = 0;
@@ -321,7 +416,6 @@ checkpoint_run(struct store *st, int force)
 	char err[sizeof(st->cp_health.error)] = "";
 	int rc = 0;
 
-	pthread_mutex_lock(&st->cat_lock);
 	pthread_rwlock_rdlock(&st->ns_lock);
 
 	pthread_mutex_lock(&st->log_lock);
@@ -348,6 +442,8 @@ checkpoint_run(struct store *st, int force)
 				memset(&r, 0, sizeof(r));
 			pthread_rwlock_wrlock(&d->lock);
 			old = dmap_publish(d, &r);
+			d->root_tree = (uint64_t)d->id;
+			d->root_pending = 0;
 			pthread_rwlock_unlock(&d->lock);
 			extmap_free(old);
 		}
@@ -388,8 +484,18 @@ out:
 		pthread_mutex_unlock(&st->cp_mu);
 	}
 	pthread_rwlock_unlock(&st->ns_lock);
-	pthread_mutex_unlock(&st->cat_lock);
 	free(items);
+	return rc;
+}
+
+static int
+checkpoint_run(struct store *st, int force)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->cat_lock);
+	rc = checkpoint_run_locked(st, force);
+	pthread_mutex_unlock(&st->cat_lock);
 	return rc;
 }
 
@@ -397,6 +503,12 @@ int
 store_checkpoint(struct store *st)
 {
 	return checkpoint_run(st, 0);
+}
+
+int
+checkpoint_locked(struct store *st)
+{
+	return checkpoint_run_locked(st, 0);
 }
 
 int

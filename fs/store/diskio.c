@@ -71,6 +71,19 @@ io_end(struct store *st)
 	pthread_rwlock_unlock(&st->ns_lock);
 }
 
+/* io_begin for a change: a snapshot is read-only (-EROFS). */
+static int
+io_begin_change(struct store *st, uint64_t id, struct disk **out)
+{
+	int rc = io_begin(st, id, out);
+
+	if (rc == 0 && (*out)->snap_of) {
+		io_end(st);
+		return -EROFS;
+	}
+	return rc;
+}
+
 /* ---- limits ------------------------------------------------------------ */
 
 #define SPACE_SLACK	(UINT64_C(8) << 20)	/* look again when the estimate is this near */
@@ -227,7 +240,7 @@ static int
 log_read(struct store *st, struct disk *d, const struct extent *e, char *out)
 {
 	const char *why;
-	int rc = wlog_read_cached(st->log, e->laddr, d->id, e->loff, out, e->len, &why);
+	int rc = wlog_read_cached(st->log, e->laddr, d->family, e->loff, out, e->len, &why);
 
 	if (rc == 0)
 		return 0;
@@ -323,6 +336,9 @@ disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *dat
 	uint64_t laddr = 0, before;
 	int rc;
 
+	/* a clone's bytes belong to its family (logfmt.h); 0 for a family's first disk */
+	if (h->type == REC_WRITE)
+		rec_set_aux(h, d->family == (uint64_t)d->id ? 0 : d->family);
 	if ((rc = wlog_append_sums(st->log, h, data, sums, &laddr)) < 0)
 		return rc;
 	pthread_rwlock_wrlock(&d->lock);
@@ -355,7 +371,7 @@ store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t
 	 * the shorter record.
 	 */
 	wlog_sums_compute(&sums, buf, len < REC_DATA_MAX ? len : REC_DATA_MAX);
-	if ((rc = io_begin(st, id, &d)) < 0)
+	if ((rc = io_begin_change(st, id, &d)) < 0)
 		return rc;
 	pthread_mutex_lock(&st->log_lock);
 	/* the size only changes under log_lock, so it holds until the append */
@@ -409,7 +425,7 @@ store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_s
 
 	if (off + len < off || off + len > DISK_SIZE_MAX)
 		return -EFBIG;
-	if ((rc = io_begin(st, id, &d)) < 0)
+	if ((rc = io_begin_change(st, id, &d)) < 0)
 		return rc;
 	pthread_mutex_lock(&st->log_lock);
 	h.type = REC_ZERO;
@@ -440,7 +456,7 @@ store_resize(struct store *st, uint64_t id, uint64_t size, int grow_only)
 	struct disk *d;
 	int rc;
 
-	if ((rc = io_begin(st, id, &d)) < 0)
+	if ((rc = io_begin_change(st, id, &d)) < 0)
 		return rc;
 	pthread_mutex_lock(&st->log_lock);
 	if (size > d->size || !grow_only)
@@ -547,18 +563,92 @@ extent_unchanged(const struct disk *d, const struct extent *e)
 	    x.loff == e->loff && x.len == e->len && x.laddr == e->laddr;
 }
 
-/* Copy one extent of disk id to the tail: 0 (moved, or overwritten meanwhile) or -errno. */
+/*
+ * Moves of one segment, so that a record several disks share (snapshots,
+ * clones) is copied once: each copy made is noted, and a later disk mapping
+ * the same bytes of the same record gets a REC_LINK to the copy instead.
+ */
+struct move_note {
+	uint64_t	 old_laddr, loff, len;	/* the bytes copied */
+	uint64_t	 new_laddr;		/* the copy, a record starting at loff */
+};
+
+struct moves {
+	struct move_note *v;
+	size_t		 n, cap, sorted;	/* v[0..sorted) is in order */
+};
+
 static int
-move_extent(struct store *st, uint64_t id, const struct extent *e, char *buf,
-    uint64_t *moved)
+note_cmp(const void *a, const void *b)
 {
+	const struct move_note *x = a, *y = b;
+
+	if (x->old_laddr != y->old_laddr)
+		return x->old_laddr < y->old_laddr ? -1 : 1;
+	return x->loff < y->loff ? -1 : x->loff > y->loff;
+}
+
+/* The copy holding all of extent e, or NULL (only sorted notes are searched). */
+static const struct move_note *
+moves_find(const struct moves *m, const struct extent *e)
+{
+	size_t lo = 0, hi = m->sorted;
+
+	/* the last note at or before (e->laddr, e->loff) */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct move_note *x = &m->v[mid];
+		if (x->old_laddr < e->laddr || (x->old_laddr == e->laddr && x->loff <= e->loff))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	const struct move_note *x = &m->v[lo - 1];
+	return x->old_laddr == e->laddr && x->loff <= e->loff &&
+	    e->loff + e->len <= x->loff + x->len ? x : NULL;
+}
+
+static void
+moves_note(struct moves *m, const struct extent *e, uint64_t new_laddr)
+{
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 256;
+		struct move_note *v = realloc(m->v, cap * sizeof(*v));
+		if (!v)
+			return;		/* a later sharer gets a copy of its own: more bytes, still right */
+		m->v = v;
+		m->cap = cap;
+	}
+	m->v[m->n++] = (struct move_note){ e->laddr, e->loff, e->len, new_laddr };
+}
+
+/* Notes of the disk just done become searchable by the next. */
+static void
+moves_sort(struct moves *m)
+{
+	qsort(m->v, m->n, sizeof(*m->v), note_cmp);
+	m->sorted = m->n;
+}
+
+/*
+ * Move one extent of disk id (family: whose records it reads) to the tail:
+ * a REC_LINK to a copy made for another disk, else a copy.  0 (moved, or
+ * overwritten meanwhile) or -errno.
+ */
+static int
+move_extent(struct store *st, uint64_t id, uint64_t family, const struct extent *e, char *buf,
+    struct moves *m, uint64_t *moved)
+{
+	const struct move_note *copy = moves_find(m, e);
 	struct rec_header h = { 0 };
 	const char *why;
 	struct disk *d;
 	int rc;
 
 	/* read without locks (slow), append under them only if nothing changed */
-	if ((rc = wlog_read(st->log, e->laddr, id, e->loff, buf, e->len, &why)) < 0) {
+	if (!copy && (rc = wlog_read(st->log, e->laddr, family, e->loff, buf, e->len, &why)) < 0) {
 		hlog(HLOG_ERROR, "cleaner: cannot move bytes %llu..%llu of disk %llu out of log "
 		    "record %08x:%llu: %s; that segment keeps its space",
 		    (unsigned long long)e->loff, (unsigned long long)(e->loff + e->len),
@@ -566,6 +656,7 @@ move_extent(struct store *st, uint64_t id, const struct extent *e, char *buf,
 		    (unsigned long long)LADDR_OFF(e->laddr), why ? why : strerror(-rc));
 		return rc;
 	}
+	rc = 0;
 	pthread_rwlock_rdlock(&st->ns_lock);
 	pthread_mutex_lock(&st->log_lock);
 	d = disk_get(st, id);
@@ -573,14 +664,26 @@ move_extent(struct store *st, uint64_t id, const struct extent *e, char *buf,
 		pthread_rwlock_rdlock(&d->lock);
 		int same = extent_unchanged(d, e);
 		pthread_rwlock_unlock(&d->lock);
-		if (same) {
+		h.disk_id = id;
+		h.offset = e->loff;
+		h.length = e->len;
+		if (same && copy) {
+			h.type = REC_LINK;
+			rec_set_aux(&h, copy->new_laddr);
+			rc = disk_log(st, d, &h, NULL, NULL);
+		} else if (same) {
 			h.type = REC_WRITE;
-			h.disk_id = id;
-			h.offset = e->loff;
-			h.length = e->len;
-			rc = disk_log(st, d, &h, buf, NULL);
-			if (rc == 0)
+			uint64_t before = wlog_tail(st->log);
+			if ((rc = disk_log(st, d, &h, buf, NULL)) == 0) {
 				*moved += e->len;
+				struct extent now;
+				/* the copy's address: where the map points now */
+				pthread_rwlock_rdlock(&d->lock);
+				if (dmap_first(d, e->loff, e->loff + e->len, &now) &&
+				    now.laddr >= before)
+					moves_note(m, e, now.laddr);
+				pthread_rwlock_unlock(&d->lock);
+			}
 		}
 	}
 	pthread_mutex_unlock(&st->log_lock);
@@ -591,6 +694,7 @@ move_extent(struct store *st, uint64_t id, const struct extent *e, char *buf,
 int
 store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved)
 {
+	struct moves m = { 0 };
 	uint64_t *ids;
 	size_t n;
 	int rc;
@@ -605,9 +709,11 @@ store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved)
 		if (rc == -ENOENT)
 			rc = 0;
 		for (size_t k = 0; rc == 0 && k < b.n; k++)
-			rc = move_extent(st, ids[i], &b.e[k], buf, moved);
+			rc = move_extent(st, ids[i], b.family, &b.e[k], buf, &m, moved);
 		free(b.e);
+		moves_sort(&m);
 	}
+	free(m.v);
 	free(ids);
 	return rc;
 }

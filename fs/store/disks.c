@@ -133,7 +133,52 @@ disk_new(const struct catalog_disk *cd, struct tmpl *t)
 	snprintf(d->token, sizeof(d->token), "%s", cd->create_token);
 	d->tmpl = t;
 	DISK_META_COPY(d, cd);
+	d->snap_of = cd->snap_of;
+	snprintf(d->snap_name, sizeof(d->snap_name), "%.*s", NAME_MAX_LEN, cd->snap_name);
+	d->family = cd->family ? (uint64_t)cd->family : (uint64_t)cd->id;
+	d->origin = cd->origin;
 	return d;
+}
+
+struct disk *
+disk_snapshot(struct store *st, int64_t parent, const char *snap)
+{
+	/* snapshots are few next to reads: a scan, not another index */
+	for (size_t i = 0; i < st->ndisks; i++) {
+		struct disk *d = st->disks[i];
+		if (d->snap_of == parent && d->snap_name[0] && strcmp(d->snap_name, snap) == 0)
+			return d;
+	}
+	return NULL;
+}
+
+struct disk *
+disk_by_full_name(struct store *st, const char *name)
+{
+	const char *at = strchr(name, '@');
+	char disk[NAME_MAX_LEN + 1];
+	struct disk *p;
+
+	if (!at)
+		return disk_by_name(st, name);
+	if ((size_t)(at - name) >= sizeof(disk))
+		return NULL;
+	memcpy(disk, name, (size_t)(at - name));
+	disk[at - name] = '\0';
+	return (p = disk_by_name(st, disk)) ? disk_snapshot(st, p->id, at + 1) : NULL;
+}
+
+void
+disk_full_name(struct store *st, const struct disk *d, char *buf, size_t len)
+{
+	const struct disk *p;
+
+	if (!d->snap_of || !d->snap_name[0])
+		snprintf(buf, len, "%s", d->name);
+	else if ((p = disk_get(st, (uint64_t)d->snap_of)) != NULL && p->name[0])
+		snprintf(buf, len, "%s@%s", p->name, d->snap_name);
+	else
+		snprintf(buf, len, "(disk %lld)@%s", (long long)d->snap_of, d->snap_name);
 }
 
 /* Make room for one more pointer in *v (holding n, room for *alloc): 0 or -ENOMEM. */
@@ -283,6 +328,7 @@ disk_attr_fill(const struct disk *d, struct disk_attr *a)
 	a->blocks = (a->log_bytes + tbytes + 511) / 512;
 	a->opens = d->opens;
 	a->problem = d->tmpl->problem[0] ? d->tmpl->problem : NULL;
+	a->snapshot = d->snap_of != 0;
 }
 
 /*
@@ -299,6 +345,9 @@ disk_apply(struct disk *d, const struct rec_header *h, uint64_t rec_laddr)
 	switch (h->type) {
 	case REC_WRITE:
 		return dmap_set(d, h->offset, h->length, rec_laddr);
+	case REC_LINK:
+		/* the cleaner moved bytes this disk shares with another: the moved copy's */
+		return dmap_set(d, h->offset, h->length, rec_aux(h));
 	case REC_ZERO:
 		if ((h->flags & REC_F_GROW) && h->offset + h->length > d->size)
 			/* as a REC_SIZE growing it: what the old end hid was zeroed when it shrank */
@@ -398,6 +447,7 @@ extent_batch_fill(const struct disk *d, uint64_t pos, uint64_t end, struct exten
 	int rc;
 
 	b->n = 0;
+	b->family = d->family;
 	if (pos < end && (rc = dmap_walk(d, pos, end, batch_collect, b)) < 0)
 		b->rc = rc;
 }
@@ -415,7 +465,7 @@ disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
 		return -ENOENT;
 	}
 	if (name)
-		snprintf(name, namelen, "%s", d->name);
+		disk_full_name(st, d, name, namelen);
 	pthread_rwlock_rdlock(&d->lock);
 	extent_batch_fill(d, pos, end, b);
 	pthread_rwlock_unlock(&d->lock);

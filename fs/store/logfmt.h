@@ -50,10 +50,25 @@
  *              is smaller: a zero range past the end is one record, so a
  *              crash cannot leave the disk grown but not zeroed.
  *   REC_SIZE   the disk's size becomes `offset` (truncate, grow or shrink).
+ *   REC_CLONE  (v4) disk_id's map and size become a copy of those of disk
+ *              aux, as they are at this record (a snapshot, a clone, a
+ *              rollback); offset and length are 0.  Replay applies it only
+ *              above the index's position (checkpoint.c): below it, the
+ *              index already holds the copy and what followed it.
+ *   REC_LINK   (v4) disk_id's [offset, offset+length) maps to the bytes of
+ *              the REC_WRITE at laddr aux, as its own writes would: a
+ *              record the cleaner moved for one disk, shared by others.
  *   REC_END    not a record: a 64-byte header (seq = the next record's, all
  *              else 0 but magic and hdr_crc) marking the end of the log in a
  *              reused file.  Never replayed, never pointed at, overwritten by
  *              the next append.
+ *
+ * Families (v4).  A REC_WRITE's aux names the family its bytes belong to:
+ * the disk first made from a template, whose snapshots and clones (and
+ * theirs) share its records; 0 (every older record) means the writing disk.
+ * A read checks the record's family against the reading disk's, so a map
+ * that points into another family's records is an error, never that
+ * family's data.
  *
  * The synced mark.  Each record's header carries `synced`: the log address
  * before which every record was known durable (fdatasync'ed) when it was
@@ -76,7 +91,7 @@
 
 #include <stdint.h>
 
-#define LOG_FORMAT_VERSION	3
+#define LOG_FORMAT_VERSION	4
 #define LOG_FORMAT_VERSION_MIN	2	/* oldest segment header still read */
 
 #define SEG_MAGIC		"HCOWSEG1"
@@ -99,6 +114,8 @@ enum rec_type {
 	REC_ZERO = 2,
 	REC_SIZE = 3,
 	REC_END = 4,			/* end marker, not a record (see above) */
+	REC_CLONE = 5,			/* v4: the disk's map becomes a copy of another's */
+	REC_LINK = 6,			/* v4: a range maps to an existing record's bytes */
 };
 
 #define REC_F_GROW	1		/* REC_ZERO only: grow the disk to cover it */
@@ -123,13 +140,35 @@ struct rec_header {
 	uint64_t offset;		/* logical offset; new size for REC_SIZE */
 	uint64_t length;		/* bytes covered (data bytes for REC_WRITE) */
 	uint32_t data_crc;		/* crc32c of the crc table, 0 without data */
-	uint32_t reserved1;
+	uint32_t aux_lo;		/* rec_aux(): low half */
 	uint64_t synced;		/* laddr: records before it were durable at append; 0 = no claim */
-	uint32_t reserved3;
+	uint32_t aux_hi;		/* rec_aux(): high half */
 	uint32_t hdr_crc;		/* crc32c of the header with hdr_crc = 0 */
 };
 
 _Static_assert(sizeof(struct seg_header) == 64, "seg_header is 64 bytes on disk");
+
+/* The 64-bit aux field (two reserved words before version 4; 0 in older records). */
+static inline uint64_t
+rec_aux(const struct rec_header *h)
+{
+	return (uint64_t)h->aux_hi << 32 | h->aux_lo;
+}
+
+static inline void
+rec_set_aux(struct rec_header *h, uint64_t v)
+{
+	h->aux_lo = (uint32_t)v;
+	h->aux_hi = (uint32_t)(v >> 32);
+}
+
+/* The family a REC_WRITE's bytes belong to (its aux, or its disk in older records). */
+static inline uint64_t
+rec_family(const struct rec_header *h)
+{
+	return rec_aux(h) ? rec_aux(h) : h->disk_id;
+}
+
 _Static_assert(sizeof(struct rec_header) == 64, "rec_header is 64 bytes on disk");
 /* Blocks in a REC_WRITE of `length` data bytes. */
 static inline uint64_t

@@ -49,15 +49,17 @@
 #define RENAME_NOREPLACE 1
 #endif
 
-/* Fill a from d, or -ENOENT if d is NULL.  ns_lock held shared. */
+/* Fill a from d (a snapshot's name: DISK@SNAP), or -ENOENT if d is NULL.  ns_lock held shared. */
 static int
-attr_get(struct disk *d, struct disk_attr *a)
+attr_get(struct store *st, struct disk *d, struct disk_attr *a)
 {
 	if (!d)
 		return -ENOENT;
 	pthread_rwlock_rdlock(&d->lock);
 	disk_attr_fill(d, a);
 	pthread_rwlock_unlock(&d->lock);
+	if (d->snap_of)
+		disk_full_name(st, d, a->name, sizeof(a->name));
 	return 0;
 }
 
@@ -69,7 +71,7 @@ store_lookup(struct store *st, const char *name, struct disk_attr *a)
 	if (name[0] == '\0')
 		return -ENOENT;
 	pthread_rwlock_rdlock(&st->ns_lock);
-	rc = attr_get(disk_by_name(st, name), a);
+	rc = attr_get(st, disk_by_name(st, name), a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }
@@ -80,7 +82,7 @@ store_getattr(struct store *st, uint64_t id, struct disk_attr *a)
 	int rc;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
-	rc = attr_get(disk_get(st, id), a);
+	rc = attr_get(st, disk_get(st, id), a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }
@@ -95,7 +97,33 @@ store_next(struct store *st, uint64_t after, struct disk_attr *a)
 	for (size_t i = disk_index_after(st, after + 1); !d && i < st->ndisks; i++)
 		if (st->disks[i]->name[0])
 			d = st->disks[i];
-	rc = attr_get(d, a);
+	rc = attr_get(st, d, a);
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+int
+store_lookup_full(struct store *st, const char *name, struct disk_attr *a)
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	rc = attr_get(st, name[0] ? disk_by_full_name(st, name) : NULL, a);
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
+}
+
+int
+store_next_snapshot(struct store *st, uint64_t after, struct disk_attr *a)
+{
+	struct disk *d = NULL;
+	int rc;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	for (size_t i = disk_index_after(st, after + 1); !d && i < st->ndisks; i++)
+		if (st->disks[i]->snap_of && st->disks[i]->snap_name[0])
+			d = st->disks[i];
+	rc = attr_get(st, d, a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }
@@ -108,18 +136,29 @@ store_next(struct store *st, uint64_t after, struct disk_attr *a)
 static int
 disk_purgeable(struct store *st, const struct disk *d)
 {
-	if (d->name[0] || d->opens > 0 || st->readonly)
+	if (disk_linked(d) || d->opens > 0 || st->readonly)
 		return 0;
 	if (st->purge_allowed)
 		return 1;
 	return st->kernel_holds && !st->kernel_holds(st->kernel_arg, (uint64_t)d->id);
 }
 
-/* Drop an unlinked disk's rows and memory.  cat_lock held; ns_lock not held. */
+/*
+ * Drop an unlinked disk's rows and memory.  cat_lock held; ns_lock not held.
+ * A disk a copy read since the last checkpoint (lifecycle.c) waits for one:
+ * replay of that copy needs it.
+ */
 static void
 disk_purge(struct store *st, struct disk *d)
 {
 	int rc;
+
+	if (d->clone_src_laddr && d->clone_src_laddr >= st->cp_laddr &&
+	    (rc = checkpoint_locked(st)) < 0) {
+		hlog(HLOG_WARN, "cannot purge disk %lld before a checkpoint covers the copies made "
+		    "of it (%s); the next mount will", (long long)d->id, strerror(-rc));
+		return;
+	}
 
 	if ((rc = catalog_disk_purge(st->cat, d->id)) < 0) {
 		hlog(HLOG_WARN, "cannot purge unlinked disk %lld now (%s); the next mount will",
@@ -257,25 +296,50 @@ disk_unname(struct store *st, struct disk *d)
 	int purge;
 
 	pthread_rwlock_wrlock(&st->ns_lock);
-	disk_table_rename(st, d, "");
+	if (d->snap_of)
+		d->snap_name[0] = '\0';
+	else
+		disk_table_rename(st, d, "");
 	purge = disk_purgeable(st, d);
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (purge)
 		disk_purge(st, d);
 }
 
+/* The snapshots disk d has.  ns_lock held. */
+static size_t
+disk_snapshot_count(struct store *st, const struct disk *d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->ndisks; i++)
+		n += st->disks[i]->snap_of == d->id && st->disks[i]->snap_name[0];
+	return n;
+}
+
 int
 store_unlink(struct store *st, const char *name)
 {
 	struct disk *d;
+	size_t snaps;
 	int rc;
 
 	pthread_mutex_lock(&st->cat_lock);
 	pthread_rwlock_rdlock(&st->ns_lock);
-	d = name[0] ? disk_by_name(st, name) : NULL;
+	d = name[0] ? disk_by_full_name(st, name) : NULL;
+	snaps = d ? disk_snapshot_count(st, d) : 0;
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (!d) {
 		rc = -ENOENT;
+	} else if (snaps) {
+		hlog(HLOG_WARN, "not deleting disk '%s': it has %zu snapshot%s (hcowctl snapshots "
+		    "%s); delete them first", name, snaps, snaps == 1 ? "" : "s", name);
+		rc = -EBUSY;
+	} else if (d->snap_of) {
+		if ((rc = catalog_snapshot_unname(st->cat, d->id)) == 0) {
+			hlog(HLOG_INFO, "deleted snapshot '%s' (id %lld)", name, (long long)d->id);
+			disk_unname(st, d);
+		}
 	} else if ((rc = catalog_disk_rename(st->cat, d->id, NULL, 0)) == 0) {
 		hlog(HLOG_INFO, "deleted disk '%s' (id %lld)", name, (long long)d->id);
 		disk_unname(st, d);
@@ -306,6 +370,8 @@ store_rename(struct store *st, const char *from, const char *to, unsigned flags)
 		rc = 0;
 	else if (dst && (flags & RENAME_NOREPLACE))
 		rc = -EEXIST;
+	else if (dst && disk_snapshot_count(st, dst))
+		rc = -EBUSY;	/* it would be deleted, and it has snapshots */
 	else if ((rc = catalog_disk_rename(st->cat, src->id, to, dst ? dst->id : 0)) == 0) {
 		pthread_rwlock_wrlock(&st->ns_lock);
 		disk_table_rename(st, src, to);
@@ -330,6 +396,10 @@ store_setattr(struct store *st, uint64_t id, int mask, uint32_t mode, uint32_t u
 	pthread_rwlock_rdlock(&st->ns_lock);
 	if (!(d = disk_get(st, id))) {
 		rc = -ENOENT;
+		goto out;
+	}
+	if (d->snap_of) {
+		rc = -EROFS;	/* a snapshot is as it was taken, attributes too */
 		goto out;
 	}
 	if (mask & (STORE_SET_MODE | STORE_SET_UID | STORE_SET_GID)) {
@@ -434,7 +504,7 @@ store_forget_disk(struct store *st, uint64_t id)
 	/* every inode the kernel drops comes here: cat_lock only for an unlinked disk */
 	pthread_rwlock_rdlock(&st->ns_lock);
 	d = disk_get(st, id);
-	unlinked = d && !d->name[0];
+	unlinked = d && !disk_linked(d);
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (!unlinked)
 		return;

@@ -53,7 +53,7 @@
 #include "store_int.h"
 
 #define SNAP_MAGIC	UINT64_C(0x70616e73776f6863)	/* "hcowsnap" */
-#define SNAP_VERSION	4
+#define SNAP_VERSION	5
 
 struct snap_header {
 	uint64_t	 magic;
@@ -76,6 +76,9 @@ struct snap_disk {
 	int64_t		 mtime_ns;
 	uint64_t	 meta_dirty;
 	uint64_t	 log_bytes;
+	uint64_t	 root_tree;	/* v5: d->root names this committed tree, */
+	uint64_t	 root_pending;	/* not yet cloned into the disk's own (lifecycle.c) */
+	uint64_t	 clone_src_laddr;
 };
 
 struct snap_writer {
@@ -161,6 +164,9 @@ snapshot_write(struct store *st)
 		sd->mtime_ns = d->mtime_ns;
 		sd->meta_dirty = (uint64_t)d->meta_dirty;
 		sd->log_bytes = d->log_bytes;
+		sd->root_tree = d->root_tree;
+		sd->root_pending = (uint64_t)d->root_pending;
+		sd->clone_src_laddr = d->clone_src_laddr;
 		sd->nmap = sd->nfrozen = 0;
 		w.count = &sd->nmap;
 		rc = extmap_walk(d->map, 0, UINT64_MAX, snap_put, &w);
@@ -289,6 +295,15 @@ snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq)
 			l->d->mtime_ns = l->sd.mtime_ns;
 			l->d->meta_dirty = (int)l->sd.meta_dirty;
 			l->d->log_bytes = l->sd.log_bytes;
+			l->d->clone_src_laddr = l->sd.clone_src_laddr;
+			/* a commit after the snapshot made the pending copy the disk's own tree */
+			if (l->sd.root_pending && h->ix_generation == store_ix_generation(st)) {
+				l->d->root_pending = 1;
+				l->d->root_tree = l->sd.root_tree;
+				if (!l->sd.root_tree ||
+				    index_tree(st->ix, l->sd.root_tree, &l->d->root) < 0)
+					memset(&l->d->root, 0, sizeof(l->d->root));
+			}
 			if (h->ix_generation != store_ix_generation(st))
 				dmap_recount(l->d);	/* a commit came after the snapshot */
 		} else {

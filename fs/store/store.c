@@ -458,7 +458,8 @@ purge_unlinked(struct store *st)
 {
 	for (size_t i = st->ndisks; i-- > 0; ) {
 		struct disk *d = st->disks[i];
-		if (d->name[0])
+		/* a copy replay applied may still need its source: the next mount purges it */
+		if (disk_linked(d) || (d->clone_src_laddr && d->clone_src_laddr >= st->cp_laddr))
 			continue;
 		if (catalog_disk_purge(st->cat, d->id) < 0) {
 			hlog(HLOG_WARN, "cannot purge unlinked disk %lld: %s",

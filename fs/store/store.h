@@ -87,6 +87,7 @@ struct disk_attr {
 	uint64_t extents;
 	int	 opens;
 	const char *problem;		/* NULL if the disk can serve I/O */
+	int	 snapshot;		/* a read-only snapshot (name is DISK@SNAP) */
 };
 
 int store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen);
@@ -114,7 +115,34 @@ int store_next(struct store *st, uint64_t after, struct disk_attr *a);
  */
 int store_create(struct store *st, const char *name, const char *tmpl, uint64_t size,
     const char *token, struct disk_attr *a, char *err, size_t errlen);
-/* Unlink: the disk disappears from the namespace; its data goes when the last open closes. */
+/*
+ * Snapshots and clones (lifecycle.c).  A snapshot is named DISK@SNAP: a
+ * read-only disk listed under the mount's .snapshots; it shares the disk's
+ * records and index pages, so taking one costs a checkpoint and a record,
+ * whatever the map's size.  A retry with the same non-empty token of an
+ * operation that succeeded returns 0.  a (if not NULL) gets the new disk's
+ * attributes (a snapshot's name: DISK@SNAP).  -errno with a line in err.
+ */
+int store_snapshot(struct store *st, const char *disk, const char *snap, const char *token,
+    struct disk_attr *a, char *err, size_t errlen);
+/* A new writable disk `name` from a disk or a snapshot ("DISK@SNAP"). */
+int store_clone(struct store *st, const char *from, const char *name, const char *token,
+    struct disk_attr *a, char *err, size_t errlen);
+/* Disk `disk` becomes as its snapshot `snap` is; -EBUSY while the disk is open. */
+int store_rollback(struct store *st, const char *disk, const char *snap, char *err,
+    size_t errlen);
+/* The snapshots (of disk, or all if NULL) as JSON (an array) or a table. */
+void store_describe_snapshots(struct store *st, const char *disk, struct sbuf *sb, int json);
+/* A snapshot's or a disk's attributes by the name users write ("DISK" or "DISK@SNAP"). */
+int store_lookup_full(struct store *st, const char *name, struct disk_attr *a);
+/* The next snapshot (id > after) of any disk, for .snapshots' listing; a->name is DISK@SNAP. */
+int store_next_snapshot(struct store *st, uint64_t after, struct disk_attr *a);
+
+/*
+ * Unlink: the disk disappears from the namespace; its data goes when the
+ * last open closes.  "DISK@SNAP" deletes a snapshot; a disk that has
+ * snapshots is refused with -EBUSY (delete them first).
+ */
 int store_unlink(struct store *st, const char *name);
 /* flags: 0 or RENAME_NOREPLACE. */
 int store_rename(struct store *st, const char *from, const char *to, unsigned flags);

@@ -75,15 +75,29 @@ struct tmpl {
 
 struct disk {
 	int64_t		 id;
-	char		 name[NAME_MAX_LEN + 1];	/* "" once unlinked */
+	char		 name[NAME_MAX_LEN + 1];	/* "" once unlinked, and for snapshots */
 	struct tmpl	*tmpl;
 	char		 token[64];
+	/* lineage (lifecycle.c): fixed at creation, but for a snapshot's deletion */
+	int64_t		 snap_of;	/* a snapshot (read-only): the disk it is of; 0 */
+	char		 snap_name[NAME_MAX_LEN + 1];	/* a snapshot's name, "" once deleted */
+	uint64_t	 family;	/* whose records it may read (logfmt.h): never 0 */
+	int64_t		 origin;	/* cloned from (0: made from the template) */
 
 	/* the layers of the map (dmap.c), under lock */
 	pthread_rwlock_t lock;
 	struct extmap	*map;		/* the overlay: changes since the checkpoint began */
 	struct extmap	*frozen;	/* an overlay being (or left to be) committed, or NULL */
 	struct index_root root;		/* the committed tree */
+	/*
+	 * root is the committed tree of this id (0: none): d->id, or after a
+	 * REC_CLONE (root_pending) the source's, which the next commit clones
+	 * into this disk's own tree before any other edit (checkpoint.c)
+	 */
+	uint64_t	 root_tree;
+	int		 root_pending;
+	uint64_t	 clone_src_laddr;	/* the last REC_CLONE that copied this disk's map
+						   (a purge waits until a checkpoint covers it) */
 	const struct index *ix;		/* the store's index (NULL: no trees, a read-only look
 					   at a store from before the index) */
 	uint64_t	 log_bytes;	/* bytes the view maps to the log */
@@ -114,6 +128,7 @@ struct store {
 	 */
 	int		 ix_migrate;
 	int		 rows_left;
+	uint64_t	 clones_replayed;	/* REC_CLONEs replay applied (open only) */
 
 	pthread_mutex_t	 cat_lock;
 	pthread_rwlock_t ns_lock;
@@ -247,6 +262,19 @@ uint64_t disks_extent_count(struct store *st, uint64_t *mem);
 /* The ids of the disks now (for work that visits them one at a time, without ns_lock). */
 int disk_ids(struct store *st, uint64_t **ids, size_t *n);
 
+/* Has d a name (a disk's, or a snapshot's)?  Else it is deleted, kept while open. */
+static inline int
+disk_linked(const struct disk *d)
+{
+	return d->snap_of ? d->snap_name[0] != '\0' : d->name[0] != '\0';
+}
+/* d's name as users write it: "DISK" or "DISK@SNAP" ("" if deleted).  ns_lock held. */
+void disk_full_name(struct store *st, const struct disk *d, char *buf, size_t len);
+/* The snapshot `snap` of disk parent, or NULL.  ns_lock held. */
+struct disk *disk_snapshot(struct store *st, int64_t parent, const char *snap);
+/* A disk by the name users write ("DISK" or "DISK@SNAP"), or NULL.  ns_lock held. */
+struct disk *disk_by_full_name(struct store *st, const char *name);
+
 /* Under d->lock (shared is enough). */
 void disk_attr_fill(const struct disk *d, struct disk_attr *a);
 /* Under d->lock exclusive: the one place a disk's contents and size change. */
@@ -264,6 +292,7 @@ struct extent_batch {
 	int		 log_only;	/* keep only extents in the log, not zero extents */
 	uint32_t	 seg;		/* with log_only, if not 0: only those in this segment */
 	int		 rc;		/* -ENOMEM if growing failed, -EUCLEAN if the index is damaged */
+	uint64_t	 family;	/* set by the fill: the family the disk reads (logfmt.h) */
 };
 /* Copy the extents of d over [pos, end) into b (n reset first); d->lock held shared. */
 void extent_batch_fill(const struct disk *d, uint64_t pos, uint64_t end, struct extent_batch *b);
@@ -321,6 +350,18 @@ void checkpoint_stop(struct store *st);
 /* Set a meta fact in the catalog (its own transaction); on failure, why in err. */
 int store_meta_set(struct store *st, const char *key, const char *value, char *err,
     size_t errlen);
+
+/* The checkpoint of store_checkpoint, for a caller holding cat_lock. */
+int checkpoint_locked(struct store *st);
+
+/* ---- lifecycle.c: snapshots, clones, rollback ---------------------------- */
+
+/*
+ * A REC_CLONE at rec_laddr: dst's map and size become src's (dst's lock
+ * exclusive and src's shared are taken here unless they are one disk, whose
+ * lock the caller then holds exclusive).  0 or -ENOMEM (nothing changed).
+ */
+int clone_apply(struct disk *dst, struct disk *src, uint64_t rec_laddr);
 
 /* ---- diskio.c: reading and writing disks -------------------------------- */
 

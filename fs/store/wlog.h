@@ -122,13 +122,14 @@ int wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
     const struct wlog_sums *sums, uint64_t *rec_laddr);
 
 /*
- * Read bytes [doff, doff+len) of disk disk_id from the REC_WRITE at log
- * address rec, after checking that its header is sound and names them, and
+ * Read bytes [doff, doff+len) of a disk of this family (logfmt.h) from the
+ * REC_WRITE at log address rec, after checking that its header is sound and
+ * names them, and
  * that every block they touch matches its checksum.  0; -EBADMSG with *why
  * set when the record is damaged or is not what the caller expected; other
  * -errno when the segment cannot be read.
  */
-int wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+int wlog_read(struct wlog *w, uint64_t rec, uint64_t family, uint64_t doff,
     void *buf, size_t len, const char **why);
 
 /*
@@ -140,7 +141,7 @@ int wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
  * cached (the bytes served are right all the same).  hcowctl check must
  * see the log as it is on disk, so it uses wlog_read().
  */
-int wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+int wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t family, uint64_t doff,
     void *buf, size_t len, const char **why);
 
 /*

@@ -67,11 +67,11 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 	if (w->readonly)
 		return -EROFS;
 	/* never write what replay would refuse: it would cut everything after it */
-	if (h->type != REC_WRITE && h->type != REC_ZERO && h->type != REC_SIZE)
+	if (h->type < REC_WRITE || h->type > REC_LINK || h->type == REC_END)
 		return -EINVAL;
 	if (h->type == REC_WRITE && (dlen == 0 || dlen > REC_DATA_MAX))
 		return -EINVAL;
-	if (h->type != REC_SIZE && h->offset + h->length < h->offset)
+	if (h->type != REC_SIZE && h->type != REC_CLONE && h->offset + h->length < h->offset)
 		return -EINVAL;
 	if (h->flags & ~(h->type == REC_ZERO ? REC_F_GROW : 0))
 		return -EINVAL;
@@ -94,11 +94,9 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 
 	h->magic = REC_MAGIC;
 	h->seq = w->next_seq;
-	h->reserved1 = 0;
 	pthread_mutex_lock(&w->sync_lock);
 	h->synced = w->synced;		/* the mark (logfmt.h): what replay may trust */
 	pthread_mutex_unlock(&w->sync_lock);
-	h->reserved3 = 0;
 	h->data_crc = 0;
 	iov[0] = (struct iovec){ h, sizeof(*h) };
 	if (dlen) {

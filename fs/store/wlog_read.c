@@ -53,12 +53,15 @@ struct rec_span {
 	uint64_t s, e, b0, b1, cs, ce;
 };
 
-/* Does REC_WRITE h hold bytes [doff, doff+len) of disk disk_id?  NULL with *sp filled, or why not. */
+/*
+ * Does REC_WRITE h hold bytes [doff, doff+len) of a disk of this family?
+ * NULL with *sp filled, or why not.
+ */
 static const char *
-rec_span(const struct rec_header *h, uint64_t disk_id, uint64_t doff, size_t len,
+rec_span(const struct rec_header *h, uint64_t family, uint64_t doff, size_t len,
     struct rec_span *sp)
 {
-	if (h->type != REC_WRITE || h->disk_id != disk_id || doff < h->offset ||
+	if (h->type != REC_WRITE || rec_family(h) != family || doff < h->offset ||
 	    doff - h->offset > h->length || len > h->length - (doff - h->offset))
 		return "record does not hold these bytes of this disk";
 	sp->s = doff - h->offset;
@@ -117,7 +120,7 @@ out:
 
 /* A read looked up in the record cache: what it asks, and what the cache gave. */
 struct cached_read {
-	uint64_t	 disk_id, doff;
+	uint64_t	 family, doff;
 	size_t		 len;
 	int		 usable;
 	struct rec_header h;
@@ -132,7 +135,7 @@ cached_read_take(const struct rec_header *h, const uint32_t *table, void *arg)
 	struct cached_read *cr = arg;
 
 	/* not bytes of this record: the uncached read says what is wrong */
-	if (rec_span(h, cr->disk_id, cr->doff, cr->len, &cr->sp) != NULL ||
+	if (rec_span(h, cr->family, cr->doff, cr->len, &cr->sp) != NULL ||
 	    cr->sp.b1 - cr->sp.b0 > RECCACHE_TABLE_MAX)
 		return;
 	cr->h = *h;
@@ -158,7 +161,7 @@ rec_cache_put(struct wlog *w, uint64_t rec, const struct rec_header *h,
 }
 
 static int
-wlog_read_from(struct wlog *w, int cached, uint64_t rec, uint64_t disk_id, uint64_t doff,
+wlog_read_from(struct wlog *w, int cached, uint64_t rec, uint64_t family, uint64_t doff,
     void *buf, size_t len, const char **why)
 {
 	uint64_t headbuf[(READ_HEAD + 7) / 8];		/* 8-aligned: the table is read in place */
@@ -181,7 +184,7 @@ wlog_read_from(struct wlog *w, int cached, uint64_t rec, uint64_t disk_id, uint6
 	cached = cached && w->cache;
 	if (cached) {
 		struct cached_read cr;
-		cr.disk_id = disk_id;
+		cr.family = family;
 		cr.doff = doff;
 		cr.len = len;
 		cr.usable = 0;
@@ -195,7 +198,7 @@ wlog_read_from(struct wlog *w, int cached, uint64_t rec, uint64_t disk_id, uint6
 		return -EBADMSG;
 	}
 	memcpy(&h, head, sizeof(h));
-	if ((*why = rec_header_check(&h, 0)) != NULL || (*why = rec_span(&h, disk_id, doff, len, &sp)) != NULL)
+	if ((*why = rec_header_check(&h, 0)) != NULL || (*why = rec_span(&h, family, doff, len, &sp)) != NULL)
 		return -EBADMSG;
 	if (sizeof(h) + 4 * sp.b1 <= (uint64_t)got) {
 		table = (const uint32_t *)(const void *)(head + sizeof(h)) + sp.b0;
@@ -218,15 +221,15 @@ out:
 }
 
 int
-wlog_read(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+wlog_read(struct wlog *w, uint64_t rec, uint64_t family, uint64_t doff,
     void *buf, size_t len, const char **why)
 {
-	return wlog_read_from(w, 0, rec, disk_id, doff, buf, len, why);
+	return wlog_read_from(w, 0, rec, family, doff, buf, len, why);
 }
 
 int
-wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t disk_id, uint64_t doff,
+wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t family, uint64_t doff,
     void *buf, size_t len, const char **why)
 {
-	return wlog_read_from(w, 1, rec, disk_id, doff, buf, len, why);
+	return wlog_read_from(w, 1, rec, family, doff, buf, len, why);
 }

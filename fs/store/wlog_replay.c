@@ -74,13 +74,15 @@ rec_header_check(const struct rec_header *h, uint64_t expect_seq)
 		break;
 	case REC_ZERO:
 	case REC_SIZE:
+	case REC_CLONE:
+	case REC_LINK:
 		if (h->data_crc != 0)
 			return "record without data has a data checksum";
 		break;
 	default:
 		return "unknown record type";
 	}
-	if (h->type != REC_SIZE && h->offset + h->length < h->offset)
+	if (h->type != REC_SIZE && h->type != REC_CLONE && h->offset + h->length < h->offset)
 		return "record range overflows";
 	return NULL;
 }
