@@ -461,7 +461,7 @@ client_request(struct sup *s, struct client *c)
 		return;
 	} else if (!strcmp(req.verb, "create") || !strcmp(req.verb, "delete") ||
 	    !strcmp(req.verb, "list") || !strcmp(req.verb, "ping") || !strcmp(req.verb, "check") ||
-	    !strcmp(req.verb, "checkpoint")) {
+	    !strcmp(req.verb, "checkpoint") || !strcmp(req.verb, "ranges")) {
 		if (client_relay(s, c, c->buf) < 0)
 			return;
 		ev_timer_set(&c->timer, strcmp(req.verb, "check") ? REQUEST_WAIT : CHECK_WAIT, 0);
