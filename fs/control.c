@@ -6,7 +6,7 @@
  *   delete name=N [retry=1]
  *   list | disks          the disks, text table or JSON array
  *   ranges name=N [from=OFF]  the disk's ranges that do not read from its
- *                         template (export, promote); a long answer stops
+ *                         template (export); a long answer stops
  *                         at half the reply bound and says where to go on
  *   checkpoint            write a checkpoint now (before a deliberate restart)
  *   ping
@@ -144,7 +144,7 @@ ranges_emit(const struct store_range *r, void *arg)
 /*
  * ranges name=N [from=OFF]: the ranges not read from the disk's template
  * (store_ranges), written straight into the answer, then the disk's size
- * and its template's: for export and promote.
+ * and its template's: for export.
  */
 static int
 control_ranges(struct worker *w, const struct proto_req *req, struct sbuf *out)

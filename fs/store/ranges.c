@@ -1,7 +1,7 @@
 /*
  * ranges: which bytes of a disk do not come from its template, for the
- * tools that move a disk's data in and out of hcowfs (hcowctl export and
- * promote, tools/lifecycle.c) through the worker's `ranges` verb.
+ * tool that moves a disk's changes out of hcowfs (hcowctl export,
+ * tools/lifecycle.c) through the worker's `ranges` verb.
  *
  * A disk's view is its map: each extent says "in the log" or "zeros"; a
  * range with no extent reads from the template, or as zeros past the

@@ -223,7 +223,7 @@ int store_check(struct store *st, struct sbuf *out);
 
 /*
  * The ranges of disk `name` that do not read from its template (ranges.c),
- * for export and promote: from offset `from` on, in order, each passed to
+ * for hcowctl export: from offset `from` on, in order, each passed to
  * fn with no lock held; neighbours of one kind are merged.  The rest of
  * the disk reads from the template, or as zeros past template_size.
  * 0, -ENOENT, or fn's non-zero value (it stops the walk).
