@@ -9,6 +9,9 @@
  *   clone from=DISK[@SNAP] name=N [token=T]
  *   rollback name=DISK snap=S
  *   list | disks          the disks, text table or JSON array
+ *   ranges name=N [from=OFF]  the disk's ranges that do not read from its
+ *                         template (export); a long answer stops
+ *                         at half the reply bound and says where to go on
  *   checkpoint            write a checkpoint now (before a deliberate restart)
  *   ping
  *
@@ -207,6 +210,93 @@ control_rollback(struct worker *w, const struct proto_req *req, struct sbuf *out
 	return 0;
 }
 
+/* One answer of the ranges verb, filled as the store walks the disk. */
+struct ranges_reply {
+	struct sbuf	*out;
+	int		 json;
+	unsigned long	 n;
+	uint64_t	 next;		/* where the next request goes on; UINT64_MAX: done */
+};
+
+/* Add range r to the answer, or stop at r when the answer is long enough. */
+static int
+ranges_emit(const struct store_range *r, void *arg)
+{
+	struct ranges_reply *rr = arg;
+
+	if (rr->out->len > proto_body_max() / 2) {
+		rr->next = r->off;
+		return 1;
+	}
+	if (rr->json)
+		sbuf_printf(rr->out, "%s{\"off\":%llu,\"len\":%llu,\"kind\":\"%s\"}",
+		    rr->n ? "," : "", (unsigned long long)r->off, (unsigned long long)r->len,
+		    r->zero ? "zero" : "log");
+	else
+		sbuf_printf(rr->out, "%-4s %20llu %20llu\n", r->zero ? "zero" : "log",
+		    (unsigned long long)r->off, (unsigned long long)r->len);
+	rr->n++;
+	return 0;
+}
+
+/*
+ * ranges name=N [from=OFF]: the ranges not read from the disk's template
+ * (store_ranges), written straight into the answer, then the disk's size
+ * and its template's: for export.
+ */
+static int
+control_ranges(struct worker *w, const struct proto_req *req, struct sbuf *out)
+{
+	const char *name = proto_arg(req, "name"), *from_s = proto_arg(req, "from");
+	struct ranges_reply rr = { out, req->json, 0, UINT64_MAX };
+	struct store_ranges_head head;
+	uint64_t from = 0;
+	int rc;
+
+	if (!name) {
+		sbuf_addstr(out, "ranges needs name=");
+		return EINVAL;
+	}
+	if (from_s && size_parse(from_s, &from) < 0) {
+		sbuf_printf(out, "invalid from '%s'", from_s);
+		return EINVAL;
+	}
+	if (req->json) {
+		sbuf_addstr(out, "{\"name\":");
+		sbuf_json_str(out, name);
+		sbuf_addstr(out, ",\"ranges\":[");
+	} else {
+		sbuf_printf(out, "kind %20s %20s\n", "offset", "length");
+	}
+	if ((rc = store_ranges(w->st, name, from, &head, ranges_emit, &rr)) < 0) {
+		sbuf_reset(out);
+		if (rc == -ENOENT)
+			sbuf_printf(out, "no disk named '%s'", name);
+		else
+			sbuf_printf(out, "cannot list the ranges of '%s': %s", name, strerror(-rc));
+		return -rc;
+	}
+	if (req->json) {
+		sbuf_addstr(out, "],\"template\":");
+		sbuf_json_str(out, head.template_name);
+		sbuf_printf(out, ",\"size\":%llu,\"template_size\":%llu,\"log_bytes\":%llu,"
+		    "\"next\":", (unsigned long long)head.size,
+		    (unsigned long long)head.template_size, (unsigned long long)head.log_bytes);
+		if (rr.next == UINT64_MAX)
+			sbuf_addstr(out, "null}");
+		else
+			sbuf_printf(out, "%llu}", (unsigned long long)rr.next);
+		return 0;
+	}
+	if (rr.next != UINT64_MAX)
+		sbuf_printf(out, "(more: ask again with from=%llu)\n", (unsigned long long)rr.next);
+	sbuf_printf(out, "disk '%s': %llu bytes, template '%s' (%llu bytes); the rest of the disk "
+	    "reads from the template, or as zeros past its end\n", name,
+	    (unsigned long long)head.size, head.template_name,
+	    (unsigned long long)head.template_size);
+	return 0;
+}
+
 /* For status: the data dir's free space, the reserve, and the maps' extents against their cap. */
 static void
 space_status(struct store *st, struct sbuf *out, int json)
@@ -281,6 +371,8 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 		return control_create(w, &req, out);
 	if (strcmp(req.verb, "delete") == 0)
 		return control_delete(w, &req, out);
+	if (strcmp(req.verb, "ranges") == 0)
+		return control_ranges(w, &req, out);
 	if (strcmp(req.verb, "list") == 0) {
 		store_describe(w->st, out, req.json);
 		return 0;

@@ -463,7 +463,7 @@ client_request(struct sup *s, struct client *c)
 	    !strcmp(req.verb, "list") || !strcmp(req.verb, "ping") || !strcmp(req.verb, "check") ||
 	    !strcmp(req.verb, "checkpoint") || !strcmp(req.verb, "snapshot") ||
 	    !strcmp(req.verb, "snapshots") || !strcmp(req.verb, "clone") ||
-	    !strcmp(req.verb, "rollback")) {
+	    !strcmp(req.verb, "rollback") || !strcmp(req.verb, "ranges")) {
 		if (client_relay(s, c, c->buf) < 0)
 			return;
 		ev_timer_set(&c->timer, strcmp(req.verb, "check") ? REQUEST_WAIT : CHECK_WAIT, 0);

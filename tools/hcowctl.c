@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "datalock.h"
+#include "lifecycle.h"
 #include "hlog.h"
 #include "metrics.h"
 #include "mounts.h"
@@ -38,7 +39,6 @@
 #include "sbuf.h"
 #include "store.h"
 
-#define REPLY_TIMEOUT_S	150
 #define CHECK_TIMEOUT_S	86400	/* a check reads the whole log */
 
 static const char *prog = "hcowctl";
@@ -70,6 +70,12 @@ usage(FILE *f, int code)
 	    "  top [-n COUNT] [INTERVAL]                      which disks are busy: per-disk rates\n"
 	    "                                                 every INTERVAL seconds (default 2);\n"
 	    "                                                 q or Ctrl-C quits, or after COUNT\n"
+	    "  export DISK[@SNAP] OUT.qcow2                   a qcow2 overlay of the disk's template\n"
+	    "                                                 holding what the disk changed\n"
+	    "  import IN.qcow2 NAME --template TEMPLATE       a new disk from a qcow2 overlay of\n"
+	    "                                                 that template\n"
+	    "  promote DISK[@SNAP] NEWTEMPLATE                write the disk as a new template file\n"
+	    "                                                 in the template dir\n"
 	    "  checkpoint                                     write a checkpoint now: the catalog\n"
 	    "                                                 names every write so far, and the\n"
 	    "                                                 next mount replays almost nothing\n"
@@ -94,7 +100,7 @@ usage(FILE *f, int code)
 	exit(code);
 }
 
-static void __attribute__((format(printf, 1, 2), noreturn))
+void
 fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -149,7 +155,7 @@ report_has_problems(const char *report)
  * refused, stderr) as it comes when echo is set.  Returns the answer's error
  * (0: done); fails (exits) when there is no answer.
  */
-static int
+int
 ask(const struct hcow_mount *m, const char *line, int wait_s, struct sbuf *body, int echo)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -220,7 +226,7 @@ request(const struct hcow_mount *m, const char *line, int wait_s)
 }
 
 /* The mount's status, parsed; fails (exits) when it cannot be had. */
-static struct json *
+struct json *
 status_get(const struct hcow_mount *m)
 {
 	struct sbuf body = SBUF_INIT;
@@ -429,11 +435,17 @@ check_full_name(const char *name)
 		fail("invalid name '%s': %s", name, why);
 }
 
-/* The commands of two names (snapshot DISK SNAP, clone FROM NEW, rollback DISK SNAP). */
+/* The commands of two names (snapshot DISK SNAP, clone FROM NEW, rollback DISK SNAP, ...). */
 static int
 takes_two(const char *cmd)
 {
-	return !strcmp(cmd, "snapshot") || !strcmp(cmd, "clone") || !strcmp(cmd, "rollback");
+	static const char *const two[] = { "snapshot", "clone", "rollback", "export", "import",
+	    "promote" };
+
+	for (size_t i = 0; i < sizeof(two) / sizeof(two[0]); i++)
+		if (strcmp(cmd, two[i]) == 0)
+			return 1;
+	return 0;
 }
 
 /* A token that makes a resent request idempotent (the worker matches it). */
@@ -569,6 +581,19 @@ main(int argc, char **argv)
 			usage(stderr, 2);
 		}
 		snprintf(line, sizeof(line), "%s %s", json ? "json" : "text", cmd);
+	} else if (strcmp(cmd, "export") == 0 || strcmp(cmd, "import") == 0 ||
+	    strcmp(cmd, "promote") == 0) {
+		if (json || size_s || (tmpl != NULL) != (strcmp(cmd, "import") == 0)) {
+			fprintf(stderr, "%s: usage: export DISK OUT.qcow2 | import IN.qcow2 NAME "
+			    "--template TEMPLATE | promote DISK NEWTEMPLATE\n", prog);
+			usage(stderr, 2);
+		}
+		find_mount(mnt, &m);
+		if (strcmp(cmd, "export") == 0)
+			return lifecycle_export(&m, name, arg2);
+		if (strcmp(cmd, "import") == 0)
+			return lifecycle_import(&m, name, arg2, tmpl);
+		return lifecycle_promote(&m, name, arg2);
 	} else if (strcmp(cmd, "metrics") == 0) {
 		if (name || json) {
 			fprintf(stderr, "%s: metrics takes no argument\n", prog);

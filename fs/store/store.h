@@ -249,6 +249,26 @@ void store_checkpoint_health(struct store *st, struct store_cp_health *out);
  */
 int store_check(struct store *st, struct sbuf *out);
 
+/*
+ * The ranges of disk `name` that do not read from its template (ranges.c),
+ * for hcowctl export: from offset `from` on, in order, each passed to
+ * fn with no lock held; neighbours of one kind are merged.  The rest of
+ * the disk reads from the template, or as zeros past template_size.
+ * 0, -ENOENT, or fn's non-zero value (it stops the walk).
+ */
+struct store_range {
+	uint64_t off, len;
+	int	 zero;		/* reads as zeros (discarded, or cut by a shrink); else in the log */
+};
+struct store_ranges_head {
+	uint64_t size;			/* the disk's */
+	uint64_t template_size;
+	uint64_t log_bytes;		/* the disk's bytes in the log, when the walk began */
+	char	 template_name[256];
+};
+int store_ranges(struct store *st, const char *name, uint64_t from, struct store_ranges_head *head,
+    int (*fn)(const struct store_range *r, void *arg), void *arg);
+
 /* The disks as JSON (an array) or text (a table), for status and list. */
 void store_describe(struct store *st, struct sbuf *sb, int json);
 /* One line per template whose disks refuse I/O, saying why; nothing if none. */
