@@ -94,31 +94,6 @@ START_TEST(close_and_reopen_reads_the_same_bytes)
 }
 END_TEST
 
-/* The index's writes fail (a full or failing disk) while failing is set. */
-static int failing;
-
-static ssize_t
-io_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
-{
-	(void)arg;
-	if (failing) {
-		errno = EIO;
-		return -1;
-	}
-	return pwrite(fd, buf, len, off);
-}
-
-static int
-io_sync(void *arg, int fd)
-{
-	(void)arg;
-	if (failing) {
-		errno = EIO;
-		return -1;
-	}
-	return fdatasync(fd);
-}
-
 /*
  * Commits to the index that fail leave each disk's frozen overlay in place:
  * readers still see it, the next writes go into a new overlay above it, the
@@ -128,15 +103,14 @@ io_sync(void *arg, int fd)
  */
 START_TEST(failed_index_commits_lose_nothing)
 {
-	static const struct index_io io = { io_pwrite, io_sync, NULL };
 	struct store *st = sopen();
 	struct model m;
 	uint64_t id = new_vm(st, &m);
 
 	OK(script(st, id, &m, 0));
 	ck_assert_int_eq(store_checkpoint(st), 0);
-	index_set_io(st->ix, &io);
-	failing = 1;
+	index_failing_io(st);
+	index_failing = 1;
 	OK(script(st, id, &m, 1));
 	ck_assert_int_lt(store_checkpoint(st), 0);
 	OK(check_disk(st, id, &m, 1));
@@ -145,17 +119,17 @@ START_TEST(failed_index_commits_lose_nothing)
 	OK(script(st, id, &m, 2));
 	ck_assert_int_lt(store_checkpoint(st), 0);
 	OK(check_disk(st, id, &m, 2));
-	failing = 0;
+	index_failing = 0;
 	ck_assert_int_eq(store_checkpoint(st), 0);
 	OK(check_disk(st, id, &m, 3));
 	st = reopen(st);
 	OK(check_disk(st, id, &m, 4));
 	/* the final checkpoint of a close fails: the next open replays the log */
-	index_set_io(st->ix, &io);
+	index_failing_io(st);
 	OK(script(st, id, &m, 0));
-	failing = 1;
+	index_failing = 1;
 	store_close(st);
-	failing = 0;
+	index_failing = 0;
 	st = sopen();
 	check_and_close(st, id, &m, 5);
 }

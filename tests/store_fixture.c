@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "store_fixture.h"
+#include "store_int.h"
 
 char root[128], tmpldir[160], datadir[160];
 unsigned char *tmpl_bytes;
@@ -381,4 +382,36 @@ fresh_store_with_disk(struct model *m)
 
 	store_close(st);
 	return id;
+}
+
+int index_failing;
+
+static ssize_t
+failing_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
+{
+	(void)arg;
+	if (index_failing) {
+		errno = EIO;
+		return -1;
+	}
+	return pwrite(fd, buf, len, off);
+}
+
+static int
+failing_sync(void *arg, int fd)
+{
+	(void)arg;
+	if (index_failing) {
+		errno = EIO;
+		return -1;
+	}
+	return fdatasync(fd);
+}
+
+void
+index_failing_io(struct store *st)
+{
+	static const struct index_io io = { failing_pwrite, failing_sync, NULL };
+
+	index_set_io(st->ix, &io);
 }

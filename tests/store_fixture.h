@@ -106,6 +106,13 @@ void check_and_close(struct store *st, uint64_t id, struct model *m, uint64_t se
 /* base.img still holds tmpl_bytes. */
 void assert_template_file_unchanged(void);
 
+/*
+ * The index of st writes and syncs through hooks that fail with EIO while
+ * index_failing is set (a full or failing disk under the data dir).
+ */
+extern int index_failing;
+void index_failing_io(struct store *st);
+
 /* A new store holding one clone "d" of base.img, closed again; m models it. */
 uint64_t fresh_store_with_disk(struct model *m);
 

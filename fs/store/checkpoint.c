@@ -426,7 +426,8 @@ checkpoint_run_locked(struct store *st, int force)
 	rc = items ? cp_freeze(st, items, &nitems) : -ENOMEM;
 	pthread_mutex_unlock(&st->log_lock);
 	/* an mtime set by store_setattr() is a change without a log record */
-	if (rc == 0 && nitems == 0 && pos == st->cp_laddr && !st->rows_left && !force)
+	if (rc == 0 && nitems == 0 && pos == st->cp_laddr && !st->rows_left && !st->trees_gone &&
+	    !force)
 		goto out;	/* nothing new since the last checkpoint */
 
 	if (rc < 0)
@@ -454,6 +455,7 @@ checkpoint_run_locked(struct store *st, int force)
 	if (rc == 0) {
 		st->cp_laddr = pos;
 		st->cp_log_size = pos_size;
+		st->trees_gone = 0;
 		if (st->ix_migrate == 0)
 			st->rows_left = 0;
 	} else {

@@ -66,6 +66,7 @@
 #define CLEAN_MAX_SEGMENTS	8	/* per pass: bounds the copying one pass does */
 #define CLEAN_PCT		50	/* dead enough to clean, normally */
 #define CLEAN_SHORT_PCT		10	/* when space is short */
+#define CLEAN_LIVE_PASS_S	60	/* with shared records: the longest between exact passes (live.c) */
 
 /*
  * Sealed segments before the checkpoint's one, at least min_dead_pct %
@@ -208,13 +209,18 @@ store_clean_auto(struct store *st)
 {
 	struct clean_stats cs;
 	uint64_t disk, live, free_bytes, reserve;
-	int short_of_space;
+	int short_of_space, stale;
 	int rc;
 
 	store_space_look(st, &free_bytes, &reserve);
 	short_of_space = reserve && free_bytes < reserve + st->segment_size;
 	store_log_space(st, &disk, &live);
-	if (!short_of_space && (disk <= 2 * live || disk - live <= 2 * st->segment_size)) {
+	/* with shared records, live is an estimate from the last exact pass: renew it now and then */
+	pthread_rwlock_rdlock(&st->ns_lock);
+	stale = disks_share(st) &&
+	    now_ns() - atomic_load(&st->live_pass_ns) > (int64_t)CLEAN_LIVE_PASS_S * 1000000000;
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (!short_of_space && !stale && (disk <= 2 * live || disk - live <= 2 * st->segment_size)) {
 		atomic_store(&st->clean_wanted, 0);	/* a yielding check need not wait */
 		return;
 	}

@@ -27,7 +27,7 @@
  *
  * The verbs other modules use instead of walking the table themselves:
  * disk_ids (visit disks one at a time), disk_extents_copy (a batch of a
- * disk's extents), disks_segment_live (what the cleaner may release),
+ * disk's extents), disks_segment_live (live.c: what the cleaner may release),
  * disks_read_barrier (wait out every read in flight), store_log_space.
  */
 #include <errno.h>
@@ -473,46 +473,6 @@ disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
 	return b->rc;
 }
 
-struct seg_live {
-	uint64_t	*live;
-	uint32_t	 first, last;
-	int		 rc;		/* a map could not be walked whole */
-};
-
-static int
-live_count(const struct extent *e, void *arg)
-{
-	struct seg_live *c = arg;
-	uint32_t s = LADDR_SEG(e->laddr);
-
-	if (e->laddr != EXTMAP_ZERO && s >= c->first && s <= c->last)
-		c->live[s - c->first] += e->len;
-	return 0;
-}
-
-static void
-live_disk(struct disk *d, void *arg)
-{
-	struct seg_live *c = arg;
-	int rc = dmap_walk(d, 0, UINT64_MAX, live_count, arg);
-
-	if (rc < 0 && c->rc == 0) {
-		hlog(HLOG_ERROR, "disk '%s': its map cannot be walked whole (%s); the cleaner "
-		    "releases nothing until hcowctl check finds the damage", d->name, strerror(-rc));
-		c->rc = rc;
-	}
-}
-
-int
-disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live)
-{
-	struct seg_live c = { live, first, last, 0 };
-
-	memset(live, 0, (size_t)(last - first + 1) * sizeof(*live));
-	disks_each(st, live_disk, &c);
-	return c.rc;
-}
-
 void
 disks_read_barrier(struct store *st)
 {
@@ -532,11 +492,13 @@ add_log_bytes(struct disk *d, void *arg)
 void
 store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes)
 {
-	uint64_t live = 0;
+	uint64_t live = 0, excess;
 
 	disks_each(st, add_log_bytes, &live);
 	*disk_bytes = wlog_disk_bytes(st->log);
-	*live_bytes = live;
+	/* shared bytes once, as of the last exact pass (live.c) */
+	excess = atomic_load(&st->live_excess);
+	*live_bytes = live > excess ? live - excess : 0;
 }
 
 uint64_t

@@ -169,6 +169,7 @@ disk_purge(struct store *st, struct disk *d)
 	disk_table_remove(st, d);
 	pthread_rwlock_unlock(&st->ns_lock);
 	disk_free(d);
+	st->trees_gone = 1;	/* the next checkpoint drops its tree: its pages come back */
 }
 
 int

@@ -129,6 +129,9 @@ struct store {
 	int		 ix_migrate;
 	int		 rows_left;
 	uint64_t	 clones_replayed;	/* REC_CLONEs replay applied (open only) */
+	int		 trees_gone;	/* under cat_lock: a disk was purged, its tree not yet dropped */
+	_Atomic uint64_t live_excess;	/* live.c: shared bytes the disks' log_bytes count twice */
+	_Atomic int64_t	 live_pass_ns;	/* when the last exact pass ended (now_ns), 0: none */
 
 	pthread_mutex_t	 cat_lock;
 	pthread_rwlock_t ns_lock;
@@ -302,12 +305,6 @@ void extent_batch_fill(const struct disk *d, uint64_t pos, uint64_t end, struct 
  */
 int disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
     struct extent_batch *b, char *name, size_t namelen);
-/*
- * Bytes of segments first..last that disk maps still use, into
- * live[0..last-first]: 0, or -EUCLEAN if a map could not be walked whole
- * (then the figures are too low: release nothing).
- */
-int disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live);
 /* Return once every read that started before the call has finished. */
 void disks_read_barrier(struct store *st);
 
@@ -362,6 +359,17 @@ int checkpoint_locked(struct store *st);
  * lock the caller then holds exclusive).  0 or -ENOMEM (nothing changed).
  */
 int clone_apply(struct disk *dst, struct disk *src, uint64_t rec_laddr);
+
+/* ---- live.c: what the disks still use of the log ------------------------- */
+
+/*
+ * Bytes of segments first..last that disk maps still use, shared bytes once,
+ * into live[0..last-first]: 0, -ENOMEM, or -EUCLEAN if a map could not be
+ * walked whole (then the figures are too low: release nothing).
+ */
+int disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live);
+/* Do disks share records (a family of more than one)?  ns_lock held. */
+int disks_share(struct store *st);
 
 /* ---- diskio.c: reading and writing disks -------------------------------- */
 

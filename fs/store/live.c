@@ -1,0 +1,258 @@
+/*
+ * live: how many bytes of each log segment the disks still use (what the
+ * cleaner may release, and what status calls live), exact when disks share
+ * records.
+ *
+ * Design notes
+ *
+ * A disk alone in its family (logfmt.h: no snapshot or clone shares its
+ * records) counts its view's log extents as they are: nothing else maps
+ * them, so a walk is exact and takes no memory.  The members of a larger
+ * family map the same bytes of the same records, once per snapshot or
+ * clone; counting each view would count shared bytes many times, and a
+ * segment full of one disk's shared data would look fuller than it is and
+ * never be cleaned.  Their extents go into a table keyed by record (its
+ * laddr), each record holding the union of the byte ranges any member maps,
+ * and each segment gets the union's size.  The table holds one entry per
+ * record and separate range, not per member: 100 snapshots of a disk cost
+ * what one does.
+ *
+ * Records never cross families, so one table serves every family at once.
+ *
+ * The figure status shows (store_log_space) sums the disks' log_bytes,
+ * which counts shared bytes once per disk; the last exact pass leaves how
+ * much that sum was over (live_excess), and it is taken off.  The checkpoint
+ * thread runs a pass at least every CLEAN_LIVE_PASS_S seconds while
+ * families share records (cleaner.c), so the figure stays near the truth.
+ *
+ * Error convention: 0 or -errno (-EUCLEAN: a map could not be walked whole,
+ * the figures are too low and the cleaner releases nothing; -ENOMEM).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hlog.h"
+#include "store_int.h"
+
+/* One range of one record that some member maps; more ranges of it chain by next. */
+struct rec_range {
+	uint64_t	 laddr;
+	uint64_t	 lo, hi;	/* disk bytes [lo, hi) of the record */
+	uint32_t	 next;		/* the record's next range, + 1 (0: none) */
+	int		 head;		/* the record's first range: the one in a slot */
+};
+
+struct live_table {
+	uint32_t	*slot;		/* open addressing by laddr: range index + 1, 0 empty */
+	size_t		 nslots;
+	struct rec_range *r;
+	size_t		 n, cap;
+};
+
+struct live_walk {
+	struct store	*st;
+	uint64_t	*live;		/* per segment first..last */
+	uint32_t	 first, last;
+	struct live_table *t;		/* NULL while walking a disk alone in its family */
+	uint64_t	 met_shared;	/* bytes of shared families met, once per member */
+	int		 rc;
+};
+
+static size_t
+slot_of(const struct live_table *t, uint64_t laddr)
+{
+	uint64_t h = laddr * UINT64_C(0x9e3779b97f4a7c15);
+
+	return (size_t)(h >> 20) & (t->nslots - 1);
+}
+
+static int
+table_grow(struct live_table *t)
+{
+	size_t n = t->nslots ? t->nslots * 2 : 1024;
+	uint32_t *s = calloc(n, sizeof(*s));
+
+	if (!s)
+		return -ENOMEM;
+	free(t->slot);
+	t->slot = s;
+	t->nslots = n;
+	/* every record's first range goes back in (the others hang off it) */
+	for (size_t i = 0; i < t->n; i++) {
+		size_t k;
+		if (!t->r[i].head)
+			continue;
+		for (k = slot_of(t, t->r[i].laddr); t->slot[k]; k = (k + 1) & (t->nslots - 1))
+			;
+		t->slot[k] = (uint32_t)(i + 1);
+	}
+	return 0;
+}
+
+static int
+range_new(struct live_table *t, uint64_t laddr, uint64_t lo, uint64_t hi, uint32_t *out)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 4096;
+		struct rec_range *r = cap > UINT32_MAX - 1 ? NULL : realloc(t->r, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		t->r = r;
+		t->cap = cap;
+	}
+	t->r[t->n] = (struct rec_range){ laddr, lo, hi, 0, 0 };
+	*out = (uint32_t)++t->n;
+	return 0;
+}
+
+/* Add bytes [lo, hi) of the record at laddr to the union. */
+static int
+table_add(struct live_table *t, uint64_t laddr, uint64_t lo, uint64_t hi)
+{
+	size_t k;
+	uint32_t idx;
+	int rc;
+
+	if (t->n + 1 > t->nslots / 2 && (rc = table_grow(t)) < 0)
+		return rc;
+	for (k = slot_of(t, laddr); t->slot[k]; k = (k + 1) & (t->nslots - 1))
+		if (t->r[t->slot[k] - 1].laddr == laddr)
+			break;
+	if (!t->slot[k]) {
+		if ((rc = range_new(t, laddr, lo, hi, &idx)) < 0)
+			return rc;
+		t->r[idx - 1].head = 1;
+		t->slot[k] = idx;
+		return 0;
+	}
+	/* the record's ranges: widen the one it meets, and absorb any that then meet it */
+	struct rec_range *hit = NULL;
+	for (uint32_t i = t->slot[k]; i; i = t->r[i - 1].next) {
+		struct rec_range *x = &t->r[i - 1];
+		if (hi < x->lo || lo > x->hi)
+			continue;
+		if (!hit) {
+			hit = x;
+			if (lo < x->lo)
+				x->lo = lo;
+			if (hi > x->hi)
+				x->hi = hi;
+		} else {
+			/* x now meets hit: hit takes it, x becomes empty */
+			if (x->lo < hit->lo)
+				hit->lo = x->lo;
+			if (x->hi > hit->hi)
+				hit->hi = x->hi;
+			x->lo = x->hi = 0;
+		}
+	}
+	if (hit)
+		return 0;
+	if ((rc = range_new(t, laddr, lo, hi, &idx)) < 0)
+		return rc;
+	t->r[idx - 1].next = t->r[t->slot[k] - 1].next;
+	t->r[t->slot[k] - 1].next = idx;
+	return 0;
+}
+
+static int
+live_extent(const struct extent *e, void *arg)
+{
+	struct live_walk *w = arg;
+	uint32_t s = LADDR_SEG(e->laddr);
+
+	if (e->laddr == EXTMAP_ZERO || s < w->first || s > w->last)
+		return 0;
+	if (!w->t) {
+		w->live[s - w->first] += e->len;
+		return 0;
+	}
+	w->met_shared += e->len;
+	if ((w->rc = table_add(w->t, e->laddr, e->loff, e->loff + e->len)) < 0)
+		return 1;
+	return 0;
+}
+
+int
+disks_share(struct store *st)
+{
+	for (size_t i = 0; i < st->ndisks; i++)
+		if (st->disks[i]->family != (uint64_t)st->disks[i]->id)
+			return 1;
+	return 0;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Does family f have more than one member?  fam: every disk's family, sorted. */
+static int
+family_shared(const uint64_t *fam, size_t n, uint64_t f)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (fam[mid] < f)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo + 1 < n && fam[lo] == f && fam[lo + 1] == f;
+}
+
+int
+disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live)
+{
+	struct live_table t = { 0 };
+	struct live_walk w = { st, live, first, last, NULL, 0, 0 };
+	uint64_t *fam;
+	size_t n;
+
+	memset(live, 0, (size_t)(last - first + 1) * sizeof(*live));
+	pthread_rwlock_rdlock(&st->ns_lock);
+	n = st->ndisks;
+	if (!(fam = malloc((n ? n : 1) * sizeof(*fam)))) {
+		pthread_rwlock_unlock(&st->ns_lock);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		fam[i] = st->disks[i]->family;
+	qsort(fam, n, sizeof(*fam), cmp_u64);
+	for (size_t i = 0; i < n && w.rc == 0; i++) {
+		struct disk *d = st->disks[i];
+		int rc;
+		w.t = family_shared(fam, n, d->family) ? &t : NULL;
+		pthread_rwlock_rdlock(&d->lock);
+		rc = dmap_walk(d, 0, UINT64_MAX, live_extent, &w);
+		pthread_rwlock_unlock(&d->lock);
+		if (rc < 0 && w.rc == 0) {
+			hlog(HLOG_ERROR, "disk '%s': its map cannot be walked whole (%s); the cleaner "
+			    "releases nothing until hcowctl check finds the damage", d->name,
+			    strerror(-rc));
+			w.rc = rc;
+		}
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (w.rc == 0) {
+		uint64_t exact = 0;
+		for (size_t i = 0; i < t.n; i++) {
+			uint64_t len = t.r[i].hi - t.r[i].lo;
+			live[LADDR_SEG(t.r[i].laddr) - first] += len;
+			exact += len;
+		}
+		/* the disks' log_bytes count shared bytes once per member: the union once */
+		atomic_store(&st->live_excess, w.met_shared - exact);
+		atomic_store(&st->live_pass_ns, now_ns());
+	}
+	free(fam);
+	free(t.slot);
+	free(t.r);
+	return w.rc;
+}
