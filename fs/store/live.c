@@ -157,21 +157,42 @@ table_add(struct live_table *t, uint64_t laddr, uint64_t lo, uint64_t hi)
 }
 
 static int
-live_extent(const struct extent *e, void *arg)
+live_extent(const struct extent *e, struct live_walk *w)
 {
-	struct live_walk *w = arg;
 	uint32_t s = LADDR_SEG(e->laddr);
 
-	if (e->laddr == EXTMAP_ZERO || s < w->first || s > w->last)
+	if (s < w->first || s > w->last)
 		return 0;
 	if (!w->t) {
 		w->live[s - w->first] += e->len;
 		return 0;
 	}
 	w->met_shared += e->len;
-	if ((w->rc = table_add(w->t, e->laddr, e->loff, e->loff + e->len)) < 0)
-		return 1;
-	return 0;
+	return w->rc = table_add(w->t, e->laddr, e->loff, e->loff + e->len);
+}
+
+/*
+ * Walk disk id's log extents in batches, ns_lock and its lock held only
+ * while a batch is copied: a guest write waits for one batch, never for the
+ * whole map, and creates and snapshots do not wait for the pass.  The map
+ * may change between batches; what moved then was rewritten, never into a
+ * sealed segment.  A disk deleted meanwhile has nothing left to count.
+ */
+static int
+live_disk(struct store *st, uint64_t id, struct live_walk *w, struct extent_batch *b)
+{
+	uint64_t pos = 0;
+	int rc;
+
+	for (;;) {
+		if ((rc = disk_extents_copy(st, id, pos, UINT64_MAX, b, NULL, 0)) < 0)
+			return rc == -ENOENT ? 0 : rc;
+		for (size_t i = 0; i < b->n && w->rc == 0; i++)
+			live_extent(&b->e[i], w);
+		if (w->rc < 0 || b->n < b->cap)
+			return 0;
+		pos = b->e[b->n - 1].loff + b->e[b->n - 1].len;
+	}
 }
 
 int
@@ -212,34 +233,37 @@ disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *li
 {
 	struct live_table t = { 0 };
 	struct live_walk w = { st, live, first, last, NULL, 0, 0 };
-	uint64_t *fam;
-	size_t n;
+	struct extent_batch b = { .cap = 4096, .log_only = 1 };
+	uint64_t *fam = NULL, *ids = NULL, *ifam = NULL;
+	size_t n = 0;
 
 	memset(live, 0, (size_t)(last - first + 1) * sizeof(*live));
+	/* the disks and their families now; each is then walked on its own */
 	pthread_rwlock_rdlock(&st->ns_lock);
 	n = st->ndisks;
-	if (!(fam = malloc((n ? n : 1) * sizeof(*fam)))) {
-		pthread_rwlock_unlock(&st->ns_lock);
-		return -ENOMEM;
+	fam = malloc((n ? n : 1) * sizeof(*fam));
+	ids = malloc((n ? n : 1) * sizeof(*ids));
+	ifam = malloc((n ? n : 1) * sizeof(*ifam));
+	for (size_t i = 0; fam && ids && ifam && i < n; i++) {
+		ids[i] = (uint64_t)st->disks[i]->id;
+		fam[i] = ifam[i] = st->disks[i]->family;
 	}
-	for (size_t i = 0; i < n; i++)
-		fam[i] = st->disks[i]->family;
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (!fam || !ids || !ifam || !(b.e = malloc(b.cap * sizeof(*b.e)))) {
+		w.rc = -ENOMEM;
+		goto out;
+	}
 	qsort(fam, n, sizeof(*fam), cmp_u64);
 	for (size_t i = 0; i < n && w.rc == 0; i++) {
-		struct disk *d = st->disks[i];
 		int rc;
-		w.t = family_shared(fam, n, d->family) ? &t : NULL;
-		pthread_rwlock_rdlock(&d->lock);
-		rc = dmap_walk(d, 0, UINT64_MAX, live_extent, &w);
-		pthread_rwlock_unlock(&d->lock);
-		if (rc < 0 && w.rc == 0) {
-			hlog(HLOG_ERROR, "disk '%s': its map cannot be walked whole (%s); the cleaner "
-			    "releases nothing until hcowctl check finds the damage", d->name,
-			    strerror(-rc));
+		w.t = family_shared(fam, n, ifam[i]) ? &t : NULL;
+		if ((rc = live_disk(st, ids[i], &w, &b)) < 0 && w.rc == 0) {
+			hlog(HLOG_ERROR, "disk %llu: its map cannot be walked whole (%s); the cleaner "
+			    "releases nothing until hcowctl check finds the damage",
+			    (unsigned long long)ids[i], strerror(-rc));
 			w.rc = rc;
 		}
 	}
-	pthread_rwlock_unlock(&st->ns_lock);
 	if (w.rc == 0) {
 		uint64_t exact = 0;
 		for (size_t i = 0; i < t.n; i++) {
@@ -251,7 +275,11 @@ disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *li
 		atomic_store(&st->live_excess, w.met_shared - exact);
 		atomic_store(&st->live_pass_ns, now_ns());
 	}
+out:
 	free(fam);
+	free(ids);
+	free(ifam);
+	free(b.e);
 	free(t.slot);
 	free(t.r);
 	return w.rc;
