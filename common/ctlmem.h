@@ -218,7 +218,7 @@ ctlmem_now_ns(void)
 
 /*
  * After the request buffers: the map snapshot, bytes the worker owns (see
- * fs/store/snapshot.c) so a replacement need not rebuild its extent maps from
+ * fs/store/handoff.c) so a replacement need not rebuild its extent maps from
  * SQLite.  The supervisor never reads it.  The memfd is sparse: pages cost
  * memory only once written.
  */

@@ -1,5 +1,5 @@
 /*
- * check_store_crash: crash recovery (fs/store/store.c, snapshot.c, the log's
+ * check_store_crash: crash recovery (fs/store/store.c, handoff.c, the log's
  * replay).  A forked child works on the store and exits or is killed
  * without closing it; the parent reopens the store and finds every synced
  * byte: after a sync, with checkpoints racing the writes, with garbage after
@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "logfmt.h"
-#include "store_int.h"	/* snapshot_write, cp_laddr: the takeover test looks inside */
+#include "store_int.h"	/* handoff_write, cp_laddr: the takeover test looks inside */
 #include "store_fixture.h"
 
 enum crash_end { END_EXIT, END_KILL };
@@ -180,9 +180,9 @@ START_TEST(takeover_from_snapshot_matches_the_dead_worker)
 		    store_read(st, id, cm.b, a.size, 0) != (ssize_t)a.size)
 			_exit(11);
 		cm.size = a.size;
-		if (script(st, id, &cm, 0) != 0 || snapshot_write(st) != 0)
+		if (script(st, id, &cm, 0) != 0 || handoff_write(st) != 0)
 			_exit(12);
-		if (_i == 2 && (script(st, id, &cm, 2) != 0 || snapshot_write(st) != 0))
+		if (_i == 2 && (script(st, id, &cm, 2) != 0 || handoff_write(st) != 0))
 			_exit(13);
 		/* after the snapshot: only in the log */
 		if (script(st, id, &cm, 1) != 0 || store_sync(st, id) != 0)

@@ -200,7 +200,7 @@ START_TEST(takeover_from_an_area_older_than_the_index_keeps_every_copy)
 		if (script(st, id, &vm, 0) != 0 || op_resize(st, id, &vm, 2 * MiB, 0) != 0 ||
 		    store_snapshot(st, "vm", "s1", NULL, NULL, err, sizeof(err)) != 0)
 			_exit(11);
-		if (snapshot_write(st) != 0)
+		if (handoff_write(st) != 0)
 			_exit(12);
 		/* after the area, all committed to the index but the last write */
 		if (op_write(st, id, &vm, 0, 4096, 50) != 0 ||

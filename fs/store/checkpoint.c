@@ -36,7 +36,7 @@
  *   DIRTY     --store_checkpoint step 1 (dmap_freeze)-------> IN FLIGHT (d->frozen)
  *   IN FLIGHT --store_checkpoint step 4 (dmap_publish)------> CLEAN     (new root)
  *   IN FLIGHT --store_checkpoint on failure-----------------> DIRTY     (frozen stays)
- * A snapshot (snapshot.c) taken while IN FLIGHT saves both overlays, so it
+ * A snapshot (handoff.c) taken while IN FLIGHT saves both overlays, so it
  * never waits for a checkpoint.
  *
  * Recovery (store_open, in store.c, calls these in order):
@@ -194,7 +194,7 @@ checkpoint_load(struct store *st, int takeover, uint64_t *laddr, uint64_t *seq, 
 	if (st->ix && !st->ix_migrate)
 		load_trees(st, laddr, seq);
 	/* a replacement takes the overlays its predecessor left in shared memory, if whole */
-	if (takeover && (rc = snapshot_load(st, laddr, seq)) != 0) {
+	if (takeover && (rc = handoff_load(st, laddr, seq)) != 0) {
 		if (rc > 0)
 			return 1;
 		/* slower, but the catalog and the log hold everything the snapshot did */

@@ -23,7 +23,7 @@
  *     the trees of both of the index's meta slots (the older one is the
  *     fallback for a damaged newer one) name the new records, and replay
  *     from either starts past S;
- *   - no snapshot: snapshot_refresh() writes one of this moment and retires
+ *   - no snapshot: handoff_refresh() writes one of this moment and retires
  *     the older half;
  *   - no read in flight: reads hold ns_lock shared for their whole duration,
  *     so disks_read_barrier() (ns_lock taken exclusively once) waits them
@@ -36,7 +36,7 @@
  *   disks_segment_live   live bytes per segment: pick the candidates
  *   store_move_segment   (diskio.c) move each candidate's live extents out
  *   checkpoint_twice     the index (both meta slots) stops naming them
- *   snapshot_refresh     so do the snapshots
+ *   handoff_refresh     so do the snapshots
  *   disks_read_barrier   so does every read
  *   disks_segment_live   nothing came back (it cannot: appends never go to
  *                        a sealed segment)
@@ -160,7 +160,7 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 		    strerror(-rc));
 		goto out;
 	}
-	snapshot_refresh(st);
+	handoff_refresh(st);
 	/* a barrier: every read that could still hold an old extent has finished */
 	disks_read_barrier(st);
 	if ((rc = disks_segment_live(st, first, last, live)) < 0)

@@ -4,8 +4,8 @@
  *
  * A tree maps a disk's logical byte ranges to log addresses, exactly as an
  * extmap does (struct extent, EXTMAP_ZERO: reads as zeros; no extent: not
- * written, reads from the template).  Trees are named by a 64-bit id (a disk
- * id now; snapshots and clones later).  The file holds many trees, and trees
+ * written, reads from the template).  Trees are named by a 64-bit id (a disk's,
+ * a snapshot's or a clone's: lifecycle.c).  The file holds many trees, and trees
  * share pages: a committed page is never changed, so a clone is a new
  * tree-table entry naming the same root.
  *

@@ -9,12 +9,12 @@
  *   store.c       open, close, the checkpoint thread (this file)
  *   cleaner.c     check.c           clients of the verbs below
  *   namespace.c   diskio.c          the disks as files; reads and writes
- *   checkpoint.c  snapshot.c        the catalog's copy of the maps; the shared-memory copy
+ *   checkpoint.c  handoff.c        the catalog's copy of the maps; the shared-memory copy
  *   disks.c                         the disk table, disk_apply, extent batches
  *   tmplwatch.c                     the templates in use
  *   wlog, extmap, catalog, template (and logfmt.h): media and formats
  *
- * Within a rung, checkpoint.c calls snapshot_load at open and snapshot.c
+ * Within a rung, checkpoint.c calls handoff_load at open and handoff.c
  * calls nothing of checkpoint.c.  The hot path wakes the thread above it
  * without calling up: diskio.c calls checkpoint_nudge (checkpoint.c, below
  * it), which signals the condition the thread waits on in checkpoint_wait.
@@ -55,7 +55,7 @@
  * The checkpoint thread (checkpoint_thread) loops:
  *
  *   WAITING  --checkpoint_wait: a tick, or checkpoint_nudge------> AWAKE
- *   AWAKE    --snapshot_write (with a snapshot area)-------------> AWAKE
+ *   AWAKE    --handoff_write (with a snapshot area)-------------> AWAKE
  *   AWAKE    --tmpls_watch: templates deleted, replaced, leases--> AWAKE
  *   AWAKE    --store_checkpoint, then store_clean_auto, when
  *              cp_ms passed or nudged--------------------------> WAITING
@@ -610,7 +610,7 @@ checkpoint_thread(void *arg)
 	if (st->cp_laddr == 0)
 		last_cp.tv_sec -= st->cp_ms / 1000 + 1;	/* came up from a snapshot: checkpoint soon */
 	while ((nudged = checkpoint_wait(st, tick)) >= 0) {
-		if (st->snap && snapshot_write(st) == 0) {
+		if (st->snap && handoff_write(st) == 0) {
 			/* as often as 20x its cost (log lock held) allows, within 100 to STORE_SNAPSHOT_MS */
 			snap_every = (unsigned)(st->snap_cost_us * 20 / 1000);
 			snap_every = snap_every < 100 ? 100 : snap_every > STORE_SNAPSHOT_MS ?

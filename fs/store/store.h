@@ -36,7 +36,7 @@ struct store_opts {
 	unsigned	 checkpoint_ms;		/* 0: default */
 	int		 purge_unlinked;	/* first worker of a mount: nothing is open */
 	int		 takeover;		/* replacing a dead worker: see wlog_replay() */
-	void		*snap_area;		/* shared memory kept across workers (snapshot.c) */
+	void		*snap_area;		/* shared memory kept across workers (handoff.c) */
 	size_t		 snap_cap;
 	int		 create;		/* create the store if the data dir is empty */
 	int		 readonly;		/* for checking: change no file (tmpldir may be

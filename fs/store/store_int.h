@@ -185,7 +185,7 @@ struct store {
 	char		 overlap_what[NAME_MAX_LEN + 100];
 	int		 takeover;	/* opened to replace a dead worker */
 	int		 tmpl_leases;	/* take read leases on templates (tmpl_lease) */
-	void		*snap;		/* the map snapshot area (snapshot.c), or NULL */
+	void		*snap;		/* the handoff area (handoff.c), or NULL */
 	size_t		 snap_cap;
 	int		 snap_full_logged;
 	long		 snap_cost_us;	/* time the last snapshot held the log lock */
@@ -308,17 +308,17 @@ int disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
 /* Return once every read that started before the call has finished. */
 void disks_read_barrier(struct store *st);
 
-/* ---- snapshot.c: the maps in shared memory ------------------------------ */
+/* ---- handoff.c: the overlays in shared memory, for a replacement -------- */
 
 /* Write the maps to the shared area; load them (1), not usable (0), or -errno. */
-int snapshot_write(struct store *st);
-int snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq);
+int handoff_write(struct store *st);
+int handoff_load(struct store *st, uint64_t *laddr, uint64_t *seq);
 /*
  * A snapshot of this moment, every older one retired (the cleaner: older
  * snapshots may name segments it is about to release).  If the maps no
  * longer fit, none is left: a replacement then loads from the catalog.
  */
-int snapshot_refresh(struct store *st);
+int handoff_refresh(struct store *st);
 
 /* ---- checkpoint.c: the catalog's copy of the maps ----------------------- */
 

@@ -1,9 +1,10 @@
 /*
- * snapshot: a copy of the store's extent maps in memory shared with the
+ * handoff: a copy of the disks' overlays in memory shared with the
  * supervisor (the snapshot area of ctlmem.h), so that a worker replacing a
- * dead one rebuilds its maps with a copy and a short log replay instead of
- * reading every extent from SQLite.  The supervisor never reads it; it only
- * keeps the memory alive across workers.
+ * dead one takes its maps over with a copy and a short log replay.  The
+ * supervisor never reads it; it only keeps the memory alive across workers.
+ * (Not the user's snapshots of disks: those are lifecycle.c's.  Below, a
+ * "snapshot" is one such copy of the overlays.)
  *
  * Design notes
  *
@@ -36,12 +37,12 @@
  *
  * One half, and the function making each transition:
  *
- *   INVALID  --snapshot_write (valid cleared, then the maps)-----> WRITING
- *   WRITING  --snapshot_write (valid set last, release)----------> VALID
- *   WRITING  --snapshot_write when the maps do not fit-----------> INVALID
- *   VALID    --snapshot_write (the older of two valid halves)----> WRITING
- *   VALID    --snapshot_refresh (not of this very moment)--------> INVALID
- * snapshot_load reads the newest VALID half and changes nothing in the area.
+ *   INVALID  --handoff_write (valid cleared, then the maps)-----> WRITING
+ *   WRITING  --handoff_write (valid set last, release)----------> VALID
+ *   WRITING  --handoff_write when the maps do not fit-----------> INVALID
+ *   VALID    --handoff_write (the older of two valid halves)----> WRITING
+ *   VALID    --handoff_refresh (not of this very moment)--------> INVALID
+ * handoff_load reads the newest VALID half and changes nothing in the area.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -122,7 +123,7 @@ snap_newest(struct store *st)
 }
 
 int
-snapshot_write(struct store *st)
+handoff_write(struct store *st)
 {
 	struct snap_header *h, *newest;
 	struct snap_writer w;
@@ -201,12 +202,12 @@ out:
 }
 
 int
-snapshot_refresh(struct store *st)
+handoff_refresh(struct store *st)
 {
 	if (!st->snap)
 		return 0;
 	/* a failed write (the maps outgrew the area) is logged there; retiring is what matters */
-	(void)snapshot_write(st);
+	(void)handoff_write(st);
 	pthread_rwlock_rdlock(&st->ns_lock);
 	pthread_mutex_lock(&st->log_lock);
 	struct snap_header *newest = snap_newest(st);
@@ -244,7 +245,7 @@ snap_load_disk(struct snap_loaded *l, const struct extent *ext)
 }
 
 int
-snapshot_load(struct store *st, uint64_t *laddr, uint64_t *seq)
+handoff_load(struct store *st, uint64_t *laddr, uint64_t *seq)
 {
 	const struct snap_header *h = st->snap ? snap_newest(st) : NULL;
 	struct snap_loaded *loaded;
