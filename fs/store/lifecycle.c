@@ -66,24 +66,63 @@ copy_extent(const struct extent *e, void *arg)
 	return extmap_set(arg, e->loff, e->len, e->laddr);
 }
 
+struct extent_array {
+	struct extent	*v;
+	size_t		 n;
+};
+
+static int
+array_extent(const struct extent *e, void *arg)
+{
+	struct extent_array *a = arg;
+
+	a->v[a->n++] = *e;
+	return 0;
+}
+
+/*
+ * A copy of src's overlays, one map with the same view.  One overlay (the
+ * usual case: a frozen one is only left by a failed checkpoint) is copied
+ * whole leaves at a time (extmap_load); two are merged extent by extent.
+ * Caller holds src's lock.
+ */
+static struct extmap *
+overlay_copy(const struct disk *src)
+{
+	struct extmap *copy = extmap_new();
+	struct extent_array a = { NULL, 0 };
+	uint64_t n = extmap_count(src->map);
+	int rc = copy ? 0 : -ENOMEM;
+
+	if (rc == 0 && !src->frozen && n > 0) {
+		if (!(a.v = malloc(n * sizeof(*a.v))))
+			rc = -ENOMEM;
+		else if ((rc = extmap_walk(src->map, 0, UINT64_MAX, array_extent, &a)) == 0)
+			rc = extmap_load(copy, a.v, a.n);
+		free(a.v);
+	} else if (rc == 0 && src->frozen) {
+		/* the frozen overlay below, the newer one above */
+		if ((rc = extmap_walk(src->frozen, 0, UINT64_MAX, copy_extent, copy)) == 0)
+			rc = extmap_walk(src->map, 0, UINT64_MAX, copy_extent, copy);
+	}
+	if (rc < 0) {
+		extmap_free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
 int
 clone_apply(struct disk *dst, struct disk *src, uint64_t rec_laddr)
 {
-	struct extmap *copy = extmap_new();
-	int rc = copy ? 0 : -ENOMEM;
+	struct extmap *copy;
 
 	if (src != dst)
 		pthread_rwlock_rdlock(&src->lock);
-	/* the frozen overlay below, the newer one above: one overlay with the same view */
-	if (rc == 0 && src->frozen)
-		rc = extmap_walk(src->frozen, 0, UINT64_MAX, copy_extent, copy);
-	if (rc == 0)
-		rc = extmap_walk(src->map, 0, UINT64_MAX, copy_extent, copy);
-	if (rc < 0) {
+	if (!(copy = overlay_copy(src))) {
 		if (src != dst)
 			pthread_rwlock_unlock(&src->lock);
-		extmap_free(copy);
-		return rc;
+		return -ENOMEM;
 	}
 	if (src != dst)
 		pthread_rwlock_wrlock(&dst->lock);
@@ -176,9 +215,10 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 
 /*
  * Overlay extents above which a copy checkpoints first: copying them holds
- * log_lock (every guest write waits), about 0.2 us each.
+ * log_lock (every guest write waits), 10 to 40 ns each (overlay_copy; 65536
+ * took 0.6 to 2.2 ms here).
  */
-#define COPY_OVERLAY_MAX	8192
+#define COPY_OVERLAY_MAX	65536
 
 /* Extents in src's overlays (what a copy of it copies).  Takes src's lock. */
 static uint64_t
