@@ -105,6 +105,17 @@ START_TEST(snapshot_clone_rollback_read_their_models)
 	OK(check_disk(st, c1id, &c1, 10));
 	OK(check_disk(st, c2id, &c2, 11));
 	ck_assert_uint_eq(id_of(st, "vm@s1"), sid);
+	/* who holds what, as list and status say it */
+	{
+		struct disk_attr a;
+		ck_assert_int_eq(store_lookup(st, "vm", &a), 0);
+		ck_assert_uint_eq(a.snapshots, 1);
+		ck_assert_str_eq(a.origin, "");
+		ck_assert_int_eq(store_lookup(st, "c1", &a), 0);
+		ck_assert_str_eq(a.origin, "vm@s1");
+		ck_assert_int_eq(store_lookup(st, "c2", &a), 0);
+		ck_assert_str_eq(a.origin, "vm");
+	}
 	model_free(&c2);
 	model_free(&c1);
 	model_free(&s1);

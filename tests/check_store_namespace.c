@@ -39,9 +39,9 @@ START_TEST(listing_shows_linked_disks_in_id_order)
 	store_describe(st, &sb, 1);
 	ck_assert_str_eq(sbuf_str(&sb),
 	    "[{\"name\":\"one\",\"template\":\"base.img\",\"size\":1048699,\"log_bytes\":0,"
-	    "\"extents\":0,\"opens\":0,\"state\":\"ok\"},"
+	    "\"extents\":0,\"opens\":0,\"snapshots\":0,\"origin\":null,\"state\":\"ok\"},"
 	    "{\"name\":\"three\",\"template\":\"base.img\",\"size\":2097152,\"log_bytes\":0,"
-	    "\"extents\":0,\"opens\":0,\"state\":\"ok\"}]");
+	    "\"extents\":0,\"opens\":0,\"snapshots\":0,\"origin\":null,\"state\":\"ok\"}]");
 	sbuf_reset(&sb);
 	store_describe(st, &sb, 0);
 	ck_assert_msg(contains(sbuf_str(&sb), "one") && contains(sbuf_str(&sb), "three") &&

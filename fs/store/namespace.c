@@ -49,6 +49,29 @@
 #define RENAME_NOREPLACE 1
 #endif
 
+/* The snapshots disk d has.  ns_lock held. */
+static size_t
+disk_snapshot_count(struct store *st, const struct disk *d)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->ndisks; i++)
+		n += st->disks[i]->snap_of == d->id && st->disks[i]->snap_name[0];
+	return n;
+}
+
+/* Which disk d was copied from, and how many snapshots it has (status: who holds what). */
+static void
+lineage_fill(struct store *st, const struct disk *d, struct disk_attr *a)
+{
+	const struct disk *o = d->origin && !d->snap_of ? disk_get(st, (uint64_t)d->origin) : NULL;
+
+	a->origin[0] = '\0';
+	if (o && disk_linked(o))
+		disk_full_name(st, o, a->origin, sizeof(a->origin));
+	a->snapshots = d->snap_of ? 0 : (unsigned)disk_snapshot_count(st, d);
+}
+
 /* Fill a from d (a snapshot's name: DISK@SNAP), or -ENOENT if d is NULL.  ns_lock held shared. */
 static int
 attr_get(struct store *st, struct disk *d, struct disk_attr *a)
@@ -60,6 +83,7 @@ attr_get(struct store *st, struct disk *d, struct disk_attr *a)
 	pthread_rwlock_unlock(&d->lock);
 	if (d->snap_of)
 		disk_full_name(st, d, a->name, sizeof(a->name));
+	lineage_fill(st, d, a);
 	return 0;
 }
 
@@ -305,17 +329,6 @@ disk_unname(struct store *st, struct disk *d)
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (purge)
 		disk_purge(st, d);
-}
-
-/* The snapshots disk d has.  ns_lock held. */
-static size_t
-disk_snapshot_count(struct store *st, const struct disk *d)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < st->ndisks; i++)
-		n += st->disks[i]->snap_of == d->id && st->disks[i]->snap_name[0];
-	return n;
 }
 
 int
@@ -571,16 +584,28 @@ store_describe(struct store *st, struct sbuf *sb, int json)
 			sbuf_addstr(sb, ",\"template\":");
 			sbuf_json_str(sb, a.template_name);
 			sbuf_printf(sb, ",\"size\":%llu,\"log_bytes\":%llu,\"extents\":%llu,\"opens\":%d,"
-			    "\"state\":", (unsigned long long)a.size, (unsigned long long)a.log_bytes,
-			    (unsigned long long)a.extents, a.opens);
+			    "\"snapshots\":%u,\"origin\":", (unsigned long long)a.size,
+			    (unsigned long long)a.log_bytes, (unsigned long long)a.extents, a.opens,
+			    a.snapshots);
+			if (a.origin[0])
+				sbuf_json_str(sb, a.origin);
+			else
+				sbuf_addstr(sb, "null");
+			sbuf_addstr(sb, ",\"state\":");
 			sbuf_json_str(sb, disk_state(&a));
 			sbuf_addstr(sb, "}");
 		} else {
 			char size[32], log[32];
 			size_format(a.size, size, sizeof(size));
 			size_format(a.log_bytes, log, sizeof(log));
-			sbuf_printf(sb, "%-24s %-20s %12s %12s %9llu %5d  %s\n", a.name, a.template_name,
+			sbuf_printf(sb, "%-24s %-20s %12s %12s %9llu %5d  %s", a.name, a.template_name,
 			    size, log, (unsigned long long)a.extents, a.opens, disk_state(&a));
+			/* who shares what: a disk with snapshots cannot go, a clone reads its origin's */
+			if (a.snapshots)
+				sbuf_printf(sb, "; %u snapshot%s", a.snapshots, a.snapshots == 1 ? "" : "s");
+			if (a.origin[0])
+				sbuf_printf(sb, "; clone of %s", a.origin);
+			sbuf_addstr(sb, "\n");
 		}
 		first = 0;
 	}

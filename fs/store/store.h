@@ -88,6 +88,9 @@ struct disk_attr {
 	int	 opens;
 	const char *problem;		/* NULL if the disk can serve I/O */
 	int	 snapshot;		/* a read-only snapshot (name is DISK@SNAP) */
+	char	 origin[2 * NAME_MAX_LEN + 2];	/* the disk or snapshot it was copied from
+						   ("" if none, or since deleted) */
+	unsigned snapshots;		/* snapshots of this disk */
 };
 
 int store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen);
