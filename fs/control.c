@@ -137,45 +137,30 @@ made_reply(const struct proto_req *req, const struct disk_attr *a, const char *w
 	sbuf_printf(out, "%s '%s' (%s)\n", what, a->name, sz);
 }
 
+/*
+ * snapshot name=DISK snap=S, clone from=SRC name=NEW: the store's copy of
+ * a map (store_snapshot and store_clone take the same arguments), answered
+ * with the new disk.
+ */
 static int
-control_snapshot(struct worker *w, const struct proto_req *req, struct sbuf *out)
+control_copy(struct worker *w, const struct proto_req *req, struct sbuf *out, const char *k1,
+    const char *k2, int (*copy)(struct store *, const char *, const char *, const char *,
+    struct disk_attr *, char *, size_t), const char *done)
 {
-	const char *name = proto_arg(req, "name"), *snap = proto_arg(req, "snap");
+	const char *v1 = proto_arg(req, k1), *v2 = proto_arg(req, k2);
 	struct disk_attr a;
 	char err[512] = "";
 	int rc;
 
-	if (!name || !snap) {
-		sbuf_addstr(out, "snapshot needs name= and snap=");
+	if (!v1 || !v2) {
+		sbuf_printf(out, "%s needs %s= and %s=", req->verb, k1, k2);
 		return EINVAL;
 	}
-	if ((rc = store_snapshot(w->st, name, snap, proto_arg(req, "token"), &a, err,
-	    sizeof(err))) < 0) {
+	if ((rc = copy(w->st, v1, v2, proto_arg(req, "token"), &a, err, sizeof(err))) < 0) {
 		sbuf_addstr(out, err);
 		return -rc;
 	}
-	made_reply(req, &a, "took snapshot", out);
-	return 0;
-}
-
-static int
-control_clone(struct worker *w, const struct proto_req *req, struct sbuf *out)
-{
-	const char *from = proto_arg(req, "from"), *name = proto_arg(req, "name");
-	struct disk_attr a;
-	char err[512] = "";
-	int rc;
-
-	if (!from || !name) {
-		sbuf_addstr(out, "clone needs from= and name=");
-		return EINVAL;
-	}
-	if ((rc = store_clone(w->st, from, name, proto_arg(req, "token"), &a, err,
-	    sizeof(err))) < 0) {
-		sbuf_addstr(out, err);
-		return -rc;
-	}
-	made_reply(req, &a, "made disk", out);
+	made_reply(req, &a, done, out);
 	return 0;
 }
 
@@ -378,13 +363,13 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 		return 0;
 	}
 	if (strcmp(req.verb, "snapshot") == 0)
-		return control_snapshot(w, &req, out);
+		return control_copy(w, &req, out, "name", "snap", store_snapshot, "took snapshot");
 	if (strcmp(req.verb, "snapshots") == 0) {
 		store_describe_snapshots(w->st, proto_arg(&req, "name"), out, req.json);
 		return 0;
 	}
 	if (strcmp(req.verb, "clone") == 0)
-		return control_clone(w, &req, out);
+		return control_copy(w, &req, out, "from", "name", store_clone, "made disk");
 	if (strcmp(req.verb, "rollback") == 0)
 		return control_rollback(w, &req, out);
 	if (strcmp(req.verb, "disks") == 0) {

@@ -154,18 +154,14 @@ crash_run(uint64_t id, struct model *m, const struct crash_plan *plan)
 START_TEST(takeover_from_snapshot_matches_the_dead_worker)
 {
 	size_t cap = 64 * MiB;
-	uint8_t *area = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint8_t *area;
 	struct model m;
 	uint64_t id = fresh_store_with_disk(&m);
-	struct store_opts o = opts();
+	struct store_opts o = handoff_opts(&area, cap);
 	struct store *st;
 	pid_t pid;
 	int status;
 
-	ck_assert_ptr_ne(area, MAP_FAILED);
-	o.create = 0;
-	o.snap_area = area;
-	o.snap_cap = cap;
 	fflush(NULL);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);

@@ -189,18 +189,14 @@ END_TEST
 START_TEST(takeover_from_an_area_older_than_the_index_keeps_every_copy)
 {
 	size_t cap = 64 * MiB;
-	uint8_t *area = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint8_t *area;
 	struct model vm, s1, s2;
 	uint64_t id = fresh_store_with_disk(&vm);
-	struct store_opts o = opts();
+	struct store_opts o = handoff_opts(&area, cap);
 	struct store *st;
 	pid_t pid;
 	int status;
 
-	ck_assert_ptr_ne(area, MAP_FAILED);
-	o.create = 0;
-	o.snap_area = area;
-	o.snap_cap = cap;
 	fflush(NULL);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -414,4 +415,17 @@ index_failing_io(struct store *st)
 	static const struct index_io io = { failing_pwrite, failing_sync, NULL };
 
 	index_set_io(st->ix, &io);
+}
+
+struct store_opts
+handoff_opts(uint8_t **area, size_t cap)
+{
+	struct store_opts o = opts();
+
+	*area = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(*area, MAP_FAILED);
+	o.create = 0;
+	o.snap_area = *area;
+	o.snap_cap = cap;
+	return o;
 }

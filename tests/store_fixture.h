@@ -113,7 +113,13 @@ void assert_template_file_unchanged(void);
 extern int index_failing;
 void index_failing_io(struct store *st);
 
-/* A new store holding one clone "d" of base.img, closed again; m models it. */
+/*
+ * Options to open the existing store with a handoff area (the shared memory a
+ * replacement takes the overlays from) of cap bytes, mapped into *area.
+ */
+struct store_opts handoff_opts(uint8_t **area, size_t cap);
+
+/* A new store holding one clone "vm" of base.img, closed again; m models it. */
 uint64_t fresh_store_with_disk(struct model *m);
 
 #endif

@@ -111,19 +111,38 @@ store_getattr(struct store *st, uint64_t id, struct disk_attr *a)
 	return rc;
 }
 
-int
-store_next(struct store *st, uint64_t after, struct disk_attr *a)
+/* The first disk with an id > after that pick accepts, as store_next and store_next_snapshot give it. */
+static int
+next_where(struct store *st, uint64_t after, struct disk_attr *a, int (*pick)(const struct disk *d))
 {
 	struct disk *d = NULL;
 	int rc;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
 	for (size_t i = disk_index_after(st, after + 1); !d && i < st->ndisks; i++)
-		if (st->disks[i]->name[0])
+		if (pick(st->disks[i]))
 			d = st->disks[i];
 	rc = attr_get(st, d, a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
+}
+
+static int
+is_named_disk(const struct disk *d)
+{
+	return d->name[0] != '\0';
+}
+
+static int
+is_named_snapshot(const struct disk *d)
+{
+	return d->snap_of && d->snap_name[0];
+}
+
+int
+store_next(struct store *st, uint64_t after, struct disk_attr *a)
+{
+	return next_where(st, after, a, is_named_disk);
 }
 
 int
@@ -140,16 +159,7 @@ store_lookup_full(struct store *st, const char *name, struct disk_attr *a)
 int
 store_next_snapshot(struct store *st, uint64_t after, struct disk_attr *a)
 {
-	struct disk *d = NULL;
-	int rc;
-
-	pthread_rwlock_rdlock(&st->ns_lock);
-	for (size_t i = disk_index_after(st, after + 1); !d && i < st->ndisks; i++)
-		if (st->disks[i]->snap_of && st->disks[i]->snap_name[0])
-			d = st->disks[i];
-	rc = attr_get(st, d, a);
-	pthread_rwlock_unlock(&st->ns_lock);
-	return rc;
+	return next_where(st, after, a, is_named_snapshot);
 }
 
 /*
