@@ -62,6 +62,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctlclient.h"
 #include "lifecycle.h"
 #include "names.h"
 #include "proto.h"

@@ -16,10 +16,4 @@ int lifecycle_import(const struct hcow_mount *m, const char *in, const char *nam
     const char *tmpl);
 int lifecycle_promote(const struct hcow_mount *m, const char *name, const char *tmpl);
 
-/* From hcowctl.c: one request to the supervisor (see there), the status, a fatal message. */
-#define REPLY_TIMEOUT_S	150
-int ask(const struct hcow_mount *m, const char *line, int wait_s, struct sbuf *body, int echo);
-struct json *status_get(const struct hcow_mount *m);
-void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
 #endif

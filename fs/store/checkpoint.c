@@ -129,7 +129,7 @@ replay_clone(struct replay_ctx *rc, struct disk *d, const struct rec_header *h, 
 		return 0;
 	}
 	rc->st->clones_replayed++;
-	return clone_apply(d, src, laddr);
+	return dmap_copy(d, src, laddr);
 }
 
 static int

@@ -28,6 +28,10 @@
  *                     empty overlay takes its place: the view is unchanged
  *   dmap_publish      the checkpoint's commit is durable: the new tree
  *                     holds what frozen held; frozen goes: unchanged view
+ *   dmap_copy         a REC_CLONE applied (lifecycle.c, replay): the layers
+ *                     become a copy of another disk's, the committed tree
+ *                     shared (root_tree names it until the next commit
+ *                     clones it, root_pending) and the overlays copied
  *
  * d->log_bytes (the bytes the view maps to the log) is kept exact by
  * dmap_set; dmap_recount computes it from the layers when they came from
@@ -39,6 +43,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "store_int.h"
 
@@ -293,4 +298,91 @@ dmap_publish(struct disk *d, const struct index_root *root)
 	d->root = *root;
 	d->frozen = NULL;
 	return frozen;
+}
+
+/* ---- copying a disk's layers (a snapshot, a clone, a rollback) ---------- */
+
+/* An extent of a source's overlay into the copy (extmap_walk callback). */
+static int
+copy_extent(const struct extent *e, void *arg)
+{
+	return extmap_set(arg, e->loff, e->len, e->laddr);
+}
+
+struct extent_array {
+	struct extent	*v;
+	size_t		 n;
+};
+
+static int
+array_extent(const struct extent *e, void *arg)
+{
+	struct extent_array *a = arg;
+
+	a->v[a->n++] = *e;
+	return 0;
+}
+
+/*
+ * A copy of src's overlays, one map with the same view.  One overlay (the
+ * usual case: a frozen one is only left by a failed checkpoint) is copied
+ * whole leaves at a time (extmap_load); two are merged extent by extent.
+ * Caller holds src's lock.
+ */
+static struct extmap *
+overlay_copy(const struct disk *src)
+{
+	struct extmap *copy = extmap_new();
+	struct extent_array a = { NULL, 0 };
+	uint64_t n = extmap_count(src->map);
+	int rc = copy ? 0 : -ENOMEM;
+
+	if (rc == 0 && !src->frozen && n > 0) {
+		if (!(a.v = malloc(n * sizeof(*a.v))))
+			rc = -ENOMEM;
+		else if ((rc = extmap_walk(src->map, 0, UINT64_MAX, array_extent, &a)) == 0)
+			rc = extmap_load(copy, a.v, a.n);
+		free(a.v);
+	} else if (rc == 0 && src->frozen) {
+		/* the frozen overlay below, the newer one above */
+		if ((rc = extmap_walk(src->frozen, 0, UINT64_MAX, copy_extent, copy)) == 0)
+			rc = extmap_walk(src->map, 0, UINT64_MAX, copy_extent, copy);
+	}
+	if (rc < 0) {
+		extmap_free(copy);
+		return NULL;
+	}
+	return copy;
+}
+
+int
+dmap_copy(struct disk *dst, struct disk *src, uint64_t rec_laddr)
+{
+	struct extmap *copy;
+
+	if (src != dst)
+		pthread_rwlock_rdlock(&src->lock);
+	if (!(copy = overlay_copy(src))) {
+		if (src != dst)
+			pthread_rwlock_unlock(&src->lock);
+		return -ENOMEM;
+	}
+	if (src != dst)
+		pthread_rwlock_wrlock(&dst->lock);
+	extmap_free(dst->map);
+	extmap_free(dst->frozen);
+	dst->map = copy;
+	dst->frozen = NULL;
+	dst->root = src->root;
+	dst->root_tree = src->root_tree;
+	dst->root_pending = 1;
+	dst->log_bytes = src->log_bytes;
+	dst->size = src->size;
+	dst->meta_dirty = 1;
+	src->clone_src_laddr = rec_laddr;
+	if (src != dst) {
+		pthread_rwlock_unlock(&dst->lock);
+		pthread_rwlock_unlock(&src->lock);
+	}
+	return 0;
 }

@@ -5,7 +5,7 @@
  * Design notes
  *
  * One primitive does all three: a REC_CLONE record (logfmt.h) "disk dst's
- * map and size become those of disk src", applied by clone_apply to the
+ * map and size become those of disk src", applied by dmap_copy (dmap.c) to the
  * memory of the live store and, after a crash, by replay.
  *
  *   snapshot   dst is a new read-only disk (snap_of = the disk, a name of
@@ -59,92 +59,6 @@
 #include "hlog.h"
 #include "store_int.h"
 
-/* An extent of a source's overlay into the copy (extmap_walk callback). */
-static int
-copy_extent(const struct extent *e, void *arg)
-{
-	return extmap_set(arg, e->loff, e->len, e->laddr);
-}
-
-struct extent_array {
-	struct extent	*v;
-	size_t		 n;
-};
-
-static int
-array_extent(const struct extent *e, void *arg)
-{
-	struct extent_array *a = arg;
-
-	a->v[a->n++] = *e;
-	return 0;
-}
-
-/*
- * A copy of src's overlays, one map with the same view.  One overlay (the
- * usual case: a frozen one is only left by a failed checkpoint) is copied
- * whole leaves at a time (extmap_load); two are merged extent by extent.
- * Caller holds src's lock.
- */
-static struct extmap *
-overlay_copy(const struct disk *src)
-{
-	struct extmap *copy = extmap_new();
-	struct extent_array a = { NULL, 0 };
-	uint64_t n = extmap_count(src->map);
-	int rc = copy ? 0 : -ENOMEM;
-
-	if (rc == 0 && !src->frozen && n > 0) {
-		if (!(a.v = malloc(n * sizeof(*a.v))))
-			rc = -ENOMEM;
-		else if ((rc = extmap_walk(src->map, 0, UINT64_MAX, array_extent, &a)) == 0)
-			rc = extmap_load(copy, a.v, a.n);
-		free(a.v);
-	} else if (rc == 0 && src->frozen) {
-		/* the frozen overlay below, the newer one above */
-		if ((rc = extmap_walk(src->frozen, 0, UINT64_MAX, copy_extent, copy)) == 0)
-			rc = extmap_walk(src->map, 0, UINT64_MAX, copy_extent, copy);
-	}
-	if (rc < 0) {
-		extmap_free(copy);
-		return NULL;
-	}
-	return copy;
-}
-
-int
-clone_apply(struct disk *dst, struct disk *src, uint64_t rec_laddr)
-{
-	struct extmap *copy;
-
-	if (src != dst)
-		pthread_rwlock_rdlock(&src->lock);
-	if (!(copy = overlay_copy(src))) {
-		if (src != dst)
-			pthread_rwlock_unlock(&src->lock);
-		return -ENOMEM;
-	}
-	if (src != dst)
-		pthread_rwlock_wrlock(&dst->lock);
-	extmap_free(dst->map);
-	extmap_free(dst->frozen);
-	dst->map = copy;
-	dst->frozen = NULL;
-	dst->root = src->root;
-	dst->root_tree = src->root_tree;
-	dst->root_pending = 1;
-	dst->log_bytes = src->log_bytes;
-	dst->size = src->size;
-	dst->mtime_ns = now_ns();
-	dst->meta_dirty = 1;
-	src->clone_src_laddr = rec_laddr;
-	if (src != dst) {
-		pthread_rwlock_unlock(&dst->lock);
-		pthread_rwlock_unlock(&src->lock);
-	}
-	return 0;
-}
-
 /*
  * May disk d be open in the kernel?  This worker counts its own opens; a
  * replacement did not see its predecessor's and asks the kernel.  ns_lock held.
@@ -191,8 +105,11 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 	if ((rc = wlog_append(st->log, &h, NULL, &laddr)) == 0 && fresh &&
 	    (rc = disk_table_put(st, fresh)) < 0)
 		fresh = NULL;	/* the record names an id without a row: replay skips it */
-	if (rc == 0)
-		rc = clone_apply(dst, src, laddr);
+	if (rc == 0 && (rc = dmap_copy(dst, src, laddr)) == 0) {
+		pthread_rwlock_wrlock(&dst->lock);
+		dst->mtime_ns = now_ns();	/* its contents changed (or began) now */
+		pthread_rwlock_unlock(&dst->lock);
+	}
 	pthread_mutex_unlock(&st->log_lock);
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (rc == 0)

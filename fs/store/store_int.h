@@ -240,6 +240,13 @@ void dmap_recount(struct disk *d);
 int dmap_freeze(struct disk *d, struct extmap *fresh);
 /* The commit is durable: root holds what frozen did; returns frozen, for the caller to free. */
 struct extmap *dmap_publish(struct disk *d, const struct index_root *root);
+/*
+ * A REC_CLONE at rec_laddr: dst's layers and size become a copy of src's
+ * (dst's lock exclusive and src's shared are taken here unless they are one
+ * disk, whose lock the caller then holds exclusive).  0 or -ENOMEM (nothing
+ * changed).
+ */
+int dmap_copy(struct disk *dst, struct disk *src, uint64_t rec_laddr);
 
 /* ---- disks.c: the disk table, applying records ------------------------- */
 
@@ -353,12 +360,6 @@ int checkpoint_locked(struct store *st);
 
 /* ---- lifecycle.c: snapshots, clones, rollback ---------------------------- */
 
-/*
- * A REC_CLONE at rec_laddr: dst's map and size become src's (dst's lock
- * exclusive and src's shared are taken here unless they are one disk, whose
- * lock the caller then holds exclusive).  0 or -ENOMEM (nothing changed).
- */
-int clone_apply(struct disk *dst, struct disk *src, uint64_t rec_laddr);
 
 /* ---- live.c: what the disks still use of the log ------------------------- */
 
