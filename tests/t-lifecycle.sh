@@ -217,6 +217,31 @@ raw_equal "$S/r.img@s" "$T/r-s" || fail "a write after the rollback reached the 
 cp "$M/r.img" "$T/r-ref"
 ok "rollback refused while open, then the disk and its size are the snapshot's; the snapshot stays"
 
+# a replacement worker did not see the open: it asks the kernel.  But the
+# kernel holds a disk's inode as long as it caches it (after any stat), open
+# or not, so a replacement refuses the rollback of a closed disk until the
+# kernel forgets the inode (echo 2 > /proc/sys/vm/drop_caches)
+exec 3<>"$M/r.img"
+ctl restart | grep -q "^restarted: worker" || fail "hcowctl restart with r.img open"
+expect_fail "rollback while the disk is open, after a restart" "r.img' is open" ctl rollback r.img s
+exec 3>&-
+known_bug "after a worker replacement, rollback of a closed disk says it is open (the kernel caches its inode)" \
+	wait_for rollback_r
+umount_fs	# a fresh worker counts its own opens
+mount_fs -o segment_size=16M,checkpoint_ms=200
+cmp "$M/r.img" "$T/r-ref" || fail "r.img changed in the refused rollbacks"
+
+# two snapshots with nothing written between them hold the same records: when
+# the disk overwrites them neither holds them alone (deleting one gives back
+# nothing), but own_bytes compares a snapshot with its disk only
+ctl create o.img --template base.img --size 4M >/dev/null
+$LC write "$M/o.img" - 0 $((2 * MiB)) o1
+ctl snapshot o.img t >/dev/null && ctl snapshot o.img u >/dev/null || fail "snapshots of o.img"
+$LC write "$M/o.img" - 0 $MiB o2
+own_shared() { [ "$(snap_field o.img@t 's["own_bytes"]') $(snap_field o.img@u 's["own_bytes"]')" = "0 0" ]; }
+known_bug "snapshots --json: own_bytes counts bytes another snapshot (or a clone) holds too (o.img@t and o.img@u each claim 1 MiB)" own_shared
+ctl delete o.img@t >/dev/null && ctl delete o.img@u >/dev/null && ctl delete o.img >/dev/null || fail "delete of o.img"
+
 ### 7. bad input: one line on stderr, exit 1, nothing changed
 # bad WHAT PATTERN CMD...: exit 1, one line on stderr matching PATTERN, nothing on stdout
 bad() {
