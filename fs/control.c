@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hlog.h"
 #include "names.h"
@@ -176,7 +177,20 @@ control_rollback(struct worker *w, const struct proto_req *req, struct sbuf *out
 		sbuf_addstr(out, "rollback needs name= and snap=");
 		return EINVAL;
 	}
-	if ((rc = store_rollback(w->st, name, snap, err, sizeof(err))) < 0) {
+	rc = store_rollback(w->st, name, snap, err, sizeof(err));
+	/*
+	 * A replacement cannot count its predecessor's opens: it asks the kernel,
+	 * which also holds closed disks it still caches.  Drop the kernel's
+	 * name of the disk: unless something has it open, the kernel then
+	 * forgets its inode (FORGET), and the next try sees that.
+	 */
+	for (int i = 0; rc == -EBUSY && w->se && i < 50; i++) {
+		fuse_lowlevel_notify_inval_entry(w->se, 1, name, strlen(name));
+		usleep(10000);
+		err[0] = '\0';
+		rc = store_rollback(w->st, name, snap, err, sizeof(err));
+	}
+	if (rc < 0) {
 		sbuf_addstr(out, err);
 		return -rc;
 	}
@@ -365,7 +379,10 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 	if (strcmp(req.verb, "snapshot") == 0)
 		return control_copy(w, &req, out, "name", "snap", store_snapshot, "took snapshot");
 	if (strcmp(req.verb, "snapshots") == 0) {
-		store_describe_snapshots(w->st, proto_arg(&req, "name"), out, req.json);
+		if (store_describe_snapshots(w->st, proto_arg(&req, "name"), out, req.json) < 0) {
+			sbuf_printf(out, "no disk named '%s'", proto_arg(&req, "name"));
+			return ENOENT;
+		}
 		return 0;
 	}
 	if (strcmp(req.verb, "clone") == 0)

@@ -109,6 +109,7 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 		pthread_rwlock_wrlock(&dst->lock);
 		dst->mtime_ns = now_ns();	/* its contents changed (or began) now */
 		pthread_rwlock_unlock(&dst->lock);
+		atomic_store(&st->live_pass_ns, 0);	/* what is shared changed: count again (live.c) */
 	}
 	pthread_mutex_unlock(&st->log_lock);
 	pthread_rwlock_unlock(&st->ns_lock);
@@ -419,12 +420,16 @@ describe_snapshot(struct store *st, struct disk *d, struct sbuf *sb, int json, i
 	sbuf_printf(sb, "%-40s %-20s %12s %12s\n", full, when, size, ownb);
 }
 
-void
+int
 store_describe_snapshots(struct store *st, const char *disk, struct sbuf *sb, int json)
 {
 	int first = 1;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
+	if (disk && !disk_by_name(st, disk)) {
+		pthread_rwlock_unlock(&st->ns_lock);
+		return -ENOENT;
+	}
 	if (json)
 		sbuf_addstr(sb, "[");
 	else
@@ -443,4 +448,5 @@ store_describe_snapshots(struct store *st, const char *disk, struct sbuf *sb, in
 	if (json)
 		sbuf_addstr(sb, "]");
 	pthread_rwlock_unlock(&st->ns_lock);
+	return 0;
 }

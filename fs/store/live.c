@@ -23,7 +23,9 @@
  * which counts shared bytes once per disk; the last exact pass leaves how
  * much that sum was over (live_excess), and it is taken off.  The checkpoint
  * thread runs a pass at least every CLEAN_LIVE_PASS_S seconds while
- * families share records (cleaner.c), so the figure stays near the truth.
+ * families share records, and at its next checkpoint after a snapshot, a
+ * clone or a purge (they clear live_pass_ns), so the figure stays near the
+ * truth.
  *
  * Error convention: 0 or -errno (-EUCLEAN: a map could not be walked whole,
  * the figures are too low and the cleaner releases nothing; -ENOMEM).

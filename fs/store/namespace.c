@@ -204,6 +204,7 @@ disk_purge(struct store *st, struct disk *d)
 	pthread_rwlock_unlock(&st->ns_lock);
 	disk_free(d);
 	st->trees_gone = 1;	/* the next checkpoint drops its tree: its pages come back */
+	atomic_store(&st->live_pass_ns, 0);	/* what is shared may have changed (live.c) */
 }
 
 int
