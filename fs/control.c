@@ -379,11 +379,12 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 	if (strcmp(req.verb, "snapshot") == 0)
 		return control_copy(w, &req, out, "name", "snap", store_snapshot, "took snapshot");
 	if (strcmp(req.verb, "snapshots") == 0) {
-		if (store_describe_snapshots(w->st, proto_arg(&req, "name"), out, req.json) < 0) {
+		int rc = store_describe_snapshots(w->st, proto_arg(&req, "name"), out, req.json);
+		if (rc == -ENOENT)
 			sbuf_printf(out, "no disk named '%s'", proto_arg(&req, "name"));
-			return ENOENT;
-		}
-		return 0;
+		else if (rc < 0)
+			sbuf_printf(out, "cannot list the snapshots: %s", strerror(-rc));
+		return -rc;
 	}
 	if (strcmp(req.verb, "clone") == 0)
 		return control_copy(w, &req, out, "from", "name", store_clone, "made disk");

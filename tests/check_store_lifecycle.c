@@ -381,6 +381,61 @@ START_TEST(what_a_snapshot_refuses)
 }
 END_TEST
 
+/* What a member of a family alone holds (family_own_bytes), by id. */
+static uint64_t
+own_of(struct store *st, uint64_t family, uint64_t id)
+{
+	uint64_t *ids, *own, v = UINT64_MAX;
+	size_t n;
+
+	ck_assert_int_eq(family_own_bytes(st, family, &ids, &own, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			v = own[i];
+	free(ids);
+	free(own);
+	ck_assert_msg(v != UINT64_MAX, "disk %llu is not in family %llu", (unsigned long long)id,
+	    (unsigned long long)family);
+	return v;
+}
+
+/*
+ * own bytes: what deleting a snapshot would give back.  Two snapshots of
+ * the same moment share everything (0 each, before and after a checkpoint);
+ * the disk overwriting half leaves the old half to them (still 0: both hold
+ * it); one deleted, the other owns it; a clone of it shares it again, and
+ * the clone overwriting a part gives that part back to the snapshot alone.
+ */
+START_TEST(own_bytes_count_what_nothing_else_holds)
+{
+	struct store *st = sopen();
+	struct model vm;
+	uint64_t id = mkdisk(st, "vm", "base.img", 2 * MiB), s1, s2, c;
+
+	model_init(&vm, tmpl_bytes, TSIZE, 2 * MiB);
+	OK(op_write(st, id, &vm, 0, MiB, 1));
+	s1 = snap(st, "vm", "s1");
+	s2 = snap(st, "vm", "s2");
+	ck_assert_uint_eq(own_of(st, id, s1), 0);
+	ck_assert_int_eq(store_checkpoint(st), 0);
+	ck_assert_uint_eq(own_of(st, id, s2), 0);
+	OK(op_write(st, id, &vm, 0, 512 * KiB, 2));
+	ck_assert_uint_eq(own_of(st, id, s1), 0);
+	ck_assert_uint_eq(own_of(st, id, s2), 0);
+	ck_assert_uint_eq(own_of(st, id, id), 512 * KiB);
+	ck_assert_int_eq(store_unlink(st, "vm@s2"), 0);
+	ck_assert_uint_eq(own_of(st, id, s1), 512 * KiB);
+	c = clone_of(st, "vm@s1", "c");
+	ck_assert_uint_eq(own_of(st, id, s1), 0);
+	ck_assert_int_eq(store_write(st, c, vm.b, 128 * KiB, 0), (ssize_t)(128 * KiB));
+	ck_assert_uint_eq(own_of(st, id, s1), 128 * KiB);
+	ck_assert_uint_eq(own_of(st, id, c), 128 * KiB);
+	ck_assert_int_eq(store_checkpoint(st), 0);
+	ck_assert_uint_eq(own_of(st, id, s1), 128 * KiB);
+	check_and_close(st, id, &vm, 1);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "store", store_setup, 120)
 {
 	tcase_add_test(tc, snapshot_clone_rollback_read_their_models);
@@ -389,4 +444,5 @@ FIXTURE_MAIN(tc, "store", store_setup, 120)
 	tcase_add_test(tc, cleaner_copies_a_shared_record_once);
 	tcase_add_test(tc, another_familys_record_is_never_served);
 	tcase_add_test(tc, what_a_snapshot_refuses);
+	tcase_add_test(tc, own_bytes_count_what_nothing_else_holds);
 }

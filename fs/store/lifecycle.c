@@ -333,66 +333,12 @@ store_rollback(struct store *st, const char *disk, const char *snap, char *err, 
 	return rc;
 }
 
-struct same_ctx {
-	uint64_t laddr;
-	uint64_t bytes;
-};
-
-/* Bytes of the parent's view that map the same record as the snapshot (dmap_walk callback). */
-static int
-count_same(const struct extent *e, void *arg)
-{
-	struct same_ctx *c = arg;
-
-	if (e->laddr == c->laddr)
-		c->bytes += e->len;
-	return 0;
-}
-
-/*
- * The log bytes snapshot s holds that its disk no longer maps (what deleting
- * it could give back, unless another snapshot or clone holds them too),
- * walked in batches so that no lock is held for long.  ns_lock held.
- */
-static uint64_t
-snapshot_own_bytes(struct store *st, struct disk *s)
-{
-	struct extent_batch b = { .cap = 1024, .log_only = 1 };
-	struct disk *p = disk_get(st, (uint64_t)s->snap_of);
-	uint64_t pos = 0, own = 0;
-
-	if (!(b.e = malloc(b.cap * sizeof(*b.e))))
-		return 0;
-	for (;;) {
-		pthread_rwlock_rdlock(&s->lock);
-		extent_batch_fill(s, pos, UINT64_MAX, &b);
-		pthread_rwlock_unlock(&s->lock);
-		if (b.rc < 0 || b.n == 0)
-			break;
-		if (p)
-			pthread_rwlock_rdlock(&p->lock);
-		for (size_t i = 0; i < b.n; i++) {
-			struct same_ctx c = { b.e[i].laddr, 0 };
-			if (p)
-				dmap_walk(p, b.e[i].loff, b.e[i].loff + b.e[i].len, count_same, &c);
-			own += b.e[i].len - c.bytes;
-		}
-		if (p)
-			pthread_rwlock_unlock(&p->lock);
-		if (b.n < b.cap)
-			break;
-		pos = b.e[b.n - 1].loff + b.e[b.n - 1].len;
-	}
-	free(b.e);
-	return own;
-}
-
 /* For the snapshots listing: one snapshot, as JSON or a table row.  ns_lock held. */
 static void
-describe_snapshot(struct store *st, struct disk *d, struct sbuf *sb, int json, int first)
+describe_snapshot(struct store *st, struct disk *d, uint64_t own, struct sbuf *sb, int json,
+    int first)
 {
 	struct disk_attr a;
-	uint64_t own;
 	char full[2 * NAME_MAX_LEN + 2], when[32], size[32], ownb[32];
 	struct tm tm;
 	time_t t;
@@ -401,7 +347,6 @@ describe_snapshot(struct store *st, struct disk *d, struct sbuf *sb, int json, i
 	disk_attr_fill(d, &a);
 	pthread_rwlock_unlock(&d->lock);
 	disk_full_name(st, d, full, sizeof(full));
-	own = snapshot_own_bytes(st, d);
 	t = (time_t)(a.ctime_ns / 1000000000);
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -420,33 +365,85 @@ describe_snapshot(struct store *st, struct disk *d, struct sbuf *sb, int json, i
 	sbuf_printf(sb, "%-40s %-20s %12s %12s\n", full, when, size, ownb);
 }
 
+/* The snapshots a listing shows: their ids and families, and what each alone holds. */
+struct listing {
+	uint64_t	*id, *family, *own;
+	size_t		 n;
+};
+
+/* Fill l->own: one pass over each family (live.c's family_own_bytes). */
+static int
+listing_own(struct store *st, struct listing *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		uint64_t *ids, *own;
+		size_t n;
+		int rc, seen = 0;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = l->family[j] == l->family[i];
+		if (seen)
+			continue;
+		if ((rc = family_own_bytes(st, l->family[i], &ids, &own, &n)) < 0)
+			return rc;
+		for (size_t j = i; j < l->n; j++)
+			for (size_t k = 0; k < n && l->family[j] == l->family[i]; k++)
+				if (ids[k] == l->id[j])
+					l->own[j] = own[k];
+		free(ids);
+		free(own);
+	}
+	return 0;
+}
+
 int
 store_describe_snapshots(struct store *st, const char *disk, struct sbuf *sb, int json)
 {
-	int first = 1;
+	struct listing l = { 0 };
+	int first = 1, rc = 0;
 
+	/* which snapshots, then what each alone holds (walks, no lock held), then the rows */
 	pthread_rwlock_rdlock(&st->ns_lock);
 	if (disk && !disk_by_name(st, disk)) {
 		pthread_rwlock_unlock(&st->ns_lock);
 		return -ENOENT;
 	}
-	if (json)
-		sbuf_addstr(sb, "[");
-	else
-		sbuf_printf(sb, "%-40s %-20s %12s %12s\n", "SNAPSHOT", "CREATED (UTC)", "SIZE",
-		    "OWN");
-	for (size_t i = 0; i < st->ndisks; i++) {
+	l.id = calloc(st->ndisks + 1, sizeof(*l.id));
+	l.family = calloc(st->ndisks + 1, sizeof(*l.family));
+	l.own = calloc(st->ndisks + 1, sizeof(*l.own));
+	for (size_t i = 0; l.id && l.family && l.own && i < st->ndisks; i++) {
 		struct disk *d = st->disks[i], *p;
 		if (!d->snap_of || !d->snap_name[0])
 			continue;
 		p = disk_get(st, (uint64_t)d->snap_of);
 		if (disk && (!p || strcmp(p->name, disk) != 0))
 			continue;
-		describe_snapshot(st, d, sb, json, first);
-		first = 0;
+		l.id[l.n] = (uint64_t)d->id;
+		l.family[l.n++] = d->family;
 	}
-	if (json)
-		sbuf_addstr(sb, "]");
 	pthread_rwlock_unlock(&st->ns_lock);
-	return 0;
+	if (!l.id || !l.family || !l.own)
+		rc = -ENOMEM;
+	else
+		rc = listing_own(st, &l);
+	if (rc == 0) {
+		sbuf_addstr(sb, json ? "[" : "");
+		if (!json)
+			sbuf_printf(sb, "%-40s %-20s %12s %12s\n", "SNAPSHOT", "CREATED (UTC)",
+			    "SIZE", "OWN");
+		pthread_rwlock_rdlock(&st->ns_lock);
+		for (size_t i = 0; i < l.n; i++) {
+			struct disk *d = disk_get(st, l.id[i]);
+			if (!d || !disk_linked(d))
+				continue;	/* deleted meanwhile */
+			describe_snapshot(st, d, l.own[i], sb, json, first);
+			first = 0;
+		}
+		pthread_rwlock_unlock(&st->ns_lock);
+		if (json)
+			sbuf_addstr(sb, "]");
+	}
+	free(l.id);
+	free(l.family);
+	free(l.own);
+	return rc;
 }

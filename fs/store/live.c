@@ -286,3 +286,199 @@ out:
 	free(t.r);
 	return w.rc;
 }
+
+/* ---- what each member of a family alone holds --------------------------- */
+
+/* One member's (or group's) range of a record, for the sweep. */
+struct hold {
+	uint64_t	 laddr, lo, hi;
+	uint32_t	 who;		/* the group's index */
+};
+
+/* Members whose views are the same (one committed root, no overlay) walk once, as a group. */
+struct group {
+	uint64_t	 id;		/* the member walked */
+	uint32_t	 weight;	/* members in the group */
+};
+
+static int
+cmp_hold(const void *a, const void *b)
+{
+	const struct hold *x = a, *y = b;
+
+	if (x->laddr != y->laddr)
+		return x->laddr < y->laddr ? -1 : 1;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+struct edge {
+	uint64_t	 pos;
+	int32_t	 	 step;		/* +weight at a range's start, -weight at its end */
+	uint32_t	 who;
+};
+
+static int
+cmp_edge(const void *a, const void *b)
+{
+	const struct edge *x = a, *y = b;
+
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/*
+ * The ranges of one record, h[0..n): each byte held by exactly one member is
+ * that member's own.  The count of holders and the xor of their indexes
+ * name the one holder whenever the count is 1.
+ */
+static int
+sweep_record(const struct hold *h, size_t n, const struct group *g, uint64_t *own)
+{
+	struct edge *e = malloc(2 * n * sizeof(*e));
+	uint64_t count = 0, who = 0;
+
+	if (!e)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		e[2 * i] = (struct edge){ h[i].lo, (int32_t)g[h[i].who].weight, h[i].who };
+		e[2 * i + 1] = (struct edge){ h[i].hi, -(int32_t)g[h[i].who].weight, h[i].who };
+	}
+	qsort(e, 2 * n, sizeof(*e), cmp_edge);
+	for (size_t i = 0; i < 2 * n; i++) {
+		if (i > 0 && count == 1 && e[i].pos > e[i - 1].pos)
+			own[who] += e[i].pos - e[i - 1].pos;
+		count += (uint64_t)(int64_t)e[i].step;
+		who ^= e[i].who;
+	}
+	free(e);
+	return 0;
+}
+
+struct hold_walk {
+	struct hold	*v;
+	size_t		 n, cap;
+	uint32_t	 first, last;	/* the segments this window takes */
+};
+
+/* Collect group `who`'s log ranges in the window; 0 or -errno. */
+static int
+hold_disk(struct store *st, uint64_t id, uint32_t who, struct hold_walk *w,
+    struct extent_batch *b)
+{
+	uint64_t pos = 0;
+	int rc;
+
+	for (;;) {
+		if ((rc = disk_extents_copy(st, id, pos, UINT64_MAX, b, NULL, 0)) < 0)
+			return rc == -ENOENT ? 0 : rc;
+		for (size_t i = 0; i < b->n; i++) {
+			uint32_t s = LADDR_SEG(b->e[i].laddr);
+			if (s < w->first || s > w->last)
+				continue;
+			if (w->n == w->cap) {
+				size_t cap = w->cap ? w->cap * 2 : 4096;
+				struct hold *v = realloc(w->v, cap * sizeof(*v));
+				if (!v)
+					return -ENOMEM;
+				w->v = v;
+				w->cap = cap;
+			}
+			w->v[w->n++] = (struct hold){ b->e[i].laddr, b->e[i].loff,
+			    b->e[i].loff + b->e[i].len, who };
+		}
+		if (b->n < b->cap)
+			return 0;
+		pos = b->e[b->n - 1].loff + b->e[b->n - 1].len;
+	}
+}
+
+/* Ranges held at once, at most (the windows of segments are cut to stay under it). */
+#define OWN_HOLDS_MAX	(UINT64_C(4) << 20)
+
+int
+family_own_bytes(struct store *st, uint64_t family, uint64_t **ids_out, uint64_t **own_out,
+    size_t *n_out)
+{
+	struct extent_batch b = { .cap = 4096, .log_only = 1 };
+	struct hold_walk w = { 0 };
+	struct group *g = NULL;
+	uint64_t *ids = NULL, *own = NULL, *gown = NULL, holds = 0;
+	uint32_t *group_of = NULL, first, last, windows;
+	size_t n = 0, ng = 0;
+	int rc = 0;
+
+	/* the members, grouped by identical views */
+	pthread_rwlock_rdlock(&st->ns_lock);
+	for (size_t i = 0; i < st->ndisks; i++)
+		n += st->disks[i]->family == family;
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	own = calloc(n ? n : 1, sizeof(*own));
+	group_of = calloc(n ? n : 1, sizeof(*group_of));
+	g = calloc(n ? n : 1, sizeof(*g));
+	n = 0;
+	for (size_t i = 0; ids && own && group_of && g && i < st->ndisks; i++) {
+		struct disk *d = st->disks[i];
+		size_t k;
+		int plain;
+		if (d->family != family)
+			continue;
+		pthread_rwlock_rdlock(&d->lock);
+		plain = !d->frozen && extmap_count(d->map) == 0 && d->root.page;
+		for (k = 0; plain && k < ng; k++) {
+			struct disk *o = disk_get(st, g[k].id);
+			if (o && o->root.page == d->root.page && !o->frozen && !extmap_count(o->map))
+				break;
+		}
+		if (!plain || k == ng) {
+			k = ng++;
+			g[k].id = (uint64_t)d->id;
+			holds += dmap_count(d);
+		}
+		pthread_rwlock_unlock(&d->lock);
+		g[k].weight++;
+		ids[n] = (uint64_t)d->id;
+		group_of[n++] = (uint32_t)k;
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (!ids || !own || !group_of || !g || !(gown = calloc(ng ? ng : 1, sizeof(*gown))) ||
+	    !(b.e = malloc(b.cap * sizeof(*b.e)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* windows of segments, each holding about OWN_HOLDS_MAX ranges at most */
+	wlog_segments(st->log, &first, &last);
+	windows = (uint32_t)(holds / OWN_HOLDS_MAX + 1);
+	for (uint64_t s = first; s <= last && rc == 0; ) {
+		uint64_t span = ((uint64_t)last - first + windows) / windows;
+		w.first = (uint32_t)s;
+		w.last = (uint32_t)(s + span - 1 < last ? s + span - 1 : last);
+		w.n = 0;
+		for (size_t k = 0; k < ng && rc == 0; k++)
+			rc = hold_disk(st, g[k].id, (uint32_t)k, &w, &b);
+		if (rc == 0)
+			qsort(w.v, w.n, sizeof(*w.v), cmp_hold);
+		for (size_t i = 0, j; rc == 0 && i < w.n; i = j) {
+			for (j = i + 1; j < w.n && w.v[j].laddr == w.v[i].laddr; j++)
+				;
+			rc = sweep_record(w.v + i, j - i, g, gown);
+		}
+		s = (uint64_t)w.last + 1;
+	}
+	/* a group of one owns what it alone holds; a larger group shares it among its members */
+	for (size_t i = 0; i < n; i++)
+		own[i] = g[group_of[i]].weight == 1 ? gown[group_of[i]] : 0;
+out:
+	free(w.v);
+	free(b.e);
+	free(g);
+	free(gown);
+	free(group_of);
+	if (rc < 0) {
+		free(ids);
+		free(own);
+		return rc;
+	}
+	*ids_out = ids;
+	*own_out = own;
+	*n_out = n;
+	return 0;
+}

@@ -134,7 +134,11 @@ int store_clone(struct store *st, const char *from, const char *name, const char
 /* Disk `disk` becomes as its snapshot `snap` is; -EBUSY while the disk is open. */
 int store_rollback(struct store *st, const char *disk, const char *snap, char *err,
     size_t errlen);
-/* The snapshots (of disk, or all if NULL) as JSON (an array) or a table; -ENOENT: no such disk. */
+/*
+ * The snapshots (of disk, or all if NULL) as JSON (an array) or a table,
+ * each with the log bytes no other disk or snapshot maps (what deleting it
+ * gives back): -ENOENT if there is no such disk, -ENOMEM.
+ */
 int store_describe_snapshots(struct store *st, const char *disk, struct sbuf *sb, int json);
 /* A snapshot's or a disk's attributes by the name users write ("DISK" or "DISK@SNAP"). */
 int store_lookup_full(struct store *st, const char *name, struct disk_attr *a);

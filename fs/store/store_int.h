@@ -371,6 +371,14 @@ int checkpoint_locked(struct store *st);
 int disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *live);
 /* Do disks share records (a family of more than one)?  ns_lock held. */
 int disks_share(struct store *st);
+/*
+ * For each member of family (ids[0..n), in id order): the log bytes it alone
+ * maps, that no other member does (what deleting it gives back).  Members
+ * with the same view (one committed root, no overlay) share theirs: 0 each.
+ * The arrays are malloc'd; 0 or -errno.  No lock held.
+ */
+int family_own_bytes(struct store *st, uint64_t family, uint64_t **ids, uint64_t **own,
+    size_t *n);
 
 /* ---- diskio.c: reading and writing disks -------------------------------- */
 
