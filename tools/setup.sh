@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3
 	libsqlite3-dev sqlite3 libev-dev check python3 e2fsprogs util-linux procps
-	qemu-utils fio clang libclang-rt-14-dev qemu-system-common strace groff-base man-db systemd"
+	qemu-utils fio clang libclang-rt-14-dev qemu-system-common strace groff-base man-db systemd
+	qemu-system-x86 busybox-static kmod"
 
 # --packages: print the list (for .ci/run) and stop.  --no-build: install and
 # generate configure, but do not configure or build here (for an out-of-tree
@@ -35,6 +36,12 @@ fi
 if ! command -v promtool >/dev/null; then
 	{ [ "$(id -u)" = 0 ] && ./tools/get-promtool.sh; } ||
 		echo "setup: no promtool (tools/get-promtool.sh, as root, fetches it); tests/t-metrics.sh checks without it" >&2
+fi
+# tests/t-lifecycle-qemu.sh boots Debian's kernel (not installed, only
+# extracted to a cache) from a clone; it fails without it under CI=true.
+if [ ! -s "${GUEST_CACHE:-/var/cache/hcowfs-guest}/modules.load" ]; then
+	{ [ "$(id -u)" = 0 ] && ./tools/get-guest.sh; } ||
+		echo "setup: no guest kernel (tools/get-guest.sh, as root, fetches it); tests/t-lifecycle-qemu.sh skips without it" >&2
 fi
 [ -x configure ] || autoreconf -fi
 [ "${1:-}" = --no-build ] && exit 0
