@@ -129,6 +129,8 @@ struct store {
 	int		 ix_migrate;
 	int		 rows_left;
 	uint64_t	 clones_replayed;	/* REC_CLONEs replay applied (open only) */
+	void		(*copy_hook)(void *arg, enum copy_step s);	/* store_set_copy_hook */
+	void		*copy_hook_arg;
 
 	pthread_mutex_t	 cat_lock;
 	pthread_rwlock_t ns_lock;
