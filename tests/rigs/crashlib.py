@@ -480,15 +480,18 @@ def split_writes(ops):
     return out
 
 
+def journal_lines(path):
+    """A journal's lines, split in words (a missing journal: none)."""
+    try:
+        return [line.split() for line in open(path).read().splitlines()]
+    except FileNotFoundError:
+        return []
+
+
 def read_journal(path):
     """A disk's ops in order, writes split into their requests (a missing journal: none)."""
     ops = []
-    try:
-        text = open(path).read()
-    except FileNotFoundError:
-        return ops
-    for line in text.splitlines():
-        f = line.split()
+    for f in journal_lines(path):
         if not f or (f[0] in "DE" and len(f) < 4) or (f[0] == "I" and len(f) < 4):
             continue   # a line cut short by the kill
         if f[0] == "I":
@@ -755,12 +758,7 @@ def live_disk_id(name):
 def read_life_journal(path):
     """The lifecycle ops in order; res 0 (done), "refused" or None (in flight)."""
     ops = []
-    try:
-        text = open(path).read()
-    except FileNotFoundError:
-        return ops
-    for line in text.splitlines():
-        f = line.split()
+    for f in journal_lines(path):
         if len(f) < 4 or f[0] not in "IDFE" or (f[0] != "I" and (not ops or int(f[1]) != ops[-1].k)):
             continue
         if f[0] == "I":
