@@ -7,8 +7,9 @@
  * -o fault_injection=init, only when named), each control request
  * (FAULT_OP_CONTROL), each log append (FAULT_OP_APPEND, through the store's
  * append hook), each step of a snapshot, clone or rollback (FAULT_OP_COPY_*,
- * through the store's copy hook: the crash rig kills inside them).  fault_count is taken down with compare-and-swap, so a fault
- * armed for n fires exactly n times across all threads and workers.
+ * through the store's copy hook: the crash rig kills inside them).
+ * fault_count is taken down with compare-and-swap, so a fault armed for n
+ * fires exactly n times across all threads and workers.
  */
 #include <signal.h>
 #include <unistd.h>
@@ -56,6 +57,7 @@ fault_append_hook(void *arg)
 	fault_maybe(arg, FAULT_OP_APPEND);
 }
 
+/* The store's copy hook: step s of a snapshot, clone or rollback is done (cat_lock held). */
 void
 fault_copy_hook(void *arg, enum copy_step s)
 {

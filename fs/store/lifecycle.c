@@ -118,6 +118,7 @@ disk_maybe_open(struct store *st, const struct disk *d)
 	return !st->kernel_holds || st->kernel_holds(st->kernel_arg, (uint64_t)d->id);
 }
 
+/* Fault injection: call hook after each step of a copy (see the top). */
 void
 store_set_copy_hook(struct store *st, void (*hook)(void *arg, enum copy_step s), void *arg)
 {
