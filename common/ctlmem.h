@@ -105,6 +105,10 @@ enum ctl_fault_kind {
 #define FAULT_OP_ANY	0		/* any request */
 #define FAULT_OP_APPEND	10000		/* between a log record's header and data */
 #define FAULT_OP_CONTROL	10001		/* a control request (create, list...); never "any" */
+/* the steps of a snapshot, clone or rollback (lifecycle.c's order of a copy); never "any" */
+#define FAULT_OP_COPY_LOGGED	10002		/* REC_CLONE appended, the log not synced */
+#define FAULT_OP_COPY_SYNCED	10003		/* the log synced, no catalog row yet */
+#define FAULT_OP_COPY_ROW	10004		/* the row added, the checkpoint not taken */
 
 /* One cache line each: two threads' slots must not share one (false sharing). */
 struct ctl_slot {

@@ -6,8 +6,10 @@
  * op: each request read (its opcode; FUSE_INIT, armed at mount by
  * -o fault_injection=init, only when named), each control request
  * (FAULT_OP_CONTROL), each log append (FAULT_OP_APPEND, through the store's
- * append hook).  fault_count is taken down with compare-and-swap, so a fault
- * armed for n fires exactly n times across all threads and workers.
+ * append hook), each step of a snapshot, clone or rollback (FAULT_OP_COPY_*,
+ * through the store's copy hook: the crash rig kills inside them).
+ * fault_count is taken down with compare-and-swap, so a fault armed for n
+ * fires exactly n times across all threads and workers.
  */
 #include <signal.h>
 #include <unistd.h>
@@ -24,8 +26,9 @@ fault_maybe(struct ctlmem *c, uint32_t op)
 	if (kind == FAULT_NONE)
 		return;
 	fop = atomic_load(&c->fault_op);
-	/* control requests and INIT are only hit when named, never by "any" */
-	if ((fop != FAULT_OP_ANY || op == FAULT_OP_CONTROL || op == FUSE_INIT) && fop != op)
+	/* control requests, copy steps and INIT are only hit when named, never by "any" */
+	if ((fop != FAULT_OP_ANY || op == FAULT_OP_CONTROL || op >= FAULT_OP_COPY_LOGGED ||
+	    op == FUSE_INIT) && fop != op)
 		return;
 	left = atomic_load(&c->fault_count);
 	do {
@@ -52,4 +55,11 @@ void
 fault_append_hook(void *arg)
 {
 	fault_maybe(arg, FAULT_OP_APPEND);
+}
+
+/* The store's copy hook: step s of a snapshot, clone or rollback is done (cat_lock held). */
+void
+fault_copy_hook(void *arg, enum copy_step s)
+{
+	fault_maybe(arg, FAULT_OP_COPY_LOGGED + (uint32_t)s - COPY_LOGGED);
 }

@@ -240,8 +240,10 @@ main(int argc, char **argv)
 	}
 	if (rc < 0 || strcmp(line, "start") != 0)
 		die(1, "supervisor did not say start");
-	if (w.fault_injection)
+	if (w.fault_injection) {
 		store_set_append_hook(w.st, fault_append_hook, w.ctl);
+		store_set_copy_hook(w.st, fault_copy_hook, w.ctl);
+	}
 	if (takeover && w.ctl->reissue == REISSUE_REPLAY)
 		session_replay_held(&w);
 	else if (takeover && (rc = session_resend(&w)) < 0)

@@ -118,5 +118,7 @@ void iostat_describe(struct ctlmem *c, struct store *st, struct sbuf *out, int j
 void fault_maybe(struct ctlmem *c, uint32_t op);
 /* The store's append hook: arg is the control memory. */
 void fault_append_hook(void *arg);
+/* The store's copy hook: arg is the control memory; fires FAULT_OP_COPY_* by step. */
+void fault_copy_hook(void *arg, enum copy_step s);
 
 #endif

@@ -327,6 +327,8 @@ client_arm_fault(struct sup *s, struct client *c, const struct proto_req *req)
 		{ "any", FAULT_OP_ANY }, { "read", FUSE_READ }, { "write", FUSE_WRITE },
 		{ "fsync", FUSE_FSYNC }, { "getattr", FUSE_GETATTR }, { "lookup", FUSE_LOOKUP },
 		{ "append", FAULT_OP_APPEND }, { "control", FAULT_OP_CONTROL },
+		{ "copy-logged", FAULT_OP_COPY_LOGGED }, { "copy-synced", FAULT_OP_COPY_SYNCED },
+		{ "copy-row", FAULT_OP_COPY_ROW },
 	};
 	const char *kind = proto_arg(req, "kind"), *op = proto_arg(req, "op");
 	const char *count = proto_arg(req, "count"), *ms = proto_arg(req, "ms");
@@ -351,7 +353,7 @@ client_arm_fault(struct sup *s, struct client *c, const struct proto_req *req)
 			;
 		if (i == sizeof(ops) / sizeof(ops[0])) {
 			client_fail(s, c, EINVAL, "fault op is one of any, read, write, fsync, getattr, "
-			    "lookup, append, control\n");
+			    "lookup, append, control, copy-logged, copy-synced, copy-row\n");
 			return;
 		}
 		o = ops[i].op;

@@ -4,7 +4,10 @@
 # writes, fsync, fdatasync, punch hole, zero range, truncate) loses no write
 # that returned, tears no write and mixes no disks: after each remount every
 # disk equals its content after some prefix of its ops holding every op that
-# returned (tests/rigs/crash-points; longer: CRASH_POINTS=300).
+# returned; snapshots, clones, rollbacks and deletes run meanwhile (some kills
+# land inside a copy, between its log record, sync, catalog row and
+# checkpoint) and every snapshot and clone is as the op that made it says,
+# hcowctl check clean (tests/rigs/crash-points; longer: CRASH_POINTS=300).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_root_fuse
 scratch

@@ -3,8 +3,9 @@
 # the worker's writes as of a random point, keeping what fsync made durable
 # and dropping, tearing or reordering the rest), the store opens and every
 # disk equals its content after some prefix of its ops that holds every op
-# before the last fsync acknowledged before the cut (tests/rigs/power-loss;
-# longer: POWER_CUTS=300).
+# before the last fsync acknowledged before the cut, and every snapshot or
+# clone acknowledged before the cut is there as the op that made it says,
+# hcowctl check clean (tests/rigs/power-loss; longer: POWER_CUTS=300).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_root_fuse
 need cc

@@ -73,6 +73,22 @@ disk_maybe_open(struct store *st, const struct disk *d)
 	return !st->kernel_holds || st->kernel_holds(st->kernel_arg, (uint64_t)d->id);
 }
 
+/* Fault injection: call hook after each step of a copy (see the top). */
+void
+store_set_copy_hook(struct store *st, void (*hook)(void *arg, enum copy_step s), void *arg)
+{
+	st->copy_hook_arg = arg;
+	st->copy_hook = hook;
+}
+
+/* A step of a copy is done: tell the fault injection, if any. */
+static void
+copy_step_done(struct store *st, enum copy_step s)
+{
+	if (st->copy_hook)
+		st->copy_hook(st->copy_hook_arg, s);
+}
+
 /* Steps 2-5 of a copy (see the top), cat_lock held; nd: the new disk's row, or NULL for rollback. */
 static int
 copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_disk *nd,
@@ -113,10 +129,17 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 	}
 	pthread_mutex_unlock(&st->log_lock);
 	pthread_rwlock_unlock(&st->ns_lock);
-	if (rc == 0)
+	if (rc == 0) {
+		copy_step_done(st, COPY_LOGGED);
 		rc = wlog_sync(st->log, wlog_tail(st->log));
-	if (rc == 0 && nd && (rc = catalog_disk_add(st->cat, nd)) < 0)
-		snprintf(err, errlen, "catalog: %s", catalog_error(st->cat));
+	}
+	if (rc == 0) {
+		copy_step_done(st, COPY_SYNCED);
+		if (nd && (rc = catalog_disk_add(st->cat, nd)) < 0)
+			snprintf(err, errlen, "catalog: %s", catalog_error(st->cat));
+		else if (nd)
+			copy_step_done(st, COPY_ROW);
+	}
 	if (rc < 0 && fresh) {
 		pthread_rwlock_wrlock(&st->ns_lock);
 		if (disk_get(st, (uint64_t)fresh->id) == fresh)

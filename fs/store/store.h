@@ -203,6 +203,10 @@ int store_statfs(struct store *st, struct statvfs *sv);
 
 /* Fault injection: see wlog_set_append_hook(). */
 void store_set_append_hook(struct store *st, void (*hook)(void *arg), void *arg);
+/* The steps of a copy a copy hook is called after (lifecycle.c: the order of a copy). */
+enum copy_step { COPY_LOGGED = 1, COPY_SYNCED, COPY_ROW };
+/* Fault injection: hook(arg, step) after each step of a snapshot, clone or rollback. */
+void store_set_copy_hook(struct store *st, void (*hook)(void *arg, enum copy_step s), void *arg);
 
 /*
  * Clean the log (cleaner.c): move the live data out of sealed segments at

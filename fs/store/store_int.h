@@ -132,6 +132,8 @@ struct store {
 	int		 trees_gone;	/* under cat_lock: a disk was purged, its tree not yet dropped */
 	_Atomic uint64_t live_excess;	/* live.c: shared bytes the disks' log_bytes count twice */
 	_Atomic int64_t	 live_pass_ns;	/* when the last exact pass ended (now_ns), 0: none */
+	void		(*copy_hook)(void *arg, enum copy_step s);	/* store_set_copy_hook */
+	void		*copy_hook_arg;
 
 	pthread_mutex_t	 cat_lock;
 	pthread_rwlock_t ns_lock;

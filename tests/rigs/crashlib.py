@@ -32,9 +32,46 @@ Matching a prefix is stronger than "each range is old or new": it also
 rules out a newer write surviving while an older one is lost, and any
 content that no op wrote.  When nothing matches, diagnose() says what the
 differing cells hold (which disk, which op, torn, zeros).
+
+Lifecycle (--life STATE, issue 12).  One more thread (LifeLoad) runs, in
+sequence and journaled the same way (life.jnl; F k t msg: the command was
+refused and changed nothing), the operations of hcowctl on the store: it
+owns a small disk e.img (template life.img) and the clones f<k>.img it makes,
+and, between their ops, closes them all, so that it may roll them back:
+  lw  a write (4 KiB aligned, at most 64 KiB: one request) then fsync, to a
+      lifecycle disk;  ls  a snapshot of one;  lc  a clone of one or of one's
+      snapshot;  lr  a rollback of one to its snapshot;  ld  a snapshot
+      deleted (any);  lx  a clone deleted (one without snapshots);
+  ps  a snapshot of a disk the workload is writing;  pc  a clone of such a
+      disk or of such a snapshot (never written).
+The model (LifeModel) of what the store holds besides the workload's disks:
+- each returned op is durable and took effect whole; the ops of the journal
+  form a sequence, so the store holds the names and contents of the state
+  after some prefix of them, from every op that returned (crash rig), or
+  returned before the cut (power-loss rig), to every op issued (before the
+  cut): i.e. the one op in flight happened whole or not at all;
+- the lifecycle disks and their snapshots are exact: a snapshot or clone is
+  its source's bytes at that point of the sequence, a rollback makes the
+  disk its snapshot's bytes, a write changes its cells;
+- a snapshot (or clone) of a disk being written is a Capture: that disk's
+  state after some prefix of its own ops (its requests: a write split by
+  the kernel may be cut between pieces), holding every op that returned
+  before the command was issued (the kernel had sent it: no writeback
+  cache) and no op issued after the command returned (after the cut, or
+  ever, if the command failed: the supervisor dies first, the worker goes on
+  a little).  It need not hold what the disk's fsync rule would: an
+  acknowledged snapshot holds every write the worker had applied, synced or
+  not.  A clone of such a snapshot is the same Capture: equal to it.
+After every kill or cut, life_verify() lists the store's disks and
+snapshots (hcowctl list/snapshots), reads each one whole (snapshots at
+MNT/.snapshots/DISK@SNAP) and looks for that prefix; then check_store()
+runs hcowctl check, which must find no problem and say `disk 'D@S': ok` for
+every snapshot.
 """
 import ctypes
 import errno
+import hashlib
+import json
 import mmap
 import os
 import random
@@ -211,6 +248,141 @@ class DiskLoad(threading.Thread):
         return 0
 
 
+LIFE_DISK = "e.img"          # the lifecycle thread's own disk, made at every fresh store
+LIFE_TEMPLATE = "life.img"   # its template (small: the oracle holds every copy whole)
+LIFE_SIZE = 4 << 20
+# lw: a write (4 KiB aligned, one request) and fsync to a closed lifecycle disk; ls: its snapshot;
+# lc: a clone of it or of its snapshot; lr: its rollback; ld: a snapshot deleted; lx: a clone
+# deleted; ps: a snapshot of a disk being written; pc: a clone of such a disk or snapshot
+LIFE_OPS = [("lw", 25), ("ls", 12), ("lc", 10), ("lr", 10), ("ld", 10), ("lx", 5), ("ps", 12),
+            ("pc", 6)]
+LIFE_NAMES = {"lw": 1, "ls": 1, "lc": 1, "lr": 1, "ld": 1, "lx": 1, "ps": 1, "pc": 1}
+LIFE_MAX_SNAPS, LIFE_MAX_CLONES, LIFE_MAX_PCLONES = 8, 3, 2
+
+
+def life_id(name):
+    """The `disk` of a lifecycle disk's cells: 100 for e.img, 1000 + k for the clone f<k>.img."""
+    return 100 if name == LIFE_DISK else (1000 + int(name[1:].split(".")[0])) & 0xffffff
+
+
+class LifeLoad(threading.Thread):
+    """Snapshots, clones, rollbacks and deletes (hcowctl) between the disks' ops, in sequence,
+    journaled like a disk's ops in life.jnl (F k t msg: refused, it changed nothing)."""
+
+    def __init__(self, state_path, journal, seed, stop):
+        super().__init__(daemon=True)
+        st = json.load(open(state_path))
+        self.mnt, self.seq, self.size = st["mnt"], st["seq"], st["size"]
+        self.disks = st["disks"]        # lifecycle disk -> its snapshots
+        self.live = st["live"]          # disk the workload writes -> its snapshots
+        self.pclones = st["pclones"]    # clones of those
+        self.rng, self.stop = random.Random(seed), stop
+        self.jfd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.ops = [o for o, w in LIFE_OPS for _ in range(w)]
+
+    def pick(self):
+        r, k = self.rng, self.seq
+        snaps = [f"{d}@{s}" for m in (self.disks, self.live) for d in sorted(m) for s in m[d]]
+        clones = [d for d in sorted(self.disks) if d != LIFE_DISK]
+        while True:
+            op = r.choice(self.ops)
+            if op == "ld" or (snaps and len(snaps) >= LIFE_MAX_SNAPS):
+                if snaps:
+                    return "ld", [r.choice(snaps)]
+            elif op == "lw":
+                n = 4096 * r.randint(1, 16)
+                return op, [r.choice(sorted(self.disks)), 4096 * r.randrange(0, (self.size - n) // 4096 + 1), n]
+            elif op == "ls":
+                d = r.choice(sorted(self.disks))
+                if len(self.disks[d]) < 3:
+                    return op, [d, f"s{k}"]
+            elif op == "lc" and len(clones) < LIFE_MAX_CLONES:
+                srcs = sorted(self.disks) + [f"{d}@{s}" for d in sorted(self.disks) for s in self.disks[d]]
+                return op, [r.choice(srcs), f"f{k}.img"]
+            elif op == "lr":
+                c = [[d, s] for d in sorted(self.disks) for s in self.disks[d]]
+                if c:
+                    return op, r.choice(c)
+            elif op == "lx":
+                c = [d for d in clones if not self.disks[d]] + self.pclones
+                if c and (len(clones) >= LIFE_MAX_CLONES or len(self.pclones) >= LIFE_MAX_PCLONES):
+                    return op, [r.choice(c)]
+            elif op == "ps":
+                d = r.choice(sorted(self.live))
+                return op, [d, f"p{k}"]
+            elif op == "pc" and len(self.pclones) < LIFE_MAX_PCLONES:
+                srcs = sorted(self.live) + [f"{d}@{s}" for d in sorted(self.live) for s in self.live[d]]
+                return op, [r.choice(srcs), f"g{k}.img"]
+
+    def ctl(self, *args):
+        """Run hcowctl; None on success, else its message ("busy: ..." for a disk still open)."""
+        import subprocess
+        for _ in range(50):
+            r = subprocess.run([CTL, "-m", self.mnt, *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            if r.returncode == 0:
+                return None
+            if "is open" not in r.stdout:
+                return r.stdout.strip() or f"exit {r.returncode}"
+            time.sleep(0.02)    # the kernel's RELEASE of the last close is on its way
+        return "busy: " + r.stdout.strip()
+
+    def do(self, k, op, args):
+        if op == "lw":
+            d, off, n = args
+            fd = os.open(os.path.join(self.mnt, d), os.O_RDWR)
+            try:
+                os.pwrite(fd, write_content(life_id(d), k, off, n), off)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return None
+        cmd = {"ls": "snapshot", "ps": "snapshot", "lc": "clone", "pc": "clone", "lr": "rollback",
+               "ld": "delete", "lx": "delete"}[op]
+        return self.ctl(cmd, *args)
+
+    def note(self, op, args):
+        """Keep the names up to date after op succeeded."""
+        if op in ("ls", "ps"):
+            (self.disks if op == "ls" else self.live)[args[0]].append(args[1])
+        elif op == "lc":
+            self.disks[args[1]] = []
+        elif op == "pc":
+            self.pclones.append(args[1])
+        elif op in ("ld", "lx") and "@" in args[0]:
+            d, s = args[0].split("@")
+            (self.disks if d in self.disks else self.live)[d].remove(s)
+        elif op == "lx":
+            self.disks.pop(args[0], None)
+            if args[0] in self.pclones:
+                self.pclones.remove(args[0])
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                op, args = self.pick()
+                k = self.seq
+                self.log(f"I {k} {time.monotonic_ns()} {op} " + " ".join(map(str, args)))
+                try:
+                    msg = self.do(k, op, args)
+                except OSError as e:
+                    msg = f"errno {e.errno}"
+                if msg is not None and not msg.startswith("busy: "):
+                    self.log(f"E {k} {time.monotonic_ns()} 0 {msg}")    # the mount died: in flight
+                    return
+                self.log(f"D {k} {time.monotonic_ns()} 0" if msg is None else
+                         f"F {k} {time.monotonic_ns()} 0 {msg}")
+                if msg is None:
+                    self.note(op, args)
+                self.seq += 1
+                time.sleep(self.rng.uniform(0.005, 0.05))
+        finally:
+            os.close(self.jfd)
+
+    def log(self, line):
+        os.write(self.jfd, (line.replace("\n", " ") + "\n").encode())
+
+
 def cmd_workload(a):
     """crashlib.py workload --disk PATH:ID:SEQ0 ... --journal-dir D --seed S [--seconds T]"""
     stop = threading.Event()
@@ -220,6 +392,8 @@ def cmd_workload(a):
         loads.append(DiskLoad(path, int(disk), int(seq0),
                               os.path.join(a.journal_dir, f"disk-{disk}.jnl"),
                               f"{a.seed}-{disk}", a, stop))
+    if a.life:
+        loads.append(LifeLoad(a.life, os.path.join(a.journal_dir, "life.jnl"), f"{a.seed}-life", stop))
     print("ready", flush=True)
     for t in loads:
         t.start()
@@ -242,12 +416,14 @@ def workload_args(p):
                    help="4k: only 4 KiB O_DIRECT writes and syncs; sizes: mostly size changes, few syncs")
 
 
-def workload_cmdline(a, specs, journal_dir, seed, seconds=0):
-    """The argv that runs the workload as a separate process."""
+def workload_cmdline(a, specs, journal_dir, seed, seconds=0, life=None):
+    """The argv that runs the workload as a separate process (life: the lifecycle thread's
+    state file, see LifeModel.state_file)."""
     return [sys.executable, os.path.abspath(__file__), "workload", "--journal-dir", journal_dir,
             "--seed", str(seed), "--seconds", str(seconds), "--max-direct", str(a.max_direct),
             "--min-size", str(a.min_size), "--max-size", str(a.max_size),
-            "--op-gap-us", str(a.op_gap_us), "--mix", a.mix] + [x for s in specs for x in ("--disk", s)]
+            "--op-gap-us", str(a.op_gap_us), "--mix", a.mix] + [x for s in specs for x in ("--disk", s)] + \
+        (["--life", life] if life else [])
 
 
 # ---- journals -------------------------------------------------------------
@@ -304,15 +480,18 @@ def split_writes(ops):
     return out
 
 
+def journal_lines(path):
+    """A journal's lines, split in words (a missing journal: none)."""
+    try:
+        return [line.split() for line in open(path).read().splitlines()]
+    except FileNotFoundError:
+        return []
+
+
 def read_journal(path):
     """A disk's ops in order, writes split into their requests (a missing journal: none)."""
     ops = []
-    try:
-        text = open(path).read()
-    except FileNotFoundError:
-        return ops
-    for line in text.splitlines():
-        f = line.split()
+    for f in journal_lines(path):
         if not f or (f[0] in "DE" and len(f) < 4) or (f[0] == "I" and len(f) < 4):
             continue   # a line cut short by the kill
         if f[0] == "I":
@@ -474,6 +653,203 @@ def diagnose(start, ops, lo, hi, observed, limit=8):
     return out
 
 
+# ---- the lifecycle oracle -------------------------------------------------
+
+class Capture:
+    """A snapshot or clone of a disk the workload writes: that disk's state after some prefix of
+    its ops, from every op that returned before the command was issued (t0) to every op issued
+    before it returned (t1; None: it never did).  Resolved (sha256, size) once a read matched."""
+
+    def __init__(self, disk, t0, t1):
+        self.disk, self.t0, self.t1, self.seen = disk, t0, t1, None
+
+    def check(self, data, starts, ops, t_cut=None):
+        """Is data that disk at one moment of the window?  starts/ops: the disks' states and ops
+        the window's times refer to (the first check resolves it: later ones compare)."""
+        if self.seen:
+            return self.seen == (hashlib.sha256(data).digest(), len(data))
+        kops, lo = ops[self.disk], 0
+        while lo < len(kops) and kops[lo].t_done is not None and kops[lo].t_done < self.t0:
+            lo += 1
+        end = min(t for t in (self.t1, t_cut, float("inf")) if t is not None)
+        hi = sum(1 for o in kops if o.t_issue < end)
+        if verify(starts[self.disk].copy(), kops, lo, max(lo, hi), data) is None:
+            return False
+        self.seen = (hashlib.sha256(data).digest(), len(data))
+        return True
+
+
+class LifeModel:
+    """What the lifecycle ops (LifeLoad) made, as of some prefix of them: the bytes of each
+    lifecycle disk and snapshot (exact: its ops are in sequence), and a Capture for each
+    snapshot or clone of a disk the workload writes."""
+
+    def __init__(self, exact, live, seq):
+        self.exact, self.live, self.seq = exact, live, seq
+
+    @classmethod
+    def fresh(cls, tmpl_path):
+        t = open(tmpl_path, "rb").read()
+        return cls({LIFE_DISK: t[:LIFE_SIZE]}, {}, 1)
+
+    def copy(self):
+        return LifeModel(dict(self.exact), dict(self.live), self.seq)
+
+    def names(self):
+        return set(self.exact) | set(self.live)
+
+    def apply(self, o):
+        a, x = o.args, self.exact
+        # a command that failed (the mount died under it) may still have run later: the
+        # supervisor dies first, the worker serves the disks a little longer
+        t_end = o.t_done if o.res is not None else None
+        self.seq = o.k + 1
+        if o.res == "refused":
+            return
+        if o.op == "lw":
+            d, off, n = a[0], int(a[1]), int(a[2])
+            x[d] = x[d][:off] + write_content(life_id(d), o.k, off, n) + x[d][off + n:]
+        elif o.op == "ls":
+            x[f"{a[0]}@{a[1]}"] = x[a[0]]
+        elif o.op == "lc":
+            x[a[1]] = x[a[0]]
+        elif o.op == "lr":
+            x[a[0]] = x[f"{a[0]}@{a[1]}"]
+        elif o.op in ("ld", "lx"):
+            x.pop(a[0], None)
+            self.live.pop(a[0], None)
+        elif o.op == "ps":
+            self.live[f"{a[0]}@{a[1]}"] = Capture(live_disk_id(a[0]), o.t_issue, t_end)
+        elif o.op == "pc":
+            self.live[a[1]] = self.live[a[0]] if "@" in a[0] else \
+                Capture(live_disk_id(a[0]), o.t_issue, t_end)
+
+    @classmethod
+    def seen(cls, mnt, skip, seq):
+        """The state the mounted store holds (after a failure: later checks go on from it)."""
+        m = cls({}, {}, seq)
+        for n, p in store_objects(mnt, skip).items():
+            data = read_disk(p)
+            if n.startswith(("e", "f")):
+                m.exact[n] = data
+            else:
+                m.live[n] = Capture(live_disk_id(n) if n.startswith("d") else 0, 0, 0)
+                m.live[n].seen = (hashlib.sha256(data).digest(), len(data))
+        return m
+
+    def state_file(self, path, mnt, live_disks):
+        """The names LifeLoad works on, for the next workload."""
+        disks = {d: [] for d in self.exact if "@" not in d}
+        live = {d: [] for d in live_disks}
+        for n in self.names():
+            if "@" in n:
+                d, snap = n.split("@")
+                (disks if d in disks else live)[d].append(snap)
+        with open(path, "w") as f:
+            json.dump({"mnt": mnt, "seq": self.seq, "size": LIFE_SIZE, "disks": disks, "live": live,
+                       "pclones": sorted(n for n in self.live if "@" not in n)}, f)
+
+
+def live_disk_id(name):
+    """d3.img -> 3"""
+    return int(name[1:].split(".")[0])
+
+
+def read_life_journal(path):
+    """The lifecycle ops in order; res 0 (done), "refused" or None (in flight)."""
+    ops = []
+    for f in journal_lines(path):
+        if len(f) < 4 or f[0] not in "IDFE" or (f[0] != "I" and (not ops or int(f[1]) != ops[-1].k)):
+            continue
+        if f[0] == "I":
+            ops.append(Op(int(f[1]), f[3], f[4:], int(f[2])))
+        elif f[0] == "E":
+            ops[-1].t_done, ops[-1].err = int(f[2]), " ".join(f[4:])
+        else:
+            ops[-1].t_done, ops[-1].res = int(f[2]), 0 if f[0] == "D" else "refused"
+            ops[-1].err = " ".join(f[4:]) or None
+    return ops
+
+
+def life_bounds(ops, t_cut=None):
+    """[lo, hi]: the lifecycle ops that returned (before t_cut), that were issued (before it).
+    A returned op is durable: each command checkpoints and syncs before it answers, and a
+    write fsyncs."""
+    lo = 0
+    while lo < len(ops) and ops[lo].res is not None and (t_cut is None or ops[lo].t_done < t_cut):
+        lo += 1
+    hi = sum(1 for o in ops if t_cut is None or o.t_issue < t_cut)
+    return lo, max(lo, hi)
+
+
+def store_objects(mnt, skip):
+    """{name: path} of every disk and snapshot of the mounted store but those in skip."""
+    out = {}
+    for d in json.loads(run(CTL, "-m", mnt, "list", "--json").stdout):
+        out[d["name"]] = os.path.join(mnt, d["name"])
+    for d in json.loads(run(CTL, "-m", mnt, "snapshots", "--json").stdout):
+        out[d["name"]] = os.path.join(mnt, ".snapshots", d["name"])
+    return {n: p for n, p in out.items() if n not in skip}
+
+
+def life_verify(mnt, start, ops, lo, hi, starts, dops, skip, t_cut=None):
+    """Find j in [lo, hi] with every lifecycle disk, snapshot and clone of the mounted store as
+    LifeModel state j says (names and bytes; Captures as Capture.check).  start is the state
+    before ops[0].  Returns (state j, []) or (None, lines saying what differs)."""
+    objs = store_objects(mnt, skip)
+    m = start.copy()
+    for o in ops[:lo]:
+        m.apply(o)
+    cands = []
+    for j in range(lo, hi + 1):
+        cands.append((j, m.copy()))
+        if j < hi:
+            m.apply(ops[j])
+    same = [(j, c) for j, c in cands if c.names() == set(objs)]
+    if not same:
+        j, c = cands[0]
+        out = [f"  names after {lo}..{hi} lifecycle ops: none is the store's"]
+        out.append(f"    missing (after {lo}): {sorted(c.names() - set(objs))}; "
+                   f"extra: {sorted(set(objs) - c.names())}")
+    else:
+        data = {n: read_disk(p) for n, p in objs.items()}
+        out = []
+        for j, c in same:
+            bad = [n for n in c.exact if data[n] != c.exact[n]]
+            bad += [n for n, cap in c.live.items() if not cap.check(data[n], starts, dops, t_cut)]
+            if not bad:
+                return c, []
+            out.append(f"  after {j} lifecycle ops, these differ: {sorted(bad)}")
+            for n in sorted(bad)[:4]:
+                exp = c.exact.get(n)
+                if exp is None:
+                    out.append(f"    {n}: no moment of disk {c.live[n].disk} between "
+                               f"t={c.live[n].t0} and t={c.live[n].t1} reads like it")
+                    continue
+                diff = [p for p in range(0, min(len(exp), len(data[n])), CELL)
+                        if exp[p:p + CELL] != data[n][p:p + CELL]]
+                out.append(f"    {n}: {len(diff)} cells differ" + (
+                    f", first at {diff[0]}: holds {decode(data[n][diff[0]:diff[0] + CELL])}, expected "
+                    f"{decode(exp[diff[0]:diff[0] + CELL])}" if diff else f", size {len(data[n])}"))
+    for o in ops[max(0, lo - 4):hi]:
+        state = "returned" if o.res == 0 else f"refused: {o.err}" if o.res else \
+            f"error: {o.err}" if o.err else "in flight"
+        out.append(f"  lifecycle op {o.k}: {o.op} {' '.join(o.args)} ({state})")
+    return None, out
+
+
+def check_store(mnt):
+    """hcowctl check of the mounted store: [] if it is clean and covers every snapshot, else
+    lines saying what it found."""
+    r = run(CTL, "-m", mnt, "check", check=False)
+    snaps = [d["name"] for d in json.loads(run(CTL, "-m", mnt, "snapshots", "--json").stdout)]
+    missing = [n for n in snaps if f"disk '{n}': ok" not in r.stdout]
+    if r.returncode == 0 and "no problems found" in r.stdout and not missing:
+        return []
+    return [f"  hcowctl check: exit {r.returncode}" + (f", no 'ok' line for {missing}" if missing else "")] + \
+        ["    " + line for line in r.stdout.splitlines() if "': ok" not in line][:12]
+
+
 # ---- mounts ---------------------------------------------------------------
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/rigs/ -> the source tree
@@ -584,6 +960,7 @@ def main():
     w.add_argument("--journal-dir", required=True)
     w.add_argument("--seed", default="0")
     w.add_argument("--seconds", type=float, default=0)
+    w.add_argument("--life", help="also run snapshots, clones... (a LifeModel.state_file)")
     workload_args(w)
     a = p.parse_args()
     if a.cmd == "workload":
