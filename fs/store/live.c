@@ -18,6 +18,8 @@
  * what one does.
  *
  * Records never cross families, so one table serves every family at once.
+ * A member whose view is another's (the same committed root, no overlay:
+ * snapshots of one moment) is not walked again.
  *
  * The figure status shows (store_log_space) sums the disks' log_bytes,
  * which counts shared bytes once per disk; the last exact pass leaves how
@@ -206,6 +208,17 @@ disks_share(struct store *st)
 	return 0;
 }
 
+/*
+ * d's view is its committed tree alone (no overlay): two such disks with
+ * one root map the same extents (snapshots of one moment, a clone not yet
+ * written).  Caller holds d's lock, or ns_lock exclusive.
+ */
+static uint64_t
+plain_root(const struct disk *d)
+{
+	return !d->frozen && extmap_count(d->map) == 0 ? d->root.page : 0;
+}
+
 static int
 cmp_u64(const void *a, const void *b)
 {
@@ -236,28 +249,45 @@ disks_segment_live(struct store *st, uint32_t first, uint32_t last, uint64_t *li
 	struct live_table t = { 0 };
 	struct live_walk w = { st, live, first, last, NULL, 0, 0 };
 	struct extent_batch b = { .cap = 4096, .log_only = 1 };
-	uint64_t *fam = NULL, *ids = NULL, *ifam = NULL;
+	uint64_t *fam = NULL, *ids = NULL, *ifam = NULL, *root = NULL, *same = NULL;
 	size_t n = 0;
 
 	memset(live, 0, (size_t)(last - first + 1) * sizeof(*live));
-	/* the disks and their families now; each is then walked on its own */
+	/*
+	 * The disks and their families now; each is then walked on its own,
+	 * but one whose view is an earlier one's (plain_root) adds nothing to
+	 * the union: only its log bytes, to what the sum counts twice.
+	 */
 	pthread_rwlock_rdlock(&st->ns_lock);
 	n = st->ndisks;
 	fam = malloc((n ? n : 1) * sizeof(*fam));
 	ids = malloc((n ? n : 1) * sizeof(*ids));
 	ifam = malloc((n ? n : 1) * sizeof(*ifam));
-	for (size_t i = 0; fam && ids && ifam && i < n; i++) {
-		ids[i] = (uint64_t)st->disks[i]->id;
-		fam[i] = ifam[i] = st->disks[i]->family;
+	root = calloc(n ? n : 1, sizeof(*root));
+	same = calloc(n ? n : 1, sizeof(*same));
+	for (size_t i = 0; fam && ids && ifam && root && same && i < n; i++) {
+		struct disk *d = st->disks[i];
+		ids[i] = (uint64_t)d->id;
+		fam[i] = ifam[i] = d->family;
+		pthread_rwlock_rdlock(&d->lock);
+		root[i] = plain_root(d);
+		for (size_t k = 0; root[i] && k < i && !same[i]; k++)
+			if (root[k] == root[i] && ifam[k] == ifam[i])
+				same[i] = d->log_bytes + 1;
+		pthread_rwlock_unlock(&d->lock);
 	}
 	pthread_rwlock_unlock(&st->ns_lock);
-	if (!fam || !ids || !ifam || !(b.e = malloc(b.cap * sizeof(*b.e)))) {
+	if (!fam || !ids || !ifam || !root || !same || !(b.e = malloc(b.cap * sizeof(*b.e)))) {
 		w.rc = -ENOMEM;
 		goto out;
 	}
 	qsort(fam, n, sizeof(*fam), cmp_u64);
 	for (size_t i = 0; i < n && w.rc == 0; i++) {
 		int rc;
+		if (same[i]) {
+			w.met_shared += same[i] - 1;
+			continue;
+		}
 		w.t = family_shared(fam, n, ifam[i]) ? &t : NULL;
 		if ((rc = live_disk(st, ids[i], &w, &b)) < 0 && w.rc == 0) {
 			hlog(HLOG_ERROR, "disk %llu: its map cannot be walked whole (%s); the cleaner "
@@ -281,6 +311,8 @@ out:
 	free(fam);
 	free(ids);
 	free(ifam);
+	free(root);
+	free(same);
 	free(b.e);
 	free(t.slot);
 	free(t.r);
@@ -422,10 +454,10 @@ family_own_bytes(struct store *st, uint64_t family, uint64_t **ids_out, uint64_t
 		if (d->family != family)
 			continue;
 		pthread_rwlock_rdlock(&d->lock);
-		plain = !d->frozen && extmap_count(d->map) == 0 && d->root.page;
+		plain = plain_root(d) != 0;
 		for (k = 0; plain && k < ng; k++) {
 			struct disk *o = disk_get(st, g[k].id);
-			if (o && o->root.page == d->root.page && !o->frozen && !extmap_count(o->map))
+			if (o && plain_root(o) == d->root.page)
 				break;
 		}
 		if (!plain || k == ng) {
