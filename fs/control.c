@@ -80,6 +80,20 @@ control_create(struct worker *w, const struct proto_req *req, struct sbuf *out)
 	return 0;
 }
 
+/*
+ * A replacement cannot count its predecessor's opens: it asks the kernel,
+ * which also holds closed disks it still caches (disk_maybe_open).  Drop
+ * the kernel's name of the disk and give it 10 ms: unless something has
+ * the disk open, the kernel forgets its inode (FORGET), and a retry of what
+ * was refused as "open" sees that.
+ */
+static void
+kernel_drop_name(struct worker *w, fuse_ino_t parent, const char *name)
+{
+	fuse_lowlevel_notify_inval_entry(w->se, parent, name, strlen(name));
+	usleep(10000);
+}
+
 static int
 control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
 {
@@ -96,11 +110,19 @@ control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
 		return EINVAL;
 	}
 	rc = store_unlink(w->st, name);
+	for (int i = 0; rc == -EBUSY && strchr(name, '@') && w->se && i < 50; i++) {
+		kernel_drop_name(w, SNAPDIR_INO, name);
+		rc = store_unlink(w->st, name);
+	}
 	if (rc == -ENOENT && retry) {
 		rc = 0;		/* our first attempt did it before its worker died */
 	} else if (rc == -ENOENT) {
 		sbuf_printf(out, "no %s named '%s'", strchr(name, '@') ? "snapshot" : "disk", name);
 		return ENOENT;
+	} else if (rc == -EBUSY && strchr(name, '@')) {
+		sbuf_printf(out, "snapshot '%s' is open (a backup may be reading it); close it first",
+		    name);
+		return EBUSY;
 	} else if (rc == -EBUSY) {
 		sbuf_printf(out, "disk '%s' has snapshots (hcowctl snapshots %s); delete them first",
 		    name, name);
@@ -178,15 +200,8 @@ control_rollback(struct worker *w, const struct proto_req *req, struct sbuf *out
 		return EINVAL;
 	}
 	rc = store_rollback(w->st, name, snap, err, sizeof(err));
-	/*
-	 * A replacement cannot count its predecessor's opens: it asks the kernel,
-	 * which also holds closed disks it still caches.  Drop the kernel's
-	 * name of the disk: unless something has it open, the kernel then
-	 * forgets its inode (FORGET), and the next try sees that.
-	 */
 	for (int i = 0; rc == -EBUSY && w->se && i < 50; i++) {
-		fuse_lowlevel_notify_inval_entry(w->se, 1, name, strlen(name));
-		usleep(10000);
+		kernel_drop_name(w, 1, name);
 		err[0] = '\0';
 		rc = store_rollback(w->st, name, snap, err, sizeof(err));
 	}

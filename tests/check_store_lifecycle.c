@@ -327,7 +327,8 @@ END_TEST
  * What may not be done: write, zero, resize, chmod a snapshot (EROFS);
  * delete or rename over a disk that has snapshots (EBUSY); a name taken
  * (EEXIST) unless the same token retries; bad names (EINVAL); a missing
- * source (ENOENT); a rollback of an open disk (EBUSY); none changes a byte.
+ * source (ENOENT); a rollback of an open disk, a delete of an open snapshot
+ * (EBUSY); none changes a byte.
  * A deleted snapshot goes, and its tree with the next checkpoint.
  */
 START_TEST(what_a_snapshot_refuses)
@@ -370,6 +371,10 @@ START_TEST(what_a_snapshot_refuses)
 	/* its own tree from the first checkpoint on; deleted: gone, its tree after the next */
 	ck_assert_int_eq(store_checkpoint(st), 0);
 	ck_assert_int_eq(index_tree(st->ix, sid, &r), 0);
+	/* not while a reader has it open */
+	ck_assert_int_eq(store_open_disk(st, sid), 0);
+	ck_assert_int_eq(store_unlink(st, "vm@s1"), -EBUSY);
+	store_release_disk(st, sid);
 	ck_assert_int_eq(store_unlink(st, "vm@s1"), 0);
 	ck_assert_int_eq(store_lookup_full(st, "vm@s1", &a), -ENOENT);
 	ck_assert_int_eq(store_checkpoint(st), 0);

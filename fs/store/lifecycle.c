@@ -59,11 +59,7 @@
 #include "hlog.h"
 #include "store_int.h"
 
-/*
- * May disk d be open in the kernel?  This worker counts its own opens; a
- * replacement did not see its predecessor's and asks the kernel.  ns_lock held.
- */
-static int
+int
 disk_maybe_open(struct store *st, const struct disk *d)
 {
 	if (d->opens > 0)

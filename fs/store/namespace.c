@@ -347,18 +347,22 @@ store_unlink(struct store *st, const char *name)
 {
 	struct disk *d;
 	size_t snaps;
-	int rc;
+	int rc, open;
 
 	pthread_mutex_lock(&st->cat_lock);
 	pthread_rwlock_rdlock(&st->ns_lock);
 	d = name[0] ? disk_by_full_name(st, name) : NULL;
 	snaps = d ? disk_snapshot_count(st, d) : 0;
+	open = d && d->snap_of && disk_maybe_open(st, d);
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (!d) {
 		rc = -ENOENT;
 	} else if (snaps) {
 		hlog(HLOG_WARN, "not deleting disk '%s': it has %zu snapshot%s (hcowctl snapshots "
 		    "%s); delete them first", name, snaps, snaps == 1 ? "" : "s", name);
+		rc = -EBUSY;
+	} else if (open) {
+		/* a backup may be reading it: not deleted under its reader */
 		rc = -EBUSY;
 	} else if (d->snap_of) {
 		if ((rc = catalog_snapshot_unname(st->cat, d->id)) == 0) {

@@ -147,8 +147,9 @@ int store_next_snapshot(struct store *st, uint64_t after, struct disk_attr *a);
 
 /*
  * Unlink: the disk disappears from the namespace; its data goes when the
- * last open closes.  "DISK@SNAP" deletes a snapshot; a disk that has
- * snapshots is refused with -EBUSY (delete them first).
+ * last open closes.  "DISK@SNAP" deletes a snapshot, but not while it is
+ * open (-EBUSY: a backup may be reading it); a disk that has snapshots is
+ * refused with -EBUSY too (delete them first).
  */
 int store_unlink(struct store *st, const char *name);
 /* flags: 0 or RENAME_NOREPLACE. */

@@ -362,6 +362,13 @@ int checkpoint_locked(struct store *st);
 
 /* ---- lifecycle.c: snapshots, clones, rollback ---------------------------- */
 
+/*
+ * May disk d be open in the kernel?  This worker counts its own opens; a
+ * replacement did not see its predecessor's and asks the kernel (which also
+ * holds inodes it only caches).  ns_lock held.
+ */
+int disk_maybe_open(struct store *st, const struct disk *d);
+
 
 /* ---- live.c: what the disks still use of the log ------------------------- */
 
