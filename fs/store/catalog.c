@@ -18,8 +18,8 @@
  * Invariants:
  * - Every write outside a checkpoint (a disk added, renamed, purged, a meta
  *   fact) is its own durable transaction.
- * - The extent rows and the checkpoint transaction are catalog_extents.c's;
- *   its head says what they keep.
+ * - The disk rows are catalog_disks.c's; the extent rows and the checkpoint
+ *   transaction are catalog_extents.c's; their heads say what they keep.
  */
 #include <errno.h>
 #include <limits.h>
@@ -73,15 +73,13 @@ catalog_bad_value(struct catalog *c, const char *fmt, ...)
 	return -EBADMSG;
 }
 
-/* A table row's id: 1 .. CATALOG_ID_MAX (AUTOINCREMENT starts at 1). */
-static int
+int
 id_ok(int64_t id)
 {
 	return id > 0 && id <= CATALOG_ID_MAX;
 }
 
-/* A name as create wrote it ("" allowed where unlinked is). */
-static int
+int
 name_ok(const char *name, int may_be_empty)
 {
 	const char *why;
@@ -111,8 +109,7 @@ catalog_step_done(struct catalog *c, sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? 0 : catalog_fail(c, rc);
 }
 
-/* A text column; "" for NULL. */
-static void
+void
 column_str(sqlite3_stmt *st, int col, char *buf, size_t len)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
@@ -141,8 +138,7 @@ catalog_prepare(struct catalog *c, const char *sql, sqlite3_stmt **st)
 	return rc == SQLITE_OK ? 0 : catalog_fail(c, rc);
 }
 
-/* Step a one-off statement that returns no row, then finalize it; 0 or -errno. */
-static int
+int
 catalog_run_once(struct catalog *c, sqlite3_stmt *st)
 {
 	int rc = catalog_step_done(c, st);
@@ -566,50 +562,6 @@ catalog_each_template(struct catalog *c,
 	    "FROM templates ORDER BY id", template_row, &e);
 }
 
-static int
-disk_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
-{
-	struct catalog_disk d;
-
-	d.id = sqlite3_column_int64(st, 0);
-	column_str(st, 1, d.name, sizeof(d.name));
-	d.template_id = sqlite3_column_int64(st, 2);
-	d.size = (uint64_t)sqlite3_column_int64(st, 3);
-	d.mode = (uint32_t)sqlite3_column_int(st, 4);
-	d.uid = (uint32_t)sqlite3_column_int64(st, 5);
-	d.gid = (uint32_t)sqlite3_column_int64(st, 6);
-	d.mtime_ns = sqlite3_column_int64(st, 7);
-	d.ctime_ns = sqlite3_column_int64(st, 8);
-	d.created = sqlite3_column_int64(st, 9);
-	column_str(st, 10, d.create_token, sizeof(d.create_token));
-	d.snap_of = sqlite3_column_int64(st, 11);
-	column_str(st, 12, d.snap_name, sizeof(d.snap_name));
-	d.family = sqlite3_column_int64(st, 13);
-	d.origin = sqlite3_column_int64(st, 14);
-	if (!id_ok(d.id) || !name_ok(d.name, 1) || !id_ok(d.template_id) ||
-	    d.size > DISK_SIZE_MAX || (d.mode & ~07777u) || d.snap_of < 0 || d.family < 0 ||
-	    d.origin < 0 || !name_ok(d.snap_name, 1) || (d.snap_of && d.name[0]) ||
-	    (!d.snap_of && d.snap_name[0]))
-		return catalog_bad_value(c, "disk row %lld ('%.64s', template %lld, %llu bytes, "
-		    "mode %o, snapshot of %lld '%.64s') is out of range", (long long)d.id, d.name,
-		    (long long)d.template_id, (unsigned long long)d.size, d.mode,
-		    (long long)d.snap_of, d.snap_name);
-	return e->fn.disk(&d, e->arg);
-}
-
-int
-catalog_each_disk(struct catalog *c,
-    int (*fn)(const struct catalog_disk *d, void *arg), void *arg)
-{
-	struct each_row e = { .fn.disk = fn, .arg = arg };
-
-	return catalog_each_row(c, c->lineage ?
-	    "SELECT id, name, template_id, size, mode, uid, gid, mtime_ns, ctime_ns, created, "
-	    "create_token, snap_of, snap_name, family, origin FROM disks ORDER BY id" :
-	    "SELECT id, name, template_id, size, mode, uid, gid, mtime_ns, ctime_ns, created, "
-	    "create_token, 0, NULL, 0, 0 FROM disks ORDER BY id", disk_row, &e);
-}
-
 int
 catalog_template_get(struct catalog *c, struct catalog_template *t)
 {
@@ -708,153 +660,3 @@ catalog_template_set_sums(struct catalog *c, int64_t id, const uint32_t *sums, u
 	free(b);
 	return rc;
 }
-
-int
-catalog_disk_add(struct catalog *c, struct catalog_disk *d)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((rc = catalog_prepare(c, "INSERT INTO disks (name, template_id, size, mode, uid, gid, "
-	    "mtime_ns, ctime_ns, created, create_token, snap_of, snap_name, family, origin, id) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)", &st)) < 0)
-		return rc;
-	if (d->name[0])
-		sqlite3_bind_text(st, 1, d->name, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 1);
-	sqlite3_bind_int64(st, 11, d->snap_of);
-	if (d->snap_name[0])
-		sqlite3_bind_text(st, 12, d->snap_name, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 12);
-	sqlite3_bind_int64(st, 13, d->family);
-	sqlite3_bind_int64(st, 14, d->origin);
-	if (d->id > 0)
-		sqlite3_bind_int64(st, 15, d->id);
-	else
-		sqlite3_bind_null(st, 15);
-	sqlite3_bind_int64(st, 2, d->template_id);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)d->size);
-	sqlite3_bind_int(st, 4, (int)d->mode);
-	sqlite3_bind_int64(st, 5, d->uid);
-	sqlite3_bind_int64(st, 6, d->gid);
-	sqlite3_bind_int64(st, 7, d->mtime_ns);
-	sqlite3_bind_int64(st, 8, d->ctime_ns);
-	sqlite3_bind_int64(st, 9, d->created);
-	sqlite3_bind_text(st, 10, d->create_token, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		d->id = sqlite3_last_insert_rowid(c->db);
-		rc = 0;
-	} else {
-		rc = catalog_fail(c, rc);
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
-int
-catalog_disk_reserve_id(struct catalog *c, int64_t *id)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	/* AUTOINCREMENT never gives an id at or below sqlite_sequence's: raise it */
-	if ((rc = catalog_prepare(c, "UPDATE sqlite_sequence SET seq = seq + 1 "
-	    "WHERE name = 'disks' RETURNING seq", &st)) < 0)
-		return rc;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : catalog_fail(c, rc);
-	} else if (rc == SQLITE_DONE) {
-		snprintf(c->errmsg, sizeof(c->errmsg), "no disk was ever created");
-		rc = -ENOENT;
-	} else {
-		rc = catalog_fail(c, rc);
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
-int
-catalog_snapshot_unname(struct catalog *c, int64_t id)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((rc = catalog_prepare(c, "UPDATE disks SET snap_name = NULL WHERE id = ?1", &st)) < 0)
-		return rc;
-	sqlite3_bind_int64(st, 1, id);
-	return catalog_run_once(c, st);
-}
-
-int
-catalog_disk_rename(struct catalog *c, int64_t id, const char *name, int64_t victim)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((rc = catalog_exec(c, "BEGIN IMMEDIATE")) < 0)
-		return rc;
-	if ((rc = catalog_prepare(c, "UPDATE disks SET name = ?2 WHERE id = ?1", &st)) < 0)
-		goto fail;
-	if (victim > 0) {
-		/* the disk renamed over loses its name in the same transaction */
-		sqlite3_bind_int64(st, 1, victim);
-		sqlite3_bind_null(st, 2);
-		if ((rc = catalog_step_done(c, st)) < 0)
-			goto fail_st;
-	}
-	sqlite3_bind_int64(st, 1, id);
-	if (name)
-		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 2);
-	if ((rc = catalog_step_done(c, st)) < 0)
-		goto fail_st;
-	sqlite3_finalize(st);
-	return catalog_exec(c, "COMMIT");
-fail_st:
-	sqlite3_finalize(st);
-fail:
-	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
-}
-
-int
-catalog_disk_setattr(struct catalog *c, int64_t id, uint32_t mode, uint32_t uid,
-    uint32_t gid, int64_t ctime_ns)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((rc = catalog_prepare(c, "UPDATE disks SET mode = ?2, uid = ?3, gid = ?4, "
-	    "ctime_ns = ?5 WHERE id = ?1", &st)) < 0)
-		return rc;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int(st, 2, (int)mode);
-	sqlite3_bind_int64(st, 3, uid);
-	sqlite3_bind_int64(st, 4, gid);
-	sqlite3_bind_int64(st, 5, ctime_ns);
-	return catalog_run_once(c, st);
-}
-
-int
-catalog_disk_purge(struct catalog *c, int64_t id)
-{
-	char sql[160];
-	int rc;
-
-	if ((rc = catalog_exec(c, "BEGIN IMMEDIATE")) < 0)
-		return rc;
-	snprintf(sql, sizeof(sql), "DELETE FROM extents WHERE disk_id = %lld; "
-	    "DELETE FROM disks WHERE id = %lld", (long long)id, (long long)id);
-	if ((rc = catalog_exec(c, sql)) < 0) {
-		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-		return rc;
-	}
-	return catalog_exec(c, "COMMIT");
-}
-

@@ -44,6 +44,14 @@ struct each_row {
 /* The largest row id a catalog may hold (a disk's inode is its id + 1). */
 #define CATALOG_ID_MAX	(INT64_C(1) << 40)
 
+/* A table row's id: 1 .. CATALOG_ID_MAX (AUTOINCREMENT starts at 1). */
+int id_ok(int64_t id);
+/* A name as create wrote it ("" allowed where unlinked is). */
+int name_ok(const char *name, int may_be_empty);
+/* A text column; "" for NULL. */
+void column_str(sqlite3_stmt *st, int col, char *buf, size_t len);
+/* Step a one-off statement that returns no row, then finalize it; 0 or -errno. */
+int catalog_run_once(struct catalog *c, sqlite3_stmt *st);
 /* A value no hcowfs would write, named in catalog_error(): -EBADMSG. */
 int catalog_bad_value(struct catalog *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
