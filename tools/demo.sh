@@ -1,7 +1,8 @@
 #!/bin/bash
 # A small demo of hcowfs, start to finish: builds if needed, makes an ext4
 # template, mounts, clones two VM disks from it, changes one, shows that the
-# other and the template are untouched, prints status, unmounts.
+# other and the template are untouched; takes a snapshot, changes the disk
+# again, clones the snapshot, rolls the disk back; prints status, unmounts.
 # Run as root: sudo ./tools/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,22 @@ step e2fsck -f -n "$D/vms/vm2.img"
 printf '\nvm1 hostname: %s\n' "$(debugfs -R 'cat /etc/hostname' "$D/vms/vm1.img" 2>/dev/null)"
 printf 'vm2 hostname: %s\n' "$(debugfs -R 'cat /etc/hostname' "$D/vms/vm2.img" 2>/dev/null)"
 [ "$(sha256sum < "$D/ssd/tmpl/deb12.img")" = "$sha_before" ] && echo "template unchanged"
+
+# a point in time, a clone of it, and a rollback to it
+step $CTL snapshot vm1.img before-upgrade
+echo vm1-upgraded > "$D/hostname"
+step debugfs -w -R "rm /etc/hostname" "$D/vms/vm1.img"
+step debugfs -w -R "write $D/hostname /etc/hostname" "$D/vms/vm1.img"
+step ls -l "$D/vms/.snapshots"
+step $CTL clone vm1.img@before-upgrade vm3.img
+printf '\nvm1 hostname now: %s\n' "$(debugfs -R 'cat /etc/hostname' "$D/vms/vm1.img" 2>/dev/null)"
+printf 'vm1.img@before-upgrade: %s\n' \
+    "$(debugfs -R 'cat /etc/hostname' "$D/vms/.snapshots/vm1.img@before-upgrade" 2>/dev/null)"
+printf 'vm3 (its clone): %s\n' "$(debugfs -R 'cat /etc/hostname' "$D/vms/vm3.img" 2>/dev/null)"
+step $CTL rollback vm1.img before-upgrade
+printf '\nvm1 hostname after the rollback: %s\n' \
+    "$(debugfs -R 'cat /etc/hostname' "$D/vms/vm1.img" 2>/dev/null)"
+step $CTL snapshots
 step $CTL status
 step du -sh "$D/hdd/data"
 step umount "$D/vms"
