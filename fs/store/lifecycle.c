@@ -114,9 +114,9 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 	h.type = REC_CLONE;
 	h.disk_id = (uint64_t)dst->id;
 	rec_set_aux(&h, (uint64_t)src->id);
-	if ((rc = wlog_append(st->log, &h, NULL, &laddr)) == 0 && fresh &&
-	    (rc = disk_table_put(st, fresh)) < 0)
-		fresh = NULL;	/* the record names an id without a row: replay skips it */
+	/* if the table refuses it, the record names an id without a row: replay skips it */
+	if ((rc = wlog_append(st->log, &h, NULL, &laddr)) == 0 && fresh)
+		rc = disk_table_put(st, fresh);
 	if (rc == 0 && (rc = dmap_copy(dst, src, laddr)) == 0) {
 		pthread_rwlock_wrlock(&dst->lock);
 		dst->mtime_ns = now_ns();	/* its contents changed (or began) now */
@@ -141,8 +141,6 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 		if (disk_get(st, (uint64_t)fresh->id) == fresh)
 			disk_table_remove(st, fresh);
 		pthread_rwlock_unlock(&st->ns_lock);
-		disk_free(fresh);
-	} else if (rc < 0) {
 		disk_free(fresh);
 	}
 	if (rc < 0 && !err[0])
