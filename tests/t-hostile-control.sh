@@ -15,13 +15,13 @@ need setpriv
 sock_of() { echo "/run/hcowfs/$(awk -v m="$M" '$5 == m { print $3 }' /proc/self/mountinfo).sock"; }
 peak_rss_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
 
-# 3000 disks: a list is about 330 KiB, more than a socket buffer takes
+# 2400 disks: a list is about 330 KiB, more than a socket buffer takes
 "$top_builddir/bench/bench-store" build --datadir "$D" --tmpldir "$T/tmpl" --template base.img \
-	--disks 3000 --extents 1 --disk-size $((16 * MiB)) >/dev/null 2>&1 || fail "bench-store build"
+	--disks 2400 --extents 1 --disk-size $((16 * MiB)) >/dev/null 2>&1 || fail "bench-store build"
 
 # ---- a reply over the bound (lowered for the test) is an error, not a crash --------
 HCOWFS_TEST_REPLY_MAX=65536 mount_fs
-out=$(ctl list 2>&1) && fail "list of 3000 disks over a 64 KiB bound succeeded"
+out=$(ctl list 2>&1) && fail "list of 2400 disks over a 64 KiB bound succeeded"
 echo "$out" | grep -q "over the 65536 bytes a control reply may hold" || fail "oversized list: '$out'"
 st=$(ctl status --json) || fail "status with an oversized disk list failed"
 echo "$st" | grep -q '"disks_error":"the answer is [0-9]* bytes, over the 65536' || fail "status: $st"
@@ -74,12 +74,12 @@ socks[0].settimeout(30); socks[0].recv(1, socket.MSG_PEEK)   # the worker is at 
 out = subprocess.run([sys.argv[2], "-m", sys.argv[3], "status", "--json"], capture_output=True, text=True)
 s = json.loads(out.stdout)
 assert s["disks"] is not None, f"status without disks: {s.get('disks_error')}"
-assert len(s["disks"]) == 3000, len(s["disks"])
+assert len(s["disks"]) == 2400, len(s["disks"])
 for c in socks:
     c.close()
 PY
 ctl debug fault none >/dev/null
-ok "status answers with the 3000 disks while 300 requests wait for the worker"
+ok "status answers with the 2400 disks while 300 requests wait for the worker"
 
 # ---- requests whose clients hung up are dropped --------------------------------------
 ctl debug fault slow --op control --count 1 --ms 3000 >/dev/null

@@ -628,7 +628,8 @@ moves_note(struct moves *m, const struct extent *e, uint64_t new_laddr)
 static void
 moves_sort(struct moves *m)
 {
-	qsort(m->v, m->n, sizeof(*m->v), note_cmp);
+	if (m->n)	/* qsort of a NULL array, even empty, is undefined */
+		qsort(m->v, m->n, sizeof(*m->v), note_cmp);
 	m->sorted = m->n;
 }
 

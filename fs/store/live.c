@@ -486,7 +486,7 @@ family_own_bytes(struct store *st, uint64_t family, uint64_t **ids_out, uint64_t
 		w.n = 0;
 		for (size_t k = 0; k < ng && rc == 0; k++)
 			rc = hold_disk(st, g[k].id, (uint32_t)k, &w, &b);
-		if (rc == 0)
+		if (rc == 0 && w.n)
 			qsort(w.v, w.n, sizeof(*w.v), cmp_hold);
 		for (size_t i = 0, j; rc == 0 && i < w.n; i = j) {
 			for (j = i + 1; j < w.n && w.v[j].laddr == w.v[i].laddr; j++)
