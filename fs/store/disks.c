@@ -473,6 +473,24 @@ disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
 	return b->rc;
 }
 
+int
+disk_extents_each(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
+    struct extent_batch *b, int (*fn)(const struct extent *e, void *arg), void *arg)
+{
+	int rc;
+
+	for (;;) {
+		if ((rc = disk_extents_copy(st, id, pos, end, b, NULL, 0)) < 0)
+			return rc;
+		for (size_t i = 0; i < b->n; i++)
+			if ((rc = fn(&b->e[i], arg)) != 0)
+				return rc;
+		if (b->n < b->cap)
+			return 0;	/* the batch was not full: nothing follows */
+		pos = extent_end(&b->e[b->n - 1]);
+	}
+}
+
 void
 disks_read_barrier(struct store *st)
 {

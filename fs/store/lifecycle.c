@@ -251,26 +251,18 @@ store_snapshot(struct store *st, const char *disk, const char *snap, const char 
 		rc = is_retry(old, token) ? 0 : -EEXIST;
 		if (rc < 0)
 			snprintf(err, errlen, "disk '%s' already has a snapshot '%s'", disk, snap);
-		d = old;
 	} else {
 		row_from(&nd, d, token);
 		snprintf(nd.snap_name, sizeof(nd.snap_name), "%s", snap);
 		nd.snap_of = d->id;
 		nd.mode = 0400;
 		snprintf(what, sizeof(what), "snapshot '%s@%s' taken", disk, snap);
-		if ((rc = copy_timed(st, d, NULL, &nd, what, err, errlen)) == 0) {
-			pthread_rwlock_rdlock(&st->ns_lock);
-			d = disk_get(st, (uint64_t)nd.id);
-			pthread_rwlock_unlock(&st->ns_lock);
-		}
+		rc = copy_timed(st, d, NULL, &nd, what, err, errlen);
 	}
-	if (rc == 0 && d && a) {
-		pthread_rwlock_rdlock(&st->ns_lock);
-		pthread_rwlock_rdlock(&d->lock);
-		disk_attr_fill(d, a);
-		disk_full_name(st, d, a->name, sizeof(a->name));
-		pthread_rwlock_unlock(&d->lock);
-		pthread_rwlock_unlock(&st->ns_lock);
+	/* the snapshot as a lookup gives it (cat_lock held: nothing unnames it meanwhile) */
+	if (rc == 0 && a) {
+		snprintf(what, sizeof(what), "%s@%s", disk, snap);
+		rc = store_lookup_full(st, what, a);
 	}
 	pthread_mutex_unlock(&st->cat_lock);
 	return rc;
@@ -306,16 +298,8 @@ store_clone(struct store *st, const char *from, const char *name, const char *to
 		snprintf(what, sizeof(what), "disk '%s' cloned from '%s'", name, from);
 		rc = copy_timed(st, src, NULL, &nd, what, err, errlen);
 	}
-	if (rc == 0 && a) {
-		pthread_rwlock_rdlock(&st->ns_lock);
-		rc = (old = disk_by_name(st, name)) ? 0 : -ENOENT;
-		if (old) {
-			pthread_rwlock_rdlock(&old->lock);
-			disk_attr_fill(old, a);
-			pthread_rwlock_unlock(&old->lock);
-		}
-		pthread_rwlock_unlock(&st->ns_lock);
-	}
+	if (rc == 0 && a)
+		rc = store_lookup(st, name, a);
 	pthread_mutex_unlock(&st->cat_lock);
 	return rc;
 }

@@ -161,8 +161,9 @@ table_add(struct live_table *t, uint64_t laddr, uint64_t lo, uint64_t hi)
 }
 
 static int
-live_extent(const struct extent *e, struct live_walk *w)
+live_extent(const struct extent *e, void *arg)
 {
+	struct live_walk *w = arg;
 	uint32_t s = LADDR_SEG(e->laddr);
 
 	if (s < w->first || s > w->last)
@@ -176,27 +177,17 @@ live_extent(const struct extent *e, struct live_walk *w)
 }
 
 /*
- * Walk disk id's log extents in batches, ns_lock and its lock held only
- * while a batch is copied: a guest write waits for one batch, never for the
- * whole map, and creates and snapshots do not wait for the pass.  The map
- * may change between batches; what moved then was rewritten, never into a
- * sealed segment.  A disk deleted meanwhile has nothing left to count.
+ * Disk id's log extents (disk_extents_each: a guest write waits for one
+ * batch, and creates and snapshots do not wait for the pass).  What moved
+ * between batches was rewritten, never into a sealed segment; a disk
+ * deleted meanwhile has nothing left to count.
  */
 static int
 live_disk(struct store *st, uint64_t id, struct live_walk *w, struct extent_batch *b)
 {
-	uint64_t pos = 0;
-	int rc;
+	int rc = disk_extents_each(st, id, 0, UINT64_MAX, b, live_extent, w);
 
-	for (;;) {
-		if ((rc = disk_extents_copy(st, id, pos, UINT64_MAX, b, NULL, 0)) < 0)
-			return rc == -ENOENT ? 0 : rc;
-		for (size_t i = 0; i < b->n && w->rc == 0; i++)
-			live_extent(&b->e[i], w);
-		if (w->rc < 0 || b->n < b->cap)
-			return 0;
-		pos = b->e[b->n - 1].loff + b->e[b->n - 1].len;
-	}
+	return rc == -ENOENT ? 0 : rc;
 }
 
 int
@@ -389,38 +380,40 @@ struct hold_walk {
 	struct hold	*v;
 	size_t		 n, cap;
 	uint32_t	 first, last;	/* the segments this window takes */
+	uint32_t	 who;		/* the group being walked */
 };
+
+/* One extent of group w->who, if in the window (disk_extents_each callback). */
+static int
+hold_extent(const struct extent *e, void *arg)
+{
+	struct hold_walk *w = arg;
+	uint32_t s = LADDR_SEG(e->laddr);
+
+	if (s < w->first || s > w->last)
+		return 0;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 4096;
+		struct hold *v = realloc(w->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		w->v = v;
+		w->cap = cap;
+	}
+	w->v[w->n++] = (struct hold){ e->laddr, e->loff, extent_end(e), w->who };
+	return 0;
+}
 
 /* Collect group `who`'s log ranges in the window; 0 or -errno. */
 static int
 hold_disk(struct store *st, uint64_t id, uint32_t who, struct hold_walk *w,
     struct extent_batch *b)
 {
-	uint64_t pos = 0;
 	int rc;
 
-	for (;;) {
-		if ((rc = disk_extents_copy(st, id, pos, UINT64_MAX, b, NULL, 0)) < 0)
-			return rc == -ENOENT ? 0 : rc;
-		for (size_t i = 0; i < b->n; i++) {
-			uint32_t s = LADDR_SEG(b->e[i].laddr);
-			if (s < w->first || s > w->last)
-				continue;
-			if (w->n == w->cap) {
-				size_t cap = w->cap ? w->cap * 2 : 4096;
-				struct hold *v = realloc(w->v, cap * sizeof(*v));
-				if (!v)
-					return -ENOMEM;
-				w->v = v;
-				w->cap = cap;
-			}
-			w->v[w->n++] = (struct hold){ b->e[i].laddr, b->e[i].loff,
-			    b->e[i].loff + b->e[i].len, who };
-		}
-		if (b->n < b->cap)
-			return 0;
-		pos = b->e[b->n - 1].loff + b->e[b->n - 1].len;
-	}
+	w->who = who;
+	rc = disk_extents_each(st, id, 0, UINT64_MAX, b, hold_extent, w);
+	return rc == -ENOENT ? 0 : rc;
 }
 
 /* Ranges held at once, at most (the windows of segments are cut to stay under it). */

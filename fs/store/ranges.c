@@ -61,10 +61,14 @@ ranges_sizes(struct store *st, uint64_t id, struct store_ranges_head *head)
 	return 0;
 }
 
-/* Add extent e (clipped to the disk's size): merge it into the pending range or flush that. */
+/*
+ * Add extent e (clipped to the disk's size): merge it into the pending range
+ * or flush that (disk_extents_each callback).
+ */
 static int
-ranges_add(struct ranges_walk *w, const struct extent *e)
+ranges_add(const struct extent *e, void *arg)
 {
+	struct ranges_walk *w = arg;
 	struct store_range r = { e->loff, e->len, e->laddr == EXTMAP_ZERO };
 	int rc;
 
@@ -91,7 +95,6 @@ store_ranges(struct store *st, const char *name, uint64_t from, struct store_ran
 	struct extent_batch b = { .cap = RANGES_BATCH };
 	struct ranges_walk w = { .fn = fn, .arg = arg };
 	struct disk_attr a;
-	uint64_t pos = from;
 	int rc;
 
 	if ((rc = store_lookup_full(st, name, &a)) < 0)
@@ -104,15 +107,7 @@ store_ranges(struct store *st, const char *name, uint64_t from, struct store_ran
 	w.size = head->size;
 	if (!(b.e = malloc(RANGES_BATCH * sizeof(*b.e))))
 		return -ENOMEM;
-	while (pos < w.size) {
-		if ((rc = disk_extents_copy(st, a.id, pos, w.size, &b, NULL, 0)) < 0 || b.n == 0)
-			break;
-		for (size_t i = 0; rc == 0 && i < b.n; i++)
-			rc = ranges_add(&w, &b.e[i]);
-		if (rc != 0)
-			break;
-		pos = extent_end(&b.e[b.n - 1]);
-	}
+	rc = disk_extents_each(st, a.id, from, w.size, &b, ranges_add, &w);
 	free(b.e);
 	if (rc == 0 && w.has_pending)
 		rc = fn(&w.pending, arg);

@@ -314,6 +314,15 @@ void extent_batch_fill(const struct disk *d, uint64_t pos, uint64_t end, struct 
  */
 int disk_extents_copy(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
     struct extent_batch *b, char *name, size_t namelen);
+/*
+ * Call fn for each extent of disk id over [pos, end) that b keeps, in
+ * batches of b->cap (a fixed array), ns_lock and the disk's lock held only
+ * while a batch is copied: a guest write waits for one batch, never for the
+ * whole map.  The map may change between batches.  0, fn's non-zero value,
+ * or disk_extents_copy's error (-ENOENT: the disk is gone).
+ */
+int disk_extents_each(struct store *st, uint64_t id, uint64_t pos, uint64_t end,
+    struct extent_batch *b, int (*fn)(const struct extent *e, void *arg), void *arg);
 /* Return once every read that started before the call has finished. */
 void disks_read_barrier(struct store *st);
 
