@@ -221,13 +221,6 @@ lifecycle_precheck(struct store *st, const char *what, const char *name, char *e
 	return 0;
 }
 
-/* A retry (same non-empty token) of an operation that made d: 1, else 0. */
-static int
-is_retry(const struct disk *d, const char *token)
-{
-	return d && token && token[0] && strcmp(token, d->token) == 0;
-}
-
 int
 store_snapshot(struct store *st, const char *disk, const char *snap, const char *token,
     struct disk_attr *a, char *err, size_t errlen)
@@ -248,7 +241,7 @@ store_snapshot(struct store *st, const char *disk, const char *snap, const char 
 		snprintf(err, errlen, "no disk named '%s'", disk);
 		rc = -ENOENT;
 	} else if (old) {
-		rc = is_retry(old, token) ? 0 : -EEXIST;
+		rc = disk_made_by(old, token) ? 0 : -EEXIST;
 		if (rc < 0)
 			snprintf(err, errlen, "disk '%s' already has a snapshot '%s'", disk, snap);
 	} else {
@@ -285,7 +278,7 @@ store_clone(struct store *st, const char *from, const char *name, const char *to
 	old = disk_by_name(st, name);
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (old) {
-		rc = is_retry(old, token) ? 0 : -EEXIST;
+		rc = disk_made_by(old, token) ? 0 : -EEXIST;
 		if (rc < 0)
 			snprintf(err, errlen, "disk '%s' already exists", name);
 	} else if (!src) {

@@ -238,7 +238,7 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 	pthread_mutex_lock(&st->cat_lock);
 	pthread_rwlock_rdlock(&st->ns_lock);
 	if ((d = disk_by_name(st, name)) != NULL) {
-		if (token && token[0] && strcmp(token, d->token) == 0) {
+		if (disk_made_by(d, token)) {
 			/* a retry of a create that succeeded: same answer */
 			disk_attr_fill(d, a);
 			rc = 0;

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "catalog.h"
 #include "extmap.h"
@@ -273,6 +274,13 @@ void disks_free(struct store *st);
 uint64_t disks_extent_count(struct store *st, uint64_t *mem);
 /* The ids of the disks now (for work that visits them one at a time, without ns_lock). */
 int disk_ids(struct store *st, uint64_t **ids, size_t *n);
+
+/* Was d made by a request with this token (a retry of a create, snapshot or clone)? */
+static inline int
+disk_made_by(const struct disk *d, const char *token)
+{
+	return token && token[0] && strcmp(token, d->token) == 0;
+}
 
 /* Has d a name (a disk's, or a snapshot's)?  Else it is deleted, kept while open. */
 static inline int
