@@ -141,7 +141,7 @@ ino_stat(struct store *st, fuse_ino_t ino, struct stat *s)
 		dir_stat(ino, &da, 1, s);
 		return 0;
 	case INO_KIND_TMPL:
-		if ((rc = store_template_get(st, id, &ta, NULL)) == 0)
+		if ((rc = store_template_get(st, id, &ta)) == 0)
 			tmpl_stat(&ta, s);
 		return rc;
 	case INO_KIND_DISK:
@@ -219,7 +219,7 @@ do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	switch (ino_kind(parent, &pid)) {
 	case INO_KIND_TMPLDIR:
-		rc = store_template_lookup(st, name, &ta, NULL);
+		rc = store_template_lookup(st, name, &ta);
 		if (rc == 0)
 			reply_entry(req, INO_TMPL | ta.id);
 		break;
