@@ -15,7 +15,9 @@
 #     size, the kept bytes are unchanged, the grown tail reads zeros;
 #  6. vol-list/vol-info agree with the files; vol-delete removes each volume
 #     from the mount and from `hcowctl list`; pool-refresh after a restart of
-#     the worker still finds what is left.
+#     the worker still finds what is left;
+#  7. a second pool in a subdirectory that pool-build makes (mkdir -p, chmod)
+#     and pool-delete removes (rmdir), with a volume in it.
 # The libvirt daemon: the machine's if one answers, else a libvirtd this test
 # starts (Debian 12's monolithic daemon runs without systemd once its run and
 # log dirs exist) and stops in its cleanup, by the PID in its pidfile.
@@ -28,7 +30,7 @@ URI=qemu:///system
 POOL=hcowfs-test-$$
 LIBVIRTD_PIDFILE=$T.libvirtd.pid	# outside $T: lib.sh's cleanup must not take it for a daemon of the mount
 LIBVIRTD_PID=
-POOL_DEFINED=
+POOLS=	# the pools this test defined, for the cleanup
 
 V() { virsh -q -c "$URI" "$@"; }
 
@@ -54,7 +56,7 @@ stop_libvirtd() {
 	[ -n "$LIBVIRTD_PID" ] || return 0
 	kill -TERM "$LIBVIRTD_PID" 2>/dev/null
 	for _ in $(seq 100); do kill -0 "$LIBVIRTD_PID" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$LIBVIRTD_PID" 2>/dev/null
+	kill -KILL "$LIBVIRTD_PID" 2>/dev/null || true
 	rm -f "$LIBVIRTD_PIDFILE"
 	LIBVIRTD_PID=
 }
@@ -64,10 +66,10 @@ stop_libvirtd() {
 libvirt_cleanup() {
 	rc=$?
 	set +e
-	if [ -n "$POOL_DEFINED" ]; then
-		V pool-destroy "$POOL" >/dev/null 2>&1
-		V pool-undefine "$POOL" >/dev/null 2>&1
-	fi
+	for p in $POOLS; do
+		V pool-destroy "$p" >/dev/null 2>&1
+		V pool-undefine "$p" >/dev/null 2>&1
+	done
 	stop_libvirtd
 	return $rc
 }
@@ -83,8 +85,10 @@ else
 fi
 on_mount() { [ "$DIR" = "$M" ] && is_mounted "$M"; }
 
-# template_of DISK: the TEMPLATE column of `hcowctl status` for DISK
-template_of() { ctl status | awk -v d="$1" '$1 == d && NF >= 7 { print $2; exit }'; }
+# template_of DISK: the TEMPLATE column of DISK in the disk table of `hcowctl status`
+template_of() {
+	ctl status | awk -v d="$1" '/^DISK / { t = 1; next } t && NF == 0 { exit } t && $1 == d { print $2; exit }'
+}
 
 # is_disk_of_no_template VOL: the mount has VOL as a disk of no template
 is_disk_of_no_template() {
@@ -122,7 +126,7 @@ fi
 
 ### 1. the pool
 V pool-define-as "$POOL" dir --target "$DIR" >/dev/null || fail "pool-define-as $POOL dir --target $DIR"
-POOL_DEFINED=1
+POOLS=$POOL
 out=$(V pool-start "$POOL" 2>&1) || fail "pool-start: $out"
 state=$(V pool-info "$POOL" | awk '$1 == "State:" { print $2 }')
 [ "$state" = running ] || fail "pool-info after pool-start: $(V pool-info "$POOL")"
@@ -260,13 +264,37 @@ for v in over.qcow2 base.raw; do
 done
 ok "pool-refresh finds the two volumes left with their bytes; vol-delete of those leaves the pool empty"
 
+### 7. a pool in a subdirectory: pool-build makes it, pool-delete removes it
+SUB=$POOL-sub
+V pool-define-as "$SUB" dir --target "$DIR/pools/sub" >/dev/null || fail "pool-define-as $SUB --target $DIR/pools/sub"
+POOLS="$POOLS $SUB"
+out=$(V pool-build "$SUB" 2>&1) || fail "pool-build of $DIR/pools/sub: $out"
+[ -d "$DIR/pools/sub" ] || fail "pool-build made no $DIR/pools/sub"
+out=$(V pool-start "$SUB" 2>&1) || fail "pool-start $SUB: $out"
+out=$(V vol-create-as "$SUB" vm-100-disk-0.raw 8M --allocation 0 --format raw 2>&1) ||
+	fail "vol-create-as in the subdirectory: $out"
+out=$(V vol-upload --pool "$SUB" vm-100-disk-0.raw "$T/up.bin" 2>&1) || fail "vol-upload in the subdirectory: $out"
+cmp -n "$(stat -c %s "$T/up.bin")" "$DIR/pools/sub/vm-100-disk-0.raw" "$T/up.bin" ||
+	fail "the volume in the subdirectory does not read its upload"
+[ "$(V vol-path --pool "$SUB" vm-100-disk-0.raw)" = "$DIR/pools/sub/vm-100-disk-0.raw" ] ||
+	fail "vol-path in the subdirectory: $(V vol-path --pool "$SUB" vm-100-disk-0.raw)"
+out=$(V vol-delete --pool "$SUB" vm-100-disk-0.raw 2>&1) || fail "vol-delete in the subdirectory: $out"
+[ -z "$(ls -A "$DIR/pools/sub")" ] || fail "the subdirectory after vol-delete: $(ls -A "$DIR/pools/sub")"
+V pool-destroy "$SUB" >/dev/null || fail "pool-destroy $SUB"
+out=$(V pool-delete "$SUB" 2>&1) || fail "pool-delete (rmdir) of $DIR/pools/sub: $out"
+[ ! -e "$DIR/pools/sub" ] || fail "pool-delete left $DIR/pools/sub"
+V pool-undefine "$SUB" >/dev/null || fail "pool-undefine $SUB"
+rmdir "$DIR/pools" || fail "rmdir $DIR/pools"
+ok "pool-build of pools/sub, a volume uploaded and deleted in it, pool-delete removes the directory"
+
 V pool-destroy "$POOL" >/dev/null || fail "pool-destroy"
 V pool-undefine "$POOL" >/dev/null || fail "pool-undefine"
-POOL_DEFINED=
+POOLS=
 if on_mount; then
 	[ "$(ctl list | awk 'NR > 1' | wc -l)" = 0 ] || fail "disks left in the store: $(ctl list)"
 	ctl check >/dev/null || fail "hcowctl check: $(ctl check)"
 	umount_fs
+	ok "no disk left in the store, hcowctl check clean, unmounted"
 fi
 stop_libvirtd
-ok "pool-destroy, pool-undefine; check clean, unmounted ($(($(date +%s) - started)) s)"
+ok "pool-destroy, pool-undefine ($(($(date +%s) - started)) s in all)"
