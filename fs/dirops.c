@@ -60,6 +60,16 @@
 
 /* The root and the read-only directories have no stored times: when this worker started. */
 static time_t start_time;
+/*
+ * st_blocks of a disk: its size (full, the default), or the log and
+ * template bytes it reads from (used).  coreutils' cp (9.1) reads and writes
+ * a file whose st_blocks says it is sparse, and asks copy_file_range (which
+ * shares) only of one that looks full; VM disks cloned from sparse templates
+ * look sparse.  A clone's blocks are shared with its template and its
+ * family anyway, so what is "its" has no one answer; hcowctl status says
+ * what each disk holds.  -o blocks=used keeps du's view, at that price.
+ */
+static int blocks_used;
 
 struct store *
 req_store(fuse_req_t req)
@@ -68,9 +78,10 @@ req_store(fuse_req_t req)
 }
 
 void
-dirops_init(void)
+dirops_init(int used)
 {
 	start_time = time(NULL);
+	blocks_used = used;
 }
 
 static void
@@ -106,6 +117,8 @@ disk_stat(const struct disk_attr *a, struct stat *s)
 	s->st_gid = a->gid;
 	s->st_size = (off_t)a->size;
 	s->st_blocks = (blkcnt_t)a->blocks;
+	if (!blocks_used && a->blocks < (a->size + 511) / 512)
+		s->st_blocks = (blkcnt_t)((a->size + 511) / 512);
 	s->st_blksize = DISK_BLKSIZE;
 	ns_time(&s->st_mtim, a->mtime_ns);
 	s->st_atim = s->st_mtim;

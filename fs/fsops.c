@@ -44,8 +44,7 @@ reply_bad_offset(fuse_req_t req, off_t off)
 static void
 fo_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
-	dirops_init();
+	dirops_init(((const struct worker *)userdata)->blocks_used);
 	/* write-through: every write reaches the log before it is acknowledged */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)

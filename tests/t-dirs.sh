@@ -10,7 +10,8 @@
 #     .templates shows the template files read-only; both are refused every
 #     change and neither is listed in the root;
 #  4. cp of a disk or of .templates/NAME shares instead of copying (the log
-#     does not grow) and the copies then diverge;
+#     does not grow) and the copies then diverge, for a disk of a sparse
+#     template too (st_blocks is the disk's size, so cp asks copy_file_range);
 #  5. a replacement worker serves the tree, the names a shell holds included;
 #     a remount keeps it; hcowctl check knows the directories; df is the data dir's.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -111,6 +112,21 @@ printf 'diverge' | dd of="$M/vms/100/copy.raw" bs=1 seek=600000 conv=notrunc sta
 cmp -s "$M/vms/100/vm-100-disk-0.raw" "$M/vms/100/copy.raw" && fail "a write to the copy shows in the source"
 ok "cp shares: $((after - before)) log bytes for a 4 MiB disk with 2 MiB of its own; copies diverge"
 
+# a disk of a sparse template (as VM images are): cp shares it too
+truncate -s 256M "$T/tmpl/sparse.img"
+dd if=/dev/urandom of="$T/tmpl/sparse.img" bs=1M count=2 seek=100 conv=notrunc status=none
+ctl create sp1.raw --template sparse.img >/dev/null
+dd if=/dev/urandom of="$M/sp1.raw" bs=64k count=16 seek=200 conv=notrunc oflag=direct status=none
+[ "$(stat -c %b "$M/sp1.raw")" = $((256 * MiB / 512)) ] || fail "st_blocks is not the disk's size: $(stat -c %b "$M/sp1.raw")"
+ctl checkpoint >/dev/null
+before=$(log_used)
+cp "$M/sp1.raw" "$M/sp2.raw"
+ctl checkpoint >/dev/null
+after=$(log_used)
+[ $((after - before)) -lt 65536 ] || fail "cp of a disk of a sparse template added $((after - before)) log bytes"
+cmp -s "$M/sp1.raw" "$M/sp2.raw" || fail "the copy of a disk of a sparse template differs"
+ok "cp of a disk of a sparse template shares too ($((after - before)) log bytes)"
+
 # ---- 5. replacement, remount, check, df ------------------------------------------------
 exec 9<"$M/vms/100/copy.raw"
 (cd "$M/vms/100" && W=$(worker_pid) && kill -9 "$W" && wait_for new_worker_serving "$W" &&
@@ -120,7 +136,7 @@ exec 9<&-
 umount_fs
 mount_fs
 [ "$(cd "$M" && find . -path ./.snapshots -prune -o -print | sort | tr '\n' ' ')" = \
-	". ./_base ./_base/from-template.raw ./empty.raw ./falloc.raw ./private ./private/mine.raw ./shell.txt ./sized.raw ./vms ./vms/100 ./vms/100/copy.raw ./vms/100/vm-100-disk-0.raw ./vms/102 ./vms/102/trunc.raw " ] ||
+	". ./_base ./_base/from-template.raw ./empty.raw ./falloc.raw ./private ./private/mine.raw ./shell.txt ./sized.raw ./sp1.raw ./sp2.raw ./vms ./vms/100 ./vms/100/copy.raw ./vms/100/vm-100-disk-0.raw ./vms/102 ./vms/102/trunc.raw " ] ||
 	fail "the tree after a remount: $(cd "$M" && find . | sort | tr '\n' ' ')"
 out=$(ctl check) || fail "check: $out"
 echo "$out" | grep -q "directories: ok (5;" || fail "check does not know the directories: $out"
