@@ -133,8 +133,9 @@ tmpl_stat(const struct template_attr *a, struct stat *s)
 	s->st_mode = S_IFREG | 0444;
 	s->st_nlink = 1;
 	s->st_size = (off_t)a->size;
-	s->st_blocks = (blkcnt_t)a->blocks;
-	s->st_blksize = 4096;
+	/* as a disk's: a copy of it shares only if it does not look sparse (blocks_used) */
+	s->st_blocks = (blkcnt_t)(blocks_used ? a->blocks : (a->size + 511) / 512);
+	s->st_blksize = DISK_BLKSIZE;
 	ns_time(&s->st_mtim, a->mtime_ns);
 	s->st_atim = s->st_ctim = s->st_mtim;
 }

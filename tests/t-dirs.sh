@@ -121,11 +121,14 @@ dd if=/dev/urandom of="$M/sp1.raw" bs=64k count=16 seek=200 conv=notrunc oflag=d
 ctl checkpoint >/dev/null
 before=$(log_used)
 cp "$M/sp1.raw" "$M/sp2.raw"
+cp "$M/.templates/sparse.img" "$M/sp3.raw"
 ctl checkpoint >/dev/null
 after=$(log_used)
 [ $((after - before)) -lt 65536 ] || fail "cp of a disk of a sparse template added $((after - before)) log bytes"
 cmp -s "$M/sp1.raw" "$M/sp2.raw" || fail "the copy of a disk of a sparse template differs"
-ok "cp of a disk of a sparse template shares too ($((after - before)) log bytes)"
+cmp -s "$M/sp3.raw" "$T/tmpl/sparse.img" || fail "the copy of a sparse template differs"
+ctl list | grep -qE "^sp3.raw +sparse.img .* 0 B " || fail "a copy of a sparse template is not a clone of it: $(ctl list)"
+ok "cp of a sparse template and of a disk of one share too ($((after - before)) log bytes)"
 
 # ---- 5. replacement, remount, check, df ------------------------------------------------
 exec 9<"$M/vms/100/copy.raw"
@@ -136,7 +139,7 @@ exec 9<&-
 umount_fs
 mount_fs
 [ "$(cd "$M" && find . -path ./.snapshots -prune -o -print | sort | tr '\n' ' ')" = \
-	". ./_base ./_base/from-template.raw ./empty.raw ./falloc.raw ./private ./private/mine.raw ./shell.txt ./sized.raw ./sp1.raw ./sp2.raw ./vms ./vms/100 ./vms/100/copy.raw ./vms/100/vm-100-disk-0.raw ./vms/102 ./vms/102/trunc.raw " ] ||
+	". ./_base ./_base/from-template.raw ./empty.raw ./falloc.raw ./private ./private/mine.raw ./shell.txt ./sized.raw ./sp1.raw ./sp2.raw ./sp3.raw ./vms ./vms/100 ./vms/100/copy.raw ./vms/100/vm-100-disk-0.raw ./vms/102 ./vms/102/trunc.raw " ] ||
 	fail "the tree after a remount: $(cd "$M" && find . | sort | tr '\n' ' ')"
 out=$(ctl check) || fail "check: $out"
 echo "$out" | grep -q "directories: ok (5;" || fail "check does not know the directories: $out"
