@@ -85,10 +85,14 @@ copy_step_done(struct store *st, enum copy_step s)
 		st->copy_hook(st->copy_hook_arg, s);
 }
 
-/* Steps 2-5 of a copy (see the top), cat_lock held; nd: the new disk's row, or NULL for rollback. */
+/*
+ * Steps 2-5 of a copy (see the top), cat_lock held; nd: the new disk's row,
+ * or NULL for an existing dst (rollback, refused while dst is open; or a
+ * blank disk a copy_file_range fills, share.c, which may be).
+ */
 static int
 copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_disk *nd,
-    char *err, size_t errlen)
+    int refuse_open, char *err, size_t errlen)
 {
 	struct rec_header h = { 0 };
 	struct disk *fresh = NULL;
@@ -105,7 +109,7 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 		dst = fresh;
 	}
 	pthread_rwlock_wrlock(&st->ns_lock);
-	if (!nd && disk_maybe_open(st, dst)) {
+	if (refuse_open && disk_maybe_open(st, dst)) {
 		pthread_rwlock_unlock(&st->ns_lock);
 		snprintf(err, errlen, "disk '%s' is open; stop what uses it first", dst->name);
 		return -EBUSY;
@@ -173,7 +177,7 @@ overlay_extents(struct disk *src)
  */
 static int
 copy_timed(struct store *st, struct disk *src, struct disk *dst, struct catalog_disk *nd,
-    const char *what, char *err, size_t errlen)
+    int refuse_open, const char *what, char *err, size_t errlen)
 {
 	int64_t t0 = clock_mono_ns(), t1;
 	int rc;
@@ -182,7 +186,7 @@ copy_timed(struct store *st, struct disk *src, struct disk *dst, struct catalog_
 		hlog(HLOG_WARN, "checkpoint before %s failed (%s); copying the overlays as they are",
 		    what, strerror(-rc));
 	t1 = clock_mono_ns();
-	if ((rc = copy_map(st, src, dst, nd, err, errlen)) == 0)
+	if ((rc = copy_map(st, src, dst, nd, refuse_open, err, errlen)) == 0)
 		hlog(HLOG_INFO, "%s in %.1f ms (checkpoint first %.1f ms)", what,
 		    (clock_mono_ns() - t0) / 1e6, (t1 - t0) / 1e6);
 	return rc;
@@ -201,6 +205,18 @@ row_from(struct catalog_disk *nd, const struct disk *src, const char *token)
 	nd->mtime_ns = nd->ctime_ns = now_ns();
 	nd->created = time(NULL);
 	snprintf(nd->create_token, sizeof(nd->create_token), "%s", token ? token : "");
+}
+
+int
+disk_copy_whole(struct store *st, struct disk *src, struct disk *dst)
+{
+	char what[2 * NAME_MAX_LEN + 40], err[256] = "";
+	int rc;
+
+	snprintf(what, sizeof(what), "disk '%s' copied whole into '%s'", src->name, dst->name);
+	if ((rc = copy_timed(st, src, dst, NULL, 0, what, err, sizeof(err))) < 0)
+		hlog(HLOG_WARN, "%s failed: %s", what, err);
+	return rc;
 }
 
 /* Check a new name's rules and that the store can change: 0, or -errno with err set. */
@@ -250,7 +266,7 @@ store_snapshot(struct store *st, const char *disk, const char *snap, const char 
 		nd.snap_of = d->id;
 		nd.mode = 0400;
 		snprintf(what, sizeof(what), "snapshot '%s@%s' taken", disk, snap);
-		rc = copy_timed(st, d, NULL, &nd, what, err, errlen);
+		rc = copy_timed(st, d, NULL, &nd, 0, what, err, errlen);
 	}
 	/* the snapshot as a lookup gives it (cat_lock held: nothing unnames it meanwhile) */
 	if (rc == 0 && a) {
@@ -289,7 +305,7 @@ store_clone(struct store *st, const char *from, const char *name, const char *to
 		snprintf(nd.name, sizeof(nd.name), "%s", name);
 		nd.mode = 0600;
 		snprintf(what, sizeof(what), "disk '%s' cloned from '%s'", name, from);
-		rc = copy_timed(st, src, NULL, &nd, what, err, errlen);
+		rc = copy_timed(st, src, NULL, &nd, 0, what, err, errlen);
 	}
 	if (rc == 0 && a)
 		rc = store_lookup(st, name, a);
@@ -321,7 +337,7 @@ store_rollback(struct store *st, const char *disk, const char *snap, char *err, 
 	} else {
 		char what[2 * NAME_MAX_LEN + 40];
 		snprintf(what, sizeof(what), "disk '%s' rolled back to snapshot '%s'", disk, snap);
-		rc = copy_timed(st, s, d, NULL, what, err, errlen);
+		rc = copy_timed(st, s, d, NULL, 1, what, err, errlen);
 	}
 	pthread_mutex_unlock(&st->cat_lock);
 	return rc;

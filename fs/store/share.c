@@ -27,6 +27,10 @@
  * the template, then shares with aux 0: the range reads the template, as a
  * clone made by `hcowctl create` does.
  *
+ * A copy of a whole disk into a blank one is a REC_CLONE (lifecycle.c)
+ * instead, which shares the source's committed tree: its cost does not grow
+ * with the source's map.
+ *
  * Everything else (other offsets, another family with data of its own,
  * another template) is copied by bytes, in chunks: the copy is exact either
  * way, only its cost differs.  A copy, like a write, is durable at the next
@@ -150,6 +154,32 @@ share_range(struct store *st, uint64_t dst_id, uint64_t src_id, uint64_t off, ui
 	return rc;
 }
 
+/*
+ * All of src into blank dst: a REC_CLONE, which shares src's committed
+ * tree instead of copying its extents into dst's overlay (a disk of a
+ * million extents copies in milliseconds, and its index pages are not
+ * written twice).  -EAGAIN if it is not that case.  cat_lock held.
+ */
+static int
+copy_whole(struct store *st, uint64_t src_id, uint64_t dst_id, uint64_t len)
+{
+	struct disk *src, *dst;
+	int whole;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	src = disk_get(st, src_id);
+	dst = disk_get(st, dst_id);
+	whole = src && dst && src != dst && disk_blank(dst);
+	if (whole) {
+		pthread_rwlock_rdlock(&src->lock);
+		whole = len == src->size;
+		pthread_rwlock_unlock(&src->lock);
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	/* the disks stay: purging needs cat_lock, which the caller holds */
+	return whole ? disk_copy_whole(st, src, dst) : -EAGAIN;
+}
+
 /* Where a copy reads from: a disk (id) or a template file (t). */
 struct copy_src {
 	uint64_t	 id;
@@ -245,6 +275,8 @@ copy_from(struct store *st, const struct copy_src *s, uint64_t off_in, uint64_t 
 	plan = copy_plan(st, s, dst_id, off_in, off_out, &t, &family);
 	if (plan == 2 && (rc = adopt(st, dst_id, t, family, origin)) == 0)
 		plan = 1;
+	if (plan == 1 && !s->t && off_in == 0 && (rc = copy_whole(st, s->id, dst_id, len)) != -EAGAIN)
+		plan = 0;	/* done (or failed) as a clone */
 	if (plan == 1)
 		rc = share_range(st, dst_id, s->t ? 0 : s->id, off_out, len);
 	pthread_mutex_unlock(&st->cat_lock);

@@ -338,6 +338,12 @@ struct disk *disk_snapshot(struct store *st, int64_t parent, const char *snap);
 /* A disk by the name users write ("DISK" or "DISK@SNAP"), or NULL.  ns_lock held. */
 struct disk *disk_by_full_name(struct store *st, const char *name);
 
+/*
+ * dst (blank, of src's family and template, possibly open) becomes a copy
+ * of src by a REC_CLONE, sharing its committed tree (lifecycle.c): what a
+ * whole-disk copy_file_range is (share.c).  cat_lock held; 0 or -errno.
+ */
+int disk_copy_whole(struct store *st, struct disk *src, struct disk *dst);
 /* Append h (and data) for d and apply it (diskio.c); ns_lock shared and log_lock held. */
 int disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
     const struct wlog_sums *sums);
