@@ -138,6 +138,13 @@ replay_share(struct replay_ctx *rc, struct disk *d, const struct rec_header *h, 
 {
 	struct disk *src = rec_aux(h) ? disk_get(rc->st, rec_aux(h)) : NULL;
 
+	if (h->offset + h->length > DISK_SIZE_MAX) {
+		/* no copy makes that: a damaged record whose checksums held */
+		hlog(HLOG_ERROR, "disk %lld: a copy record past the largest disk (%llu + %llu) is "
+		    "skipped", (long long)d->id, (unsigned long long)h->offset,
+		    (unsigned long long)h->length);
+		return 0;
+	}
 	if (h->seq >= rc->ix_seq && (src || !rec_aux(h)))
 		return dmap_share(d, src, h->offset, h->length, laddr);
 	if (h->seq >= rc->ix_seq)

@@ -167,10 +167,16 @@ write_seeds(const char *out)
 		for (int k = 0; k < plan[p].recs; k++) {
 			struct rec_header h = { 0 };
 			uint64_t laddr;
-			h.type = k % 3 == 0 ? REC_WRITE : k % 3 == 1 ? REC_ZERO : REC_SIZE;
+			/* every type a disk's records can have: data, zeros, size, copies, links */
+			static const uint16_t types[] = { REC_WRITE, REC_ZERO, REC_SIZE, REC_CLONE,
+			    REC_LINK, REC_SHARE };
+			h.type = types[k % 6];
 			h.disk_id = 1 + k % 2;
-			h.offset = (uint64_t)k * 4096;
-			h.length = h.type == REC_WRITE ? 1 + (uint64_t)(k * 97) % 300 : h.type == REC_ZERO ? 8192 : 0;
+			h.offset = h.type == REC_CLONE ? 0 : (uint64_t)k * 4096;
+			h.length = h.type == REC_WRITE ? 1 + (uint64_t)(k * 97) % 300 :
+			    h.type == REC_ZERO || h.type == REC_LINK || h.type == REC_SHARE ? 8192 : 0;
+			if (h.type == REC_CLONE || h.type == REC_SHARE || h.type == REC_LINK)
+				rec_set_aux(&h, 2 - k % 2);
 			CHECK(wlog_append(w, &h, h.type == REC_WRITE ? data + k : NULL, &laddr) == 0);
 		}
 		wlog_close(w);
