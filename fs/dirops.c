@@ -61,13 +61,15 @@
 /* The root and the read-only directories have no stored times: when this worker started. */
 static time_t start_time;
 /*
- * st_blocks of a disk: its size (full, the default), or the log and
- * template bytes it reads from (used).  coreutils' cp (9.1) reads and writes
- * a file whose st_blocks says it is sparse, and asks copy_file_range (which
- * shares) only of one that looks full; VM disks cloned from sparse templates
- * look sparse.  A clone's blocks are shared with its template and its
- * family anyway, so what is "its" has no one answer; hcowctl status says
- * what each disk holds.  -o blocks=used keeps du's view, at that price.
+ * st_blocks of a clone of a template: its size (the default), or the log
+ * and template bytes it reads from (-o blocks=used, what every other disk
+ * shows).  coreutils' cp (9.1) reads and writes a file whose st_blocks says
+ * it is sparse, and asks copy_file_range (which shares) only of one that
+ * looks full; clones of sparse templates look sparse.  A clone may read
+ * all of its template, whose blocks it shares, so what is "its" has no one
+ * answer; hcowctl status says what each disk holds.  Disks of no template
+ * (libvirt's volumes, qemu-img's files) show what they hold, so that
+ * libvirt sees them thin and lets them shrink.
  */
 static int blocks_used;
 
@@ -117,7 +119,7 @@ disk_stat(const struct disk_attr *a, struct stat *s)
 	s->st_gid = a->gid;
 	s->st_size = (off_t)a->size;
 	s->st_blocks = (blkcnt_t)a->blocks;
-	if (!blocks_used && a->blocks < (a->size + 511) / 512)
+	if (!blocks_used && a->template_name[0] && a->blocks < (a->size + 511) / 512)
 		s->st_blocks = (blkcnt_t)((a->size + 511) / 512);
 	s->st_blksize = DISK_BLKSIZE;
 	ns_time(&s->st_mtim, a->mtime_ns);
@@ -148,13 +150,14 @@ ino_stat(struct store *st, fuse_ino_t ino, struct stat *s)
 	struct disk_attr a;
 	struct dir_attr da;
 	uint64_t id;
+	enum ino_kind kind = ino_kind(ino, &id);
 	int rc;
 
-	switch (ino_kind(ino, &id)) {
+	switch (kind) {
 	case INO_KIND_DIR:
 	case INO_KIND_SNAPDIR:
 		if ((rc = store_dir_get(st, id, &da)) == 0)
-			dir_stat(ino, &da, ino_kind(ino, &id) != INO_KIND_DIR, s);
+			dir_stat(ino, &da, kind == INO_KIND_SNAPDIR, s);
 		return rc;
 	case INO_KIND_TMPLDIR:
 		memset(&da, 0, sizeof(da));
@@ -378,8 +381,8 @@ leaf_of(const char *path)
 
 /* The entries of a directory (snaps: its .snapshots view) from cookie off on. */
 static void
-list_dir(fuse_req_t req, fuse_ino_t ino, uint64_t id, int snaps, char *buf, size_t size,
-    off_t off, size_t *used)
+list_dir(fuse_req_t req, uint64_t id, int snaps, char *buf, size_t size, off_t off,
+    size_t *used)
 {
 	struct store *st = req_store(req);
 	struct dir_attr self, da;
@@ -406,7 +409,6 @@ list_dir(fuse_req_t req, fuse_ino_t ino, uint64_t id, int snaps, char *buf, size
 		    DIR_COOKIE_DIRS + (off_t)da.id))
 			return;
 	}
-	(void)ino;
 }
 
 /* The template files, cookie DIR_COOKIE_BASE + 1 + their index. */
@@ -459,7 +461,7 @@ do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 	if (kind == INO_KIND_TMPLDIR)
 		list_templates(req, buf, size, off, &used);
 	else
-		list_dir(req, ino, id, kind == INO_KIND_SNAPDIR, buf, size, off, &used);
+		list_dir(req, id, kind == INO_KIND_SNAPDIR, buf, size, off, &used);
 out:
 	fuse_reply_buf(req, buf, used);
 	free(buf);

@@ -82,8 +82,8 @@ usage(FILE *f, int code)
 	    "       watch=off            no hang detection or request tracking (to measure their cost)\n"
 	    "       restart_burst=N      restarts in 10 s before each waits 1 s (default 10)\n"
 	    "       standby=off          no second worker kept ready to take over (default on)\n"
-	    "       blocks=full|used     a disk's st_blocks: its size (default: cp shares copies of\n"
-	    "                            sparse disks), or the log and template bytes it holds\n"
+	    "       blocks=full|used     a clone's st_blocks: its size (default: cp shares copies\n"
+	    "                            of it), or the log and template bytes it holds\n"
 	    "     generic mount options (rw, defaults, noauto, nofail, _netdev, x-*...) are accepted.\n"
 	    "\n"
 	    "The log of the mount is DATA_DIR/hcowfs.log.  Unmount with umount MOUNTPOINT.\n");

@@ -281,25 +281,37 @@ START_TEST(seek_data_and_hole_follow_template_punches_and_writes)
 	ck_assert_uint_eq(res, 300 * KiB);
 	ck_assert_int_eq(store_seek(st, id, 512 * KiB, SEEK_HOLE, &res), 0);
 	ck_assert_uint_eq(res, TSIZE);
-	/* written bytes inside the punch are data */
+	/* written bytes inside the punch are data, in whole 4 KiB blocks as a file system's */
 	ck_assert_int_eq(store_write(st, id, "abc", 3, 400 * KiB), 3);
 	ck_assert_int_eq(store_seek(st, id, 256 * KiB, SEEK_DATA, &res), 0);
 	ck_assert_uint_eq(res, 400 * KiB);
 	ck_assert_int_eq(store_seek(st, id, 400 * KiB, SEEK_HOLE, &res), 0);
-	ck_assert_uint_eq(res, 400 * KiB + 3);
+	ck_assert_uint_eq(res, 404 * KiB);
+	ck_assert_int_eq(store_write(st, id, "d", 1, 450 * KiB + 5), 1);
+	ck_assert_int_eq(store_seek(st, id, 404 * KiB, SEEK_DATA, &res), 0);
+	ck_assert_uint_eq(res, 448 * KiB);	/* the start of the block, never past a data byte */
+	ck_assert_int_eq(store_seek(st, id, 450 * KiB, SEEK_DATA, &res), 0);
+	ck_assert_uint_eq(res, 450 * KiB);
 
-	/* past the template's end, inside the disk: a hole until written */
+	/* past the template's end, inside the disk: a hole until written, from the
+	 * block after the template's last (TSIZE is not a block's end) */
 	ck_assert_int_eq(store_seek(st, big, 0, SEEK_HOLE, &res), 0);
-	ck_assert_uint_eq(res, TSIZE);
-	ck_assert_int_eq(store_seek(st, big, TSIZE, SEEK_DATA, &res), -ENXIO);
-	ck_assert_int_eq(store_seek(st, big, TSIZE + 5, SEEK_HOLE, &res), 0);
-	ck_assert_uint_eq(res, TSIZE + 5);
-	ck_assert_int_eq(store_write(st, big, "xyz", 3, 2 * MiB), 3);
+	ck_assert_uint_eq(res, MiB + 4 * KiB);
 	ck_assert_int_eq(store_seek(st, big, TSIZE, SEEK_DATA, &res), 0);
+	ck_assert_uint_eq(res, TSIZE);
+	ck_assert_int_eq(store_seek(st, big, MiB + 4 * KiB, SEEK_DATA, &res), -ENXIO);
+	ck_assert_int_eq(store_seek(st, big, TSIZE + 5, SEEK_HOLE, &res), 0);
+	ck_assert_uint_eq(res, MiB + 4 * KiB);
+	ck_assert_int_eq(store_seek(st, big, MiB + 5 * KiB, SEEK_HOLE, &res), 0);
+	ck_assert_uint_eq(res, MiB + 5 * KiB);
+	ck_assert_int_eq(store_write(st, big, "xyz", 3, 2 * MiB), 3);
+	ck_assert_int_eq(store_seek(st, big, MiB + 4 * KiB, SEEK_DATA, &res), 0);
 	ck_assert_uint_eq(res, 2 * MiB);
 	ck_assert_int_eq(store_seek(st, big, 2 * MiB, SEEK_HOLE, &res), 0);
-	ck_assert_uint_eq(res, 2 * MiB + 3);
-	ck_assert_int_eq(store_seek(st, big, 2 * MiB + 3, SEEK_DATA, &res), -ENXIO);
+	ck_assert_uint_eq(res, 2 * MiB + 4 * KiB);
+	ck_assert_int_eq(store_seek(st, big, 2 * MiB + 3, SEEK_DATA, &res), 0);
+	ck_assert_uint_eq(res, 2 * MiB + 3);	/* in the data's block */
+	ck_assert_int_eq(store_seek(st, big, 2 * MiB + 4 * KiB, SEEK_DATA, &res), -ENXIO);
 	ck_assert_int_eq(store_seek(st, big, 3 * MiB - 1, SEEK_HOLE, &res), 0);
 	ck_assert_uint_eq(res, 3 * MiB - 1);
 	ck_assert_int_eq(store_seek(st, big, 3 * MiB, SEEK_DATA, &res), -ENXIO);
@@ -350,7 +362,7 @@ START_TEST(seek_passes_through_holes_of_a_sparse_template)
 	ck_assert_int_eq(store_seek(st, id, 64 * KiB, SEEK_DATA, &res), 0);
 	ck_assert_uint_eq(res, MiB);
 	ck_assert_int_eq(store_seek(st, id, MiB, SEEK_HOLE, &res), 0);
-	ck_assert_uint_eq(res, MiB + 1);
+	ck_assert_uint_eq(res, MiB + 4 * KiB);
 	{
 		unsigned char got[64 * KiB];
 		ck_assert_int_eq(store_read(st, id, got, sizeof(got), 3 * MiB), (ssize_t)sizeof(got));

@@ -520,11 +520,47 @@ disk_run_at(struct disk *d, uint64_t pos, uint64_t end, uint64_t *run_end)
 	return 1;
 }
 
+/*
+ * SEEK_DATA/SEEK_HOLE answer in whole blocks of SEEK_BLOCK bytes, as a file
+ * system's do: a block is a hole only if all of it is.  qemu-img rounds a
+ * data run's start up to its sector and reads what lies before as zeros,
+ * so a byte-exact answer inside a block lost data in `qemu-img convert`.
+ */
+#define SEEK_BLOCK	4096u
+
+/* The first byte of [pos, end) that is data (end if none), under d->lock. */
+static uint64_t
+first_data(struct disk *d, uint64_t pos, uint64_t end)
+{
+	uint64_t run_end;
+
+	while (pos < end && !disk_run_at(d, pos, end, &run_end))
+		pos = run_end;
+	return pos < end ? pos : end;
+}
+
+/* The first block at or after block-aligned pos that is all hole (the disk's size if none). */
+static uint64_t
+first_hole_block(struct disk *d, uint64_t pos)
+{
+	while (pos < d->size) {
+		uint64_t block_end = d->size - pos < SEEK_BLOCK ? d->size : pos + SEEK_BLOCK;
+		uint64_t data = first_data(d, pos, block_end), run_end;
+		if (data == block_end)
+			return pos;
+		/* past the data run found, to the block after it: runs, not blocks, are counted */
+		disk_run_at(d, data, d->size, &run_end);
+		pos = run_end + (SEEK_BLOCK - run_end % SEEK_BLOCK) % SEEK_BLOCK;
+	}
+	return d->size;
+}
+
 int
 store_seek(struct store *st, uint64_t id, uint64_t off, int whence, uint64_t *res)
 {
 	struct disk *d;
-	int rc, want_data = whence == SEEK_DATA;
+	uint64_t block = off - off % SEEK_BLOCK, at;
+	int rc = 0;
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE)
 		return -EINVAL;
@@ -533,18 +569,17 @@ store_seek(struct store *st, uint64_t id, uint64_t off, int whence, uint64_t *re
 	pthread_rwlock_rdlock(&d->lock);
 	if (off >= d->size) {
 		rc = -ENXIO;
+	} else if (whence == SEEK_DATA) {
+		/* in the block of the first data byte from off's block on */
+		at = first_data(d, block, d->size);
+		if (at >= d->size)
+			rc = -ENXIO;
+		else
+			*res = at - at % SEEK_BLOCK > off ? at - at % SEEK_BLOCK : off;
 	} else {
-		uint64_t pos = off, run_end;
-		rc = want_data ? -ENXIO : 0;
-		*res = d->size;		/* the end of a disk counts as a hole */
-		while (pos < d->size) {
-			if (disk_run_at(d, pos, d->size, &run_end) == want_data) {
-				*res = pos;
-				rc = 0;
-				break;
-			}
-			pos = run_end;
-		}
+		/* the end of a disk counts as a hole */
+		at = first_hole_block(d, block);
+		*res = at > off ? at : off;
 	}
 	pthread_rwlock_unlock(&d->lock);
 	io_end(st);

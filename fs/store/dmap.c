@@ -453,7 +453,10 @@ dmap_reveal(struct disk *d, uint64_t off, uint64_t len)
 {
 	uint64_t before = view_log_bytes(d, off, off + len);
 
-	if (extmap_clear(d->map, off, len) == 0)
+	/* both overlays: a takeover area may hold a frozen one older than the index */
+	if (extmap_clear(d->map, off, len) == 0 && (!d->frozen || extmap_clear(d->frozen, off, len) == 0))
 		d->log_bytes += view_log_bytes(d, off, off + len) - before;
+	else
+		dmap_recount(d);	/* cleared in part: count from the layers */
 	d->meta_dirty = 1;
 }

@@ -60,6 +60,12 @@ disk_snapshot_count(struct store *st, const struct disk *d)
 	return n;
 }
 
+int
+disk_has_snapshots(struct store *st, const struct disk *d)
+{
+	return disk_snapshot_count(st, d) > 0;
+}
+
 /* Which disk d was copied from, and how many snapshots it has (status: who holds what). */
 static void
 lineage_fill(struct store *st, const struct disk *d, struct disk_attr *a)
@@ -250,6 +256,36 @@ path_namespace_check(struct store *st, const char *path, char *err, size_t errle
 	return 0;
 }
 
+/*
+ * A new disk's template (none if tmpl_name is NULL) and size (0: the
+ * template's, which it may not be below).  cat_lock held; 0 or -errno with err.
+ */
+static int
+create_template(struct store *st, const char *tmpl_name, uint64_t *size, struct tmpl **t,
+    char *err, size_t errlen)
+{
+	int rc;
+
+	*t = st->no_tmpl;
+	if (!tmpl_name)
+		return 0;
+	if ((rc = tmpl_acquire(st, tmpl_name, t, err, errlen)) < 0)
+		return rc;
+	if (*size == 0)
+		*size = (*t)->rec.size;
+	if (*size < (*t)->rec.size) {
+		snprintf(err, errlen, "size %llu is smaller than template '%s' (%llu bytes)",
+		    (unsigned long long)*size, tmpl_name, (unsigned long long)(*t)->rec.size);
+		return -EINVAL;
+	}
+	if (*size > st->disk_size_max) {
+		snprintf(err, errlen, "template '%s' is larger than the largest disk (%llu bytes)",
+		    tmpl_name, (unsigned long long)st->disk_size_max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int
 store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t size,
     const char *token, struct disk_attr *a, char *err, size_t errlen)
@@ -295,28 +331,8 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (rc < 0)
 		goto out;
-	if (!tmpl_name) {
-		t = st->no_tmpl;
-		goto add;
-	}
-
-	if ((rc = tmpl_acquire(st, tmpl_name, &t, err, errlen)) < 0)
+	if ((rc = create_template(st, tmpl_name, &size, &t, err, errlen)) < 0)
 		goto out;
-	if (size == 0)
-		size = t->rec.size;
-	if (size < t->rec.size) {
-		snprintf(err, errlen, "size %llu is smaller than template '%s' (%llu bytes)",
-		    (unsigned long long)size, tmpl_name, (unsigned long long)t->rec.size);
-		rc = -EINVAL;
-		goto out;
-	}
-	if (size > st->disk_size_max) {
-		snprintf(err, errlen, "template '%s' is larger than the largest disk (%llu bytes)",
-		    tmpl_name, (unsigned long long)st->disk_size_max);
-		rc = -EINVAL;
-		goto out;
-	}
-add:
 	snprintf(cd.name, sizeof(cd.name), "%s", name);
 	cd.template_id = t->rec.id;
 	cd.size = size;

@@ -14,12 +14,16 @@
  * shared only between disks of one family and template, at equal offsets
  * (an extent's bytes are at its record's own offset).
  *
- * A blank destination (size 0, nothing in the log: what `cp` and
- * `qemu-img` make before they copy) first joins the source's family and
- * template (adopt).  In order:
- *   1. if the template changes, a REC_ZERO over the template's extent,
- *      synced: the template must not show where nothing was copied (and
- *      while the disk has no template yet, zeros past its end are nothing)
+ * A blank destination (size 0 and nothing in the log, as `cp` makes it; or
+ * a disk of no template that reads only zeros, as `qemu-img convert` makes
+ * it: truncated to size, a block of zeros written at 0) first joins the
+ * source's family and template (adopt).  In order:
+ *   1. a REC_ZERO over what the disk and the new template hold, synced:
+ *      no range may read the disk's own records (of the family it leaves)
+ *      or the template (where nothing was copied); zeros past the disk's
+ *      end are nothing.  Appended only if the disk is as it was checked
+ *      (its mtime moves with every record), so a concurrent write is never
+ *      wiped: the copy then goes by bytes
  *   2. the catalog row takes the template, family and origin
  *   3. memory (ns_lock exclusive)
  * A crash after any step leaves a blank disk that reads what it should.
@@ -48,52 +52,132 @@
 
 #define COPY_CHUNK	(1u << 20)	/* bytes a byte copy moves per read and write */
 
-/* A disk that holds nothing: it may take another family and template. */
-static int
-disk_blank(struct disk *d)
-{
-	int blank;
+/*
+ * What a destination holds, to tell whether it may take another family and
+ * template, and whether it changed meanwhile (every record sets mtime).
+ */
+struct dst_state {
+	uint64_t	 size, log_bytes;
+	int64_t		 mtime_ns;
+	int		 no_template;
+	int		 has_snapshots;
+};
 
+/* d's state; ns_lock held. */
+static void
+dst_state_get(struct store *st, struct disk *d, struct dst_state *s)
+{
 	pthread_rwlock_rdlock(&d->lock);
-	blank = d->size == 0 && d->log_bytes == 0;
+	s->size = d->size;
+	s->log_bytes = d->log_bytes;
+	s->mtime_ns = d->mtime_ns;
+	s->no_template = d->tmpl == st->no_tmpl;
 	pthread_rwlock_unlock(&d->lock);
-	return blank;
+	s->has_snapshots = disk_has_snapshots(st, d);
 }
 
-/* Step 1 of an adoption: t's bytes hidden from dst, durably.  ns_lock shared held. */
 static int
-hide_template(struct store *st, struct disk *dst, const struct tmpl *t)
+dst_state_same(const struct dst_state *a, const struct dst_state *b)
+{
+	return a->size == b->size && a->log_bytes == b->log_bytes && a->mtime_ns == b->mtime_ns;
+}
+
+/*
+ * Blank: holds nothing (size 0, no log bytes), or, with no template and at
+ * most COPY_CHUNK in the log, may read only zeros (what `qemu-img convert`
+ * makes before it copies: a file truncated to size, zeros written at 0);
+ * adopt() reads to be sure.  Never a disk with snapshots: a rollback gives
+ * it their map back, which reads records of the family it would leave.
+ */
+static int
+may_be_blank(const struct dst_state *s)
+{
+	return !s->has_snapshots &&
+	    ((s->size == 0 && s->log_bytes == 0) || (s->no_template && s->log_bytes <= COPY_CHUNK));
+}
+
+static int
+add_extent(const struct extent *e, void *arg)
+{
+	struct extent_batch *all = arg;
+
+	if (all->n == all->cap)
+		return 1;
+	all->e[all->n++] = *e;
+	return 0;
+}
+
+/* Does disk id, of no template, read only zeros (its log bytes, at most COPY_CHUNK, read)? */
+static int
+reads_zeros(struct store *st, uint64_t id)
+{
+	struct extent v[64], batch[64];
+	struct extent_batch b = { .e = batch, .cap = 64, .log_only = 1 };
+	struct extent_batch all = { .e = v, .cap = 64 };
+	char *buf = malloc(COPY_CHUNK);
+	int zero = buf != NULL;
+
+	if (zero && disk_extents_each(st, id, 0, UINT64_MAX, &b, add_extent, &all) != 0)
+		zero = 0;	/* more pieces than a blank file has */
+	for (size_t i = 0; zero && i < all.n; i++) {
+		uint64_t len = v[i].len < COPY_CHUNK ? v[i].len : COPY_CHUNK;
+		zero = store_read(st, id, buf, len, v[i].loff) == (ssize_t)len &&
+		    buf[0] == 0 && memcmp(buf, buf + 1, len - 1) == 0;
+	}
+	free(buf);
+	return zero;
+}
+
+/*
+ * Step 1 of an adoption: a synced REC_ZERO over what dst holds and t
+ * holds, so that no range reads dst's own records (whose family it leaves)
+ * or t's bytes (where nothing was copied), if dst is still as s says.
+ */
+static int
+hide_all(struct store *st, uint64_t dst_id, const struct tmpl *t, const struct dst_state *s)
 {
 	struct rec_header h = { 0 };
-	int rc;
+	struct dst_state now;
+	struct disk *dst;
+	int rc = 0;
 
-	if (t->rec.size == 0 || t == dst->tmpl)
-		return 0;
-	h.type = REC_ZERO;
-	h.disk_id = (uint64_t)dst->id;
-	h.length = t->rec.size;
+	pthread_rwlock_rdlock(&st->ns_lock);
 	pthread_mutex_lock(&st->log_lock);
-	rc = disk_log(st, dst, &h, NULL, NULL);
+	if (!(dst = disk_get(st, dst_id))) {
+		rc = -ENOENT;
+	} else {
+		dst_state_get(st, dst, &now);
+		h.type = REC_ZERO;
+		h.disk_id = dst_id;
+		h.length = t != dst->tmpl && t->rec.size > now.size ? t->rec.size : now.size;
+		if (!dst_state_same(s, &now))
+			rc = -EAGAIN;	/* written meanwhile: copy bytes */
+		else if (h.length)
+			rc = disk_log(st, dst, &h, NULL, NULL);
+	}
 	pthread_mutex_unlock(&st->log_lock);
-	return rc < 0 ? rc : wlog_sync(st->log, wlog_tail(st->log));
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc < 0 || !h.length ? rc : wlog_sync(st->log, wlog_tail(st->log));
 }
 
 /* dst (blank) joins template t and family (a disk's, or its own), copied from origin.  cat_lock held. */
 static int
 adopt(struct store *st, uint64_t dst_id, struct tmpl *t, uint64_t family, int64_t origin)
 {
+	struct dst_state s;
 	struct disk *dst;
 	int rc;
 
+	/* the disk stays: purging needs cat_lock, which the caller holds */
 	pthread_rwlock_rdlock(&st->ns_lock);
-	if (!(dst = disk_get(st, dst_id)))
-		rc = -ENOENT;
-	else if (!disk_blank(dst))
-		rc = -EAGAIN;	/* written meanwhile: copy bytes */
-	else
-		rc = hide_template(st, dst, t);
+	if ((dst = disk_get(st, dst_id)) != NULL)
+		dst_state_get(st, dst, &s);
 	pthread_rwlock_unlock(&st->ns_lock);
-	if (rc < 0)
+	if (!dst)
+		return -ENOENT;
+	if (!may_be_blank(&s) || (s.log_bytes && !reads_zeros(st, dst_id)))
+		return -EAGAIN;
+	if ((rc = hide_all(st, dst_id, t, &s)) < 0)
 		return rc;
 	if (!family)
 		family = (uint64_t)dst->id;
@@ -163,13 +247,17 @@ share_range(struct store *st, uint64_t dst_id, uint64_t src_id, uint64_t off, ui
 static int
 copy_whole(struct store *st, uint64_t src_id, uint64_t dst_id, uint64_t len)
 {
+	struct dst_state ds = { 0 };
 	struct disk *src, *dst;
 	int whole;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
 	src = disk_get(st, src_id);
 	dst = disk_get(st, dst_id);
-	whole = src && dst && src != dst && disk_blank(dst);
+	if (dst)
+		dst_state_get(st, dst, &ds);
+	/* nothing of dst's own may be lost: after an adoption it holds zeros at most */
+	whole = src && dst && src != dst && ds.log_bytes == 0 && ds.size <= len;
 	if (whole) {
 		pthread_rwlock_rdlock(&src->lock);
 		whole = len == src->size;
@@ -247,10 +335,12 @@ copy_plan(struct store *st, const struct copy_src *s, uint64_t dst_id, uint64_t 
 	if (dst && (src || s->t)) {
 		*t = src ? src->tmpl : s->t;
 		*family = src ? src->family : 0;
+		struct dst_state ds;
+		dst_state_get(st, dst, &ds);
 		if (*t == dst->tmpl && (!src || src->family == dst->family))
 			plan = 1;
-		else if (disk_blank(dst))
-			plan = 2;
+		else if (may_be_blank(&ds))
+			plan = 2;	/* adopt() makes sure */
 	}
 	pthread_rwlock_unlock(&st->ns_lock);
 	return plan;

@@ -286,8 +286,9 @@ int dmap_copy(struct disk *dst, struct disk *src, uint64_t rec_laddr);
  */
 int dmap_share(struct disk *dst, struct disk *src, uint64_t off, uint64_t len, uint64_t rec_laddr);
 /*
- * Replay met a REC_SHARE the index holds: the overlay's [off, off+len) goes,
- * so the committed tree (which has the share and what followed) shows.
+ * Replay met a REC_SHARE the index holds: the overlays' [off, off+len) goes
+ * (a frozen one's too), so the committed tree (which has the share and what
+ * followed) shows.
  * d->lock exclusive (or replay).
  */
 void dmap_reveal(struct disk *d, uint64_t off, uint64_t len);
@@ -333,6 +334,8 @@ disk_linked(const struct disk *d)
 }
 /* d's name as users write it: "DISK" or "DISK@SNAP" ("" if deleted).  ns_lock held. */
 void disk_full_name(struct store *st, const struct disk *d, char *buf, size_t len);
+/* Has disk d named snapshots (a rollback may give it their map back)?  ns_lock held. */
+int disk_has_snapshots(struct store *st, const struct disk *d);
 /* The snapshot `snap` of disk parent, or NULL.  ns_lock held. */
 struct disk *disk_snapshot(struct store *st, int64_t parent, const char *snap);
 /* A disk by the name users write ("DISK" or "DISK@SNAP"), or NULL.  ns_lock held. */
