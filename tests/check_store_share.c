@@ -859,6 +859,50 @@ START_TEST(takeover_reveal_clears_a_frozen_overlay_too)
 }
 END_TEST
 
+/*
+ * A disk of no template is written (family: itself) and snapshotted, then
+ * truncated to 0: blank again (size 0, no log bytes of its own), though
+ * its snapshot holds its records.  A copy from vm into it adopts vm's
+ * family and base.img (share.c adopt), and its snapshot keeps the old
+ * ones.  A rollback to the snapshot (lifecycle.c copy_map) copies the
+ * snapshot's map but not its family or template: the disk then reads its
+ * own old records as another family's (EIO, _i 0: [0, 100000)) and reads
+ * base.img where the snapshot read zeros (_i 1: [100000, 300000)).
+ */
+START_TEST(rollback_after_an_adoption_reads_the_snapshot)
+{
+	struct store *st = sopen();
+	struct model vm, d, s1;
+	uint64_t id = new_vm(st, &vm), did = mkdisk(st, "d", NULL, 0), sid;
+	struct disk_attr a;
+	char err[512];
+
+	model_blank(&d);
+	OK(op_write(st, did, &d, 0, 100000, 1));
+	OK(op_resize(st, did, &d, 300000, 0));
+	ck_assert_int_eq(store_snapshot(st, "d", "s1", NULL, &a, err, sizeof(err)), 0);
+	sid = a.id;
+	model_copy(&s1, &d);
+	OK(op_resize(st, did, &d, 0, 0));
+	ck_assert_uint_eq(attr_of(st, did).log_bytes, 0);
+	OK(op_copy(st, id, &vm, 0, did, &d, 0, 50000));
+	ck_assert_str_eq(attr_of(st, did).template_name, "base.img");	/* adopted */
+	OK(check_disk(st, did, &d, 1));
+	ck_assert_int_eq(store_rollback(st, "d", "s1", err, sizeof(err)), 0);
+	model_free(&d);
+	model_copy(&d, &s1);
+	OK(check_disk(st, sid, &s1, 2));
+	if (_i == 0)
+		OK(check_read(st, did, &d, 0, 100000));
+	else
+		OK(check_read(st, did, &d, 100000, 200000));
+	OK(check_disk(st, did, &d, 3));
+	model_free(&d);
+	model_free(&s1);
+	check_and_close(st, id, &vm, 4);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "share", store_setup, 240)
 {
 	tcase_add_test(tc, whole_copy_into_a_blank_disk_shares_and_then_diverges);
@@ -872,4 +916,5 @@ FIXTURE_MAIN(tc, "share", store_setup, 240)
 	tcase_add_test(tc, copy_survives_its_source_deleted_before_a_crash);
 	tc = fixture_tcase("share-bugs", store_setup, 240);
 	tcase_add_test(tc, takeover_reveal_clears_a_frozen_overlay_too);
+	tcase_add_loop_test(tc, rollback_after_an_adoption_reads_the_snapshot, 0, 2);
 }
