@@ -220,6 +220,21 @@ START_TEST(copy_of_a_template_is_a_clone_of_it)
 	OK(op_copy_tmpl(st, t, 800000, pid, &part, 800000, 100000));
 	ck_assert_str_eq(attr_of(st, pid).template_name, "base.img");
 	OK(check_disk(st, pid, &part, 2));
+	/* into a clone of the template with writes and a shrink: the ranges read it again */
+	{
+		struct model sh;
+		uint64_t shid = mkdisk(st, "shrunk", "base.img", 0);
+		model_init(&sh, tmpl_bytes, TSIZE, TSIZE);
+		OK(op_write(st, shid, &sh, 1000, 300000, 4));
+		OK(op_resize(st, shid, &sh, 500000, 0));
+		OK(op_copy_tmpl(st, t, 600000, shid, &sh, 600000, 100000));
+		OK(op_copy_tmpl(st, t, 2000, shid, &sh, 2000, 5000));
+		OK(check_disk(st, shid, &sh, 8));
+		st = reopen(st);
+		OK(check_disk(st, shid, &sh, 9));
+		t = base_template(st);
+		model_free(&sh);
+	}
 	/* at other offsets: bytes, template or not */
 	before = wlog_size(st->log);
 	OK(op_copy_tmpl(st, t, 1000, oid, &off, 5000, 300000));
@@ -289,6 +304,13 @@ static int
 trio_part(struct store *st, struct trio *k, int part, int check)
 {
 	struct model *vm = &k->mvm, *c = &k->mc, *b = &k->mb;
+	struct template_attr ta;
+	struct tmpl *t = NULL;
+
+	if (st && store_template_lookup(st, "base.img", &ta, &t) != 0) {
+		snprintf(opfail, sizeof(opfail), "no template base.img");
+		return -1;
+	}
 
 #define STEP(x) do { if ((x) < 0 || (check && st && trio_check(st, k, __LINE__) < 0)) return -1; } while (0)
 	if (part == 0) {
@@ -306,6 +328,7 @@ trio_part(struct store *st, struct trio *k, int part, int check)
 		STEP(op_copy(st, k->vm, vm, 600000, k->c, c, 600000, 2 * MiB));
 		STEP(op_copy(st, k->vm, vm, 650000, k->b, b, 650000, MiB));
 		STEP(op_copy(st, k->vm, vm, 10000, k->c, c, 4 * MiB + 3, 200000));
+		STEP(op_copy_tmpl(st, t, 30000, k->c, c, 30000, 150000));
 		STEP(op_write(st, k->b, b, 20000, 4000, 13));
 		return 0;
 	}
@@ -317,6 +340,8 @@ trio_part(struct store *st, struct trio *k, int part, int check)
 	STEP(op_copy(st, k->c, c, TSIZE, k->b, b, TSIZE, 100000));
 	STEP(op_resize(st, k->c, c, 1000, 0));
 	STEP(op_copy(st, k->vm, vm, 500, k->c, c, 500, 300000));
+	STEP(op_copy_tmpl(st, t, 200000, k->vm, vm, 200000, TSIZE));
+	STEP(op_copy_tmpl(st, t, 0, k->b, b, 0, 4096));
 	return 0;
 #undef STEP
 }
