@@ -544,6 +544,46 @@ area_restore(struct store *st, const uint8_t *copy)
 }
 
 /*
+ * The catalog's files (catalog.db and its WAL) copied with suffix from to
+ * suffix to ("" the live ones); the live shared-memory index removed when
+ * restoring, as after a reboot.  0 or -1.  Only while no catalog
+ * transaction runs: a test's store between its own calls.
+ */
+static int
+catalog_files_copy(const char *from, const char *to)
+{
+	static const char *const names[] = { "catalog.db", "catalog.db-wal" };
+	char src[300], dst[300], buf[65536];
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && rc == 0; i++) {
+		FILE *in, *out;
+		size_t n;
+		snprintf(src, sizeof(src), "%s/%s%s", datadir, names[i], from);
+		snprintf(dst, sizeof(dst), "%s/%s%s", datadir, names[i], to);
+		if (!(in = fopen(src, "rb"))) {
+			unlink(dst);	/* no WAL then: none after */
+			continue;
+		}
+		if (!(out = fopen(dst, "wb"))) {
+			fclose(in);
+			return -1;
+		}
+		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+			if (fwrite(buf, 1, n, out) != n)
+				rc = -1;
+		fclose(in);
+		if (fclose(out) != 0)
+			rc = -1;
+	}
+	if (!to[0]) {
+		snprintf(dst, sizeof(dst), "%s/catalog.db-shm", datadir);
+		unlink(dst);
+	}
+	return rc;
+}
+
+/*
  * body(arg) in a forked child that ends without closing its store: it exits
  * with body's value, or once body returned 0 dies of signal die_by (0: it
  * exits).  The parent waits and asserts that it ended so.
@@ -580,7 +620,11 @@ in_child(int (*body)(void *arg), void *arg, int die_by)
  * parts, and the replacement takes the area over: its replay starts below
  * the index's position and meets part 0's REC_SHAREs, which the index
  * holds; 3: the area written between the parts, no checkpoint: the
- * replacement applies part 1's REC_SHAREs over the area's overlays).  The parent runs the parts on the models and opens the store:
+ * replacement applies part 1's REC_SHAREs over the area's overlays; 4: the
+ * catalog as it was before the checkpoint between the parts is put back, as
+ * if that checkpoint's last step had failed: the index is newer than the
+ * catalog, and an ordinary open replays from the catalog's position, below
+ * the index's, through part 0's REC_SHAREs).  The parent runs the parts on the models and opens the store:
  * every disk reads its model, then again after a checkpoint and a reopen.
  */
 /* A crash plan for the trio (copies_survive_a_crash_and_a_takeover's _i). */
@@ -606,7 +650,9 @@ trio_child(void *arg)
 		return 11;
 	if (trio_part(st, j->k, 0, 0) != 0)
 		return 12;
-	if ((j->plan == 1 || j->plan == 2) && store_checkpoint(st) != 0)
+	if (j->plan == 4 && catalog_files_copy("", ".kept") != 0)
+		return 13;
+	if ((j->plan == 1 || j->plan == 2 || j->plan == 4) && store_checkpoint(st) != 0)
 		return 13;
 	if (j->plan == 3 && (handoff_write(st) != 0 || !(kept = area_keep(st))))
 		return 14;
@@ -632,16 +678,23 @@ START_TEST(copies_survive_a_crash_and_a_takeover)
 	struct store *st;
 
 	trio_make(&k);
-	if (_i >= 2)
+	if (_i == 2 || _i == 3)
 		o = handoff_opts(&area, cap);
 	o.create = 0;
 	in_child(trio_child, &j, _i == 1 ? SIGKILL : 0);
+	if (_i == 4)
+		ck_assert_int_eq(catalog_files_copy(".kept", ""), 0);
 	OK(trio_part(NULL, &k, 0, 0));
 	OK(trio_part(NULL, &k, 1, 0));
-	o.takeover = _i >= 2;
+	o.takeover = _i == 2 || _i == 3;
 	st = sopen_with(&o);
-	if (_i >= 2)
+	if (o.takeover)
 		ck_assert_uint_eq(st->cp_laddr, 0);	/* the area was used */
+	if (_i == 4) {
+		uint64_t ix_laddr, ix_seq;
+		index_position(st->ix, &ix_laddr, &ix_seq);
+		ck_assert_uint_lt(st->cp_laddr, ix_laddr);	/* replayed from below the index */
+	}
 	OK(trio_check(st, &k, 1));
 	ck_assert_str_eq(attr_of(st, k.b).template_name, "base.img");
 	assert_store_sound(st);
@@ -935,7 +988,7 @@ FIXTURE_MAIN(tc, "share", store_setup, 240)
 	tcase_add_test(tc, partial_copies_read_as_the_model_says);
 	tcase_add_test(tc, copies_that_cannot_share_are_exact_bytes);
 	tcase_add_test(tc, copies_with_snapshots_clones_and_templates);
-	tcase_add_loop_test(tc, copies_survive_a_crash_and_a_takeover, 0, 4);
+	tcase_add_loop_test(tc, copies_survive_a_crash_and_a_takeover, 0, 5);
 	tcase_add_test(tc, copies_over_failed_checkpoints_are_replayed);
 	tcase_add_loop_test(tc, cleaner_moves_records_a_copy_shares, 0, 2);
 	tcase_add_test(tc, copy_survives_its_source_deleted_before_a_crash);
