@@ -422,6 +422,14 @@ START_TEST(copies_that_cannot_share_are_exact_bytes)
 	ck_assert_int_eq(store_copy_range(st, id, vm.size + 1, oid, 0, 100), 0);
 	ck_assert_int_eq(store_copy_range(st, id, 0, oid, 0, 0), 0);
 	ck_assert_int_eq(store_copy_range(st, id, 0, 999999, 0, 10), -ENOENT);
+	ck_assert_int_eq(store_copy_range(st, 999999, 0, oid, 0, 10), -ENOENT);
+	/* past the largest disk, or wrapping around */
+	{
+		struct store_space sp;
+		store_space(st, &sp);
+		ck_assert_int_eq(store_copy_range(st, id, 0, oid, sp.disk_size_max - 5, 10), -EFBIG);
+		ck_assert_int_eq(store_copy_range(st, id, 0, oid, UINT64_MAX - 5, 10), -EFBIG);
+	}
 	OK(check_disk(st, oid, &o, 6));
 	st = reopen(st);
 	OK(check_disk(st, oid, &o, 7));
@@ -429,6 +437,20 @@ START_TEST(copies_that_cannot_share_are_exact_bytes)
 	OK(check_disk(st, sid, &s1, 9));
 	OK(check_disk(st, bid, &bs, 10));
 	assert_store_sound(st);
+	/* a store open read-only copies nothing */
+	{
+		struct store_opts ro = opts();
+		struct store *rst;
+		store_close(st);
+		ro.create = 0;
+		ro.readonly = 1;
+		rst = sopen_with(&ro);
+		ck_assert_int_eq(store_copy_range(rst, id, 0, oid, 0, 4096), -EROFS);
+		ck_assert_int_eq(store_copy_range(rst, id, 0, nid, 0, 4096), -EROFS);
+		store_close(rst);
+		st = sopen();
+		OK(check_disk(st, oid, &o, 12));
+	}
 	model_free(&o);
 	model_free(&n);
 	model_free(&s1);
