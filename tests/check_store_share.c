@@ -136,6 +136,32 @@ vm_history(struct store *st, uint64_t id, struct model *m)
 	OK(op_write(st, id, m, 20000, 30000, 61));	/* a record inside an older one */
 }
 
+/*
+ * SEEK_DATA and SEEK_HOLE answer alike on two disks at offsets all over
+ * [0, size]: what `cp` of a copy finds to copy is what `cp` of its source
+ * found.  0 or -1 (opfail).
+ */
+static int
+seeks_agree(struct store *st, uint64_t a, uint64_t b, uint64_t size)
+{
+	for (uint64_t off = 0; off <= size; off += 65536 + 4097) {
+		for (int whence = SEEK_DATA; whence <= SEEK_HOLE; whence++) {
+			uint64_t ra = 0, rb = 0;
+			int rca = store_seek(st, a, off, whence, &ra);
+			int rcb = store_seek(st, b, off, whence, &rb);
+			if (rca != rcb || (rca == 0 && ra != rb)) {
+				snprintf(opfail, sizeof(opfail), "%s from %llu: disk %llu says %d/%llu, "
+				    "disk %llu says %d/%llu", whence == SEEK_DATA ? "SEEK_DATA" :
+				    "SEEK_HOLE", (unsigned long long)off, (unsigned long long)a, rca,
+				    (unsigned long long)ra, (unsigned long long)b, rcb,
+				    (unsigned long long)rb);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 /* Log bytes a step appended: no more than a few headers for a shared copy. */
 #define SHARE_LOG_MAX	4096
 
@@ -171,6 +197,7 @@ START_TEST(whole_copy_into_a_blank_disk_shares_and_then_diverges)
 	ck_assert_uint_gt(a.log_bytes, 0);	/* it maps vm's records */
 	OK(check_disk(st, cid, &cp, 1));
 	OK(check_disk(st, id, &vm, 2));
+	OK(seeks_agree(st, id, cid, vm.size));
 	/* diverge: each one's writes, zeros and sizes are its own */
 	OK(op_write(st, id, &vm, 1000, 200000, 10));
 	OK(op_write(st, cid, &cp, 150000, 300000, 11));
