@@ -217,6 +217,38 @@ START_TEST(whole_copy_into_a_blank_disk_shares_and_then_diverges)
 END_TEST
 
 /*
+ * Between disks of no template: a whole copy into a blank one shares too
+ * (it keeps no template), and the two diverge.
+ */
+START_TEST(whole_copy_between_disks_of_no_template_shares)
+{
+	struct store *st = sopen();
+	struct model n1, n2;
+	uint64_t id1 = mkdisk(st, "n1", NULL, 0), id2 = mkdisk(st, "n2", NULL, 0), before;
+
+	model_blank(&n1);
+	model_blank(&n2);
+	OK(op_write(st, id1, &n1, 0, MiB, 1));
+	OK(op_write(st, id1, &n1, 3 * MiB, 500000, 2));
+	OK(op_zero(st, id1, &n1, 100000, 50000, 1));
+	before = wlog_size(st->log);
+	OK(op_copy(st, id1, &n1, 0, id2, &n2, 0, n1.size));
+	ck_assert_uint_le(wlog_size(st->log) - before, SHARE_LOG_MAX);
+	ck_assert_str_eq(attr_of(st, id2).template_name, "");
+	OK(seeks_agree(st, id1, id2, n1.size));
+	OK(op_write(st, id2, &n2, 50000, 100000, 3));
+	OK(op_write(st, id1, &n1, 3 * MiB + 7, 1000, 4));
+	OK(check_disk(st, id2, &n2, 1));
+	OK(check_disk(st, id1, &n1, 2));
+	st = reopen(st);
+	OK(check_disk(st, id2, &n2, 3));
+	assert_store_sound(st);
+	model_free(&n2);
+	check_and_close(st, id1, &n1, 4);
+}
+END_TEST
+
+/*
  * The copy of a template file (`cp .templates/base.img vm9.img`) into a
  * blank disk is a clone of it: it takes the template, reads its bytes, and
  * costs a few headers.  Only a part copied leaves the rest zeros (the
@@ -1033,6 +1065,7 @@ END_TEST
 FIXTURE_MAIN(tc, "share", store_setup, 240)
 {
 	tcase_add_test(tc, whole_copy_into_a_blank_disk_shares_and_then_diverges);
+	tcase_add_test(tc, whole_copy_between_disks_of_no_template_shares);
 	tcase_add_test(tc, copy_of_a_template_is_a_clone_of_it);
 	tcase_add_test(tc, partial_copies_read_as_the_model_says);
 	tcase_add_test(tc, copies_that_cannot_share_are_exact_bytes);
