@@ -17,13 +17,6 @@
 #include "store_fixture.h"
 #include "store_int.h"
 
-/* A model that starts as a copy of another (a snapshot's or a clone's). */
-static void
-model_copy(struct model *to, const struct model *from)
-{
-	model_init(to, from->b, from->size, from->size);
-}
-
 static uint64_t
 snap(struct store *st, const char *disk, const char *name)
 {
@@ -33,17 +26,6 @@ snap(struct store *st, const char *disk, const char *name)
 
 	ck_assert_msg(rc == 0, "snapshot %s@%s: %d (%s)", disk, name, rc, err);
 	ck_assert(a.snapshot);
-	return a.id;
-}
-
-static uint64_t
-clone_of(struct store *st, const char *from, const char *name)
-{
-	struct disk_attr a;
-	char err[512] = "";
-	int rc = store_clone(st, from, name, NULL, &a, err, sizeof(err));
-
-	ck_assert_msg(rc == 0, "clone %s -> %s: %d (%s)", from, name, rc, err);
 	return a.id;
 }
 

@@ -356,6 +356,23 @@ new_vm(struct store *st, struct model *m)
 }
 
 void
+model_copy(struct model *to, const struct model *from)
+{
+	model_init(to, from->b, from->size, from->size);
+}
+
+uint64_t
+clone_of(struct store *st, const char *from, const char *name)
+{
+	struct disk_attr a;
+	char err[512] = "";
+	int rc = store_clone(st, from, name, NULL, &a, err, sizeof(err));
+
+	ck_assert_msg(rc == 0, "clone %s -> %s: %d (%s)", from, name, rc, err);
+	return a.id;
+}
+
+void
 check_and_close(struct store *st, uint64_t id, struct model *m, uint64_t seed)
 {
 	OK(check_disk(st, id, m, seed));

@@ -74,6 +74,12 @@ void model_resize(struct model *m, uint64_t size);
 /* A clone "vm" of all of base.img, m its model; its id. */
 uint64_t new_vm(struct store *st, struct model *m);
 
+/* A model that starts as a copy of another (a snapshot's, a clone's, a copy's). */
+void model_copy(struct model *to, const struct model *from);
+
+/* Disk or snapshot `from` cloned as `name`, asserting success; its id. */
+uint64_t clone_of(struct store *st, const char *from, const char *name);
+
 /*
  * Operations applied to the store (st may be NULL: the model only) and the
  * model.  They return 0, or -1 with opfail saying what went wrong; they do
