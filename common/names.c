@@ -28,11 +28,34 @@ name_check(const char *name, const char **why)
 			return -EINVAL;
 		}
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("._+-", *p))) {
-			*why = "name has characters outside [A-Za-z0-9._+-]";
+		    (*p >= '0' && *p <= '9') || strchr("._+-", *p) || *p == '_')) {
+			*why = "name has characters outside [A-Za-z0-9._+-_]";
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+int
+path_check(const char *path, const char **why)
+{
+	char part[NAME_MAX_LEN + 1];
+	const char *p = path, *slash;
+
+	if (strlen(path) > NAME_MAX_LEN) {
+		*why = "path is longer than 200 bytes";
+		return -EINVAL;
+	}
+	do {
+		slash = strchr(p, '/');
+		size_t len = slash ? (size_t)(slash - p) : strlen(p);
+		memcpy(part, p, len);
+		part[len] = '\0';
+		if (name_check(part, why) < 0)
+			return -EINVAL;
+		if (slash)
+			p = slash + 1;
+	} while (slash);
 	return 0;
 }
 
@@ -43,14 +66,14 @@ full_name_check(const char *name, const char **why)
 	char disk[NAME_MAX_LEN + 1];
 
 	if (!at)
-		return name_check(name, why);
+		return path_check(name, why);
 	if ((size_t)(at - name) >= sizeof(disk)) {
 		*why = "disk name is longer than 200 bytes";
 		return -EINVAL;
 	}
 	memcpy(disk, name, (size_t)(at - name));
 	disk[at - name] = '\0';
-	return name_check(disk, why) < 0 ? -EINVAL : name_check(at + 1, why);
+	return path_check(disk, why) < 0 ? -EINVAL : name_check(at + 1, why);
 }
 
 int

@@ -3,8 +3,10 @@
  *
  * Used by hcowctl (to refuse bad input before it reaches a mount) and by the
  * worker (which trusts nothing it is sent).  Names are restricted to
- * [A-Za-z0-9._+-], 1..NAME_MAX_LEN bytes, not starting with '.': no path
+ * [A-Za-z0-9._+-_], 1..NAME_MAX_LEN bytes, not starting with '.': no path
  * tricks, nothing that needs quoting in the control protocol or in JSON.
+ * A disk or directory in the mount is named by its path: names joined by
+ * '/' ("images/100/vm-100-disk-0.raw"), NAME_MAX_LEN bytes in all.
  */
 #ifndef HCOWFS_NAMES_H
 #define HCOWFS_NAMES_H
@@ -18,7 +20,9 @@
 
 /* 0 if name is a valid disk/template name; else -EINVAL and *why says why. */
 int name_check(const char *name, const char **why);
-/* A name as users write it: a disk's, or DISK@SNAP (a snapshot): both parts follow the rules. */
+/* 0 if path is names joined by single '/' (no leading, trailing or double '/'); else -EINVAL. */
+int path_check(const char *path, const char **why);
+/* A name as users write it: a disk's path, or PATH@SNAP (a snapshot): both parts follow the rules. */
 int full_name_check(const char *name, const char **why);
 
 /*

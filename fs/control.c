@@ -2,7 +2,8 @@
  * control: the verbs the worker answers on its control channel, relayed by
  * the supervisor from hcowctl (proto.h has the framing).
  *
- *   create name=N template=T [size=BYTES] [token=T]
+ *   create name=N [template=T] [size=BYTES] [token=T]   N a path; no template:
+ *                                    a disk of zeros, size= needed
  *   delete name=N [retry=1]          N: a disk, or DISK@SNAP (a snapshot)
  *   snapshot name=DISK snap=S [token=T]
  *   snapshots [name=DISK]            the snapshots, text table or JSON array
@@ -57,8 +58,8 @@ control_create(struct worker *w, const struct proto_req *req, struct sbuf *out)
 	char err[512] = "";
 	int rc;
 
-	if (!name || !tmpl) {
-		sbuf_addstr(out, "create needs name= and template=");
+	if (!name || (!tmpl && !size_s)) {
+		sbuf_addstr(out, "create needs name= and template= or size=");
 		return EINVAL;
 	}
 	if (size_s && (size_parse(size_s, &size) < 0 || size == 0)) {
@@ -74,8 +75,11 @@ control_create(struct worker *w, const struct proto_req *req, struct sbuf *out)
 	} else {
 		char sz[32];
 		size_format(a.size, sz, sizeof(sz));
-		sbuf_printf(out, "created disk '%s' from template '%s' (%s)\n", a.name,
-		    a.template_name, sz);
+		if (tmpl)
+			sbuf_printf(out, "created disk '%s' from template '%s' (%s)\n", a.name,
+			    a.template_name, sz);
+		else
+			sbuf_printf(out, "created disk '%s' of no template (%s)\n", a.name, sz);
 	}
 	return 0;
 }
@@ -88,9 +92,13 @@ control_create(struct worker *w, const struct proto_req *req, struct sbuf *out)
  * was refused as "open" sees that.
  */
 static void
-kernel_drop_name(struct worker *w, fuse_ino_t parent, const char *name)
+kernel_drop_name(struct worker *w, const char *path)
 {
-	fuse_lowlevel_notify_inval_entry(w->se, parent, name, strlen(name));
+	const char *leaf;
+	fuse_ino_t parent;
+
+	if (path_entry(w->st, path, &parent, &leaf) == 0)
+		fuse_lowlevel_notify_inval_entry(w->se, parent, leaf, strlen(leaf));
 	usleep(10000);
 }
 
@@ -111,7 +119,7 @@ control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
 	}
 	rc = store_unlink(w->st, name);
 	for (int i = 0; rc == -EBUSY && strchr(name, '@') && w->se && i < 50; i++) {
-		kernel_drop_name(w, SNAPDIR_INO, name);
+		kernel_drop_name(w, name);
 		rc = store_unlink(w->st, name);
 	}
 	if (rc == -ENOENT && retry) {
@@ -132,10 +140,12 @@ control_delete(struct worker *w, const struct proto_req *req, struct sbuf *out)
 		return -rc;
 	}
 	/* the kernel may have the name cached: drop it */
-	if (w->se && strchr(name, '@'))
-		fuse_lowlevel_notify_inval_entry(w->se, SNAPDIR_INO, name, strlen(name));
-	else if (w->se)
-		fuse_lowlevel_notify_inval_entry(w->se, 1, name, strlen(name));
+	if (w->se) {
+		const char *leaf;
+		fuse_ino_t parent;
+		if (path_entry(w->st, name, &parent, &leaf) == 0)
+			fuse_lowlevel_notify_inval_entry(w->se, parent, leaf, strlen(leaf));
+	}
 	if (req->json)
 		sbuf_addstr(out, "{\"deleted\":");
 	else
@@ -201,7 +211,7 @@ control_rollback(struct worker *w, const struct proto_req *req, struct sbuf *out
 	}
 	rc = store_rollback(w->st, name, snap, err, sizeof(err));
 	for (int i = 0; rc == -EBUSY && w->se && i < 50; i++) {
-		kernel_drop_name(w, 1, name);
+		kernel_drop_name(w, name);
 		err[0] = '\0';
 		rc = store_rollback(w->st, name, snap, err, sizeof(err));
 	}

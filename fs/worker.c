@@ -120,6 +120,7 @@ main(int argc, char **argv)
 	};
 	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
 	static struct worker w = { .fuse_fd = -1, .ctl_fd = -1 };
+	static struct fuse_lowlevel_ops ops;
 	struct store_opts so = { 0 };
 	char err[512] = "", line[64];
 	int shm_fd = -1, takeover = 0, standby = 0, opt, rc;
@@ -170,7 +171,8 @@ main(int argc, char **argv)
 
 	pool_start(&w, threads);
 	/* the session takes no store: a standby sets it up ahead of need too */
-	if (session_new(&w, &fsops, sizeof(fsops)) < 0) {
+	fsops_fill(&ops);
+	if (session_new(&w, &ops, sizeof(ops)) < 0) {
 		snprintf(err, sizeof(err), "cannot set up the FUSE session");
 		goto fail;
 	}

@@ -1,4 +1,4 @@
--- hcowfs catalog, schema version 5 (log format 4: extents name records).
+-- hcowfs catalog, schema version 6 (log format 4: extents name records).
 -- Version 2 had no btime_ns, handle, content_sums in templates; a version 2
 -- catalog is migrated at its first writable open (fs/store/catalog.c).
 -- Version 3 kept the extent map in the extents table; from version 4 it is in
@@ -7,6 +7,9 @@
 -- Version 5 added the snapshot and clone columns of disks (snap_of,
 -- snap_name, family, origin), added to an older catalog at its first
 -- writable open.
+-- Version 6 added directories (dirs) and disks of no template (template_id
+-- NULL, a file created in the mount); a version 5 catalog's disks table is
+-- rebuilt at its first writable open, as SQLite cannot drop a NOT NULL.
 --
 -- The catalog lives in DATADIR/catalog.db.  It holds the disks and the
 -- template versions they were cloned from as of the last checkpoint.  Writes
@@ -38,6 +41,21 @@ CREATE TABLE templates (
 	UNIQUE (name, size, mtime_ns, ino, fingerprint, btime_ns, handle)
 );
 
+-- One row per directory of the mount (the root has none).  A disk's name and a
+-- directory's path are names joined by '/' ("images/100/vm-100-disk-0.raw");
+-- the directory a name is in exists.  Renaming a directory rewrites the
+-- paths below it in one transaction.  Ids are never reused: a directory's
+-- inode number is made from its id (fs/worker.h).
+CREATE TABLE dirs (
+	id		INTEGER PRIMARY KEY AUTOINCREMENT,
+	path		TEXT NOT NULL UNIQUE,
+	mode		INTEGER NOT NULL,	-- permission bits
+	uid		INTEGER NOT NULL,
+	gid		INTEGER NOT NULL,
+	mtime_ns	INTEGER NOT NULL,
+	ctime_ns	INTEGER NOT NULL
+);
+
 -- One row per disk.  Ids are never reused (AUTOINCREMENT): they are the
 -- inode numbers the kernel knows the disks by, and log records name them.
 -- An unlinked disk that may still be open keeps its row with name NULL until
@@ -45,7 +63,7 @@ CREATE TABLE templates (
 CREATE TABLE disks (
 	id		INTEGER PRIMARY KEY AUTOINCREMENT,
 	name		TEXT UNIQUE,
-	template_id	INTEGER NOT NULL REFERENCES templates(id),
+	template_id	INTEGER REFERENCES templates(id),	-- NULL: no template (reads zeros)
 	size		INTEGER NOT NULL,	-- as of the checkpoint
 	mode		INTEGER NOT NULL,	-- permission bits
 	uid		INTEGER NOT NULL,

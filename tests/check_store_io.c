@@ -189,27 +189,32 @@ START_TEST(shrink_then_grow_reads_zeros_where_the_template_had_data)
 }
 END_TEST
 
-START_TEST(writes_at_end_are_EFBIG_and_across_end_are_cut_short)
+START_TEST(writes_past_the_end_grow_the_disk)
 {
 	struct store *st = sopen();
 	struct model m;
 	uint64_t id = new_vm(st, &m);
 	unsigned char buf[100] = { 1, 2, 3 };
 
-	ck_assert_int_eq(store_write(st, id, buf, sizeof(buf), TSIZE), -EFBIG);
-	ck_assert_int_eq(store_write(st, id, buf, sizeof(buf), TSIZE + 4096), -EFBIG);
-	ck_assert_int_eq(store_write(st, id, buf, sizeof(buf), TSIZE - 10), 10);
-	memcpy(m.b + TSIZE - 10, buf, 10);
+	/* as a file grows: across the end, at the end, and past it (a gap of zeros) */
+	OK(op_write(st, id, &m, TSIZE - 10, 100, 1));
+	OK(op_write(st, id, &m, TSIZE + 90, 100, 2));
+	OK(op_write(st, id, &m, TSIZE + 4096, 100, 3));
+	ck_assert_uint_eq(m.size, TSIZE + 4196);
 	ck_assert_int_eq(store_write(st, id, buf, 0, 0), 0);
 	OK(check_disk(st, id, &m, 1));
+	/* after a shrink, the template's bytes past the new end stay hidden when a write grows it */
 	OK(op_resize(st, id, &m, 5000, 0));
-	ck_assert_int_eq(store_write(st, id, buf, sizeof(buf), 5000), -EFBIG);
-	OK(op_write(st, id, &m, 4999, 100, 3));			/* 1 byte */
+	OK(op_write(st, id, &m, 9000, 100, 4));
 	OK(check_disk(st, id, &m, 2));
+	/* past the largest disk: EFBIG, nothing changes */
+	ck_assert_int_eq(store_write(st, id, buf, sizeof(buf), (UINT64_C(1) << 48) - 10), -EFBIG);
+	ck_assert_int_eq(store_write(st, id, buf, sizeof(buf), UINT64_MAX - 10), -EFBIG);
+	OK(check_disk(st, id, &m, 3));
 	ck_assert_int_eq(store_write(st, 12345, buf, 1, 0), -ENOENT);
 	ck_assert_int_eq(store_read(st, 12345, buf, 1, 0), -ENOENT);
-	model_free(&m);
-	store_close(st);
+	st = reopen(st);
+	check_and_close(st, id, &m, 4);
 }
 END_TEST
 
@@ -408,7 +413,7 @@ FIXTURE_MAIN(tc, "store", store_setup, 60)
 	tcase_add_test(tc, clones_are_isolated_and_template_file_is_unchanged);
 	tcase_add_test(tc, zero_punches_in_place_or_grows_the_disk);
 	tcase_add_test(tc, shrink_then_grow_reads_zeros_where_the_template_had_data);
-	tcase_add_test(tc, writes_at_end_are_EFBIG_and_across_end_are_cut_short);
+	tcase_add_test(tc, writes_past_the_end_grow_the_disk);
 	tcase_add_test(tc, write_larger_than_a_record_is_cut_to_one_record_and_persists);
 	tcase_add_test(tc, seek_data_and_hole_follow_template_punches_and_writes);
 	tcase_add_test(tc, seek_passes_through_holes_of_a_sparse_template);

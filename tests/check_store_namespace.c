@@ -166,7 +166,8 @@ START_TEST(rename_replaces_target_and_noreplace_is_EEXIST)
 
 	/* errors */
 	ck_assert_int_eq(store_rename(st, "nosuch", "x", 0), -ENOENT);
-	ck_assert_int_eq(store_rename(st, "b", "bad/name", 0), -EINVAL);
+	ck_assert_int_eq(store_rename(st, "b", "bad//name", 0), -EINVAL);
+	ck_assert_int_eq(store_rename(st, "b", "nodir/name", 0), -ENOENT);
 	ck_assert_int_eq(store_rename(st, "b", "", 0), -EINVAL);
 	ck_assert_int_eq(store_rename(st, "b", "x", 4), -EINVAL);
 	ck_assert_int_eq(store_rename(st, "b", "b", 0), 0);

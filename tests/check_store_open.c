@@ -219,7 +219,8 @@ END_TEST
 
 START_TEST(create_rejects_bad_names)
 {
-	static const char *const bad[] = { "", "a/b", "/abs", ".hidden", "..", "sp ace", "q\"uote" };
+	static const char *const bad[] = { "", "a//b", "a/", "/abs", ".hidden", "a/.b", "..",
+	    "sp ace", "q\"uote" };
 	struct store *st = sopen();
 	struct disk_attr a;
 	char err[512], longname[202];
@@ -237,6 +238,10 @@ START_TEST(create_rejects_bad_names)
 	ck_assert(err[0] != '\0');
 	/* template names are checked the same way */
 	ck_assert_int_eq(store_create(st, "ok", "../data/catalog.db", 0, NULL, &a, err, sizeof(err)), -EINVAL);
+	/* a path is a name in a directory that exists */
+	err[0] = '\0';
+	ck_assert_int_eq(store_create(st, "nodir/a", "base.img", 0, NULL, &a, err, sizeof(err)), -ENOENT);
+	ck_assert_msg(strstr(err, "no directory 'nodir'"), "message: %s", err);
 	ck_assert_int_eq(store_next(st, 0, &a), -ENOENT);	/* nothing was created */
 
 	/* 200 characters is the limit, inclusive */

@@ -40,7 +40,9 @@ expect_fail "mount on a mount point already in use" "already has an hcowfs mount
 long=$(printf 'x%.0s' $(seq 201))
 expect_fail "empty name" "name is empty" ctl create "" --template base.img
 expect_fail "name too long" "longer than 200" ctl create "$long" --template base.img
-expect_fail "name with /" "contains '/'" ctl create "a/b" --template base.img
+expect_fail "name in a directory that does not exist" "no directory 'a'" ctl create "a/b" --template base.img
+expect_fail "path with an empty component" "name is empty" ctl create "a//b" --template base.img
+expect_fail "path to a hidden name" "starts with '.'" ctl create "a/.b" --template base.img
 expect_fail "name starting with ." "starts with '.'" ctl create ".hidden" --template base.img
 expect_fail "name with a space" "characters outside" ctl create "a b" --template base.img
 expect_fail "name with a newline" "characters outside" ctl create "$(printf 'a\nb')" --template base.img

@@ -52,10 +52,15 @@ for off in (size, size + 1, 1 << 40, DISK_MAX, MAXOFF - 10, MAXOFF):
     r = expect(f"pread at {off}", (errno.EINVAL,), os.pread, fd, 4096, off)
     assert r in (None, b""), f"pread at {off} returned {len(r)} bytes"
 expect("pread at -1", (errno.EINVAL,), os.pread, fd, 10, -1) is None or sys.exit("pread at -1 worked")
-# writes at or past the end fail, at huge offsets too
-for off in (size, 1 << 40, DISK_MAX - 1, DISK_MAX, MAXOFF - 10, MAXOFF):
+# writes past the largest disk fail, at huge offsets too (below it, a write grows the disk)
+for off in (DISK_MAX, DISK_MAX + 4096, MAXOFF - 10, MAXOFF):
     if expect(f"pwrite at {off}", (errno.EFBIG, errno.EINVAL), os.pwrite, fd, b"x" * 10, off) is not None:
         sys.exit(f"pwrite at {off} succeeded")
+assert os.fstat(fd).st_size == size, "a refused write changed the size"
+# across the largest disk's end: what fits is written, as a file system does at its largest file
+assert os.pwrite(fd, b"x" * 10, DISK_MAX - 1) == 1, "a write across 256 TiB was not cut"
+assert os.fstat(fd).st_size == DISK_MAX
+os.ftruncate(fd, size)
 expect("pwrite at -1", (errno.EINVAL,), os.pwrite, fd, b"x", -1) is None or sys.exit("pwrite at -1 worked")
 # truncate: negative and beyond the largest disk refused, the size unchanged
 for n in (-1, -(1 << 62)):

@@ -5,7 +5,7 @@
 # base.img (make_template's bytes), 'written by 6ddaeb9' at 8192.  An offline
 # check reads it as it is and changes nothing; a mount migrates its catalog
 # to schema 3, and its first checkpoint moves the extent rows into the index
-# file (schema 5, no rows left, with the snapshot columns); the disk reads its own bytes and the
+# file (schema 6, no rows left, with the snapshot columns and directories); the disk reads its own bytes and the
 # template's; the template's birth time, file handle and content sums are
 # recorded; and the store mounts again after that, its extents read from the
 # index alone.
@@ -53,9 +53,11 @@ sys.stdout.buffer.write(t)' "$T/tmpl/base.img" | md5sum)
 # one a damaged newer slot falls back to)
 ctl checkpoint >/dev/null
 ctl checkpoint >/dev/null
-wait_for test "$(catalog "SELECT value FROM meta WHERE key = 'schema_version'")" = 5 ||
-	fail "catalog not migrated to schema 5"
-[ "$(catalog "SELECT count(*) FROM extents")" = 0 ] || fail "schema 5 catalog still holds extent rows"
+wait_for test "$(catalog "SELECT value FROM meta WHERE key = 'schema_version'")" = 6 ||
+	fail "catalog not migrated to schema 6"
+[ "$(catalog "SELECT count(*) FROM extents")" = 0 ] || fail "schema 6 catalog still holds extent rows"
+[ "$(catalog "SELECT count(*) FROM sqlite_master WHERE name = 'dirs'")" = 1 ] ||
+	fail "the migrated catalog has no dirs table"
 [ "$(catalog "SELECT count(*) FROM pragma_table_info('disks') WHERE name IN ('snap_of', 'snap_name', 'family', 'origin')")" = 4 ] ||
 	fail "the migrated catalog has no snapshot columns"
 [ -s "$T/data/index" ] || fail "no index file after the migration"

@@ -47,6 +47,7 @@ usage(FILE *f, int code)
 	    "usage: hcowctl [-m MOUNTPOINT] COMMAND [ARGS]\n"
 	    "\n"
 	    "  create NAME --template TEMPLATE [--size SIZE]   clone a template into a new disk\n"
+	    "  create NAME --size SIZE                        a new disk of no template (zeros)\n"
 	    "  delete NAME                                    delete a disk (its data goes when\n"
 	    "                                                 the last open file closes); a disk\n"
 	    "                                                 with snapshots is refused\n"
@@ -95,7 +96,8 @@ usage(FILE *f, int code)
 	    "  -n COUNT       top: stop after COUNT tables\n"
 	    "  SIZE           bytes, or with a suffix K, M, G, T (powers of 1024): 20G\n"
 	    "\n"
-	    "Disk and template names: 1 to 200 characters of [A-Za-z0-9._+-], not starting with '.'.\n");
+	    "Disk and template names: 1 to 200 characters of [A-Za-z0-9._+-_], not starting with '.';\n"
+	    "a disk in a directory of the mount is named by its path (images/100/vm-100-disk-0.raw).\n");
 	exit(code);
 }
 
@@ -305,6 +307,16 @@ check_name(const char *what, const char *name)
 		fail("invalid %s name '%s': %s", what, name, why);
 }
 
+/* A disk's path: names joined by '/'. */
+static void
+check_path(const char *what, const char *path)
+{
+	const char *why;
+
+	if (path_check(path, &why) < 0)
+		fail("invalid %s name '%s': %s", what, path, why);
+}
+
 /* A disk, or DISK@SNAP. */
 static void
 check_full_name(const char *name)
@@ -404,12 +416,13 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "create") == 0) {
 		char token[17];
-		if (!name || !tmpl) {
-			fprintf(stderr, "%s: create needs a disk name and --template\n", prog);
+		if (!name || (!tmpl && !size_s)) {
+			fprintf(stderr, "%s: create needs a disk name and --template or --size\n", prog);
 			usage(stderr, 2);
 		}
-		check_name("disk", name);
-		check_name("template", tmpl);
+		check_path("disk", name);
+		if (tmpl)
+			check_name("template", tmpl);
 		if (size_s) {
 			int rc = size_parse(size_s, &size);
 			if (rc == -ERANGE || (rc == 0 && size > DISK_SIZE_MAX))
@@ -418,12 +431,12 @@ main(int argc, char **argv)
 				fail("invalid size '%s': expected bytes or a number with K, M, G or T", size_s);
 		}
 		make_token(token);
+		int n = snprintf(line, sizeof(line), "%s create name=%s token=%s",
+		    json ? "json" : "text", name, token);
+		if (tmpl)
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " template=%s", tmpl);
 		if (size)
-			snprintf(line, sizeof(line), "%s create name=%s template=%s size=%llu token=%s",
-			    json ? "json" : "text", name, tmpl, (unsigned long long)size, token);
-		else
-			snprintf(line, sizeof(line), "%s create name=%s template=%s token=%s",
-			    json ? "json" : "text", name, tmpl, token);
+			snprintf(line + n, sizeof(line) - (size_t)n, " size=%llu", (unsigned long long)size);
 	} else if (strcmp(cmd, "delete") == 0) {
 		if (!name) {
 			fprintf(stderr, "%s: delete needs a disk name\n", prog);
@@ -435,24 +448,24 @@ main(int argc, char **argv)
 		char token[17];
 		int snap = cmd[0] == 's';
 		if (snap) {
-			check_name("disk", name);
+			check_path("disk", name);
 			check_name("snapshot", arg2);
 		} else {
 			check_full_name(name);
-			check_name("disk", arg2);
+			check_path("disk", arg2);
 		}
 		make_token(token);
 		snprintf(line, sizeof(line), snap ? "%s snapshot name=%s snap=%s token=%s" :
 		    "%s clone from=%s name=%s token=%s", json ? "json" : "text", name, arg2, token);
 	} else if (strcmp(cmd, "rollback") == 0) {
-		check_name("disk", name);
+		check_path("disk", name);
 		check_name("snapshot", arg2);
 		snprintf(line, sizeof(line), "%s rollback name=%s snap=%s", json ? "json" : "text",
 		    name, arg2);
 	} else if (strcmp(cmd, "snapshots") == 0) {
 		int n = snprintf(line, sizeof(line), "%s snapshots", json ? "json" : "text");
 		if (name) {
-			check_name("disk", name);
+			check_path("disk", name);
 			snprintf(line + n, sizeof(line) - (size_t)n, " name=%s", name);
 		}
 	} else if (strcmp(cmd, "list") == 0 || strcmp(cmd, "status") == 0) {

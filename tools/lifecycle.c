@@ -415,7 +415,7 @@ source_path(const struct hcow_mount *m, const char *name, char *path, size_t pat
 	char disk[NAME_MAX_LEN + 1];
 
 	snprintf(disk, sizeof(disk), "%.*s", at ? (int)(at - name) : (int)strlen(name), name);
-	if (name_check(disk, &why) < 0 || (at && name_check(at + 1, &why) < 0))
+	if (path_check(disk, &why) < 0 || (at && name_check(at + 1, &why) < 0))
 		fail("invalid disk name '%s': %s", name, why);
 	if ((size_t)snprintf(path, pathlen, "%s/%s%s", m->mountpoint, at ? ".snapshots/" : "",
 	    name) >= pathlen)
@@ -620,7 +620,7 @@ lifecycle_import(const struct hcow_mount *m, const char *in, const char *name, c
 	int ifd, dfd;
 
 	job_begin("import", m);
-	if (name_check(name, &why) < 0)
+	if (path_check(name, &why) < 0)
 		fail("invalid disk name '%s': %s", name, why);
 	if (name_check(tmpl, &why) < 0)
 		fail("invalid template name '%s': %s", tmpl, why);

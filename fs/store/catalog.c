@@ -87,6 +87,14 @@ name_ok(const char *name, int may_be_empty)
 	return (may_be_empty && !name[0]) || name_check(name, &why) == 0;
 }
 
+int
+path_ok(const char *path, int may_be_empty)
+{
+	const char *why;
+
+	return (may_be_empty && !path[0]) || path_check(path, &why) == 0;
+}
+
 const char *
 catalog_error(struct catalog *c)
 {
@@ -293,8 +301,7 @@ catalog_add_lineage(struct catalog *c)
 		"ALTER TABLE disks ADD COLUMN origin INTEGER NOT NULL DEFAULT 0",
 		"CREATE UNIQUE INDEX disks_snapshots ON disks (snap_of, snap_name) "
 		"WHERE snap_name IS NOT NULL",
-		"UPDATE meta SET value = '" CATALOG_VERSION_STR "' WHERE key = 'schema_version' "
-		"AND value = '4'",
+		"UPDATE meta SET value = '5' WHERE key = 'schema_version' AND value = '4'",
 		"COMMIT",
 	};
 	int rc;
@@ -306,8 +313,74 @@ catalog_add_lineage(struct catalog *c)
 		}
 	}
 	if (c->version == 4)
-		c->version = CATALOG_SCHEMA_VERSION;
+		c->version = 5;
 	return 0;
+}
+
+/*
+ * Schema 5 (or a 3 with the lineage columns) -> 6: directories, and disks
+ * of no template.  template_id loses its NOT NULL, which SQLite cannot drop
+ * in place: the disks table is rebuilt as catalog_migrate_v2 rebuilds
+ * templates, in one transaction with the new dirs table and the version.
+ */
+static int
+catalog_add_dirs(struct catalog *c)
+{
+	static const char *const steps[] = {
+		"PRAGMA foreign_keys = OFF",
+		"BEGIN IMMEDIATE",
+		"CREATE TABLE disks_v6 ("
+		"id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, "
+		"template_id INTEGER REFERENCES templates(id), size INTEGER NOT NULL, "
+		"mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, "
+		"mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL, created INTEGER NOT NULL, "
+		"create_token TEXT NOT NULL, snap_of INTEGER NOT NULL DEFAULT 0, snap_name TEXT, "
+		"family INTEGER NOT NULL DEFAULT 0, origin INTEGER NOT NULL DEFAULT 0)",
+		"INSERT INTO disks_v6 SELECT id, name, template_id, size, mode, uid, gid, mtime_ns, "
+		"ctime_ns, created, create_token, snap_of, snap_name, family, origin FROM disks",
+		/* AUTOINCREMENT's high-water mark: a reserved id stays taken */
+		"UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'disks') "
+		"WHERE name = 'disks_v6'",
+		"DROP TABLE disks",
+		"ALTER TABLE disks_v6 RENAME TO disks",
+		"CREATE UNIQUE INDEX disks_snapshots ON disks (snap_of, snap_name) "
+		"WHERE snap_name IS NOT NULL",
+		"CREATE TABLE dirs (id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL UNIQUE, "
+		"mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL, "
+		"mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL)",
+		"UPDATE meta SET value = '6' WHERE key = 'schema_version' AND value = '5'",
+		"PRAGMA foreign_key_check",
+		"COMMIT",
+		"PRAGMA foreign_keys = ON",
+	};
+	int rc;
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		if ((rc = catalog_exec(c, steps[i])) < 0) {
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			sqlite3_exec(c->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+			return rc;
+		}
+	}
+	if (c->version == 5)
+		c->version = 6;
+	return 0;
+}
+
+/* Does the catalog have table name?  1, 0, or -errno. */
+static int
+catalog_has_table(struct catalog *c, const char *name)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = catalog_prepare(c, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+	    "AND name = ?1", &st)) < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) > 0 : catalog_fail(c, rc);
+	sqlite3_finalize(st);
+	return rc;
 }
 
 /* Has the disks table the snapshot columns?  1, 0, or -errno. */
@@ -375,7 +448,7 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 	}
 	if (create) {
 		c->version = CATALOG_SCHEMA_VERSION;
-		c->lineage = 1;
+		c->lineage = c->dirs = 1;
 		if ((rc = catalog_init_schema(c, uuid, first_laddr)) < 0) {
 			snprintf(err, errlen, "cannot create catalog '%s': %s", path, c->errmsg);
 			goto fail;
@@ -395,10 +468,20 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 			    path, CATALOG_SCHEMA_VERSION, c->errmsg);
 			goto fail;
 		}
-		if (!readonly || c->version == CATALOG_SCHEMA_VERSION)
+		if (!readonly || c->version >= 5)
 			c->lineage = 1;
+		if (c->version >= 3 && c->version <= 5 && (rc = catalog_has_table(c, "dirs")) >= 0)
+			c->dirs = rc;
+		if (c->version >= 3 && c->version <= 5 && !readonly && !c->dirs &&
+		    (rc = catalog_add_dirs(c)) < 0) {
+			snprintf(err, errlen, "cannot migrate catalog '%s' to schema version %d: %s",
+			    path, CATALOG_SCHEMA_VERSION, c->errmsg);
+			goto fail;
+		}
+		if (!readonly || c->version == CATALOG_SCHEMA_VERSION)
+			c->dirs = 1;
 		if (c->version != CATALOG_SCHEMA_VERSION && c->version != 3 &&
-		    !((c->version == 2 || c->version == 4) && readonly)) {
+		    !((c->version == 2 || c->version == 4 || c->version == 5) && readonly)) {
 			rc = -EPROTO;
 			snprintf(err, errlen, "catalog '%s' has schema version %s; this build reads version %d",
 			    path, v, CATALOG_SCHEMA_VERSION);

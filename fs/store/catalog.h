@@ -21,10 +21,10 @@
  * is opened as it is, and becomes 4 when the store has moved its rows into
  * the index (catalog_extents_retire).
  */
-#define CATALOG_SCHEMA_VERSION	5
+#define CATALOG_SCHEMA_VERSION	6
 #define CATALOG_STR_(x)		#x
-#define CATALOG_VERSION_STR	CATALOG_STR_(5)	/* the same, as text */
-_Static_assert(CATALOG_SCHEMA_VERSION == 5, "CATALOG_VERSION_STR follows CATALOG_SCHEMA_VERSION");
+#define CATALOG_VERSION_STR	CATALOG_STR_(6)	/* the same, as text */
+_Static_assert(CATALOG_SCHEMA_VERSION == 6, "CATALOG_VERSION_STR follows CATALOG_SCHEMA_VERSION");
 #define CATALOG_LADDR_ZERO	(-1)	/* extents.laddr of a zero extent */
 
 struct catalog;
@@ -47,12 +47,19 @@ struct catalog_disk {
 	char	 snap_name[256];	/* a snapshot's name ("" when deleted) */
 	int64_t	 family;		/* the disk whose records it shares (0: its own id) */
 	int64_t	 origin;		/* cloned from this disk or snapshot (0: a template) */
-	int64_t	 template_id;
+	int64_t	 template_id;		/* 0: none (a file created in the mount) */
 	uint64_t size;
 	uint32_t mode, uid, gid;
 	int64_t	 mtime_ns, ctime_ns;
 	int64_t	 created;
 	char	 create_token[64];
+};
+
+struct catalog_dir {
+	int64_t	 id;
+	char	 path[256];		/* "images/100" */
+	uint32_t mode, uid, gid;
+	int64_t	 mtime_ns, ctime_ns;
 };
 
 #define CATALOG_CREATE		1	/* create a missing database */
@@ -77,8 +84,9 @@ int catalog_meta_set(struct catalog *c, const char *key, const char *value);
 
 int catalog_uuid(struct catalog *c, uint8_t uuid[16]);
 /*
- * The schema version of the open catalog (2 and 4 only read-only; 3 still
- * holds extent rows; 5 has the snapshot columns, added at a writable open).
+ * The schema version of the open catalog (2, 4 and 5 only read-only; 3 still
+ * holds extent rows; 5 has the snapshot columns, 6 directories, both added
+ * at a writable open).
  */
 int catalog_version(const struct catalog *c);
 int catalog_checkpoint_pos(struct catalog *c, uint64_t *laddr, uint64_t *seq);
@@ -122,6 +130,27 @@ int catalog_disk_rename(struct catalog *c, int64_t id, const char *name, int64_t
 int catalog_disk_setattr(struct catalog *c, int64_t id, uint32_t mode, uint32_t uid,
     uint32_t gid, int64_t ctime_ns);
 int catalog_disk_purge(struct catalog *c, int64_t id);
+/*
+ * A disk with nothing of its own (size 0, no extents) takes a template and
+ * a family, as a copy into it shares their bytes (template_id 0: none).
+ */
+int catalog_disk_adopt(struct catalog *c, int64_t id, int64_t template_id, int64_t family,
+    int64_t origin);
+
+/* Directories (catalog_dirs.c).  Rows by path; none on a catalog of schema 5 or older. */
+int catalog_each_dir(struct catalog *c, int (*fn)(const struct catalog_dir *d, void *arg),
+    void *arg);
+/* Add a directory: sets d->id.  -EEXIST if the path is taken. */
+int catalog_dir_add(struct catalog *c, struct catalog_dir *d);
+int catalog_dir_remove(struct catalog *c, int64_t id);
+int catalog_dir_setattr(struct catalog *c, int64_t id, uint32_t mode, uint32_t uid,
+    uint32_t gid, int64_t mtime_ns, int64_t ctime_ns);
+/*
+ * Rename directory from to to in one transaction: its row and every path
+ * below it, disks' names included.  victim > 0: an empty directory at to,
+ * removed in the same transaction.
+ */
+int catalog_dir_rename(struct catalog *c, const char *from, const char *to, int64_t victim);
 
 /*
  * Checkpoint transaction: begin, disk updates (and, once, the rows' retirement),

@@ -1,7 +1,8 @@
 /*
  * catalog_disks: the disks table's rows: loading them, adding a disk or a
  * snapshot (with an id reserved before, for a copy: lifecycle.c), renaming,
- * unnaming, attributes, purging (catalog.h has the contract; catalog.c the
+ * unnaming, attributes, a blank disk adopting a template and family (a copy
+ * into it: share.c), purging (catalog.h has the contract; catalog.c the
  * connection).
  *
  * Invariants:
@@ -40,7 +41,7 @@ disk_row(struct catalog *c, sqlite3_stmt *st, const struct each_row *e)
 	column_str(st, 12, d.snap_name, sizeof(d.snap_name));
 	d.family = sqlite3_column_int64(st, 13);
 	d.origin = sqlite3_column_int64(st, 14);
-	if (!id_ok(d.id) || !name_ok(d.name, 1) || !id_ok(d.template_id) ||
+	if (!id_ok(d.id) || !path_ok(d.name, 1) || (d.template_id && !id_ok(d.template_id)) ||
 	    d.size > DISK_SIZE_MAX || (d.mode & ~07777u) || d.snap_of < 0 || d.family < 0 ||
 	    d.origin < 0 || !name_ok(d.snap_name, 1) || (d.snap_of && d.name[0]) ||
 	    (!d.snap_of && d.snap_name[0]))
@@ -89,7 +90,10 @@ catalog_disk_add(struct catalog *c, struct catalog_disk *d)
 		sqlite3_bind_int64(st, 15, d->id);
 	else
 		sqlite3_bind_null(st, 15);
-	sqlite3_bind_int64(st, 2, d->template_id);
+	if (d->template_id)
+		sqlite3_bind_int64(st, 2, d->template_id);
+	else
+		sqlite3_bind_null(st, 2);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)d->size);
 	sqlite3_bind_int(st, 4, (int)d->mode);
 	sqlite3_bind_int64(st, 5, d->uid);
@@ -193,6 +197,26 @@ catalog_disk_setattr(struct catalog *c, int64_t id, uint32_t mode, uint32_t uid,
 	sqlite3_bind_int64(st, 3, uid);
 	sqlite3_bind_int64(st, 4, gid);
 	sqlite3_bind_int64(st, 5, ctime_ns);
+	return catalog_run_once(c, st);
+}
+
+int
+catalog_disk_adopt(struct catalog *c, int64_t id, int64_t template_id, int64_t family,
+    int64_t origin)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = catalog_prepare(c, "UPDATE disks SET template_id = ?2, family = ?3, origin = ?4 "
+	    "WHERE id = ?1", &st)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if (template_id)
+		sqlite3_bind_int64(st, 2, template_id);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_int64(st, 3, family);
+	sqlite3_bind_int64(st, 4, origin);
 	return catalog_run_once(c, st);
 }
 

@@ -28,6 +28,7 @@ struct catalog {
 	char		 errmsg[256];
 	int		 version;	/* schema version (2: read-only, not migrated) */
 	int		 lineage;	/* the disks table has the snapshot columns (schema 5) */
+	int		 dirs;		/* the dirs table, disks of no template (schema 6) */
 };
 
 /* The caller's function and argument, for the row decoder of its query. */
@@ -35,6 +36,7 @@ struct each_row {
 	union {
 		int	(*tmpl)(const struct catalog_template *t, void *arg);
 		int	(*disk)(const struct catalog_disk *d, void *arg);
+		int	(*dir)(const struct catalog_dir *d, void *arg);
 		int	(*extent)(int64_t disk_id, uint64_t loff, uint64_t len, int64_t laddr,
 			    void *arg);
 	} fn;
@@ -48,6 +50,8 @@ struct each_row {
 int id_ok(int64_t id);
 /* A name as create wrote it ("" allowed where unlinked is). */
 int name_ok(const char *name, int may_be_empty);
+/* A disk's or directory's path as create wrote it ("" allowed where unlinked is). */
+int path_ok(const char *path, int may_be_empty);
 /* A text column; "" for NULL. */
 void column_str(sqlite3_stmt *st, int col, char *buf, size_t len);
 /* Step a one-off statement that returns no row, then finalize it; 0 or -errno. */

@@ -296,9 +296,9 @@ store_check(struct store *st, struct sbuf *out)
 		uint64_t disk, live;
 		store_log_space(st, &disk, &live);
 		live = exact_live(st, live);
-		sbuf_printf(out, "store '%s': schema version %d, log format %d; log: %llu bytes on "
+		sbuf_printf(out, "store '%s': schema version %d, log format %d (new segments); log: %llu bytes on "
 		    "disk, %llu bytes of them in use by the disks, %llu more kept for reuse\n",
-		    st->datadir, CATALOG_SCHEMA_VERSION, LOG_FORMAT_VERSION, (unsigned long long)disk,
+		    st->datadir, catalog_version(st->cat), LOG_FORMAT_VERSION, (unsigned long long)disk,
 		    (unsigned long long)live, (unsigned long long)store_log_spare(st));
 	}
 	check_catalog(&c);

@@ -132,6 +132,25 @@ replay_clone(struct replay_ctx *rc, struct disk *d, const struct rec_header *h, 
 	return dmap_copy(d, src, laddr);
 }
 
+/* A REC_SHARE in replay: applied above the index's position; below it, the index's range shows. */
+static int
+replay_share(struct replay_ctx *rc, struct disk *d, const struct rec_header *h, uint64_t laddr)
+{
+	struct disk *src = rec_aux(h) ? disk_get(rc->st, rec_aux(h)) : NULL;
+
+	if (h->seq >= rc->ix_seq && (src || !rec_aux(h)))
+		return dmap_share(d, src, h->offset, h->length, laddr);
+	if (h->seq >= rc->ix_seq)
+		/* disk_purge waits for a checkpoint past every copy of a disk: not reached */
+		hlog(HLOG_ERROR, "disk %lld: the disk a range was copied from (%llu) is gone; the "
+		    "range keeps what the index holds", (long long)d->id,
+		    (unsigned long long)rec_aux(h));
+	dmap_reveal(d, h->offset, h->length);
+	if (h->offset + h->length > d->size)
+		d->size = h->offset + h->length;
+	return 0;
+}
+
 static int
 replay_apply(const struct rec_header *h, uint64_t rec_laddr, void *arg)
 {
@@ -144,6 +163,8 @@ replay_apply(const struct rec_header *h, uint64_t rec_laddr, void *arg)
 	}
 	if (h->type == REC_CLONE)
 		return replay_clone(rc, d, h, rec_laddr);
+	if (h->type == REC_SHARE)
+		return replay_share(rc, d, h, rec_laddr);
 	return disk_apply(d, h, rec_laddr);
 }
 

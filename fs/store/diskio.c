@@ -329,7 +329,7 @@ out:
  * log_lock.  sums: the data's checksums if the caller computed them before
  * taking log_lock, else NULL.
  */
-static int
+int
 disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
     const struct wlog_sums *sums)
 {
@@ -355,49 +355,6 @@ disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *dat
 	return rc;
 }
 
-ssize_t
-store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t off)
-{
-	struct rec_header h = { 0 };
-	struct wlog_sums sums;
-	struct disk *d;
-	ssize_t rc;
-
-	if (len == 0)
-		return 0;
-	/*
-	 * Checksum outside log_lock, so that writers do it in parallel.  If the
-	 * write is cut at the disk's end below, wlog computes them again for
-	 * the shorter record.
-	 */
-	wlog_sums_compute(&sums, buf, len < REC_DATA_MAX ? len : REC_DATA_MAX);
-	if ((rc = io_begin_change(st, id, &d)) < 0)
-		return rc;
-	pthread_mutex_lock(&st->log_lock);
-	/* the size only changes under log_lock, so it holds until the append */
-	if (off >= d->size) {
-		rc = -EFBIG;
-	} else {
-		uint64_t n = len < d->size - off ? len : d->size - off;
-		if (n > REC_DATA_MAX)
-			n = REC_DATA_MAX;
-		h.type = REC_WRITE;
-		h.disk_id = (uint64_t)d->id;
-		h.offset = off;
-		h.length = n;
-		if ((rc = space_admit(st, n + REC_OVERHEAD)) == 0 &&
-		    (rc = extents_admit(st, d, off, n)) == 0)
-			rc = disk_log(st, d, &h, buf, &sums);
-		if (rc == 0)
-			rc = (ssize_t)n;
-	}
-	pthread_mutex_unlock(&st->log_lock);
-	if (rc > 0)
-		checkpoint_nudge(st);
-	io_end(st);
-	return rc;
-}
-
 /* Set the size of d by a REC_SIZE record.  Caller holds ns_lock shared and log_lock. */
 static int
 disk_resize(struct store *st, struct disk *d, uint64_t size)
@@ -415,6 +372,49 @@ disk_resize(struct store *st, struct disk *d, uint64_t size)
 	h.offset = size;
 	return disk_log(st, d, &h, NULL, NULL);
 }
+
+ssize_t
+store_write(struct store *st, uint64_t id, const void *buf, size_t len, uint64_t off)
+{
+	struct rec_header h = { 0 };
+	uint64_t n = len < REC_DATA_MAX ? len : REC_DATA_MAX;
+	struct wlog_sums sums;
+	struct disk *d;
+	ssize_t rc;
+
+	if (len == 0)
+		return 0;
+	/* at the largest disk's end, as a file system at its largest file: what fits, then EFBIG */
+	if (off >= st->disk_size_max)
+		return -EFBIG;
+	if (n > st->disk_size_max - off)
+		n = st->disk_size_max - off;
+	/* checksum outside log_lock, so that writers do it in parallel */
+	wlog_sums_compute(&sums, buf, n);
+	if ((rc = io_begin_change(st, id, &d)) < 0)
+		return rc;
+	pthread_mutex_lock(&st->log_lock);
+	h.type = REC_WRITE;
+	h.disk_id = (uint64_t)d->id;
+	h.offset = off;
+	h.length = n;
+	/*
+	 * The size only changes under log_lock, so it holds until the append.  A
+	 * write past the end grows the disk first, as a file grows: a crash
+	 * between the two records leaves it grown, not written.
+	 */
+	if ((rc = space_admit(st, n + REC_OVERHEAD)) == 0 &&
+	    (rc = extents_admit(st, d, off, n)) == 0 &&
+	    (off + n <= d->size || (rc = disk_resize(st, d, off + n)) == 0) &&
+	    (rc = disk_log(st, d, &h, buf, &sums)) == 0)
+		rc = (ssize_t)n;
+	pthread_mutex_unlock(&st->log_lock);
+	if (rc > 0)
+		checkpoint_nudge(st);
+	io_end(st);
+	return rc;
+}
+
 
 int
 store_zero(struct store *st, uint64_t id, uint64_t off, uint64_t len, int keep_size)

@@ -87,6 +87,12 @@ disk_get(struct store *st, uint64_t id)
 	return i < st->ndisks && (uint64_t)st->disks[i]->id == id ? st->disks[i] : NULL;
 }
 
+size_t
+disk_name_slot(const struct store *st, const char *name)
+{
+	return table_search(st->by_name, st->nnamed, cmp_name, name);
+}
+
 struct disk *
 disk_by_name(struct store *st, const char *name)
 {
@@ -275,7 +281,7 @@ static int
 load_disk(const struct catalog_disk *cd, void *arg)
 {
 	struct store *st = arg;
-	struct tmpl *t = tmpl_by_id(st, cd->template_id);
+	struct tmpl *t = cd->template_id ? tmpl_by_id(st, cd->template_id) : st->no_tmpl;
 	struct disk *d;
 	int rc;
 

@@ -33,6 +33,11 @@
  *                     shared (root_tree names it until the next commit
  *                     clones it, root_pending) and the overlays copied
  *
+ *   dmap_share        a REC_SHARE applied (share.c, replay): a range of
+ *                     the overlay becomes another disk's view of it
+ *   dmap_reveal       replay met a REC_SHARE the index holds: the range
+ *                     leaves the overlay, the committed tree shows
+ *
  * d->log_bytes (the bytes the view maps to the log) is kept exact by
  * dmap_set; dmap_recount computes it from the layers when they came from
  * somewhere else (a dead worker's snapshot of an older tree).
@@ -385,4 +390,70 @@ dmap_copy(struct disk *dst, struct disk *src, uint64_t rec_laddr)
 		pthread_rwlock_unlock(&src->lock);
 	}
 	return 0;
+}
+
+/* ---- sharing a range ------------------------------------------------------ */
+
+/* A walk's extents, gathered into a growing array (dmap_share). */
+struct extent_list {
+	struct extent	*v;
+	size_t		 n, cap;
+};
+
+static int
+list_extent(const struct extent *e, void *arg)
+{
+	struct extent_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct extent *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *e;
+	return 0;
+}
+
+int
+dmap_share(struct disk *dst, struct disk *src, uint64_t off, uint64_t len, uint64_t rec_laddr)
+{
+	struct extent_list l = { NULL, 0, 0 };
+	uint64_t end = off + len;
+	int rc = 0;
+
+	if (src) {
+		pthread_rwlock_rdlock(&src->lock);
+		rc = dmap_walk(src, off, end, list_extent, &l);
+		src->clone_src_laddr = rec_laddr;
+		pthread_rwlock_unlock(&src->lock);
+	}
+	pthread_rwlock_wrlock(&dst->lock);
+	/* what src leaves unmapped reads from the template, which both disks have */
+	if (rc == 0)
+		rc = dmap_set(dst, off, len, EXTMAP_UNMAPPED);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		uint64_t lo = l.v[i].loff > off ? l.v[i].loff : off;
+		uint64_t hi = extent_end(&l.v[i]) < end ? extent_end(&l.v[i]) : end;
+		if (lo < hi)
+			rc = dmap_set(dst, lo, hi - lo, l.v[i].laddr);
+	}
+	if (rc == 0 && end > dst->size)
+		dst->size = end;
+	dst->meta_dirty = 1;
+	pthread_rwlock_unlock(&dst->lock);
+	free(l.v);
+	return rc;
+}
+
+void
+dmap_reveal(struct disk *d, uint64_t off, uint64_t len)
+{
+	uint64_t before = view_log_bytes(d, off, off + len);
+
+	if (extmap_clear(d->map, off, len) == 0)
+		d->log_bytes += view_log_bytes(d, off, off + len) - before;
+	d->meta_dirty = 1;
 }

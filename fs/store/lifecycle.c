@@ -214,7 +214,7 @@ lifecycle_precheck(struct store *st, const char *what, const char *name, char *e
 		snprintf(err, errlen, "the store is open read-only");
 		return -EROFS;
 	}
-	if (name_check(name, &why) < 0) {
+	if ((strcmp(what, "disk") == 0 ? path_check(name, &why) : name_check(name, &why)) < 0) {
 		snprintf(err, errlen, "invalid %s name '%s': %s", what, name, why);
 		return -EINVAL;
 	}
@@ -284,7 +284,7 @@ store_clone(struct store *st, const char *from, const char *name, const char *to
 	} else if (!src) {
 		snprintf(err, errlen, "no disk or snapshot named '%s'", from);
 		rc = -ENOENT;
-	} else {
+	} else if ((rc = path_namespace_check(st, name, err, errlen)) == 0) {
 		row_from(&nd, src, token);
 		snprintf(nd.name, sizeof(nd.name), "%s", name);
 		nd.mode = 0600;

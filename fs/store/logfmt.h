@@ -35,7 +35,8 @@
  *     or a killed mount is a marker and not something that looks torn.
  *
  * Version 2 segments (prev_end 0, never reused) are still read; new segments
- * are written as version 3.
+ * are written as version 5 (the record types below say which version
+ * brought each).
  *
  * Record types:
  *   REC_WRITE  the disk's bytes at [offset, offset+length).  The header is
@@ -58,6 +59,14 @@
  *   REC_LINK   (v4) disk_id's [offset, offset+length) maps to the bytes of
  *              the REC_WRITE at laddr aux, as its own writes would: a
  *              record the cleaner moved for one disk, shared by others.
+ *   REC_SHARE  (v5) disk_id's [offset, offset+length) becomes what disk aux
+ *              maps there, as it is at this record (its records, zeros,
+ *              or its template's bytes; copy_file_range in the mount,
+ *              share.c), and the disk grows to offset+length if smaller;
+ *              aux 0: the range reads from disk_id's own template.  Both
+ *              disks are of one family and template.  Replay applies it
+ *              above the index's position; below it, the index holds it,
+ *              and the range is cleared from what replay built so far.
  *   REC_END    not a record: a 64-byte header (seq = the next record's, all
  *              else 0 but magic and hdr_crc) marking the end of the log in a
  *              reused file.  Never replayed, never pointed at, overwritten by
@@ -91,7 +100,7 @@
 
 #include <stdint.h>
 
-#define LOG_FORMAT_VERSION	4
+#define LOG_FORMAT_VERSION	5
 #define LOG_FORMAT_VERSION_MIN	2	/* oldest segment header still read */
 
 #define SEG_MAGIC		"HCOWSEG1"
@@ -116,6 +125,7 @@ enum rec_type {
 	REC_END = 4,			/* end marker, not a record (see above) */
 	REC_CLONE = 5,			/* v4: the disk's map becomes a copy of another's */
 	REC_LINK = 6,			/* v4: a range maps to an existing record's bytes */
+	REC_SHARE = 7,			/* v5: a range becomes another disk's same range */
 };
 
 #define REC_F_GROW	1		/* REC_ZERO only: grow the disk to cover it */

@@ -111,38 +111,60 @@ store_getattr(struct store *st, uint64_t id, struct disk_attr *a)
 	return rc;
 }
 
-/* The first disk with an id > after that pick accepts, as store_next and store_next_snapshot give it. */
+/* The first disk with an id > after that pick accepts in directory dir (NULL: any). */
 static int
-next_where(struct store *st, uint64_t after, struct disk_attr *a, int (*pick)(const struct disk *d))
+next_where(struct store *st, uint64_t after, struct disk_attr *a,
+    int (*pick)(struct store *st, const struct disk *d, const char *dir), const char *dir)
 {
 	struct disk *d = NULL;
 	int rc;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
 	for (size_t i = disk_index_after(st, after + 1); !d && i < st->ndisks; i++)
-		if (pick(st->disks[i]))
+		if (pick(st, st->disks[i], dir))
 			d = st->disks[i];
 	rc = attr_get(st, d, a);
 	pthread_rwlock_unlock(&st->ns_lock);
 	return rc;
 }
 
+/* Is path's directory dir (NULL: any)? */
 static int
-is_named_disk(const struct disk *d)
+path_in(const char *path, const char *dir)
 {
-	return d->name[0] != '\0';
+	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) : 0;
+
+	return !dir || (strlen(dir) == len && strncmp(path, dir, len) == 0);
 }
 
 static int
-is_named_snapshot(const struct disk *d)
+is_named_disk(struct store *st, const struct disk *d, const char *dir)
 {
-	return d->snap_of && d->snap_name[0];
+	(void)st;
+	return d->name[0] != '\0' && path_in(d->name, dir);
+}
+
+static int
+is_named_snapshot(struct store *st, const struct disk *d, const char *dir)
+{
+	const struct disk *of;
+
+	if (!d->snap_of || !d->snap_name[0])
+		return 0;
+	return !dir || ((of = disk_get(st, (uint64_t)d->snap_of)) && path_in(of->name, dir));
 }
 
 int
 store_next(struct store *st, uint64_t after, struct disk_attr *a)
 {
-	return next_where(st, after, a, is_named_disk);
+	return next_where(st, after, a, is_named_disk, NULL);
+}
+
+int
+store_next_in(struct store *st, const char *dir, uint64_t after, struct disk_attr *a)
+{
+	return next_where(st, after, a, is_named_disk, dir);
 }
 
 int
@@ -159,7 +181,13 @@ store_lookup_full(struct store *st, const char *name, struct disk_attr *a)
 int
 store_next_snapshot(struct store *st, uint64_t after, struct disk_attr *a)
 {
-	return next_where(st, after, a, is_named_snapshot);
+	return next_where(st, after, a, is_named_snapshot, NULL);
+}
+
+int
+store_next_snapshot_in(struct store *st, const char *dir, uint64_t after, struct disk_attr *a)
+{
+	return next_where(st, after, a, is_named_snapshot, dir);
 }
 
 /*
@@ -208,25 +236,39 @@ disk_purge(struct store *st, struct disk *d)
 }
 
 int
+path_namespace_check(struct store *st, const char *path, char *err, size_t errlen)
+{
+	if (!path_parent_exists(st, path)) {
+		snprintf(err, errlen, "no directory '%.*s' (make it first)",
+		    (int)(strrchr(path, '/') - path), path);
+		return -ENOENT;
+	}
+	if (path_is_dir(st, path)) {
+		snprintf(err, errlen, "'%s' is a directory", path);
+		return -EEXIST;
+	}
+	return 0;
+}
+
+int
 store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t size,
     const char *token, struct disk_attr *a, char *err, size_t errlen)
 {
-	struct catalog_template rec;
 	struct catalog_disk cd = { 0 };
 	struct tmpl *t;
 	struct disk *d;
 	const char *why;
-	int fd = -1, rc;
+	int rc;
 
 	if (st->readonly) {
 		snprintf(err, errlen, "the store is open read-only (mounted with -o ro)");
 		return -EROFS;
 	}
-	if (name_check(name, &why) < 0) {
+	if (path_check(name, &why) < 0) {
 		snprintf(err, errlen, "invalid disk name '%s': %s", name, why);
 		return -EINVAL;
 	}
-	if (name_check(tmpl_name, &why) < 0) {
+	if (tmpl_name && name_check(tmpl_name, &why) < 0) {
 		snprintf(err, errlen, "invalid template name '%s': %s", tmpl_name, why);
 		return -EINVAL;
 	}
@@ -249,15 +291,22 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 		pthread_rwlock_unlock(&st->ns_lock);
 		goto out;
 	}
+	rc = path_namespace_check(st, name, err, errlen);
 	pthread_rwlock_unlock(&st->ns_lock);
+	if (rc < 0)
+		goto out;
+	if (!tmpl_name) {
+		t = st->no_tmpl;
+		goto add;
+	}
 
-	if ((rc = template_probe(st->tmpldirfd, tmpl_name, &rec, &fd, err, errlen)) < 0)
+	if ((rc = tmpl_acquire(st, tmpl_name, &t, err, errlen)) < 0)
 		goto out;
 	if (size == 0)
-		size = rec.size;
-	if (size < rec.size) {
+		size = t->rec.size;
+	if (size < t->rec.size) {
 		snprintf(err, errlen, "size %llu is smaller than template '%s' (%llu bytes)",
-		    (unsigned long long)size, tmpl_name, (unsigned long long)rec.size);
+		    (unsigned long long)size, tmpl_name, (unsigned long long)t->rec.size);
 		rc = -EINVAL;
 		goto out;
 	}
@@ -267,30 +316,7 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 		rc = -EINVAL;
 		goto out;
 	}
-	if ((rc = catalog_template_get(st->cat, &rec)) < 0) {
-		snprintf(err, errlen, "cannot record template '%s': %s", tmpl_name, catalog_error(st->cat));
-		goto out;
-	}
-	t = tmpl_by_id(st, rec.id);
-	if (!t) {
-		if (!(t = tmpl_new(&rec, fd, st->tmpldirfd))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		fd = -1;
-		if ((rc = tmpl_add(st, t)) < 0) {
-			tmpl_free(t);
-			goto out;
-		}
-	} else if (t->problem[0]) {
-		/* the file is back as it was when those disks were cloned */
-		pthread_rwlock_wrlock(&st->ns_lock);
-		tmpl_reopened(t, fd);
-		pthread_rwlock_unlock(&st->ns_lock);
-		fd = -1;
-		hlog(HLOG_INFO, "template '%s' matches its recorded version again", tmpl_name);
-	}
-
+add:
 	snprintf(cd.name, sizeof(cd.name), "%s", name);
 	cd.template_id = t->rec.id;
 	cd.size = size;
@@ -315,11 +341,9 @@ store_create(struct store *st, const char *name, const char *tmpl_name, uint64_t
 	}
 	disk_attr_fill(d, a);
 	hlog(HLOG_INFO, "created disk '%s' (id %lld) from template '%s', %llu bytes",
-	    name, (long long)cd.id, tmpl_name, (unsigned long long)size);
+	    name, (long long)cd.id, tmpl_name ? tmpl_name : "-", (unsigned long long)size);
 out:
 	pthread_mutex_unlock(&st->cat_lock);
-	if (fd >= 0)
-		close(fd);
 	if (rc < 0 && !err[0])
 		snprintf(err, errlen, "%s", strerror(-rc));
 	return rc;
@@ -356,7 +380,7 @@ store_unlink(struct store *st, const char *name)
 	open = d && d->snap_of && disk_maybe_open(st, d);
 	pthread_rwlock_unlock(&st->ns_lock);
 	if (!d) {
-		rc = -ENOENT;
+		rc = name[0] && path_is_dir(st, name) ? -EISDIR : -ENOENT;
 	} else if (snaps) {
 		hlog(HLOG_WARN, "not deleting disk '%s': it has %zu snapshot%s (hcowctl snapshots "
 		    "%s); delete them first", name, snaps, snaps == 1 ? "" : "s", name);
@@ -382,21 +406,32 @@ store_rename(struct store *st, const char *from, const char *to, unsigned flags)
 {
 	struct disk *src, *dst;
 	const char *why;
-	int rc;
+	int rc, from_dir, to_dir, parent;
 
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL;
-	if (name_check(to, &why) < 0)
+	if (path_check(to, &why) < 0)
 		return -EINVAL;
+	if (st->readonly)
+		return -EROFS;
 	pthread_mutex_lock(&st->cat_lock);
 	pthread_rwlock_rdlock(&st->ns_lock);
 	src = from[0] ? disk_by_name(st, from) : NULL;
 	dst = disk_by_name(st, to);
+	from_dir = from[0] && path_is_dir(st, from);
+	to_dir = path_is_dir(st, to);
+	parent = path_parent_exists(st, to);
 	pthread_rwlock_unlock(&st->ns_lock);
-	if (!src)
+	if (from_dir) {
+		rc = strcmp(from, to) == 0 ? 0 : dir_rename_locked(st, from, to, flags & RENAME_NOREPLACE);
+	} else if (!src)
 		rc = -ENOENT;
 	else if (src == dst)
 		rc = 0;
+	else if (to_dir)
+		rc = -EISDIR;
+	else if (!parent)
+		rc = -ENOENT;
 	else if (dst && (flags & RENAME_NOREPLACE))
 		rc = -EEXIST;
 	else if (dst && disk_snapshot_count(st, dst))
@@ -597,7 +632,10 @@ store_describe(struct store *st, struct sbuf *sb, int json)
 			sbuf_addstr(sb, first ? "{\"name\":" : ",{\"name\":");
 			sbuf_json_str(sb, a.name);
 			sbuf_addstr(sb, ",\"template\":");
-			sbuf_json_str(sb, a.template_name);
+			if (a.template_name[0])
+				sbuf_json_str(sb, a.template_name);
+			else
+				sbuf_addstr(sb, "null");	/* made in the mount: none */
 			sbuf_printf(sb, ",\"size\":%llu,\"log_bytes\":%llu,\"extents\":%llu,\"opens\":%d,"
 			    "\"snapshots\":%u,\"origin\":", (unsigned long long)a.size,
 			    (unsigned long long)a.log_bytes, (unsigned long long)a.extents, a.opens,
@@ -613,7 +651,8 @@ store_describe(struct store *st, struct sbuf *sb, int json)
 			char size[32], log[32];
 			size_format(a.size, size, sizeof(size));
 			size_format(a.log_bytes, log, sizeof(log));
-			sbuf_printf(sb, "%-24s %-20s %12s %12s %9llu %5d  %s", a.name, a.template_name,
+			sbuf_printf(sb, "%-24s %-20s %12s %12s %9llu %5d  %s", a.name,
+			    a.template_name[0] ? a.template_name : "-",
 			    size, log, (unsigned long long)a.extents, a.opens, disk_state(&a));
 			/* who shares what: a disk with snapshots cannot go, a clone reads its origin's */
 			if (a.snapshots)

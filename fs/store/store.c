@@ -310,11 +310,16 @@ store_prepare_dir(const struct store_opts *o, int *lockfd, char *err, size_t err
 static struct store *
 store_new(const struct store_opts *o)
 {
+	static const struct catalog_template none = { 0 };
 	struct store *st = calloc(1, sizeof(*st));
 	pthread_rwlockattr_t rwa;
 
 	if (!st)
 		return NULL;
+	if (!(st->no_tmpl = tmpl_new(&none, -1, -1))) {
+		free(st);
+		return NULL;
+	}
 	st->tmpldirfd = -1;
 	snprintf(st->datadir, sizeof(st->datadir), "%s", o->datadir);
 	snprintf(st->tmpldir, sizeof(st->tmpldir), "%s", o->tmpldir ? o->tmpldir : "");
@@ -522,7 +527,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	st->lockfd = lockfd;
 	if ((rc = store_open_files(st, o, &cp_laddr, &cp_seq, err, errlen)) < 0)
 		goto fail;
-	if ((rc = tmpls_load(st)) < 0 || (rc = disks_load(st)) < 0) {
+	if ((rc = tmpls_load(st)) < 0 || (rc = disks_load(st)) < 0 || (rc = dirs_load(st)) < 0) {
 		snprintf(err, errlen, "cannot load catalog '%s/catalog.db': %s", o->datadir,
 		    rc == -EUCLEAN ? "it refers to templates it does not hold" : catalog_error(st->cat));
 		goto fail;
@@ -573,7 +578,10 @@ store_close(struct store *st)
 			hlog(HLOG_WARN, "final checkpoint failed; the next open replays the log");
 	}
 	disks_free(st);
+	dirs_free(st);
 	tmpls_free(st);
+	if (st->no_tmpl)
+		tmpl_free(st->no_tmpl);
 	index_close(st->ix);
 	wlog_close(st->log);
 	catalog_close(st->cat);

@@ -111,9 +111,68 @@ int store_lookup(struct store *st, const char *name, struct disk_attr *a);
 int store_getattr(struct store *st, uint64_t id, struct disk_attr *a);
 /* The linked disk with the smallest id > after; -ENOENT when none. */
 int store_next(struct store *st, uint64_t after, struct disk_attr *a);
+/* The same among the disks in directory dir ("" the root). */
+int store_next_in(struct store *st, const char *dir, uint64_t after, struct disk_attr *a);
 
 /*
- * Create disk `name` as a clone of template `tmpl` (size 0: the template's).
+ * Templates as the mount shows them, read-only (tmpldir.c).  A lookup
+ * records the file's version (its id, stable while the file is unchanged);
+ * t (if not NULL) is a handle for reads and copies, valid until store_close.
+ */
+struct tmpl;
+struct template_attr {
+	uint64_t id;
+	char	 name[256];
+	uint64_t size;
+	int64_t	 mtime_ns;
+	uint64_t blocks;
+};
+int store_template_lookup(struct store *st, const char *name, struct template_attr *a,
+    struct tmpl **t);
+int store_template_get(struct store *st, uint64_t id, struct template_attr *a, struct tmpl **t);
+ssize_t store_template_read(struct tmpl *t, void *buf, size_t len, uint64_t off);
+uint64_t store_template_size(const struct tmpl *t);
+/* The i-th template file by name (0 first); -ENOENT past the last. */
+int store_template_at(struct store *st, size_t i, char *name, size_t len);
+
+/*
+ * copy_file_range inside the mount (share.c): dst's [off_out, +len) gets
+ * the source's [off_in, +len), sharing its extents where it can.  Bytes
+ * copied (0 at or past the source's end) or -errno.
+ */
+ssize_t store_copy_range(struct store *st, uint64_t src_id, uint64_t off_in, uint64_t dst_id,
+    uint64_t off_out, uint64_t len);
+ssize_t store_copy_template(struct store *st, struct tmpl *t, uint64_t off_in, uint64_t dst_id,
+    uint64_t off_out, uint64_t len);
+
+/*
+ * Directories (dirs.c).  A disk's name is its path: names joined by '/',
+ * each in a directory that exists.  The root is id 0, path "", and has no
+ * row: these calls see the others.
+ */
+struct dir_attr {
+	uint64_t id;
+	char	 path[NAME_MAX_LEN + 1];
+	uint32_t mode, uid, gid;
+	int64_t	 mtime_ns, ctime_ns;	/* 0 for the root: no stored times */
+	unsigned subdirs;		/* directories directly in it */
+};
+int store_dir_lookup(struct store *st, const char *path, struct dir_attr *a);
+/* By id (0: the root, mode 0755, owned by root). */
+int store_dir_get(struct store *st, uint64_t id, struct dir_attr *a);
+/* The directory with the smallest id > after directly in parent ("" the root); -ENOENT when none. */
+int store_dir_next(struct store *st, const char *parent, uint64_t after, struct dir_attr *a);
+/* -EEXIST (a disk or directory is there), -ENOENT (no parent), -EINVAL (a bad name). */
+int store_mkdir(struct store *st, const char *path, uint32_t mode, uint32_t uid, uint32_t gid,
+    struct dir_attr *a);
+/* -ENOTEMPTY while anything is in it. */
+int store_rmdir(struct store *st, const char *path);
+int store_dir_setattr(struct store *st, uint64_t id, int mask, uint32_t mode, uint32_t uid,
+    uint32_t gid, int64_t mtime_ns);
+
+/*
+ * Create disk `name` (a path) as a clone of template `tmpl` (size 0: the
+ * template's), or, with tmpl NULL, of no template: it reads zeros.
  * A retry with the same non-empty token of a create that succeeded returns 0.
  */
 int store_create(struct store *st, const char *name, const char *tmpl, uint64_t size,
@@ -144,6 +203,8 @@ int store_describe_snapshots(struct store *st, const char *disk, struct sbuf *sb
 int store_lookup_full(struct store *st, const char *name, struct disk_attr *a);
 /* The next snapshot (id > after) of any disk, for .snapshots' listing; a->name is DISK@SNAP. */
 int store_next_snapshot(struct store *st, uint64_t after, struct disk_attr *a);
+/* The same among the snapshots of the disks in directory dir. */
+int store_next_snapshot_in(struct store *st, const char *dir, uint64_t after, struct disk_attr *a);
 
 /*
  * Unlink: the disk disappears from the namespace; its data goes when the

@@ -63,15 +63,19 @@ struct tmpl {
 /*
  * A disk's attributes as every layer keeps them under the same names (the
  * catalog's row, struct disk, the public struct disk_attr): copied by one
- * macro, as the three structs differ in everything else.
+ * macro, as the three structs differ in everything else.  A directory's
+ * (dirs.c) are the same but the size: DISK_META_COPY_TIMES.
  */
-#define DISK_META_COPY(to, from) do {		\
-	(to)->size = (from)->size;		\
+#define DISK_META_COPY_TIMES(to, from) do {	\
 	(to)->mode = (from)->mode;		\
 	(to)->uid = (from)->uid;		\
 	(to)->gid = (from)->gid;		\
 	(to)->mtime_ns = (from)->mtime_ns;	\
 	(to)->ctime_ns = (from)->ctime_ns;	\
+} while (0)
+#define DISK_META_COPY(to, from) do {		\
+	(to)->size = (from)->size;		\
+	DISK_META_COPY_TIMES(to, from);		\
 } while (0)
 
 struct disk {
@@ -146,6 +150,9 @@ struct store {
 	size_t		 nnamed, by_name_alloc;
 	struct tmpl	**tmpls;
 	size_t		 ntmpls;
+	struct tmpl	*no_tmpl;	/* the template of disks made in the mount: none, 0 bytes */
+	struct dir	**dirs;		/* the directories, sorted by path (dirs.c) */
+	size_t		 ndirs, dirs_alloc;
 
 	pthread_t	 cp_thread;
 	int		 cp_running;
@@ -210,6 +217,12 @@ store_ix_generation(const struct store *st)
 /* ---- tmplwatch.c: the templates in use --------------------------------- */
 
 struct tmpl *tmpl_by_id(struct store *st, int64_t id);
+/*
+ * The template file `name` as it is now, recorded in the catalog and
+ * opened (cat_lock held): a version seen before is the same struct.
+ * 0, or -errno with a line in err.
+ */
+int tmpl_acquire(struct store *st, const char *name, struct tmpl **out, char *err, size_t errlen);
 int tmpl_add(struct store *st, struct tmpl *t);
 /* A template loaded from its open file fd (owned from now on) and catalog row; NULL if out of memory. */
 struct tmpl *tmpl_new(const struct catalog_template *rec, int fd, int dirfd);
@@ -225,6 +238,19 @@ int tmpls_load(struct store *st);
 /* The checkpoint thread: look at every template by name, take or renew leases. */
 void tmpls_watch(struct store *st);
 void tmpls_free(struct store *st);
+
+/* ---- dirs.c: the directories ------------------------------------------- */
+
+int dirs_load(struct store *st);
+void dirs_free(struct store *st);
+/* Does the directory path is in exist (the root always does)?  ns_lock or cat_lock held. */
+int path_parent_exists(const struct store *st, const char *path);
+/* Is path a directory ("" is the root)?  ns_lock held. */
+int path_is_dir(const struct store *st, const char *path);
+/* May a new disk be at path (its directory exists, no directory is there)?  0, or -errno with err. */
+int path_namespace_check(struct store *st, const char *path, char *err, size_t errlen);
+/* Rename directory from to to, and all below it (cat_lock held; namespace.c's store_rename). */
+int dir_rename_locked(struct store *st, const char *from, const char *to, unsigned noreplace);
 
 /* ---- dmap.c: a disk's map as readers see it ----------------------------- */
 
@@ -250,6 +276,18 @@ struct extmap *dmap_publish(struct disk *d, const struct index_root *root);
  * changed).
  */
 int dmap_copy(struct disk *dst, struct disk *src, uint64_t rec_laddr);
+/*
+ * A REC_SHARE at rec_laddr: dst's [off, off+len) becomes src's (src NULL:
+ * unmapped, dst's template), dst growing to cover it.  Takes dst's lock
+ * exclusive and src's shared (two disks).  0 or -ENOMEM.
+ */
+int dmap_share(struct disk *dst, struct disk *src, uint64_t off, uint64_t len, uint64_t rec_laddr);
+/*
+ * Replay met a REC_SHARE the index holds: the overlay's [off, off+len) goes,
+ * so the committed tree (which has the share and what followed) shows.
+ * d->lock exclusive (or replay).
+ */
+void dmap_reveal(struct disk *d, uint64_t off, uint64_t len);
 
 /* ---- disks.c: the disk table, applying records ------------------------- */
 
@@ -264,6 +302,8 @@ int disk_table_put(struct store *st, struct disk *d);
 void disk_table_remove(struct store *st, struct disk *d);
 /* Rename d ("" unlinks it), keeping the name index sorted. */
 void disk_table_rename(struct store *st, struct disk *d, const char *name);
+/* The index in st->by_name of the first name >= name. */
+size_t disk_name_slot(const struct store *st, const char *name);
 /* The index in st->disks of the first disk whose id is id or more. */
 size_t disk_index_after(struct store *st, uint64_t id);
 /* Open: the catalog's disks, with empty maps; close: free them all. */
@@ -295,6 +335,9 @@ struct disk *disk_snapshot(struct store *st, int64_t parent, const char *snap);
 /* A disk by the name users write ("DISK" or "DISK@SNAP"), or NULL.  ns_lock held. */
 struct disk *disk_by_full_name(struct store *st, const char *name);
 
+/* Append h (and data) for d and apply it (diskio.c); ns_lock shared and log_lock held. */
+int disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
+    const struct wlog_sums *sums);
 /* Under d->lock (shared is enough). */
 void disk_attr_fill(const struct disk *d, struct disk_attr *a);
 /* Under d->lock exclusive: the one place a disk's contents and size change. */

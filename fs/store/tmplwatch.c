@@ -82,6 +82,42 @@ tmpl_add(struct store *st, struct tmpl *t)
 	return 0;
 }
 
+int
+tmpl_acquire(struct store *st, const char *name, struct tmpl **out, char *err, size_t errlen)
+{
+	struct catalog_template rec;
+	struct tmpl *t;
+	int fd = -1, rc;
+
+	if ((rc = template_probe(st->tmpldirfd, name, &rec, &fd, err, errlen)) < 0)
+		return rc;
+	if ((rc = catalog_template_get(st->cat, &rec)) < 0) {
+		snprintf(err, errlen, "cannot record template '%s': %s", name, catalog_error(st->cat));
+		close(fd);
+		return rc;
+	}
+	if (!(t = tmpl_by_id(st, rec.id))) {
+		if (!(t = tmpl_new(&rec, fd, st->tmpldirfd))) {
+			close(fd);
+			return -ENOMEM;
+		}
+		if ((rc = tmpl_add(st, t)) < 0) {
+			tmpl_free(t);
+			return rc;
+		}
+	} else if (t->problem[0]) {
+		/* the file is back as it was when those disks were cloned */
+		pthread_rwlock_wrlock(&st->ns_lock);
+		tmpl_reopened(t, fd);
+		pthread_rwlock_unlock(&st->ns_lock);
+		hlog(HLOG_INFO, "template '%s' matches its recorded version again", name);
+	} else {
+		close(fd);
+	}
+	*out = t;
+	return 0;
+}
+
 uint64_t
 fd_alloc_bytes(int fd)
 {

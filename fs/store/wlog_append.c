@@ -67,7 +67,7 @@ wlog_append_sums(struct wlog *w, struct rec_header *h, const void *data,
 	if (w->readonly)
 		return -EROFS;
 	/* never write what replay would refuse: it would cut everything after it */
-	if (h->type < REC_WRITE || h->type > REC_LINK || h->type == REC_END)
+	if (h->type < REC_WRITE || h->type > REC_SHARE || h->type == REC_END)
 		return -EINVAL;
 	if (h->type == REC_WRITE && (dlen == 0 || dlen > REC_DATA_MAX))
 		return -EINVAL;

@@ -76,6 +76,7 @@ rec_header_check(const struct rec_header *h, uint64_t expect_seq)
 	case REC_SIZE:
 	case REC_CLONE:
 	case REC_LINK:
+	case REC_SHARE:
 		if (h->data_crc != 0)
 			return "record without data has a data checksum";
 		break;

@@ -1,0 +1,298 @@
+/*
+ * share: copy_file_range inside the mount.  A copy shares the source's
+ * extents where it can, and copies bytes where it cannot.
+ *
+ * Design notes
+ *
+ * `cp vm1.img vm2.img` (coreutils asks copy_file_range, once per data run
+ * that SEEK_DATA finds) and `qemu-img convert -C` should cost what a clone
+ * costs: a record, not the bytes.  One record does it: REC_SHARE (logfmt.h)
+ * "dst's [off, off+len) becomes what src maps there", applied by dmap_share
+ * to the overlay (records, zeros, and unmapped ranges, which read the
+ * template), and by replay.  It is lifecycle.c's REC_CLONE for a range, and
+ * it keeps its rule: a disk reads only records of its family, so a range is
+ * shared only between disks of one family and template, at equal offsets
+ * (an extent's bytes are at its record's own offset).
+ *
+ * A blank destination (size 0, nothing in the log: what `cp` and
+ * `qemu-img` make before they copy) first joins the source's family and
+ * template (adopt).  In order:
+ *   1. if the template changes, a REC_ZERO over the template's extent,
+ *      synced: the template must not show where nothing was copied (and
+ *      while the disk has no template yet, zeros past its end are nothing)
+ *   2. the catalog row takes the template, family and origin
+ *   3. memory (ns_lock exclusive)
+ * A crash after any step leaves a blank disk that reads what it should.
+ * Copying from a template file (`cp .templates/deb12.img vm9.img`) adopts
+ * the template, then shares with aux 0: the range reads the template, as a
+ * clone made by `hcowctl create` does.
+ *
+ * Everything else (other offsets, another family with data of its own,
+ * another template) is copied by bytes, in chunks: the copy is exact either
+ * way, only its cost differs.  A copy, like a write, is durable at the next
+ * flush; the adoption is durable at once.
+ *
+ * Error convention: bytes copied (short only at the source's end, or when a
+ * chunk fails after others were copied) or -errno.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hlog.h"
+#include "store_int.h"
+
+#define COPY_CHUNK	(1u << 20)	/* bytes a byte copy moves per read and write */
+
+/* A disk that holds nothing: it may take another family and template. */
+static int
+disk_blank(struct disk *d)
+{
+	int blank;
+
+	pthread_rwlock_rdlock(&d->lock);
+	blank = d->size == 0 && d->log_bytes == 0;
+	pthread_rwlock_unlock(&d->lock);
+	return blank;
+}
+
+/* Step 1 of an adoption: t's bytes hidden from dst, durably.  ns_lock shared held. */
+static int
+hide_template(struct store *st, struct disk *dst, const struct tmpl *t)
+{
+	struct rec_header h = { 0 };
+	int rc;
+
+	if (t->rec.size == 0 || t == dst->tmpl)
+		return 0;
+	h.type = REC_ZERO;
+	h.disk_id = (uint64_t)dst->id;
+	h.length = t->rec.size;
+	pthread_mutex_lock(&st->log_lock);
+	rc = disk_log(st, dst, &h, NULL, NULL);
+	pthread_mutex_unlock(&st->log_lock);
+	return rc < 0 ? rc : wlog_sync(st->log, wlog_tail(st->log));
+}
+
+/* dst (blank) joins template t and family (a disk's, or its own), copied from origin.  cat_lock held. */
+static int
+adopt(struct store *st, uint64_t dst_id, struct tmpl *t, uint64_t family, int64_t origin)
+{
+	struct disk *dst;
+	int rc;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if (!(dst = disk_get(st, dst_id)))
+		rc = -ENOENT;
+	else if (!disk_blank(dst))
+		rc = -EAGAIN;	/* written meanwhile: copy bytes */
+	else
+		rc = hide_template(st, dst, t);
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (rc < 0)
+		return rc;
+	if (!family)
+		family = (uint64_t)dst->id;
+	if ((rc = catalog_disk_adopt(st->cat, dst->id, t->rec.id,
+	    family == (uint64_t)dst->id ? 0 : (int64_t)family, origin)) < 0) {
+		hlog(HLOG_WARN, "disk '%s': cannot record its copy's template: %s", dst->name,
+		    catalog_error(st->cat));
+		return rc;
+	}
+	pthread_rwlock_wrlock(&st->ns_lock);
+	dst->tmpl = t;
+	dst->family = family;
+	dst->origin = origin;
+	pthread_rwlock_unlock(&st->ns_lock);
+	atomic_store(&st->live_pass_ns, 0);	/* what is shared changed: count again (live.c) */
+	hlog(HLOG_INFO, "disk '%s' takes template '%s' and family %llu for a copy into it",
+	    dst->name, t->rec.name[0] ? t->rec.name : "-", (unsigned long long)family);
+	return 0;
+}
+
+/* Append and apply a REC_SHARE: dst's [off, off+len) becomes src's (NULL: the template's). */
+static int
+share_range(struct store *st, uint64_t dst_id, uint64_t src_id, uint64_t off, uint64_t len)
+{
+	struct rec_header h = { 0 };
+	struct disk *dst, *src = NULL;
+	uint64_t laddr, before;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if (!(dst = disk_get(st, dst_id)) || (src_id && !(src = disk_get(st, src_id))))
+		rc = -ENOENT;
+	else if (src && (src->family != dst->family || src->tmpl != dst->tmpl))
+		rc = -EAGAIN;	/* changed meanwhile: copy bytes */
+	if (rc < 0) {
+		pthread_rwlock_unlock(&st->ns_lock);
+		return rc;
+	}
+	h.type = REC_SHARE;
+	h.disk_id = dst_id;
+	h.offset = off;
+	h.length = len;
+	rec_set_aux(&h, src_id);
+	pthread_mutex_lock(&st->log_lock);
+	before = dmap_count(dst);
+	if ((rc = wlog_append(st->log, &h, NULL, &laddr)) == 0 &&
+	    (rc = dmap_share(dst, src, off, len, laddr)) < 0)
+		hlog(HLOG_ERROR, "disk '%s': a copy is in the log but not in memory (%s); it "
+		    "takes effect at the next mount", dst->name, strerror(-rc));
+	st->extents += dmap_count(dst) - before;
+	pthread_rwlock_wrlock(&dst->lock);
+	dst->mtime_ns = now_ns();
+	pthread_rwlock_unlock(&dst->lock);
+	pthread_mutex_unlock(&st->log_lock);
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (rc == 0)
+		checkpoint_nudge(st);
+	return rc;
+}
+
+/* Where a copy reads from: a disk (id) or a template file (t). */
+struct copy_src {
+	uint64_t	 id;
+	struct tmpl	*t;
+};
+
+static ssize_t
+src_read(struct store *st, const struct copy_src *s, char *buf, size_t len, uint64_t off)
+{
+	int rc;
+
+	if (!s->t)
+		return store_read(st, s->id, buf, len, off);
+	if (off >= s->t->rec.size)
+		return 0;
+	if (len > s->t->rec.size - off)
+		len = (size_t)(s->t->rec.size - off);
+	rc = tmpl_read(s->t, buf, len, off);
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+/* The copy by bytes: chunks read from s and written to dst. */
+static ssize_t
+copy_bytes(struct store *st, const struct copy_src *s, uint64_t off_in, uint64_t dst_id,
+    uint64_t off_out, uint64_t len)
+{
+	char *buf = malloc(len < COPY_CHUNK ? len : COPY_CHUNK);
+	uint64_t done = 0;
+	ssize_t rc = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (done < len) {
+		size_t n = len - done < COPY_CHUNK ? (size_t)(len - done) : COPY_CHUNK;
+		if ((rc = src_read(st, s, buf, n, off_in + done)) <= 0)
+			break;
+		n = (size_t)rc;
+		/* a disk is as long as its writes make it: grow it first, as a write past the end would */
+		if ((rc = store_resize(st, dst_id, off_out + done + n, 1)) < 0 ||
+		    (rc = store_write(st, dst_id, buf, n, off_out + done)) <= 0)
+			break;
+		done += (uint64_t)rc;
+	}
+	free(buf);
+	return done > 0 ? (ssize_t)done : rc;
+}
+
+/*
+ * How to copy: 1 share as things are, 2 adopt first, 0 by bytes.  The disks
+ * as they are now (the caller holds cat_lock: no other adoption races).
+ */
+static int
+copy_plan(struct store *st, const struct copy_src *s, uint64_t dst_id, uint64_t off_in,
+    uint64_t off_out, struct tmpl **t, uint64_t *family)
+{
+	struct disk *src = NULL, *dst;
+	int plan = 0;
+
+	if (off_in != off_out)
+		return 0;
+	pthread_rwlock_rdlock(&st->ns_lock);
+	dst = disk_get(st, dst_id);
+	if (!s->t)
+		src = disk_get(st, s->id);
+	if (dst && (src || s->t)) {
+		*t = src ? src->tmpl : s->t;
+		*family = src ? src->family : 0;
+		if (*t == dst->tmpl && (!src || src->family == dst->family))
+			plan = 1;
+		else if (disk_blank(dst))
+			plan = 2;
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	return plan;
+}
+
+/* A copy from s; len already cut at the source's end. */
+static ssize_t
+copy_from(struct store *st, const struct copy_src *s, uint64_t off_in, uint64_t dst_id,
+    uint64_t off_out, uint64_t len, int64_t origin)
+{
+	struct tmpl *t = NULL;
+	uint64_t family = 0;
+	int plan, rc = -EAGAIN;
+
+	if (len == 0)
+		return 0;
+	if (off_out + len < off_out || off_out + len > st->disk_size_max)
+		return -EFBIG;
+	if (!s->t && s->id == dst_id && off_in == off_out)
+		return (ssize_t)len;	/* the range onto itself */
+	pthread_mutex_lock(&st->cat_lock);
+	plan = copy_plan(st, s, dst_id, off_in, off_out, &t, &family);
+	if (plan == 2 && (rc = adopt(st, dst_id, t, family, origin)) == 0)
+		plan = 1;
+	if (plan == 1)
+		rc = share_range(st, dst_id, s->t ? 0 : s->id, off_out, len);
+	pthread_mutex_unlock(&st->cat_lock);
+	if (rc == 0)
+		return (ssize_t)len;
+	if (rc != -EAGAIN)
+		return rc;
+	return copy_bytes(st, s, off_in, dst_id, off_out, len);
+}
+
+ssize_t
+store_copy_range(struct store *st, uint64_t src_id, uint64_t off_in, uint64_t dst_id,
+    uint64_t off_out, uint64_t len)
+{
+	struct copy_src s = { src_id, NULL };
+	struct disk_attr a;
+	int rc;
+
+	if (st->readonly)
+		return -EROFS;
+	if ((rc = store_getattr(st, dst_id, &a)) < 0)
+		return rc;
+	if (a.snapshot)
+		return -EROFS;
+	if ((rc = store_getattr(st, src_id, &a)) < 0)
+		return rc;
+	if (off_in >= a.size)
+		return 0;
+	return copy_from(st, &s, off_in, dst_id, off_out,
+	    len < a.size - off_in ? len : a.size - off_in, (int64_t)src_id);
+}
+
+ssize_t
+store_copy_template(struct store *st, struct tmpl *t, uint64_t off_in, uint64_t dst_id,
+    uint64_t off_out, uint64_t len)
+{
+	struct copy_src s = { 0, t };
+	struct disk_attr a;
+	int rc;
+
+	if (st->readonly)
+		return -EROFS;
+	if ((rc = store_getattr(st, dst_id, &a)) < 0)
+		return rc;
+	if (a.snapshot)
+		return -EROFS;
+	if (off_in >= t->rec.size)
+		return 0;
+	return copy_from(st, &s, off_in, dst_id, off_out,
+	    len < t->rec.size - off_in ? len : t->rec.size - off_in, 0);
+}
