@@ -58,21 +58,26 @@ dir_remount() {
 	mount_fs ${DIR_MOUNT_OPTS:-}
 }
 
-# log_bytes: bytes of log on disk (`hcowctl status`: log disk_bytes), after
-# a checkpoint, so that what a step added is measured once its records are
-# durable; 0 on a plain directory
+# log_bytes: bytes of log on disk (`hcowctl status`: log disk_bytes, what
+# was appended less what the cleaner gave back), after a checkpoint, so that
+# what a step added is counted once its records are durable; 0 on a plain
+# directory
 log_bytes() {
 	on_mount || { echo 0; return; }
 	ctl checkpoint >/dev/null || fail "hcowctl checkpoint"
 	status_field 's["log"]["disk_bytes"]'
 }
 
-# data_bytes: bytes the data dir allocates (du), after a checkpoint and a sync
+# data_bytes: bytes the data dir allocates (du) after a checkpoint and a
+# sync, less the log's spare (status: spare_bytes): the log writes zeros
+# ahead of its records, a 4 MiB chunk at a flush (design.md "Flushes"), so a
+# step that appends 128 bytes and a checkpoint's flush allocate 4 MiB that
+# hold nothing yet; 0 on a plain directory
 data_bytes() {
 	on_mount || { echo 0; return; }
 	ctl checkpoint >/dev/null || fail "hcowctl checkpoint"
 	sync -f "$D"
-	du --block-size=1 -s "$D" | cut -f1
+	echo $(($(du --block-size=1 -s "$D" | cut -f1) - $(status_field 's["log"]["spare_bytes"]')))
 }
 
 # errno_of CALL PATH [PATH2]: the errno name os.CALL(PATH[, PATH2]) fails

@@ -3,15 +3,18 @@
 # shares its extents instead of copying its bytes.
 #  - vm1.img, cloned from a template with hcowctl create, gets 1 GiB of
 #    random data of its own (dd, O_DIRECT); `cp vm1.img vm2.img` adds under
-#    1 MiB of log and under 1 MiB to the data dir (both printed, with the
-#    time cp took), and vm2.img reads back as vm1.img;
+#    1 MiB of log and under 1 MiB to the data dir, not counting the zeros the
+#    log writes ahead (both printed, with the time cp took), and vm2.img
+#    reads back as vm1.img;
 #  - the two then diverge: random writes to vm2.img leave vm1.img as it was
 #    and the other way round, checked against plain files given the same
 #    writes, also after a remount;
 #  - `cp .templates/big.img vm3.img` reads as the template, adds no log and
 #    is a disk of that template (as hcowctl create makes);
-#  - copy_file_range of part of a file (at equal offsets, aligned or not, at
-#    other offsets, within one disk, from a template) gives exact bytes.
+#  - copy_file_range of part of a file gives exact bytes: at equal offsets
+#    between copies (where 4 MiB add no log: shared), aligned or not, at
+#    other offsets, from the template, within a disk, from a disk of another
+#    template, into an empty file.
 # HCOWFS_PLAIN=1 runs it on a plain directory (tests/dirtest.sh): there the
 # copies take the host file system's space and only the bytes are checked.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -74,30 +77,45 @@ fi
 ok "cp .templates/big.img vm3.img reads as the template and is a disk of big.img"
 
 ### copies of part of a file
-truncate -s $((64 * MiB)) "$M/vm4.img" "$T/ref4" || fail "truncate -s 64M vm4.img"
-# part SRC SRC_REF SRC_OFF DST_OFF LEN: copy_file_range into vm4.img
+# vm6.img, a cp of vm5.img (of big.img, with writes of its own), gets parts
+# of vm5.img, of the template, of itself and of vm1.img; vm7.img, empty, one
+# part of vm5.img past its end
+dir_create vm5.img big.img
+cp "$T/tmpl/big.img" "$T/ref5"
+$PATTERN mirror "$M/vm5.img" "$T/ref5" --seed vm5 --ops 100 || fail "random writes to vm5.img"
+log0=$(log_bytes) du0=$(data_bytes)
+cp "$M/vm5.img" "$M/vm6.img" || fail "cp vm5.img vm6.img"
+added "cp vm5.img vm6.img" "$log0" "$du0" 65536
+cp "$T/ref5" "$T/ref6"
+touch "$M/vm7.img" "$T/ref7" || fail "touch vm7.img"
+# part SRC SRC_REF DST OFF_IN OFF_OUT LEN: copy_file_range of LEN bytes into DST
 part() {
-	$PATTERN copy "$1" "$M/vm4.img" "$2" "$T/ref4" --src-off "$3" --dst-off "$4" --len "$5" ||
-		fail "copy_file_range of $5 bytes of $1 at $3 to vm4.img at $4"
+	$PATTERN copy "$1" "$M/$3.img" "$2" "$T/ref${3#vm}" --src-off "$4" --dst-off "$5" --len "$6" ||
+		fail "copy_file_range of $6 bytes of $1 at $4 to $3.img at $5"
 }
-part "$M/vm1.img" "$T/ref1" $((8 * MiB)) $((8 * MiB)) $((4 * MiB))
-part "$M/vm1.img" "$T/ref1" $((20 * MiB + 4095)) $((20 * MiB + 4095)) $((3 * MiB + 1))
-part "$M/vm2.img" "$T/ref2" $((1 * MiB + 7)) $((40 * MiB + 3)) $((2 * MiB + 100))
-part "$M/vm2.img" "$T/ref2" $((4 * MiB)) $((30 * MiB)) $MiB
-part "$M/.templates/big.img" "$T/tmpl/big.img" $((50 * MiB)) $((50 * MiB)) $((2 * MiB + 512))
-part "$M/vm4.img" "$T/ref4" $((8 * MiB)) $((60 * MiB)) $MiB
-$PATTERN compare "$M/vm4.img" "$T/ref4" || fail "vm4.img after the partial copies"
-$PATTERN compare "$M/vm1.img" "$T/ref1" || fail "vm1.img after copies from it"
-ok "copy_file_range of parts at equal offsets (aligned, unaligned), other offsets, within vm4.img, from a template: exact bytes"
+log0=$(log_bytes) du0=$(data_bytes)
+part "$M/vm5.img" "$T/ref5" vm6 $((8 * MiB)) $((8 * MiB)) $((4 * MiB))
+added "copy_file_range of 4 MiB of vm5.img to vm6.img at the same offset" "$log0" "$du0" 65536
+part "$M/vm5.img" "$T/ref5" vm6 $((20 * MiB + 4095)) $((20 * MiB + 4095)) $((3 * MiB + 1))
+part "$M/vm5.img" "$T/ref5" vm6 $((MiB + 7)) $((40 * MiB + 3)) $((2 * MiB + 100))
+part "$M/vm5.img" "$T/ref5" vm6 $((4 * MiB)) $((30 * MiB)) "$MiB"
+part "$M/.templates/big.img" "$T/tmpl/big.img" vm6 $((50 * MiB)) $((50 * MiB)) $((2 * MiB + 512))
+part "$M/vm6.img" "$T/ref6" vm6 $((8 * MiB)) $((60 * MiB)) "$MiB"
+part "$M/vm1.img" "$T/ref1" vm6 $((12 * MiB)) $((12 * MiB)) $((MiB + 99))
+part "$M/vm5.img" "$T/ref5" vm7 $((8 * MiB)) $((8 * MiB)) $((4 * MiB + 5))
+for d in 5 6 7 1; do
+	$PATTERN compare "$M/vm$d.img" "$T/ref$d" || fail "vm$d.img after the copies of parts"
+done
+ok "copy_file_range of parts at equal offsets (aligned, not), at others, from the template, within a disk, from another family, into an empty file: exact bytes"
 
 ### after a remount
 dir_remount
-for d in 1 2 4; do
+for d in 1 2 5 6 7; do
 	$PATTERN compare "$M/vm$d.img" "$T/ref$d" || fail "vm$d.img after the remount"
 done
 cmp "$M/vm3.img" "$T/tmpl/big.img" || fail "vm3.img after the remount"
 if on_mount; then
 	out=$(ctl check) || fail "hcowctl check: $out"
 fi
-ok "after a remount vm1.img, vm2.img, vm3.img and vm4.img read as before; check clean"
+ok "after a remount vm1.img, vm2.img, vm3.img, vm5.img, vm6.img and vm7.img read as before; check clean"
 echo "# t-cp-clone took $(($(now_ms) - start_ms)) ms"
