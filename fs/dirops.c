@@ -36,6 +36,12 @@
 
 #define SNAPDIR_NAME	".snapshots"
 #define TMPLDIR_NAME	".templates"
+/*
+ * A disk's st_blksize: the chunk tools copy in (libvirt's vol-clone writes
+ * the non-zero chunks of this size, so 4 KiB made a record, and an extent,
+ * per 4 KiB: 1,269 extents where the source had 21).
+ */
+#define DISK_BLKSIZE	65536
 #define ENTRY_TIMEOUT	1.0
 #define ATTR_TIMEOUT	1.0
 /*
@@ -54,6 +60,16 @@
 
 /* The root and the read-only directories have no stored times: when this worker started. */
 static time_t start_time;
+/*
+ * st_blocks of a disk: its size (full, the default), or the log and
+ * template bytes it reads from (used).  coreutils' cp (9.1) reads and writes
+ * a file whose st_blocks says it is sparse, and asks copy_file_range (which
+ * shares) only of one that looks full; VM disks cloned from sparse templates
+ * look sparse.  A clone's blocks are shared with its template and its
+ * family anyway, so what is "its" has no one answer; hcowctl status says
+ * what each disk holds.  -o blocks=used keeps du's view, at that price.
+ */
+static int blocks_used;
 
 struct store *
 req_store(fuse_req_t req)
@@ -62,9 +78,10 @@ req_store(fuse_req_t req)
 }
 
 void
-dirops_init(void)
+dirops_init(int used)
 {
 	start_time = time(NULL);
+	blocks_used = used;
 }
 
 static void
@@ -100,7 +117,9 @@ disk_stat(const struct disk_attr *a, struct stat *s)
 	s->st_gid = a->gid;
 	s->st_size = (off_t)a->size;
 	s->st_blocks = (blkcnt_t)a->blocks;
-	s->st_blksize = 4096;
+	if (!blocks_used && a->blocks < (a->size + 511) / 512)
+		s->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+	s->st_blksize = DISK_BLKSIZE;
 	ns_time(&s->st_mtim, a->mtime_ns);
 	s->st_atim = s->st_mtim;
 	ns_time(&s->st_ctim, a->ctime_ns);
@@ -114,8 +133,9 @@ tmpl_stat(const struct template_attr *a, struct stat *s)
 	s->st_mode = S_IFREG | 0444;
 	s->st_nlink = 1;
 	s->st_size = (off_t)a->size;
-	s->st_blocks = (blkcnt_t)a->blocks;
-	s->st_blksize = 4096;
+	/* as a disk's: a copy of it shares only if it does not look sparse (blocks_used) */
+	s->st_blocks = (blkcnt_t)(blocks_used ? a->blocks : (a->size + 511) / 512);
+	s->st_blksize = DISK_BLKSIZE;
 	ns_time(&s->st_mtim, a->mtime_ns);
 	s->st_atim = s->st_ctim = s->st_mtim;
 }
@@ -141,7 +161,7 @@ ino_stat(struct store *st, fuse_ino_t ino, struct stat *s)
 		dir_stat(ino, &da, 1, s);
 		return 0;
 	case INO_KIND_TMPL:
-		if ((rc = store_template_get(st, id, &ta, NULL)) == 0)
+		if ((rc = store_template_get(st, id, &ta)) == 0)
 			tmpl_stat(&ta, s);
 		return rc;
 	case INO_KIND_DISK:
@@ -219,7 +239,7 @@ do_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 	switch (ino_kind(parent, &pid)) {
 	case INO_KIND_TMPLDIR:
-		rc = store_template_lookup(st, name, &ta, NULL);
+		rc = store_template_lookup(st, name, &ta);
 		if (rc == 0)
 			reply_entry(req, INO_TMPL | ta.id);
 		break;

@@ -11,8 +11,11 @@
 
 /* The store the request's worker serves. */
 struct store *req_store(fuse_req_t req);
-/* At FUSE init: the time the root and the read-only directories show. */
-void dirops_init(void);
+/*
+ * At FUSE init: the time the root and the read-only directories show, and
+ * whether a disk's st_blocks is what it holds (used) or its size.
+ */
+void dirops_init(int blocks_used);
 /* A disk's attributes as stat shows them. */
 void disk_stat(const struct disk_attr *a, struct stat *s);
 /* Set the name operations in ops (lookup ... statfs). */

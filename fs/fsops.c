@@ -2,8 +2,9 @@
  * fsops: the FUSE low-level operations on open files: open, read, write,
  * flush, fallocate, lseek, copy_file_range (dirops.c has the ones on names).
  *
- * An open disk's fi->fh is its id (inode - 1, worker.h); an open template
- * file's (.templates/NAME, read-only) is its store handle.  Each op is named
+ * An open disk's fi->fh is its id (inode - 1, worker.h); a template file
+ * (.templates/NAME, read-only) is named by its inode alone.  Never a
+ * pointer: a replacement worker serves the files its predecessor opened.  Each op is named
  * after its slot (fo_read for .read), calls the store, and replies exactly
  * once.  Store calls return 0/bytes or a negative errno.
  */
@@ -43,8 +44,7 @@ reply_bad_offset(fuse_req_t req, off_t off)
 static void
 fo_init(void *userdata, struct fuse_conn_info *conn)
 {
-	(void)userdata;
-	dirops_init();
+	dirops_init(((const struct worker *)userdata)->blocks_used);
 	/* write-through: every write reaches the log before it is acknowledged */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
@@ -58,7 +58,6 @@ fo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct template_attr ta;
 	struct disk_attr a;
-	struct tmpl *t;
 	uint64_t id;
 	int rc;
 
@@ -68,8 +67,8 @@ fo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	case INO_KIND_TMPL:
 		if ((fi->flags & O_ACCMODE) != O_RDONLY)
 			rc = -EROFS;
-		else if ((rc = store_template_get(req_store(req), id, &ta, &t)) == 0)
-			fi->fh = (uintptr_t)t;
+		else
+			rc = store_template_get(req_store(req), id, &ta);
 		if (rc < 0)
 			fuse_reply_err(req, -rc);
 		else
@@ -160,7 +159,7 @@ fo_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
 		return;
 	}
 	if (ino_kind(ino, &id) == INO_KIND_TMPL) {
-		n = store_template_read((struct tmpl *)(uintptr_t)fi->fh, buf, size, (uint64_t)off);
+		n = store_template_read(w->st, id, buf, size, (uint64_t)off);
 	} else {
 		n = store_read_from(w->st, id, buf, size, (uint64_t)off, &src);
 		/* counted before the reply: a status that follows the answer sees it */
@@ -265,11 +264,13 @@ fo_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file
 	}
 	if (ino_kind(ino, &res) == INO_KIND_TMPL) {
 		/* a template file is data to its end (never ENOSYS: that would end lseek for the mount) */
-		uint64_t size = store_template_size((struct tmpl *)(uintptr_t)fi->fh);
-		if ((uint64_t)off >= size)
+		struct template_attr ta;
+		if ((rc = store_template_get(req_store(req), res, &ta)) < 0)
+			fuse_reply_err(req, -rc);
+		else if ((uint64_t)off >= ta.size)
 			fuse_reply_err(req, ENXIO);
 		else
-			fuse_reply_lseek(req, whence == SEEK_HOLE ? (off_t)size : off);
+			fuse_reply_lseek(req, whence == SEEK_HOLE ? (off_t)ta.size : off);
 		return;
 	}
 	if ((rc = store_seek(req_store(req), ino_disk(ino), (uint64_t)off, whence, &res)) < 0)
@@ -301,8 +302,7 @@ fo_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	else if (ino_kind(ino_out, &out) != INO_KIND_DISK)
 		n = -EROFS;
 	else if (kin == INO_KIND_TMPL)
-		n = store_copy_template(st, (struct tmpl *)(uintptr_t)fi_in->fh, (uint64_t)off_in,
-		    out, (uint64_t)off_out, len);
+		n = store_copy_template(st, in, (uint64_t)off_in, out, (uint64_t)off_out, len);
 	else if (kin == INO_KIND_DISK)
 		n = store_copy_range(st, in, (uint64_t)off_in, out, (uint64_t)off_out, len);
 	else

@@ -63,7 +63,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: hcowfs-worker --fuse-fd N --ctl-fd N --shm-fd N --datadir DIR "
-	    "--tmpldir DIR [--lock-fd N] [--readonly] [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
+	    "--tmpldir DIR [--lock-fd N] [--readonly] [--blocks-used] [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
 	    "hcowfs-worker is started by mount.hcowfs, not by hand\n");
 	exit(2);
 }
@@ -116,6 +116,7 @@ main(int argc, char **argv)
 		{ "standby", no_argument, NULL, 'S' },
 		{ "lock-fd", required_argument, NULL, 'L' },
 		{ "readonly", no_argument, NULL, 'R' },
+		{ "blocks-used", no_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 }
 	};
 	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
@@ -143,6 +144,7 @@ main(int argc, char **argv)
 		case 'F': w.fault_injection = 1; break;
 		case 'S': standby = 1; break;
 		case 'R': so.readonly = 1; break;	/* -o ro: change no file */
+		case 'B': w.blocks_used = 1; break;	/* -o blocks=used (dirops.c) */
 		case 'L':
 			/* the supervisor's lock on the data dir, held while we live (datalock.h) */
 			so.lock_fd = atoi(optarg);

@@ -87,6 +87,7 @@ struct worker {
 	int			 ctl_fd;	/* socketpair to the supervisor */
 	struct proto_reader	 ctl_in;	/* every line read from ctl_fd */
 	int			 fault_injection; /* -o fault_injection: obey ctl->fault */
+	int			 blocks_used;	/* -o blocks=used: st_blocks as held (dirops.c) */
 };
 
 /* fsops.c: every operation the worker serves (dirops.c's too). */

@@ -82,6 +82,8 @@ usage(FILE *f, int code)
 	    "       watch=off            no hang detection or request tracking (to measure their cost)\n"
 	    "       restart_burst=N      restarts in 10 s before each waits 1 s (default 10)\n"
 	    "       standby=off          no second worker kept ready to take over (default on)\n"
+	    "       blocks=full|used     a disk's st_blocks: its size (default: cp shares copies of\n"
+	    "                            sparse disks), or the log and template bytes it holds\n"
 	    "     generic mount options (rw, defaults, noauto, nofail, _netdev, x-*...) are accepted.\n"
 	    "\n"
 	    "The log of the mount is DATA_DIR/hcowfs.log.  Unmount with umount MOUNTPOINT.\n");
@@ -152,6 +154,8 @@ parse_option(struct sup_opts *o, char *opt)
 		o->restart_burst = option_uint(opt, val, 1, 100000, "restarts per 10 s");
 	} else if (strcmp(opt, "watch") == 0 && val && (!strcmp(val, "on") || !strcmp(val, "off"))) {
 		o->nowatch = strcmp(val, "off") == 0;
+	} else if (strcmp(opt, "blocks") == 0 && val && (!strcmp(val, "full") || !strcmp(val, "used"))) {
+		o->blocks_used = strcmp(val, "used") == 0;
 	} else if (strcmp(opt, "standby") == 0 && val && (!strcmp(val, "on") || !strcmp(val, "off"))) {
 		o->nostandby = strcmp(val, "off") == 0;
 	} else if (strcmp(opt, "fault_injection") == 0 && (!val || strcmp(val, "init") == 0)) {

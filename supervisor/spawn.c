@@ -69,6 +69,8 @@ spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 		argv[argc++] = "--fault-injection";
 	if (s->o.readonly)
 		argv[argc++] = "--readonly";
+	if (s->o.blocks_used)
+		argv[argc++] = "--blocks-used";
 	argc = worker_arg(argv, argc, "--segment-size", segsz, sizeof(segsz), s->o.segment_size);
 	argc = worker_arg(argv, argc, "--checkpoint-ms", cpms, sizeof(cpms), s->o.checkpoint_ms);
 	argc = worker_arg(argv, argc, "--space-reserve", reserve, sizeof(reserve), s->o.space_reserve);

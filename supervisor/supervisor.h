@@ -60,6 +60,7 @@ struct sup_opts {
 	int	 nowatch;		/* -o watch=off: no hang detection, no request slots */
 	unsigned restart_burst;		/* restarts per 10 s before throttling */
 	int	 nostandby;		/* -o standby=off: no worker started ahead of need */
+	int	 blocks_used;		/* -o blocks=used: st_blocks says what a disk holds */
 };
 
 #define HANG_TIMEOUT_MS_DEFAULT	10000

@@ -11,7 +11,7 @@ need fallocate setpriv
 scratch
 
 make_template base.img $((4 * 1048576))
-mount_fs
+mount_fs -o blocks=used	# st_blocks as the disk holds it (the default is its size: t-dirs.sh)
 ctl create d.img --template base.img --size 8M >/dev/null
 M=$T/mnt
 

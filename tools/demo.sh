@@ -56,6 +56,12 @@ step $CTL rollback vm1.img before-upgrade
 printf '\nvm1 hostname after the rollback: %s\n' \
     "$(debugfs -R 'cat /etc/hostname' "$D/vms/vm1.img" 2>/dev/null)"
 step $CTL snapshots
+# the mount is a directory: cp shares (a copy of a template is a clone of it), qemu-img and mkdir work
+step mkdir -p "$D/vms/images/100"
+step cp "$D/vms/vm1.img" "$D/vms/images/100/vm-100-disk-0.raw"
+step cp "$D/vms/.templates/deb12.img" "$D/vms/vm4.img"
+step qemu-img create -q -f qcow2 -b ../../vm1.img -F raw "$D/vms/images/100/vm-100-disk-1.qcow2"
+step $CTL list
 step $CTL status
 step du -sh "$D/hdd/data"
 step umount "$D/vms"

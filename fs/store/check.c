@@ -6,6 +6,7 @@
  *   - the catalog: SQLite's integrity check; rows of one disk that overlap
  *     (the schema version was checked when the catalog was opened);
  *   - the index: every page the committed trees reach (index_verify);
+ *   - the directories: every disk and directory is in one that exists;
  *   - each template: its file is still the version its disks were cloned
  *     from (the fingerprint is read again, not taken on trust);
  *   - the log: what a read-only open left alone (torn tail, incomplete
@@ -160,6 +161,28 @@ check_templates(struct check *c)
 }
 
 /* Report damage in [off, off+len) of extent e by 4 KiB pieces, neighbours merged; bytes damaged. */
+static void
+orphan_found(void *arg, const char *path)
+{
+	struct check *c = arg;
+
+	problem(c, "'%s' is in directory '%.*s', which the catalog does not hold: it cannot be "
+	    "reached in the mount until that directory is made again (mkdir -p in the mount)",
+	    path, (int)(strrchr(path, '/') - path), path);
+}
+
+static void
+check_tree(struct check *c)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&c->st->ns_lock);
+	n = dirs_count(c->st);
+	if (dirs_orphans(c->st, orphan_found, c) == 0)
+		sbuf_printf(c->out, "directories: ok (%zu; every disk and directory is in one)\n", n);
+	pthread_rwlock_unlock(&c->st->ns_lock);
+}
+
 static uint64_t
 check_damage(struct check *c, const char *name, uint64_t family, const struct extent *e,
     uint64_t off, uint64_t len, uint64_t *bad)
@@ -303,6 +326,7 @@ store_check(struct store *st, struct sbuf *out)
 	}
 	check_catalog(&c);
 	check_index(&c);
+	check_tree(&c);
 	check_templates(&c);
 	if ((note = wlog_note(st->log)) != NULL)
 		problem(&c, "%s; mounting (or hcowctl check --repair) cuts it", note);

@@ -147,6 +147,32 @@ path_parent_exists(const struct store *st, const char *path)
 	return dir_by_path(st, parent) != NULL;
 }
 
+size_t
+dirs_orphans(struct store *st, void (*fn)(void *arg, const char *path), void *arg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->ndirs; i++) {
+		if (!path_parent_exists(st, st->dirs[i]->path)) {
+			fn(arg, st->dirs[i]->path);
+			n++;
+		}
+	}
+	for (size_t i = 0; i < st->nnamed; i++) {
+		if (!path_parent_exists(st, st->by_name[i]->name)) {
+			fn(arg, st->by_name[i]->name);
+			n++;
+		}
+	}
+	return n;
+}
+
+size_t
+dirs_count(const struct store *st)
+{
+	return st->ndirs;
+}
+
 int
 path_is_dir(const struct store *st, const char *path)
 {

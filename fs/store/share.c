@@ -278,11 +278,12 @@ store_copy_range(struct store *st, uint64_t src_id, uint64_t off_in, uint64_t ds
 }
 
 ssize_t
-store_copy_template(struct store *st, struct tmpl *t, uint64_t off_in, uint64_t dst_id,
+store_copy_template(struct store *st, uint64_t tmpl_id, uint64_t off_in, uint64_t dst_id,
     uint64_t off_out, uint64_t len)
 {
-	struct copy_src s = { 0, t };
+	struct copy_src s = { 0, NULL };
 	struct disk_attr a;
+	uint64_t tsize;
 	int rc;
 
 	if (st->readonly)
@@ -291,8 +292,14 @@ store_copy_template(struct store *st, struct tmpl *t, uint64_t off_in, uint64_t 
 		return rc;
 	if (a.snapshot)
 		return -EROFS;
-	if (off_in >= t->rec.size)
+	/* templates are never freed while the store is open: the pointer outlives the lock */
+	pthread_rwlock_rdlock(&st->ns_lock);
+	s.t = tmpl_by_id(st, (int64_t)tmpl_id);
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (!s.t)
+		return -ENOENT;
+	tsize = s.t->rec.size;
+	if (off_in >= tsize)
 		return 0;
-	return copy_from(st, &s, off_in, dst_id, off_out,
-	    len < t->rec.size - off_in ? len : t->rec.size - off_in, 0);
+	return copy_from(st, &s, off_in, dst_id, off_out, len < tsize - off_in ? len : tsize - off_in, 0);
 }

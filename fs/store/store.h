@@ -116,10 +116,9 @@ int store_next_in(struct store *st, const char *dir, uint64_t after, struct disk
 
 /*
  * Templates as the mount shows them, read-only (tmpldir.c).  A lookup
- * records the file's version (its id, stable while the file is unchanged);
- * t (if not NULL) is a handle for reads and copies, valid until store_close.
+ * records the file's version: its id, stable while the file is unchanged,
+ * names it in the calls after.
  */
-struct tmpl;
 struct template_attr {
 	uint64_t id;
 	char	 name[256];
@@ -127,11 +126,9 @@ struct template_attr {
 	int64_t	 mtime_ns;
 	uint64_t blocks;
 };
-int store_template_lookup(struct store *st, const char *name, struct template_attr *a,
-    struct tmpl **t);
-int store_template_get(struct store *st, uint64_t id, struct template_attr *a, struct tmpl **t);
-ssize_t store_template_read(struct tmpl *t, void *buf, size_t len, uint64_t off);
-uint64_t store_template_size(const struct tmpl *t);
+int store_template_lookup(struct store *st, const char *name, struct template_attr *a);
+int store_template_get(struct store *st, uint64_t id, struct template_attr *a);
+ssize_t store_template_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off);
 /* The i-th template file by name (0 first); -ENOENT past the last. */
 int store_template_at(struct store *st, size_t i, char *name, size_t len);
 
@@ -142,7 +139,7 @@ int store_template_at(struct store *st, size_t i, char *name, size_t len);
  */
 ssize_t store_copy_range(struct store *st, uint64_t src_id, uint64_t off_in, uint64_t dst_id,
     uint64_t off_out, uint64_t len);
-ssize_t store_copy_template(struct store *st, struct tmpl *t, uint64_t off_in, uint64_t dst_id,
+ssize_t store_copy_template(struct store *st, uint64_t tmpl_id, uint64_t off_in, uint64_t dst_id,
     uint64_t off_out, uint64_t len);
 
 /*

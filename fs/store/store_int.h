@@ -249,6 +249,9 @@ int path_parent_exists(const struct store *st, const char *path);
 int path_is_dir(const struct store *st, const char *path);
 /* May a new disk be at path (its directory exists, no directory is there)?  0, or -errno with err. */
 int path_namespace_check(struct store *st, const char *path, char *err, size_t errlen);
+/* Directories and disks whose directory does not exist (a damaged catalog): fn for each; their count.  ns_lock held. */
+size_t dirs_orphans(struct store *st, void (*fn)(void *arg, const char *path), void *arg);
+size_t dirs_count(const struct store *st);
 /* Rename directory from to to, and all below it (cat_lock held; namespace.c's store_rename). */
 int dir_rename_locked(struct store *st, const char *from, const char *to, unsigned noreplace);
 

@@ -9,7 +9,9 @@
  * its inode (its row id, fs/worker.h) names one version: a file replaced
  * in the template dir is a new version with a new inode, and its old one
  * goes on reading the old content or fails, never mixes the two.  Reads
- * go through tmpl_read, with its checks (a changed file is refused).
+ * go through tmpl_read, with its checks (a changed file is refused), under
+ * ns_lock shared as a disk's reads are: a handle is an id, never a pointer,
+ * since a replacement worker gets the open files of the one before.
  * The listing is the dir's regular files whose names follow the rules,
  * sorted; nothing is recorded by listing.
  *
@@ -37,8 +39,7 @@ template_attr_fill(const struct tmpl *t, struct template_attr *a)
 }
 
 int
-store_template_lookup(struct store *st, const char *name, struct template_attr *a,
-    struct tmpl **out)
+store_template_lookup(struct store *st, const char *name, struct template_attr *a)
 {
 	char err[256];
 	const char *why;
@@ -50,47 +51,44 @@ store_template_lookup(struct store *st, const char *name, struct template_attr *
 	pthread_mutex_lock(&st->cat_lock);
 	if ((rc = tmpl_acquire(st, name, &t, err, sizeof(err))) == 0) {
 		template_attr_fill(t, a);
-		if (out)
-			*out = t;
 	}
 	pthread_mutex_unlock(&st->cat_lock);
 	return rc < 0 && rc != -ENOMEM ? -ENOENT : rc;
 }
 
 int
-store_template_get(struct store *st, uint64_t id, struct template_attr *a, struct tmpl **out)
+store_template_get(struct store *st, uint64_t id, struct template_attr *a)
 {
 	struct tmpl *t;
 
-	pthread_mutex_lock(&st->cat_lock);
-	if ((t = tmpl_by_id(st, (int64_t)id)) != NULL) {
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if ((t = tmpl_by_id(st, (int64_t)id)) != NULL)
 		template_attr_fill(t, a);
-		if (out)
-			*out = t;
-	}
-	pthread_mutex_unlock(&st->cat_lock);
+	pthread_rwlock_unlock(&st->ns_lock);
 	return t ? 0 : -ENOENT;
 }
 
 ssize_t
-store_template_read(struct tmpl *t, void *buf, size_t len, uint64_t off)
+store_template_read(struct store *st, uint64_t id, void *buf, size_t len, uint64_t off)
 {
-	int rc;
+	struct tmpl *t;
+	ssize_t rc;
 
-	if (t->problem[0])
-		return -EIO;
-	if (off >= t->rec.size)
-		return 0;
-	if (len > t->rec.size - off)
-		len = (size_t)(t->rec.size - off);
-	rc = tmpl_read(t, buf, len, off);
-	return rc < 0 ? rc : (ssize_t)len;
-}
-
-uint64_t
-store_template_size(const struct tmpl *t)
-{
-	return t->rec.size;
+	pthread_rwlock_rdlock(&st->ns_lock);
+	if (!(t = tmpl_by_id(st, (int64_t)id)))
+		rc = -ENOENT;
+	else if (t->problem[0])
+		rc = -EIO;
+	else if (off >= t->rec.size)
+		rc = 0;
+	else {
+		if (len > t->rec.size - off)
+			len = (size_t)(t->rec.size - off);
+		rc = tmpl_read(t, buf, len, off);
+		rc = rc < 0 ? rc : (ssize_t)len;
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
 }
 
 static int

@@ -5,7 +5,8 @@
  *
  * Design notes
  *
- * Owns st->tmpls (the table, which only grows, under cat_lock), and for each
+ * Owns st->tmpls (the table, which only grows, under cat_lock and ns_lock
+ * exclusive: holding either is enough to read it), and for each
  * template its open file, its problem and its read lease.  template.c knows
  * template files; this file knows the ones in use.
  *
@@ -73,13 +74,19 @@ tmpl_by_id(struct store *st, int64_t id)
 int
 tmpl_add(struct store *st, struct tmpl *t)
 {
-	struct tmpl **v = realloc(st->tmpls, (st->ntmpls + 1) * sizeof(*v));
+	struct tmpl **v;
+	int rc = 0;
 
-	if (!v)
-		return -ENOMEM;
-	st->tmpls = v;
-	st->tmpls[st->ntmpls++] = t;
-	return 0;
+	/* ns_lock too: a reader of .templates (tmpldir.c) looks a template up under ns_lock shared */
+	pthread_rwlock_wrlock(&st->ns_lock);
+	if ((v = realloc(st->tmpls, (st->ntmpls + 1) * sizeof(*v))) != NULL) {
+		st->tmpls = v;
+		st->tmpls[st->ntmpls++] = t;
+	} else {
+		rc = -ENOMEM;
+	}
+	pthread_rwlock_unlock(&st->ns_lock);
+	return rc;
 }
 
 int
