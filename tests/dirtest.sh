@@ -1,4 +1,4 @@
-# The set-up the directory tests share (tests/t-dir-*.sh, tests/t-cp-clone.sh);
+# The set-up the directory tests share (tests/t-dir-layouts.sh, t-cp-clone.sh);
 # sourced after tests/lib.sh, not run.
 #
 # These tests drive an hcowfs mount with the tools people run on a directory
