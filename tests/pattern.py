@@ -8,6 +8,10 @@
       crossing the end of the template) to DISK and to the plain file REF
   pattern.py compare A B
       byte compare; also compares random preads; prints the first difference
+  pattern.py copy SRC DST SRC_REF DST_REF --src-off A --dst-off B --len N
+      copy_file_range N bytes of SRC at A to DST at B (again while it copies
+      less), and the same bytes of the plain file SRC_REF to DST_REF with
+      pread and pwrite: DST must then compare equal to DST_REF
 
 Exit 0 on success, 1 with a message on a difference.
 """
@@ -79,6 +83,22 @@ def cmd_compare(a):
                 sys.exit(f"pread differs at {o}+{n}")
 
 
+def cmd_copy(a):
+    src, dst = os.open(a.src, os.O_RDONLY), os.open(a.dst, os.O_RDWR)
+    done = 0
+    while done < a.len:
+        n = os.copy_file_range(src, dst, a.len - done, a.src_off + done, a.dst_off + done)
+        if n == 0:
+            sys.exit(f"copy_file_range {a.src} -> {a.dst}: 0 bytes at {done} of {a.len}")
+        done += n
+    os.close(src)
+    os.close(dst)
+    with open(a.src_ref, "rb") as sr, open(a.dst_ref, "r+b") as dr:
+        data = os.pread(sr.fileno(), a.len, a.src_off)
+        if os.pwrite(dr.fileno(), data, a.dst_off) != len(data):
+            sys.exit(f"short write to {a.dst_ref}")
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -97,8 +117,14 @@ def main():
     c = sub.add_parser("compare")
     c.add_argument("a")
     c.add_argument("b")
+    y = sub.add_parser("copy")
+    for arg in ("src", "dst", "src_ref", "dst_ref"):
+        y.add_argument(arg)
+    y.add_argument("--src-off", type=int, required=True)
+    y.add_argument("--dst-off", type=int, required=True)
+    y.add_argument("--len", type=int, required=True)
     a = p.parse_args()
-    {"fill": cmd_fill, "mirror": cmd_mirror, "compare": cmd_compare}[a.cmd](a)
+    {"fill": cmd_fill, "mirror": cmd_mirror, "compare": cmd_compare, "copy": cmd_copy}[a.cmd](a)
 
 
 if __name__ == "__main__":

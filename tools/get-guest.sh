@@ -1,7 +1,7 @@
 #!/bin/bash
-# Put a guest kernel for tests/t-lifecycle-qemu.sh (a QEMU boot from a clone
-# of a clone) in a cache directory, from Debian's packages only and without
-# installing a kernel into this machine's /boot: download the package that
+# Put a guest kernel for the QEMU boot tests (tests/guest.sh) in a cache
+# directory, from Debian's packages only and without installing a kernel
+# into this machine's /boot: download the package that
 # linux-image-amd64 depends on with apt-get download, extract its vmlinuz and
 # modules, generate modules.dep for them (depmod -b), and keep only the
 # modules a guest needs to see a virtio disk and mount ext4, with the order

@@ -38,11 +38,12 @@ if ! command -v promtool >/dev/null; then
 	{ [ "$(id -u)" = 0 ] && ./tools/get-promtool.sh; } ||
 		echo "setup: no promtool (tools/get-promtool.sh, as root, fetches it); tests/t-metrics.sh checks without it" >&2
 fi
-# tests/t-lifecycle-qemu.sh boots Debian's kernel (not installed, only
-# extracted to a cache) from a clone; it fails without it under CI=true.
+# tests/t-lifecycle-qemu.sh and t-dir-qemu.sh boot Debian's kernel (not
+# installed, only extracted to a cache) from a clone; they fail without it
+# under CI=true.
 if [ ! -s "${GUEST_CACHE:-/var/cache/hcowfs-guest}/modules.load" ]; then
 	{ [ "$(id -u)" = 0 ] && ./tools/get-guest.sh; } ||
-		echo "setup: no guest kernel (tools/get-guest.sh, as root, fetches it); tests/t-lifecycle-qemu.sh skips without it" >&2
+		echo "setup: no guest kernel (tools/get-guest.sh, as root, fetches it); the QEMU boot tests skip without it" >&2
 fi
 [ -x configure ] || autoreconf -fi
 [ "${1:-}" = --no-build ] && exit 0
