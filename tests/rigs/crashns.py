@@ -45,7 +45,7 @@ import crashlib as cl
 
 NS_ID = 200             # the `disk` of the cells this thread writes
 NS_TEMPLATE = cl.LIFE_TEMPLATE
-MAX_FILES, MAX_DIRS, MAX_DEPTH, MAX_BIG = 8, 6, 3, 2
+MAX_FILES, MAX_DIRS, MAX_DEPTH, MAX_BIG = 8, 6, 3, 1
 BIG = 1 << 20           # a file above this is a copy of a disk or of the template
 NS_OPS = [("nc", 14), ("nm", 10), ("nr", 10), ("nR", 8), ("nu", 6), ("nd", 4), ("nw", 12),
           ("cs", 12), ("ct", 5), ("cb", 12)]
