@@ -19,6 +19,12 @@ named by op number (directories a<k>, files f<k>.img), at most MAX_DEPTH deep:
   ct  the same from .templates/life.img (the new file adopts the template)
   cb  copy_file_range of up to 64 KiB at different offsets (by bytes) from a
       file or the template into another file, fsync
+  th  (--template-takeover) a read through an fd of .templates/life.img held
+      open since the start, every other op
+The rig leaves out template reads in a point where a worker may be replaced
+(a crash fault, or the worker killed first): a replacement worker fails every
+request on a .templates file opened before it took over (fs/fsops.c keeps a
+pointer in fi->fh); --template-takeover keeps them in.
 
 Oracle (name_verify).  Namespace changes are durable when they return
 (docs/durability.md), and a process kill keeps the page cache, so a write or a
@@ -49,7 +55,7 @@ MAX_FILES, MAX_DIRS, MAX_DEPTH, MAX_BIG = 8, 6, 3, 1
 BIG = 1 << 20           # a file above this is a copy of a disk or of the template
 NS_OPS = [("nc", 14), ("nm", 10), ("nr", 10), ("nR", 8), ("nu", 6), ("nd", 4), ("nw", 12),
           ("cs", 12), ("ct", 5), ("cb", 12)]
-NS_NAMES = {o for o, _ in NS_OPS}
+NS_NAMES = {o for o, _ in NS_OPS} | {"th"}
 DEAD = {errno.ENOTCONN, errno.ECONNABORTED, errno.ENODEV}   # the mount was killed
 
 
@@ -79,6 +85,11 @@ class NameLoad(threading.Thread):
         super().__init__(daemon=True)
         st = json.load(open(state_path))
         self.mnt, self.seq, self.live = st["mnt"], st["seq"], st["live"]
+        self.templates = st["templates"]
+        self.held = None        # an fd of the template, open the whole run, and its bytes
+        if st["hold"]:
+            self.held = (os.open(self.path(f".templates/{NS_TEMPLATE}"), os.O_RDONLY),
+                         open(os.path.join(self.mnt, ".templates", NS_TEMPLATE), "rb").read())
         self.dirs, self.files = walk(self.mnt)
         self.fresh = set()      # copies of a disk being written, made in this run: bytes unknown
         self.copied = None      # the last file copied whole: unlinked next, often (replay of
@@ -96,6 +107,9 @@ class NameLoad(threading.Thread):
         known = [f for f in files if f not in self.fresh]
         big = [f for f in files if self.files[f] > BIG]
         room = len(files) < MAX_FILES
+        if self.held and k % 2:
+            # th: every other op, a read through the template fd held since the start
+            return "th", [4096 * r.randrange(0, cl.LIFE_SIZE // 4096)]
         for _ in range(1000):
             op = r.choice(self.ops)
             if op == "nc" and room:
@@ -127,11 +141,12 @@ class NameLoad(threading.Thread):
                 own = [f for f in known if self.files[f] > 0]
                 src = r.choice(self.live) if r.random() < 0.5 or not own else r.choice(own)
                 return op, [src, f"{r.choice(dirs)}/f{k}.img"]
-            if op == "ct" and room and len(big) < MAX_BIG:
+            if op == "ct" and room and len(big) < MAX_BIG and self.templates:
                 return op, [f".templates/{NS_TEMPLATE}", f"{r.choice(dirs)}/f{k}.img"]
             if op == "cb" and known:
                 srcs = [f for f in known if self.files[f] >= cl.CELL]
-                src = r.choice(srcs) if srcs and r.random() < 0.8 else f".templates/{NS_TEMPLATE}"
+                src = r.choice(srcs) if srcs and (r.random() < 0.8 or not self.templates) else \
+                    f".templates/{NS_TEMPLATE}"
                 dst = r.choice([f for f in known if f != src] or [None])
                 size = cl.LIFE_SIZE if src.startswith(".") else self.files[src]
                 if dst is None:
@@ -148,7 +163,12 @@ class NameLoad(threading.Thread):
 
     def do(self, k, op, args):
         """Run op; returns its result (bytes written or copied, else 0)."""
-        if op == "nm":
+        if op == "th":
+            fd, data = self.held
+            off = args[0]
+            if os.pread(fd, 4096, off) != data[off:off + 4096]:
+                raise OSError(errno.EBADMSG, "the template read through a held fd differs")
+        elif op == "nm":
             os.mkdir(self.path(args[0]))
         elif op in ("nr", "nR"):
             os.rename(self.path(args[0]), self.path(args[1]))
@@ -340,10 +360,12 @@ class NameModel:
                 return [grown, m]
         return [m]
 
-    def state_file(self, path, mnt, live_disks):
-        """What NameLoad needs besides the tree it walks."""
+    def state_file(self, path, mnt, live_disks, templates=True, hold=False):
+        """What NameLoad needs besides the tree it walks (templates: may it read
+        .templates/; hold: keep one open and read it after each op)."""
         with open(path, "w") as f:
-            json.dump({"mnt": mnt, "seq": self.seq, "live": live_disks}, f)
+            json.dump({"mnt": mnt, "seq": self.seq, "live": live_disks, "templates": templates,
+                       "hold": hold}, f)
 
 
 def bounds(ops):
