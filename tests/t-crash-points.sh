@@ -6,7 +6,9 @@
 # disk equals its content after some prefix of its ops holding every op that
 # returned; snapshots, clones, rollbacks and deletes run meanwhile (some kills
 # land inside a copy, between its log record, sync, catalog row and
-# checkpoint) and every snapshot and clone is as the op that made it says,
+# checkpoint) and every snapshot and clone is as the op that made it says;
+# files created, renamed (with their directories) and copied (copy_file_range,
+# shared or by bytes) through the mount meanwhile are as their ops say;
 # hcowctl check clean (tests/rigs/crash-points; longer: CRASH_POINTS=300).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_root_fuse

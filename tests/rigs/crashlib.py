@@ -248,6 +248,7 @@ class DiskLoad(threading.Thread):
         return 0
 
 
+NS_ROOT = "ns"               # the namespace thread's directory (crashns.py): not the lifecycle's
 LIFE_DISK = "e.img"          # the lifecycle thread's own disk, made at every fresh store
 LIFE_TEMPLATE = "life.img"   # its template (small: the oracle holds every copy whole)
 LIFE_SIZE = 4 << 20
@@ -394,6 +395,9 @@ def cmd_workload(a):
                               f"{a.seed}-{disk}", a, stop))
     if a.life:
         loads.append(LifeLoad(a.life, os.path.join(a.journal_dir, "life.jnl"), f"{a.seed}-life", stop))
+    if a.names:
+        import crashns
+        loads.append(crashns.NameLoad(a.names, os.path.join(a.journal_dir, "ns.jnl"), f"{a.seed}-ns", stop))
     print("ready", flush=True)
     for t in loads:
         t.start()
@@ -416,14 +420,14 @@ def workload_args(p):
                    help="4k: only 4 KiB O_DIRECT writes and syncs; sizes: mostly size changes, few syncs")
 
 
-def workload_cmdline(a, specs, journal_dir, seed, seconds=0, life=None):
+def workload_cmdline(a, specs, journal_dir, seed, seconds=0, life=None, names=None):
     """The argv that runs the workload as a separate process (life: the lifecycle thread's
-    state file, see LifeModel.state_file)."""
+    state file, see LifeModel.state_file; names: the namespace thread's, crashns.py)."""
     return [sys.executable, os.path.abspath(__file__), "workload", "--journal-dir", journal_dir,
             "--seed", str(seed), "--seconds", str(seconds), "--max-direct", str(a.max_direct),
             "--min-size", str(a.min_size), "--max-size", str(a.max_size),
             "--op-gap-us", str(a.op_gap_us), "--mix", a.mix] + [x for s in specs for x in ("--disk", s)] + \
-        (["--life", life] if life else [])
+        (["--life", life] if life else []) + (["--names", names] if names else [])
 
 
 # ---- journals -------------------------------------------------------------
@@ -580,25 +584,28 @@ def read_disk(path):
         return f.read()
 
 
-def verify(model, ops, lo, hi, observed):
+def verify(model, ops, lo, hi, observed, prefix=False):
     """Find j in [lo, hi] with state(j) == observed.  model is the state before ops[0];
-    it is advanced (to state j on success).  Returns j, or None."""
+    it is advanced (to state j on success).  Returns j, or None.  prefix: observed need
+    only equal state(j)'s first len(observed) bytes, whatever its size (a copy of the
+    disk cut at a size read a moment before)."""
     if len(observed) > model.max_size:
         return None
     obs = bytearray(observed)
     obs.extend(bytes(model.max_size - len(obs)))
     for o in ops[:lo]:
         model.apply(o)
-    mv_i, mv_o = memoryview(model.img), memoryview(obs)
-    bad = {c for c in range(0, model.max_size, CHUNK) if mv_i[c:c + CHUNK] != mv_o[c:c + CHUNK]}
+    end = len(observed) if prefix else model.max_size
+    mv_i, mv_o = memoryview(model.img)[:end], memoryview(obs)[:end]
+    bad = {c for c in range(0, end, CHUNK) if mv_i[c:c + CHUNK] != mv_o[c:c + CHUNK]}
     j = lo
     while True:
-        if not bad and model.size == len(observed):
+        if not bad and (prefix or model.size == len(observed)):
             return j
         if j == hi:
             return None
         s, e = model.apply(ops[j])
-        for c in range(s // CHUNK * CHUNK, e, CHUNK):
+        for c in range(s // CHUNK * CHUNK, min(e, end), CHUNK):
             if mv_i[c:c + CHUNK] != mv_o[c:c + CHUNK]:
                 bad.add(c)
             else:
@@ -660,8 +667,9 @@ class Capture:
     its ops, from every op that returned before the command was issued (t0) to every op issued
     before it returned (t1; None: it never did).  Resolved (sha256, size) once a read matched."""
 
-    def __init__(self, disk, t0, t1):
+    def __init__(self, disk, t0, t1, prefix=False):
         self.disk, self.t0, self.t1, self.seen = disk, t0, t1, None
+        self.prefix = prefix    # a copy_file_range of the disk: see verify()
 
     def check(self, data, starts, ops, t_cut=None):
         """Is data that disk at one moment of the window?  starts/ops: the disks' states and ops
@@ -673,7 +681,7 @@ class Capture:
             lo += 1
         end = min(t for t in (self.t1, t_cut, float("inf")) if t is not None)
         hi = sum(1 for o in kops if o.t_issue < end)
-        if verify(starts[self.disk].copy(), kops, lo, max(lo, hi), data) is None:
+        if verify(starts[self.disk].copy(), kops, lo, max(lo, hi), data, self.prefix) is None:
             return False
         self.seen = (hashlib.sha256(data).digest(), len(data))
         return True
@@ -789,7 +797,7 @@ def store_objects(mnt, skip):
         out[d["name"]] = os.path.join(mnt, d["name"])
     for d in json.loads(run(CTL, "-m", mnt, "snapshots", "--json").stdout):
         out[d["name"]] = os.path.join(mnt, ".snapshots", d["name"])
-    return {n: p for n, p in out.items() if n not in skip}
+    return {n: p for n, p in out.items() if n not in skip and not n.startswith(NS_ROOT + "/")}
 
 
 def life_verify(mnt, start, ops, lo, hi, starts, dops, skip, t_cut=None):
@@ -968,6 +976,7 @@ def main():
     w.add_argument("--seed", default="0")
     w.add_argument("--seconds", type=float, default=0)
     w.add_argument("--life", help="also run snapshots, clones... (a LifeModel.state_file)")
+    w.add_argument("--names", help="also run creates, mkdir, renames, copies (a crashns.NameModel.state_file)")
     workload_args(w)
     a = p.parse_args()
     if a.cmd == "workload":
