@@ -19,12 +19,9 @@ named by op number (directories a<k>, files f<k>.img), at most MAX_DEPTH deep:
   ct  the same from .templates/life.img (the new file adopts the template)
   cb  copy_file_range of up to 64 KiB at different offsets (by bytes) from a
       file or the template into another file, fsync
-  th  (--template-takeover) a read through an fd of .templates/life.img held
-      open since the start, every other op
-The rig leaves out template reads in a point where a worker may be replaced
-(a crash fault, or the worker killed first): a replacement worker fails every
-request on a .templates file opened before it took over (fs/fsops.c keeps a
-pointer in fi->fh); --template-takeover keeps them in.
+  th  a read through an fd of .templates/life.img held open since the start,
+      every other op: across a worker's replacement too (this found that an
+      open template file's handle was a pointer into the dead worker)
 
 Oracle (name_verify).  Namespace changes are durable when they return
 (docs/durability.md), and a process kill keeps the page cache, so a write or a
