@@ -612,28 +612,30 @@ changing_path(fuse_req_t req, fuse_ino_t parent, const char *name, char *path, s
 	return child_path(req_store(req), id, name, path, len);
 }
 
+/* unlink and rmdir: remove name from parent with the store's call, and reply. */
 static void
-do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+remove_name(fuse_req_t req, fuse_ino_t parent, const char *name,
+    int (*remove)(struct store *st, const char *path))
 {
 	char path[NAME_MAX_LEN + 2 + NAME_MAX_LEN];
 	int rc;
 
 	if ((rc = changing_path(req, parent, name, path, sizeof(path))) == 0 &&
-	    (rc = store_unlink(req_store(req), path)) == -ENOENT && session_request_resent())
+	    (rc = remove(req_store(req), path)) == -ENOENT && session_request_resent())
 		rc = 0;		/* done by the worker that died before answering */
 	fuse_reply_err(req, -rc);
 }
 
 static void
+do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, store_unlink);
+}
+
+static void
 do_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	char path[NAME_MAX_LEN + 2 + NAME_MAX_LEN];
-	int rc;
-
-	if ((rc = changing_path(req, parent, name, path, sizeof(path))) == 0 &&
-	    (rc = store_rmdir(req_store(req), path)) == -ENOENT && session_request_resent())
-		rc = 0;		/* done by the worker that died before answering */
-	fuse_reply_err(req, -rc);
+	remove_name(req, parent, name, store_rmdir);
 }
 
 static void

@@ -147,6 +147,21 @@ catalog_prepare(struct catalog *c, const char *sql, sqlite3_stmt **st)
 }
 
 int
+catalog_insert(struct catalog *c, sqlite3_stmt *st, int64_t *id)
+{
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_DONE) {
+		*id = sqlite3_last_insert_rowid(c->db);
+		rc = 0;
+	} else {
+		rc = catalog_fail(c, rc);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
 catalog_run_once(struct catalog *c, sqlite3_stmt *st)
 {
 	int rc = catalog_step_done(c, st);
@@ -246,6 +261,25 @@ catalog_uri(const char *path, char *out, size_t len)
 }
 
 /*
+ * Run a migration's statements in order; on a failure roll back (and turn
+ * foreign keys on again, for one that turned them off): 0 or -errno.
+ */
+static int
+run_steps(struct catalog *c, const char *const *steps, size_t n)
+{
+	int rc;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = catalog_exec(c, steps[i])) < 0) {
+			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+			sqlite3_exec(c->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/*
  * Schema 2 -> 3: templates gain btime_ns, handle (both in the UNIQUE key, so
  * a file put back with the old inode and mtime is a new version) and
  * content_sums.  SQLite cannot change a UNIQUE constraint in place: the
@@ -274,13 +308,8 @@ catalog_migrate_v2(struct catalog *c)
 	};
 	int rc;
 
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		if ((rc = catalog_exec(c, steps[i])) < 0) {
-			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-			sqlite3_exec(c->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
-			return rc;
-		}
-	}
+	if ((rc = run_steps(c, steps, sizeof(steps) / sizeof(steps[0]))) < 0)
+		return rc;
 	c->version = 3;
 	return 0;
 }
@@ -306,12 +335,8 @@ catalog_add_lineage(struct catalog *c)
 	};
 	int rc;
 
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		if ((rc = catalog_exec(c, steps[i])) < 0) {
-			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-			return rc;
-		}
-	}
+	if ((rc = run_steps(c, steps, sizeof(steps) / sizeof(steps[0]))) < 0)
+		return rc;
 	if (c->version == 4)
 		c->version = 5;
 	return 0;
@@ -355,13 +380,8 @@ catalog_add_dirs(struct catalog *c)
 	};
 	int rc;
 
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		if ((rc = catalog_exec(c, steps[i])) < 0) {
-			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-			sqlite3_exec(c->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
-			return rc;
-		}
-	}
+	if ((rc = run_steps(c, steps, sizeof(steps) / sizeof(steps[0]))) < 0)
+		return rc;
 	if (c->version == 5)
 		c->version = 6;
 	return 0;

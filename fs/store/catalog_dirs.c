@@ -60,15 +60,7 @@ catalog_dir_add(struct catalog *c, struct catalog_dir *d)
 	sqlite3_bind_int64(st, 4, d->gid);
 	sqlite3_bind_int64(st, 5, d->mtime_ns);
 	sqlite3_bind_int64(st, 6, d->ctime_ns);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		d->id = sqlite3_last_insert_rowid(c->db);
-		rc = 0;
-	} else {
-		rc = catalog_fail(c, rc);
-	}
-	sqlite3_finalize(st);
-	return rc;
+	return catalog_insert(c, st, &d->id);
 }
 
 int

@@ -102,15 +102,7 @@ catalog_disk_add(struct catalog *c, struct catalog_disk *d)
 	sqlite3_bind_int64(st, 8, d->ctime_ns);
 	sqlite3_bind_int64(st, 9, d->created);
 	sqlite3_bind_text(st, 10, d->create_token, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		d->id = sqlite3_last_insert_rowid(c->db);
-		rc = 0;
-	} else {
-		rc = catalog_fail(c, rc);
-	}
-	sqlite3_finalize(st);
-	return rc;
+	return catalog_insert(c, st, &d->id);
 }
 
 int

@@ -54,6 +54,8 @@ int name_ok(const char *name, int may_be_empty);
 int path_ok(const char *path, int may_be_empty);
 /* A text column; "" for NULL. */
 void column_str(sqlite3_stmt *st, int col, char *buf, size_t len);
+/* Step a one-off INSERT, set *id to its row's id, then finalize it; 0 or -errno. */
+int catalog_insert(struct catalog *c, sqlite3_stmt *st, int64_t *id);
 /* Step a one-off statement that returns no row, then finalize it; 0 or -errno. */
 int catalog_run_once(struct catalog *c, sqlite3_stmt *st);
 /* A value no hcowfs would write, named in catalog_error(): -EBADMSG. */
