@@ -377,6 +377,20 @@ copy_from(struct store *st, const struct copy_src *s, uint64_t off_in, uint64_t 
 	return copy_bytes(st, s, off_in, dst_id, off_out, len);
 }
 
+/* May dst be copied into?  0, or -EROFS (a read-only store, a snapshot) or -ENOENT. */
+static int
+dst_writable(struct store *st, uint64_t dst_id)
+{
+	struct disk_attr a;
+	int rc;
+
+	if (st->readonly)
+		return -EROFS;
+	if ((rc = store_getattr(st, dst_id, &a)) < 0)
+		return rc;
+	return a.snapshot ? -EROFS : 0;
+}
+
 ssize_t
 store_copy_range(struct store *st, uint64_t src_id, uint64_t off_in, uint64_t dst_id,
     uint64_t off_out, uint64_t len)
@@ -385,13 +399,7 @@ store_copy_range(struct store *st, uint64_t src_id, uint64_t off_in, uint64_t ds
 	struct disk_attr a;
 	int rc;
 
-	if (st->readonly)
-		return -EROFS;
-	if ((rc = store_getattr(st, dst_id, &a)) < 0)
-		return rc;
-	if (a.snapshot)
-		return -EROFS;
-	if ((rc = store_getattr(st, src_id, &a)) < 0)
+	if ((rc = dst_writable(st, dst_id)) < 0 || (rc = store_getattr(st, src_id, &a)) < 0)
 		return rc;
 	if (off_in >= a.size)
 		return 0;
@@ -404,16 +412,11 @@ store_copy_template(struct store *st, uint64_t tmpl_id, uint64_t off_in, uint64_
     uint64_t off_out, uint64_t len)
 {
 	struct copy_src s = { 0, NULL };
-	struct disk_attr a;
 	uint64_t tsize;
 	int rc;
 
-	if (st->readonly)
-		return -EROFS;
-	if ((rc = store_getattr(st, dst_id, &a)) < 0)
+	if ((rc = dst_writable(st, dst_id)) < 0)
 		return rc;
-	if (a.snapshot)
-		return -EROFS;
 	/* templates are never freed while the store is open: the pointer outlives the lock */
 	pthread_rwlock_rdlock(&st->ns_lock);
 	s.t = tmpl_by_id(st, (int64_t)tmpl_id);
