@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "hlog.h"
+#include "inode.h"
 #include "names.h"
 #include "proto.h"
 #include "worker.h"
@@ -82,6 +83,28 @@ control_create(struct worker *w, const struct proto_req *req, struct sbuf *out)
 			sbuf_printf(out, "created disk '%s' of no template (%s)\n", a.name, sz);
 	}
 	return 0;
+}
+
+/*
+ * The kernel's entry for path (a disk's or DISK@SNAP): its parent's inode
+ * and its last name, for an invalidation.  -ENOENT if the parent is gone.
+ */
+static int
+path_entry(struct store *st, const char *path, fuse_ino_t *parent, const char **leaf)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[NAME_MAX_LEN + 1];
+	struct dir_attr da;
+	int snap = strchr(path, '@') != NULL, rc = 0;
+
+	*leaf = slash ? slash + 1 : path;
+	da.id = 0;
+	if (slash) {
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+		rc = store_dir_lookup(st, dir, &da);
+	}
+	*parent = snap ? SNAPDIR_INO | da.id : dir_ino(da.id);
+	return rc;
 }
 
 /*

@@ -33,6 +33,7 @@
 
 #include "dirops.h"
 #include "hlog.h"
+#include "inode.h"
 
 #define SNAPDIR_NAME	".snapshots"
 #define TMPLDIR_NAME	".templates"
@@ -190,24 +191,6 @@ child_path(struct store *st, uint64_t dir_id, const char *name, char *out, size_
 	if ((size_t)snprintf(out, len, "%s%s%s", da.path, da.path[0] ? "/" : "", name) >= len)
 		return -ENAMETOOLONG;
 	return 0;
-}
-
-int
-path_entry(struct store *st, const char *path, fuse_ino_t *parent, const char **leaf)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[NAME_MAX_LEN + 1];
-	struct dir_attr da;
-	int snap = strchr(path, '@') != NULL, rc = 0;
-
-	*leaf = slash ? slash + 1 : path;
-	da.id = 0;
-	if (slash) {
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-		rc = store_dir_lookup(st, dir, &da);
-	}
-	*parent = snap ? SNAPDIR_INO | da.id : dir_ino(da.id);
-	return rc;
 }
 
 /* Reply with the entry of ino (looked up once more: the kernel counts each reply). */

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "dirops.h"
 #include "hlog.h"
+#include "inode.h"
 
 static uint64_t
 ino_disk(fuse_ino_t ino)

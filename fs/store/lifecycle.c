@@ -59,16 +59,6 @@
 #include "hlog.h"
 #include "store_int.h"
 
-int
-disk_maybe_open(struct store *st, const struct disk *d)
-{
-	if (d->opens > 0)
-		return 1;
-	if (st->purge_allowed)
-		return 0;
-	return !st->kernel_holds || st->kernel_holds(st->kernel_arg, (uint64_t)d->id);
-}
-
 /* Fault injection: call hook after each step of a copy (see the top). */
 void
 store_set_copy_hook(struct store *st, void (*hook)(void *arg, enum copy_step s), void *arg)

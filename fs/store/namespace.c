@@ -196,6 +196,16 @@ store_next_snapshot_in(struct store *st, const char *dir, uint64_t after, struct
 	return next_where(st, after, a, is_named_snapshot, dir);
 }
 
+int
+disk_maybe_open(struct store *st, const struct disk *d)
+{
+	if (d->opens > 0)
+		return 1;
+	if (st->purge_allowed)
+		return 0;
+	return !st->kernel_holds || st->kernel_holds(st->kernel_arg, (uint64_t)d->id);
+}
+
 /*
  * May unlinked disk d go?  Not while this worker has it open; the first
  * worker of a mount saw every open; a replacement asks the kernel.

@@ -334,22 +334,11 @@ disk_linked(const struct disk *d)
 }
 /* d's name as users write it: "DISK" or "DISK@SNAP" ("" if deleted).  ns_lock held. */
 void disk_full_name(struct store *st, const struct disk *d, char *buf, size_t len);
-/* Has disk d named snapshots (a rollback may give it their map back)?  ns_lock held. */
-int disk_has_snapshots(struct store *st, const struct disk *d);
 /* The snapshot `snap` of disk parent, or NULL.  ns_lock held. */
 struct disk *disk_snapshot(struct store *st, int64_t parent, const char *snap);
 /* A disk by the name users write ("DISK" or "DISK@SNAP"), or NULL.  ns_lock held. */
 struct disk *disk_by_full_name(struct store *st, const char *name);
 
-/*
- * dst (blank, of src's family and template, possibly open) becomes a copy
- * of src by a REC_CLONE, sharing its committed tree (lifecycle.c): what a
- * whole-disk copy_file_range is (share.c).  cat_lock held; 0 or -errno.
- */
-int disk_copy_whole(struct store *st, struct disk *src, struct disk *dst);
-/* Append h (and data) for d and apply it (diskio.c); ns_lock shared and log_lock held. */
-int disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
-    const struct wlog_sums *sums);
 /* Under d->lock (shared is enough). */
 void disk_attr_fill(const struct disk *d, struct disk_attr *a);
 /* Under d->lock exclusive: the one place a disk's contents and size change. */
@@ -432,8 +421,11 @@ int store_meta_set(struct store *st, const char *key, const char *value, char *e
 /* The checkpoint of store_checkpoint, for a caller holding cat_lock. */
 int checkpoint_locked(struct store *st);
 
-/* ---- lifecycle.c: snapshots, clones, rollback ---------------------------- */
 
+/* ---- namespace.c: names and opens ----------------------------------------- */
+
+/* Has disk d named snapshots (a rollback may give it their map back)?  ns_lock held. */
+int disk_has_snapshots(struct store *st, const struct disk *d);
 /*
  * May disk d be open in the kernel?  This worker counts its own opens; a
  * replacement did not see its predecessor's and asks the kernel (which also
@@ -441,6 +433,14 @@ int checkpoint_locked(struct store *st);
  */
 int disk_maybe_open(struct store *st, const struct disk *d);
 
+/* ---- lifecycle.c: snapshots, clones, rollback ---------------------------- */
+
+/*
+ * dst (blank, of src's family and template, possibly open) becomes a copy
+ * of src by a REC_CLONE, sharing its committed tree (lifecycle.c): what a
+ * whole-disk copy_file_range is (share.c).  cat_lock held; 0 or -errno.
+ */
+int disk_copy_whole(struct store *st, struct disk *src, struct disk *dst);
 
 /* ---- live.c: what the disks still use of the log ------------------------- */
 
@@ -462,6 +462,10 @@ int family_own_bytes(struct store *st, uint64_t family, uint64_t **ids, uint64_t
     size_t *n);
 
 /* ---- diskio.c: reading and writing disks -------------------------------- */
+
+/* Append h (and data) for d and apply it; ns_lock shared and log_lock held. */
+int disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
+    const struct wlog_sums *sums);
 
 /* Open: the limits of store_opts (or their defaults). */
 void store_limits_init(struct store *st, const struct store_opts *o);
