@@ -15,7 +15,7 @@
 #  5. a replacement worker serves the tree, the names a shell holds included;
 #     a remount keeps it; hcowctl check knows the directories; df is the data dir's.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
-mount_test fallocate setpriv
+mount_test fallocate setpriv qemu-img
 make_template base.img $((4 * MiB))
 mount_fs
 
@@ -44,9 +44,16 @@ for n in empty.raw trunc.raw falloc.raw shell.txt; do
 done
 [ "$(status_field '[d["template"] for d in s["disks"] if d["name"] == "falloc.raw"][0]')" = None ] ||
 	fail "status --json does not say null for no template"
+# qemu-img's preallocation=falloc reserves nothing in a log (fallocate only sets the size)
+added=$(log_added qemu-img create -q -f raw -o preallocation=falloc "$M/prealloc.raw" 64M) ||
+	fail "qemu-img create -o preallocation=falloc"
+# (qemu-img itself writes one 4 KiB block of zeros at 0, to learn the alignment)
+[ "$added" -lt 65536 ] || fail "a preallocated 64 MiB file added $added log bytes"
+cmp -s "$M/prealloc.raw" <(head -c 64M /dev/zero) || fail "a preallocated file does not read zeros"
+rm "$M/prealloc.raw"
 ctl create sized.raw --size 1M >/dev/null || fail "hcowctl create --size without a template"
 [ "$(stat -c %s "$M/sized.raw")" = 1048576 ] || fail "hcowctl create --size: wrong size"
-ok "touch, truncate, fallocate, > make disks of no template; hcowctl create --size too"
+ok "touch, truncate, fallocate, >, qemu-img -o preallocation=falloc ($added log bytes) make disks of no template; hcowctl create --size too"
 
 # ---- 2. directories -----------------------------------------------------------
 mkdir -p "$M/images/100" "$M/_base"
