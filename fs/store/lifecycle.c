@@ -76,13 +76,22 @@ copy_step_done(struct store *st, enum copy_step s)
 }
 
 /*
+ * What an existing dst must be for a copy into it: not open (a rollback),
+ * or unchanged since mtime (a blank disk a copy_file_range fills, share.c:
+ * open, but a write meanwhile would be lost).
+ */
+struct copy_into {
+	int		 refuse_open;
+	const int64_t	*unchanged_since;
+};
+
+/*
  * Steps 2-5 of a copy (see the top), cat_lock held; nd: the new disk's row,
- * or NULL for an existing dst (rollback, refused while dst is open; or a
- * blank disk a copy_file_range fills, share.c, which may be).
+ * or NULL for an existing dst, as `into` says.
  */
 static int
 copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_disk *nd,
-    int refuse_open, char *err, size_t errlen)
+    const struct copy_into *into, char *err, size_t errlen)
 {
 	struct rec_header h = { 0 };
 	struct disk *fresh = NULL;
@@ -99,10 +108,16 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 		dst = fresh;
 	}
 	pthread_rwlock_wrlock(&st->ns_lock);
-	if (refuse_open && disk_maybe_open(st, dst)) {
+	if (into->refuse_open && disk_maybe_open(st, dst)) {
 		pthread_rwlock_unlock(&st->ns_lock);
 		snprintf(err, errlen, "disk '%s' is open; stop what uses it first", dst->name);
 		return -EBUSY;
+	}
+	/* no write can come between this look and the record: ns_lock is held exclusive */
+	if (into->unchanged_since && dst->mtime_ns != *into->unchanged_since) {
+		pthread_rwlock_unlock(&st->ns_lock);
+		snprintf(err, errlen, "disk '%s' was written meanwhile", dst->name);
+		return -EAGAIN;
 	}
 	pthread_mutex_lock(&st->log_lock);
 	h.type = REC_CLONE;
@@ -167,7 +182,7 @@ overlay_extents(struct disk *src)
  */
 static int
 copy_timed(struct store *st, struct disk *src, struct disk *dst, struct catalog_disk *nd,
-    int refuse_open, const char *what, char *err, size_t errlen)
+    const struct copy_into *into, const char *what, char *err, size_t errlen)
 {
 	int64_t t0 = clock_mono_ns(), t1;
 	int rc;
@@ -176,11 +191,13 @@ copy_timed(struct store *st, struct disk *src, struct disk *dst, struct catalog_
 		hlog(HLOG_WARN, "checkpoint before %s failed (%s); copying the overlays as they are",
 		    what, strerror(-rc));
 	t1 = clock_mono_ns();
-	if ((rc = copy_map(st, src, dst, nd, refuse_open, err, errlen)) == 0)
+	if ((rc = copy_map(st, src, dst, nd, into, err, errlen)) == 0)
 		hlog(HLOG_INFO, "%s in %.1f ms (checkpoint first %.1f ms)", what,
 		    (clock_mono_ns() - t0) / 1e6, (t1 - t0) / 1e6);
 	return rc;
 }
+
+static const struct copy_into new_disk = { 0, NULL }, closed = { 1, NULL };
 
 /* A new disk's row: src's template, size, owner; times now; src's family, src as origin. */
 static void
@@ -198,13 +215,14 @@ row_from(struct catalog_disk *nd, const struct disk *src, const char *token)
 }
 
 int
-disk_copy_whole(struct store *st, struct disk *src, struct disk *dst)
+disk_copy_whole(struct store *st, struct disk *src, struct disk *dst, int64_t unchanged_since)
 {
+	const struct copy_into into = { 0, &unchanged_since };
 	char what[2 * NAME_MAX_LEN + 40], err[256] = "";
 	int rc;
 
 	snprintf(what, sizeof(what), "disk '%s' copied whole into '%s'", src->name, dst->name);
-	if ((rc = copy_timed(st, src, dst, NULL, 0, what, err, sizeof(err))) < 0)
+	if ((rc = copy_timed(st, src, dst, NULL, &into, what, err, sizeof(err))) < 0 && rc != -EAGAIN)
 		hlog(HLOG_WARN, "%s failed: %s", what, err);
 	return rc;
 }
@@ -256,7 +274,7 @@ store_snapshot(struct store *st, const char *disk, const char *snap, const char 
 		nd.snap_of = d->id;
 		nd.mode = 0400;
 		snprintf(what, sizeof(what), "snapshot '%s@%s' taken", disk, snap);
-		rc = copy_timed(st, d, NULL, &nd, 0, what, err, errlen);
+		rc = copy_timed(st, d, NULL, &nd, &new_disk, what, err, errlen);
 	}
 	/* the snapshot as a lookup gives it (cat_lock held: nothing unnames it meanwhile) */
 	if (rc == 0 && a) {
@@ -295,7 +313,7 @@ store_clone(struct store *st, const char *from, const char *name, const char *to
 		snprintf(nd.name, sizeof(nd.name), "%s", name);
 		nd.mode = 0600;
 		snprintf(what, sizeof(what), "disk '%s' cloned from '%s'", name, from);
-		rc = copy_timed(st, src, NULL, &nd, 0, what, err, errlen);
+		rc = copy_timed(st, src, NULL, &nd, &new_disk, what, err, errlen);
 	}
 	if (rc == 0 && a)
 		rc = store_lookup(st, name, a);
@@ -327,7 +345,7 @@ store_rollback(struct store *st, const char *disk, const char *snap, char *err, 
 	} else {
 		char what[2 * NAME_MAX_LEN + 40];
 		snprintf(what, sizeof(what), "disk '%s' rolled back to snapshot '%s'", disk, snap);
-		rc = copy_timed(st, s, d, NULL, 1, what, err, errlen);
+		rc = copy_timed(st, s, d, NULL, &closed, what, err, errlen);
 	}
 	pthread_mutex_unlock(&st->cat_lock);
 	return rc;
