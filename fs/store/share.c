@@ -304,10 +304,8 @@ copy_bytes(struct store *st, const struct copy_src *s, uint64_t off_in, uint64_t
 		size_t n = len - done < COPY_CHUNK ? (size_t)(len - done) : COPY_CHUNK;
 		if ((rc = src_read(st, s, buf, n, off_in + done)) <= 0)
 			break;
-		n = (size_t)rc;
-		/* a disk is as long as its writes make it: grow it first, as a write past the end would */
-		if ((rc = store_resize(st, dst_id, off_out + done + n, 1)) < 0 ||
-		    (rc = store_write(st, dst_id, buf, n, off_out + done)) <= 0)
+		/* a write past dst's end grows it, as the copy must */
+		if ((rc = store_write(st, dst_id, buf, (size_t)rc, off_out + done)) <= 0)
 			break;
 		done += (uint64_t)rc;
 	}
@@ -324,6 +322,7 @@ copy_plan(struct store *st, const struct copy_src *s, uint64_t dst_id, uint64_t 
     uint64_t off_out, struct tmpl **t, uint64_t *family)
 {
 	struct disk *src = NULL, *dst;
+	struct dst_state ds;
 	int plan = 0;
 
 	if (off_in != off_out)
@@ -335,7 +334,6 @@ copy_plan(struct store *st, const struct copy_src *s, uint64_t dst_id, uint64_t 
 	if (dst && (src || s->t)) {
 		*t = src ? src->tmpl : s->t;
 		*family = src ? src->family : 0;
-		struct dst_state ds;
 		dst_state_get(st, dst, &ds);
 		if (*t == dst->tmpl && (!src || src->family == dst->family))
 			plan = 1;
