@@ -74,8 +74,9 @@ stop_libvirtd() {
 	LIBVIRTD_PID=
 }
 
-# the domain and the pools go (libvirt keeps their definitions in /etc), then our daemon, then
-# lib.sh unmounts; the test's exit status is kept for lib.sh's cleanup
+# the domain and the pools go (libvirt keeps their definitions in /etc), then
+# our daemon, then lib.sh unmounts; the test's exit status is kept for
+# lib.sh's cleanup
 libvirt_cleanup() {
 	rc=$?
 	set +e
