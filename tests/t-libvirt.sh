@@ -17,7 +17,18 @@
 #     from the mount and from `hcowctl list`; pool-refresh after a restart of
 #     the worker still finds what is left;
 #  7. a second pool in a subdirectory that pool-build makes (mkdir -p, chmod)
-#     and pool-delete removes (rmdir), with a volume in it.
+#     and pool-delete removes (rmdir), with a volume in it;
+#  8. an external snapshot: an inactive domain (defined, never started) with
+#     one raw volume of the pool; snapshot-create-as --disk-only runs
+#     qemu-img create to put a qcow2 overlay next to the disk and points the
+#     domain at it; a write into the overlay (qemu-io, as the guest would)
+#     leaves the raw disk as it was, and `qemu-img commit` folds it back.
+#     libvirt 9.0 cannot fold it back itself for a domain that is not running:
+#     blockcommit finds no backing chain ("could not find base image in
+#     chain": only a running QEMU has one), snapshot-delete starts a QEMU to
+#     commit, snapshot-revert refuses external snapshots ("not supported
+#     yet").  So the commit is qemu-img's, and the domain goes back to its raw
+#     disk by snapshot-delete --metadata and update-device --config.
 # The libvirt daemon: the machine's if one answers, else a libvirtd this test
 # starts (Debian 12's monolithic daemon runs without systemd once its run and
 # log dirs exist) and stops in its cleanup, by the PID in its pidfile.
@@ -31,6 +42,8 @@ POOL=hcowfs-test-$$
 LIBVIRTD_PIDFILE=$T.libvirtd.pid	# outside $T: lib.sh's cleanup must not take it for a daemon of the mount
 LIBVIRTD_PID=
 POOLS=	# the pools this test defined, for the cleanup
+DOM=hcowfs-test-$$
+DOMS=	# the domains this test defined, for the cleanup
 
 V() { virsh -q -c "$URI" "$@"; }
 
@@ -61,11 +74,15 @@ stop_libvirtd() {
 	LIBVIRTD_PID=
 }
 
-# the pool goes (libvirt keeps its definition in /etc), then our daemon, then
-# lib.sh unmounts; the test's exit status is kept for lib.sh's cleanup
+# the domain and the pools go (libvirt keeps their definitions in /etc), then
+# our daemon, then lib.sh unmounts; the test's exit status is kept for
+# lib.sh's cleanup
 libvirt_cleanup() {
 	rc=$?
 	set +e
+	for d in $DOMS; do
+		V undefine "$d" --snapshots-metadata >/dev/null 2>&1
+	done
 	for p in $POOLS; do
 		V pool-destroy "$p" >/dev/null 2>&1
 		V pool-undefine "$p" >/dev/null 2>&1
@@ -286,6 +303,92 @@ out=$(V pool-delete "$SUB" 2>&1) || fail "pool-delete (rmdir) of $DIR/pools/sub:
 V pool-undefine "$SUB" >/dev/null || fail "pool-undefine $SUB"
 rmdir "$DIR/pools" || fail "rmdir $DIR/pools"
 ok "pool-build of pools/sub, a volume uploaded and deleted in it, pool-delete removes the directory"
+
+### 8. an external snapshot of an inactive domain, committed back with qemu-img
+# put_bytes FILE OFFSET LENGTH BYTE: LENGTH bytes of value BYTE at OFFSET of a reference FILE
+put_bytes() {
+	python3 - "$@" <<'PY'
+import os, sys
+f, off, n, b = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4], 0)
+fd = os.open(f, os.O_WRONLY)
+os.pwrite(fd, bytes([b]) * n, off)
+os.close(fd)
+PY
+}
+
+# disk_of DOMAIN: the driver type and source file of the domain's one disk
+disk_of() {
+	V dumpxml "$1" | python3 -c "import sys, xml.etree.ElementTree as E
+d = E.parse(sys.stdin).find('devices/disk')
+print(d.find('driver').get('type'), d.find('source').get('file'))"
+}
+
+out=$(V vol-create-as "$POOL" vm.raw 32M --allocation 0 --format raw 2>&1) || fail "vol-create-as vm.raw: $out"
+qemu-io -f raw -c "write -P 0x11 0 $((4 * MiB))" "$DIR/vm.raw" >/dev/null || fail "qemu-io write into vm.raw"
+truncate -s $((32 * MiB)) "$T/vm-ref"
+put_bytes "$T/vm-ref" 0 $((4 * MiB)) 0x11
+cmp "$DIR/vm.raw" "$T/vm-ref" || fail "vm.raw does not read as its 4 MiB of 0x11"
+# the smallest domain libvirt takes: TCG, no network, no graphics, one disk
+cat > "$T/disk.xml" <<XML
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='$DIR/vm.raw'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+XML
+{
+	echo "<domain type='qemu'><name>$DOM</name><memory unit='MiB'>64</memory>"
+	echo "  <os><type arch='x86_64'>hvm</type></os>"
+	echo "  <devices>"
+	cat "$T/disk.xml"
+	echo "  </devices>"
+	echo "</domain>"
+} > "$T/dom.xml"
+out=$(V define "$T/dom.xml" 2>&1) || fail "define $DOM: $out"
+DOMS=$DOM
+[ "$(disk_of "$DOM")" = "raw $DIR/vm.raw" ] || fail "the defined domain's disk: $(disk_of "$DOM")"
+out=$(V snapshot-create-as "$DOM" s1 --disk-only --atomic 2>&1) ||
+	fail "snapshot-create-as $DOM s1 --disk-only --atomic: $out"
+[ -f "$DIR/vm.s1" ] || fail "no overlay vm.s1 next to the disk: $(ls -l "$DIR")"
+[ "$(img_field "$DIR/vm.s1" '(i["format"], i["virtual-size"], i["backing-filename"], i["backing-filename-format"])')" = \
+    "('qcow2', $((32 * MiB)), '$DIR/vm.raw', 'raw')" ] ||
+	fail "qemu-img info of the snapshot's overlay: $(qemu-img info -U "$DIR/vm.s1")"
+[ "$(disk_of "$DOM")" = "qcow2 $DIR/vm.s1" ] || fail "the domain's disk after the snapshot: $(disk_of "$DOM")"
+[ "$(V snapshot-list "$DOM" --name)" = s1 ] || fail "snapshot-list: $(V snapshot-list "$DOM")"
+qemu-img check -q "$DIR/vm.s1" || fail "qemu-img check of the snapshot's overlay"
+is_disk_of_no_template vm.s1
+cmp "$DIR/vm.raw" "$T/vm-ref" || fail "the snapshot changed the raw disk"
+ok "snapshot-create-as --disk-only --atomic of an inactive domain: overlay vm.s1 next to vm.raw, backed by it, the domain's disk"
+
+# the guest's write goes to the overlay; the raw disk stays as it was
+qemu-io -f qcow2 -c "write -P 0x77 $((3 * MiB)) $((2 * MiB))" "$DIR/vm.s1" >/dev/null ||
+	fail "qemu-io write into the overlay"
+cp "$T/vm-ref" "$T/vm-new"
+put_bytes "$T/vm-new" $((3 * MiB)) $((2 * MiB)) 0x77
+qemu-img compare -q -f qcow2 -F raw "$DIR/vm.s1" "$T/vm-new" || fail "the overlay does not read as the disk + its write"
+cmp "$DIR/vm.raw" "$T/vm-ref" || fail "a write into the overlay changed the raw disk"
+ok "qemu-io write of 2 MiB at 3 MiB into the overlay: the overlay reads it, vm.raw is unchanged"
+
+out=$(qemu-img commit -f qcow2 "$DIR/vm.s1" 2>&1) || fail "qemu-img commit of the overlay: $out"
+cmp "$DIR/vm.raw" "$T/vm-new" || fail "vm.raw after qemu-img commit is not the disk + the overlay's write"
+qemu-img check -q "$DIR/vm.s1" || fail "qemu-img check of the overlay after commit"
+qemu-img compare -q -f qcow2 -F raw "$DIR/vm.s1" "$T/vm-new" || fail "the overlay after commit does not read as vm.raw"
+ok "qemu-img commit: vm.raw holds the write, the overlay checks clean and reads through to it"
+
+out=$(V snapshot-delete "$DOM" s1 --metadata 2>&1) || fail "snapshot-delete $DOM s1 --metadata: $out"
+out=$(V update-device "$DOM" "$T/disk.xml" --config 2>&1) || fail "update-device $DOM back to vm.raw: $out"
+[ "$(disk_of "$DOM")" = "raw $DIR/vm.raw" ] || fail "the domain's disk after the revert: $(disk_of "$DOM")"
+[ -z "$(V snapshot-list "$DOM" --name)" ] || fail "snapshot-list after snapshot-delete: $(V snapshot-list "$DOM")"
+out=$(V undefine "$DOM" 2>&1) || fail "undefine $DOM: $out"
+DOMS=
+V pool-refresh "$POOL" >/dev/null || fail "pool-refresh"
+[ "$(V vol-list "$POOL" | awk '{ print $1 }' | sort | tr '\n' ' ')" = "vm.raw vm.s1 " ] ||
+	fail "vol-list after the snapshot: $(V vol-list "$POOL")"
+for v in vm.s1 vm.raw; do
+	out=$(V vol-delete --pool "$POOL" "$v" 2>&1) || fail "vol-delete $v: $out"
+	is_gone "$v"
+done
+ok "snapshot-delete --metadata, update-device --config back to vm.raw, undefine; vol-delete of the overlay and the disk"
 
 V pool-destroy "$POOL" >/dev/null || fail "pool-destroy"
 V pool-undefine "$POOL" >/dev/null || fail "pool-undefine"
