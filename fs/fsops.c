@@ -89,6 +89,16 @@ fo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -rc);
 		return;
 	}
+	/*
+	 * With atomic O_TRUNC (libfuse asks for it) the kernel leaves the
+	 * truncate to the open: `echo x > disk` must not keep the old tail.
+	 * A resent open truncates again: its caller has not written yet.
+	 */
+	if ((fi->flags & O_TRUNC) && (rc = store_resize(req_store(req), id, 0, 0)) < 0) {
+		store_release_disk(req_store(req), id);
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	fi->fh = id;
 	/* every change goes through this mount, so cached pages stay valid */
 	fi->keep_cache = 1;

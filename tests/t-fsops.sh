@@ -33,6 +33,18 @@ expect_fail "fifo" "not permitted" mkfifo "$M/fifo"
 grep -q "refused to make hard link 'link.img'" "$T/data/hcowfs.log" || fail "no line in the log for the link"
 ok "touch makes a disk of no template; links, symlinks, fifos refused"
 
+# open(O_TRUNC) truncates (the kernel leaves it to the open): a shell's > keeps no old tail
+dd if=/dev/urandom of="$M/trunc.raw" bs=1M count=2 status=none
+echo hi > "$M/trunc.raw"
+[ "$(stat -c %s "$M/trunc.raw")" = 3 ] && [ "$(cat "$M/trunc.raw")" = hi ] ||
+	fail "> over a 2 MiB file left $(stat -c %s "$M/trunc.raw") bytes"
+ctl create trunc.img --template base.img >/dev/null
+printf 'xy' > "$M/trunc.img"
+[ "$(stat -c %s "$M/trunc.img")" = 2 ] && [ "$(cat "$M/trunc.img")" = xy ] ||
+	fail "> over a clone left $(stat -c %s "$M/trunc.img") bytes"
+rm "$M/trunc.raw" "$M/trunc.img"
+ok "open with O_TRUNC truncates a file and a clone"
+
 chmod 0640 "$M/d.img"
 chown 12345:12345 "$M/d.img"
 [ "$(stat -c '%a %u %g' "$M/d.img")" = "640 12345 12345" ] || fail "chmod/chown: $(stat -c '%a %u %g' "$M/d.img")"
