@@ -7,8 +7,10 @@
  * shared range of a copy), by any thread, and, after a restart, whatever
  * an earlier life appended.  What it gains: a flush whose disk's records
  * are durable already does no fdatasync, however far other disks wrote on.
- * Each test looks at the log's synced mark and its count of fdatasyncs
- * (wlog_int.h); the filler is off, so nothing else moves either.
+ * And the group commit gathers: the next fdatasync waits a little for as
+ * many callers as the last one served.  Each test looks at the log's synced
+ * mark and its count of fdatasyncs (wlog_int.h); the filler is off, so
+ * nothing else moves either.
  */
 #include <check.h>
 #include <pthread.h>
@@ -177,9 +179,76 @@ START_TEST(a_flush_after_a_restart_covers_what_the_earlier_life_appended)
 }
 END_TEST
 
+struct flusher {
+	struct store	*st;
+	uint64_t	 id;
+	int		 rc;
+	atomic_int	 done;
+};
+
+static void *
+flusher_thread(void *arg)
+{
+	struct flusher *f = arg;
+
+	f->rc = store_sync(f->st, f->id);
+	atomic_store(&f->done, 1);
+	return NULL;
+}
+
+static int
+syncer_busy(struct wlog *w)
+{
+	int busy;
+
+	pthread_mutex_lock(&w->sync_lock);
+	busy = w->syncing;
+	pthread_mutex_unlock(&w->sync_lock);
+	return busy;
+}
+
+/*
+ * The last fdatasync took in two callers (a group of two, its wait bound
+ * raised so that the test does not race a clock): the next syncer waits for
+ * a second caller, and one fdatasync serves both, the second caller's write
+ * (appended while the first waited) included.  Without the wait, the first
+ * fdatasync starts at once and the second caller needs one of its own.
+ */
+START_TEST(a_flush_gathers_as_many_callers_as_the_last_fdatasync_served)
+{
+	struct store *st = sopen_no_filler();
+	uint64_t a = mkdisk(st, "a", "base.img", 2 * MiB);
+	uint64_t b = mkdisk(st, "b", "base.img", 2 * MiB);
+	struct flusher f = { st, a, -1, 0 };
+	struct wlog *w = st->log;
+	pthread_t th;
+	uint64_t n;
+
+	write_block(st, a, 0, 1);
+	pthread_mutex_lock(&w->sync_lock);
+	w->last_group = 2;
+	w->last_sync_ns = INT64_C(40000000000);
+	w->gather_max_ns = INT64_C(10000000000);
+	pthread_mutex_unlock(&w->sync_lock);
+	n = fdatasyncs(st);
+	ck_assert_int_eq(pthread_create(&th, NULL, flusher_thread, &f), 0);
+	/* the first caller owns the next fdatasync (or, without a wait, is done with it) */
+	while (!syncer_busy(w) && !atomic_load(&f.done))
+		usleep(1000);
+	write_block(st, b, 0, 2);
+	ck_assert_int_eq(store_sync(st, b), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(f.rc, 0);
+	ck_assert_uint_eq(fdatasyncs(st), n + 1);
+	ck_assert_uint_eq(durable(st), wlog_tail(st->log));
+	store_close(st);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
 	tcase_add_loop_test(tc, a_flush_covers_every_kind_of_record_of_its_disk, 0, K_COUNT);
 	tcase_add_test(tc, a_flush_finding_its_disk_durable_does_no_fdatasync);
 	tcase_add_test(tc, a_flush_after_a_restart_covers_what_the_earlier_life_appended);
+	tcase_add_test(tc, a_flush_gathers_as_many_callers_as_the_last_fdatasync_served);
 }
