@@ -34,6 +34,7 @@ durable(struct store *st)
 	return v;
 }
 
+/* The log's fdatasyncs for wlog_sync so far. */
 static uint64_t
 fdatasyncs(struct store *st)
 {
@@ -52,6 +53,7 @@ sopen_no_filler(void)
 	return st;
 }
 
+/* 4 KiB of seed's bytes at off of disk id, asserting success. */
 static void
 write_block(struct store *st, uint64_t id, uint64_t off, uint64_t seed)
 {
@@ -66,6 +68,7 @@ struct writer {
 	uint64_t	 id;
 };
 
+/* A write on another thread than the flush's. */
 static void *
 writer_thread(void *arg)
 {
@@ -186,6 +189,7 @@ struct flusher {
 	atomic_int	 done;
 };
 
+/* A flush on its own thread; done once it returned. */
 static void *
 flusher_thread(void *arg)
 {
@@ -196,6 +200,7 @@ flusher_thread(void *arg)
 	return NULL;
 }
 
+/* Does a syncer own the next (or the current) fdatasync? */
 static int
 syncer_busy(struct wlog *w)
 {
