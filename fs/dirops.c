@@ -520,7 +520,7 @@ do_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	}
 	fi->fh = e.ino - 1;
 	fi->keep_cache = 1;
-	if (fuse_reply_create(req, &e, fi) != 0)
+	if (session_reply_open(req, &e, fi) != 0)
 		store_release_disk(req_store(req), e.ino - 1);	/* the caller was interrupted */
 }
 

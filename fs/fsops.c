@@ -50,6 +50,7 @@ fo_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	session_conn_init(conn);
 	conn->max_background = 64;
 	conn->congestion_threshold = 48;
 }
@@ -102,7 +103,7 @@ fo_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = id;
 	/* every change goes through this mount, so cached pages stay valid */
 	fi->keep_cache = 1;
-	fuse_reply_open(req, fi);
+	session_reply_open(req, NULL, fi);
 }
 
 static void

@@ -7,7 +7,9 @@
  * records it in the thread's slot (slots.c), answers poison requests EIO
  * without running them, saves the connection's FUSE_INIT for replacements,
  * and fires injected faults.  The custom writev (io_writev) clears the slot
- * once the reply is out, and drops the one reply of a replayed INIT.
+ * once the reply is out, and drops the one reply of a replayed INIT.  It
+ * also sets FOPEN_PARALLEL_DIRECT_WRITES in the reply to an O_DIRECT open
+ * (session_reply_open), which libfuse 3.14 cannot say.
  *
  * Taking over, in this order (worker.c drives it):
  *
@@ -27,6 +29,7 @@
  * Rule: never fuse_session_destroy(): it would close the shared fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,11 @@
 #include "worker.h"
 
 #define NOTIFY_RESEND		7	/* FUSE_NOTIFY_RESEND, Linux 6.9+ */
+#ifndef FOPEN_PARALLEL_DIRECT_WRITES
+#define FOPEN_PARALLEL_DIRECT_WRITES	(1 << 6)	/* FUSE 7.36, Linux 6.2+ */
+#endif
+_Static_assert(sizeof(struct fuse_open_out) == 16 && sizeof(struct fuse_entry_out) == 128,
+    "the OPEN and CREATE replies as libfuse 3.14 sends them");
 
 /* libfuse reads and handles a request on the same thread: what io_read saw applies to the op. */
 static __thread int request_resent;
@@ -144,6 +152,71 @@ init_note_reply(struct worker *w, const struct fuse_out_header *out, ssize_t n)
 	}
 }
 
+/*
+ * Writers of one disk at once.  The kernel holds a FUSE inode's lock across
+ * each write, so one disk's writes, and the flushes behind them, reach the
+ * worker one at a time; unless the open's reply says FOPEN_DIRECT_IO and
+ * FOPEN_PARALLEL_DIRECT_WRITES: then O_DIRECT writes within the file's size
+ * take it shared.  Only from FUSE 7.40 (Linux 6.9) on, whose io modes take
+ * the lock exclusively again while any open of the inode uses the page
+ * cache, so that no cached page misses a write.  FSYNC still takes it
+ * exclusively, after the writes in flight are answered: store_sync relies
+ * on that.  Only O_DIRECT opens: a buffered open keeps the page cache.
+ *
+ * libfuse 3.14's fuse_file_info has no bit for the second flag, so
+ * session_reply_open arms this thread's next reply, and io_writev sets the
+ * flag in the fuse_open_out that ends an OPEN or a CREATE reply.
+ */
+static int parallel_writes_ok;		/* this connection's kernel has io modes */
+static __thread int reply_parallel_writes;
+
+void
+session_conn_init(const struct fuse_conn_info *conn)
+{
+	parallel_writes_ok = conn->proto_major > 7 || conn->proto_minor >= 40;
+}
+
+int
+session_reply_open(fuse_req_t req, const struct fuse_entry_param *e, struct fuse_file_info *fi)
+{
+	int rc;
+
+	if (parallel_writes_ok && (fi->flags & O_DIRECT)) {
+		fi->direct_io = 1;
+		reply_parallel_writes = 1;
+	}
+	rc = e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi);
+	reply_parallel_writes = 0;
+	return rc;
+}
+
+/*
+ * writev() of a successful OPEN or CREATE reply (the header, then one
+ * buffer: [fuse_entry_out] fuse_open_out) with FOPEN_PARALLEL_DIRECT_WRITES
+ * added; any other reply as it is.
+ */
+static ssize_t
+writev_parallel_writes(int fd, const struct iovec *iov, int count)
+{
+	const struct fuse_out_header *out = iov[0].iov_base;
+	struct fuse_open_out open_out;
+	struct iovec v[3];
+	size_t head;
+
+	if (out->error != 0 || count != 2 || (iov[1].iov_len != sizeof(open_out) &&
+	    iov[1].iov_len != sizeof(struct fuse_entry_out) + sizeof(open_out)))
+		return writev(fd, iov, count);
+	head = iov[1].iov_len - sizeof(open_out);
+	memcpy(&open_out, (const char *)iov[1].iov_base + head, sizeof(open_out));
+	open_out.open_flags |= FOPEN_PARALLEL_DIRECT_WRITES;
+	v[0] = iov[0];
+	v[1].iov_base = iov[1].iov_base;
+	v[1].iov_len = head;
+	v[2].iov_base = &open_out;
+	v[2].iov_len = sizeof(open_out);
+	return writev(fd, v, 3);
+}
+
 static ssize_t
 io_read(int fd, void *buf, size_t len, void *userdata)
 {
@@ -228,7 +301,8 @@ io_writev(int fd, struct iovec *iov, int count, void *userdata)
 		replayed_init_error = out->error;
 		return (ssize_t)total;	/* the kernel has its answer from the first worker, or see session_answer_init */
 	}
-	n = writev(fd, iov, count);
+	n = reply_parallel_writes ? writev_parallel_writes(fd, iov, count) : writev(fd, iov, count);
+	reply_parallel_writes = 0;
 	init_note_reply(w, out, n);
 	if (out->unique != 0 && w->ctl->watch) {
 		slot_count(w->ctl, 1);

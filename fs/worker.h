@@ -82,6 +82,14 @@ void session_populate(void *buf, size_t len);
  * namespace op that finds its work already done answers success.
  */
 int session_request_resent(void);
+/* At INIT (fo_init): may O_DIRECT opens take parallel writes (session_reply_open)? */
+void session_conn_init(const struct fuse_conn_info *conn);
+/*
+ * fuse_reply_open (e NULL) or fuse_reply_create; an O_DIRECT open gets
+ * FOPEN_DIRECT_IO and FOPEN_PARALLEL_DIRECT_WRITES when the kernel allows.
+ */
+int session_reply_open(fuse_req_t req, const struct fuse_entry_param *e,
+    struct fuse_file_info *fi);
 
 /* slots.c */
 void slot_init(struct ctlmem *c);

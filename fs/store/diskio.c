@@ -341,6 +341,7 @@ disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *dat
 		rec_set_aux(h, d->family == (uint64_t)d->id ? 0 : d->family);
 	if ((rc = wlog_append_sums(st->log, h, data, sums, &laddr)) < 0)
 		return rc;
+	disk_logged(st, d);
 	pthread_rwlock_wrlock(&d->lock);
 	before = dmap_count(d);
 	rc = disk_apply(d, h, laddr);
@@ -466,18 +467,37 @@ store_resize(struct store *st, uint64_t id, uint64_t size, int grow_only)
 	return rc;
 }
 
+void
+disk_logged(struct store *st, struct disk *d)
+{
+	/* log_lock orders appends, so the mark only grows */
+	atomic_store(&d->flush_upto, wlog_tail(st->log));
+}
+
+/*
+ * A flush of disk id: the log made durable up to the disk's newest record,
+ * or up to the tail at open, whichever is later.  Every record of the disk
+ * acknowledged before the flush began lies before that point (the kernel
+ * sends FSYNC once the writes it covers are answered, and each record's
+ * append sets the mark before its answer), so a flush that finds it durable
+ * already (another disk's flush, or another writer's on this disk, covered
+ * it) costs nothing.  What the catalog holds (names, modes, a new disk) is
+ * durable at its commit.
+ */
 int
 store_sync(struct store *st, uint64_t id)
 {
+	uint64_t upto = st->flush_floor;
+	struct disk *d;
 	int rc = 0;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
-	if (!disk_get(st, id))
+	if (!(d = disk_get(st, id)))
 		rc = -ENOENT;
+	else if (atomic_load(&d->flush_upto) > upto)
+		upto = atomic_load(&d->flush_upto);
 	pthread_rwlock_unlock(&st->ns_lock);
-	if (rc == 0)
-		rc = wlog_sync(st->log, wlog_tail(st->log));
-	return rc;
+	return rc < 0 ? rc : wlog_sync(st->log, upto);
 }
 
 /*

@@ -124,7 +124,9 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 	h.disk_id = (uint64_t)dst->id;
 	rec_set_aux(&h, (uint64_t)src->id);
 	/* if the table refuses it, the record names an id without a row: replay skips it */
-	if ((rc = wlog_append(st->log, &h, NULL, &laddr)) == 0 && fresh)
+	if ((rc = wlog_append(st->log, &h, NULL, &laddr)) == 0)
+		disk_logged(st, dst);
+	if (rc == 0 && fresh)
 		rc = disk_table_put(st, fresh);
 	if (rc == 0 && (rc = dmap_copy(dst, src, laddr)) == 0) {
 		pthread_rwlock_wrlock(&dst->lock);

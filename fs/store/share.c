@@ -223,8 +223,9 @@ share_range(struct store *st, uint64_t dst_id, uint64_t src_id, uint64_t off, ui
 	rec_set_aux(&h, src_id);
 	pthread_mutex_lock(&st->log_lock);
 	before = dmap_count(dst);
-	if ((rc = wlog_append(st->log, &h, NULL, &laddr)) == 0 &&
-	    (rc = dmap_share(dst, src, off, len, laddr)) < 0)
+	if ((rc = wlog_append(st->log, &h, NULL, &laddr)) == 0)
+		disk_logged(st, dst);
+	if (rc == 0 && (rc = dmap_share(dst, src, off, len, laddr)) < 0)
 		hlog(HLOG_ERROR, "disk '%s': a copy is in the log but not in memory (%s); it "
 		    "takes effect at the next mount", dst->name, strerror(-rc));
 	st->extents += dmap_count(dst) - before;

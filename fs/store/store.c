@@ -545,6 +545,8 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	if ((rc = checkpoint_replay(st, cp_laddr, cp_seq, o->takeover, from_snapshot, &rs,
 	    err, errlen)) < 0)
 		goto fail;
+	/* what replay found may not be durable (a dead worker's writes): the first flush covers it */
+	st->flush_floor = wlog_tail(st->log);
 	if (st->purge_allowed)
 		purge_unlinked(st);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -111,6 +111,12 @@ struct disk {
 	int64_t		 mtime_ns, ctime_ns;
 	uint32_t	 mode, uid, gid;
 	int		 opens;
+	/*
+	 * The log tail after this disk's newest record (under log_lock, at the
+	 * append): a flush of the disk makes the log durable up to here
+	 * (store_sync), not up to what other disks appended since.
+	 */
+	_Atomic uint64_t flush_upto;
 };
 
 struct store {
@@ -162,6 +168,9 @@ struct store {
 	unsigned	 cp_ms;
 	_Atomic uint64_t cp_log_size;	/* wlog_size() at the last checkpoint */
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
+	uint64_t	 flush_floor;	/* the log tail at open: the disks' records of an
+					   earlier life have no flush_upto, so every flush
+					   covers them */
 	struct store_cp_health cp_health;	/* under cp_mu; age_s and log_bytes_since unused */
 	int64_t		 cp_ok_ns;	/* under cp_mu: CLOCK_MONOTONIC when the last good one ended */
 
@@ -467,6 +476,9 @@ int family_own_bytes(struct store *st, uint64_t family, uint64_t **ids, uint64_t
 /* Append h (and data) for d and apply it; ns_lock shared and log_lock held. */
 int disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
     const struct wlog_sums *sums);
+
+/* d's newest record was just appended (log_lock held): a flush of d covers it. */
+void disk_logged(struct store *st, struct disk *d);
 
 /* Open: the limits of store_opts (or their defaults). */
 void store_limits_init(struct store *st, const struct store_opts *o);

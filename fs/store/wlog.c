@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -255,7 +256,15 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 	w->segment_size = segment_size;
 	w->readonly = readonly;
 	pthread_mutex_init(&w->sync_lock, NULL);
-	pthread_cond_init(&w->sync_cond, NULL);
+	{
+		/* the group commit's gathering waits on the monotonic clock */
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&w->sync_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	w->gather_max_ns = WLOG_GATHER_MAX_NS;
 	pthread_mutex_init(&w->spare_lock, NULL);
 	pthread_mutex_init(&w->fill_lock, NULL);
 	pthread_cond_init(&w->fill_cond, NULL);

@@ -89,6 +89,8 @@ struct spare {
 	uint64_t	 stale;		/* bytes that may hold records of an earlier life */
 };
 
+#define WLOG_GATHER_MAX_NS	1000000		/* a syncer waits at most 1 ms for its group */
+
 struct wlog {
 	char		 dir[PATH_MAX];
 	int		 dirfd;
@@ -126,6 +128,12 @@ struct wlog {
 	pthread_cond_t	 sync_cond;
 	uint64_t	 synced;
 	int		 syncing;
+	/* gathering a group (wlog_sync.c, WLOG_GATHER_MAX_NS), under sync_lock */
+	int		 gathering;		/* a syncer waits for callers */
+	unsigned	 arrived;		/* callers since the last target was taken */
+	unsigned	 last_group;		/* callers the last wlog_sync fdatasync took in */
+	int64_t		 last_sync_ns;		/* how long the last fdatasync took */
+	int64_t		 gather_max_ns;		/* the longest wait for a group */
 	_Atomic int	 broken;		/* -errno of a failed fdatasync */
 
 	void		(*append_hook)(void *arg);	/* fault injection */
