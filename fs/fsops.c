@@ -22,13 +22,6 @@
 #include "hlog.h"
 #include "inode.h"
 
-static uint64_t
-ino_disk(fuse_ino_t ino)
-{
-	return (uint64_t)ino - 1;
-}
-
-
 /*
  * The store takes offsets unsigned: a negative one is answered EINVAL here.
  * Returns 1 if it answered.
@@ -267,17 +260,17 @@ fo_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 static void
 fo_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	uint64_t res;
+	uint64_t id, res;
 	int rc;
 
 	if (off < 0) {
 		fuse_reply_err(req, ENXIO);
 		return;
 	}
-	if (ino_kind(ino, &res) == INO_KIND_TMPL) {
+	if (ino_kind(ino, &id) == INO_KIND_TMPL) {
 		/* a template file is data to its end (never ENOSYS: that would end lseek for the mount) */
 		struct template_attr ta;
-		if ((rc = store_template_get(req_store(req), res, &ta)) < 0)
+		if ((rc = store_template_get(req_store(req), id, &ta)) < 0)
 			fuse_reply_err(req, -rc);
 		else if ((uint64_t)off >= ta.size)
 			fuse_reply_err(req, ENXIO);
@@ -285,7 +278,7 @@ fo_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file
 			fuse_reply_lseek(req, whence == SEEK_HOLE ? (off_t)ta.size : off);
 		return;
 	}
-	if ((rc = store_seek(req_store(req), ino_disk(ino), (uint64_t)off, whence, &res)) < 0)
+	if ((rc = store_seek(req_store(req), id, (uint64_t)off, whence, &res)) < 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_lseek(req, (off_t)res);

@@ -24,6 +24,13 @@
 #define INO_DIR		((fuse_ino_t)1 << 61)	/* | directory id: a directory */
 #define SNAPDIR_INO	((fuse_ino_t)1 << 62)	/* .snapshots; | directory id: its view of one */
 
+/* A disk's id from its inode (an inode the caller knows is a disk's). */
+static inline uint64_t
+ino_disk(fuse_ino_t ino)
+{
+	return (uint64_t)ino - 1;
+}
+
 enum ino_kind { INO_KIND_DISK, INO_KIND_DIR, INO_KIND_SNAPDIR, INO_KIND_TMPLDIR, INO_KIND_TMPL };
 
 /* What ino names, and its id (a disk's, a directory's (0: the root), a template's). */
@@ -46,7 +53,7 @@ ino_kind(fuse_ino_t ino, uint64_t *id)
 		*id = ino & ~INO_TMPL;
 		return INO_KIND_TMPL;
 	}
-	*id = ino - 1;
+	*id = ino_disk(ino);
 	return INO_KIND_DISK;
 }
 
