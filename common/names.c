@@ -60,6 +60,15 @@ path_check(const char *path, const char **why)
 }
 
 int
+path_in_dir(const char *path, const char *dir)
+{
+	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) : 0;
+
+	return strlen(dir) == len && strncmp(path, dir, len) == 0;
+}
+
+int
 full_name_check(const char *name, const char **why)
 {
 	const char *at = strchr(name, '@');

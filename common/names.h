@@ -22,6 +22,8 @@
 int name_check(const char *name, const char **why);
 /* 0 if path is names joined by single '/' (no leading, trailing or double '/'); else -EINVAL. */
 int path_check(const char *path, const char **why);
+/* Is path directly in directory dir ("" the root)? */
+int path_in_dir(const char *path, const char *dir);
 /* A name as users write it: a disk's path, or PATH@SNAP (a snapshot): both parts follow the rules. */
 int full_name_check(const char *name, const char **why);
 

@@ -221,6 +221,18 @@ START_TEST(test_size_format_respects_buffer_length)
 }
 END_TEST
 
+START_TEST(test_path_in_dir_is_the_directory_a_path_is_directly_in)
+{
+	ck_assert(path_in_dir("vm.img", ""));
+	ck_assert(!path_in_dir("a/vm.img", ""));
+	ck_assert(path_in_dir("a/vm.img", "a"));
+	ck_assert(path_in_dir("a/b/vm.img", "a/b"));
+	ck_assert(!path_in_dir("a/b/vm.img", "a"));
+	ck_assert(!path_in_dir("ab/vm.img", "a"));
+	ck_assert(!path_in_dir("a/vm.img", "a/vm.img"));
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "core", NULL, 0)
 {
 	tcase_add_test(tc, test_name_check_accepts_valid_names);
@@ -232,4 +244,5 @@ FIXTURE_MAIN(tc, "core", NULL, 0)
 	tcase_add_test(tc, test_size_parse_overflow_is_erange);
 	tcase_add_test(tc, test_size_format_picks_unit_and_precision);
 	tcase_add_test(tc, test_size_format_respects_buffer_length);
+	tcase_add_test(tc, test_path_in_dir_is_the_directory_a_path_is_directly_in);
 }

@@ -199,15 +199,10 @@ dir_has_children(const struct store *st, const char *path)
 static unsigned
 dir_subdirs(const struct store *st, const char *path)
 {
-	size_t plen = strlen(path);
 	unsigned n = 0;
 
-	for (size_t i = 0; i < st->ndirs; i++) {
-		const char *p = st->dirs[i]->path;
-		if (plen && (strncmp(p, path, plen) != 0 || p[plen] != '/'))
-			continue;
-		n += !strchr(p + plen + (plen > 0), '/');
-	}
+	for (size_t i = 0; i < st->ndirs; i++)
+		n += path_in_dir(st->dirs[i]->path, path);
 	return n;
 }
 
@@ -255,18 +250,13 @@ store_dir_get(struct store *st, uint64_t id, struct dir_attr *a)
 int
 store_dir_next(struct store *st, const char *parent, uint64_t after, struct dir_attr *a)
 {
-	size_t plen = strlen(parent);
 	const struct dir *best = NULL;
 
 	pthread_rwlock_rdlock(&st->ns_lock);
 	for (size_t i = 0; i < st->ndirs; i++) {
 		const struct dir *d = st->dirs[i];
-		const char *rest = d->path + plen + (plen > 0);
-		if ((uint64_t)d->id <= after || (best && d->id >= best->id))
-			continue;
-		if (plen && (strncmp(d->path, parent, plen) != 0 || d->path[plen] != '/'))
-			continue;
-		if (!strchr(rest, '/'))
+		if ((uint64_t)d->id > after && (!best || d->id < best->id) &&
+		    path_in_dir(d->path, parent))
 			best = d;
 	}
 	if (best)

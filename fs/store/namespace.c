@@ -134,21 +134,11 @@ next_where(struct store *st, uint64_t after, struct disk_attr *a,
 	return rc;
 }
 
-/* Is path's directory dir (NULL: any)? */
-static int
-path_in(const char *path, const char *dir)
-{
-	const char *slash = strrchr(path, '/');
-	size_t len = slash ? (size_t)(slash - path) : 0;
-
-	return !dir || (strlen(dir) == len && strncmp(path, dir, len) == 0);
-}
-
 static int
 is_named_disk(struct store *st, const struct disk *d, const char *dir)
 {
 	(void)st;
-	return d->name[0] != '\0' && path_in(d->name, dir);
+	return d->name[0] != '\0' && (!dir || path_in_dir(d->name, dir));
 }
 
 static int
@@ -158,7 +148,7 @@ is_named_snapshot(struct store *st, const struct disk *d, const char *dir)
 
 	if (!d->snap_of || !d->snap_name[0])
 		return 0;
-	return !dir || ((of = disk_get(st, (uint64_t)d->snap_of)) && path_in(of->name, dir));
+	return !dir || ((of = disk_get(st, (uint64_t)d->snap_of)) && path_in_dir(of->name, dir));
 }
 
 int
