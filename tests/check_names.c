@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "names.h"
+#include "radosspec.h"
 #include "fixture.h"
 
 static void
@@ -221,6 +222,37 @@ START_TEST(test_size_format_respects_buffer_length)
 }
 END_TEST
 
+START_TEST(test_rados_spec_parses_pool_and_namespace_and_refuses_the_rest)
+{
+	struct rados_spec sp;
+	const char *why = NULL;
+
+	ck_assert(rados_spec_is("rados:vms"));
+	ck_assert(!rados_spec_is("/srv/rados:vms"));
+	ck_assert_int_eq(rados_spec_parse("rados:vms", 0, &sp, &why), 0);
+	ck_assert_str_eq(sp.pool, "vms");
+	ck_assert_str_eq(sp.ns, "");
+	ck_assert_int_eq(rados_spec_parse("rados:vms/host-a", 1, &sp, &why), 0);
+	ck_assert_str_eq(sp.pool, "vms");
+	ck_assert_str_eq(sp.ns, "host-a");
+	/* a store must name its namespace; names are checked */
+	ck_assert_int_eq(rados_spec_parse("rados:vms", 1, &sp, &why), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(why, "rados:POOL/STORE"));
+	ck_assert_int_eq(rados_spec_parse("rados:", 0, &sp, &why), -EINVAL);
+	ck_assert_int_eq(rados_spec_parse("rados:vms/", 0, &sp, &why), -EINVAL);
+	ck_assert_int_eq(rados_spec_parse("rados:vms/a/b", 0, &sp, &why), -EINVAL);
+	ck_assert_int_eq(rados_spec_parse("rados:.vms", 0, &sp, &why), -EINVAL);
+	ck_assert_int_eq(rados_spec_parse("rados:v ms", 0, &sp, &why), -EINVAL);
+	ck_assert_int_eq(rados_spec_parse("/srv/tmpl", 0, &sp, &why), -EINVAL);
+	char long_name[80];
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	char spec[100];
+	snprintf(spec, sizeof(spec), "rados:%s", long_name);
+	ck_assert_int_eq(rados_spec_parse(spec, 0, &sp, &why), -EINVAL);
+}
+END_TEST
+
 START_TEST(test_path_in_dir_is_the_directory_a_path_is_directly_in)
 {
 	ck_assert(path_in_dir("vm.img", ""));
@@ -245,4 +277,5 @@ FIXTURE_MAIN(tc, "core", NULL, 0)
 	tcase_add_test(tc, test_size_format_picks_unit_and_precision);
 	tcase_add_test(tc, test_size_format_respects_buffer_length);
 	tcase_add_test(tc, test_path_in_dir_is_the_directory_a_path_is_directly_in);
+	tcase_add_test(tc, test_rados_spec_parses_pool_and_namespace_and_refuses_the_rest);
 }

@@ -57,6 +57,8 @@ cleanup() {
 				timeout 10 umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || break
 			done
 		done
+		# a Ceph cluster of the test's own (ceph_start) goes after the mounts that use it
+		[ -f "$T/ceph/ceph.conf" ] && "$top_srcdir/tests/ceph/cluster.sh" stop "$T/ceph"
 		# let unmounted daemons exit by themselves (LeakSanitizer reports at exit)
 		for _ in $(seq 50); do [ -z "$(our_pids)" ] && break; sleep 0.1; done
 		for p in $(our_pids); do kill -KILL "$p" 2>/dev/null; done
@@ -98,6 +100,22 @@ scratch() {
 	export UBSAN_OPTIONS="log_path=$T/san/ubsan:print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
+}
+
+# ceph_start [memstore|bluestore]: a one-OSD Ceph cluster of the test's own in
+# $T/ceph with the pool "vms" (tests/ceph/cluster.sh; about 6 s); CEPH_CONF
+# names its ceph.conf, for the tests' own rados commands and for hcowfs.
+# Skips without Ceph (fails in CI); cleanup stops it.
+ceph_start() {
+	need ceph-mon ceph-osd rados
+	if ! grep -q '^#define HAVE_CEPH 1' "$top_builddir/config.h"; then
+		[ "${CI:-}" = true ] && fail "hcowfs was built without Ceph (CI must install librados-dev)"
+		skip "hcowfs built without Ceph"
+	fi
+	mkdir -p "$T/ceph"
+	"$top_srcdir/tests/ceph/cluster.sh" start "$T/ceph" "${1:-memstore}" > "$T/ceph/start.log" 2>&1 ||
+	    { cat "$T/ceph/start.log"; fail "the test's Ceph cluster did not start"; }
+	export CEPH_CONF=$T/ceph/ceph.conf
 }
 
 # make_template NAME SIZE: a template of deterministic pseudo-random bytes

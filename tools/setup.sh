@@ -8,12 +8,14 @@ cd "$(dirname "$0")/.."
 PACKAGES="build-essential autoconf automake libtool pkg-config libfuse3-dev fuse3
 	libsqlite3-dev sqlite3 libev-dev check python3 e2fsprogs util-linux procps
 	qemu-utils fio clang libclang-rt-14-dev qemu-system-common strace groff-base man-db systemd
-	qemu-system-x86 busybox-static kmod libvirt-daemon-system libvirt-clients"
+	qemu-system-x86 busybox-static kmod libvirt-daemon-system libvirt-clients
+	ceph-mon ceph-osd ceph-common librados-dev libsqlite3-mod-ceph libsqlite3-mod-ceph-dev"
 
 # --packages: print the list (for .ci/run) and stop.  --no-build: install and
 # generate configure, but do not configure or build here (for an out-of-tree
 # build).  clang is for the fuzzers (tests/fuzz/run.sh) only.  libvirt-daemon-system:
-# tests/t-libvirt.sh starts its libvirtd itself (no systemd needed).
+# tests/t-libvirt.sh starts its libvirtd itself (no systemd needed).  ceph-mon,
+# ceph-osd: the Ceph tests start a one-OSD cluster of their own (tests/ceph/cluster.sh).
 if [ "${1:-}" = --packages ]; then
 	echo $PACKAGES
 	exit 0
