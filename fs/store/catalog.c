@@ -426,12 +426,16 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 	int create = how & CATALOG_CREATE, readonly = how & CATALOG_READONLY;
 	char v[64];
 	int rc, flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+	int in_cluster = catalog_in_cluster(path);
 
 	if (!c)
 		return -ENOMEM;
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
-	if (readonly && !wal_has_frames(path)) {
+	if (in_cluster) {
+		/* libcephsqlite: the path is its URI; no -wal file to look at */
+		rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_URI, NULL);
+	} else if (readonly && !wal_has_frames(path)) {
 		/*
 		 * Nothing in the WAL: the file alone is the database, and
 		 * immutable keeps SQLite from creating -wal and -shm files, so a
@@ -456,8 +460,23 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 	 * file that is not our catalog (empty, say) to WAL would write to it,
 	 * and a damaged catalog must stay as it was for whoever investigates.
 	 */
+	if (in_cluster && (rc = catalog_exec(c, "PRAGMA locking_mode = EXCLUSIVE")) < 0) {
+		snprintf(err, errlen, "catalog '%s' is not usable: %s", path, c->errmsg);
+		goto fail;
+	}
 	if (!create && (rc = catalog_meta_get(c, "schema_version", v, sizeof(v))) < 0) {
 		snprintf(err, errlen, "catalog '%s' is not an hcowfs catalog: %s", path, c->errmsg);
+		goto fail;
+	}
+	/*
+	 * In a cluster: one connection holds the database for its life (the
+	 * store's fence says whose it is), which is also what lets SQLite keep
+	 * a WAL there (no shared memory between processes); 64 KiB pages, as
+	 * few RADOS operations as a page change can take.
+	 */
+	if (in_cluster && ((create && (rc = catalog_exec(c, "PRAGMA page_size = 65536")) < 0) ||
+	    (rc = catalog_exec(c, "PRAGMA temp_store = MEMORY")) < 0)) {
+		snprintf(err, errlen, "catalog '%s' is not usable: %s", path, c->errmsg);
 		goto fail;
 	}
 	if ((!readonly && (rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0) ||

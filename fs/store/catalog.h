@@ -66,7 +66,8 @@ struct catalog_dir {
 #define CATALOG_READONLY	2	/* for checking: never write */
 
 /*
- * Open DATADIR/catalog.db.  With CATALOG_CREATE, a missing database is
+ * Open DATADIR/catalog.db, or a catalog in a cluster (a path that
+ * catalog_cluster_path made).  With CATALOG_CREATE, a missing database is
  * created with the schema and the given uuid and checkpoint; without, it
  * must exist.
  */
@@ -74,6 +75,27 @@ int catalog_open(const char *path, int how, const uint8_t uuid[16],
     uint64_t first_laddr, struct catalog **out, char *err, size_t errlen);
 void catalog_close(struct catalog *c);
 const char *catalog_error(struct catalog *c);
+
+/*
+ * A catalog in a cluster (catalog_ceph.c): SQLite through libcephsqlite,
+ * Ceph's SQLite VFS, which keeps the database striped over RADOS objects
+ * (CATALOG_CLUSTER_OBJECT is the first, which carries its lock).
+ * catalog_cluster_init registers the VFS once per process, on cluster c's
+ * configuration (its ceph.conf and client name), and gives the address of
+ * the one RADOS client libcephsqlite writes with in this process (the
+ * store's fence must record it before it writes: fence_add_addr);
+ * catalog_cluster_path writes the path catalog_open takes;
+ * catalog_client_addr asks an open catalog for that address again.
+ */
+#define CATALOG_CLUSTER_NAME	"catalog.db"
+#define CATALOG_CLUSTER_OBJECT	"catalog.db.0000000000000000"
+#define CATALOG_CLUSTER_LOCK	"striper.lock"
+struct cluster;
+struct rados_spec;
+int catalog_cluster_init(struct cluster *cl, char *addr, size_t addrlen, char *err, size_t errlen);
+void catalog_cluster_path(const struct rados_spec *sp, char *out, size_t len);
+int catalog_in_cluster(const char *path);
+int catalog_client_addr(struct catalog *c, char *out, size_t len);
 
 /* SQLite's integrity check: 0 if sound, 1 with what is wrong in out, or -errno. */
 int catalog_integrity(struct catalog *c, char *out, size_t outlen);

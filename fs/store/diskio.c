@@ -45,6 +45,7 @@
 
 #include "clock.h"
 #include "hlog.h"
+#include "fence.h"
 #include "store_int.h"
 
 /*
@@ -55,7 +56,11 @@ static int
 io_begin(struct store *st, uint64_t id, struct disk **out)
 {
 	struct disk *d;
+	int rc;
 
+	/* a store in a cluster: only while this host still serves it (fence.h) */
+	if (st->fence && (rc = fence_check(st->fence)) < 0)
+		return rc;
 	pthread_rwlock_rdlock(&st->ns_lock);
 	if (!(d = disk_get(st, id)) || d->tmpl->problem[0]) {
 		pthread_rwlock_unlock(&st->ns_lock);

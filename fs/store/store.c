@@ -79,6 +79,7 @@
 #include "datalock.h"
 #include "hlog.h"
 #include "store_int.h"
+#include "store_cluster.h"
 
 #define TMPL_WATCH_MS	500	/* the longest between two looks at the templates' names */
 
@@ -133,15 +134,20 @@ datadir_is_fresh(const char *datadir, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * Create a store: the log and the index in datadir, then the catalog, last,
+ * as DATADIR/catalog.db or, for a store in a cluster, at catpath (there
+ * datadir is this host's cache, emptied of what an earlier store left).
+ */
 static int
-store_create_files(const char *datadir, char *err, size_t errlen)
+store_create_files(const char *datadir, const char *catpath, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32], logdir[PATH_MAX + 8];
 	uint8_t uuid[16];
 	struct catalog *cat;
 	int rc;
 
-	if ((rc = datadir_is_fresh(datadir, err, errlen)) < 0)
+	if (!catpath && (rc = datadir_is_fresh(datadir, err, errlen)) < 0)
 		return rc;
 	if (getrandom(uuid, sizeof(uuid), 0) != sizeof(uuid)) {
 		snprintf(err, errlen, "cannot get random bytes for the store id: %s", strerror(errno));
@@ -162,6 +168,15 @@ store_create_files(const char *datadir, char *err, size_t errlen)
 	if ((rc = index_create(path, uuid, err, errlen)) < 0)
 		return rc;
 	/* the catalog comes last: its existence says the store is complete */
+	if (catpath) {
+		/* in a cluster: made in one transaction, so it exists whole or not at all */
+		if ((rc = catalog_open(catpath, CATALOG_CREATE, uuid, wlog_first_laddr(), &cat, err,
+		    errlen)) < 0)
+			return rc;
+		catalog_close(cat);
+		hlog(HLOG_INFO, "created a new store in the cluster (this host's cache: '%s')", datadir);
+		return 0;
+	}
 	snprintf(path, sizeof(path), "%s/catalog.db.new", datadir);
 	unlink(path);
 	/* root's alone, whatever the umask: SQLite gives -wal and -shm the same mode */
@@ -294,13 +309,13 @@ store_prepare_dir(const struct store_opts *o, int *lockfd, char *err, size_t err
 	if ((rc = store_lock_datadir(o, lockfd, err, errlen)) < 0)
 		return rc;
 	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
-	if (access(path, F_OK) < 0) {
+	if (!o->store_spec && access(path, F_OK) < 0) {
 		if (!o->create || o->readonly) {
 			snprintf(err, errlen, "data dir '%s' holds no hcowfs store", o->datadir);
 			return -ENOENT;
 		}
 		store_remove_partial(o->datadir);
-		if ((rc = store_create_files(o->datadir, err, errlen)) < 0)
+		if ((rc = store_create_files(o->datadir, NULL, err, errlen)) < 0)
 			return rc;
 	}
 	return 0;
@@ -393,16 +408,19 @@ store_open_index(struct store *st, const struct store_opts *o, char *err, size_t
  * log and the index; read the checkpoint position into *cp_laddr, *cp_seq.
  */
 static int
-store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_laddr,
-    uint64_t *cp_seq, char *err, size_t errlen)
+store_open_files(struct store *st, const struct store_opts *o, const char *catpath,
+    uint64_t *cp_laddr, uint64_t *cp_seq, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32], logdir[PATH_MAX + 8];
 	const char *why;
 	uint8_t uuid[16];
 	int rc;
 
-	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
-	if (!o->readonly)
+	if (catpath)
+		snprintf(path, sizeof(path), "%s", catpath);
+	else
+		snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
+	if (!o->readonly && !catpath)
 		catalog_make_private(path);
 	if (o->catalog)
 		st->cat = o->catalog;
@@ -509,6 +527,34 @@ bench_fill_ahead(void)
 
 	return env && *env ? strtoull(env, NULL, 0) : WLOG_FILL_AHEAD_DEFAULT;
 }
+/*
+ * A store in a cluster: become its server, and create it if it does not
+ * exist yet and we may.  The catalog's path goes to catpath.
+ */
+static int
+store_join(struct store *st, const struct store_opts *o, char *catpath, size_t len, char *err,
+    size_t errlen)
+{
+	int trust, exists, rc;
+
+	if (o->readonly) {
+		snprintf(err, errlen, "%s: checking a store in a cluster offline is not supported; "
+		    "use hcowctl check on its mount", o->store_spec);
+		return -ENOTSUP;
+	}
+	if ((rc = store_cluster_join(st, o, &trust, catpath, len, &exists, err, errlen)) < 0)
+		return rc;
+	st->cache_trusted = trust;
+	if (exists)
+		return 0;
+	if (!o->create) {
+		snprintf(err, errlen, "%s holds no hcowfs store", o->store_spec);
+		return -ENOENT;
+	}
+	store_remove_partial(o->datadir);
+	return store_create_files(o->datadir, catpath, err, errlen);
+}
+
 int
 store_open(const struct store_opts *o, struct store **out, char *err, size_t errlen)
 {
@@ -516,6 +562,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	struct wlog_replay_stats rs;
 	uint64_t cp_laddr, cp_seq;
 	struct timespec t0, t1, t_cat;
+	char catpath[PATH_MAX];
 	int from_snapshot, lockfd = -1, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -525,7 +572,10 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 		return open_fail(o, rc < 0 ? rc : -ENOMEM);
 	}
 	st->lockfd = lockfd;
-	if ((rc = store_open_files(st, o, &cp_laddr, &cp_seq, err, errlen)) < 0)
+	if (o->store_spec && (rc = store_join(st, o, catpath, sizeof(catpath), err, errlen)) < 0)
+		goto fail;
+	if ((rc = store_open_files(st, o, o->store_spec ? catpath : NULL, &cp_laddr, &cp_seq, err,
+	    errlen)) < 0)
 		goto fail;
 	if ((rc = tmpls_load(st)) < 0 || (rc = disks_load(st)) < 0 || (rc = dirs_load(st)) < 0) {
 		snprintf(err, errlen, "cannot load catalog '%s/catalog.db': %s", o->datadir,
@@ -587,6 +637,7 @@ store_close(struct store *st)
 	index_close(st->ix);
 	wlog_close(st->log);
 	catalog_close(st->cat);
+	store_cluster_leave(st);	/* after the catalog: its client has let go */
 	if (st->tmpldirfd >= 0)
 		close(st->tmpldirfd);
 	if (st->lockfd >= 0)

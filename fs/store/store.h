@@ -55,6 +55,13 @@ struct store_opts {
 	uint64_t	 max_disk_size;		/* 0: default */
 	struct catalog	*catalog;		/* opened ahead by store_catalog_preopen(), or
 						   NULL; store_open() takes it, even on failure */
+	/* A store in a cluster (docs/ceph.md): datadir is then this host's cache of it */
+	struct cluster	*cluster;		/* the connection (the caller's; outlives the store) */
+	const char	*store_spec;		/* "rados:POOL/STORE", or NULL: a local store */
+	int		 store_takeover;	/* fence the host that serves it (-o takeover) */
+	const char	*holder;		/* who we are, for the store's lock: "HOST:MOUNTPOINT
+						   (supervisor pid N)"; the same for every worker of
+						   a mount, so a replacement may fence its predecessor */
 };
 
 #define STORE_CHECKPOINT_MS_DEFAULT	10000

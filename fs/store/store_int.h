@@ -21,6 +21,8 @@
 #include "store.h"
 #include "wlog.h"
 
+struct fence;
+
 #define READ_PIECES	64
 
 struct tmpl {
@@ -124,6 +126,9 @@ struct store {
 	char		 tmpldir[PATH_MAX];
 	int		 tmpldirfd;
 	int		 lockfd;	/* the data dir's lock, if store_open took it; else -1 */
+	struct fence	*fence;		/* a store in a cluster: this host's claim (fence.h); else NULL */
+	void		*cio;		/* ... and its RADOS I/O context (rados_ioctx_t) */
+	int		 cache_trusted;	/* ... and whether the data dir, its cache here, was kept */
 	int		 purge_allowed;	/* saw every open: purge at the last release */
 	int		(*kernel_holds)(void *arg, uint64_t id);	/* store_set_kernel_probe */
 	void		*kernel_arg;
