@@ -404,6 +404,34 @@ checkpoint_health(struct store *st, struct sbuf *out, int json)
 	    (unsigned long long)(h.index_bytes >> 20), (unsigned long long)h.index_generation);
 }
 
+/* For status: a store in a cluster, who serves it and whether this host still may. */
+static void
+cluster_health(struct store *st, struct sbuf *out, int json)
+{
+	static const char *const said[] = {
+		"held", "this host serves it",
+		"waiting", "WAITING: the cluster cannot be reached; I/O waits until it can",
+		"lost", "LOST: another host took the store over; every request fails",
+	};
+	struct store_cluster_health h;
+	const char *what = "";
+
+	if (store_cluster_health(st, &h) < 0)
+		return;
+	for (size_t i = 0; i < sizeof(said) / sizeof(said[0]); i += 2)
+		if (strcmp(h.lease, said[i]) == 0)
+			what = said[i + 1];
+	if (json) {
+		sbuf_addstr(out, ",\"cluster\":{\"store\":");
+		sbuf_json_str(out, h.store);
+		sbuf_addstr(out, ",\"holder\":");
+		sbuf_json_str(out, h.holder);
+		sbuf_printf(out, ",\"lease\":\"%s\"}", h.lease);
+		return;
+	}
+	sbuf_printf(out, "cluster: store %s, held by %s: %s\n", h.store, h.holder, what);
+}
+
 int
 control_handle(struct worker *w, char *line, struct sbuf *out)
 {
@@ -457,6 +485,7 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 			    (unsigned long long)(released >> 20), (unsigned long long)(spare >> 20));
 		space_status(w->st, out, req.json);
 		checkpoint_health(w->st, out, req.json);
+		cluster_health(w->st, out, req.json);
 		iostat_describe(w->ctl, w->st, out, req.json);
 		return 0;
 	}

@@ -393,7 +393,19 @@ fence_state(const struct fence *f)
 {
 	if (f->lost)
 		return "lost";
-	return (uint64_t)clock_mono_ns() < f->lease_until ? "held" : "renewing";
+	return (uint64_t)clock_mono_ns() < f->lease_until ? "held" : "waiting";
+}
+
+const char *
+fence_store(const struct fence *f)
+{
+	return f->spec;
+}
+
+const char *
+fence_holder(const struct fence *f)
+{
+	return f->holder;
 }
 
 void
@@ -440,6 +452,18 @@ const char *
 fence_state(const struct fence *f)
 {
 	return "none";
+}
+
+const char *
+fence_store(const struct fence *f)
+{
+	return "";
+}
+
+const char *
+fence_holder(const struct fence *f)
+{
+	return "";
 }
 
 void

@@ -83,8 +83,13 @@ int fence_check(struct fence *f);
 /* Is this server fenced for good?  For status. */
 int fence_lost(const struct fence *f);
 
-/* The holder string and state for status: "held", "renewing", "lost". */
+/*
+ * For status: the lease's state ("held", "waiting": the cluster cannot be
+ * reached, "lost": another host took over), the store and our holder string.
+ */
 const char *fence_state(const struct fence *f);
+const char *fence_store(const struct fence *f);
+const char *fence_holder(const struct fence *f);
 
 /* Stop renewing and give the lock back (a clean unmount); NULL is fine. */
 void fence_release(struct fence *f);

@@ -320,6 +320,20 @@ struct store_cp_health {
 void store_checkpoint_health(struct store *st, struct store_cp_health *out);
 
 /*
+ * For status, a store in a cluster (store_cluster.c): which, who serves it
+ * (this host, as its lock's holder string says), and whether this host
+ * still may: "held" (the lease is fresh), "waiting" (the cluster cannot be
+ * reached: I/O waits until it can), "lost" (another host took the store
+ * over: every request fails).  -ENOENT for a local store.
+ */
+struct store_cluster_health {
+	char	 store[96];
+	char	 holder[256];
+	const char *lease;
+};
+int store_cluster_health(struct store *st, struct store_cluster_health *out);
+
+/*
  * Verify the catalog, the templates, the log and every disk's extents
  * (check.c); a report in plain words goes to out.  The number of problems
  * found (0: sound), or -errno if it could not check.

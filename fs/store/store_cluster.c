@@ -28,6 +28,17 @@
 #include "store_int.h"
 #include "store_cluster.h"
 
+int
+store_cluster_health(struct store *st, struct store_cluster_health *out)
+{
+	if (!st->fence)
+		return -ENOENT;
+	snprintf(out->store, sizeof(out->store), "%s", fence_store(st->fence));
+	snprintf(out->holder, sizeof(out->holder), "%s", fence_holder(st->fence));
+	out->lease = fence_state(st->fence);
+	return 0;
+}
+
 #ifdef HAVE_CEPH
 
 int
