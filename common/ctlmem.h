@@ -80,7 +80,7 @@
 #include <linux/fuse.h>
 
 #define CTLMEM_MAGIC	UINT64_C(0x34766d656d776f68)	/* "howmemv4" */
-#define CTLMEM_VERSION	4	/* 4: diskio[] */
+#define CTLMEM_VERSION	5	/* 4: diskio[]; 5: cluster_wait */
 #define CTLMEM_INIT_MAX	1024
 #define CTLMEM_SLOTS	64	/* >= the worker's thread limit */
 #define CTLMEM_POISON	16
@@ -173,7 +173,8 @@ struct ctlmem {
 	_Atomic uint64_t	requests_done;	/* replies written by them */
 
 	_Atomic uint32_t	poison_count;	/* entries of poison[] in use */
-	uint32_t		pad3;
+	_Atomic uint32_t	cluster_wait;	/* the worker's requests waiting for a cluster to come
+						   back (a store in a cluster): not a hang (watch.c) */
 	_Atomic uint64_t	poison[CTLMEM_POISON];
 	_Atomic uint64_t	poisoned;	/* requests answered EIO, all time */
 

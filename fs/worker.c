@@ -59,6 +59,15 @@
 
 #define WORKER_THREADS_DEFAULT	12	/* see --threads */
 
+/* Requests waiting for the cluster are not hung: tell the supervisor's watch. */
+static void
+cluster_wait_hook(void *arg, int delta)
+{
+	struct ctlmem *ctl = arg;
+
+	atomic_fetch_add(&ctl->cluster_wait, (uint32_t)delta);
+}
+
 static void
 usage(void)
 {
@@ -244,6 +253,7 @@ main(int argc, char **argv)
 	}
 	if (rc < 0 || strcmp(line, "start") != 0)
 		die(1, "supervisor did not say start");
+	store_set_cluster_wait_hook(w.st, cluster_wait_hook, w.ctl);
 	if (w.fault_injection) {
 		store_set_append_hook(w.st, fault_append_hook, w.ctl);
 		store_set_copy_hook(w.st, fault_copy_hook, w.ctl);

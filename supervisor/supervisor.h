@@ -148,6 +148,8 @@ struct sup {
 	uint64_t	 slow_unique;		/* the last one, to log each once */
 	uint64_t	 watch_taken;		/* requests_taken at the last watch */
 	double		 pending_since;		/* ns: requests pending, none taken since */
+	double		 watch_last_ns;		/* when the watch last ran */
+	double		 watch_grace_ns;	/* no hang before this (we were not running) */
 	uint64_t	 by_cause[CAUSE_COUNT];
 	int		 recovering;		/* index + 1 in faults[] of the fault being recovered */
 	double		 died_at;		/* ev_now when the last worker's death was seen */

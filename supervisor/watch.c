@@ -15,7 +15,10 @@
  * Unless the worker is merely slow: while some thread of it waits on the
  * disk (state D), the device is the bottleneck and killing the worker would
  * only add a restart, so a request gets up to HANG_TIMEOUT_MAX_FACTOR
- * timeouts.  The death itself is handled by workers.c's child watcher, which
+ * timeouts.  Nor while the worker says its requests wait for a cluster that
+ * cannot be reached (ctlmem's cluster_wait: a store in a cluster), or after
+ * the supervisor itself did not run for a while (the host was suspended or
+ * the mount's processes stopped: watch_suspended).  The death itself is handled by workers.c's child watcher, which
  * reads kill_cause, hang_req and hang_age_ms.
  *
  * It owns s->watch_timer, slow_waits, slow_unique, watch_taken and
@@ -115,6 +118,28 @@ watch_unread_stuck(struct sup *s, double now_ns)
 }
 
 /*
+ * Did we not run for a while (the host was suspended, or the mount's
+ * processes were stopped)?  Then every request in flight looks old, though
+ * the worker was stopped with us: each gets a fresh timeout from now.
+ * 1 while that grace lasts.
+ */
+static int
+watch_suspended(struct sup *s, double now_ns)
+{
+	double gap_ms = s->watch_last_ns ? (now_ns - s->watch_last_ns) / 1e6 : 0;
+	double limit_ms = s->o.hang_timeout_ms / 2.0 > 1000 ? s->o.hang_timeout_ms / 2.0 : 1000;
+
+	s->watch_last_ns = now_ns;
+	if (gap_ms > limit_ms) {
+		hlog(HLOG_WARN, "the supervisor did not run for %.1f s (host suspended or the mount's "
+		    "processes stopped); requests in flight get a fresh timeout", gap_ms / 1e3);
+		s->watch_grace_ns = now_ns + (double)s->o.hang_timeout_ms * 1e6;
+		s->pending_since = 0;
+	}
+	return now_ns < s->watch_grace_ns;
+}
+
+/*
  * Hang detection: a request outstanding longer than the hang timeout means
  * the worker is hung, even while its other threads progress.  Unless it is
  * merely slow: while some thread of the worker waits on the disk (state D),
@@ -133,6 +158,10 @@ watch_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	if (w->state != WORKER_RUNNING || w->kill_cause >= 0 || !s->ctl->watch)
 		return;
 	now_ns = (double)ctlmem_now_ns();
+	if (watch_suspended(s, now_ns))
+		return;
+	if (atomic_load(&s->ctl->cluster_wait))
+		return;	/* waiting for the cluster (fence.h): I/O resumes when it is back */
 	if (watch_unread_stuck(s, now_ns))
 		return;
 	for (int i = 0; i < CTLMEM_SLOTS; i++) {

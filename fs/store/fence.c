@@ -55,6 +55,8 @@ struct fence {
 	int		 running;
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 cond;			/* a renewal happened, or the lease was lost */
+	void		(*wait_hook)(void *arg, int delta);
+	void		*wait_arg;
 };
 
 /* Read xattr name of the owner object into buf (NUL-terminated): length or -errno. */
@@ -375,11 +377,22 @@ fence_check(struct fence *f)
 		return -EIO;
 	if ((uint64_t)clock_mono_ns() < f->lease_until)
 		return 0;
+	if (f->wait_hook)
+		f->wait_hook(f->wait_arg, 1);
 	pthread_mutex_lock(&f->mu);
 	while (!f->lost && (uint64_t)clock_mono_ns() >= f->lease_until && !f->stop)
 		pthread_cond_wait(&f->cond, &f->mu);
 	pthread_mutex_unlock(&f->mu);
+	if (f->wait_hook)
+		f->wait_hook(f->wait_arg, -1);
 	return f->lost || f->stop ? -EIO : 0;
+}
+
+void
+fence_set_wait_hook(struct fence *f, void (*hook)(void *arg, int delta), void *arg)
+{
+	f->wait_arg = arg;
+	f->wait_hook = hook;
 }
 
 int
@@ -429,6 +442,11 @@ fence_release(struct fence *f)
 }
 
 #else	/* !HAVE_CEPH: no store is ever in a cluster, so no fence exists */
+
+void
+fence_set_wait_hook(struct fence *f, void (*hook)(void *arg, int delta), void *arg)
+{
+}
 
 int
 fence_add_addr(struct fence *f, const char *addr, char *err, size_t errlen)

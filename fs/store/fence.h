@@ -80,6 +80,9 @@ int fence_add_addr(struct fence *f, const char *addr, char *err, size_t errlen);
  */
 int fence_check(struct fence *f);
 
+/* Called with +1 when a request starts waiting in fence_check, -1 when it ends. */
+void fence_set_wait_hook(struct fence *f, void (*hook)(void *arg, int delta), void *arg);
+
 /* Is this server fenced for good?  For status. */
 int fence_lost(const struct fence *f);
 

@@ -267,6 +267,13 @@ int store_sync(struct store *st, uint64_t id);
 int store_seek(struct store *st, uint64_t id, uint64_t off, int whence, uint64_t *res);
 int store_statfs(struct store *st, struct statvfs *sv);
 
+/*
+ * A store in a cluster: hook(arg, +1) when a request starts to wait for the
+ * cluster to come back (fence_check), hook(arg, -1) when it stops, so the
+ * supervisor does not take the wait for a hang.  Nothing for a local store.
+ */
+void store_set_cluster_wait_hook(struct store *st, void (*hook)(void *arg, int delta), void *arg);
+
 /* Fault injection: see wlog_set_append_hook(). */
 void store_set_append_hook(struct store *st, void (*hook)(void *arg), void *arg);
 /* The steps of a copy a copy hook is called after (lifecycle.c: the order of a copy). */

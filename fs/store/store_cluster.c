@@ -39,6 +39,13 @@ store_cluster_health(struct store *st, struct store_cluster_health *out)
 	return 0;
 }
 
+void
+store_set_cluster_wait_hook(struct store *st, void (*hook)(void *arg, int delta), void *arg)
+{
+	if (st->fence)
+		fence_set_wait_hook(st->fence, hook, arg);
+}
+
 #ifdef HAVE_CEPH
 
 int
