@@ -202,6 +202,18 @@ tcache_stats(struct tcache *c, struct tcache_stats *s)
 	s->cap = c->cap;
 }
 
+/* Free f's memory (its files closed, its locks gone). */
+static void
+tcache_file_free(struct tcache_file *f)
+{
+	free(f->sums);
+	free((void *)f->seg_fd);
+	free((void *)f->seg_used);
+	free(f->seg_stamped);
+	free((void *)f->verified);
+	free(f);
+}
+
 int
 tcache_file_open(struct tcache *c, struct tmplpool *p, const char *hash, uint64_t size,
     const uint32_t *sums, struct tcache_file **out)
@@ -222,12 +234,7 @@ tcache_file_open(struct tcache *c, struct tmplpool *p, const char *hash, uint64_
 	f->seg_stamped = calloc(f->nsegs ? f->nsegs : 1, sizeof(*f->seg_stamped));
 	f->verified = calloc(f->nchunks ? f->nchunks : 1, 1);
 	if (!f->sums || !f->seg_fd || !f->seg_used || !f->seg_stamped || !f->verified) {
-		free(f->sums);
-		free((void *)f->seg_fd);
-		free((void *)f->seg_used);
-		free(f->seg_stamped);
-		free((void *)f->verified);
-		free(f);
+		tcache_file_free(f);
 		return -ENOMEM;
 	}
 	memcpy(f->sums, sums, f->nchunks * sizeof(*sums));
@@ -277,12 +284,7 @@ tcache_file_close(struct tcache_file *f)
 			close(atomic_load(&f->seg_fd[s]) - 1);
 	pthread_mutex_destroy(&f->fill);
 	pthread_rwlock_destroy(&f->lock);
-	free(f->sums);
-	free((void *)f->seg_fd);
-	free((void *)f->seg_used);
-	free(f->seg_stamped);
-	free((void *)f->verified);
-	free(f);
+	tcache_file_free(f);
 }
 
 /* Bytes of segment s of f. */
