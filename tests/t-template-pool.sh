@@ -86,6 +86,9 @@ cmp "$T/mntA/.templates/base.img" "$SRC" || fail "host A: .templates/base.img di
 r1=$(op_r)
 [ "$r1" = "$r0" ] || fail "host A: a second read reached RADOS ($r0 -> $r1 reads)"
 ok "host A: the second read came from the cache (op_r stays $r0)"
+"$HCOWCTL" -m "$T/mntA" restart >/dev/null || fail "host A: restart"
+read_direct "$T/mntA/vm.img" || fail "host A: read after a worker restart"
+ok "host A: a replacement worker serves the pool template"
 
 # ---- host B: a cap of 16M, its own cache ----------------------------------------
 mount_host B template_cache_size=16M
