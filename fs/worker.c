@@ -56,6 +56,8 @@
 #include "hlog.h"
 #include "proto.h"
 #include "worker.h"
+#include "cluster.h"
+#include "radosspec.h"
 
 #define WORKER_THREADS_DEFAULT	12	/* see --threads */
 
@@ -73,6 +75,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: hcowfs-worker --fuse-fd N --ctl-fd N --shm-fd N --datadir DIR "
 	    "--tmpldir DIR [--lock-fd N] [--readonly] [--blocks-used] [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
+	    "       [--ceph-conf FILE] [--ceph-id NAME] [--template-cache DIR] [--template-cache-size BYTES]\n"
 	    "hcowfs-worker is started by mount.hcowfs, not by hand\n");
 	exit(2);
 }
@@ -126,12 +129,17 @@ main(int argc, char **argv)
 		{ "lock-fd", required_argument, NULL, 'L' },
 		{ "readonly", no_argument, NULL, 'R' },
 		{ "blocks-used", no_argument, NULL, 'B' },
+		{ "ceph-conf", required_argument, NULL, 'C' },
+		{ "ceph-id", required_argument, NULL, 'I' },
+		{ "template-cache", required_argument, NULL, 'K' },
+		{ "template-cache-size", required_argument, NULL, 'Z' },
 		{ NULL, 0, NULL, 0 }
 	};
 	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
 	static struct worker w = { .fuse_fd = -1, .ctl_fd = -1 };
 	static struct fuse_lowlevel_ops ops;
 	struct store_opts so = { 0 };
+	struct cluster_opts co = { 0 };
 	char err[512] = "", line[64];
 	int shm_fd = -1, takeover = 0, standby = 0, opt, rc;
 	unsigned threads = WORKER_THREADS_DEFAULT;
@@ -154,6 +162,10 @@ main(int argc, char **argv)
 		case 'S': standby = 1; break;
 		case 'R': so.readonly = 1; break;	/* -o ro: change no file */
 		case 'B': w.blocks_used = 1; break;	/* -o blocks=used (dirops.c) */
+		case 'C': co.conf = optarg; break;
+		case 'I': co.id = optarg; break;
+		case 'K': so.template_cache = optarg; break;
+		case 'Z': so.template_cache_size = strtoull(optarg, NULL, 10); break;
 		case 'L':
 			/* the supervisor's lock on the data dir, held while we live (datalock.h) */
 			so.lock_fd = atoi(optarg);
@@ -204,6 +216,10 @@ main(int argc, char **argv)
 			goto fail;
 		}
 	}
+	/* one connection for the worker's life, made ahead of need by a standby too */
+	if (rados_spec_is(so.tmpldir) &&
+	    (rc = cluster_connect(&co, &so.cluster, err, sizeof(err))) < 0)
+		goto fail;
 	if (standby) {
 		/*
 		 * Started ahead of need: exec, libraries, the session, the
@@ -283,6 +299,7 @@ main(int argc, char **argv)
 		hlog(HLOG_WARN, "FUSE loop ended: %s", strerror(rc < 0 ? -rc : rc));
 	hlog(HLOG_INFO, "file system unmounted; writing the final checkpoint");
 	store_close(w.st);
+	cluster_close(so.cluster);
 	return 0;
 fail:
 	hlog(HLOG_ERROR, "%s", err);

@@ -46,6 +46,7 @@
 #include "hlog.h"
 #include "mounts.h"
 #include "names.h"
+#include "radosspec.h"
 #include "supervisor.h"
 
 #define NOTIFY_RESEND	7	/* FUSE_NOTIFY_RESEND, Linux 6.9+ */
@@ -84,6 +85,11 @@ usage(FILE *f, int code)
 	    "       standby=off          no second worker kept ready to take over (default on)\n"
 	    "       blocks=full|used     a clone's st_blocks: its size (default: cp shares copies\n"
 	    "                            of it), or the log and template bytes it holds\n"
+	    "       template_cache=DIR   this host's cache of the templates of a rados:POOL[/NS]\n"
+	    "                            TEMPLATE_DIR (required with one; created if missing)\n"
+	    "       template_cache_size=BYTES  its cap (default a quarter of its file system)\n"
+	    "       ceph_conf=FILE       ceph.conf of the cluster (default: Ceph's search)\n"
+	    "       ceph_id=NAME         Ceph client name without \"client.\" (default admin)\n"
 	    "     generic mount options (rw, defaults, noauto, nofail, _netdev, x-*...) are accepted.\n"
 	    "\n"
 	    "The log of the mount is DATA_DIR/hcowfs.log.  Unmount with umount MOUNTPOINT.\n");
@@ -161,6 +167,18 @@ parse_option(struct sup_opts *o, char *opt)
 	} else if (strcmp(opt, "fault_injection") == 0 && (!val || strcmp(val, "init") == 0)) {
 		o->fault_injection = 1;
 		o->fault_at_init = val != NULL;
+	} else if (strcmp(opt, "ceph_conf") == 0 && val) {
+		snprintf(o->ceph_conf, sizeof(o->ceph_conf), "%s", val);
+	} else if (strcmp(opt, "ceph_id") == 0 && val) {
+		snprintf(o->ceph_id, sizeof(o->ceph_id), "%s", val);
+	} else if (strcmp(opt, "template_cache") == 0 && val) {
+		if (val[0] != '/')
+			die(1, "option template_cache=%s: expected an absolute path", val);
+		snprintf(o->template_cache, sizeof(o->template_cache), "%s", val);
+	} else if (strcmp(opt, "template_cache_size") == 0 && val) {
+		if (size_parse(val, &v) < 0 || v < (UINT64_C(16) << 20))
+			die(1, "option template_cache_size=%s: expected a size of at least 16M", val);
+		o->template_cache_size = v;
 	} else if (strcmp(opt, "owner") == 0 && val) {
 		struct passwd *pw = getpwnam(val);
 		char *end;
@@ -573,7 +591,19 @@ main(int argc, char **argv)
 	if (geteuid() != 0)
 		die(1, "must run as root (it mounts a file system and owns its control socket)");
 	umask(077);	/* the store's files are root's: the log, the catalog, segments */
-	check_dir("template dir", pos[0], s.o.tmpldir, sizeof(s.o.tmpldir), 0);
+	if (rados_spec_is(pos[0])) {
+		/* templates in a pool: the worker connects; a local cache is where they are read */
+		struct rados_spec sp;
+		const char *why;
+		if (rados_spec_parse(pos[0], 0, &sp, &why) < 0)
+			die(1, "template dir '%s': %s", pos[0], why);
+		if (!s.o.template_cache[0])
+			die(1, "template dir '%s' is in a pool: give the host's cache with "
+			    "-o template_cache=DIR", pos[0]);
+		snprintf(s.o.tmpldir, sizeof(s.o.tmpldir), "%s", pos[0]);
+	} else {
+		check_dir("template dir", pos[0], s.o.tmpldir, sizeof(s.o.tmpldir), 0);
+	}
 	/* -o ro changes no file: a snapshot or a read-only medium can be served */
 	check_dir("data dir", pos[1], s.o.datadir, sizeof(s.o.datadir), !s.o.readonly);
 	check_mountpoint(pos[2], s.o.mountpoint, sizeof(s.o.mountpoint));

@@ -43,8 +43,8 @@ pid_t
 spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 {
 	char fusefd[16], ctlfd[16], shmfd[16], lockfd[16], segsz[32], cpms[32], nthreads[32];
-	char reserve[32], extents[32], disksize[32];
-	char *argv[36];
+	char reserve[32], extents[32], disksize[32], cachesz[32];
+	char *argv[48];
 	int sv[2], argc = 0;
 	pid_t pid;
 
@@ -78,6 +78,17 @@ spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 	argc = worker_arg(argv, argc, "--max-disk-size", disksize, sizeof(disksize),
 	    s->o.max_disk_size);
 	argc = worker_arg(argv, argc, "--threads", nthreads, sizeof(nthreads), s->o.threads);
+	argc = worker_arg(argv, argc, "--template-cache-size", cachesz, sizeof(cachesz),
+	    s->o.template_cache_size);
+	if (s->o.ceph_conf[0]) {
+		argv[argc++] = "--ceph-conf"; argv[argc++] = s->o.ceph_conf;
+	}
+	if (s->o.ceph_id[0]) {
+		argv[argc++] = "--ceph-id"; argv[argc++] = s->o.ceph_id;
+	}
+	if (s->o.template_cache[0]) {
+		argv[argc++] = "--template-cache"; argv[argc++] = s->o.template_cache;
+	}
 	argv[argc] = NULL;
 
 	pid = fork();

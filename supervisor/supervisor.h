@@ -61,6 +61,10 @@ struct sup_opts {
 	unsigned restart_burst;		/* restarts per 10 s before throttling */
 	int	 nostandby;		/* -o standby=off: no worker started ahead of need */
 	int	 blocks_used;		/* -o blocks=used: st_blocks says what a disk holds */
+	char	 ceph_conf[PATH_MAX];	/* -o ceph_conf=, "" Ceph's default */
+	char	 ceph_id[128];		/* -o ceph_id=, "" Ceph's default */
+	char	 template_cache[PATH_MAX];	/* -o template_cache=, for a rados: template dir */
+	uint64_t template_cache_size;	/* 0: the worker's default */
 };
 
 #define HANG_TIMEOUT_MS_DEFAULT	10000

@@ -36,6 +36,7 @@
 #include "proto.h"
 #include "sbuf.h"
 #include "store.h"
+#include "tmplcmd.h"
 
 #define CHECK_TIMEOUT_S	86400	/* a check reads the whole log */
 
@@ -84,6 +85,11 @@ usage(FILE *f, int code)
 	    "  check [--repair] [--templates DIR] DATADIR     the same for an unmounted data dir;\n"
 	    "                                                 --repair cuts a torn log tail and\n"
 	    "                                                 says what it cannot fix\n"
+	    "  template add FILE [--name NAME] --dir TEMPLATE_DIR   publish a template (a\n"
+	    "                                                 local dir or rados:POOL[/NS])\n"
+	    "  template list [--json] --dir DIR [--cache C]   name, size, content hash, bytes in\n"
+	    "                                                 this host's cache C\n"
+	    "  template warm NAME --dir rados:P --cache C     fill this host's template cache\n"
 	    "  debug fault crash|hang|slow|none [--op OP] [--count N] [--ms MS]\n"
 	    "                                                 make the worker fail (mounts with\n"
 	    "                                                 -o fault_injection only); OP: any, read,\n"
@@ -379,6 +385,8 @@ main(int argc, char **argv)
 	int json = 0, opt;
 
 	signal(SIGPIPE, SIG_IGN);	/* a closed control socket is an error, not a silent death */
+	if (argc > 1 && strcmp(argv[1], "template") == 0)
+		return tmplcmd_main(argc - 1, argv + 1);	/* the template dir, not a mount */
 	while ((opt = getopt_long(argc, argv, "m:n:t:s:jhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm': mnt = optarg; break;

@@ -531,6 +531,10 @@ disk_run_at(struct disk *d, uint64_t pos, uint64_t end, uint64_t *run_end)
 	}
 	if (end > tsize)
 		end = tsize;
+	if (d->tmpl->cached) {
+		*run_end = end;		/* a pool template is data throughout */
+		return 1;
+	}
 	data = lseek(d->tmpl->fd, (off_t)pos, SEEK_DATA);
 	if (data < 0 || (uint64_t)data >= end) {
 		*run_end = end;

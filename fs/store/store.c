@@ -78,6 +78,7 @@
 
 #include "datalock.h"
 #include "hlog.h"
+#include "radosspec.h"
 #include "store_int.h"
 #include "store_cluster.h"
 
@@ -432,13 +433,19 @@ store_open_files(struct store *st, const struct store_opts *o, const char *catpa
 		if (catalog_meta_get(st->cat, "template_dir", st->tmpldir, sizeof(st->tmpldir)) < 0)
 			st->tmpldir[0] = '\0';
 	}
-	if (!o->readonly && st->tmpldir[0] && datalock_dir_private(st->tmpldir, &why) == -EPERM) {
+	if (rados_spec_is(st->tmpldir)) {
+		/* templates in a pool: no dir to open, a connection and a cache instead */
+		if ((rc = tmpls_pool_open(st, o, err, errlen)) < 0 && !o->readonly)
+			return rc;
+	} else if (!o->readonly && st->tmpldir[0] &&
+	    datalock_dir_private(st->tmpldir, &why) == -EPERM) {
 		snprintf(err, errlen, "template dir '%s' is not safe: %s (chmod go-w, chown root)",
 		    st->tmpldir, why);
 		return -EPERM;
 	}
-	st->tmpldirfd = st->tmpldir[0] ? open(st->tmpldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (st->tmpldirfd < 0 && !o->readonly) {
+	st->tmpldirfd = st->tmpldir[0] && !rados_spec_is(st->tmpldir) ?
+	    open(st->tmpldir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (st->tmpldirfd < 0 && !st->tpool && !o->readonly) {
 		rc = st->tmpldir[0] ? -errno : -EINVAL;
 		if (st->tmpldir[0])
 			snprintf(err, errlen, "template dir '%s': %s", st->tmpldir, strerror(errno));
@@ -632,6 +639,7 @@ store_close(struct store *st)
 	disks_free(st);
 	dirs_free(st);
 	tmpls_free(st);
+	tmpls_pool_close(st);
 	if (st->no_tmpl)
 		tmpl_free(st->no_tmpl);
 	index_close(st->ix);

@@ -28,6 +28,7 @@
 #include "sbuf.h"
 
 struct store;
+struct cluster;
 
 struct store_opts {
 	const char	*datadir;
@@ -53,10 +54,14 @@ struct store_opts {
 						   STORE_RESERVE_*), STORE_RESERVE_NONE none */
 	uint64_t	 max_extents;		/* extents of all maps: 0 default */
 	uint64_t	 max_disk_size;		/* 0: default */
+	struct cluster	*cluster;		/* a Ceph connection (the caller's; outlives the
+						   store), for a "rados:" template dir or data
+						   dir; else NULL */
+	const char	*template_cache;	/* the host's cache of pool templates (tcache.h) */
+	uint64_t	 template_cache_size;	/* its cap in bytes; 0: tcache's default */
 	struct catalog	*catalog;		/* opened ahead by store_catalog_preopen(), or
 						   NULL; store_open() takes it, even on failure */
 	/* A store in a cluster (docs/ceph.md): datadir is then this host's cache of it */
-	struct cluster	*cluster;		/* the connection (the caller's; outlives the store) */
 	const char	*store_spec;		/* "rados:POOL/STORE", or NULL: a local store */
 	int		 store_takeover;	/* fence the host that serves it (-o takeover) */
 	const char	*holder;		/* who we are, for the store's lock: "HOST:MOUNTPOINT

@@ -22,6 +22,9 @@
 #include "wlog.h"
 
 struct fence;
+struct tcache;
+struct tcache_file;
+struct tmplpool;
 
 #define READ_PIECES	64
 
@@ -60,6 +63,7 @@ struct tmpl {
 	 * reopens + 1 as it was when its pass began: it has work while they differ.
 	 */
 	_Atomic unsigned reopens, done_for;
+	struct tcache_file *cached;	/* a template in a pool: its cached content (tmplsrc.c) */
 };
 
 /*
@@ -162,6 +166,8 @@ struct store {
 	struct tmpl	**tmpls;
 	size_t		 ntmpls;
 	struct tmpl	*no_tmpl;	/* the template of disks made in the mount: none, 0 bytes */
+	struct tmplpool	*tpool;		/* templates in a pool ("rados:" dir), and the */
+	struct tcache	*tcache;	/* host's cache of them; NULL for a local dir */
 	struct dir	**dirs;		/* the directories, sorted by path (dirs.c) */
 	size_t		 ndirs, dirs_alloc;
 
@@ -227,6 +233,24 @@ store_ix_generation(const struct store *st)
 	index_stats(st->ix, &s);
 	return s.generation;
 }
+
+/* ---- tmplsrc.c: templates in a pool, read through the host's cache ------ */
+
+/* Open the pool and the cache a "rados:" template dir needs (st->tmpldir): 0 or -errno, err. */
+int tmpls_pool_open(struct store *st, const struct store_opts *o, char *err, size_t errlen);
+void tmpls_pool_close(struct store *st);
+/* Is rec a pool template's version (its fingerprint is its content hash)? */
+int tmpl_rec_in_pool(const struct catalog_template *rec);
+/* Template name in the pool as rec (id 0), its content sums in *sums (malloc'ed). */
+int tmpl_pool_probe(struct store *st, const char *name, struct catalog_template *rec,
+    uint32_t **sums, char *err, size_t errlen);
+/* Open t's content in the cache; sums: its content sums (NULL: from the catalog, or the pool). */
+int tmpl_pool_attach(struct store *st, struct tmpl *t, const uint32_t *sums, char *err,
+    size_t errlen);
+/* The pool template this open already knows by name, or NULL (cat_lock held). */
+struct tmpl *tmpl_pool_named(struct store *st, const char *name);
+/* The i-th pool template by name (0 first); -ENOENT past the last. */
+int tmpl_pool_at(struct store *st, size_t i, char *name, size_t len);
 
 /* ---- tmplwatch.c: the templates in use --------------------------------- */
 

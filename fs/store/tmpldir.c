@@ -46,7 +46,7 @@ store_template_lookup(struct store *st, const char *name, struct template_attr *
 	struct tmpl *t;
 	int rc;
 
-	if (name_check(name, &why) < 0 || st->tmpldirfd < 0)
+	if (name_check(name, &why) < 0 || (st->tmpldirfd < 0 && !st->tpool))
 		return -ENOENT;
 	pthread_mutex_lock(&st->cat_lock);
 	if ((rc = tmpl_acquire(st, name, &t, err, sizeof(err))) == 0) {
@@ -106,6 +106,8 @@ store_template_at(struct store *st, size_t i, char *name, size_t len)
 	DIR *dir;
 	int fd, rc = -ENOENT;
 
+	if (st->tpool)
+		return tmpl_pool_at(st, i, name, len);
 	if (st->tmpldirfd < 0 || (fd = openat(st->tmpldirfd, ".", O_RDONLY | O_DIRECTORY)) < 0)
 		return -ENOENT;
 	if (!(dir = fdopendir(fd))) {

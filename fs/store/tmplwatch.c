@@ -60,6 +60,7 @@
 #include "fdio.h"
 #include "hlog.h"
 #include "store_int.h"
+#include "tcache.h"
 #include "template.h"
 
 struct tmpl *
@@ -93,23 +94,37 @@ int
 tmpl_acquire(struct store *st, const char *name, struct tmpl **out, char *err, size_t errlen)
 {
 	struct catalog_template rec;
+	uint32_t *sums = NULL;
 	struct tmpl *t;
 	int fd = -1, rc;
 
-	if ((rc = template_probe(st->tmpldirfd, name, &rec, &fd, err, errlen)) < 0)
+	if (st->tpool && (t = tmpl_pool_named(st, name)) != NULL) {
+		*out = t;	/* a pool's names never change: no round trip to look again */
+		return 0;
+	}
+	if ((rc = st->tpool ? tmpl_pool_probe(st, name, &rec, &sums, err, errlen) :
+	    template_probe(st->tmpldirfd, name, &rec, &fd, err, errlen)) < 0)
 		return rc;
 	if ((rc = catalog_template_get(st->cat, &rec)) < 0) {
 		snprintf(err, errlen, "cannot record template '%s': %s", name, catalog_error(st->cat));
-		close(fd);
-		return rc;
+		goto fail;
 	}
+	if (sums && catalog_template_set_sums(st->cat, rec.id, sums, TEMPLATE_CHUNKS(rec.size)) < 0)
+		hlog(HLOG_WARN, "template '%s': cannot record its content sums: %s", name,
+		    catalog_error(st->cat));	/* taken from the pool again at the next open */
 	if (!(t = tmpl_by_id(st, rec.id))) {
 		if (!(t = tmpl_new(&rec, fd, st->tmpldirfd))) {
-			close(fd);
-			return -ENOMEM;
+			rc = -ENOMEM;
+			goto fail;
+		}
+		if (sums && (rc = tmpl_pool_attach(st, t, sums, err, errlen)) < 0) {
+			tmpl_free(t);
+			free(sums);
+			return rc;
 		}
 		if ((rc = tmpl_add(st, t)) < 0) {
 			tmpl_free(t);
+			free(sums);
 			return rc;
 		}
 	} else if (t->problem[0]) {
@@ -118,11 +133,17 @@ tmpl_acquire(struct store *st, const char *name, struct tmpl **out, char *err, s
 		tmpl_reopened(t, fd);
 		pthread_rwlock_unlock(&st->ns_lock);
 		hlog(HLOG_INFO, "template '%s' matches its recorded version again", name);
-	} else {
+	} else if (fd >= 0) {
 		close(fd);
 	}
+	free(sums);
 	*out = t;
 	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(sums);
+	return rc;
 }
 
 uint64_t
@@ -154,6 +175,7 @@ tmpl_free(struct tmpl *t)
 {
 	if (t->fd >= 0)
 		close(t->fd);
+	tcache_file_close(t->cached);
 	free(t->sums);
 	free((void *)t->verified);
 	free(t);
@@ -212,6 +234,14 @@ tmpl_load(const struct catalog_template *rec, void *arg)
 
 	if (!t)
 		return -ENOMEM;
+	if (tmpl_rec_in_pool(rec)) {
+		/* immutable: nothing to compare, the cache checks every chunk it serves */
+		if (tmpl_pool_attach(st, t, NULL, err, sizeof(err)) < 0)
+			snprintf(t->problem, sizeof(t->problem), "%s", err);
+		if ((rc = tmpl_add(st, t)) < 0)
+			tmpl_free(t);
+		return rc;
+	}
 	if (st->tmpldirfd < 0) {
 		/* a read-only open for checking, without the template dir */
 		snprintf(t->problem, sizeof(t->problem), "template '%s' not checked: the template "
@@ -468,6 +498,12 @@ tmpl_read(struct tmpl *t, char *buf, uint64_t len, uint64_t off)
 
 	if (have > len)
 		have = len;
+	if (t->cached) {
+		if (have > 0 && (rc = tcache_read(t->cached, buf, have, off)) < 0)
+			return rc;
+		memset(buf + have, 0, len - have);
+		return 0;
+	}
 	if (have > 0 && (rc = tmpl_verify_range(t, off, have)) < 0)
 		return rc;
 	if (have > 0) {
