@@ -76,6 +76,7 @@ usage(void)
 	fprintf(stderr, "usage: hcowfs-worker --fuse-fd N --ctl-fd N --shm-fd N --datadir DIR "
 	    "--tmpldir DIR [--lock-fd N] [--readonly] [--blocks-used] [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
 	    "       [--ceph-conf FILE] [--ceph-id NAME] [--template-cache DIR] [--template-cache-size BYTES]\n"
+	    "       [--store rados:POOL/STORE --holder TEXT [--store-takeover]]\n"
 	    "hcowfs-worker is started by mount.hcowfs, not by hand\n");
 	exit(2);
 }
@@ -133,6 +134,9 @@ main(int argc, char **argv)
 		{ "ceph-id", required_argument, NULL, 'I' },
 		{ "template-cache", required_argument, NULL, 'K' },
 		{ "template-cache-size", required_argument, NULL, 'Z' },
+		{ "store", required_argument, NULL, 'Q' },
+		{ "holder", required_argument, NULL, 'H' },
+		{ "store-takeover", no_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 }
 	};
 	/* static: the session is never destroyed (see Rule) but stays reachable to the end */
@@ -166,6 +170,9 @@ main(int argc, char **argv)
 		case 'I': co.id = optarg; break;
 		case 'K': so.template_cache = optarg; break;
 		case 'Z': so.template_cache_size = strtoull(optarg, NULL, 10); break;
+		case 'Q': so.store_spec = optarg; break;	/* a store in a cluster: datadir caches it */
+		case 'H': so.holder = optarg; break;
+		case 'O': so.store_takeover = 1; break;	/* -o takeover */
 		case 'L':
 			/* the supervisor's lock on the data dir, held while we live (datalock.h) */
 			so.lock_fd = atoi(optarg);
@@ -217,7 +224,7 @@ main(int argc, char **argv)
 		}
 	}
 	/* one connection for the worker's life, made ahead of need by a standby too */
-	if (rados_spec_is(so.tmpldir) &&
+	if ((rados_spec_is(so.tmpldir) || so.store_spec) &&
 	    (rc = cluster_connect(&co, &so.cluster, err, sizeof(err))) < 0)
 		goto fail;
 	if (standby) {
@@ -227,7 +234,8 @@ main(int argc, char **argv)
 		 * The supervisor says "go" when the serving worker has died, or
 		 * closes the channel if it wants us gone.
 		 */
-		so.catalog = so.readonly ? NULL : store_catalog_preopen(so.datadir);
+		/* a catalog in a cluster is the serving worker's alone (fence.h) */
+		so.catalog = so.readonly || so.store_spec ? NULL : store_catalog_preopen(so.datadir);
 		if (proto_reader_line(&w.ctl_in, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0) {
 			store_catalog_release(so.catalog);	/* not needed after all */
 			return 0;

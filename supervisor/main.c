@@ -90,6 +90,10 @@ usage(FILE *f, int code)
 	    "       template_cache_size=BYTES  its cap (default a quarter of its file system)\n"
 	    "       ceph_conf=FILE       ceph.conf of the cluster (default: Ceph's search)\n"
 	    "       ceph_id=NAME         Ceph client name without \"client.\" (default admin)\n"
+	    "       store_cache=DIR      this host's cache of a rados:POOL/STORE DATA_DIR (default\n"
+	    "                            " STORE_CACHE_ROOT "/POOL/STORE; created if missing)\n"
+	    "       takeover             serve a rados:POOL/STORE that another host serves: fence\n"
+	    "                            that host first (docs/ceph.md)\n"
 	    "     generic mount options (rw, defaults, noauto, nofail, _netdev, x-*...) are accepted.\n"
 	    "\n"
 	    "The log of the mount is DATA_DIR/hcowfs.log.  Unmount with umount MOUNTPOINT.\n");
@@ -175,6 +179,12 @@ parse_option(struct sup_opts *o, char *opt)
 		if (val[0] != '/')
 			die(1, "option template_cache=%s: expected an absolute path", val);
 		snprintf(o->template_cache, sizeof(o->template_cache), "%s", val);
+	} else if (strcmp(opt, "store_cache") == 0 && val) {
+		if (val[0] != '/')
+			die(1, "option store_cache=%s: expected an absolute path", val);
+		snprintf(o->store_cache, sizeof(o->store_cache), "%s", val);
+	} else if (strcmp(opt, "takeover") == 0 && !val) {
+		o->store_takeover = 1;
 	} else if (strcmp(opt, "template_cache_size") == 0 && val) {
 		if (size_parse(val, &v) < 0 || v < (UINT64_C(16) << 20))
 			die(1, "option template_cache_size=%s: expected a size of at least 16M", val);
@@ -229,6 +239,36 @@ check_dir(const char *what, const char *path, char *out, size_t len, int want_wr
 	if (datalock_dir_private(real, &why) == -EPERM)
 		die(1, "%s '%s' is not safe: %s (chmod go-w, chown root)", what, real, why);
 	snprintf(out, len, "%s", real);
+}
+
+/*
+ * DATA_DIR rados:POOL/STORE: the store is in a cluster, and the local data
+ * dir is this host's cache of it (store_cache=, or one under
+ * STORE_CACHE_ROOT, made if missing).  Returns the cache dir's path.
+ */
+static char *
+store_in_cluster(struct sup_opts *o, const char *spec)
+{
+	struct rados_spec sp;
+	const char *why;
+
+	if (rados_spec_parse(spec, 1, &sp, &why) < 0)
+		die(1, "data dir '%s': %s", spec, why);
+	if (o->readonly)
+		die(1, "data dir '%s': a store in a cluster cannot be mounted read-only", spec);
+	snprintf(o->store_spec, sizeof(o->store_spec), "%s", spec);
+	if (!o->store_cache[0]) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s", STORE_CACHE_ROOT);
+		mkdir(dir, 0700);
+		snprintf(dir, sizeof(dir), "%s/%s", STORE_CACHE_ROOT, sp.pool);
+		mkdir(dir, 0700);
+		snprintf(o->store_cache, sizeof(o->store_cache), "%s/%s/%s", STORE_CACHE_ROOT, sp.pool,
+		    sp.ns);
+	}
+	if (mkdir(o->store_cache, 0700) < 0 && errno != EEXIST)
+		die(1, "store cache '%s': %s", o->store_cache, strerror(errno));
+	return o->store_cache;
 }
 
 /* The mount point: a directory; a dead hcowfs mount left there is cleared. */
@@ -604,9 +644,19 @@ main(int argc, char **argv)
 	} else {
 		check_dir("template dir", pos[0], s.o.tmpldir, sizeof(s.o.tmpldir), 0);
 	}
+	if (rados_spec_is(pos[1]))
+		pos[1] = store_in_cluster(&s.o, pos[1]);
+	else if (s.o.store_takeover || s.o.store_cache[0])
+		die(1, "takeover and store_cache= are for a data dir in a cluster (rados:POOL/STORE)");
 	/* -o ro changes no file: a snapshot or a read-only medium can be served */
 	check_dir("data dir", pos[1], s.o.datadir, sizeof(s.o.datadir), !s.o.readonly);
 	check_mountpoint(pos[2], s.o.mountpoint, sizeof(s.o.mountpoint));
+	if (s.o.store_spec[0]) {
+		char host[256] = "unknown";
+		gethostname(host, sizeof(host) - 1);
+		snprintf(s.o.holder, sizeof(s.o.holder), "%s:%s (supervisor pid %d)", host,
+		    s.o.mountpoint, (int)getpid());
+	}
 	if (strcmp(s.o.datadir, s.o.tmpldir) == 0)
 		die(1, "the data dir and the template dir must differ");
 	find_worker(&s.o);

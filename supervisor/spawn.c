@@ -89,6 +89,12 @@ spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 	if (s->o.template_cache[0]) {
 		argv[argc++] = "--template-cache"; argv[argc++] = s->o.template_cache;
 	}
+	if (s->o.store_spec[0]) {
+		argv[argc++] = "--store"; argv[argc++] = s->o.store_spec;
+		argv[argc++] = "--holder"; argv[argc++] = s->o.holder;
+		if (s->o.store_takeover)
+			argv[argc++] = "--store-takeover";
+	}
 	argv[argc] = NULL;
 
 	pid = fork();

@@ -65,9 +65,14 @@ struct sup_opts {
 	char	 ceph_id[128];		/* -o ceph_id=, "" Ceph's default */
 	char	 template_cache[PATH_MAX];	/* -o template_cache=, for a rados: template dir */
 	uint64_t template_cache_size;	/* 0: the worker's default */
+	char	 store_spec[160];	/* DATA_DIR rados:POOL/STORE; datadir is then its cache here */
+	char	 store_cache[PATH_MAX];	/* -o store_cache=, "" STORE_CACHE_ROOT/POOL/STORE */
+	int	 store_takeover;	/* -o takeover: fence the host that serves the store */
+	char	 holder[PATH_MAX + 128];	/* "HOST:MOUNTPOINT (supervisor pid N)", for its lock */
 };
 
 #define HANG_TIMEOUT_MS_DEFAULT	10000
+#define STORE_CACHE_ROOT	"/var/cache/hcowfs"	/* a cluster store's default cache: POOL/STORE below */
 #define HANG_TIMEOUT_MAX_FACTOR	8	/* a worker waiting on the disk gets up to 8 timeouts */
 
 /* Why a worker ended. */
