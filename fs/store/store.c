@@ -78,11 +78,25 @@
 
 #include "datalock.h"
 #include "hlog.h"
+#include "media.h"
 #include "store_int.h"
 
 #define TMPL_WATCH_MS	500	/* the longest between two looks at the templates' names */
 
 static void *checkpoint_thread(void *arg);
+
+/* The index file's writes go through medium m, when it has hooks (media.h). */
+static void
+store_index_media(struct index *ix, struct media *m)
+{
+	struct index_io io;
+
+	m = media_or_local(m);
+	if (m->ops->index_io) {
+		m->ops->index_io(m, &io);
+		index_set_io(ix, &io);
+	}
+}
 
 /*
  * A new store's index: empty trees, exact for the log's first record, in
@@ -90,7 +104,7 @@ static void *checkpoint_thread(void *arg);
  * damaged) replays the log from its start until two commits replace them.
  */
 static int
-index_create(const char *path, const uint8_t uuid[16], char *err, size_t errlen)
+index_create(const char *path, const uint8_t uuid[16], struct media *m, char *err, size_t errlen)
 {
 	struct index_txn *t;
 	struct index *ix;
@@ -98,6 +112,7 @@ index_create(const char *path, const uint8_t uuid[16], char *err, size_t errlen)
 
 	if ((rc = index_open(path, uuid, INDEX_CREATE, &ix, err, errlen)) < 0)
 		return rc;
+	store_index_media(ix, m);
 	for (int i = 0; rc == 0 && i < 2; i++) {
 		if ((rc = index_begin(ix, &t)) < 0)
 			snprintf(err, errlen, "index '%s': %s", path, strerror(-rc));
@@ -134,7 +149,7 @@ datadir_is_fresh(const char *datadir, char *err, size_t errlen)
 }
 
 static int
-store_create_files(const char *datadir, char *err, size_t errlen)
+store_create_files(const char *datadir, struct media *m, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32], logdir[PATH_MAX + 8];
 	uint8_t uuid[16];
@@ -153,13 +168,13 @@ store_create_files(const char *datadir, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create '%s': %s", logdir, strerror(errno));
 		return rc;
 	}
-	if ((rc = wlog_create(logdir, uuid)) < 0) {
+	if ((rc = wlog_create_on(logdir, uuid, m)) < 0) {
 		snprintf(err, errlen, "cannot create the log in '%s': %s", logdir, strerror(-rc));
 		return rc;
 	}
 	snprintf(path, sizeof(path), "%s/index", datadir);
 	unlink(path);	/* a creation that stopped before the catalog: nothing in it */
-	if ((rc = index_create(path, uuid, err, errlen)) < 0)
+	if ((rc = index_create(path, uuid, m, err, errlen)) < 0)
 		return rc;
 	/* the catalog comes last: its existence says the store is complete */
 	snprintf(path, sizeof(path), "%s/catalog.db.new", datadir);
@@ -300,7 +315,7 @@ store_prepare_dir(const struct store_opts *o, int *lockfd, char *err, size_t err
 			return -ENOENT;
 		}
 		store_remove_partial(o->datadir);
-		if ((rc = store_create_files(o->datadir, err, errlen)) < 0)
+		if ((rc = store_create_files(o->datadir, o->media, err, errlen)) < 0)
 			return rc;
 	}
 	return 0;
@@ -329,6 +344,9 @@ store_new(const struct store_opts *o)
 	pthread_mutex_init(&st->cat_lock, NULL);
 	pthread_mutex_init(&st->clean_lock, NULL);
 	st->segment_size = o->segment_size ? o->segment_size : WLOG_SEGMENT_SIZE_DEFAULT;
+	st->media = media_or_local(o->media);
+	if (st->media->ops->segment_max && st->segment_size > st->media->ops->segment_max)
+		st->segment_size = st->media->ops->segment_max;	/* one object a segment */
 	store_limits_init(st, o);
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -376,6 +394,8 @@ store_open_index(struct store *st, const struct store_opts *o, char *err, size_t
 	/* a replacement serves first: its first checkpoint marks the free pages */
 	rc = index_open(path, st->uuid, (o->readonly ? INDEX_READONLY : st->ix_migrate ? INDEX_CREATE : 0) |
 	    (o->takeover ? INDEX_DEFER_MARK : 0), &st->ix, err, errlen);
+	if (rc == 0 && !o->readonly)
+		store_index_media(st->ix, st->media);
 	if (rc == -ENOENT)
 		snprintf(err, errlen, "the store's index '%s' is missing: the disks' data cannot be "
 		    "found without it (restore it from a backup of the data dir)", path);
@@ -401,6 +421,10 @@ store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_ladd
 	uint8_t uuid[16];
 	int rc;
 
+	/* the local files are a cache of the medium's: make them agree before reading any */
+	if (!o->readonly && (rc = st->media->ops->fetch(st->media, o->datadir, o->trust_cache, err,
+	    errlen)) < 0)
+		return rc;
 	snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
 	if (!o->readonly)
 		catalog_make_private(path);
@@ -449,10 +473,10 @@ store_open_files(struct store *st, const struct store_opts *o, uint64_t *cp_ladd
 	}
 	snprintf(logdir, sizeof(logdir), "%s/log", o->datadir);
 	rc = o->readonly ? wlog_open_ro(logdir, uuid, &st->log, err, errlen) :
-	    wlog_open(logdir, uuid, o->segment_size ? o->segment_size : WLOG_SEGMENT_SIZE_DEFAULT,
-	    &st->log, err, errlen);
+	    wlog_open(logdir, uuid, st->segment_size, &st->log, err, errlen);
 	if (rc < 0)
 		return rc;
+	wlog_set_media(st->log, st->media);
 	memcpy(st->uuid, uuid, 16);
 	return store_open_index(st, o, err, errlen);
 }
@@ -559,7 +583,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	if (!o->readonly && (rc = checkpoint_thread_start(st, err, errlen)) < 0)
 		goto fail;
 	/* flushes then write log blocks that exist already: no journal commit (wlog.h) */
-	if (!o->readonly)
+	if (!o->readonly && st->media->ops->fill)
 		wlog_set_fill(st->log, bench_fill_ahead());
 	*out = st;
 	return 0;

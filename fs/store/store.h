@@ -55,6 +55,11 @@ struct store_opts {
 	uint64_t	 max_disk_size;		/* 0: default */
 	struct catalog	*catalog;		/* opened ahead by store_catalog_preopen(), or
 						   NULL; store_open() takes it, even on failure */
+	struct media	*media;			/* where the log and the index are durable
+						   (media.h), NULL = the data dir itself; the
+						   caller closes it after store_close() */
+	int		 trust_cache;		/* with media: the data dir's files are this
+						   host's own, and nobody held the store since */
 };
 
 #define STORE_CHECKPOINT_MS_DEFAULT	10000

@@ -51,6 +51,9 @@ struct wlog_replay_stats {
  * The first record will be at log address wlog_first_laddr().
  */
 int wlog_create(const char *dir, const uint8_t uuid[16]);
+/* The same, with segment 1 made durable on medium m (media.h; NULL: local). */
+struct media;
+int wlog_create_on(const char *dir, const uint8_t uuid[16], struct media *m);
 uint64_t wlog_first_laddr(void);
 
 /*
@@ -67,6 +70,12 @@ int wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
 int wlog_open_ro(const char *dir, const uint8_t uuid[16], struct wlog **out,
     char *err, size_t errlen);
 const char *wlog_note(const struct wlog *w);	/* NULL if nothing to say */
+/*
+ * Make the segments durable on medium m (media.h) instead of by fdatasync
+ * alone: after wlog_open, before wlog_replay.  The caller keeps m open
+ * until wlog_close.
+ */
+void wlog_set_media(struct wlog *w, struct media *m);
 void wlog_close(struct wlog *w);
 
 /*
