@@ -13,6 +13,14 @@
  * Prints the figures (RADOS writes per flush, bytes per guest write); exits
  * 1 with a line saying what was wrong.
  */
+#ifndef HAVE_CEPH
+/* Built without librados: nothing to drive (the shell test skips, or fails in CI). */
+int
+main(void)
+{
+	return 77;
+}
+#else
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -121,7 +129,11 @@ host_a(struct store *st, struct media *m, rados_ioctx_t io, const char *datadir)
 	printf("4 KiB write + flush: %.2f RADOS writes and %.0f bytes sent per guest write\n",
 	    (double)(m->writes - w0) / FLUSHES, (double)(m->write_bytes - b0) / FLUSHES);
 	CHECK(m->writes - w0 == FLUSHES, "one RADOS write per group commit");
+	w0 = m->writes;
+	b0 = m->write_bytes;
 	CHECK(store_checkpoint(st) == 0, "checkpoint");
+	printf("a checkpoint of one disk's %d extents: %llu RADOS writes, %llu bytes\n", FLUSHES + 1,
+	    (unsigned long long)(m->writes - w0), (unsigned long long)(m->write_bytes - b0));
 	/* after the checkpoint: only the log holds these */
 	CHECK(put(st, a.id, 2 * MiB, 64 * 1024, 2) == 0, "write after the checkpoint");
 	CHECK(store_sync(st, a.id) == 0, "flush after the checkpoint");
@@ -206,3 +218,4 @@ main(int argc, char **argv)
 	cluster_close(c);
 	return failed;
 }
+#endif

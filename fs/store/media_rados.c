@@ -51,8 +51,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "hlog.h"
 #include "index.h"
 #include "logfmt.h"
@@ -91,47 +93,62 @@ ix_object(uint64_t chunk, char *buf, size_t len)
 static int
 pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-	uint8_t *p = buf;
+	ssize_t n = fd_pread_upto(fd, buf, len, off);
 
-	while (len > 0) {
-		ssize_t r = pread(fd, p, len, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		p += r;
-		len -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
+	return n < 0 ? (int)n : (size_t)n == len ? 0 : -EIO;
 }
 
 /* Write exactly len bytes at off of fd; 0 or a negative errno. */
 static int
 pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
+	struct iovec iov = { (void *)buf, len };
 
-	while (len > 0) {
-		ssize_t w = pwrite(fd, p, len, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		p += w;
-		len -= (size_t)w;
-		off += (uint64_t)w;
+	return fd_pwritev_all(fd, &iov, 1, off);
+}
+
+/*
+ * Writes in flight together (an index commit's pages go out at once, and
+ * are waited for together).  librados copies a write's bytes when it is
+ * issued, so one buffer serves them all.
+ */
+#define RADOS_INFLIGHT	32
+
+struct rados_batch {
+	rados_completion_t c[RADOS_INFLIGHT];
+	char		 name[RADOS_INFLIGHT][32];
+	uint64_t	 off[RADOS_INFLIGHT];
+	size_t		 n;
+	int		 rc;	/* the first failure */
+};
+
+/* Wait for every write of the batch; 0 or the first failure (logged, naming the object). */
+static int
+batch_wait(struct rados_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		int rc;
+		rados_aio_wait_for_complete(b->c[i]);
+		rc = rados_aio_get_return_value(b->c[i]);
+		rados_aio_release(b->c[i]);
+		if (rc < 0 && b->rc == 0) {
+			b->rc = rc;
+			hlog(HLOG_ERROR, "rados: cannot write object '%s' at %" PRIu64 ": %s",
+			    b->name[i], b->off[i], strerror(-rc));
+		}
 	}
-	return 0;
+	b->n = 0;
+	return b->rc;
 }
 
 /*
  * Send bytes [from, to) of fd to object name, which holds the file's bytes
- * from base on, in writes of at most MEDIA_RADOS_WRITE_MAX, each waited for.
+ * from base on, in writes of at most MEDIA_RADOS_WRITE_MAX added to batch b
+ * (batch_wait waits for them).  0 or a negative errno.
  */
 static int
-rados_send(struct media_rados *r, const char *name, int fd, uint64_t base, uint64_t from,
-    uint64_t to)
+rados_send(struct media_rados *r, struct rados_batch *b, const char *name, int fd, uint64_t base,
+    uint64_t from, uint64_t to)
 {
 	size_t cap = to - from < MEDIA_RADOS_WRITE_MAX ? (size_t)(to - from) : MEDIA_RADOS_WRITE_MAX;
 	char *buf = malloc(cap ? cap : 1);
@@ -141,18 +158,26 @@ rados_send(struct media_rados *r, const char *name, int fd, uint64_t base, uint6
 		return -ENOMEM;
 	while (rc == 0 && from < to) {
 		size_t n = to - from < cap ? (size_t)(to - from) : cap;
-		if ((rc = pread_full(fd, buf, n, from)) < 0)
+		if (b->n == RADOS_INFLIGHT && (rc = batch_wait(b)) < 0)
 			break;
-		/* the cluster acknowledges it once it is on every replica */
-		if ((rc = rados_write(r->io, name, buf, n, from - base)) < 0)
+		if ((rc = pread_full(fd, buf, n, from)) < 0 ||
+		    (rc = rados_aio_create_completion(NULL, NULL, NULL, &b->c[b->n])) < 0)
 			break;
+		snprintf(b->name[b->n], sizeof(b->name[b->n]), "%s", name);
+		b->off[b->n] = from - base;
+		/* complete once the write is on every replica */
+		if ((rc = rados_aio_write(r->io, name, b->c[b->n], buf, n, from - base)) < 0) {
+			rados_aio_release(b->c[b->n]);
+			break;
+		}
+		b->n++;
 		r->base.writes++;
 		r->base.write_bytes += n;
 		from += n;
 	}
 	free(buf);
-	if (rc < 0)
-		hlog(HLOG_ERROR, "rados: cannot write object '%s' at %" PRIu64 ": %s", name, from,
+	if (rc < 0 && b->rc == 0)
+		hlog(HLOG_ERROR, "rados: cannot write object '%s' at %" PRIu64 ": %s", name, from - base,
 		    strerror(-rc));
 	return rc;
 }
@@ -162,6 +187,7 @@ static int
 rados_seg_sync(struct media *m, uint32_t segno, int fd, uint64_t upto)
 {
 	struct media_rados *r = (struct media_rados *)m;
+	struct rados_batch b = { .n = 0 };
 	char name[32];
 	int rc;
 
@@ -173,7 +199,10 @@ rados_seg_sync(struct media *m, uint32_t segno, int fd, uint64_t upto)
 	if (upto <= r->acked)
 		return 0;
 	seg_object(segno, name, sizeof(name));
-	if ((rc = rados_send(r, name, fd, 0, r->acked, upto)) < 0)
+	rc = rados_send(r, &b, name, fd, 0, r->acked, upto);
+	if (batch_wait(&b) < 0 && rc == 0)
+		rc = b.rc;
+	if (rc < 0)
 		return rc;
 	r->acked = upto;
 	return 0;
@@ -251,7 +280,7 @@ rados_ix_pwrite(void *arg, int fd, const void *buf, size_t len, off_t off)
 
 /*
  * index.c's sync: every range written since the last one into its chunk
- * objects, each write waited for; then the file's size, when it
+ * objects, in flight together and waited for; then the file's size, when it
  * grew.  No fdatasync: the pool is where the index is durable.  The ranges
  * stay noted on failure (the next sync sends them again).
  */
@@ -259,6 +288,7 @@ static int
 rados_ix_sync(void *arg, int fd)
 {
 	struct media_rados *r = arg;
+	struct rados_batch b = { .n = 0 };
 	struct stat sb;
 	char name[32];
 	int rc = 0;
@@ -269,11 +299,13 @@ rados_ix_sync(void *arg, int fd)
 			uint64_t chunk = off / MEDIA_RADOS_INDEX_CHUNK;
 			uint64_t cend = (chunk + 1) * MEDIA_RADOS_INDEX_CHUNK;
 			ix_object(chunk, name, sizeof(name));
-			rc = rados_send(r, name, fd, chunk * MEDIA_RADOS_INDEX_CHUNK, off,
+			rc = rados_send(r, &b, name, fd, chunk * MEDIA_RADOS_INDEX_CHUNK, off,
 			    end < cend ? end : cend);
 			off = end < cend ? end : cend;
 		}
 	}
+	if (batch_wait(&b) < 0 && rc == 0)
+		rc = b.rc;
 	if (rc == 0 && fstat(fd, &sb) < 0)
 		rc = -errno;
 	if (rc == 0 && (uint64_t)sb.st_size != r->ix_size) {
