@@ -5,6 +5,10 @@
  *   rados_store a POOL/NS DATADIR TMPLDIR   create the store, write, flush,
  *                                           checkpoint, write more; exit
  *                                           without closing (the host dies)
+ *   rados_store t POOL/NS DATADIR TMPLDIR   host A again, its cache trusted:
+ *                                           the write it never flushed is
+ *                                           replayed from the cache, and
+ *                                           the next flush sends it
  *   rados_store b POOL/NS DATADIR TMPLDIR   another host: an empty data dir
  *                                           (but the catalog), trust_cache 0;
  *                                           reads back every flushed byte,
@@ -142,6 +146,24 @@ host_a(struct store *st, struct media *m, rados_ioctx_t io, const char *datadir)
 	_exit(failed);	/* the host dies: nothing closed, no final checkpoint */
 }
 
+/* Host A back, its cache trusted: the unflushed write is there, and a flush sends it. */
+static void
+host_a_again(struct store *st, struct media *m, rados_ioctx_t io)
+{
+	struct disk_attr a;
+	uint64_t before, after;
+	time_t mtime;
+
+	CHECK(store_lookup(st, "d", &a) == 0, "disk d on host A");
+	CHECK(holds(st, a.id, 3 * MiB, 64 * 1024, 3), "the unflushed write, from the trusted cache");
+	CHECK(rados_stat(io, "seg.00000001", &before, &mtime) == 0, "stat seg.00000001");
+	CHECK(store_sync(st, a.id) == 0, "flush");
+	CHECK(rados_stat(io, "seg.00000001", &after, &mtime) == 0, "stat seg.00000001");
+	printf("host A's unacknowledged bytes sent at its next flush: %llu\n",
+	    (unsigned long long)(after - before));
+	CHECK(after - before >= 64 * 1024, "the next flush sends the unacknowledged records");
+}
+
 /* Host B: every flushed byte, then a segment released and its object gone. */
 static void
 host_b(struct store *st, rados_ioctx_t io)
@@ -154,6 +176,7 @@ host_b(struct store *st, rados_ioctx_t io)
 	CHECK(store_lookup(st, "d", &a) == 0, "disk d on host B");
 	CHECK(holds(st, a.id, 0, MiB + FLUSHES * 4096, 1), "flushed bytes before the checkpoint");
 	CHECK(holds(st, a.id, 2 * MiB, 64 * 1024, 2), "flushed bytes after the checkpoint");
+	CHECK(holds(st, a.id, 3 * MiB, 64 * 1024, 3), "the write host A flushed when it came back");
 	if (failed)
 		return;
 	printf("host B reads back every flushed byte\n");
@@ -183,8 +206,8 @@ main(int argc, char **argv)
 	const char *why;
 	char spec[160], err[512] = "";
 
-	if (argc != 5 || (strcmp(argv[1], "a") && strcmp(argv[1], "b"))) {
-		fprintf(stderr, "usage: rados_store a|b POOL/NS DATADIR TMPLDIR\n");
+	if (argc != 5 || !strchr("atb", argv[1][0]) || argv[1][1]) {
+		fprintf(stderr, "usage: rados_store a|t|b POOL/NS DATADIR TMPLDIR\n");
 		return 2;
 	}
 	snprintf(spec, sizeof(spec), "rados:%s", argv[2]);
@@ -203,7 +226,7 @@ main(int argc, char **argv)
 	o.checkpoint_ms = 3600 * 1000;
 	o.purge_unlinked = 1;
 	o.create = argv[1][0] == 'a';
-	o.trust_cache = argv[1][0] == 'a';	/* B's data dir is another host's */
+	o.trust_cache = argv[1][0] != 'b';	/* B's data dir is another host's */
 	o.media = m;
 	if (store_open(&o, &st, err, sizeof(err)) < 0) {
 		printf("FAIL: store_open: %s\n", err);
@@ -211,7 +234,10 @@ main(int argc, char **argv)
 	}
 	if (argv[1][0] == 'a')
 		host_a(st, m, io, o.datadir);
-	host_b(st, io);
+	else if (argv[1][0] == 't')
+		host_a_again(st, m, io);
+	else
+		host_b(st, io);
 	store_close(st);
 	media_close(m);
 	rados_ioctx_destroy(io);

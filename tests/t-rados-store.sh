@@ -1,7 +1,8 @@
 #!/bin/sh
 # A store whose log and index live in RADOS (fs/store/media_rados.c): host A
-# writes, flushes and dies; host B, from an empty data dir, reads back every
-# flushed byte, and a released segment's object is gone.  The catalog is
+# writes, flushes and dies; back on its own cache it finds and sends what it
+# never flushed; host B, from an empty data dir, reads back every flushed
+# byte, and a released segment's object is gone.  The catalog is
 # copied across by hand here (it moves into the pool separately).
 . "${top_srcdir:-.}/tests/lib.sh"
 
@@ -14,6 +15,8 @@ timeout 120 "$top_builddir/tests/rados_store" a $P "$T/a" "$T/tmpl" || fail "hos
 # the object holds what the flushes sent, byte for byte
 timeout 30 rados -p vms -N store-a get seg.00000001 "$T/seg1" || fail "rados get"
 cmp -n "$(stat -c %s "$T/seg1")" "$T/seg1" "$T/a/log/00000001.seg" || fail "segment object differs"
+# host A comes back to its own cache: what it never flushed is there, and goes out
+timeout 120 "$top_builddir/tests/rados_store" t $P "$T/a" "$T/tmpl" || fail "host A, trusted cache"
 cp "$T/a/catalog.db" "$T/b/"
 timeout 120 "$top_builddir/tests/rados_store" b $P "$T/b" "$T/tmpl" || fail "host B"
 ok "a store in RADOS: flushed bytes in their object, read back by another host, a released segment gone"
