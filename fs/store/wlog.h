@@ -12,8 +12,9 @@
  *
  * Durability: an appended record is in the page cache when wlog_append()
  * returns.  wlog_sync(w, upto) returns once every record before log address
- * `upto` is on stable storage.  A segment is fdatasync'ed before the next one
- * is created, so only the newest segment can ever have a torn tail.
+ * `upto` is on stable storage (fdatasync, or its medium's ack: media.h).  A
+ * segment is made durable before the next one is created, so only the
+ * newest segment can ever have a torn tail.
  *
  * Error convention: 0 or a negative errno.
  */
