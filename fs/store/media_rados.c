@@ -404,9 +404,10 @@ rados_same(struct media_rados *r, const char *name, int fd, uint64_t off, size_t
 }
 
 /*
- * Copy object name (its bytes from base on, if any) into the file at
- * path, through path.fetch renamed over it once whole and synced; the
- * file is made size bytes long at least.  0 or a negative errno.
+ * Copy objects names[i], each holding the file's bytes from i * chunk_bytes
+ * on (a missing one: never written), into the file at path, through
+ * path.fetch renamed over it once whole and synced; the file is made size
+ * bytes long at least.  0 or a negative errno.
  */
 static int
 rados_copy_in(struct media_rados *r, int dirfd, const char *path, const char *const *names,
