@@ -78,6 +78,7 @@
 
 #include "datalock.h"
 #include "hlog.h"
+#include "media.h"
 #include "radosspec.h"
 #include "store_int.h"
 #include "store_cluster.h"
@@ -86,13 +87,26 @@
 
 static void *checkpoint_thread(void *arg);
 
+/* The index file's writes go through medium m, when it has hooks (media.h). */
+static void
+store_index_media(struct index *ix, struct media *m)
+{
+	struct index_io io;
+
+	m = media_or_local(m);
+	if (m->ops->index_io) {
+		m->ops->index_io(m, &io);
+		index_set_io(ix, &io);
+	}
+}
+
 /*
  * A new store's index: empty trees, exact for the log's first record, in
  * both meta slots, so that falling back to the older slot (the newer one
  * damaged) replays the log from its start until two commits replace them.
  */
 static int
-index_create(const char *path, const uint8_t uuid[16], char *err, size_t errlen)
+index_create(const char *path, const uint8_t uuid[16], struct media *m, char *err, size_t errlen)
 {
 	struct index_txn *t;
 	struct index *ix;
@@ -100,6 +114,7 @@ index_create(const char *path, const uint8_t uuid[16], char *err, size_t errlen)
 
 	if ((rc = index_open(path, uuid, INDEX_CREATE, &ix, err, errlen)) < 0)
 		return rc;
+	store_index_media(ix, m);
 	for (int i = 0; rc == 0 && i < 2; i++) {
 		if ((rc = index_begin(ix, &t)) < 0)
 			snprintf(err, errlen, "index '%s': %s", path, strerror(-rc));
@@ -141,7 +156,8 @@ datadir_is_fresh(const char *datadir, char *err, size_t errlen)
  * datadir is this host's cache, emptied of what an earlier store left).
  */
 static int
-store_create_files(const char *datadir, const char *catpath, char *err, size_t errlen)
+store_create_files(const char *datadir, const char *catpath, struct media *m, char *err,
+    size_t errlen)
 {
 	char path[PATH_MAX + 32], logdir[PATH_MAX + 8];
 	uint8_t uuid[16];
@@ -160,13 +176,13 @@ store_create_files(const char *datadir, const char *catpath, char *err, size_t e
 		snprintf(err, errlen, "cannot create '%s': %s", logdir, strerror(errno));
 		return rc;
 	}
-	if ((rc = wlog_create(logdir, uuid)) < 0) {
+	if ((rc = wlog_create_on(logdir, uuid, m)) < 0) {
 		snprintf(err, errlen, "cannot create the log in '%s': %s", logdir, strerror(-rc));
 		return rc;
 	}
 	snprintf(path, sizeof(path), "%s/index", datadir);
 	unlink(path);	/* a creation that stopped before the catalog: nothing in it */
-	if ((rc = index_create(path, uuid, err, errlen)) < 0)
+	if ((rc = index_create(path, uuid, m, err, errlen)) < 0)
 		return rc;
 	/* the catalog comes last: its existence says the store is complete */
 	if (catpath) {
@@ -316,7 +332,7 @@ store_prepare_dir(const struct store_opts *o, int *lockfd, char *err, size_t err
 			return -ENOENT;
 		}
 		store_remove_partial(o->datadir);
-		if ((rc = store_create_files(o->datadir, NULL, err, errlen)) < 0)
+		if ((rc = store_create_files(o->datadir, NULL, media_local(), err, errlen)) < 0)
 			return rc;
 	}
 	return 0;
@@ -345,6 +361,7 @@ store_new(const struct store_opts *o)
 	pthread_mutex_init(&st->cat_lock, NULL);
 	pthread_mutex_init(&st->clean_lock, NULL);
 	st->segment_size = o->segment_size ? o->segment_size : WLOG_SEGMENT_SIZE_DEFAULT;
+	st->media = media_local();	/* a store in a cluster: the RADOS medium (store_join) */
 	store_limits_init(st, o);
 	pthread_rwlockattr_init(&rwa);
 	pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -392,6 +409,8 @@ store_open_index(struct store *st, const struct store_opts *o, char *err, size_t
 	/* a replacement serves first: its first checkpoint marks the free pages */
 	rc = index_open(path, st->uuid, (o->readonly ? INDEX_READONLY : st->ix_migrate ? INDEX_CREATE : 0) |
 	    (o->takeover ? INDEX_DEFER_MARK : 0), &st->ix, err, errlen);
+	if (rc == 0 && !o->readonly)
+		store_index_media(st->ix, st->media);
 	if (rc == -ENOENT)
 		snprintf(err, errlen, "the store's index '%s' is missing: the disks' data cannot be "
 		    "found without it (restore it from a backup of the data dir)", path);
@@ -417,6 +436,10 @@ store_open_files(struct store *st, const struct store_opts *o, const char *catpa
 	uint8_t uuid[16];
 	int rc;
 
+	/* the local files are a cache of the medium's: make them agree before reading any */
+	if (!o->readonly && (rc = st->media->ops->fetch(st->media, o->datadir, st->cache_trusted,
+	    err, errlen)) < 0)
+		return rc;
 	if (catpath)
 		snprintf(path, sizeof(path), "%s", catpath);
 	else
@@ -474,10 +497,10 @@ store_open_files(struct store *st, const struct store_opts *o, const char *catpa
 	}
 	snprintf(logdir, sizeof(logdir), "%s/log", o->datadir);
 	rc = o->readonly ? wlog_open_ro(logdir, uuid, &st->log, err, errlen) :
-	    wlog_open(logdir, uuid, o->segment_size ? o->segment_size : WLOG_SEGMENT_SIZE_DEFAULT,
-	    &st->log, err, errlen);
+	    wlog_open(logdir, uuid, st->segment_size, &st->log, err, errlen);
 	if (rc < 0)
 		return rc;
+	wlog_set_media(st->log, st->media);
 	memcpy(st->uuid, uuid, 16);
 	return store_open_index(st, o, err, errlen);
 }
@@ -552,6 +575,8 @@ store_join(struct store *st, const struct store_opts *o, char *catpath, size_t l
 	if ((rc = store_cluster_join(st, o, &trust, catpath, len, &exists, err, errlen)) < 0)
 		return rc;
 	st->cache_trusted = trust;
+	if (st->media->ops->segment_max && st->segment_size > st->media->ops->segment_max)
+		st->segment_size = st->media->ops->segment_max;	/* one object a segment */
 	if (exists)
 		return 0;
 	if (!o->create) {
@@ -559,7 +584,7 @@ store_join(struct store *st, const struct store_opts *o, char *catpath, size_t l
 		return -ENOENT;
 	}
 	store_remove_partial(o->datadir);
-	return store_create_files(o->datadir, catpath, err, errlen);
+	return store_create_files(o->datadir, catpath, st->media, err, errlen);
 }
 
 int
@@ -616,7 +641,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	if (!o->readonly && (rc = checkpoint_thread_start(st, err, errlen)) < 0)
 		goto fail;
 	/* flushes then write log blocks that exist already: no journal commit (wlog.h) */
-	if (!o->readonly)
+	if (!o->readonly && st->media->ops->fill)
 		wlog_set_fill(st->log, bench_fill_ahead());
 	*out = st;
 	return 0;
@@ -645,6 +670,7 @@ store_close(struct store *st)
 	index_close(st->ix);
 	wlog_close(st->log);
 	catalog_close(st->cat);
+	media_close(st->media);
 	store_cluster_leave(st);	/* after the catalog: its client has let go */
 	if (st->tmpldirfd >= 0)
 		close(st->tmpldirfd);

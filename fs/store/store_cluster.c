@@ -9,6 +9,9 @@
  * index as a local store has them, so reads and the page cache work as
  * they do locally, plus the mount's own files (lock, hcowfs.log).
  *
+ * The log and the index reach RADOS through the RADOS medium (media.h),
+ * which this opens on the store's I/O context.
+ *
  * Before anything of the store is read, this host becomes its one server
  * (fence.c): lock, or fence the holder and take over; the catalog client's
  * address is recorded with the worker's so a later takeover fences both.
@@ -24,6 +27,7 @@
 #include "cluster.h"
 #include "fence.h"
 #include "hlog.h"
+#include "media.h"
 #include "radosspec.h"
 #include "store_int.h"
 #include "store_cluster.h"
@@ -85,6 +89,11 @@ store_cluster_join(struct store *st, const struct store_opts *o, int *trust_cach
 		return rc;
 	if ((rc = fence_add_addr(st->fence, addr, err, errlen)) < 0)
 		return rc;
+	if ((rc = media_rados_open(io, &st->media)) < 0) {
+		snprintf(err, errlen, "%s: cannot set up its log's medium: %s", o->store_spec,
+		    strerror(-rc));
+		return rc;
+	}
 	rc = rados_stat(io, CATALOG_CLUSTER_OBJECT, &size, &mtime);
 	if (rc < 0 && rc != -ENOENT) {
 		snprintf(err, errlen, "%s: cannot look for the catalog: %s", o->store_spec, strerror(-rc));

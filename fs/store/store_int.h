@@ -138,6 +138,7 @@ struct store {
 	void		*kernel_arg;
 	struct catalog	*cat;
 	struct wlog	*log;
+	struct media	*media;		/* where log and index are durable (media.h), never NULL */
 	struct index	*ix;		/* the committed extent trees; NULL as disk->ix says */
 	/*
 	 * A schema 3 catalog's rows, on their way into the index (checkpoint.c):

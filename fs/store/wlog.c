@@ -50,6 +50,7 @@
 
 #include "crc32c.h"
 #include "hlog.h"
+#include "media.h"
 #include "reccache.h"
 #include "wlog_int.h"
 
@@ -107,6 +108,12 @@ seg_header_prev_end(const struct seg_header *sh)
 int
 wlog_create(const char *dir, const uint8_t uuid[16])
 {
+	return wlog_create_on(dir, uuid, NULL);
+}
+
+int
+wlog_create_on(const char *dir, const uint8_t uuid[16], struct media *m)
+{
 	int dirfd, fd, rc = 0;
 
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -117,7 +124,8 @@ wlog_create(const char *dir, const uint8_t uuid[16])
 		close(dirfd);
 		return fd;
 	}
-	if (fdatasync(fd) < 0 || fsync(dirfd) < 0)
+	m = media_or_local(m);
+	if ((rc = m->ops->seg_sync(m, 1, fd, sizeof(struct seg_header))) == 0 && fsync(dirfd) < 0)
 		rc = -errno;
 	close(fd);
 	close(dirfd);
@@ -255,6 +263,7 @@ wlog_open_mode(const char *dir, const uint8_t uuid[16], uint64_t segment_size, i
 	memcpy(w->uuid, uuid, 16);
 	w->segment_size = segment_size;
 	w->readonly = readonly;
+	w->media = media_local();
 	pthread_mutex_init(&w->sync_lock, NULL);
 	{
 		/* the group commit's gathering waits on the monotonic clock */
@@ -430,6 +439,12 @@ const char *
 wlog_note(const struct wlog *w)
 {
 	return w->note[0] ? w->note : NULL;
+}
+
+void
+wlog_set_media(struct wlog *w, struct media *m)
+{
+	w->media = media_or_local(m);
 }
 
 void

@@ -12,8 +12,9 @@
  *
  * Durability: an appended record is in the page cache when wlog_append()
  * returns.  wlog_sync(w, upto) returns once every record before log address
- * `upto` is on stable storage.  A segment is fdatasync'ed before the next one
- * is created, so only the newest segment can ever have a torn tail.
+ * `upto` is on stable storage (fdatasync, or its medium's ack: media.h).  A
+ * segment is made durable before the next one is created, so only the
+ * newest segment can ever have a torn tail.
  *
  * Error convention: 0 or a negative errno.
  */
@@ -51,6 +52,9 @@ struct wlog_replay_stats {
  * The first record will be at log address wlog_first_laddr().
  */
 int wlog_create(const char *dir, const uint8_t uuid[16]);
+/* The same, with segment 1 made durable on medium m (media.h; NULL: local). */
+struct media;
+int wlog_create_on(const char *dir, const uint8_t uuid[16], struct media *m);
 uint64_t wlog_first_laddr(void);
 
 /*
@@ -67,6 +71,12 @@ int wlog_open(const char *dir, const uint8_t uuid[16], uint64_t segment_size,
 int wlog_open_ro(const char *dir, const uint8_t uuid[16], struct wlog **out,
     char *err, size_t errlen);
 const char *wlog_note(const struct wlog *w);	/* NULL if nothing to say */
+/*
+ * Make the segments durable on medium m (media.h) instead of by fdatasync
+ * alone: after wlog_open, before wlog_replay.  The caller keeps m open
+ * until wlog_close.
+ */
+void wlog_set_media(struct wlog *w, struct media *m);
 void wlog_close(struct wlog *w);
 
 /*

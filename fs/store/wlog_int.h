@@ -54,6 +54,8 @@
  *               while the filler writes zeros and by an append that extends
  *               the file, so the two never write the same bytes.  It
  *               writes a chunk only when flushes moved since its last one.
+ *   media       where the segments are durable (media.h): the local medium
+ *               (fdatasync) unless wlog_set_media named another before replay.
  *   spares[]    files of released segments kept for reuse (SSSSSSSS.spare,
  *               at most WLOG_SPARES_MAX; under spare_lock: the cleaner adds,
  *               a roll takes).  Their content means nothing.
@@ -72,6 +74,7 @@
 #include "wlog.h"
 
 struct reccache;
+struct media;
 
 #define SEGTAB_CHUNK	4096
 #define SEGTAB_DIR	(WLOG_SEGMENTS_MAX / SEGTAB_CHUNK)
@@ -99,6 +102,7 @@ struct wlog {
 	struct segtab_chunk *_Atomic segtab[SEGTAB_DIR];	/* see above */
 	uint32_t	 first, last;
 	int		 readonly;		/* wlog_open_ro: change no file */
+	struct media	*media;			/* never NULL (media.h) */
 	char		 note[256];		/* what a read-only open left alone */
 	_Atomic uint64_t tail;
 	uint64_t	 next_seq;

@@ -48,6 +48,7 @@
 
 #include "crc32c.h"
 #include "hlog.h"
+#include "media.h"
 #include "wlog_int.h"
 
 #define REPLAY_CHUNK	(1u << 20)
@@ -357,7 +358,7 @@ replay_end(struct wlog *w, uint32_t segno, int fd, uint64_t pos, uint64_t fsize,
     struct wlog_replay_stats *stats, char *err, size_t errlen)
 {
 	struct rec_header c, part;
-	int stale = 0;
+	int stale = 0, rc;
 	uint64_t rest = fsize - pos, later;
 
 	/* less than a header left: zeros of the filler's too, if that is what they are */
@@ -395,6 +396,11 @@ replay_end(struct wlog *w, uint32_t segno, int fd, uint64_t pos, uint64_t fsize,
 			    strerror(e));
 			return -e;
 		}
+		if ((rc = w->media->ops->seg_cut(w->media, segno, pos)) < 0) {
+			snprintf(err, errlen, "cannot cut log segment %08x at its end (%s): %s", segno,
+			    w->media->ops->name, strerror(-rc));
+			return rc;
+		}
 		stats->stale_bytes = rest;
 		w->tail_fsize = pos;
 		w->stale_end = pos;
@@ -426,6 +432,12 @@ replay_end(struct wlog *w, uint32_t segno, int fd, uint64_t pos, uint64_t fsize,
 		snprintf(err, errlen, "cannot cut torn tail of segment %08x: %s",
 		    segno, strerror(e));
 		return -e;
+	}
+	/* the medium may hold the torn record too (sent by a sync it never acknowledged) */
+	if ((rc = w->media->ops->seg_cut(w->media, segno, pos)) < 0) {
+		snprintf(err, errlen, "cannot cut torn tail of segment %08x (%s): %s", segno,
+		    w->media->ops->name, strerror(-rc));
+		return rc;
 	}
 	stats->torn_bytes = rest;
 	w->size -= rest;

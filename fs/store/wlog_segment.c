@@ -63,6 +63,7 @@
 #include "crc32c.h"
 #include "fdio.h"
 #include "hlog.h"
+#include "media.h"
 #include "reccache.h"
 #include "wlog_int.h"
 
@@ -426,7 +427,7 @@ int
 wlog_release(struct wlog *w, uint32_t segno)
 {
 	int64_t size;
-	int fd = seg_fd(w, segno);
+	int fd = seg_fd(w, segno), rc;
 
 	if (w->readonly)
 		return -EROFS;
@@ -436,6 +437,9 @@ wlog_release(struct wlog *w, uint32_t segno)
 		return 0;		/* released before (numbers are never reused) */
 	if ((size = wlog_segment_bytes(w, segno)) < 0)
 		return (int)size;
+	/* the medium's copy first: a local file left by a crash is dropped at the next open */
+	if ((rc = w->media->ops->seg_release(w->media, segno)) < 0)
+		return rc;
 	if (w->cache)
 		reccache_drop_segment(w->cache, segno);
 	if (spare_wanted(w)) {

@@ -49,6 +49,7 @@
 
 #include "clock.h"
 #include "hlog.h"
+#include "media.h"
 #include "wlog_int.h"
 
 /* As the next syncer (sync_lock held), wait a little for as many callers as the last group had. */
@@ -118,21 +119,22 @@ syncer_enter(struct wlog *w, uint64_t upto, int gather, uint64_t *target)
 }
 
 /*
- * As the owner (syncer_enter), fdatasync fd, the file of segment segno;
- * on success every record before target is durable (0: it says nothing of
- * records).  Hands the ownership on.  0 or -EIO (the log is broken then).
+ * As the owner (syncer_enter), make fd, the file of segment segno, durable
+ * through the medium (fdatasync, or the bytes sent to the cluster) up to
+ * upto; on success every record before target is durable (0: it says
+ * nothing of records).  Hands the ownership on.  0 or -EIO (the log is
+ * broken then).
  */
 static int
-syncer_run(struct wlog *w, int fd, uint32_t segno, uint64_t target)
+syncer_run(struct wlog *w, int fd, uint32_t segno, uint64_t upto, uint64_t target)
 {
 	int64_t start = clock_mono_ns();
-	int rc = 0;
+	int rc;
 
-	if (fdatasync(fd) < 0) {
-		rc = -errno;
-		hlog(HLOG_ERROR, "fdatasync of log segment %08x failed: %s; the log refuses "
-		    "further writes until the mount restarts", segno, strerror(errno));
-	}
+	if ((rc = w->media->ops->seg_sync(w->media, segno, fd, upto)) < 0)
+		hlog(HLOG_ERROR, "sync of log segment %08x (%s) failed: %s; the log refuses "
+		    "further writes until the mount restarts", segno, w->media->ops->name,
+		    strerror(-rc));
 	pthread_mutex_lock(&w->sync_lock);
 	w->syncing = 0;
 	w->last_sync_ns = clock_mono_ns() - start;
@@ -157,7 +159,8 @@ wlog_sync(struct wlog *w, uint64_t upto)
 	if (w->fill_ahead && !w->filling && w->first_flush)
 		w->first_flush(w);	/* the filler, from the first flush on */
 	/* older segments were synced when the log rolled past them */
-	return syncer_run(w, seg_fd(w, LADDR_SEG(target)), LADDR_SEG(target), target);
+	return syncer_run(w, seg_fd(w, LADDR_SEG(target)), LADDR_SEG(target), LADDR_OFF(target),
+	    target);
 }
 
 /* Make segment segno's file durable (fd), as the log's one syncer; 0 or -EIO. */
@@ -169,5 +172,7 @@ wlog_sync_segment(struct wlog *w, uint32_t segno, int fd)
 
 	if ((rc = syncer_enter(w, UINT64_MAX, 0, &target)) < 0)
 		return rc;
-	return syncer_run(w, fd, segno, LADDR_SEG(target) == segno ? target : 0);
+	if (LADDR_SEG(target) != segno)	/* the filler's zeros: no record */
+		return syncer_run(w, fd, segno, 0, 0);
+	return syncer_run(w, fd, segno, LADDR_OFF(target), target);
 }
