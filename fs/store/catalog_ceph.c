@@ -92,6 +92,11 @@ catalog_cluster_init(struct cluster *cl, char *addr, size_t addrlen, char *err, 
 		rc = -ENOTSUP;
 		goto out;
 	}
+	/*
+	 * The store's fence blocklists the catalog's old client before this
+	 * opens (fence.h); the VFS doing it again costs a monitor proposal.
+	 */
+	rados_conf_set(cluster_rados(cl), "cephsqlite_blocklist_dead_locker", "false");
 	if ((rc = cephsqlite_setcct(rados_cct(cluster_rados(cl)), &ident)) != 0) {
 		snprintf(err, errlen, "Ceph's SQLite VFS refused the cluster's configuration (%d)", rc);
 		rc = -EINVAL;

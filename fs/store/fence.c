@@ -113,25 +113,70 @@ break_all(rados_ioctx_t io, const char *oid, const char *name)
 	return rc;
 }
 
-/* Blocklist every address in the space-separated list (and extra, if any). */
+/* An address without its messenger prefix ("v1:", "v2:"): how two lists name one client. */
+static const char *
+addr_bare(const char *a)
+{
+	return strncmp(a, "v1:", 3) == 0 || strncmp(a, "v2:", 3) == 0 ? a + 3 : a;
+}
+
+struct blocklisting {
+	rados_t		 r;
+	char		*addr;
+	int		 rc;
+	int		 threaded;	/* t runs it; else it ran in the caller */
+	pthread_t	 t;
+};
+
+/* One address onto the blocklist (a thread: the monitor takes a proposal each). */
+static void *
+blocklist_one(void *arg)
+{
+	struct blocklisting *b = arg;
+
+	/* expiry 0: the cluster's default (an hour), after which the old host is long gone */
+	b->rc = rados_blocklist_add(b->r, b->addr, 0);
+	return NULL;
+}
+
+/*
+ * Blocklist every address in the space-separated list and extra (once each,
+ * all at once: each is a monitor proposal, about a second), then wait for
+ * the OSD map that has them.
+ */
 static int
 blocklist_all(rados_t r, const char *list, const char *extra, char *err, size_t errlen)
 {
 	char buf[ADDRS_MAX + 128], *save = NULL;
-	int rc;
+	struct blocklisting b[16];
+	int n = 0, rc = 0;
 
 	snprintf(buf, sizeof(buf), "%s %s", list, extra ? extra : "");
-	for (char *a = strtok_r(buf, " ", &save); a; a = strtok_r(NULL, " ", &save)) {
-		/* 0: the cluster's default expiry (an hour), after which the old host is long gone */
-		if ((rc = rados_blocklist_add(r, a, 0)) < 0) {
+	for (char *a = strtok_r(buf, " ", &save); a && n < 16; a = strtok_r(NULL, " ", &save)) {
+		int dup = 0;
+		for (int i = 0; i < n; i++)
+			dup |= strcmp(addr_bare(b[i].addr), addr_bare(a)) == 0;
+		if (dup)
+			continue;
+		b[n] = (struct blocklisting){ .r = r, .addr = a };
+		b[n].threaded = pthread_create(&b[n].t, NULL, blocklist_one, &b[n]) == 0;
+		if (!b[n].threaded)
+			blocklist_one(&b[n]);
+		n++;
+	}
+	for (int i = 0; i < n; i++) {
+		if (b[i].threaded)
+			pthread_join(b[i].t, NULL);
+		if (b[i].rc < 0 && rc == 0) {
+			rc = b[i].rc;
 			snprintf(err, errlen, "cannot fence the old holder's client %s: %s (the "
 			    "client key needs mon 'profile simple-rados-client-with-blocklist')",
-			    a, strerror(-rc));
-			return rc;
+			    b[i].addr, strerror(-rc));
+		} else if (b[i].rc == 0) {
+			hlog(HLOG_WARN, "fenced client %s (blocklisted)", b[i].addr);
 		}
-		hlog(HLOG_WARN, "fenced client %s (blocklisted)", a);
 	}
-	return rados_wait_for_latest_osdmap(r);
+	return rc < 0 ? rc : rados_wait_for_latest_osdmap(r);
 }
 
 /* The local cache's "ID GEN", or a new id with generation 0 if it has none. */
@@ -330,8 +375,12 @@ fence_acquire(struct cluster *c, rados_ioctx_t io, const struct fence_opts *o,
 	}
 	if ((rc = cache_claim(f, o->cachedir, trust_cache, err, errlen)) < 0)
 		goto fail_locked;
-	if (fenced) {
-		/* the old holder's last lease runs out before we serve */
+	if (fenced && !o->replace) {
+		/*
+		 * The old holder's last lease runs out before we serve.  Not for
+		 * a replacement worker: the supervisor starts one only once its
+		 * predecessor is dead (reaped), and a dead process serves nothing.
+		 */
 		struct timespec ts = { FENCE_LEASE_MS / 1000, (FENCE_LEASE_MS % 1000) * 1000000L };
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
