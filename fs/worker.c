@@ -75,7 +75,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: hcowfs-worker --fuse-fd N --ctl-fd N --shm-fd N --datadir DIR "
 	    "--tmpldir DIR [--lock-fd N] [--readonly] [--blocks-used] [--takeover | --standby] [--segment-size BYTES] [--checkpoint-ms MS] [--threads N]\n"
-	    "       [--ceph-conf FILE] [--ceph-id NAME] [--template-cache DIR] [--template-cache-size BYTES]\n"
+	    "       [--ceph-conf FILE] [--ceph-id NAME] [--ceph-op-timeout S] [--template-cache DIR] [--template-cache-size BYTES]\n"
 	    "       [--store rados:POOL/STORE --holder TEXT [--store-takeover]]\n"
 	    "hcowfs-worker is started by mount.hcowfs, not by hand\n");
 	exit(2);
@@ -132,6 +132,7 @@ main(int argc, char **argv)
 		{ "blocks-used", no_argument, NULL, 'B' },
 		{ "ceph-conf", required_argument, NULL, 'C' },
 		{ "ceph-id", required_argument, NULL, 'I' },
+		{ "ceph-op-timeout", required_argument, NULL, 'W' },
 		{ "template-cache", required_argument, NULL, 'K' },
 		{ "template-cache-size", required_argument, NULL, 'Z' },
 		{ "store", required_argument, NULL, 'Q' },
@@ -168,6 +169,7 @@ main(int argc, char **argv)
 		case 'B': w.blocks_used = 1; break;	/* -o blocks=used (dirops.c) */
 		case 'C': co.conf = optarg; break;
 		case 'I': co.id = optarg; break;
+		case 'W': co.op_timeout_s = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'K': so.template_cache = optarg; break;
 		case 'Z': so.template_cache_size = strtoull(optarg, NULL, 10); break;
 		case 'Q': so.store_spec = optarg; break;	/* a store in a cluster: datadir caches it */

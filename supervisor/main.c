@@ -90,6 +90,8 @@ usage(FILE *f, int code)
 	    "       template_cache_size=BYTES  its cap (default a quarter of its file system)\n"
 	    "       ceph_conf=FILE       ceph.conf of the cluster (default: Ceph's search)\n"
 	    "       ceph_id=NAME         Ceph client name without \"client.\" (default admin)\n"
+	    "       ceph_op_timeout=S    fail a request (EIO) that waited S seconds for the\n"
+	    "                            cluster (default 0: wait until it is back)\n"
 	    "       store_cache=DIR      this host's cache of a rados:POOL/STORE DATA_DIR (default\n"
 	    "                            " STORE_CACHE_ROOT "/POOL/STORE; created if missing)\n"
 	    "       takeover             serve a rados:POOL/STORE that another host serves: fence\n"
@@ -175,6 +177,8 @@ parse_option(struct sup_opts *o, char *opt)
 		snprintf(o->ceph_conf, sizeof(o->ceph_conf), "%s", val);
 	} else if (strcmp(opt, "ceph_id") == 0 && val) {
 		snprintf(o->ceph_id, sizeof(o->ceph_id), "%s", val);
+	} else if (strcmp(opt, "ceph_op_timeout") == 0 && val) {
+		o->ceph_op_timeout = option_uint(opt, val, 0, 86400, "seconds");
 	} else if (strcmp(opt, "template_cache") == 0 && val) {
 		if (val[0] != '/')
 			die(1, "option template_cache=%s: expected an absolute path", val);

@@ -43,7 +43,7 @@ pid_t
 spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 {
 	char fusefd[16], ctlfd[16], shmfd[16], lockfd[16], segsz[32], cpms[32], nthreads[32];
-	char reserve[32], extents[32], disksize[32], cachesz[32];
+	char reserve[32], extents[32], disksize[32], cachesz[32], optimeout[32];
 	char *argv[48];
 	int sv[2], argc = 0;
 	pid_t pid;
@@ -83,6 +83,8 @@ spawn_worker(struct sup *s, const char *mode, int *ctl_fd)
 	if (s->o.ceph_conf[0]) {
 		argv[argc++] = "--ceph-conf"; argv[argc++] = s->o.ceph_conf;
 	}
+	argc = worker_arg(argv, argc, "--ceph-op-timeout", optimeout, sizeof(optimeout),
+	    s->o.ceph_op_timeout);
 	if (s->o.ceph_id[0]) {
 		argv[argc++] = "--ceph-id"; argv[argc++] = s->o.ceph_id;
 	}

@@ -63,6 +63,7 @@ struct sup_opts {
 	int	 blocks_used;		/* -o blocks=used: st_blocks says what a disk holds */
 	char	 ceph_conf[PATH_MAX];	/* -o ceph_conf=, "" Ceph's default */
 	char	 ceph_id[128];		/* -o ceph_id=, "" Ceph's default */
+	unsigned ceph_op_timeout;	/* -o ceph_op_timeout=, s; 0: wait for the cluster */
 	char	 template_cache[PATH_MAX];	/* -o template_cache=, for a rados: template dir */
 	uint64_t template_cache_size;	/* 0: the worker's default */
 	char	 store_spec[160];	/* DATA_DIR rados:POOL/STORE; datadir is then its cache here */

@@ -19,7 +19,8 @@
 #ifdef HAVE_CEPH
 
 struct cluster {
-	rados_t	r;
+	rados_t		r;
+	unsigned	op_timeout_s;
 };
 
 /* Set one librados option, or say which one was refused. */
@@ -76,6 +77,7 @@ cluster_connect(const struct cluster_opts *o, struct cluster **out, char *err, s
 		    rc == -ETIMEDOUT ? "no monitor answered" : strerror(-rc));
 		goto fail;
 	}
+	c->op_timeout_s = o->op_timeout_s;
 	*out = c;
 	return 0;
 fail:
@@ -91,6 +93,12 @@ cluster_close(struct cluster *c)
 		return;
 	rados_shutdown(c->r);
 	free(c);
+}
+
+unsigned
+cluster_op_timeout(const struct cluster *c)
+{
+	return c->op_timeout_s;
 }
 
 rados_t
@@ -129,6 +137,12 @@ cluster_connect(const struct cluster_opts *o, struct cluster **out, char *err, s
 void
 cluster_close(struct cluster *c)
 {
+}
+
+unsigned
+cluster_op_timeout(const struct cluster *c)
+{
+	return 0;
 }
 
 #endif

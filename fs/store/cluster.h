@@ -37,6 +37,9 @@ struct cluster_opts {
 /* Connect: *out on success. */
 int cluster_connect(const struct cluster_opts *o, struct cluster **out, char *err, size_t errlen);
 
+/* The connection's op_timeout_s: how long a request may wait for the cluster (0: no bound). */
+unsigned cluster_op_timeout(const struct cluster *c);
+
 /* Disconnect and free (NULL is fine). */
 void cluster_close(struct cluster *c);
 

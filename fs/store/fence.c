@@ -49,6 +49,7 @@ struct fence {
 	char		 spec[160];
 	char		 addrs[ADDRS_MAX];	/* space-separated */
 	_Atomic uint64_t lease_until;		/* monotonic ns; 0: none */
+	unsigned	 wait_s;		/* longest a request waits for a renewal; 0: no bound */
 	atomic_int	 lost;
 	atomic_int	 stop;
 	pthread_t	 renewer;
@@ -349,7 +350,14 @@ fence_acquire(struct cluster *c, rados_ioctx_t io, const struct fence_opts *o,
 	f->r = cluster_rados(c);
 	f->io = io;
 	pthread_mutex_init(&f->mu, NULL);
-	pthread_cond_init(&f->cond, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&f->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	f->wait_s = cluster_op_timeout(c);
 	snprintf(f->holder, sizeof(f->holder), "%s", o->holder);
 	snprintf(f->spec, sizeof(f->spec), "%s", o->spec);
 	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
@@ -426,15 +434,24 @@ fence_check(struct fence *f)
 		return -EIO;
 	if ((uint64_t)clock_mono_ns() < f->lease_until)
 		return 0;
+	struct timespec until;
+	int timed_out = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += f->wait_s;
 	if (f->wait_hook)
 		f->wait_hook(f->wait_arg, 1);
 	pthread_mutex_lock(&f->mu);
-	while (!f->lost && (uint64_t)clock_mono_ns() >= f->lease_until && !f->stop)
-		pthread_cond_wait(&f->cond, &f->mu);
+	while (!f->lost && (uint64_t)clock_mono_ns() >= f->lease_until && !f->stop && !timed_out) {
+		if (f->wait_s)
+			timed_out = pthread_cond_timedwait(&f->cond, &f->mu, &until) == ETIMEDOUT;
+		else
+			pthread_cond_wait(&f->cond, &f->mu);
+	}
 	pthread_mutex_unlock(&f->mu);
 	if (f->wait_hook)
 		f->wait_hook(f->wait_arg, -1);
-	return f->lost || f->stop ? -EIO : 0;
+	return f->lost || f->stop || timed_out ? -EIO : 0;
 }
 
 void

@@ -76,7 +76,8 @@ int fence_add_addr(struct fence *f, const char *addr, char *err, size_t errlen);
 
 /*
  * May I/O be served now?  0 while the lease holds (a clock read); waits
- * while the cluster cannot be reached; -EIO once this server is fenced.
+ * while the cluster cannot be reached (at most the connection's
+ * op_timeout_s, if it has one: then -EIO); -EIO once this server is fenced.
  */
 int fence_check(struct fence *f);
 

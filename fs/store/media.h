@@ -69,7 +69,22 @@ struct media {
 	const struct media_ops *ops;
 	_Atomic uint64_t writes;	/* writes sent to the medium (not the local files) */
 	_Atomic uint64_t write_bytes;	/* bytes they carried */
+	/*
+	 * Told +1 when a wait for a remote medium begins and -1 when it ends,
+	 * so that a wait for a cluster that is away is not taken for a hang
+	 * (store_set_cluster_wait_hook); NULL: nobody asked.
+	 */
+	void		(*wait_hook)(void *arg, int delta);
+	void		*wait_arg;
 };
+
+/* A wait for the medium begins (+1) or ends (-1). */
+static inline void
+media_waiting(struct media *m, int delta)
+{
+	if (m->wait_hook)
+		m->wait_hook(m->wait_arg, delta);
+}
 
 /* The local medium (no state: shared by every store that has no other). */
 struct media *media_local(void);

@@ -115,6 +115,7 @@ pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 #define RADOS_INFLIGHT	32
 
 struct rados_batch {
+	struct media	*m;	/* whose waits these are (media_waiting) */
 	rados_completion_t c[RADOS_INFLIGHT];
 	char		 name[RADOS_INFLIGHT][32];
 	uint64_t	 off[RADOS_INFLIGHT];
@@ -126,6 +127,8 @@ struct rados_batch {
 static int
 batch_wait(struct rados_batch *b)
 {
+	/* a wait for the cluster, which may be away: not a hang (media.h) */
+	media_waiting(b->m, 1);
 	for (size_t i = 0; i < b->n; i++) {
 		int rc;
 		rados_aio_wait_for_complete(b->c[i]);
@@ -137,6 +140,7 @@ batch_wait(struct rados_batch *b)
 			    b->name[i], b->off[i], strerror(-rc));
 		}
 	}
+	media_waiting(b->m, -1);
 	b->n = 0;
 	return b->rc;
 }
@@ -187,7 +191,7 @@ static int
 rados_seg_sync(struct media *m, uint32_t segno, int fd, uint64_t upto)
 {
 	struct media_rados *r = (struct media_rados *)m;
-	struct rados_batch b = { .n = 0 };
+	struct rados_batch b = { .m = m, .n = 0 };
 	char name[32];
 	int rc;
 
@@ -288,7 +292,7 @@ static int
 rados_ix_sync(void *arg, int fd)
 {
 	struct media_rados *r = arg;
-	struct rados_batch b = { .n = 0 };
+	struct rados_batch b = { .m = &r->base, .n = 0 };
 	struct stat sb;
 	char name[32];
 	int rc = 0;
