@@ -90,7 +90,7 @@ usage(FILE *f, int code)
 	    "       template_cache_size=BYTES  its cap (default a quarter of its file system)\n"
 	    "       ceph_conf=FILE       ceph.conf of the cluster (default: Ceph's search)\n"
 	    "       ceph_id=NAME         Ceph client name without \"client.\" (default admin)\n"
-	    "       ceph_op_timeout=S    fail a request (EIO) that waited S seconds for the\n"
+	    "       ceph_op_timeout=SECONDS  fail a request (EIO) that waited that long for the\n"
 	    "                            cluster (default 0: wait until it is back)\n"
 	    "       store_cache=DIR      this host's cache of a rados:POOL/STORE DATA_DIR (default\n"
 	    "                            " STORE_CACHE_ROOT "/POOL/STORE; created if missing)\n"

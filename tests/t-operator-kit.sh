@@ -76,7 +76,8 @@ $(cat "$T/diff")"
 }
 # accepts PROG OPT: the program takes OPT, followed by a word it may take as
 # OPT's value (ro: a valid -o list); an unknown option is a usage error
-accepts() { "$1" "$2" ro --help >/dev/null 2>&1; }
+# the template command (tools/tmplcmd.c) parses its own options
+accepts() { "$1" "$2" ro --help >/dev/null 2>&1 || "$1" template list "$2" ro --help >/dev/null 2>&1; }
 
 # hcowctl
 "$HCOWCTL" --help >"$T/usage" || fail "hcowctl --help failed"
@@ -124,7 +125,7 @@ same_set "mount.hcowfs -o options" "$T/u.mopts" "$T/m.mopts"
 # accepted: mount.hcowfs parses -o before it acts on --help
 sample() {
 	case $1 in
-	BYTES) echo 1G ;; MS) echo 1000 ;; N) echo 4 ;; DIR) echo /tmp ;; PATH) echo /bin/true ;;
+	BYTES) echo 1G ;; MS) echo 1000 ;; SECONDS) echo 5 ;; N) echo 4 ;; DIR) echo /tmp ;; PATH) echo /bin/true ;;
 	USER\|UID) echo 0 ;; *) echo "${1%%|*}" ;;
 	esac
 }

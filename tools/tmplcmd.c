@@ -299,7 +299,7 @@ tmplcmd_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct tmplcmd tc = { 0 };
-	const char *verb;
+	const char *verb, *cache_size = NULL;
 	int opt, rc;
 
 	optind = 1;
@@ -308,12 +308,7 @@ tmplcmd_main(int argc, char **argv)
 		case 'd': tc.dir = optarg; break;
 		case 'n': tc.name = optarg; break;
 		case 'c': tc.cache = optarg; break;
-		case 'S':
-			if (size_parse(optarg, &tc.cache_size) < 0) {
-				fprintf(stderr, "hcowctl: --cache-size %s: not a size\n", optarg);
-				return 2;
-			}
-			break;
+		case 'S': cache_size = optarg; break;	/* checked after --help */
 		case 'C': tc.co.conf = optarg; break;
 		case 'I': tc.co.id = optarg; break;
 		case 'j': tc.json = 1; break;
@@ -323,6 +318,10 @@ tmplcmd_main(int argc, char **argv)
 	}
 	if (optind >= argc)
 		tmplcmd_usage(stderr, 2);
+	if (cache_size && size_parse(cache_size, &tc.cache_size) < 0) {
+		fprintf(stderr, "hcowctl: --cache-size %s: not a size\n", cache_size);
+		return 2;
+	}
 	verb = argv[optind++];
 	if (!tc.dir) {
 		fprintf(stderr, "hcowctl: template %s needs --dir TEMPLATE_DIR\n", verb);
