@@ -3,20 +3,23 @@
 # mounts with their own data dirs sharing one template dir):
 #  1. refusals, one line each, nothing changed: a disk that does not exist, a
 #     destination that is not an hcowfs mount, a name taken there, a template
-#     missing there or different there, a disk that is open, a snapshot;
+#     missing there or different there, no space there, a disk that is
+#     open, a disk with snapshots, a snapshot;
 #  2. a move: the bytes are equal, the destination's log grew by about the
 #     disk's own data (not the template's size), the source is gone;
 #  3. interrupted moves leave the source intact, and a retry succeeds:
 #     SIGINT while copying (nothing left behind), killed after the copy (a
 #     temporary disk at the destination, removed by the retry), killed after
-#     the rename (both disks; the retry deletes the source);
+#     the rename (both disks; the retry deletes the source); a source
+#     written in the middle of a move makes it fail, the write kept;
 #  4. `hcowctl check` is clean on every store.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 mount_test cmp fallocate
 make_template big.img $((32 * MiB))
 M2=$T/mnt2
 M3=$T/mnt3
-mkdir "$T/data2" "$M2" "$T/tmpl3" "$T/data3" "$M3"
+M4=$T/mnt4
+mkdir "$T/data2" "$M2" "$T/tmpl3" "$T/data3" "$M3" "$T/data4" "$M4"
 # store 3's template dir has a big.img of other bytes, and no base.img
 $PATTERN fill "$T/tmpl3/big.img" --size $((32 * MiB)) --seed other
 
@@ -25,6 +28,9 @@ mount_fs
 MOUNTED="$M $M2"
 "$MOUNT_HCOWFS" "$T/tmpl3" "$T/data3" "$M3" || fail "mount of store 3 failed"
 MOUNTED="$M $M2 $M3"
+# store 4 keeps more than the file system has for its cleaner: no room for guests' data
+"$MOUNT_HCOWFS" "$T/tmpl" "$T/data4" "$M4" -o space_reserve=1P || fail "mount of store 4 failed"
+MOUNTED="$M $M2 $M3 $M4"
 ctl2() { "$HCOWCTL" -m "$M2" "$@"; }
 log_disk_bytes() { "$HCOWCTL" -m "$1" status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['log']['disk_bytes'])"; }
 has_disk() { "$HCOWCTL" -m "$1" list --json | python3 -c "import json,sys; sys.exit(0 if any(d['name'] == '$2' for d in json.load(sys.stdin)) else 1)"; }
@@ -56,6 +62,7 @@ expect_fail "a template different at the destination" "template 'big.img' at .* 
 ctl create b.img --template base.img >/dev/null
 expect_fail "a template missing at the destination" "template 'base.img' is not at" \
 	ctl move b.img --to "$M3"
+expect_fail "no space at the destination" "no space at .*mnt4" ctl move d1.img --to "$M4"
 exec 7<"$M/d1.img"
 expect_fail "a disk that is open" "is open" ctl move d1.img --to "$M2"
 exec 7<&-
@@ -64,7 +71,8 @@ expect_fail "a disk with snapshots" "has snapshots" ctl move d1.img --to "$M2"
 expect_fail "a snapshot" "not a snapshot" ctl move d1.img@s1 --to "$M2"
 ctl delete d1.img@s1 >/dev/null
 cmp "$M/d1.img" "$T/d1.img.ref" || fail "a refused move changed the source"
-! has_disk "$M2" d1.img && ! has_disk "$M2" d1.img.move-in && ! has_disk "$M3" d1.img.move-in ||
+! has_disk "$M2" d1.img && ! has_disk "$M2" d1.img.move-in && ! has_disk "$M3" d1.img.move-in &&
+    ! has_disk "$M4" d1.img.move-in ||
 	fail "a refused move left a disk at the destination"
 ok "refusals changed nothing"
 
@@ -111,8 +119,28 @@ grep -q "finishing an earlier move" "$T/out" || fail "retry after the rename sai
 ! has_disk "$M" d3.img && cmp "$M2/d3.img" "$T/d3.img.ref" || fail "retry after the rename: wrong result"
 ok "killed after the rename: both disks equal; the retry deleted the source"
 
+# a source written in the middle of a move (hcowctl stopped after its copy): nothing moves
+mkdisk d4.img
+HCOWCTL_TEST_STOP_AT=copied "$HCOWCTL" -m "$M" move d4.img --to "$M2" > "$T/out" 2>&1 &
+mover=$!
+stopped() { [ "$(awk '{ print $3 }' "/proc/$1/stat")" = T ]; }
+wait_for stopped $mover || fail "the move did not stop after its copy"
+python3 -c "
+import os
+for f in ('$M/d4.img', '$T/d4.img.ref'):
+    fd = os.open(f, os.O_RDWR)
+    os.pwrite(fd, b'late' * 1024, 5 * $MiB)
+    os.fsync(fd)
+    os.close(fd)"
+kill -CONT $mover
+wait $mover && fail "a move whose source was written meanwhile succeeded: $(cat "$T/out")"
+grep -q "written during the move" "$T/out" || fail "the move said: $(cat "$T/out")"
+cmp "$M/d4.img" "$T/d4.img.ref" || fail "the written source is not as written"
+! has_disk "$M2" d4.img && ! has_disk "$M2" d4.img.move-in || fail "a disk was left at the destination"
+ok "a source written during the move: refused at the end, the source has the write, nothing at the destination"
+
 ### 4. check
-for m in "$M" "$M2" "$M3"; do
+for m in "$M" "$M2" "$M3" "$M4"; do
 	"$HCOWCTL" -m "$m" check > "$T/check" || { cat "$T/check"; fail "check of $m found problems"; }
 done
 ok "check is clean on every store"

@@ -45,7 +45,9 @@
  * anything else is refused.
  *
  * For tests, HCOWCTL_TEST_KILL_AT=created|copied|renamed makes hcowctl
- * SIGKILL itself after that step (no clean-up: what a power cut leaves).
+ * SIGKILL itself after that step (no clean-up: what a power cut leaves),
+ * and HCOWCTL_TEST_STOP_AT=STEP SIGSTOP itself there (to write the source
+ * in the middle of a move).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -77,14 +79,16 @@ struct move_ranges {
 	uint64_t	 size, log_bytes;
 };
 
-/* Stop here, killed, if the test hook names this step. */
+/* Die here (SIGKILL), or stop (SIGSTOP) until continued, if a test hook names this step. */
 static void
-move_test_kill(const char *step)
+move_test_hook(const char *step)
 {
-	const char *at = getenv("HCOWCTL_TEST_KILL_AT");
+	const char *kill_at = getenv("HCOWCTL_TEST_KILL_AT"), *stop_at = getenv("HCOWCTL_TEST_STOP_AT");
 
-	if (at && strcmp(at, step) == 0)
+	if (kill_at && strcmp(kill_at, step) == 0)
 		raise(SIGKILL);
+	if (stop_at && strcmp(stop_at, step) == 0)
+		raise(SIGSTOP);
 }
 
 /* The disks of mount m, parsed (`list --json`). */
@@ -408,12 +412,12 @@ lifecycle_move(const struct hcow_mount *m, const char *name, const struct hcow_m
 		    tmpl ? tmpl : "");
 		move_ask(to, line, "cannot create the copy at the destination");
 		job_temp_disk(to, tmp);
-		move_test_kill("created");
+		move_test_hook("created");
 		dfd = move_open(to, tmp, O_RDWR);
 
 		/* 3. filled and flushed, 4. checked */
 		move_copy(&rs, sfd, dfd, buf);
-		move_test_kill("copied");
+		move_test_hook("copied");
 		if ((why = move_differs(&rs, sfd, to, tmp, dfd, buf)) != NULL)
 			job_abort("the copy at %s is not the disk: %s", to->mountpoint, why);
 		close(dfd);
@@ -438,7 +442,7 @@ lifecycle_move(const struct hcow_mount *m, const char *name, const struct hcow_m
 			job_abort("cannot rename '%s' to '%s' at %s: %s", tmp, name, to->mountpoint,
 			    strerror(errno));
 		job_temp_disk(NULL, NULL);
-		move_test_kill("renamed");
+		move_test_hook("renamed");
 	}
 
 	/* 6. the source goes */
