@@ -228,7 +228,8 @@ move_check_template(const struct hcow_mount *m, const struct hcow_mount *to, con
 	if (stat(pa, &a) < 0)
 		job_abort("template '%s' of the disk cannot be read at %s: %s", tmpl, m->mountpoint,
 		    strerror(errno));
-	if (da && db && strcmp(da, db) == 0 && strncmp(da, "rados:", 6) == 0)
+	if (da && db && strcmp(da, db) == 0 && strncmp(da, "rados:", 6) == 0 &&
+	    a.st_size == b.st_size)
 		goto same;	/* one pool: the name fixes the content */
 	if (da && db && strncmp(da, "rados:", 6) != 0 && strncmp(db, "rados:", 6) != 0) {
 		char fa[PATH_MAX * 2], fb[PATH_MAX * 2];
