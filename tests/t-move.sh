@@ -14,6 +14,7 @@
 #     written in the middle of a move makes it fail, the write kept;
 #  4. `hcowctl check` is clean on every store.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/move-lib.sh"
 mount_test cmp fallocate
 make_template big.img $((32 * MiB))
 M2=$T/mnt2
@@ -32,25 +33,10 @@ MOUNTED="$M $M2 $M3"
 "$MOUNT_HCOWFS" "$T/tmpl" "$T/data4" "$M4" -o space_reserve=1P || fail "mount of store 4 failed"
 MOUNTED="$M $M2 $M3 $M4"
 ctl2() { "$HCOWCTL" -m "$M2" "$@"; }
-log_disk_bytes() { "$HCOWCTL" -m "$1" status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['log']['disk_bytes'])"; }
-has_disk() { "$HCOWCTL" -m "$1" list --json | python3 -c "import json,sys; sys.exit(0 if any(d['name'] == '$2' for d in json.load(sys.stdin)) else 1)"; }
 
-# mkdisk NAME: a 48 MiB clone of big.img with 3 MiB of its own data, a zero
-# range, and data past the template's end; its bytes into $T/NAME.ref
-mkdisk() {
-	ctl create "$1" --template big.img --size 48M >/dev/null
-	write_mib_blocks "$M/$1" 3
-	fallocate -p -o $((10 * MiB + 4096)) -l $((MiB + 8192)) "$M/$1"
-	python3 -c "
-import os
-fd = os.open('$M/$1', os.O_RDWR)
-os.pwrite(fd, b'tail' * 16384, 40 * $MiB + 12345)
-os.fsync(fd)"
-	cp "$M/$1" "$T/$1.ref"
-}
 
 ### 1. refusals
-mkdisk d1.img
+mkdisk "$M" d1.img big.img
 expect_fail "a disk that does not exist" "no disk named 'nope.img'" ctl move nope.img --to "$M2"
 expect_fail "a destination that is not a mount" "no hcowfs mount" ctl move d1.img --to "$T/tmpl"
 expect_fail "the same mount" "already on" ctl move d1.img --to "$M"
@@ -77,11 +63,11 @@ cmp "$M/d1.img" "$T/d1.img.ref" || fail "a refused move changed the source"
 ok "refusals changed nothing"
 
 ### 2. a move
-own=$(ctl list --json | python3 -c "import json,sys; print([d for d in json.load(sys.stdin) if d['name'] == 'd1.img'][0]['log_bytes'])")
-before=$(log_disk_bytes "$M2")
+own=$(own_bytes "$M" d1.img)
+before=$(move_log_bytes "$M2")
 ctl move d1.img --to "$M2" > "$T/out" || fail "move failed: $(cat "$T/out")"
 grep -q "moved 'd1.img'" "$T/out" || fail "move said: $(cat "$T/out")"
-after=$(log_disk_bytes "$M2")
+after=$(move_log_bytes "$M2")
 cmp "$M2/d1.img" "$T/d1.img.ref" || fail "the moved disk's bytes differ"
 grew=$((after - before))
 echo "# own data $own bytes; destination log grew by $grew bytes; template $((32 * MiB))"
@@ -91,7 +77,7 @@ echo "# own data $own bytes; destination log grew by $grew bytes; template $((32
 ok "moved: bytes equal, the destination's log grew by the disk's own data ($grew for $own), source gone"
 
 ### 3. interrupted moves
-mkdisk d2.img
+mkdisk "$M" d2.img big.img
 out=$(HCOWCTL_TEST_INTERRUPT_AT=$MiB ctl move d2.img --to "$M2" 2>&1) && fail "interrupted move succeeded: $out"
 echo "$out" | grep -q "interrupted" || fail "interrupted move said: $out"
 cmp "$M/d2.img" "$T/d2.img.ref" || fail "SIGINT: the source changed"
@@ -110,7 +96,7 @@ cmp "$M2/d2.img" "$T/d2.img.ref" || fail "retry: the moved disk's bytes differ"
 ! has_disk "$M" d2.img && ! has_disk "$M2" d2.img.move-in || fail "retry: the source or the leftover is still there"
 ok "killed after creating and after copying: source intact, the retry removed the leftover and moved"
 
-mkdisk d3.img
+mkdisk "$M" d3.img big.img
 HCOWCTL_TEST_KILL_AT=renamed ctl move d3.img --to "$M2" >/dev/null 2>&1 && fail "killed move (renamed) succeeded"
 cmp "$M/d3.img" "$T/d3.img.ref" || fail "killed after the rename: the source changed"
 cmp "$M2/d3.img" "$T/d3.img.ref" || fail "killed after the rename: the destination differs"
@@ -120,7 +106,7 @@ grep -q "finishing an earlier move" "$T/out" || fail "retry after the rename sai
 ok "killed after the rename: both disks equal; the retry deleted the source"
 
 # a source written in the middle of a move (hcowctl stopped after its copy): nothing moves
-mkdisk d4.img
+mkdisk "$M" d4.img big.img
 HCOWCTL_TEST_STOP_AT=copied "$HCOWCTL" -m "$M" move d4.img --to "$M2" > "$T/out" 2>&1 &
 mover=$!
 stopped() { [ "$(awk '{ print $3 }' "/proc/$1/stat")" = T ]; }

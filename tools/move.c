@@ -32,8 +32,8 @@
  *      earlier move, not open, is deleted first: the retry);
  *   3. the ranges are copied, the disk fsynced;
  *   4. checked: the destination's ranges are the source's, and the crc32c of
- *      every log range reads the same on both sides; the source is still
- *      closed and unwritten (its log bytes and mtime unchanged);
+ *      every log range reads the same on both sides; the source is unwritten
+ *      (its log bytes and mtime unchanged) and open by no one else;
  *   5. DISK.move-in is renamed to DISK (durable when it returns);
  *   6. the source disk is deleted.
  *
@@ -65,6 +65,7 @@
 #include "proto.h"
 
 #define MOVE_SUFFIX	".move-in"
+#define MOVE_SETTLE_TRIES 20	/* x 100 ms for an open count to take in a close */
 
 /* A range of the disk that does not read from its template. */
 struct move_range {
@@ -315,24 +316,29 @@ move_mtime(const struct hcow_mount *m, const char *name)
 	return sb.st_mtim;
 }
 
-/* Refuse a source disk that is open, or whose log bytes are no longer log_bytes. */
+/*
+ * Disk name's opens on m besides `mine` (ours) into *others, and its log
+ * bytes; job_abort if it is gone.  The kernel sends a file's release after
+ * close returns, so a count taken just after a close may still hold that
+ * open: it is asked again, MOVE_SETTLE_TRIES times 100 ms at most, until it
+ * falls to mine.
+ */
 static void
-move_check_idle(const struct hcow_mount *m, const char *name, uint64_t log_bytes, int again)
+move_disk_state(const struct hcow_mount *m, const char *name, int mine, int *others,
+    uint64_t *log_bytes)
 {
-	struct json *l = move_list(m);
-	const struct json *e = move_find(l, name);
-	int opens;
-
-	if (!e)
-		job_abort("no disk named '%s' at %s", name, m->mountpoint);
-	opens = (int)json_num(e, "opens", 0);
-	if (opens > 0)
-		job_abort("disk '%s' is open (%d time%s)%s: a disk moves while nothing uses it; stop "
-		    "its VM first", name, opens, opens == 1 ? "" : "s", again ? " since the move began" :
-		    "");
-	if (again && (uint64_t)json_num(e, "log_bytes", 0) != log_bytes)
-		job_abort("disk '%s' was written during the move; nothing moved", name);
-	json_free(l);
+	for (int i = 0;; i++) {
+		struct json *l = move_list(m);
+		const struct json *e = move_find(l, name);
+		if (!e)
+			job_abort("no disk named '%s' at %s", name, m->mountpoint);
+		*others = (int)json_num(e, "opens", 0) - mine;
+		*log_bytes = (uint64_t)json_num(e, "log_bytes", 0);
+		json_free(l);
+		if (*others <= 0 || i == MOVE_SETTLE_TRIES)
+			return;
+		usleep(100000);
+	}
 }
 
 int
@@ -344,10 +350,10 @@ lifecycle_move(const struct hcow_mount *m, const char *name, const struct hcow_m
 	const struct json *e;
 	struct timespec mt0, mt1;
 	const char *why, *tmpl;
-	uint64_t size;
+	uint64_t size, log_bytes;
 	sigset_t block;
 	char *buf;
-	int sfd, dfd, finishing = 0;
+	int sfd, dfd, others, finishing = 0;
 
 	job_begin("move", m);
 	if (strchr(name, '@'))
@@ -373,7 +379,10 @@ lifecycle_move(const struct hcow_mount *m, const char *name, const struct hcow_m
 		tmpl = tmpl_buf;
 	}
 	json_free(l);
-	move_check_idle(m, name, 0, 0);
+	move_disk_state(m, name, 0, &others, &log_bytes);
+	if (others > 0)
+		fail("disk '%s' is open (%d time%s): a disk moves while nothing uses it; stop its VM "
+		    "first", name, others, others == 1 ? "" : "s");
 	mt0 = move_mtime(m, name);
 	move_ranges_get(m, name, &rs);
 	size = rs.size;
@@ -383,8 +392,9 @@ lifecycle_move(const struct hcow_mount *m, const char *name, const struct hcow_m
 
 	/* ... and the destination */
 	l = move_list(to);
-	if ((e = move_find(l, tmp)) != NULL) {
-		if (json_num(e, "opens", 0) > 0)
+	if (move_find(l, tmp)) {
+		move_disk_state(to, tmp, 0, &others, &log_bytes);
+		if (others > 0)
 			job_abort("'%s' at %s is open: is another move of '%s' running?", tmp,
 			    to->mountpoint, name);
 		snprintf(line, sizeof(line), "text delete name=%s", tmp);
@@ -423,12 +433,15 @@ lifecycle_move(const struct hcow_mount *m, const char *name, const struct hcow_m
 			job_abort("the copy at %s is not the disk: %s", to->mountpoint, why);
 		close(dfd);
 	}
-	close(sfd);	/* our own open is not one the check below may see */
-	free(buf);
-	move_check_idle(m, name, rs.log_bytes, 1);
+	/* the source again, ours still open: unwritten, and no one else's open */
+	move_disk_state(m, name, 1, &others, &log_bytes);
 	mt1 = move_mtime(m, name);
-	if (mt0.tv_sec != mt1.tv_sec || mt0.tv_nsec != mt1.tv_nsec)
+	if (log_bytes != rs.log_bytes || mt0.tv_sec != mt1.tv_sec || mt0.tv_nsec != mt1.tv_nsec)
 		job_abort("disk '%s' was written during the move; nothing moved", name);
+	if (others > 0)
+		job_abort("disk '%s' was opened during the move; nothing moved", name);
+	close(sfd);
+	free(buf);
 
 	/* 5. its name; from here on a signal waits: the two last steps are short */
 	sigemptyset(&block);
