@@ -75,6 +75,8 @@ usage(FILE *f, int code)
 	    "                                                 that template\n"
 	    "  promote DISK[@SNAP] NEWTEMPLATE                write the disk as a new template file\n"
 	    "                                                 in the template dir\n"
+	    "  move DISK --to MOUNTPOINT                      move the disk to the store of another\n"
+	    "                                                 mount, copying only its own data\n"
 	    "  checkpoint                                     write a checkpoint now: the catalog\n"
 	    "                                                 names every write so far, and the\n"
 	    "                                                 next mount replays almost nothing\n"
@@ -372,13 +374,14 @@ main(int argc, char **argv)
 		{ "ms", required_argument, NULL, 'M' },
 		{ "repair", no_argument, NULL, 'r' },
 		{ "templates", required_argument, NULL, 'T' },
+		{ "to", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *mnt = NULL, *tmpl = NULL, *size_s = NULL, *cmd, *name = NULL, *kind = NULL;
 	const char *arg2 = NULL;
-	const char *fop = NULL, *fcount = NULL, *fms = NULL, *tmpldir = NULL;
+	const char *fop = NULL, *fcount = NULL, *fms = NULL, *tmpldir = NULL, *dest = NULL;
 	int repair = 0, wait_s = REPLY_TIMEOUT_S;
 	const char *count_s = NULL;
 	char line[PROTO_LINE_MAX];
@@ -401,6 +404,7 @@ main(int argc, char **argv)
 		case 'M': fms = optarg; break;
 		case 'r': repair = 1; break;
 		case 'T': tmpldir = optarg; break;
+		case 'D': dest = optarg; break;
 		case 'h': usage(stdout, 0); break;
 		case 'V': printf("hcowctl %s\n", PACKAGE_VERSION); return 0;
 		default: usage(stderr, 2);
@@ -497,6 +501,15 @@ main(int argc, char **argv)
 		if (strcmp(cmd, "import") == 0)
 			return lifecycle_import(&m, name, arg2, tmpl);
 		return lifecycle_promote(&m, name, arg2);
+	} else if (strcmp(cmd, "move") == 0) {
+		struct hcow_mount to;
+		if (!name || !dest || json || size_s || tmpl) {
+			fprintf(stderr, "%s: usage: move DISK --to MOUNTPOINT\n", prog);
+			usage(stderr, 2);
+		}
+		find_mount(mnt, &m);
+		find_mount(dest, &to);
+		return lifecycle_move(&m, name, &to);
 	} else if (strcmp(cmd, "metrics") == 0) {
 		if (name || json) {
 			fprintf(stderr, "%s: metrics takes no argument\n", prog);
@@ -561,6 +574,10 @@ main(int argc, char **argv)
 	}
 	if ((tmpl || size_s) && strcmp(cmd, "create") != 0) {
 		fprintf(stderr, "%s: --template and --size are for create\n", prog);
+		usage(stderr, 2);
+	}
+	if (dest) {
+		fprintf(stderr, "%s: --to is for move\n", prog);
 		usage(stderr, 2);
 	}
 	if ((repair || tmpldir) && strcmp(cmd, "check") != 0) {

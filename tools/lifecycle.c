@@ -67,7 +67,6 @@
 #include "names.h"
 #include "proto.h"
 
-#define COPY_CHUNK	(1u << 20)
 #define ZERO_BLOCK	4096		/* promote: all-zero blocks of this size stay holes */
 #define IMPORT_SAMPLES	64
 #define SAMPLE_LEN	(64u << 10)
@@ -80,7 +79,8 @@ static struct job {
 	pid_t		 qsd;		/* qemu-storage-daemon, or 0 */
 	char		 expfile[PATH_MAX];	/* its export's mount point, or "" */
 	char		 tmpfile[PATH_MAX];	/* the result before its rename, or "" */
-	char		 tmpdisk[NAME_MAX_LEN + 1];	/* import's disk before its rename, or "" */
+	char		 tmpdisk[NAME_MAX_LEN + 1];	/* a disk before its rename, or "" */
+	const struct hcow_mount *tmpm;	/* the mount tmpdisk is on */
 	/* progress */
 	uint64_t	 done, total;
 	uint64_t	 interrupt_at;	/* HCOWCTL_TEST_INTERRUPT_AT, or 0 */
@@ -115,8 +115,7 @@ qsd_stop(void)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* Undo what the job made and exit 1 with one line. */
-static void __attribute__((format(printf, 1, 2), noreturn))
+void
 job_abort(const char *fmt, ...)
 {
 	char msg[1024];
@@ -134,7 +133,7 @@ job_abort(const char *fmt, ...)
 		struct sbuf body = SBUF_INIT;
 		char line[PROTO_LINE_MAX];
 		snprintf(line, sizeof(line), "text delete name=%s", job.tmpdisk);
-		if (ask(job.m, line, REPLY_TIMEOUT_S, &body, 0) != 0)
+		if (ask(job.tmpm, line, REPLY_TIMEOUT_S, &body, 0) != 0)
 			fprintf(stderr, "hcowctl: could not delete the unfinished disk '%s': %s\n",
 			    job.tmpdisk, sbuf_str(&body));
 		sbuf_release(&body);
@@ -144,8 +143,7 @@ job_abort(const char *fmt, ...)
 	fail("%s", msg);
 }
 
-/* Start a job: signals to catch, the test hook, whether to show progress. */
-static void
+void
 job_begin(const char *verb, const struct hcow_mount *m)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -184,8 +182,20 @@ job_progress(uint64_t n)
 	    job.total ? 100.0 * (double)job.done / (double)job.total : 100.0);
 }
 
-/* End the progress line. */
-static void
+void
+job_temp_disk(const struct hcow_mount *m, const char *name)
+{
+	job.tmpm = m;
+	snprintf(job.tmpdisk, sizeof(job.tmpdisk), "%s", name ? name : "");
+}
+
+void
+job_total(uint64_t bytes)
+{
+	job.total = bytes;
+}
+
+void
 job_progress_end(void)
 {
 	if (job.tty && job.total)
@@ -287,25 +297,29 @@ all_zero(const char *buf, size_t n)
 	return n == 0 || (buf[0] == 0 && memcmp(buf, buf + 1, n - 1) == 0);
 }
 
-/*
- * Copy [off, off+len) from fd `from` to fd `to` at the same offsets; with
- * sparse, all-zero blocks are not written (to is a new file: they are holes).
- */
-static void
+size_t
+read_chunk(int fd, uint64_t off, uint64_t len, char *buf)
+{
+	size_t n = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
+	ssize_t got;
+
+	while ((got = pread(fd, buf, n, (off_t)off)) < 0 && errno == EINTR)
+		;
+	if (got <= 0)
+		job_abort("cannot read at offset %llu: %s", (unsigned long long)off,
+		    got < 0 ? strerror(errno) : "unexpected end of file");
+	return (size_t)got;
+}
+
+void
 copy_bytes(int from, int to, uint64_t off, uint64_t len, int sparse, char *buf)
 {
 	while (len > 0) {
-		size_t n = len < COPY_CHUNK ? (size_t)len : COPY_CHUNK;
-		ssize_t got = pread(from, buf, n, (off_t)off);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			job_abort("cannot read at offset %llu: %s", (unsigned long long)off,
-			    got < 0 ? strerror(errno) : "unexpected end of file");
-		for (size_t pos = 0; pos < (size_t)got; ) {
-			size_t b = (size_t)got - pos < ZERO_BLOCK ? (size_t)got - pos : ZERO_BLOCK;
+		size_t got = read_chunk(from, off, len, buf);
+		for (size_t pos = 0; pos < got; ) {
+			size_t b = got - pos < ZERO_BLOCK ? got - pos : ZERO_BLOCK;
 			if (!sparse) {
-				b = (size_t)got - pos;
+				b = got - pos;
 			} else if (all_zero(buf + pos, b)) {
 				pos += b;
 				continue;
@@ -318,14 +332,13 @@ copy_bytes(int from, int to, uint64_t off, uint64_t len, int sparse, char *buf)
 				    (unsigned long long)(off + pos), put < 0 ? strerror(errno) : "no space");
 			pos += (size_t)put;
 		}
-		off += (uint64_t)got;
-		len -= (uint64_t)got;
-		job_progress((uint64_t)got);
+		off += got;
+		len -= got;
+		job_progress(got);
 	}
 }
 
-/* Make [off, off+len) of fd read as zeros (mode: a fallocate mode that does). */
-static void
+void
 zero_bytes(int fd, uint64_t off, uint64_t len, int mode)
 {
 	while (fallocate(fd, mode, (off_t)off, (off_t)len) < 0)
@@ -422,19 +435,18 @@ source_path(const struct hcow_mount *m, const char *name, char *path, size_t pat
 		fail("the path of '%s' under %s is too long", name, m->mountpoint);
 }
 
-/* The disk's ranges from `from` on, parsed (one page of the `ranges` verb). */
-static struct json *
-ranges_page(const char *name, uint64_t from)
+struct json *
+ranges_page(const struct hcow_mount *m, const char *name, uint64_t from)
 {
 	struct sbuf body = SBUF_INIT;
 	char line[PROTO_LINE_MAX];
 	struct json *page;
 
 	snprintf(line, sizeof(line), "json ranges name=%s from=%llu", name, (unsigned long long)from);
-	if (ask(job.m, line, REPLY_TIMEOUT_S, &body, 0) != 0)
+	if (ask(m, line, REPLY_TIMEOUT_S, &body, 0) != 0)
 		job_abort("%s", sbuf_str(&body));
 	if (!(page = json_parse(sbuf_str(&body))) || !json_get(page, "ranges"))
-		job_abort("malformed answer to ranges from the supervisor of %s", job.m->mountpoint);
+		job_abort("malformed answer to ranges from the supervisor of %s", m->mountpoint);
 	sbuf_release(&body);
 	return page;
 }
@@ -469,7 +481,7 @@ lifecycle_export(const struct hcow_mount *m, const char *name, const char *out)
 	source_path(m, name, src, sizeof(src));
 	refuse_existing("output file", out);
 	template_dir(m, tmpldir, sizeof(tmpldir));
-	page = ranges_page(name, 0);
+	page = ranges_page(m, name, 0);
 	size = (uint64_t)json_num(page, "size", 0);
 	tsize = (uint64_t)json_num(page, "template_size", 0);
 	job.total = (uint64_t)json_num(page, "log_bytes", 0);
@@ -500,7 +512,7 @@ lifecycle_export(const struct hcow_mount *m, const char *name, const char *out)
 			break;
 		next = (uint64_t)n->num;
 		json_free(page);
-		page = ranges_page(name, next);
+		page = ranges_page(m, name, next);
 	}
 	json_free(page);
 	free(buf);
@@ -534,6 +546,28 @@ same_samples(int a, int b, uint64_t size, char *ba, char *bb)
 	return 1;
 }
 
+int
+same_file_sampled(const char *a, const char *b)
+{
+	struct stat sa, sb;
+	char *ba = NULL, *bb = NULL;
+	int fa, fb = -1, same = 0;
+
+	if ((fa = open(a, O_RDONLY | O_CLOEXEC)) >= 0 && (fb = open(b, O_RDONLY | O_CLOEXEC)) >= 0) {
+		ba = malloc(SAMPLE_LEN);
+		bb = malloc(SAMPLE_LEN);
+		same = ba && bb && fstat(fa, &sa) == 0 && fstat(fb, &sb) == 0 &&
+		    sa.st_size == sb.st_size && same_samples(fa, fb, (uint64_t)sa.st_size, ba, bb);
+	}
+	free(ba);
+	free(bb);
+	if (fb >= 0)
+		close(fb);
+	if (fa >= 0)
+		close(fa);
+	return same;
+}
+
 /*
  * Refuse IN unless it is a qcow2 overlay of a raw file that is template
  * tmplpath (see the design notes); its virtual size into *size.
@@ -545,9 +579,6 @@ import_check_backing(const char *in, const char *tmplpath, uint64_t *size)
 	struct json *info;
 	const char *fmt, *backing, *bfmt;
 	char rb[PATH_MAX], rt[PATH_MAX];
-	struct stat sb, st;
-	int fb, ft, same;
-	char *ba, *bt;
 
 	if (run_tool((char *const[]){ "qemu-img", "info", "--output=json", (char *)in, NULL },
 	    &out) != 0 || !(info = json_parse(sbuf_str(&out))))
@@ -571,20 +602,7 @@ import_check_backing(const char *in, const char *tmplpath, uint64_t *size)
 		return;
 	}
 	/* another path: the same size and the same bytes where sampled */
-	same = 0;
-	if ((fb = open(backing, O_RDONLY | O_CLOEXEC)) >= 0 &&
-	    (ft = open(rt, O_RDONLY | O_CLOEXEC)) >= 0) {
-		ba = malloc(SAMPLE_LEN);
-		bt = malloc(SAMPLE_LEN);
-		same = ba && bt && fstat(fb, &sb) == 0 && fstat(ft, &st) == 0 &&
-		    sb.st_size == st.st_size && same_samples(fb, ft, (uint64_t)st.st_size, ba, bt);
-		free(ba);
-		free(bt);
-		close(ft);
-	}
-	if (fb >= 0)
-		close(fb);
-	if (!same)
+	if (!same_file_sampled(backing, rt))
 		job_abort("'%s' is an overlay of '%s', which is not template '%s'", in, backing,
 		    tmplpath);
 	json_free(info);
@@ -640,6 +658,7 @@ lifecycle_import(const struct hcow_mount *m, const char *in, const char *name, c
 	/* the disk, under a name of its own until it is whole */
 	snprintf(job.tmpdisk, sizeof(job.tmpdisk), "%.*s.import-%d", NAME_MAX_LEN - 20, name,
 	    (int)getpid());
+	job.tmpm = m;
 	snprintf(line, sizeof(line), "text create name=%s template=%s size=%llu token=import-%d",
 	    job.tmpdisk, tmpl, (unsigned long long)size, (int)getpid());
 	if (ask(m, line, REPLY_TIMEOUT_S, &body, 0) != 0) {
