@@ -240,6 +240,7 @@ main(int argc, char **argv)
 		so.catalog = so.readonly || so.store_spec ? NULL : store_catalog_preopen(so.datadir);
 		if (proto_reader_line(&w.ctl_in, line, sizeof(line)) <= 0 || strcmp(line, "go") != 0) {
 			store_catalog_release(so.catalog);	/* not needed after all */
+			cluster_close(so.cluster);
 			return 0;
 		}
 		takeover = 1;
@@ -259,6 +260,7 @@ main(int argc, char **argv)
 	if ((rc = store_open(&so, &w.st, err, sizeof(err))) < 0) {
 		hlog(HLOG_ERROR, "%s", err);
 		control_reply(&w, 0, -rc, err, strlen(err));
+		cluster_close(so.cluster);
 		return 2;
 	}
 	{
@@ -314,5 +316,6 @@ main(int argc, char **argv)
 fail:
 	hlog(HLOG_ERROR, "%s", err);
 	control_reply(&w, 0, EPROTO, err, strlen(err));
+	cluster_close(so.cluster);
 	return 2;
 }

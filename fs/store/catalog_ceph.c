@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -79,7 +80,7 @@ int
 catalog_cluster_init(struct cluster *cl, char *addr, size_t addrlen, char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
-	char *ident = NULL;	/* the client's name, libcephsqlite's to keep */
+	char *ident = NULL;	/* the client's name: strdup()ed for us (free, not sqlite3_free) */
 	int rc = 0;
 
 	pthread_mutex_lock(&vfs_mu);
@@ -113,6 +114,7 @@ out:
 		snprintf(addr, addrlen, "%s", vfs_addr);
 	if (db)
 		sqlite3_close(db);
+	free(ident);
 	pthread_mutex_unlock(&vfs_mu);
 	return rc;
 }
