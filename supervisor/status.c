@@ -80,6 +80,15 @@ status_json(struct sup *s, struct sbuf *b, const char *disks, size_t dlen, int e
 	sbuf_json_str(b, s->o.tmpldir);
 	sbuf_addstr(b, ",\"datadir\":");
 	sbuf_json_str(b, s->o.datadir);
+	/* for hcowctl template: the cache and the cluster of a rados: template dir or store */
+	sbuf_addstr(b, ",\"store\":");
+	sbuf_json_str(b, s->o.store_spec);
+	sbuf_addstr(b, ",\"template_cache\":");
+	sbuf_json_str(b, s->o.template_cache);
+	sbuf_addstr(b, ",\"ceph_conf\":");
+	sbuf_json_str(b, s->o.ceph_conf);
+	sbuf_addstr(b, ",\"ceph_id\":");
+	sbuf_json_str(b, s->o.ceph_id);
 	sbuf_printf(b, ",\"supervisor\":{\"pid\":%d,\"uptime_s\":%.0f}", (int)getpid(),
 	    uptime_since(&s->started));
 	sbuf_printf(b, ",\"reissue\":\"%s\",\"watch\":%s,\"hang_timeout_ms\":%u,\"slow_waits\":%llu,"

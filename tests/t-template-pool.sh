@@ -136,3 +136,8 @@ read_direct "$T/mntW/vm.img" || fail "host W: read"
 r1=$(op_r)
 [ "$r1" = "$r0" ] || fail "host W: reads after warm reached RADOS ($r0 -> $r1)"
 ok "template warm filled the cache the mount reads"
+# without --dir: the mount's own template dir, cache and cluster
+"$HCOWCTL" -m "$T/mntW" template list | grep -q "base.img .* $HASH  *$((40 * MiB))\$" ||
+    fail "template list of a mount: $("$HCOWCTL" -m "$T/mntW" template list 2>&1)"
+"$HCOWCTL" -m "$T/mntW" template warm base.img || fail "template warm of a mount's template"
+ok "hcowctl -m MNT template list|warm: the mount's template dir, cache and cluster"

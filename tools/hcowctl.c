@@ -392,6 +392,13 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);	/* a closed control socket is an error, not a silent death */
 	if (argc > 1 && strcmp(argv[1], "template") == 0)
 		return tmplcmd_main(argc - 1, argv + 1);	/* the template dir, not a mount */
+	if (argc > 3 && strcmp(argv[1], "-m") == 0 && strcmp(argv[3], "template") == 0) {
+		/* -m MOUNTPOINT template ...: the mount's template dir (as template -m MOUNTPOINT ...) */
+		argv[3] = argv[2];
+		argv[2] = "-m";
+		argv[1] = "template";
+		return tmplcmd_main(argc - 1, argv + 1);
+	}
 	while ((opt = getopt_long(argc, argv, "m:n:t:s:jhV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm': mnt = optarg; break;

@@ -24,6 +24,7 @@
 #include "radosspec.h"
 #include "tcache.h"
 #include "template.h"
+#include "ctlclient.h"
 #include "tmplcmd.h"
 #include "tmplpool.h"
 
@@ -42,11 +43,13 @@ static void
 tmplcmd_usage(FILE *f, int code)
 {
 	fprintf(f,
-	    "usage: hcowctl template add FILE [--name NAME] --dir TEMPLATE_DIR\n"
-	    "       hcowctl template list [--json] --dir TEMPLATE_DIR [--cache DIR]\n"
-	    "       hcowctl template warm NAME --dir rados:POOL[/NS] --cache DIR [--cache-size SIZE]\n"
+	    "usage: hcowctl template add FILE [--name NAME] [--dir TEMPLATE_DIR]\n"
+	    "       hcowctl template list [--json] [--dir TEMPLATE_DIR] [--cache DIR]\n"
+	    "       hcowctl template warm NAME [--dir rados:POOL[/NS]] [--cache DIR] [--cache-size SIZE]\n"
 	    "  TEMPLATE_DIR: a directory, or rados:POOL[/NAMESPACE]; with a pool:\n"
-	    "  --ceph-conf FILE, --ceph-id NAME  the cluster and client (default: Ceph's)\n");
+	    "  --ceph-conf FILE, --ceph-id NAME  the cluster and client (default: Ceph's)\n"
+	    "  Without --dir: the template dir of the mount (-m MOUNTPOINT, or the only one),\n"
+	    "  and its template cache and cluster options where none are given.\n");
 	exit(code);
 }
 
@@ -284,6 +287,30 @@ out:
 	return rc < 0;
 }
 
+/*
+ * No --dir: the mount's own (-m, or the only hcowfs mount), and with it its
+ * template cache and cluster options, where the command line gave none.
+ * The status the strings point into, for the caller to free.
+ */
+static struct json *
+tmplcmd_from_mount(struct tmplcmd *tc, const char *mnt)
+{
+	struct hcow_mount m;
+	struct json *st;
+	const char *v;
+
+	find_mount(mnt, &m);
+	st = status_get(&m);
+	tc->dir = json_str(st, "templates");
+	if (!tc->cache && (v = json_str(st, "template_cache")) && *v)
+		tc->cache = v;
+	if (!tc->co.conf && (v = json_str(st, "ceph_conf")) && *v)
+		tc->co.conf = v;
+	if (!tc->co.id && (v = json_str(st, "ceph_id")) && *v)
+		tc->co.id = v;
+	return st;
+}
+
 int
 tmplcmd_main(int argc, char **argv)
 {
@@ -299,12 +326,15 @@ tmplcmd_main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct tmplcmd tc = { 0 };
+	struct json *st = NULL;
+	const char *mnt = NULL;
 	const char *verb, *cache_size = NULL;
 	int opt, rc;
 
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "hj", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hjm:", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'm': mnt = optarg; break;
 		case 'd': tc.dir = optarg; break;
 		case 'n': tc.name = optarg; break;
 		case 'c': tc.cache = optarg; break;
@@ -323,8 +353,11 @@ tmplcmd_main(int argc, char **argv)
 		return 2;
 	}
 	verb = argv[optind++];
+	if (!tc.dir && (mnt || mounts_find(NULL, NULL, 0) > 0))
+		st = tmplcmd_from_mount(&tc, mnt);
 	if (!tc.dir) {
-		fprintf(stderr, "hcowctl: template %s needs --dir TEMPLATE_DIR\n", verb);
+		fprintf(stderr, "hcowctl: template %s needs --dir TEMPLATE_DIR (or an hcowfs mount, "
+		    "-m MOUNTPOINT, whose template dir it takes)\n", verb);
 		return 2;
 	}
 	if (strcmp(verb, "add") == 0 && optind + 1 == argc)
@@ -337,5 +370,6 @@ tmplcmd_main(int argc, char **argv)
 		tmplcmd_usage(stderr, 2);
 	tmplpool_close(tc.pool);
 	cluster_close(tc.cluster);
+	json_free(st);
 	return rc;
 }
