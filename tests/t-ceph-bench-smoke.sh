@@ -34,7 +34,7 @@ grep -q "^job  *system  *IOPS  *osd ops" "$out" || fail "no table"
 ok "bench-ceph --smoke prints a RESULT line per job and the table"
 
 for row in "template randread,,hcowfs" "template randread,,local-ssd" "template randread,,rbd-clone" \
-	"randwrite,,hcowfs" "randwrite,,rbd-clone" "fdatasync,,hcowfs" "fdatasync,,rbd-clone"; do
+	"template randread,,hcowfs-local" "randwrite,,hcowfs" "randwrite,,rbd-clone" "fdatasync,,hcowfs" "fdatasync,,rbd-clone"; do
 	grep -q "^io,$row,[0-9.]*,IOPS$" "$T/bench.csv" || fail "no CSV row for $row"
 done
 grep -q "^per guest I/O,osd ops,randwrite,hcowfs," "$T/bench.csv" || fail "no RADOS figures in the CSV"
