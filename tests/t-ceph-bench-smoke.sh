@@ -14,13 +14,6 @@ fio --enghelp 2>/dev/null | grep -qw rbd || skip "this fio has no rbd engine"
 export HDDSIM=$top_builddir/bench/media/hddsim
 scratch
 
-# nothing of a run under $1 is left: mounts, loop devices over its model, processes
-left_nothing() {
-	grep -q " $1/" /proc/self/mountinfo && { grep " $1/" /proc/self/mountinfo; return 1; }
-	losetup -a | grep -qF "$1/" && { losetup -a | grep -F "$1/"; return 1; }
-	[ -z "$(pgrep -f -- "$1/")" ] || { pgrep -af -- "$1/"; return 1; }
-}
-
 mkdir "$T/run"
 out=$T/out
 timeout 300 python3 "$top_srcdir/bench/bench-ceph" --smoke --dir "$T/run" --csv "$T/bench.csv" \
