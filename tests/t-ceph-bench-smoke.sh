@@ -19,7 +19,7 @@ out=$T/out
 timeout 300 python3 "$top_srcdir/bench/bench-ceph" --smoke --dir "$T/run" --csv "$T/bench.csv" \
     >"$out" 2>&1 || { cat "$out"; fail "bench-ceph --smoke failed"; }
 cat "$out"
-for j in "template randread" randwrite fdatasync; do
+for j in "template randread" randwrite fdatasync "randwrite written"; do
 	grep -q "^RESULT $j  *hcowfs  *[0-9.]*/s  *[a-z-]*  *[0-9.]*/s  *ratio " "$out" ||
 	    fail "no RESULT line for $j"
 done
@@ -27,7 +27,8 @@ grep -q "^job  *system  *IOPS  *osd ops" "$out" || fail "no table"
 ok "bench-ceph --smoke prints a RESULT line per job and the table"
 
 for row in "template randread,,hcowfs" "template randread,,local-ssd" "template randread,,rbd-clone" \
-	"template randread,,hcowfs-local" "randwrite,,hcowfs" "randwrite,,rbd-clone" "fdatasync,,hcowfs" "fdatasync,,rbd-clone"; do
+	"template randread,,hcowfs-local" "randwrite,,hcowfs" "randwrite,,rbd-clone" "fdatasync,,hcowfs" "fdatasync,,rbd-clone" \
+	"randwrite written,,hcowfs" "randwrite written,,rbd-clone"; do
 	grep -q "^io,$row,[0-9.]*,IOPS$" "$T/bench.csv" || fail "no CSV row for $row"
 done
 grep -q "^per guest I/O,osd ops,randwrite,hcowfs," "$T/bench.csv" || fail "no RADOS figures in the CSV"
