@@ -8,13 +8,16 @@
  * over fences the first, whose I/O then fails with EIO and whose catalog
  * client can write nothing; a replacement worker of the same mount takes
  * over from a dead predecessor at once (its catalog lock too) and keeps the
- * local cache, which a host that was taken over from must not.
+ * local cache, which a host that was taken over from must not.  The lease
+ * is renewed once a FENCE_RENEW_MS, not as fast as the cluster answers
+ * (each renewal is a write the OSD commits).
  *
  * Each test uses its own store (a RADOS namespace named after the test and
  * the process), so tests never see each other's objects.
  */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -335,8 +338,32 @@ START_TEST(test_a_replacement_worker_takes_over_from_its_dead_predecessor)
 }
 END_TEST
 
+START_TEST(test_the_lease_is_renewed_once_a_period_not_in_a_loop)
+{
+	char a[160], err[512];
+	struct store_opts o;
+	struct store *st;
+	uint64_t before, sent;
+	int rc;
+
+	name_store("renew");
+	cache_dir(a, sizeof(a));
+	cl = connect_here();
+	o = host_opts(a, "host-a:/mnt/vms (supervisor pid 11)");
+	st = host_open(&o, &rc, err, sizeof(err));
+	ck_assert_msg(st, "%s", err);
+	before = fence_renewals(st->fence);
+	sleep(3);
+	sent = fence_renewals(st->fence) - before;
+	/* 3 periods: 3 renewals, 4 if one was due at the start; a slow host sends fewer */
+	ck_assert_msg(sent <= 4, "%" PRIu64 " lock renewals in 3 s (one a second is due)", sent);
+	store_close(st);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "fence", store_setup, 120)
 {
+	tcase_add_test(tc, test_the_lease_is_renewed_once_a_period_not_in_a_loop);
 	tcase_add_test(tc, test_a_store_made_in_the_cluster_keeps_its_catalog_there);
 	tcase_add_test(tc, test_a_second_host_is_refused_and_told_who_serves_the_store);
 	tcase_add_test(tc, test_a_takeover_fences_the_old_host);

@@ -196,6 +196,14 @@ wait_for() {
 	return 1
 }
 
+# left_nothing DIR: nothing of a benchmark run under DIR is left (mounts, loop
+# devices over its model, processes); prints what is
+left_nothing() {
+	grep -q " $1/" /proc/self/mountinfo && { grep " $1/" /proc/self/mountinfo; return 1; }
+	losetup -a | grep -qF "$1/" && { losetup -a | grep -F "$1/"; return 1; }
+	[ -z "$(pgrep -f -- "$1/")" ] || { pgrep -af -- "$1/"; return 1; }
+}
+
 # A worker other than $1 is serving
 new_worker_serving() { p=$(worker_pid) && [ -n "$p" ] && [ "$p" != "$1" ] && [ "$(status_field 's["workers"][0]["state"]')" = running ]; }
 

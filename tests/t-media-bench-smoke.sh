@@ -13,13 +13,6 @@ export HDDSIM=$top_builddir/bench/media/hddsim
 scratch
 BENCH=$top_srcdir/bench/bench
 
-# nothing of a run under $1 is left: mounts, loop devices over its model, processes
-left_nothing() {
-	grep -q " $1/" /proc/self/mountinfo && { grep " $1/" /proc/self/mountinfo; return 1; }
-	losetup -a | grep -qF "$1/" && { losetup -a | grep -F "$1/"; return 1; }
-	[ -z "$(pgrep -f -- "$1/")" ] || { pgrep -af -- "$1/"; return 1; }
-}
-
 mkdir "$T/run"
 out=$T/out
 python3 "$BENCH" --media hybrid --quick --dir "$T/run" --csv "$T/bench.csv" >"$out" 2>&1 ||

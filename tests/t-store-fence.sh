@@ -6,4 +6,4 @@ need python3
 scratch
 ceph_start
 "$top_builddir/tests/check_store_fence" || fail "check_store_fence (above)"
-ok "fence: refused second host, takeover fences the old one, replacement keeps its cache"
+ok "fence: refused second host, takeover fences the old one, replacement keeps its cache, lease renewed once a second"

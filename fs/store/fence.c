@@ -52,6 +52,7 @@ struct fence {
 	unsigned	 wait_s;		/* longest a request waits for a renewal; 0: no bound */
 	atomic_int	 lost;
 	atomic_int	 stop;
+	_Atomic uint64_t renewals;		/* renewals sent (fence_renewals) */
 	pthread_t	 renewer;
 	int		 running;
 	pthread_mutex_t	 mu;
@@ -254,7 +255,10 @@ static void
 renew(struct fence *f)
 {
 	uint64_t sent = (uint64_t)clock_mono_ns();
-	int rc = rados_lock_exclusive(f->io, FENCE_OBJECT, FENCE_LOCK, f->cookie, f->holder, NULL,
+	int rc;
+
+	f->renewals++;
+	rc = rados_lock_exclusive(f->io, FENCE_OBJECT, FENCE_LOCK, f->cookie, f->holder, NULL,
 	    LIBRADOS_LOCK_FLAG_MUST_RENEW);
 
 	pthread_mutex_lock(&f->mu);
@@ -281,7 +285,8 @@ renewer_main(void *arg)
 	struct fence *f = arg;
 
 	while (!f->stop && !f->lost) {
-		struct timespec ts = { 0, FENCE_RENEW_MS * 1000000L };
+		/* tv_nsec must stay under a second: nanosleep refuses it at once (EINVAL) */
+		struct timespec ts = { FENCE_RENEW_MS / 1000, (FENCE_RENEW_MS % 1000) * 1000000L };
 		renew(f);
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
@@ -467,6 +472,12 @@ fence_lost(const struct fence *f)
 	return f->lost;
 }
 
+uint64_t
+fence_renewals(const struct fence *f)
+{
+	return f->renewals;
+}
+
 const char *
 fence_state(const struct fence *f)
 {
@@ -528,6 +539,12 @@ fence_check(struct fence *f)
 
 int
 fence_lost(const struct fence *f)
+{
+	return 0;
+}
+
+uint64_t
+fence_renewals(const struct fence *f)
 {
 	return 0;
 }

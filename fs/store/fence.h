@@ -36,6 +36,7 @@
 #define HCOWFS_FENCE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cluster.h"
 
@@ -86,6 +87,9 @@ void fence_set_wait_hook(struct fence *f, void (*hook)(void *arg, int delta), vo
 
 /* Is this server fenced for good?  For status. */
 int fence_lost(const struct fence *f);
+
+/* Lock renewals sent so far (one every FENCE_RENEW_MS): for tests. */
+uint64_t fence_renewals(const struct fence *f);
 
 /*
  * For status: the lease's state ("held", "waiting": the cluster cannot be

@@ -14,6 +14,9 @@
 # bluestore keeps them in BLOCK_FILE (default DIR/osd.0.block, a sparse
 # 2 GiB file), so an OSD survives a restart.  `stop` kills only the daemons
 # whose pid files are in DIR (the pids it started) and waits for them.
+# CEPH_CONF_EXTRA, if set, is appended to DIR/ceph.conf before the daemons
+# start: sections of its own ([osd], [client]) override [global]'s values
+# (bench/bench-ceph sets BlueStore's size and cache and the clients' options).
 # Every ceph command here has a timeout: a cluster that does not come up is
 # an error within about 60 s, never a hang.
 set -euo pipefail
@@ -95,6 +98,7 @@ osd memory target = 536870912
 osd op num shards = 2
 osd op num threads per shard = 1
 EOF
+	[ -z "${CEPH_CONF_EXTRA:-}" ] || printf '%s\n' "$CEPH_CONF_EXTRA" >> "$C"
 	monmaptool --create --addv a "[v2:127.0.0.1:$port]" --fsid "$fsid" "$D/monmap" >/dev/null
 	ceph-mon -c "$C" --mkfs -i a --monmap "$D/monmap" 2>>"$D/log/setup.log"
 	ceph-mon -c "$C" -i a 2>>"$D/log/setup.log"
