@@ -432,6 +432,7 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 		return -ENOMEM;
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
+	c->in_cluster = in_cluster;
 	if (in_cluster) {
 		/* libcephsqlite: the path is its URI; no -wal file to look at */
 		rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_URI, NULL);

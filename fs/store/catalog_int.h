@@ -29,6 +29,7 @@ struct catalog {
 	int		 version;	/* schema version (2: read-only, not migrated) */
 	int		 lineage;	/* the disks table has the snapshot columns (schema 5) */
 	int		 dirs;		/* the dirs table, disks of no template (schema 6) */
+	int		 in_cluster;	/* through libcephsqlite (catalog_ceph.c) */
 };
 
 /* The caller's function and argument, for the row decoder of its query. */
