@@ -48,6 +48,7 @@ store_set_cluster_wait_hook(struct store *st, void (*hook)(void *arg, int delta)
 {
 	if (st->fence)
 		fence_set_wait_hook(st->fence, hook, arg);
+	media_set_wait_hook(st->media, hook, arg);
 }
 
 #ifdef HAVE_CEPH
