@@ -294,6 +294,24 @@ renewer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Was the holder a mount of this very cache dir, which is now ours?  The
+ * owner's "cache" is this dir's "ID GEN" only if nobody acquired the store
+ * since this dir's mount did; and the mount running us holds the dir's lock
+ * (datalock.h, inherited by each of its workers), so every process of that
+ * mount is dead.
+ */
+static int
+holder_was_this_cache(struct fence *f, const char *cachedir)
+{
+	char id[40], rec[128], mine[80];
+	uint64_t gen;
+
+	cache_read(cachedir, id, sizeof(id), &gen);
+	snprintf(mine, sizeof(mine), "%s %" PRIu64, id, gen);
+	return gen > 0 && owner_get(f->io, "cache", rec, sizeof(rec)) > 0 && strcmp(rec, mine) == 0;
+}
+
 /* Take the lock, breaking the holder's if we may (see the design notes). */
 static int
 take_lock(struct fence *f, const struct fence_opts *o, char *err, size_t errlen)
@@ -314,7 +332,8 @@ take_lock(struct fence *f, const struct fence_opts *o, char *err, size_t errlen)
 	}
 	owner_get(f->io, "holder", holder, sizeof(holder));
 	owner_get(f->io, "addrs", addrs, sizeof(addrs));
-	if (!o->takeover && !(o->replace && strcmp(holder, f->holder) == 0)) {
+	if (!o->takeover && !(o->replace && strcmp(holder, f->holder) == 0) &&
+	    !holder_was_this_cache(f, o->cachedir)) {
 		snprintf(err, errlen, "%s is served by %s (%s at %s); to fence that host and serve "
 		    "the store here, mount with -o takeover", f->spec, holder[0] ? holder : "an unknown host",
 		    client, addr);

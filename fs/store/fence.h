@@ -8,8 +8,9 @@
  * the worker's own and its catalog's, which libcephsqlite opens as a second
  * client).  Another mount is refused, naming the holder.
  *
- * Taking over (the user's `-o takeover`, or a replacement worker of the same
- * mount, which cannot prove its predecessor dead): every address of the
+ * Taking over (the user's `-o takeover`, a replacement worker of the same
+ * mount, which cannot prove its predecessor dead, or a new mount of the
+ * cache dir the holder used, which can: below): every address of the
  * holder is blocklisted (rados_blocklist_add), this client waits for the
  * OSD map that says so, and only then breaks the lock and takes it.  From
  * then on every RADOS operation of the old holder fails, on every object.
@@ -29,6 +30,11 @@
  * owner object's "cache" xattr and the dir's FENCE_CACHE_FILE both hold
  * "CACHE_ID GENERATION"; each acquisition bumps the generation (object
  * first), so a cache whose pair differs is stale and is thrown away.
+ * A pair that agrees also says the holder was a mount of this dir; the
+ * mount now holds the dir's lock, so that mount's processes are all dead
+ * (the mount after a crash of every process of this host's): it takes the
+ * store over without -o takeover, fencing and waiting out the lease all
+ * the same.  Another dir, or a host that has lost its cache, needs the flag.
  *
  * Error convention: 0 or a negative errno, with a message in err.
  */

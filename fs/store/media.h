@@ -70,21 +70,19 @@ struct media {
 	_Atomic uint64_t writes;	/* writes sent to the medium (not the local files) */
 	_Atomic uint64_t write_bytes;	/* bytes they carried */
 	/*
-	 * Told +1 when a wait for a remote medium begins and -1 when it ends,
-	 * so that a wait for a cluster that is away is not taken for a hang
-	 * (store_set_cluster_wait_hook); NULL: nobody asked.
+	 * Called with +1 when a wait for a remote medium has lasted
+	 * MEDIA_SLOW_MS (the cluster is away: an OSD down waits, it does not
+	 * fail), -1 when it ends: requests behind it wait for the cluster and
+	 * are not hung (fence.h's wait hook, the supervisor's watch).
 	 */
-	void		(*wait_hook)(void *arg, int delta);
-	void		*wait_arg;
+	void	(*wait_hook)(void *arg, int delta);
+	void	*wait_arg;
 };
 
-/* A wait for the medium begins (+1) or ends (-1). */
-static inline void
-media_waiting(struct media *m, int delta)
-{
-	if (m->wait_hook)
-		m->wait_hook(m->wait_arg, delta);
-}
+#define MEDIA_SLOW_MS	1000
+
+/* Set m's wait hook (the local medium waits on a disk, not a cluster: ignored). */
+void media_set_wait_hook(struct media *m, void (*hook)(void *arg, int delta), void *arg);
 
 /* The local medium (no state: shared by every store that has no other). */
 struct media *media_local(void);

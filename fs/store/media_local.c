@@ -59,6 +59,15 @@ media_local(void)
 }
 
 void
+media_set_wait_hook(struct media *m, void (*hook)(void *arg, int delta), void *arg)
+{
+	if (m == &local)
+		return;
+	m->wait_arg = arg;
+	m->wait_hook = hook;
+}
+
+void
 media_close(struct media *m)
 {
 	if (m && m != &local && m->ops->close)

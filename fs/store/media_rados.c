@@ -47,11 +47,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fdio.h"
@@ -110,28 +112,78 @@ pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 /*
  * Writes in flight together (an index commit's pages go out at once, and
  * are waited for together).  librados copies a write's bytes when it is
- * issued, so one buffer serves them all.
+ * issued, so one buffer serves them all.  While an OSD is down a write
+ * waits (rados_osd_op_timeout is 0 unless the user set it): once the wait
+ * has lasted MEDIA_SLOW_MS the medium's wait hook says so, so that the
+ * requests behind this sync are not taken for a hung worker.
  */
 #define RADOS_INFLIGHT	32
 
 struct rados_batch {
-	struct media	*m;	/* whose waits these are (media_waiting) */
 	rados_completion_t c[RADOS_INFLIGHT];
 	char		 name[RADOS_INFLIGHT][32];
 	uint64_t	 off[RADOS_INFLIGHT];
 	size_t		 n;
+	size_t		 done;	/* of the n, completed (batch_done) */
 	int		 rc;	/* the first failure */
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cond;
 };
+
+#define RADOS_BATCH_INIT	{ .n = 0, .mu = PTHREAD_MUTEX_INITIALIZER, \
+				  .cond = PTHREAD_COND_INITIALIZER }
+
+/* A write of the batch completed (librados's finisher thread). */
+static void
+batch_done(rados_completion_t c, void *arg)
+{
+	struct rados_batch *b = arg;
+
+	(void)c;
+	pthread_mutex_lock(&b->mu);
+	b->done++;
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->mu);
+}
+
+/* Until every write of b completed; the wait hook while that takes MEDIA_SLOW_MS or more. */
+static void
+batch_wait_all(struct media_rados *r, struct rados_batch *b)
+{
+	struct timespec slow;
+	int waiting = 0;
+
+	clock_gettime(CLOCK_REALTIME, &slow);
+	slow.tv_sec += MEDIA_SLOW_MS / 1000;
+	slow.tv_nsec += (MEDIA_SLOW_MS % 1000) * 1000000L;
+	if (slow.tv_nsec >= 1000000000L) {
+		slow.tv_sec++;
+		slow.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&b->mu);
+	while (b->done < b->n) {
+		if (waiting || !r->base.wait_hook)
+			pthread_cond_wait(&b->cond, &b->mu);
+		else if (pthread_cond_timedwait(&b->cond, &b->mu, &slow) == ETIMEDOUT &&
+		    b->done < b->n) {
+			waiting = 1;
+			r->base.wait_hook(r->base.wait_arg, 1);
+		}
+	}
+	pthread_mutex_unlock(&b->mu);
+	if (waiting)
+		r->base.wait_hook(r->base.wait_arg, -1);
+}
 
 /* Wait for every write of the batch; 0 or the first failure (logged, naming the object). */
 static int
-batch_wait(struct rados_batch *b)
+batch_wait(struct media_rados *r, struct rados_batch *b)
 {
-	/* a wait for the cluster, which may be away: not a hang (media.h) */
-	media_waiting(b->m, 1);
+	batch_wait_all(r, b);
 	for (size_t i = 0; i < b->n; i++) {
 		int rc;
-		rados_aio_wait_for_complete(b->c[i]);
+		/* at once: only so that batch_done has returned before b goes */
+		rados_aio_wait_for_complete_and_cb(b->c[i]);
 		rc = rados_aio_get_return_value(b->c[i]);
 		rados_aio_release(b->c[i]);
 		if (rc < 0 && b->rc == 0) {
@@ -140,8 +192,7 @@ batch_wait(struct rados_batch *b)
 			    b->name[i], b->off[i], strerror(-rc));
 		}
 	}
-	media_waiting(b->m, -1);
-	b->n = 0;
+	b->n = b->done = 0;
 	return b->rc;
 }
 
@@ -162,10 +213,10 @@ rados_send(struct media_rados *r, struct rados_batch *b, const char *name, int f
 		return -ENOMEM;
 	while (rc == 0 && from < to) {
 		size_t n = to - from < cap ? (size_t)(to - from) : cap;
-		if (b->n == RADOS_INFLIGHT && (rc = batch_wait(b)) < 0)
+		if (b->n == RADOS_INFLIGHT && (rc = batch_wait(r, b)) < 0)
 			break;
 		if ((rc = pread_full(fd, buf, n, from)) < 0 ||
-		    (rc = rados_aio_create_completion(NULL, NULL, NULL, &b->c[b->n])) < 0)
+		    (rc = rados_aio_create_completion(b, batch_done, NULL, &b->c[b->n])) < 0)
 			break;
 		snprintf(b->name[b->n], sizeof(b->name[b->n]), "%s", name);
 		b->off[b->n] = from - base;
@@ -191,7 +242,7 @@ static int
 rados_seg_sync(struct media *m, uint32_t segno, int fd, uint64_t upto)
 {
 	struct media_rados *r = (struct media_rados *)m;
-	struct rados_batch b = { .m = m, .n = 0 };
+	struct rados_batch b = RADOS_BATCH_INIT;
 	char name[32];
 	int rc;
 
@@ -204,7 +255,7 @@ rados_seg_sync(struct media *m, uint32_t segno, int fd, uint64_t upto)
 		return 0;
 	seg_object(segno, name, sizeof(name));
 	rc = rados_send(r, &b, name, fd, 0, r->acked, upto);
-	if (batch_wait(&b) < 0 && rc == 0)
+	if (batch_wait(r, &b) < 0 && rc == 0)
 		rc = b.rc;
 	if (rc < 0)
 		return rc;
@@ -292,7 +343,7 @@ static int
 rados_ix_sync(void *arg, int fd)
 {
 	struct media_rados *r = arg;
-	struct rados_batch b = { .m = &r->base, .n = 0 };
+	struct rados_batch b = RADOS_BATCH_INIT;
 	struct stat sb;
 	char name[32];
 	int rc = 0;
@@ -308,7 +359,7 @@ rados_ix_sync(void *arg, int fd)
 			off = end < cend ? end : cend;
 		}
 	}
-	if (batch_wait(&b) < 0 && rc == 0)
+	if (batch_wait(r, &b) < 0 && rc == 0)
 		rc = b.rc;
 	if (rc == 0 && fstat(fd, &sb) < 0)
 		rc = -errno;

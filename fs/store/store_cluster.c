@@ -46,11 +46,9 @@ store_cluster_health(struct store *st, struct store_cluster_health *out)
 void
 store_set_cluster_wait_hook(struct store *st, void (*hook)(void *arg, int delta), void *arg)
 {
-	if (!st->fence)
-		return;
-	fence_set_wait_hook(st->fence, hook, arg);
-	st->media->wait_arg = arg;
-	st->media->wait_hook = hook;
+	if (st->fence)
+		fence_set_wait_hook(st->fence, hook, arg);
+	media_set_wait_hook(st->media, hook, arg);
 }
 
 #ifdef HAVE_CEPH
