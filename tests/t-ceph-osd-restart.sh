@@ -11,10 +11,12 @@
 #   - every acknowledged block is there, on this mount, and on another host
 #     that takes over from an empty cache after every process of this one
 #     was killed; `hcowctl check` is clean on both.
-# OSD_DOWN_S (8) sets how long the OSD is down.  Longer than 30 s fails the
-# catalog for good: libcephsqlite's lock on it expires meanwhile (its
-# cephsqlite_lock_renewal_timeout, which Ceph 16.2 refuses to change), and a
-# renewal that finds it expired makes every later call fail (EIO).
+#   - the catalog takes a change again (a new disk).
+# OSD_DOWN_S (8) sets how long the OSD is down.  Longer than 30 s and
+# libcephsqlite's lock on the catalog expires meanwhile (its
+# cephsqlite_lock_renewal_timeout, which Ceph 16.2 refuses to change): it
+# then fails every call with EIO, and the worker opens the catalog again
+# (store_cluster_heal); OSD_DOWN_S=45 shows that.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_root_fuse
 need ceph rados timeout
@@ -70,6 +72,10 @@ read -r n bad longest <<< "$($ACKED check "$T/mntA/vm1.img" "$T/acked")" || true
 hctl A check >/dev/null ||
     { tail -n 30 "$T"/cacheA/hcowfs.log; fail "hcowctl check after the OSD restart: $(hctl A check 2>&1)"; }
 ok "OSD back: the writer went on without an error (longest write+fsync $longest ms), same worker, all $n blocks there, check clean"
+created() { hctl A create vm2.img --template base.img >/dev/null 2>&1 || hctl A list | grep -q '^vm2.img '; }
+wait_for created || { tail -n 20 "$T"/cacheA/hcowfs.log; fail "the catalog takes no change after the OSD came back"; }
+grep -q 'the catalog is open again' "$T"/cacheA/hcowfs.log && healed=" (reopened after the long outage)"
+ok "the catalog takes changes again${healed:-}"
 
 # every process of A killed; B takes over from an empty cache
 for p in $(pgrep -f -- "$T/cacheA([ ,]|$)"); do kill -KILL "$p"; done

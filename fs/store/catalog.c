@@ -43,6 +43,8 @@ int
 catalog_fail(struct catalog *c, int rc)
 {
 	snprintf(c->errmsg, sizeof(c->errmsg), "%s", sqlite3_errmsg(c->db));
+	if (c->in_cluster && (rc & 0xff) == SQLITE_IOERR)
+		c->broken = 1;	/* libcephsqlite gives up on a lock it lost: reconnect */
 	switch (rc & 0xff) {
 	case SQLITE_FULL:	return -ENOSPC;
 	case SQLITE_NOMEM:	return -ENOMEM;
@@ -198,6 +200,8 @@ catalog_meta_set(struct catalog *c, const char *key, const char *value)
 {
 	sqlite3_stmt *st = c->st[ST_SET_META];
 
+	if (!st)
+		return -EIO;	/* a reconnect that failed (catalog_reconnect) */
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(st, 2, value, -1, SQLITE_TRANSIENT);
 	return catalog_step_done(c, st);
@@ -435,6 +439,8 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 	c->in_cluster = in_cluster;
 	if (in_cluster) {
 		/* libcephsqlite: the path is its URI; no -wal file to look at */
+		snprintf(c->uri, sizeof(c->uri), "%s", path);
+		c->flags = flags & ~SQLITE_OPEN_CREATE;
 		rc = sqlite3_open_v2(path, &c->db, flags | SQLITE_OPEN_URI, NULL);
 	} else if (readonly && !wal_has_frames(path)) {
 		/*
@@ -538,6 +544,55 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 fail:
 	catalog_close(c);
 	return rc;
+}
+
+int
+catalog_broken(const struct catalog *c)
+{
+	return c->broken;
+}
+
+/*
+ * A catalog in a cluster whose connection failed with an I/O error: after an
+ * outage longer than libcephsqlite's lock renewal timeout (30 s, which Ceph
+ * 16.2 does not let us raise) its lock on the database expired, and it fails
+ * every later call.  The store's fence still holds the store, so nobody else
+ * wrote the catalog: a new connection takes the lock again and SQLite
+ * recovers the WAL as at any open.  A transaction in flight was rolled back
+ * and its caller told; the checkpoint that failed is redone by the next.
+ */
+int
+catalog_reconnect(struct catalog *c, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!c->in_cluster)
+		return -ENOTSUP;
+	for (int i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(c->st[i]);
+		c->st[i] = NULL;
+	}
+	sqlite3_close_v2(c->db);
+	c->db = NULL;
+	rc = sqlite3_open_v2(c->uri, &c->db, c->flags | SQLITE_OPEN_URI, NULL);
+	if (rc != SQLITE_OK) {
+		rc = c->db ? catalog_fail(c, rc) : -ENOMEM;
+		snprintf(err, errlen, "cannot open catalog '%s' again: %s", c->uri,
+		    c->db ? c->errmsg : "out of memory");
+		return rc;
+	}
+	sqlite3_busy_timeout(c->db, 5000);
+	if ((rc = catalog_exec(c, "PRAGMA locking_mode = EXCLUSIVE")) < 0 ||
+	    (rc = catalog_exec(c, "PRAGMA temp_store = MEMORY")) < 0 ||
+	    (rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0 ||
+	    (rc = catalog_exec(c, "PRAGMA synchronous = FULL")) < 0 ||
+	    (rc = catalog_exec(c, "PRAGMA foreign_keys = ON")) < 0 ||
+	    (rc = catalog_prepare_all(c)) < 0) {
+		snprintf(err, errlen, "catalog '%s' is not usable again: %s", c->uri, c->errmsg);
+		return rc;
+	}
+	c->broken = 0;
+	return 0;
 }
 
 int

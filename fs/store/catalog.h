@@ -96,6 +96,13 @@ int catalog_cluster_init(struct cluster *cl, char *addr, size_t addrlen, char *e
 void catalog_cluster_path(const struct rados_spec *sp, char *out, size_t len);
 int catalog_in_cluster(const char *path);
 int catalog_client_addr(struct catalog *c, char *out, size_t len);
+/*
+ * A catalog in a cluster that failed with an I/O error (its lock expired
+ * while the cluster was away) is broken until catalog_reconnect() opens it
+ * again; the caller holds what serializes catalog calls.  -ENOTSUP locally.
+ */
+int catalog_broken(const struct catalog *c);
+int catalog_reconnect(struct catalog *c, char *err, size_t errlen);
 
 /* SQLite's integrity check: 0 if sound, 1 with what is wrong in out, or -errno. */
 int catalog_integrity(struct catalog *c, char *out, size_t outlen);

@@ -88,6 +88,8 @@ catalog_disk_update(struct catalog *c, int64_t id, uint64_t size, int64_t mtime_
 {
 	sqlite3_stmt *st = c->st[ST_DISK_UPDATE];
 
+	if (!st)
+		return -EIO;	/* a reconnect that failed (catalog_reconnect) */
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
 	sqlite3_bind_int64(st, 3, mtime_ns);

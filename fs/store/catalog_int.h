@@ -7,6 +7,8 @@
 #ifndef HCOWFS_CATALOG_INT_H
 #define HCOWFS_CATALOG_INT_H
 
+#include <stdatomic.h>
+
 #include <sqlite3.h>
 
 #include "catalog.h"
@@ -30,6 +32,9 @@ struct catalog {
 	int		 lineage;	/* the disks table has the snapshot columns (schema 5) */
 	int		 dirs;		/* the dirs table, disks of no template (schema 6) */
 	int		 in_cluster;	/* through libcephsqlite (catalog_ceph.c) */
+	atomic_int	 broken;	/* in a cluster: an I/O error, reconnect (catalog_reconnect) */
+	char		 uri[512];	/* in a cluster: what catalog_open opened */
+	int		 flags;		/* and how */
 };
 
 /* The caller's function and argument, for the row decoder of its query. */

@@ -53,6 +53,7 @@ struct fence {
 	atomic_int	 lost;
 	atomic_int	 stop;
 	_Atomic uint64_t renewals;		/* renewals sent (fence_renewals) */
+	atomic_int	 long_outage;		/* fence_long_outage() */
 	pthread_t	 renewer;
 	int		 running;
 	pthread_mutex_t	 mu;
@@ -263,6 +264,9 @@ renew(struct fence *f)
 
 	pthread_mutex_lock(&f->mu);
 	if (rc == 0) {
+		/* back after longer than libcephsqlite keeps its lock: the catalog needs a reopen */
+		if (f->lease_until + (uint64_t)FENCE_OUTAGE_LONG_MS * 1000000 < sent)
+			f->long_outage = 1;
 		if (sent + (uint64_t)FENCE_LEASE_MS * 1000000 > f->lease_until)
 			f->lease_until = sent + (uint64_t)FENCE_LEASE_MS * 1000000;
 	} else if (rc == -EBUSY || rc == -ENOENT || rc == -ESHUTDOWN) {
@@ -491,6 +495,12 @@ fence_lost(const struct fence *f)
 	return f->lost;
 }
 
+int
+fence_long_outage(struct fence *f)
+{
+	return atomic_exchange(&f->long_outage, 0);
+}
+
 uint64_t
 fence_renewals(const struct fence *f)
 {
@@ -558,6 +568,12 @@ fence_check(struct fence *f)
 
 int
 fence_lost(const struct fence *f)
+{
+	return 0;
+}
+
+int
+fence_long_outage(struct fence *f)
 {
 	return 0;
 }

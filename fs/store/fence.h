@@ -51,6 +51,7 @@
 #define FENCE_RENEW_MS		1000
 #define FENCE_LEASE_MS		5000
 #define FENCE_CACHE_FILE	"cluster-cache"
+#define FENCE_OUTAGE_LONG_MS	20000	/* past this the catalog's own lock may be gone (30 s) */
 
 struct fence;
 
@@ -90,6 +91,13 @@ int fence_check(struct fence *f);
 
 /* Called with +1 when a request starts waiting in fence_check, -1 when it ends. */
 void fence_set_wait_hook(struct fence *f, void (*hook)(void *arg, int delta), void *arg);
+
+/*
+ * Did the lease come back after an outage longer than FENCE_OUTAGE_LONG_MS
+ * since the last call?  (libcephsqlite's lock on the catalog may have
+ * expired meanwhile: store_cluster_heal reopens it.)
+ */
+int fence_long_outage(struct fence *f);
 
 /* Is this server fenced for good?  For status. */
 int fence_lost(const struct fence *f);

@@ -715,6 +715,8 @@ checkpoint_thread(void *arg)
 		}
 		/* a template deleted or replaced is seen here even if no read comes */
 		tmpls_watch(st);
+		/* a catalog in a cluster that lost its lock in a long outage: open it again */
+		store_cluster_heal(st);
 		/* after the snapshot: a long checkpoint must not keep a replacement's replay long */
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (nudged || (now.tv_sec - last_cp.tv_sec) * 1000 +

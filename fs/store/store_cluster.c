@@ -21,6 +21,7 @@
  * Error convention: 0 or a negative errno, with a message in err.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -41,6 +42,31 @@ store_cluster_health(struct store *st, struct store_cluster_health *out)
 	snprintf(out->holder, sizeof(out->holder), "%s", fence_holder(st->fence));
 	out->lease = fence_state(st->fence);
 	return 0;
+}
+
+void
+store_cluster_heal(struct store *st)
+{
+	char err[512];
+	int rc;
+
+	int outage;
+
+	if (!st->fence || fence_lost(st->fence))
+		return;	/* local, or another host has the store: nothing to heal */
+	outage = fence_long_outage(st->fence);
+	if (!outage && !catalog_broken(st->cat))
+		return;
+	pthread_mutex_lock(&st->cat_lock);
+	if (outage || catalog_broken(st->cat)) {
+		if ((rc = catalog_reconnect(st->cat, err, sizeof(err))) == 0)
+			hlog(HLOG_WARN, "%s: the catalog is open again (%s)", fence_store(st->fence),
+			    outage ? "after a long outage its lock may have expired" :
+			    "it failed: its lock expired while the cluster was away");
+		else
+			hlog(HLOG_ERROR, "%s: %s", fence_store(st->fence), err);
+	}
+	pthread_mutex_unlock(&st->cat_lock);
 }
 
 void

@@ -21,6 +21,13 @@ struct store_opts;
 int store_cluster_join(struct store *st, const struct store_opts *o, int *trust_cache,
     char *catpath, size_t catlen, int *exists, char *err, size_t errlen);
 
+/*
+ * After a long outage (fence_long_outage), or once the catalog failed with
+ * an I/O error (catalog_broken): open it again, under cat_lock, while the
+ * fence says this host still serves the store.  Nothing otherwise.
+ */
+void store_cluster_heal(struct store *st);
+
 /* Give the store back (a clean close) and drop the I/O context. */
 void store_cluster_leave(struct store *st);
 
