@@ -23,7 +23,9 @@
  * cluster cannot be reached, and fails with EIO for good once a renewal
  * says the lock is gone or this client is blocklisted.  A host that takes
  * over waits FENCE_LEASE_MS after the blocklist before it serves, so the
- * old holder's last lease has run out by then.
+ * old holder's last lease has run out by then (a replacement worker does
+ * not: the supervisor reaped its predecessor, and a dead process serves
+ * nothing).
  *
  * The local data dir is a cache of the store (media_rados.c).  It may be
  * trusted only if nobody else served the store since this dir last did: the
