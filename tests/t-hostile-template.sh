@@ -187,14 +187,17 @@ remount_fresh
 live "template deleted" "no such file" rm "$T/tmpl/base.img"
 
 # ---- one byte no sample covers: only the content sums can tell ----------------------
-# wait_sums: the catalog holds the content sums of base.img as it now is
+# wait_sums: the catalog holds the content sums of the version of base.img
+# that a.img was cloned from (by its id: a file deleted and copied back may
+# get an older version's inode number, and that version's sums say nothing
+# of this one)
 wait_sums() {
 	sums_known() {
-		python3 - "$T/data/catalog.db" "$(stat -c %i "$T/tmpl/base.img")" <<'PY'
+		python3 - "$T/data/catalog.db" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-n = db.execute("SELECT count(*) FROM templates WHERE name = 'base.img' AND ino = ? "
-               "AND content_sums IS NOT NULL", (int(sys.argv[2]),)).fetchone()[0]
+n = db.execute("SELECT count(*) FROM templates t JOIN disks d ON d.template_id = t.id "
+               "WHERE d.name = 'a.img' AND t.content_sums IS NOT NULL").fetchone()[0]
 sys.exit(0 if n else 1)
 PY
 	}
