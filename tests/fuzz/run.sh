@@ -40,7 +40,7 @@ CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Wall -Wextra -Ws
 	-I$src/common -I$src/fs/store"
 declare -A sources=(
 	[proto]="common/proto.c"
-	[logrec]="fs/store/wlog.c fs/store/wlog_segment.c fs/store/wlog_replay.c fs/store/wlog_append.c fs/store/wlog_sync.c fs/store/wlog_read.c fs/store/reccache.c common/crc32c.c common/hlog.c common/fdio.c"
+	[logrec]="fs/store/media_local.c fs/store/wlog.c fs/store/wlog_segment.c fs/store/wlog_replay.c fs/store/wlog_append.c fs/store/wlog_sync.c fs/store/wlog_read.c fs/store/reccache.c common/crc32c.c common/hlog.c common/fdio.c"
 )
 
 summary=()
