@@ -334,8 +334,10 @@ disk0=$(log_disk) released0=$(released)
 ctl delete g.img@g1 >/dev/null && ctl delete g.img@g2 >/dev/null || fail "delete of g's snapshots"
 given_back() { ctl checkpoint && [ "$(released)" -gt "$released0" ]; }
 wait_for given_back || fail "the cleaner gave nothing back after the snapshots went (log $disk0 bytes, $(ctl status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["log"])'))"
+# a pass may not take every segment at once: the next checkpoints' passes go on
+shrunk() { ctl checkpoint >/dev/null && [ "$(log_disk)" -le $((disk0 - 64 * MiB)) ]; }
+wait_for shrunk || fail "the log went from $disk0 to $(log_disk) bytes only"
 disk1=$(log_disk)
-[ "$disk1" -le $((disk0 - 64 * MiB)) ] || fail "the log went from $disk0 to $disk1 bytes only"
 cmp "$M/g.img" "$T/g-ref" || fail "g.img differs after cleaning"
 for d in c1 c2 r2 chain100; do cmp "$M/$d.img" "$T/$d-ref" || fail "$d.img differs after cleaning"; done
 cmp "$S/r2.img@s" "$T/r-s" || fail "r2.img@s differs after cleaning"
