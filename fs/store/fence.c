@@ -182,12 +182,24 @@ blocklist_all(rados_t r, const char *list, const char *extra, char *err, size_t 
 	return rc < 0 ? rc : rados_wait_for_latest_osdmap(r);
 }
 
+/* n random bytes as 2n hex digits and a NUL into out: 0, or -EIO. */
+static int
+random_hex(char *out, size_t n)
+{
+	uint8_t rnd[16];
+
+	if (n > sizeof(rnd) || getrandom(rnd, n, 0) != (ssize_t)n)
+		return -EIO;
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+	return 0;
+}
+
 /* The local cache's "ID GEN", or a new id with generation 0 if it has none. */
 static void
 cache_read(const char *cachedir, char *id, size_t idlen, uint64_t *gen)
 {
 	char path[4200], buf[128] = "";
-	uint8_t rnd[8];
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", cachedir, FENCE_CACHE_FILE);
@@ -199,10 +211,8 @@ cache_read(const char *cachedir, char *id, size_t idlen, uint64_t *gen)
 		if (sscanf(buf, "%32s %" SCNu64, id, gen) == 2 && strlen(id) == 16)
 			return;
 	}
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
-		memset(rnd, 0, sizeof(rnd));
-	snprintf(id, idlen, "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
-	    rnd[4], rnd[5], rnd[6], rnd[7]);
+	if (random_hex(id, 8) < 0)
+		snprintf(id, idlen, "%016x", 0);
 	*gen = 0;
 }
 
@@ -369,7 +379,6 @@ fence_acquire(struct cluster *c, rados_ioctx_t io, const struct fence_opts *o,
     struct fence **out, int *trust_cache, char *err, size_t errlen)
 {
 	struct fence *f = calloc(1, sizeof(*f));
-	uint8_t rnd[16];
 	char *mine = NULL;
 	int rc, fenced;
 
@@ -388,13 +397,10 @@ fence_acquire(struct cluster *c, rados_ioctx_t io, const struct fence_opts *o,
 	f->wait_s = cluster_op_timeout(c);
 	snprintf(f->holder, sizeof(f->holder), "%s", o->holder);
 	snprintf(f->spec, sizeof(f->spec), "%s", o->spec);
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-		rc = -EIO;
+	if ((rc = random_hex(f->cookie, 16)) < 0) {
 		snprintf(err, errlen, "cannot get random bytes for a lock cookie");
 		goto fail;
 	}
-	for (int i = 0; i < 16; i++)
-		snprintf(f->cookie + 2 * i, 3, "%02x", rnd[i]);
 	if ((rc = take_lock(f, o, err, errlen)) < 0)
 		goto fail;
 	fenced = rc == 1;
