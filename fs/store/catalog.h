@@ -84,8 +84,7 @@ const char *catalog_error(struct catalog *c);
  * configuration (its ceph.conf and client name), and gives the address of
  * the one RADOS client libcephsqlite writes with in this process (the
  * store's fence must record it before it writes: fence_add_addr);
- * catalog_cluster_path writes the path catalog_open takes;
- * catalog_client_addr asks an open catalog for that address again.
+ * catalog_cluster_path writes the path catalog_open takes.
  */
 #define CATALOG_CLUSTER_NAME	"catalog.db"
 #define CATALOG_CLUSTER_OBJECT	"catalog.db.0000000000000000"
@@ -95,7 +94,6 @@ struct rados_spec;
 int catalog_cluster_init(struct cluster *cl, char *addr, size_t addrlen, char *err, size_t errlen);
 void catalog_cluster_path(const struct rados_spec *sp, char *out, size_t len);
 int catalog_in_cluster(const char *path);
-int catalog_client_addr(struct catalog *c, char *out, size_t len);
 /*
  * A catalog in a cluster that failed with an I/O error (its lock expired
  * while the cluster was away) is broken until catalog_reconnect() opens it

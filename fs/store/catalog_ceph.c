@@ -119,24 +119,12 @@ out:
 	return rc;
 }
 
-int
-catalog_client_addr(struct catalog *c, char *out, size_t len)
-{
-	return client_addr(c->db, out, len);
-}
-
 #else
 
 int
 catalog_cluster_init(struct cluster *cl, char *addr, size_t addrlen, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "this hcowfs was built without Ceph");
-	return -ENOTSUP;
-}
-
-int
-catalog_client_addr(struct catalog *c, char *out, size_t len)
-{
 	return -ENOTSUP;
 }
 
