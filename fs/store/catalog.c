@@ -422,6 +422,18 @@ catalog_has_lineage(struct catalog *c)
 	return rc;
 }
 
+/* The settings of every connection: WAL (unless read-only), full syncs, foreign keys. */
+static int
+catalog_session(struct catalog *c, int readonly)
+{
+	int rc;
+
+	if ((!readonly && (rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0) ||
+	    (rc = catalog_exec(c, "PRAGMA synchronous = FULL")) < 0)
+		return rc;
+	return catalog_exec(c, "PRAGMA foreign_keys = ON");
+}
+
 int
 catalog_open(const char *path, int how, const uint8_t uuid[16],
     uint64_t first_laddr, struct catalog **out, char *err, size_t errlen)
@@ -486,9 +498,7 @@ catalog_open(const char *path, int how, const uint8_t uuid[16],
 		snprintf(err, errlen, "catalog '%s' is not usable: %s", path, c->errmsg);
 		goto fail;
 	}
-	if ((!readonly && (rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0) ||
-	    (rc = catalog_exec(c, "PRAGMA synchronous = FULL")) < 0 ||
-	    (rc = catalog_exec(c, "PRAGMA foreign_keys = ON")) < 0) {
+	if ((rc = catalog_session(c, readonly)) < 0) {
 		snprintf(err, errlen, "catalog '%s' is not usable: %s", path, c->errmsg);
 		goto fail;
 	}
@@ -584,9 +594,7 @@ catalog_reconnect(struct catalog *c, char *err, size_t errlen)
 	sqlite3_busy_timeout(c->db, 5000);
 	if ((rc = catalog_exec(c, "PRAGMA locking_mode = EXCLUSIVE")) < 0 ||
 	    (rc = catalog_exec(c, "PRAGMA temp_store = MEMORY")) < 0 ||
-	    (rc = catalog_exec(c, "PRAGMA journal_mode = WAL")) < 0 ||
-	    (rc = catalog_exec(c, "PRAGMA synchronous = FULL")) < 0 ||
-	    (rc = catalog_exec(c, "PRAGMA foreign_keys = ON")) < 0 ||
+	    (rc = catalog_session(c, 0)) < 0 ||
 	    (rc = catalog_prepare_all(c)) < 0) {
 		snprintf(err, errlen, "catalog '%s' is not usable again: %s", c->uri, c->errmsg);
 		return rc;
