@@ -409,7 +409,7 @@ START_TEST(bench_switch_turns_the_filler_off)
 	size = newest_size(0);
 	usleep(200000);
 	ck_assert_int_eq(newest_size(0), size);		/* nothing written ahead */
-	/* by default, the first flush starts the zeros ahead of the tail */
+	/* by default, zeros are written ahead of the tail (here from the first flush on) */
 	st = reopen(st);
 	ck_assert_int_eq(store_write(st, id, blk, sizeof(blk), 4096), (ssize_t)sizeof(blk));
 	ck_assert_int_eq(store_sync(st, id), 0);

@@ -5,7 +5,8 @@
  * a record of this life after zeros (a power cut kept a later write and
  * lost an earlier one) is a torn tail; zeros then stale bytes are stale
  * bytes; appends into the zeros neither grow the file nor leave a marker;
- * the filler runs from the first flush on, and across a roll.
+ * the filler runs from the first flush on, and across a roll, and fills all
+ * the way ahead while the log is idle.
  */
 #include <check.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 
 #include "wlog_fixture.h"
+#include "wlog_int.h"	/* the log's flush count */
 
 #define ZEROS	(2 * MiB)	/* what a test writes after the tail, as the filler would */
 
@@ -169,11 +171,10 @@ START_TEST(power_cut_states_in_the_zeros_recover_every_synced_record)
 END_TEST
 
 /*
- * The filler: nothing before the first flush (a log never flushed gains
- * nothing from writing its blocks twice); after it, zeros ahead of the
- * tail (a chunk per flush at most), so an append lands in bytes the file has and the file does not
- * grow; across a roll the new segment is filled too, never past the
- * segment size; everything replays after a close.
+ * The filler: after a flush, zeros ahead of the tail (a chunk per flush at
+ * most while appends go on), so an append lands in bytes the file has and
+ * the file does not grow; across a roll the new segment is filled too,
+ * never past the segment size; everything replays after a close.
  */
 START_TEST(filler_writes_ahead_from_the_first_flush_and_across_a_roll)
 {
@@ -185,7 +186,6 @@ START_TEST(filler_writes_ahead_from_the_first_flush_and_across_a_roll)
 
 	ck_assert_int_eq(wlog_set_fill(w, 4 * MiB), 0);
 	append_one(w, 0, 4096, n++);
-	ck_assert_int_eq(seg_size(1), (int64_t)LADDR_OFF(wlog_tail(w)));
 	ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
 	/* it fills in chunks of half the distance: at least that much is ahead */
 	wait_seg_size(1, (int64_t)(LADDR_OFF(wlog_tail(w)) + 2 * MiB));
@@ -219,9 +219,33 @@ START_TEST(filler_writes_ahead_from_the_first_flush_and_across_a_roll)
 }
 END_TEST
 
+/*
+ * A log flushed once, then idle: the filler does not wait for more flushes
+ * but fills all the way ahead (two whole chunks of the three it may
+ * write, where a chunk per flush would write one), so a guest that flushes after a pause finds its zeros
+ * written.  No timing is asserted: the test waits up to a minute.
+ */
+START_TEST(an_idle_log_is_filled_all_the_way_ahead)
+{
+	struct collector c = { 0 };
+	struct wlog *w = new_log(WLOG_SEGMENT_SIZE_MIN);
+	uint64_t n = 0, flushes;
+
+	ck_assert_int_eq(wlog_set_fill(w, 12 * MiB), 0);	/* chunks of 4 MiB, whole ones only */
+	append_one(w, 0, 4096, n++);
+	ck_assert_int_eq(wlog_sync(w, wlog_tail(w)), 0);
+	flushes = atomic_load(&w->flushes);
+	wait_seg_size(1, (int64_t)(LADDR_OFF(wlog_tail(w)) + 8 * MiB));
+	ck_assert_uint_eq(atomic_load(&w->flushes), flushes);
+	ck_assert(seg_is_zero(1, LADDR_OFF(wlog_tail(w)), 8 * MiB));
+	log_close(w, &c);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "wlog", wlog_setup, 120)
 {
 	tcase_add_loop_test(tc, zeros_after_the_tail_are_the_end_and_are_kept, 0, 3);
 	tcase_add_loop_test(tc, power_cut_states_in_the_zeros_recover_every_synced_record, 0, 3);
 	tcase_add_test(tc, filler_writes_ahead_from_the_first_flush_and_across_a_roll);
+	tcase_add_test(tc, an_idle_log_is_filled_all_the_way_ahead);
 }

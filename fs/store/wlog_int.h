@@ -9,8 +9,7 @@
  *   wlog_segment.c  segment files: names, headers, the segment table; roll,
  *                   release, spares, the filler
  *   wlog_sync.c     the group commit (wlog_sync, wlog_sync_segment)
- * Each calls only those below it in this list (wlog_sync.c reaches the
- * filler through w->first_flush).
+ * Each calls only those below it in this list.
  *
  * State (struct wlog):
  *   segtab      the segment table: fd+1 of every open segment and where each
@@ -118,10 +117,10 @@ struct wlog {
 	_Atomic int	 filling;		/* the filler thread runs */
 	int		 fill_stop;
 	uint64_t	 fill_ahead;
-	void		(*first_flush)(struct wlog *w);	/* wlog_sync calls it at a flush while the
-						   filler is not running (wlog_set_fill sets it) */
 	_Atomic uint64_t flushes;		/* wlog_sync calls that synced */
 	uint64_t	 fill_flushes;		/* flushes when the filler last wrote */
+	uint64_t	 fill_seen_tail;	/* the tail when the filler last saw it move ... */
+	int64_t		 fill_seen_ns;		/* ... and when (CLOCK_MONOTONIC) */
 
 	pthread_mutex_t	 spare_lock;
 	struct spare	 spares[WLOG_SPARES_MAX + 1];	/* + 1: room while trimming at open */
@@ -187,7 +186,6 @@ int wlog_sync_segment(struct wlog *w, uint32_t segno, int fd);
 
 /* wlog_segment.c */
 int wlog_roll(struct wlog *w);
-void wlog_fill_start(struct wlog *w);
 void wlog_fill_stop(struct wlog *w);
 int seg_remove(struct wlog *w, uint32_t segno);
 

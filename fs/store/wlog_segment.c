@@ -62,6 +62,7 @@
 
 #include "crc32c.h"
 #include "fdio.h"
+#include "clock.h"
 #include "hlog.h"
 #include "media.h"
 #include "reccache.h"
@@ -477,6 +478,12 @@ wlog_spare_bytes(const struct wlog *w)
  * It writes at most one chunk per flush (wlog_sync): between flushes,
  * buffered writes would only pay for their bytes twice (an A/B on the
  * modelled disk found no cost of the filler to them: docs/performance.md).
+ * But once nothing was appended for FILL_IDLE_FILL_MS, the disk is free and
+ * the filler fills all the way ahead, from the store's open on: a guest that
+ * starts flushing after a pause (or after a fill of its disk) then finds its
+ * zeros written, rather than waiting behind a chunk's journal commit at each of
+ * its first flushes (eight 4 MiB chunks: 40 to 100 ms each on the modelled
+ * HDD, more than a second of a fresh mount's first flushes before).
  *
  * The filler writes zeros only at tail_fsize and beyond, under fill_lock,
  * and moves tail_fsize past them once written; an append that would pass
@@ -493,9 +500,24 @@ static const char fill_zeros[64 << 10];
 #define FILL_IDLE_MS	50	/* how often an idle filler looks at the tail */
 #define FILL_RETRY_MS	1000	/* after a failed write */
 #define FILL_WARM	(UINT64_C(1) << 20)	/* kept in the page cache past the tail */
+#define FILL_IDLE_FILL_MS	500	/* no append for this long: fill without flushes */
 /* Zeros are written only while more than this is free (a spare needs more: it is bigger). */
 #define FILL_FREE_AHEADS	4	/* times fill_ahead */
 #define FILL_FREE_PCT		5	/* percent of the file system */
+
+/* Under fill_lock: was nothing appended for FILL_IDLE_FILL_MS? */
+static int
+fill_log_idle(struct wlog *w)
+{
+	int64_t now = clock_mono_ns();
+
+	if (w->tail != w->fill_seen_tail || !w->fill_seen_ns) {
+		w->fill_seen_tail = w->tail;
+		w->fill_seen_ns = now;
+		return 0;
+	}
+	return now - w->fill_seen_ns >= (int64_t)FILL_IDLE_FILL_MS * 1000000;
+}
 
 /*
  * Under fill_lock: write a chunk of zeros (FILL_CHUNK, or half of
@@ -519,8 +541,8 @@ fill_chunk(struct wlog *w, int *fd)
 	/* whole chunks only (but the segment's last): each costs a journal commit */
 	if (start >= target || (target - start < chunk && target < w->segment_size))
 		return 0;
-	/* one chunk per flush at most: writes that are not flushed gain nothing from zeros */
-	if (w->flushes == w->fill_flushes)
+	/* one chunk per flush at most (writes that are not flushed gain nothing from zeros), or more while idle */
+	if (w->flushes == w->fill_flushes && !fill_log_idle(w))
 		return 0;
 	w->fill_flushes = w->flushes;
 	n = target - start < chunk ? target - start : chunk;
@@ -594,40 +616,33 @@ filler_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Set how far ahead the filler writes, and start its thread if it is wanted
+ * and not running.  From the start it fills only while the log is idle; a
+ * chunk per flush once flushes come (fill_chunk).  A failure to start is
+ * logged; appends extend the file then.
+ */
 int
 wlog_set_fill(struct wlog *w, uint64_t ahead)
 {
+	int rc = 0;
+
 	if (w->readonly || !w->replayed)
 		return -EINVAL;
 	pthread_mutex_lock(&w->fill_lock);
 	w->fill_ahead = ahead;
-	w->first_flush = wlog_fill_start;	/* the group commit starts the filler, no call up */
-	pthread_cond_signal(&w->fill_cond);
-	pthread_mutex_unlock(&w->fill_lock);
-	return 0;
-}
-
-/*
- * Start the filler thread if it is wanted and not running.  wlog_sync()
- * calls it (through w->first_flush): a log that is never flushed gains nothing from writing its
- * blocks twice.  A failure is logged; appends extend the file then.
- */
-void
-wlog_fill_start(struct wlog *w)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&w->fill_lock);
 	if (w->fill_ahead && !w->filling && !w->fill_stop) {
 		if ((rc = pthread_create(&w->filler, NULL, filler_main, w)) == 0)
 			w->filling = 1;
 		else
-			w->fill_ahead = 0;	/* once is enough */
+			w->fill_ahead = 0;
 	}
+	pthread_cond_signal(&w->fill_cond);
 	pthread_mutex_unlock(&w->fill_lock);
 	if (rc)
 		hlog(HLOG_WARN, "cannot start the log's filler: %s; flushes will cost more",
 		    strerror(rc));
+	return 0;
 }
 
 /* Stop the filler thread, if it runs (before the segments' fds are closed). */

@@ -38,9 +38,7 @@
  * last time; a lone writer (a group of one) never waits.  What the wait
  * changes is only how much one fdatasync covers: target is taken after it.
  *
- * A lower file of the log: it calls no other file of it.  The first flush
- * starts the filler through w->first_flush (wlog.c sets it at open to
- * wlog_fill_start), so the group commit does not call up into the segments.
+ * A lower file of the log: it calls no other file of it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -156,8 +154,6 @@ wlog_sync(struct wlog *w, uint64_t upto)
 	if ((rc = syncer_enter(w, upto, 1, &target)) <= 0)
 		return rc;
 	w->flushes++;
-	if (w->fill_ahead && !w->filling && w->first_flush)
-		w->first_flush(w);	/* the filler, from the first flush on */
 	/* older segments were synced when the log rolled past them */
 	return syncer_run(w, seg_fd(w, LADDR_SEG(target)), LADDR_SEG(target), LADDR_OFF(target),
 	    target);
