@@ -433,6 +433,23 @@ cp_freeze(struct store *st, struct cp_item *items, size_t *n)
 	return 0;
 }
 
+/* Fault injection: call hook after steps 1, 3 and 4 of a checkpoint (see the top). */
+void
+store_set_checkpoint_hook(struct store *st, void (*hook)(void *arg, enum checkpoint_step s),
+    void *arg)
+{
+	st->cp_hook_arg = arg;
+	st->cp_hook = hook;
+}
+
+/* A step of a checkpoint is done: tell the fault injection, if any. */
+static void
+cp_step_done(struct store *st, enum checkpoint_step s)
+{
+	if (st->cp_hook)
+		st->cp_hook(st->cp_hook_arg, s);
+}
+
 /* A checkpoint, cat_lock held; with force, a commit even when nothing changed since the last one. */
 static int
 checkpoint_run_locked(struct store *st, int force)
@@ -458,11 +475,14 @@ checkpoint_run_locked(struct store *st, int force)
 	    !force)
 		goto out;	/* nothing new since the last checkpoint */
 
+	if (rc == 0)
+		cp_step_done(st, CHECKPOINT_FROZEN);
 	if (rc < 0)
 		snprintf(err, sizeof(err), "freezing the overlays");
 	else if ((rc = wlog_sync(st->log, wlog_tail(st->log))) < 0)
 		snprintf(err, sizeof(err), "syncing the log");
 	else if ((rc = cp_index_commit(st, items, nitems, pos, seq, err, sizeof(err))) == 0) {
+		cp_step_done(st, CHECKPOINT_COMMITTED);
 		for (size_t i = 0; i < nitems; i++) {
 			struct disk *d = items[i].d;
 			struct index_root r;
@@ -476,6 +496,7 @@ checkpoint_run_locked(struct store *st, int force)
 			pthread_rwlock_unlock(&d->lock);
 			extmap_free(old);
 		}
+		cp_step_done(st, CHECKPOINT_PUBLISHED);
 		if (st->ix_migrate > 0)
 			st->ix_migrate--;
 		rc = cp_catalog_commit(st, items, nitems, pos, seq, err, sizeof(err));

@@ -155,6 +155,8 @@ struct store {
 	_Atomic int64_t	 live_pass_ns;	/* when the last exact pass ended (now_ns), 0: none */
 	void		(*copy_hook)(void *arg, enum copy_step s);	/* store_set_copy_hook */
 	void		*copy_hook_arg;
+	void		(*cp_hook)(void *arg, enum checkpoint_step s);	/* store_set_checkpoint_hook */
+	void		*cp_hook_arg;
 
 	pthread_mutex_t	 cat_lock;
 	pthread_rwlock_t ns_lock;
