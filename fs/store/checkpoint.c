@@ -19,7 +19,8 @@
  *   3. one index transaction: each frozen overlay into its disk's tree, the
  *      trees of disks no longer in the table dropped; commit it as exact for
  *      P (index_commit: durable on return)
- *   4. publish each new tree (dmap_publish: the frozen overlay goes)
+ *   4. publish each new tree (dmap_publish: the frozen overlay goes), then
+ *      the generation they all come from (ix_published, which handoff.c saves)
  *   5. the catalog: the disks' sizes and times, position P, in one
  *      transaction (a schema 3 catalog's extent rows are deleted in the one
  *      after the second commit that holds them: until then a meta slot
@@ -221,6 +222,7 @@ checkpoint_load(struct store *st, int takeover, uint64_t *laddr, uint64_t *seq, 
 
 	if (st->ix && !st->ix_migrate)
 		load_trees(st, laddr, seq);
+	atomic_store(&st->ix_published, store_ix_generation(st));
 	/* a replacement takes the overlays its predecessor left in shared memory, if whole */
 	if (takeover && (rc = handoff_load(st, laddr, seq)) != 0) {
 		if (rc > 0)
@@ -496,6 +498,8 @@ checkpoint_run_locked(struct store *st, int force)
 			pthread_rwlock_unlock(&d->lock);
 			extmap_free(old);
 		}
+		/* only now: until the last disk has its new tree, a map snapshot may see old ones */
+		atomic_store(&st->ix_published, store_ix_generation(st));
 		cp_step_done(st, CHECKPOINT_PUBLISHED);
 		if (st->ix_migrate > 0)
 			st->ix_migrate--;

@@ -182,6 +182,9 @@ struct store {
 	unsigned	 cp_ms;
 	_Atomic uint64_t cp_log_size;	/* wlog_size() at the last checkpoint */
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
+	_Atomic uint64_t ix_published;	/* the index generation of every disk's committed
+					   tree (d->root): set once a checkpoint published
+					   all its commit changed (handoff.c saves it) */
 	uint64_t	 flush_floor;	/* the log tail at open: the disks' records of an
 					   earlier life have no flush_upto, so every flush
 					   covers them */
