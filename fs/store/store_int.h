@@ -220,6 +220,7 @@ struct store {
 	uint64_t	 overlaps;	/* catalog rows that overlapped an earlier one */
 	char		 overlap_what[NAME_MAX_LEN + 100];
 	int		 takeover;	/* opened to replace a dead worker */
+	int		 from_area;	/* its maps came from the dead worker's snapshot area */
 	int		 tmpl_leases;	/* take read leases on templates (tmpl_lease) */
 	void		*snap;		/* the handoff area (handoff.c), or NULL */
 	size_t		 snap_cap;
