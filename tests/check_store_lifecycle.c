@@ -1,12 +1,14 @@
 /*
  * check_store_lifecycle: snapshots, clones and rollback (fs/store/lifecycle.c)
  * read as their models say, live, after a reopen, after a crash whose copies
- * only the log holds, after a takeover whose snapshot area is older than the
- * index; the cleaner copies a record several disks share once; a record of
- * another family is never served; snapshots are read-only.
+ * only the log holds, after a takeover whose snapshot area is of any moment
+ * (older than the index, inside a checkpoint); the cleaner copies a record
+ * several disks share once; a record of another family is never served;
+ * snapshots are read-only.
  */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,15 +162,107 @@ START_TEST(copies_only_the_log_holds_are_replayed)
 END_TEST
 
 /*
- * A replacement takes a dead worker's snapshot area, and the index is newer
- * than the area: a snapshot, writes after it and a checkpoint came between
- * them.  Replay from the area's position goes over records the
+ * The moments of the dead worker's script (below) at which it writes its
+ * snapshot area, the last time: AT_ANY, once after s1 with its checkpoint
+ * thread free to write it at any later moment (every 100 ms); the others
+ * with the thread stopped, after each step, and inside its checkpoint after
+ * each of its steps (the overlays frozen; the index committed; the new trees
+ * published, the catalog not yet written).
+ */
+enum area_moment {
+	AT_ANY, AT_SNAPSHOT_S1, AT_WRITE_50, AT_S2_LOGGED, AT_SNAPSHOT_S2, AT_WRITE_51,
+	AT_CP_FROZEN, AT_CP_COMMITTED, AT_CP_PUBLISHED, AT_CHECKPOINT, AT_WRITE_9, AT_COUNT
+};
+
+static struct store *moment_st;
+static int moment_wanted, moment_hits, moment_failed;
+
+/* The area written at the chosen moment, and only then. */
+static void
+moment_reached(int m)
+{
+	if (m == moment_wanted && moment_hits++ == 0 && handoff_write(moment_st) != 0)
+		moment_failed = 1;
+}
+
+/* A copy hook: s2's REC_CLONE is in the log and applied, its row not yet in the catalog. */
+static void
+moment_copy_hook(void *arg, enum copy_step s)
+{
+	(void)arg;
+	if (s == COPY_LOGGED)
+		moment_reached(AT_S2_LOGGED);
+}
+
+/* A checkpoint hook: the moments inside the checkpoint. */
+static void
+moment_cp_hook(void *arg, enum checkpoint_step s)
+{
+	(void)arg;
+	moment_reached(s == CHECKPOINT_FROZEN ? AT_CP_FROZEN : s == CHECKPOINT_COMMITTED ?
+	    AT_CP_COMMITTED : AT_CP_PUBLISHED);
+}
+
+/*
+ * The dead worker (a child process): a script, snapshot s1, a write,
+ * snapshot s2, a write, a checkpoint, a write, its area written at moment m;
+ * the exit status says which step failed.
+ */
+static void
+dead_worker(struct store_opts *o, uint64_t id, struct model *vm, int m)
+{
+	struct store *st;
+	char err[512];
+
+	if (store_open(o, &st, err, sizeof(err)) != 0)
+		_exit(10);
+	if (m != AT_ANY) {
+		checkpoint_stop(st);
+		pthread_join(st->cp_thread, NULL);
+		st->cp_running = 0;
+	}
+	moment_st = st;
+	moment_wanted = m == AT_ANY ? AT_SNAPSHOT_S1 : m;
+	if (script(st, id, vm, 0) != 0 || op_resize(st, id, vm, 2 * MiB, 0) != 0 ||
+	    store_snapshot(st, "vm", "s1", NULL, NULL, err, sizeof(err)) != 0)
+		_exit(11);
+	moment_reached(AT_SNAPSHOT_S1);
+	if (op_write(st, id, vm, 0, 4096, 50) != 0)
+		_exit(12);
+	moment_reached(AT_WRITE_50);
+	store_set_copy_hook(st, moment_copy_hook, NULL);
+	if (store_snapshot(st, "vm", "s2", NULL, NULL, err, sizeof(err)) != 0)
+		_exit(13);
+	store_set_copy_hook(st, NULL, NULL);
+	moment_reached(AT_SNAPSHOT_S2);
+	if (op_write(st, id, vm, 100000, 50000, 51) != 0)
+		_exit(14);
+	moment_reached(AT_WRITE_51);
+	store_set_checkpoint_hook(st, moment_cp_hook, NULL);
+	if (store_checkpoint(st) != 0)
+		_exit(15);
+	store_set_checkpoint_hook(st, NULL, NULL);
+	moment_reached(AT_CHECKPOINT);
+	if (op_write(st, id, vm, 10, 70000, 9) != 0 || store_sync(st, id) != 0)
+		_exit(16);
+	moment_reached(AT_WRITE_9);
+	_exit(moment_hits > 0 && !moment_failed ? 0 : 17);
+}
+
+/*
+ * A replacement takes a dead worker's snapshot area, whatever the moment it
+ * was written at, and reads every disk as its model says, and so does the
+ * store opened after the replacement's last checkpoint.  Mostly the index is
+ * newer than the area: replay from the area's position goes over records the
  * index already holds, so at the snapshot's REC_CLONE the disk's view is not
  * as it was then (its tree already has the writes after it): the copy must
  * come from the index (the snapshot's committed tree), not from that view,
- * or the snapshot would hold writes made after it.
+ * or the snapshot would hold writes made after it.  Inside the checkpoint,
+ * between its commit and the disks getting their new trees, the area must
+ * not name the new generation: a snapshot not yet cloned in the index would
+ * load its source's new tree, which holds writes made after it.
  */
-START_TEST(takeover_from_an_area_older_than_the_index_keeps_every_copy)
+START_TEST(takeover_from_an_area_of_any_moment_keeps_every_copy)
 {
 	size_t cap = 64 * MiB;
 	uint8_t *area;
@@ -182,24 +276,8 @@ START_TEST(takeover_from_an_area_older_than_the_index_keeps_every_copy)
 	fflush(NULL);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		char err[512];
-		if (store_open(&o, &st, err, sizeof(err)) != 0)
-			_exit(10);
-		if (script(st, id, &vm, 0) != 0 || op_resize(st, id, &vm, 2 * MiB, 0) != 0 ||
-		    store_snapshot(st, "vm", "s1", NULL, NULL, err, sizeof(err)) != 0)
-			_exit(11);
-		if (handoff_write(st) != 0)
-			_exit(12);
-		/* after the area, all committed to the index but the last write */
-		if (op_write(st, id, &vm, 0, 4096, 50) != 0 ||
-		    store_snapshot(st, "vm", "s2", NULL, NULL, err, sizeof(err)) != 0 ||
-		    op_write(st, id, &vm, 100000, 50000, 51) != 0 || store_checkpoint(st) != 0)
-			_exit(13);
-		if (op_write(st, id, &vm, 10, 70000, 9) != 0 || store_sync(st, id) != 0)
-			_exit(14);
-		_exit(0);
-	}
+	if (pid == 0)
+		dead_worker(&o, id, &vm, _i);
 	OK(script(NULL, id, &vm, 0));
 	OK(op_resize(NULL, id, &vm, 2 * MiB, 0));
 	model_copy(&s1, &vm);
@@ -211,16 +289,17 @@ START_TEST(takeover_from_an_area_older_than_the_index_keeps_every_copy)
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child failed (status %#x)", status);
 	o.takeover = 1;
 	st = sopen_with(&o);
-	ck_assert_uint_eq(st->cp_laddr, 0);	/* the area was used */
+	ck_assert(st->from_area);
 	OK(check_disk(st, id, &vm, 1));
 	OK(check_disk(st, id_of(st, "vm@s1"), &s1, 2));
 	OK(check_disk(st, id_of(st, "vm@s2"), &s2, 3));
 	st = reopen(st);
 	OK(check_disk(st, id, &vm, 4));
-	OK(check_disk(st, id_of(st, "vm@s2"), &s2, 5));
+	OK(check_disk(st, id_of(st, "vm@s1"), &s1, 5));
+	OK(check_disk(st, id_of(st, "vm@s2"), &s2, 6));
 	model_free(&s2);
 	model_free(&s1);
-	check_and_close(st, id, &vm, 6);
+	check_and_close(st, id, &vm, 7);
 	munmap(area, cap);	/* after the close: the store's checkpoint thread may write the area */
 }
 END_TEST
@@ -427,7 +506,7 @@ FIXTURE_MAIN(tc, "store", store_setup, 120)
 {
 	tcase_add_test(tc, snapshot_clone_rollback_read_their_models);
 	tcase_add_test(tc, copies_only_the_log_holds_are_replayed);
-	tcase_add_test(tc, takeover_from_an_area_older_than_the_index_keeps_every_copy);
+	tcase_add_loop_test(tc, takeover_from_an_area_of_any_moment_keeps_every_copy, 0, AT_COUNT);
 	tcase_add_test(tc, cleaner_copies_a_shared_record_once);
 	tcase_add_test(tc, another_familys_record_is_never_served);
 	tcase_add_test(tc, what_a_snapshot_refuses);

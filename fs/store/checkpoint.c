@@ -19,7 +19,8 @@
  *   3. one index transaction: each frozen overlay into its disk's tree, the
  *      trees of disks no longer in the table dropped; commit it as exact for
  *      P (index_commit: durable on return)
- *   4. publish each new tree (dmap_publish: the frozen overlay goes)
+ *   4. publish each new tree (dmap_publish: the frozen overlay goes), then
+ *      the generation they all come from (ix_published, which handoff.c saves)
  *   5. the catalog: the disks' sizes and times, position P, in one
  *      transaction (a schema 3 catalog's extent rows are deleted in the one
  *      after the second commit that holds them: until then a meta slot
@@ -221,6 +222,7 @@ checkpoint_load(struct store *st, int takeover, uint64_t *laddr, uint64_t *seq, 
 
 	if (st->ix && !st->ix_migrate)
 		load_trees(st, laddr, seq);
+	atomic_store(&st->ix_published, store_ix_generation(st));
 	/* a replacement takes the overlays its predecessor left in shared memory, if whole */
 	if (takeover && (rc = handoff_load(st, laddr, seq)) != 0) {
 		if (rc > 0)
@@ -433,6 +435,23 @@ cp_freeze(struct store *st, struct cp_item *items, size_t *n)
 	return 0;
 }
 
+/* Fault injection: call hook after steps 1, 3 and 4 of a checkpoint (see the top). */
+void
+store_set_checkpoint_hook(struct store *st, void (*hook)(void *arg, enum checkpoint_step s),
+    void *arg)
+{
+	st->cp_hook_arg = arg;
+	st->cp_hook = hook;
+}
+
+/* A step of a checkpoint is done: tell the fault injection, if any. */
+static void
+cp_step_done(struct store *st, enum checkpoint_step s)
+{
+	if (st->cp_hook)
+		st->cp_hook(st->cp_hook_arg, s);
+}
+
 /* A checkpoint, cat_lock held; with force, a commit even when nothing changed since the last one. */
 static int
 checkpoint_run_locked(struct store *st, int force)
@@ -458,11 +477,14 @@ checkpoint_run_locked(struct store *st, int force)
 	    !force)
 		goto out;	/* nothing new since the last checkpoint */
 
+	if (rc == 0)
+		cp_step_done(st, CHECKPOINT_FROZEN);
 	if (rc < 0)
 		snprintf(err, sizeof(err), "freezing the overlays");
 	else if ((rc = wlog_sync(st->log, wlog_tail(st->log))) < 0)
 		snprintf(err, sizeof(err), "syncing the log");
 	else if ((rc = cp_index_commit(st, items, nitems, pos, seq, err, sizeof(err))) == 0) {
+		cp_step_done(st, CHECKPOINT_COMMITTED);
 		for (size_t i = 0; i < nitems; i++) {
 			struct disk *d = items[i].d;
 			struct index_root r;
@@ -476,6 +498,9 @@ checkpoint_run_locked(struct store *st, int force)
 			pthread_rwlock_unlock(&d->lock);
 			extmap_free(old);
 		}
+		/* only now: until the last disk has its new tree, a map snapshot may see old ones */
+		atomic_store(&st->ix_published, store_ix_generation(st));
+		cp_step_done(st, CHECKPOINT_PUBLISHED);
 		if (st->ix_migrate > 0)
 			st->ix_migrate--;
 		rc = cp_catalog_commit(st, items, nitems, pos, seq, err, sizeof(err));

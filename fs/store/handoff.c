@@ -32,6 +32,13 @@
  *   from laddr rewrites every range changed after the snapshot.  Then the
  *   disks' log_bytes, saved for the index generation of the snapshot, are
  *   counted again (dmap_recount).
+ * - That generation is the one every disk's committed tree comes from
+ *   (st->ix_published, read before the walk), not the index's own: a
+ *   checkpoint commits, then gives the disks their new trees one by one
+ *   (dmap_publish).  A snapshot between the two, saved as of the new
+ *   generation, would have a copy not yet cloned in the index (root_pending)
+ *   load its source's new tree, with writes made after the copy.  Saved as
+ *   of the older one, the copy loads its own tree, the commit's clone.
  * - Disks created after it have no entry (they had no records before);
  *   entries of disks that no longer exist are skipped.
  *
@@ -128,7 +135,7 @@ handoff_write(struct store *st)
 	struct snap_header *h, *newest;
 	struct snap_writer w;
 	struct timespec t0, t1;
-	uint64_t ndisks = 0, tail, gen;
+	uint64_t ndisks = 0, tail, gen, ix_gen;
 	int rc = 0;
 
 	if (!st->snap)
@@ -137,6 +144,8 @@ handoff_write(struct store *st)
 	pthread_mutex_lock(&st->log_lock);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	tail = wlog_tail(st->log);
+	/* before the walk: a commit may come during it, whose trees the disks then get one by one */
+	ix_gen = atomic_load(&st->ix_published);
 	newest = snap_newest(st);
 	if (newest && tail == newest->laddr && memcmp(newest->uuid, st->uuid, 16) == 0)
 		goto out;	/* nothing new */
@@ -184,7 +193,7 @@ handoff_write(struct store *st)
 		h->generation = gen;
 		h->laddr = tail;
 		h->seq = wlog_next_seq(st->log);
-		h->ix_generation = store_ix_generation(st);
+		h->ix_generation = ix_gen;
 		h->ndisks = ndisks;
 		h->bytes = w.used;
 		atomic_store_explicit(&h->valid, 1, memory_order_release);

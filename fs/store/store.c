@@ -595,7 +595,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	uint64_t cp_laddr, cp_seq;
 	struct timespec t0, t1, t_cat;
 	char catpath[PATH_MAX];
-	int from_snapshot, lockfd = -1, rc;
+	int lockfd = -1, rc;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((rc = store_prepare_dir(o, &lockfd, err, errlen)) < 0 || !(st = store_new(o))) {
@@ -616,7 +616,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	}
 	if ((rc = checkpoint_load(st, o->takeover, &cp_laddr, &cp_seq, err, errlen)) < 0)
 		goto fail;
-	from_snapshot = rc;
+	st->from_area = rc;
 	for (size_t i = 0; i < st->ntmpls && !o->readonly; i++)
 		if (st->tmpls[i]->problem[0])
 			hlog(HLOG_ERROR, "%s; its disks refuse I/O", st->tmpls[i]->problem);
@@ -624,7 +624,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 		hlog(HLOG_ERROR, "%s (%llu overlaps; hcowctl check tells more)", st->overlap_what,
 		    (unsigned long long)st->overlaps);
 	clock_gettime(CLOCK_MONOTONIC, &t_cat);
-	if ((rc = checkpoint_replay(st, cp_laddr, cp_seq, o->takeover, from_snapshot, &rs,
+	if ((rc = checkpoint_replay(st, cp_laddr, cp_seq, o->takeover, st->from_area, &rs,
 	    err, errlen)) < 0)
 		goto fail;
 	/* what replay found may not be durable (a dead worker's writes): the first flush covers it */
@@ -634,7 +634,7 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	hlog(HLOG_INFO, "store '%s' open in %.1f ms (maps from %s: %.1f ms): replayed %llu records "
 	    "(%llu bytes) after it, cut %llu torn bytes", o->datadir, ms_between(&t0, &t1),
-	    from_snapshot ? "the snapshot" : "the checkpoint", ms_between(&t0, &t_cat),
+	    st->from_area ? "the snapshot" : "the checkpoint", ms_between(&t0, &t_cat),
 	    (unsigned long long)rs.records, (unsigned long long)rs.bytes,
 	    (unsigned long long)rs.torn_bytes);
 

@@ -285,6 +285,11 @@ void store_set_append_hook(struct store *st, void (*hook)(void *arg), void *arg)
 enum copy_step { COPY_LOGGED = 1, COPY_SYNCED, COPY_ROW };
 /* Fault injection: hook(arg, step) after each step of a snapshot, clone or rollback. */
 void store_set_copy_hook(struct store *st, void (*hook)(void *arg, enum copy_step s), void *arg);
+/* The steps of a checkpoint a checkpoint hook is called after (checkpoint.c: 1, 3 and 4). */
+enum checkpoint_step { CHECKPOINT_FROZEN = 1, CHECKPOINT_COMMITTED, CHECKPOINT_PUBLISHED };
+/* Fault injection: hook(arg, step) after each of those steps of a checkpoint that commits. */
+void store_set_checkpoint_hook(struct store *st, void (*hook)(void *arg, enum checkpoint_step s),
+    void *arg);
 
 /*
  * Clean the log (cleaner.c): move the live data out of sealed segments at

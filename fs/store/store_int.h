@@ -155,6 +155,8 @@ struct store {
 	_Atomic int64_t	 live_pass_ns;	/* when the last exact pass ended (now_ns), 0: none */
 	void		(*copy_hook)(void *arg, enum copy_step s);	/* store_set_copy_hook */
 	void		*copy_hook_arg;
+	void		(*cp_hook)(void *arg, enum checkpoint_step s);	/* store_set_checkpoint_hook */
+	void		*cp_hook_arg;
 
 	pthread_mutex_t	 cat_lock;
 	pthread_rwlock_t ns_lock;
@@ -180,6 +182,9 @@ struct store {
 	unsigned	 cp_ms;
 	_Atomic uint64_t cp_log_size;	/* wlog_size() at the last checkpoint */
 	uint64_t	 cp_laddr;	/* log tail at the last checkpoint */
+	_Atomic uint64_t ix_published;	/* the index generation of every disk's committed
+					   tree (d->root): set once a checkpoint published
+					   all its commit changed (handoff.c saves it) */
 	uint64_t	 flush_floor;	/* the log tail at open: the disks' records of an
 					   earlier life have no flush_upto, so every flush
 					   covers them */
@@ -215,6 +220,7 @@ struct store {
 	uint64_t	 overlaps;	/* catalog rows that overlapped an earlier one */
 	char		 overlap_what[NAME_MAX_LEN + 100];
 	int		 takeover;	/* opened to replace a dead worker */
+	int		 from_area;	/* its maps came from the dead worker's snapshot area */
 	int		 tmpl_leases;	/* take read leases on templates (tmpl_lease) */
 	void		*snap;		/* the handoff area (handoff.c), or NULL */
 	size_t		 snap_cap;
