@@ -34,7 +34,7 @@
  * 128 TiB written with 16 MiB segments, 8 PiB with 1 GiB ones.
  */
 #define WLOG_SEGMENTS_MAX		(1u << 23)
-#define WLOG_SPARES_MAX			2	/* released segments' files kept for reuse */
+#define WLOG_SPARES_MAX			8	/* released segments' files kept for reuse: a cleaner pass's */
 
 struct wlog;
 
