@@ -68,43 +68,124 @@
 #define CLEAN_SHORT_PCT		10	/* when space is short */
 #define CLEAN_LIVE_PASS_S	60	/* with shared records: the longest between exact passes (live.c) */
 
+/* Bytes of records in segment s (0 if it is gone). */
+static uint64_t
+seg_data(struct store *st, uint32_t s)
+{
+	int64_t size = wlog_segment_bytes(st->log, s);
+
+	return size > (int64_t)sizeof(struct seg_header) ? (uint64_t)size - sizeof(struct seg_header) : 0;
+}
+
+/* Are at least pct % of a segment's data bytes dead, used of them live? */
+static int
+dead_enough(uint64_t data, uint64_t used, unsigned pct)
+{
+	uint64_t dead = data > used ? data - used : 0;
+
+	return dead * 100 >= (uint64_t)pct * data;
+}
+
+/* Is s one of cand[0..n)? */
+static int
+taken(const uint32_t *cand, size_t n, uint32_t s)
+{
+	for (size_t k = 0; k < n; k++)
+		if (cand[k] == s)
+			return 1;
+	return 0;
+}
+
+/* Why segments were left out of a pass: the pass's log line says. */
+struct pick_left {
+	unsigned newer;		/* the checkpoint's segment or after it */
+	unsigned alive;		/* less than min_dead_pct % dead */
+	unsigned budget;	/* dead enough, but their live bytes did not fit */
+	unsigned full;		/* dead enough, past CLEAN_MAX_SEGMENTS */
+};
+
 /*
  * Sealed segments before the checkpoint's one, at least min_dead_pct %
  * dead, the emptiest first, up to CLEAN_MAX_SEGMENTS whose live bytes
- * together fit in budget: their number.
+ * together fit in budget: their number; what was left out, and why, in left.
  */
 static size_t
 pick_segments(struct store *st, uint32_t first, uint32_t last, uint32_t cp_seg,
     const uint64_t *live, unsigned min_dead_pct, uint64_t budget,
-    uint32_t cand[CLEAN_MAX_SEGMENTS])
+    uint32_t cand[CLEAN_MAX_SEGMENTS], struct pick_left *left)
 {
 	size_t ncand = 0;
 
+	memset(left, 0, sizeof(*left));
 	for (;;) {
 		uint32_t best = 0;
 		uint64_t best_dead = 0;
+		unsigned fits = 0;
 		for (uint32_t s = first; s < cp_seg && s < last; s++) {
-			int64_t size = wlog_segment_bytes(st->log, s);
-			uint64_t data = size > (int64_t)sizeof(struct seg_header) ?
-			    (uint64_t)size - sizeof(struct seg_header) : 0;
-			uint64_t used = live[s - first], dead = data > used ? data - used : 0;
-			int taken = 0;
-			for (size_t k = 0; k < ncand; k++)
-				taken |= cand[k] == s;
-			if (taken || data == 0 || dead * 100 < (uint64_t)min_dead_pct * data ||
+			uint64_t data = seg_data(st, s), used = live[s - first];
+			uint64_t dead = data > used ? data - used : 0;
+			if (taken(cand, ncand, s) || data == 0 || !dead_enough(data, used, min_dead_pct) ||
 			    used > budget)
 				continue;
+			fits++;
 			if (dead > best_dead) {
 				best = s;
 				best_dead = dead;
 			}
 		}
-		if (!best || ncand == CLEAN_MAX_SEGMENTS)
+		if (!best || ncand == CLEAN_MAX_SEGMENTS) {
+			left->full = fits;
 			break;
+		}
 		budget -= live[best - first];
 		cand[ncand++] = best;
 	}
+	/* the rest, counted once the choice is made */
+	for (uint32_t s = first; s < last; s++) {
+		uint64_t data = seg_data(st, s), used = live[s - first];
+		if (taken(cand, ncand, s) || data == 0)
+			continue;
+		if (s >= cp_seg)
+			left->newer++;
+		else if (!dead_enough(data, used, min_dead_pct))
+			left->alive++;
+		else if (used > budget)
+			left->budget++;
+	}
 	return ncand;
+}
+
+/* One line for the pass about to run: the log, the candidates, what was left out. */
+static void
+log_pass(struct store *st, uint32_t first, uint32_t last, uint32_t cp_seg, const uint64_t *live,
+    unsigned min_dead_pct, uint64_t budget, const uint32_t *cand, size_t ncand,
+    const struct pick_left *left)
+{
+	char list[CLEAN_MAX_SEGMENTS * 40] = "";
+	uint64_t total = 0, used = 0;
+	size_t at = 0;
+
+	for (uint32_t s = first; s <= last; s++) {
+		int64_t size = wlog_segment_bytes(st->log, s);
+		total += size > 0 ? (uint64_t)size : 0;
+		used += live[s - first];
+	}
+	for (size_t k = 0; k < ncand && at < sizeof(list); k++) {
+		int64_t size = wlog_segment_bytes(st->log, cand[k]);
+		uint64_t u = live[cand[k] - first];
+		int n = snprintf(list + at, sizeof(list) - at, " %08x (%llu %% dead, %llu MiB live)",
+		    cand[k], (unsigned long long)(size > 0 && (uint64_t)size > u ?
+		    ((uint64_t)size - u) * 100 / (uint64_t)size : 0),
+		    (unsigned long long)(u >> 20));
+		at += n > 0 ? (size_t)n : 0;
+	}
+	hlog(HLOG_INFO, "cleaner: pass: log %llu MiB in segments %08x..%08x (checkpoint in %08x), "
+	    "%llu MiB live, budget %llu MiB; taking %zu:%s; left: %u at or after the checkpoint's "
+	    "segment, %u under %u %% dead, %u over the budget, %u past %d a pass",
+	    (unsigned long long)(total >> 20), first, last, cp_seg,
+	    (unsigned long long)(used >> 20), (unsigned long long)(budget >> 20), ncand,
+	    ncand ? list : " none", left->newer, left->alive, min_dead_pct, left->budget,
+	    left->full, CLEAN_MAX_SEGMENTS);
 }
 
 int
@@ -112,6 +193,7 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 {
 	uint64_t *live = NULL, free_bytes, reserve;
 	uint32_t first, last, cand[CLEAN_MAX_SEGMENTS], cp_seg;
+	struct pick_left left;
 	size_t ncand = 0, nmoved = 0;
 	char *buf = NULL;
 	int rc = 0;
@@ -140,7 +222,9 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 	if ((rc = disks_segment_live(st, first, last, live)) < 0)
 		goto out;
 	store_space_look(st, &free_bytes, &reserve);
-	ncand = pick_segments(st, first, last, cp_seg, live, min_dead_pct, free_bytes / 2, cand);
+	ncand = pick_segments(st, first, last, cp_seg, live, min_dead_pct, free_bytes / 2, cand,
+	    &left);
+	log_pass(st, first, last, cp_seg, live, min_dead_pct, free_bytes / 2, cand, ncand, &left);
 	if (ncand == 0)
 		goto out;
 	if (!(buf = malloc(REC_DATA_MAX))) {
@@ -148,7 +232,7 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 		goto out;
 	}
 	for (size_t k = 0; k < ncand; k++) {
-		if (live[cand[k] - first] && store_move_segment(st, cand[k], buf, &cs->bytes_moved) < 0)
+		if (live[cand[k] - first] && store_move_segment(st, cand[k], buf, cs) < 0)
 			continue;	/* logged; stays */
 		cand[nmoved++] = cand[k];
 	}
@@ -193,10 +277,12 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 			hlog(HLOG_WARN, "cleaner: cannot record the released total: %s", why);
 	}
 	if (cs->segments_released)
-		hlog(HLOG_INFO, "cleaner: released %llu segments (%llu MiB), moving %llu MiB of live data",
+		hlog(HLOG_INFO, "cleaner: released %llu segments (%llu MiB), moving %llu MiB of live data "
+		    "in %llu moves, %llu of them back in their segment",
 		    (unsigned long long)cs->segments_released,
 		    (unsigned long long)(cs->bytes_released >> 20),
-		    (unsigned long long)(cs->bytes_moved >> 20));
+		    (unsigned long long)(cs->bytes_moved >> 20), (unsigned long long)cs->moves,
+		    (unsigned long long)cs->moves_back);
 out:
 	pthread_mutex_unlock(&st->clean_lock);
 	free(buf);

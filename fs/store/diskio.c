@@ -704,7 +704,7 @@ moves_sort(struct moves *m)
  */
 static int
 move_extent(struct store *st, uint64_t id, uint64_t family, const struct extent *e, char *buf,
-    struct moves *m, uint64_t *moved)
+    struct moves *m, struct clean_stats *cs)
 {
 	const struct move_note *copy = moves_find(m, e);
 	struct rec_header h = { 0 };
@@ -740,7 +740,7 @@ move_extent(struct store *st, uint64_t id, uint64_t family, const struct extent 
 			h.type = REC_WRITE;
 			uint64_t before = wlog_tail(st->log);
 			if ((rc = disk_log(st, d, &h, buf, NULL)) == 0) {
-				*moved += e->len;
+				cs->bytes_moved += e->len;
 				struct extent now;
 				/* the copy's address: where the map points now */
 				pthread_rwlock_rdlock(&d->lock);
@@ -757,9 +757,10 @@ move_extent(struct store *st, uint64_t id, uint64_t family, const struct extent 
 }
 
 int
-store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved)
+store_move_segment(struct store *st, uint32_t seg, char *buf, struct clean_stats *cs)
 {
 	struct moves m = { 0 };
+	struct extent last = { 0 };
 	uint64_t *ids;
 	size_t n;
 	int rc;
@@ -773,8 +774,14 @@ store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved)
 		rc = disk_extents_copy(st, ids[i], 0, UINT64_MAX, &b, NULL, 0);
 		if (rc == -ENOENT)
 			rc = 0;
-		for (size_t k = 0; rc == 0 && k < b.n; k++)
-			rc = move_extent(st, ids[i], b.family, &b.e[k], buf, &m, moved);
+		for (size_t k = 0; rc == 0 && k < b.n; k++) {
+			const struct extent *e = &b.e[k];
+			cs->moves++;
+			cs->moves_back += e->laddr < last.laddr ||
+			    (e->laddr == last.laddr && e->loff < last.loff);
+			last = *e;
+			rc = move_extent(st, ids[i], b.family, e, buf, &m, cs);
+		}
 		free(b.e);
 		moves_sort(&m);
 	}

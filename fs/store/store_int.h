@@ -517,10 +517,10 @@ void store_space_look(struct store *st, uint64_t *free_bytes, uint64_t *reserve)
 
 /*
  * Move every live extent of every disk out of log segment seg, to the log's
- * tail (the cleaner).  buf holds REC_DATA_MAX bytes; bytes moved are added
- * to *moved.  0, or -errno: then seg must stay.
+ * tail (the cleaner).  buf holds REC_DATA_MAX bytes; bytes moved and moves
+ * are added to cs.  0, or -errno: then seg must stay.
  */
-int store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved);
+int store_move_segment(struct store *st, uint32_t seg, char *buf, struct clean_stats *cs);
 
 /* ---- cleaner.c: giving space back ---------------------------------------- */
 
