@@ -155,6 +155,13 @@ int wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t family, uint64_t dof
     void *buf, size_t len, const char **why);
 
 /*
+ * Start reading bytes [laddr, laddr + len) of a segment into the page cache
+ * (it returns at once): the cleaner, about to read many records there in
+ * order, gets them from one long read of the disk instead of a seek each.
+ */
+void wlog_prefetch(struct wlog *w, uint64_t laddr, uint64_t len);
+
+/*
  * Keep the newest segment's file written, with zeros made durable, `ahead`
  * bytes beyond the tail (a thread of the log does it, from the first
  * wlog_sync() on), so that an append and its fdatasync write data alone,
