@@ -283,9 +283,65 @@ START_TEST(cleaner_moves_a_segment_in_log_order)
 }
 END_TEST
 
+/*
+ * Under sustained random overwrite the log stays under 1.5x the live data
+ * plus two segments (issue 13), the cleaner running only where the
+ * checkpoint thread runs it (store_clean_auto, after a checkpoint).  Before,
+ * it waited for the log to pass twice the live data and two segments: with
+ * 64 MiB live in 16 MiB segments, 128 MiB, the bound itself.
+ */
+START_TEST(auto_cleaning_keeps_the_log_under_one_and_a_half_live_and_two_segments)
+{
+	enum { LIVE = 64 * MiB, CHUNK = 256 * 1024, NCHUNK = LIVE / CHUNK };
+	struct model m;
+	struct store *st;
+	struct rng r = { 7 };
+	uint64_t id, disk, live, worst = 0, last[NCHUNK];
+	unsigned char *buf = malloc(CHUNK), *want = malloc(CHUNK);
+
+	fresh_store_with_disk(&m);
+	model_free(&m);
+	st = sopen();
+	/* bigger than the model holds: each chunk's last seed is the record of its bytes */
+	id = mkdisk(st, "hot", "base.img", LIVE);
+	for (uint64_t c = 0; c < NCHUNK; c++) {
+		last[c] = 3000 + c;
+		fill(buf, CHUNK, last[c]);
+		ck_assert_int_eq(store_write(st, id, buf, CHUNK, c * CHUNK), CHUNK);
+	}
+	for (int i = 0; i < 1200; i++) {
+		uint64_t c = rnext(&r) % NCHUNK;
+		last[c] = 4000 + (uint64_t)i;
+		fill(buf, CHUNK, last[c]);
+		ck_assert_int_eq(store_write(st, id, buf, CHUNK, c * CHUNK), CHUNK);
+		if (i % 16 != 15)
+			continue;
+		store_log_space(st, &disk, &live);
+		worst = disk > worst ? disk : worst;
+		ck_assert_int_eq(store_checkpoint(st), 0);
+		store_clean_auto(st);
+	}
+	store_log_space(st, &disk, &live);
+	ck_assert_uint_eq(live, LIVE);
+	ck_assert_uint_gt(store_log_released(st), 0);
+	ck_assert_msg(worst < live + live / 2 + 2 * SEG_SIZE, "the log reached %llu MiB for %llu MiB live",
+	    (unsigned long long)(worst >> 20), (unsigned long long)(live >> 20));
+	for (uint64_t c = 0; c < NCHUNK; c++) {
+		ck_assert_int_eq(store_read(st, id, buf, CHUNK, c * CHUNK), CHUNK);
+		fill(want, CHUNK, last[c]);
+		ck_assert_msg(memcmp(buf, want, CHUNK) == 0, "chunk %llu after cleaning",
+		    (unsigned long long)c);
+	}
+	store_close(st);
+	free(buf);
+	free(want);
+}
+END_TEST
+
 FIXTURE_MAIN(tc, "store", store_setup, 60)
 {
 	tcase_add_loop_test(tc, cleaner_releases_dead_segments_and_keeps_every_byte, 0, 2);
 	tcase_add_test(tc, cleaner_races_writers_and_readers_without_losing_anything);
 	tcase_add_test(tc, cleaner_moves_a_segment_in_log_order);
+	tcase_add_test(tc, auto_cleaning_keeps_the_log_under_one_and_a_half_live_and_two_segments);
 }

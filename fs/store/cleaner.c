@@ -9,6 +9,12 @@
  * ordinary write records, so replay, snapshots and checkpoints need nothing
  * new), and then cuts those segments down to their headers.
  *
+ * When (store_clean_auto, after each checkpoint): once the dead bytes pass
+ * a quarter of the live data plus a segment, a pass takes the emptiest
+ * segments until they are down to an eighth plus a segment; a log allowed
+ * twice its live data broke the bound of issue 13 (1.5x live + 2 segments)
+ * before cleaning began.
+ *
  * It is a client of the store's verbs and keeps no state but the running
  * total of bytes given back (clean_released, also in the catalog's meta) and
  * clean_lock (one cleaner or check at a time: check.c reads records without
@@ -67,6 +73,16 @@
 #define CLEAN_PCT		50	/* dead enough to clean, normally */
 #define CLEAN_SHORT_PCT		10	/* when space is short */
 #define CLEAN_LIVE_PASS_S	60	/* with shared records: the longest between exact passes (live.c) */
+/*
+ * When to clean: once the dead bytes pass live / CLEAN_HIGH_SHARE + a
+ * segment, a pass gives back (the emptiest first) until they are down to
+ * live / CLEAN_LOW_SHARE + a segment.  The log's bound (issue 13) is 1.5 x
+ * live + 2 segments; the margin (a quarter of live, a segment) is what the
+ * guests write while a pass runs and the segment that must seal before its
+ * data can be taken.
+ */
+#define CLEAN_HIGH_SHARE	4
+#define CLEAN_LOW_SHARE		8
 
 /* Bytes of records in segment s (0 if it is gone). */
 static uint64_t
@@ -101,20 +117,22 @@ struct pick_left {
 	unsigned newer;		/* the checkpoint's segment or after it */
 	unsigned alive;		/* less than min_dead_pct % dead */
 	unsigned budget;	/* dead enough, but their live bytes did not fit */
-	unsigned full;		/* dead enough, past CLEAN_MAX_SEGMENTS */
+	unsigned full;		/* dead enough, not needed or past CLEAN_MAX_SEGMENTS */
 };
 
 /*
  * Sealed segments before the checkpoint's one, at least min_dead_pct %
  * dead, the emptiest first, up to CLEAN_MAX_SEGMENTS whose live bytes
- * together fit in budget: their number; what was left out, and why, in left.
+ * together fit in budget, until their dead bytes reach want: their number;
+ * what was left out, and why, in left.
  */
 static size_t
 pick_segments(struct store *st, uint32_t first, uint32_t last, uint32_t cp_seg,
-    const uint64_t *live, unsigned min_dead_pct, uint64_t budget,
+    const uint64_t *live, unsigned min_dead_pct, uint64_t budget, uint64_t want,
     uint32_t cand[CLEAN_MAX_SEGMENTS], struct pick_left *left)
 {
 	size_t ncand = 0;
+	uint64_t got = 0;
 
 	memset(left, 0, sizeof(*left));
 	for (;;) {
@@ -133,11 +151,12 @@ pick_segments(struct store *st, uint32_t first, uint32_t last, uint32_t cp_seg,
 				best_dead = dead;
 			}
 		}
-		if (!best || ncand == CLEAN_MAX_SEGMENTS) {
+		if (!best || ncand == CLEAN_MAX_SEGMENTS || got >= want) {
 			left->full = fits;
 			break;
 		}
 		budget -= live[best - first];
+		got += best_dead;
 		cand[ncand++] = best;
 	}
 	/* the rest, counted once the choice is made */
@@ -181,15 +200,16 @@ log_pass(struct store *st, uint32_t first, uint32_t last, uint32_t cp_seg, const
 	}
 	hlog(HLOG_INFO, "cleaner: pass: log %llu MiB in segments %08x..%08x (checkpoint in %08x), "
 	    "%llu MiB live, budget %llu MiB; taking %zu:%s; left: %u at or after the checkpoint's "
-	    "segment, %u under %u %% dead, %u over the budget, %u past %d a pass",
+	    "segment, %u under %u %% dead, %u over the budget, %u not needed or past %d a pass",
 	    (unsigned long long)(total >> 20), first, last, cp_seg,
 	    (unsigned long long)(used >> 20), (unsigned long long)(budget >> 20), ncand,
 	    ncand ? list : " none", left->newer, left->alive, min_dead_pct, left->budget,
 	    left->full, CLEAN_MAX_SEGMENTS);
 }
 
-int
-store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
+/* One pass, giving back segments until want dead bytes are (store_clean). */
+static int
+clean_pass(struct store *st, unsigned min_dead_pct, uint64_t want, struct clean_stats *cs)
 {
 	uint64_t *live = NULL, free_bytes, reserve;
 	uint32_t first, last, cand[CLEAN_MAX_SEGMENTS], cp_seg;
@@ -222,8 +242,8 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 	if ((rc = disks_segment_live(st, first, last, live)) < 0)
 		goto out;
 	store_space_look(st, &free_bytes, &reserve);
-	ncand = pick_segments(st, first, last, cp_seg, live, min_dead_pct, free_bytes / 2, cand,
-	    &left);
+	ncand = pick_segments(st, first, last, cp_seg, live, min_dead_pct, free_bytes / 2, want,
+	    cand, &left);
 	log_pass(st, first, last, cp_seg, live, min_dead_pct, free_bytes / 2, cand, ncand, &left);
 	if (ncand == 0)
 		goto out;
@@ -290,27 +310,54 @@ out:
 	return rc;
 }
 
-void
-store_clean_auto(struct store *st)
+int
+store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 {
-	struct clean_stats cs;
-	uint64_t disk, live, free_bytes, reserve;
-	int short_of_space, stale;
-	int rc;
+	return clean_pass(st, min_dead_pct, UINT64_MAX, cs);
+}
+
+/*
+ * Is a pass due, and how many dead bytes should it give back (*want)?
+ * *short_of_space: the data dir's file system is down to its reserve and a
+ * segment.
+ */
+static int
+clean_due(struct store *st, uint64_t *want, int *short_of_space)
+{
+	uint64_t disk, live, dead, free_bytes, reserve;
+	int stale;
 
 	store_space_look(st, &free_bytes, &reserve);
-	short_of_space = reserve && free_bytes < reserve + st->segment_size;
+	*short_of_space = reserve && free_bytes < reserve + st->segment_size;
 	store_log_space(st, &disk, &live);
 	/* with shared records, live is an estimate from the last exact pass: renew it now and then */
 	pthread_rwlock_rdlock(&st->ns_lock);
 	stale = disks_share(st) &&
 	    now_ns() - atomic_load(&st->live_pass_ns) > (int64_t)CLEAN_LIVE_PASS_S * 1000000000;
 	pthread_rwlock_unlock(&st->ns_lock);
-	if (!short_of_space && !stale && (disk <= 2 * live || disk - live <= 2 * st->segment_size)) {
+	dead = disk > live ? disk - live : 0;
+	*want = UINT64_MAX;
+	if (*short_of_space || stale)
+		return 1;
+	if (dead <= live / CLEAN_HIGH_SHARE + st->segment_size)
+		return 0;
+	*want = dead - (live / CLEAN_LOW_SHARE + st->segment_size);
+	return 1;
+}
+
+void
+store_clean_auto(struct store *st)
+{
+	struct clean_stats cs;
+	uint64_t want;
+	int short_of_space;
+	int rc;
+
+	if (!clean_due(st, &want, &short_of_space)) {
 		atomic_store(&st->clean_wanted, 0);	/* a yielding check need not wait */
 		return;
 	}
-	rc = store_clean(st, short_of_space ? CLEAN_SHORT_PCT : CLEAN_PCT, &cs);
+	rc = clean_pass(st, short_of_space ? CLEAN_SHORT_PCT : CLEAN_PCT, want, &cs);
 	if (rc < 0 && rc != -EBUSY)
 		hlog(HLOG_WARN, "cleaner: %s", strerror(-rc));
 }

@@ -525,10 +525,11 @@ int store_move_segment(struct store *st, uint32_t seg, char *buf, struct clean_s
 /* ---- cleaner.c: giving space back ---------------------------------------- */
 
 /*
- * The checkpoint thread, after a checkpoint: clean when the log holds more
- * than twice what the disks use and the difference is more than two
- * segments (a log at most ~2x its live data, cleaned in batches), or when
- * the data dir's free space is down to the reserve plus a segment.
+ * The checkpoint thread, after a checkpoint: clean when the log's dead
+ * bytes pass a quarter of what the disks use plus a segment, until they are
+ * down to an eighth plus a segment (a log under 1.5x its live data and two
+ * segments), or when the data dir's free space is down to the reserve plus
+ * a segment.
  */
 void store_clean_auto(struct store *st);
 
