@@ -10,8 +10,8 @@
  * new), and then cuts those segments down to their headers.
  *
  * When (store_clean_auto, after each checkpoint): once the dead bytes pass
- * a quarter of the live data plus a segment, a pass takes the emptiest
- * segments until they are down to an eighth plus a segment; a log allowed
+ * a quarter of the live data plus half a segment, a pass takes the emptiest
+ * segments until they are down to an eighth plus half a segment; a log allowed
  * twice its live data broke the bound of issue 13 (1.5x live + 2 segments)
  * before cleaning began.
  *
@@ -74,12 +74,13 @@
 #define CLEAN_SHORT_PCT		10	/* when space is short */
 #define CLEAN_LIVE_PASS_S	60	/* with shared records: the longest between exact passes (live.c) */
 /*
- * When to clean: once the dead bytes pass live / CLEAN_HIGH_SHARE + a
+ * When to clean: once the dead bytes pass live / CLEAN_HIGH_SHARE + half a
  * segment, a pass gives back (the emptiest first) until they are down to
- * live / CLEAN_LOW_SHARE + a segment.  The log's bound (issue 13) is 1.5 x
- * live + 2 segments; the margin (a quarter of live, a segment) is what the
- * guests write while a pass runs and the segment that must seal before its
- * data can be taken.
+ * live / CLEAN_LOW_SHARE + half a segment.  The log's bound (issue 13) is
+ * 1.5 x live + 2 segments; the margin is what the guests write while a pass
+ * runs: on a disk, a pass reads a cold segment whole (5 s a GiB), and
+ * guests appending 100 MiB/s meanwhile rolled a 1 GiB log into a fourth
+ * segment when the passes began a whole segment later.
  */
 #define CLEAN_HIGH_SHARE	4
 #define CLEAN_LOW_SHARE		8
@@ -339,9 +340,9 @@ clean_due(struct store *st, uint64_t *want, int *short_of_space)
 	*want = UINT64_MAX;
 	if (*short_of_space || stale)
 		return 1;
-	if (dead <= live / CLEAN_HIGH_SHARE + st->segment_size)
+	if (dead <= live / CLEAN_HIGH_SHARE + st->segment_size / 2)
 		return 0;
-	*want = dead - (live / CLEAN_LOW_SHARE + st->segment_size);
+	*want = dead - (live / CLEAN_LOW_SHARE + st->segment_size / 2);
 	return 1;
 }
 

@@ -526,9 +526,9 @@ int store_move_segment(struct store *st, uint32_t seg, char *buf, struct clean_s
 
 /*
  * The checkpoint thread, after a checkpoint: clean when the log's dead
- * bytes pass a quarter of what the disks use plus a segment, until they are
- * down to an eighth plus a segment (a log under 1.5x its live data and two
- * segments), or when the data dir's free space is down to the reserve plus
+ * bytes pass a quarter of what the disks use plus half a segment, until
+ * they are down to an eighth plus half a segment (a log under 1.5x its live
+ * data and two segments), or when the data dir's free space is down to the reserve plus
  * a segment.
  */
 void store_clean_auto(struct store *st);
