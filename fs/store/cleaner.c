@@ -242,6 +242,7 @@ clean_pass(struct store *st, unsigned min_dead_pct, uint64_t want, struct clean_
 	}
 	if ((rc = disks_segment_live(st, first, last, live)) < 0)
 		goto out;
+	atomic_fetch_add(&st->clean_passes, 1);
 	store_space_look(st, &free_bytes, &reserve);
 	ncand = pick_segments(st, first, last, cp_seg, live, min_dead_pct, free_bytes / 2, want,
 	    cand, &left);
@@ -320,7 +321,9 @@ store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 /*
  * Is a pass due, and how many dead bytes should it give back (*want)?
  * *short_of_space: the data dir's file system is down to its reserve and a
- * segment.
+ * segment.  Not while the log has grown less than half a segment since a
+ * pass found nothing to take: the dead bytes may be spread over segments
+ * none of which is half dead yet, and weighing them walks every map.
  */
 static int
 clean_due(struct store *st, uint64_t *want, int *short_of_space)
@@ -340,7 +343,8 @@ clean_due(struct store *st, uint64_t *want, int *short_of_space)
 	*want = UINT64_MAX;
 	if (*short_of_space || stale)
 		return 1;
-	if (dead <= live / CLEAN_HIGH_SHARE + st->segment_size / 2)
+	if (dead <= live / CLEAN_HIGH_SHARE + st->segment_size / 2 ||
+	    (st->clean_idle_log && disk < st->clean_idle_log + st->segment_size / 2))
 		return 0;
 	*want = dead - (live / CLEAN_LOW_SHARE + st->segment_size / 2);
 	return 1;
@@ -361,6 +365,7 @@ store_clean_auto(struct store *st)
 	rc = clean_pass(st, short_of_space ? CLEAN_SHORT_PCT : CLEAN_PCT, want, &cs);
 	if (rc < 0 && rc != -EBUSY)
 		hlog(HLOG_WARN, "cleaner: %s", strerror(-rc));
+	st->clean_idle_log = rc == 0 && cs.segments_released == 0 ? wlog_disk_bytes(st->log) : 0;
 }
 
 uint64_t

@@ -207,6 +207,9 @@ struct store {
 					   which yields it between batches (check.c) */
 	uint64_t	 segment_size;
 	_Atomic uint64_t clean_released;	/* bytes the cleaner ever gave back (catalog meta) */
+	_Atomic uint64_t clean_passes;	/* passes that weighed the segments (tests count them) */
+	uint64_t	 clean_idle_log;	/* checkpoint thread: the log's bytes on disk when
+					   its last pass found nothing to take, or 0 */
 
 	uint8_t		 uuid[16];
 	int		 readonly;	/* opened for checking: changes nothing */
