@@ -2,7 +2,7 @@
 # Proves: the log's files and the worker's descriptors follow the live data,
 # not the history.  A guest overwrites a small disk 60 segments' worth
 # (16 MiB segments) under a mount with a low fd limit: released segments'
-# files are removed (or kept as one of the two spares) and their fds closed,
+# files are removed (or kept as one of the spares) and their fds closed,
 # so writes never meet EMFILE, the fd count and the count of log files stay
 # bounded, a remount under the same limit works, every byte reads back and
 # the store checks clean.

@@ -631,6 +631,7 @@ extent_unchanged(const struct disk *d, const struct extent *e)
  * Moves of one segment, so that a record several disks share (snapshots,
  * clones) is copied once: each copy made is noted, and a later disk mapping
  * the same bytes of the same record gets a REC_LINK to the copy instead.
+ * The moves come in log order, so the notes are in (old_laddr, loff) order.
  */
 struct move_note {
 	uint64_t	 old_laddr, loff, len;	/* the bytes copied */
@@ -639,24 +640,14 @@ struct move_note {
 
 struct moves {
 	struct move_note *v;
-	size_t		 n, cap, sorted;	/* v[0..sorted) is in order */
+	size_t		 n, cap;
 };
 
-static int
-note_cmp(const void *a, const void *b)
-{
-	const struct move_note *x = a, *y = b;
-
-	if (x->old_laddr != y->old_laddr)
-		return x->old_laddr < y->old_laddr ? -1 : 1;
-	return x->loff < y->loff ? -1 : x->loff > y->loff;
-}
-
-/* The copy holding all of extent e, or NULL (only sorted notes are searched). */
+/* The copy holding all of extent e, or NULL. */
 static const struct move_note *
 moves_find(const struct moves *m, const struct extent *e)
 {
-	size_t lo = 0, hi = m->sorted;
+	size_t lo = 0, hi = m->n;
 
 	/* the last note at or before (e->laddr, e->loff) */
 	while (lo < hi) {
@@ -688,15 +679,6 @@ moves_note(struct moves *m, const struct extent *e, uint64_t new_laddr)
 	m->v[m->n++] = (struct move_note){ e->laddr, e->loff, e->len, new_laddr };
 }
 
-/* Notes of the disk just done become searchable by the next. */
-static void
-moves_sort(struct moves *m)
-{
-	if (m->n)	/* qsort of a NULL array, even empty, is undefined */
-		qsort(m->v, m->n, sizeof(*m->v), note_cmp);
-	m->sorted = m->n;
-}
-
 /*
  * Move one extent of disk id (family: whose records it reads) to the tail:
  * a REC_LINK to a copy made for another disk, else a copy.  0 (moved, or
@@ -704,7 +686,7 @@ moves_sort(struct moves *m)
  */
 static int
 move_extent(struct store *st, uint64_t id, uint64_t family, const struct extent *e, char *buf,
-    struct moves *m, uint64_t *moved)
+    struct moves *m, struct clean_stats *cs)
 {
 	const struct move_note *copy = moves_find(m, e);
 	struct rec_header h = { 0 };
@@ -740,7 +722,7 @@ move_extent(struct store *st, uint64_t id, uint64_t family, const struct extent 
 			h.type = REC_WRITE;
 			uint64_t before = wlog_tail(st->log);
 			if ((rc = disk_log(st, d, &h, buf, NULL)) == 0) {
-				*moved += e->len;
+				cs->bytes_moved += e->len;
 				struct extent now;
 				/* the copy's address: where the map points now */
 				pthread_rwlock_rdlock(&d->lock);
@@ -756,29 +738,112 @@ move_extent(struct store *st, uint64_t id, uint64_t family, const struct extent 
 	return rc;
 }
 
-int
-store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved)
+/* One disk's live extent in the segment being moved, with whose records it reads. */
+struct seg_extent {
+	struct extent	 e;
+	uint64_t	 id, family;
+};
+
+/* Log order: by record, then by offset in it (the order of the bytes in the segment). */
+static int
+seg_extent_cmp(const void *a, const void *b)
 {
-	struct moves m = { 0 };
+	const struct extent *x = &((const struct seg_extent *)a)->e;
+	const struct extent *y = &((const struct seg_extent *)b)->e;
+
+	if (x->laddr != y->laddr)
+		return x->laddr < y->laddr ? -1 : 1;
+	return x->loff < y->loff ? -1 : x->loff > y->loff;
+}
+
+/*
+ * Every disk's live extents in segment seg, in log order: *out (the
+ * caller frees it), *n.  0 or -errno.
+ */
+static int
+seg_extents(struct store *st, uint32_t seg, struct seg_extent **out, size_t *n)
+{
+	struct seg_extent *v = NULL;
+	size_t cnt = 0, cap = 0;
 	uint64_t *ids;
-	size_t n;
+	size_t nids;
 	int rc;
 
-	if ((rc = disk_ids(st, &ids, &n)) < 0)
+	if ((rc = disk_ids(st, &ids, &nids)) < 0)
 		return rc;
-	for (size_t i = 0; rc == 0 && i < n; i++) {
+	for (size_t i = 0; rc == 0 && i < nids; i++) {
 		struct extent_batch b = { .grow = 1, .log_only = 1, .seg = seg };
 
 		/* a disk deleted since disk_ids has nothing left to move */
 		rc = disk_extents_copy(st, ids[i], 0, UINT64_MAX, &b, NULL, 0);
 		if (rc == -ENOENT)
 			rc = 0;
+		if (rc == 0 && cnt + b.n > cap) {
+			size_t ncap = (cnt + b.n) * 2;
+			struct seg_extent *nv = realloc(v, ncap * sizeof(*nv));
+			if (nv) {
+				v = nv;
+				cap = ncap;
+			} else {
+				rc = -ENOMEM;
+			}
+		}
 		for (size_t k = 0; rc == 0 && k < b.n; k++)
-			rc = move_extent(st, ids[i], b.family, &b.e[k], buf, &m, moved);
+			v[cnt++] = (struct seg_extent){ b.e[k], ids[i], b.family };
 		free(b.e);
-		moves_sort(&m);
+	}
+	free(ids);
+	if (rc < 0) {
+		free(v);
+		return rc;
+	}
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), seg_extent_cmp);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+/*
+ * The cleaner reads a segment ahead of its moves in windows of this many
+ * bytes: on a disk, one long read where the segment has left the page
+ * cache, and one trip of the arm away from the log's tail per window.
+ */
+#define MOVE_PREFETCH	(UINT64_C(16) << 20)
+
+/*
+ * The extents are moved in log order, whichever disk they belong to, so the
+ * segment is read front to back (a disk written at random has its blocks in
+ * the log in no logical order), and a record's sharers come one after the
+ * other.
+ */
+int
+store_move_segment(struct store *st, uint32_t seg, char *buf, struct clean_stats *cs)
+{
+	struct moves m = { 0 };
+	struct extent last = { 0 };
+	struct seg_extent *v;
+	uint64_t ahead = 0;	/* segment offset the prefetch reaches */
+	size_t n;
+	int rc;
+
+	if ((rc = seg_extents(st, seg, &v, &n)) < 0)
+		return rc;
+	for (size_t k = 0; rc == 0 && k < n; k++) {
+		const struct extent *e = &v[k].e;
+		uint64_t at = LADDR_OFF(e->laddr);
+		if (at >= ahead) {
+			/* this window and the next: the disk reads on while we move */
+			wlog_prefetch(st->log, LADDR(seg, at), 2 * MOVE_PREFETCH);
+			ahead = at + MOVE_PREFETCH;
+		}
+		cs->moves++;
+		cs->moves_back += e->laddr < last.laddr ||
+		    (e->laddr == last.laddr && e->loff < last.loff);
+		last = *e;
+		rc = move_extent(st, v[k].id, v[k].family, e, buf, &m, cs);
 	}
 	free(m.v);
-	free(ids);
+	free(v);
 	return rc;
 }

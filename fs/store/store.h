@@ -301,6 +301,13 @@ struct clean_stats {
 	uint64_t segments_released;
 	uint64_t bytes_released;
 	uint64_t bytes_moved;
+	uint64_t moves;			/* extents copied or linked */
+	/*
+	 * Of those, how many read a record before the previous move's in the
+	 * same segment: a seek back on a disk, where a segment no longer in the
+	 * page cache is read at random-read speed.
+	 */
+	uint64_t moves_back;
 };
 int store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs);
 

@@ -212,6 +212,9 @@ struct store {
 					   which yields it between batches (check.c) */
 	uint64_t	 segment_size;
 	_Atomic uint64_t clean_released;	/* bytes the cleaner ever gave back (catalog meta) */
+	_Atomic uint64_t clean_passes;	/* passes that weighed the segments (tests count them) */
+	uint64_t	 clean_idle_log;	/* checkpoint thread: the log's bytes on disk when
+					   its last pass found nothing to take, or 0 */
 
 	uint8_t		 uuid[16];
 	int		 readonly;	/* opened for checking: changes nothing */
@@ -523,18 +526,19 @@ void store_space_look(struct store *st, uint64_t *free_bytes, uint64_t *reserve)
 
 /*
  * Move every live extent of every disk out of log segment seg, to the log's
- * tail (the cleaner).  buf holds REC_DATA_MAX bytes; bytes moved are added
- * to *moved.  0, or -errno: then seg must stay.
+ * tail (the cleaner).  buf holds REC_DATA_MAX bytes; bytes moved and moves
+ * are added to cs.  0, or -errno: then seg must stay.
  */
-int store_move_segment(struct store *st, uint32_t seg, char *buf, uint64_t *moved);
+int store_move_segment(struct store *st, uint32_t seg, char *buf, struct clean_stats *cs);
 
 /* ---- cleaner.c: giving space back ---------------------------------------- */
 
 /*
- * The checkpoint thread, after a checkpoint: clean when the log holds more
- * than twice what the disks use and the difference is more than two
- * segments (a log at most ~2x its live data, cleaned in batches), or when
- * the data dir's free space is down to the reserve plus a segment.
+ * The checkpoint thread, after a checkpoint: clean when the log's dead
+ * bytes pass a quarter of what the disks use plus half a segment, until
+ * they are down to an eighth plus half a segment (a log under 1.5x its live
+ * data and two segments), or when the data dir's free space is down to the reserve plus
+ * a segment.
  */
 void store_clean_auto(struct store *st);
 

@@ -34,7 +34,7 @@
  * 128 TiB written with 16 MiB segments, 8 PiB with 1 GiB ones.
  */
 #define WLOG_SEGMENTS_MAX		(1u << 23)
-#define WLOG_SPARES_MAX			2	/* released segments' files kept for reuse */
+#define WLOG_SPARES_MAX			8	/* released segments' files kept for reuse: a cleaner pass's */
 
 struct wlog;
 
@@ -153,6 +153,13 @@ int wlog_read(struct wlog *w, uint64_t rec, uint64_t family, uint64_t doff,
  */
 int wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t family, uint64_t doff,
     void *buf, size_t len, const char **why);
+
+/*
+ * Start reading bytes [laddr, laddr + len) of a segment into the page cache
+ * (it returns at once): the cleaner, about to read many records there in
+ * order, gets them from one long read of the disk instead of a seek each.
+ */
+void wlog_prefetch(struct wlog *w, uint64_t laddr, uint64_t len);
 
 /*
  * Keep the newest segment's file written, with zeros made durable, `ahead`

@@ -20,6 +20,7 @@
  * table cached, a read is one pread into the caller's buffer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,4 +233,14 @@ wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t family, uint64_t doff,
     void *buf, size_t len, const char **why)
 {
 	return wlog_read_from(w, 1, rec, family, doff, buf, len, why);
+}
+
+void
+wlog_prefetch(struct wlog *w, uint64_t laddr, uint64_t len)
+{
+	int fd = seg_fd(w, LADDR_SEG(laddr));
+
+	/* a segment released meanwhile has no fd: nothing to read */
+	if (fd >= 0)
+		posix_fadvise(fd, (off_t)LADDR_OFF(laddr), (off_t)len, POSIX_FADV_WILLNEED);
 }

@@ -17,7 +17,8 @@
  *     its records' end: the released file's header said where that is, and
  *     open reads it from the file's size after that;
  *   - the pool holds at most WLOG_SPARES_MAX files (spare_lock: the cleaner
- *     adds, a roll takes), and none while the file system is short of space.
+ *     adds, a roll takes), at most 1/8 of the file system, and none while
+ *     the file system is short of space.
  *
  * A segment file's states, and the function that moves it on:
  *
@@ -145,9 +146,15 @@ seg_create(int dirfd, uint32_t segno, const uint8_t uuid[16], uint64_t prev_end)
 	return fd;
 }
 
-/* A spare is kept only while the log's file system has more free than this. */
+/*
+ * A spare is kept only while the log's file system has more free than this,
+ * and while the pool holds at most 1/SPARE_POOL_SHARE of the file system (as
+ * the reserve, diskio.c): so a cleaner pass's releases (up to 8) all become
+ * spares on a roomy file system, and a small one keeps few.
+ */
 #define SPARE_FREE_SEGMENTS	2	/* segment sizes */
 #define SPARE_FREE_PCT		10	/* percent of the file system */
+#define SPARE_POOL_SHARE	8
 
 /* Take a spare from the pool; 0 with *sp filled, or -ENOENT. */
 static int
@@ -287,31 +294,37 @@ spares_drop(struct wlog *w)
  * the filler's zeros): more than `keep` bytes and pct percent free?  Not
  * when it is short of space: those bytes would be missed by SQLite, the
  * snapshots, or the log itself more than a roll or an append misses fresh
- * pages.  1 or 0 (*avail = bytes free), -1 if unknown.
+ * pages.  1 or 0 (*avail = bytes free, *total = the file system's size), -1
+ * if unknown.
  */
 static int
-log_fs_roomy(struct wlog *w, uint64_t keep, unsigned pct, uint64_t *avail)
+log_fs_roomy(struct wlog *w, uint64_t keep, unsigned pct, uint64_t *avail, uint64_t *total)
 {
 	struct statvfs vfs;
 
 	if (fstatvfs(w->dirfd, &vfs) < 0)
 		return -1;
 	*avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	*total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
 	return *avail > keep && (uint64_t)vfs.f_bavail * 100 > (uint64_t)vfs.f_blocks * pct;
 }
 
-/* Is a spare wanted?  Not when the pool is full, nor when the file system is short of space. */
+/*
+ * Is a spare of size bytes wanted?  Not when the pool is full, nor when the
+ * file system is short of space.
+ */
 static int
-spare_wanted(struct wlog *w)
+spare_wanted(struct wlog *w, uint64_t size)
 {
-	uint64_t avail;
+	uint64_t avail, total, pool;
 	int n, roomy;
 
 	pthread_mutex_lock(&w->spare_lock);
 	n = w->nspares;
+	pool = w->spare_bytes;
 	pthread_mutex_unlock(&w->spare_lock);
 	if ((roomy = log_fs_roomy(w, SPARE_FREE_SEGMENTS * w->segment_size, SPARE_FREE_PCT,
-	    &avail)) < 0)
+	    &avail, &total)) < 0)
 		return 0;
 	if (!roomy) {
 		if (n > 0) {
@@ -321,7 +334,7 @@ spare_wanted(struct wlog *w)
 		}
 		return 0;
 	}
-	return n < WLOG_SPARES_MAX;
+	return n < WLOG_SPARES_MAX && (pool + size) * SPARE_POOL_SHARE <= total;
 }
 
 /*
@@ -443,7 +456,7 @@ wlog_release(struct wlog *w, uint32_t segno)
 		return rc;
 	if (w->cache)
 		reccache_drop_segment(w->cache, segno);
-	if (spare_wanted(w)) {
+	if (spare_wanted(w, (uint64_t)size)) {
 		seg_cut_prev(w, segno);
 		if (seg_to_spare(w, segno, fd)) {
 			seg_forget(w, segno);
@@ -584,15 +597,16 @@ filler_main(void *arg)
 {
 	struct wlog *w = arg;
 	int64_t seg = 0;
-	uint64_t avail;
+	uint64_t avail, total;
 
 	pthread_mutex_lock(&w->fill_lock);
 	while (!w->fill_stop && !w->broken) {
 		struct timespec until;
 		int fd = -1, ms;
 
-		seg = log_fs_roomy(w, FILL_FREE_AHEADS * w->fill_ahead, FILL_FREE_PCT, &avail) > 0 ?
-		    fill_chunk(w, &fd) : 0;
+		int roomy = log_fs_roomy(w, FILL_FREE_AHEADS * w->fill_ahead, FILL_FREE_PCT,
+		    &avail, &total);
+		seg = roomy > 0 ? fill_chunk(w, &fd) : 0;
 		if (seg > 0) {
 			pthread_mutex_unlock(&w->fill_lock);
 			wlog_sync_segment(w, (uint32_t)seg, fd);	/* a failure breaks the log */
