@@ -35,7 +35,7 @@ for round in $(seq 60); do
 	n=$(nsegs); [ "$n" -gt "$max_segs" ] && max_segs=$n
 done
 grep -q "cleaner: released" "$T/data/hcowfs.log" || fail "the cleaner never released a segment"
-# live data is 20 MiB: a few segments, a tail the cleaner has not reached, two spares
+# live data is 20 MiB: a few segments, a tail the cleaner has not reached, the spares
 [ "$max_segs" -le 16 ] || fail "up to $max_segs segment files for 20 MiB of live data"
 [ "$max_fds" -le $((fds0 + 16)) ] || fail "the worker's fds grew from $fds0 to $max_fds"
 ok "60 segments written: at most $max_segs segment files, worker fds $fds0 -> at most $max_fds"
