@@ -155,6 +155,14 @@ int wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t family, uint64_t dof
     void *buf, size_t len, const char **why);
 
 /*
+ * Ask for log bytes [from, to) (one segment's) to be brought into the page
+ * cache in the background, as large sequential reads: a caller about to
+ * read many records there in log order (the defragmenter's sweeps).  Only
+ * advice: nothing is checked, and reads still verify what they return.
+ */
+void wlog_prefetch(struct wlog *w, uint64_t from, uint64_t to);
+
+/*
  * Keep the newest segment's file written, with zeros made durable, `ahead`
  * bytes beyond the tail (a thread of the log does it, from the first
  * wlog_sync() on), so that an append and its fdatasync write data alone,

@@ -1,7 +1,9 @@
 /*
  * wlog_read: reading a record's data back by log address, for guest reads
  * (wlog_read_cached, through the record cache) and for hcowctl check and
- * the cleaner (wlog_read, straight from the segment).
+ * the cleaner (wlog_read, straight from the segment), and the advice that
+ * brings a stretch of a segment into the page cache ahead of such reads
+ * (wlog_prefetch).
  *
  * Invariants:
  *   - no byte is returned unless the block holding it matched its crc in a
@@ -20,6 +22,7 @@
  * table cached, a read is one pread into the caller's buffer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,4 +235,15 @@ wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t family, uint64_t doff,
     void *buf, size_t len, const char **why)
 {
 	return wlog_read_from(w, 1, rec, family, doff, buf, len, why);
+}
+
+void
+wlog_prefetch(struct wlog *w, uint64_t from, uint64_t to)
+{
+	uint32_t seg = LADDR_SEG(from);
+	int fd = seg_fd(w, seg);
+
+	if (fd < 0 || seg < w->first || seg > w->last || to <= from || LADDR_SEG(to - 1) != seg)
+		return;
+	(void)posix_fadvise(fd, (off_t)LADDR_OFF(from), (off_t)(to - from), POSIX_FADV_WILLNEED);
 }
