@@ -65,8 +65,8 @@
  * read the same, before and after replay.  Nothing else is written.
  *
  * Space.  A window is rewritten only while the data dir's free space is more
- * than the reserve, a segment and twice the window's bytes to rewrite: the
- * copies must not take the room the cleaner needs to give the old ones back.
+ * than the reserve and twice the window's bytes to rewrite: the copies must
+ * not take the room the cleaner needs to give the old ones back.
  *
  * Thread.  defrag_start runs passes on a thread of its own at low CPU
  * priority ("hcowfs-defrag"), one every DEFRAG_TICK_MS (sooner with a short
@@ -117,6 +117,7 @@ struct defrag {
 	_Atomic int	 stop;
 	void		(*hook)(void *arg, uint64_t id, uint64_t off);	/* store_set_defrag_hook */
 	void		*hook_arg;
+	int		 space_short;		/* under pass_lock: a window waits for room (logged) */
 };
 
 /* A chunk of a window: what the pass does with it. */
@@ -165,9 +166,9 @@ disk_shares(const struct store *st, const struct disk *d)
 	return 0;
 }
 
-/* What to do with disk id now.  Fills p for a look that returns DISK_WORK. */
 enum disk_state { DISK_GONE, DISK_CLEAN, DISK_BUSY, DISK_SHARED, DISK_WORK };
 
+/* What to do with disk id now: p's size, since and family set, and its name for DISK_WORK. */
 static enum disk_state
 disk_state(struct store *st, uint64_t id, unsigned idle_ms, struct pass *p, int64_t *mtime)
 {
@@ -304,6 +305,7 @@ window_map(struct pass *p)
 
 /* ---- a window: the sweep ------------------------------------------------ */
 
+/* qsort: pieces in log order (by record, then by offset in the disk). */
 static int
 by_laddr(const void *a, const void *b)
 {
@@ -454,8 +456,17 @@ window_defrag(struct pass *p)
 	if (todo <= 0)
 		return todo == -ENOENT ? 0 : (int)todo;
 	store_space_look(p->st, &free_bytes, &reserve);
-	if (free_bytes < reserve + p->st->segment_size + 2 * (uint64_t)todo)
+	if (free_bytes < reserve + 2 * (uint64_t)todo) {
+		/* once a spell: the thread looks again every tick */
+		if (!p->df->space_short)
+			hlog(HLOG_INFO, "defrag: disk '%s': %llu MiB free, the reserve is %llu MiB; not "
+			    "rewriting %llu MiB until the cleaner gives space back", p->name,
+			    (unsigned long long)(free_bytes >> 20), (unsigned long long)(reserve >> 20),
+			    (unsigned long long)((uint64_t)todo >> 20));
+		p->df->space_short = 1;
 		return 1;
+	}
+	p->df->space_short = 0;
 	if (atomic_load(&p->st->clean_wanted) || pthread_mutex_trylock(&p->st->clean_lock) != 0)
 		return 1;
 	if ((rc = window_sweep(p)) == 0)
