@@ -522,9 +522,9 @@ disk_defrag(struct store *st, struct defrag *df, uint64_t id, unsigned idle_ms,
 	if (rc == 0)
 		disk_mark_clean(st, id, mtime);
 	if (p.rewritten)
-		hlog(HLOG_INFO, "defrag: disk '%s': rewrote %llu MiB in logical order, sweeping %llu MiB "
-		    "of log, in %.1f s%s", p.name, (unsigned long long)(p.rewritten >> 20),
-		    (unsigned long long)(p.swept >> 20), (double)(clock_mono_ns() - t0) / 1e9,
+		hlog(HLOG_INFO, "defrag: disk '%s': rewrote %.1f MiB in logical order, sweeping %.1f MiB "
+		    "of log, in %.1f s%s", p.name, (double)p.rewritten / (1 << 20),
+		    (double)p.swept / (1 << 20), (double)(clock_mono_ns() - t0) / 1e9,
 		    rc == 1 ? "; stopped for guest I/O or the cleaner, resuming when idle" : "");
 	ds->bytes_rewritten += p.rewritten;
 	ds->bytes_read += p.swept;
