@@ -432,6 +432,26 @@ cluster_health(struct store *st, struct sbuf *out, int json)
 	sbuf_printf(out, "cluster: store %s, held by %s: %s\n", h.store, h.holder, what);
 }
 
+/* For status: what the defragmenter did since the worker began, and what it has left. */
+static void
+defrag_status(struct store *st, struct sbuf *out, int json)
+{
+	struct defrag_stats t;
+
+	store_defrag_totals(st, &t);
+	if (json)
+		sbuf_printf(out, ",\"defrag\":{\"rewritten_bytes\":%llu,\"chunks\":%llu,"
+		    "\"raced\":%llu,\"swept_bytes\":%llu,\"passes\":%llu,\"pending_disks\":%llu}",
+		    (unsigned long long)t.bytes_rewritten, (unsigned long long)t.chunks,
+		    (unsigned long long)t.raced, (unsigned long long)t.bytes_read,
+		    (unsigned long long)t.passes, (unsigned long long)t.pending);
+	else
+		sbuf_printf(out, "defrag: rewrote %llu MiB in logical order in %llu passes; %llu "
+		    "disks may still be fragmented (busy, or not looked at since they changed)\n",
+		    (unsigned long long)(t.bytes_rewritten >> 20), (unsigned long long)t.passes,
+		    (unsigned long long)t.pending);
+}
+
 int
 control_handle(struct worker *w, char *line, struct sbuf *out)
 {
@@ -483,6 +503,7 @@ control_handle(struct worker *w, char *line, struct sbuf *out)
 			    "the cleaner has given back %llu MiB; %llu MiB more kept for reuse\n",
 			    (unsigned long long)(disk >> 20), (unsigned long long)(live >> 20),
 			    (unsigned long long)(released >> 20), (unsigned long long)(spare >> 20));
+		defrag_status(w->st, out, req.json);
 		space_status(w->st, out, req.json);
 		checkpoint_health(w->st, out, req.json);
 		cluster_health(w->st, out, req.json);

@@ -83,6 +83,7 @@ opts(void)
 		.checkpoint_ms = CP_NEVER,
 		.purge_unlinked = 1,
 		.create = 1,
+		.defrag_idle_ms = STORE_DEFRAG_OFF,	/* a test that wants passes runs them */
 	};
 	return o;
 }

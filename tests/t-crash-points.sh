@@ -10,9 +10,12 @@
 # files created, renamed (with their directories) and copied (copy_file_range,
 # shared or by bytes) through the mount meanwhile are as their ops say;
 # hcowctl check clean (tests/rigs/crash-points; longer: CRASH_POINTS=300).
+# The defragmenter takes a disk idle for 100 ms, so kills land inside its
+# passes too (sweeps and rewrites of fragmented chunks).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_root_fuse
 scratch
+export HCOWFS_DEFRAG_IDLE_MS="${HCOWFS_DEFRAG_IDLE_MS:-100}"
 MOUNTED="$T/rig/mnt"
 python3 "$top_srcdir/tests/rigs/crash-points" --points "${CRASH_POINTS:-15}" --disks 3 --disk-mib 16 \
 	--fresh-every 10 --max-ms 400 --seed "${CRASH_SEED:-$RANDOM}" --dir "$T/rig" ||

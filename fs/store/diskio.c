@@ -1,6 +1,6 @@
 /*
  * diskio: reading and writing disk contents (the hot path), and moving
- * live data for the cleaner.
+ * live data for the cleaner and rewriting it for the defragmenter.
  *
  * Design notes
  *
@@ -20,9 +20,10 @@
  *   appended it (disk_log): map order = log order = replay order.
  * - A disk's size changes only under log_lock, so a write cut at the end
  *   of the disk is cut at the size the record is applied against.
- * - A move (store_move_segment) appends its copy only if, under log_lock,
- *   the extent still maps the same record: a guest write that landed after
- *   the copy was read wins, and the copy is not written.
+ * - A move (store_move_segment) or a rewrite (store_rewrite_run) appends
+ *   its copy only if, under log_lock, the extents still map the same
+ *   records (log_copy_locked): a guest write that landed after the copy was
+ *   read wins, and the copy is not written.  Neither changes the mtime.
  *
  * Limits (checked under log_lock, before a guest's record is appended; the
  * cleaner's moves and the checkpoints are exempt, so they can give space
@@ -37,6 +38,7 @@
  *   index file is bounded whatever the guests' write pattern;
  * - the size cap: a disk cannot be grown past st->disk_size_max (EFBIG).
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,23 @@
 #include "hlog.h"
 #include "fence.h"
 #include "store_int.h"
+
+/*
+ * A guest request on d now (the defragmenter waits for a disk to be idle).
+ * The coarse clock costs a few ns, and the line is written only when it
+ * ticked (every few ms), so requests on one disk do not bounce it.
+ */
+static void
+disk_touch_io(struct disk *d)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (atomic_load_explicit(&d->io_ns, memory_order_relaxed) != now)
+		atomic_store_explicit(&d->io_ns, now, memory_order_relaxed);
+}
 
 /*
  * Start a request on disk id: take ns_lock shared and find the disk, if it
@@ -66,6 +85,7 @@ io_begin(struct store *st, uint64_t id, struct disk **out)
 		pthread_rwlock_unlock(&st->ns_lock);
 		return d ? -EIO : -ENOENT;
 	}
+	disk_touch_io(d);
 	*out = d;
 	return 0;
 }
@@ -332,11 +352,12 @@ out:
 /*
  * Append a record for d and apply it.  Caller holds ns_lock shared and
  * log_lock.  sums: the data's checksums if the caller computed them before
- * taking log_lock, else NULL.
+ * taking log_lock, else NULL.  touch: the record changes d's contents (its
+ * mtime becomes now); a move or a rewrite of the same bytes does not.
  */
-int
-disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
-    const struct wlog_sums *sums)
+static int
+disk_log_record(struct store *st, struct disk *d, struct rec_header *h, const void *data,
+    const struct wlog_sums *sums, int touch)
 {
 	uint64_t laddr = 0, before;
 	int rc;
@@ -352,13 +373,21 @@ disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *dat
 	rc = disk_apply(d, h, laddr);
 	/* modulo 2^64: right as long as extents was at least the true sum */
 	st->extents += dmap_count(d) - before;
-	d->mtime_ns = now_ns();
+	if (touch)
+		d->mtime_ns = now_ns();
 	pthread_rwlock_unlock(&d->lock);
 	if (rc < 0)
 		hlog(HLOG_ERROR, "disk '%s': record %llu is in the log but not in memory (%s); "
 		    "it takes effect at the next mount", d->name,
 		    (unsigned long long)h->seq, strerror(-rc));
 	return rc;
+}
+
+int
+disk_log(struct store *st, struct disk *d, struct rec_header *h, const void *data,
+    const struct wlog_sums *sums)
+{
+	return disk_log_record(st, d, h, data, sums, 1);
 }
 
 /* Set the size of d by a REC_SIZE record.  Caller holds ns_lock shared and log_lock. */
@@ -628,6 +657,57 @@ extent_unchanged(const struct disk *d, const struct extent *e)
 }
 
 /*
+ * The copy of a move or a rewrite: buf, the bytes of run e[0..n) (extents
+ * each following the one before) read from their records with no lock
+ * held, appended as one REC_WRITE for d if every extent still maps the
+ * record it did.  A guest write that landed after the bytes were read
+ * changed the map, so it wins and nothing is appended; log addresses are
+ * never reused, so an unchanged extent names the very bytes that were read.
+ * Under ns_lock shared and log_lock.  1 (appended), 0 (changed), -errno.
+ */
+static int
+log_copy_locked(struct store *st, struct disk *d, const struct extent *e, size_t n,
+    const char *buf)
+{
+	struct rec_header h = { 0 };
+	uint64_t end = e[n - 1].loff + e[n - 1].len;
+	int same = end <= d->size;
+	int rc;
+
+	pthread_rwlock_rdlock(&d->lock);
+	for (size_t i = 0; same && i < n; i++)
+		same = extent_unchanged(d, &e[i]);
+	pthread_rwlock_unlock(&d->lock);
+	if (!same)
+		return 0;
+	h.type = REC_WRITE;
+	h.disk_id = (uint64_t)d->id;
+	h.offset = e[0].loff;
+	h.length = end - e[0].loff;
+	rc = disk_log_record(st, d, &h, buf, NULL, 0);
+	return rc < 0 ? rc : 1;
+}
+
+int
+store_rewrite_run(struct store *st, uint64_t id, const struct extent *e, size_t n,
+    const char *buf)
+{
+	struct disk *d;
+	int rc = 0;
+
+	assert(n > 0 && e[n - 1].loff + e[n - 1].len - e[0].loff <= REC_DATA_MAX);
+	pthread_rwlock_rdlock(&st->ns_lock);
+	pthread_mutex_lock(&st->log_lock);
+	if ((d = disk_get(st, id)) != NULL && !d->snap_of)
+		rc = log_copy_locked(st, d, e, n, buf);
+	pthread_mutex_unlock(&st->log_lock);
+	pthread_rwlock_unlock(&st->ns_lock);
+	if (rc > 0)
+		checkpoint_nudge(st);
+	return rc;
+}
+
+/*
  * Moves of one segment, so that a record several disks share (snapshots,
  * clones) is copied once: each copy made is noted, and a later disk mapping
  * the same bytes of the same record gets a REC_LINK to the copy instead.
@@ -707,31 +787,29 @@ move_extent(struct store *st, uint64_t id, uint64_t family, const struct extent 
 	pthread_rwlock_rdlock(&st->ns_lock);
 	pthread_mutex_lock(&st->log_lock);
 	d = disk_get(st, id);
-	if (d) {
+	if (d && copy) {
 		pthread_rwlock_rdlock(&d->lock);
 		int same = extent_unchanged(d, e);
 		pthread_rwlock_unlock(&d->lock);
 		h.disk_id = id;
 		h.offset = e->loff;
 		h.length = e->len;
-		if (same && copy) {
-			h.type = REC_LINK;
-			rec_set_aux(&h, copy->new_laddr);
-			rc = disk_log(st, d, &h, NULL, NULL);
-		} else if (same) {
-			h.type = REC_WRITE;
-			uint64_t before = wlog_tail(st->log);
-			if ((rc = disk_log(st, d, &h, buf, NULL)) == 0) {
-				cs->bytes_moved += e->len;
-				struct extent now;
-				/* the copy's address: where the map points now */
-				pthread_rwlock_rdlock(&d->lock);
-				if (dmap_first(d, e->loff, e->loff + e->len, &now) &&
-				    now.laddr >= before)
-					moves_note(m, e, now.laddr);
-				pthread_rwlock_unlock(&d->lock);
-			}
+		h.type = REC_LINK;
+		rec_set_aux(&h, copy->new_laddr);
+		if (same)
+			rc = disk_log_record(st, d, &h, NULL, NULL, 0);
+	} else if (d) {
+		uint64_t before = wlog_tail(st->log);
+		if ((rc = log_copy_locked(st, d, e, 1, buf)) > 0) {
+			cs->bytes_moved += e->len;
+			struct extent now;
+			/* the copy's address: where the map points now */
+			pthread_rwlock_rdlock(&d->lock);
+			if (dmap_first(d, e->loff, e->loff + e->len, &now) && now.laddr >= before)
+				moves_note(m, e, now.laddr);
+			pthread_rwlock_unlock(&d->lock);
 		}
+		rc = rc < 0 ? rc : 0;
 	}
 	pthread_mutex_unlock(&st->log_lock);
 	pthread_rwlock_unlock(&st->ns_lock);
@@ -834,7 +912,7 @@ store_move_segment(struct store *st, uint32_t seg, char *buf, struct clean_stats
 		uint64_t at = LADDR_OFF(e->laddr);
 		if (at >= ahead) {
 			/* this window and the next: the disk reads on while we move */
-			wlog_prefetch(st->log, LADDR(seg, at), 2 * MOVE_PREFETCH);
+			wlog_prefetch(st->log, LADDR(seg, at), LADDR(seg, at + 2 * MOVE_PREFETCH));
 			ahead = at + MOVE_PREFETCH;
 		}
 		cs->moves++;

@@ -7,7 +7,8 @@
  * The engine is a ladder; each file calls only files below it:
  *
  *   store.c       open, close, the checkpoint thread (this file)
- *   cleaner.c     check.c           clients of the verbs below
+ *   cleaner.c     check.c  defrag.c clients of the verbs below (defrag.c
+ *                                   has a thread of its own)
  *   namespace.c   diskio.c          the disks as files; reads and writes
  *   checkpoint.c  handoff.c        the catalog's copy of the maps; the shared-memory copy
  *   disks.c                         the disk table, disk_apply, extent batches
@@ -48,7 +49,8 @@
  *   TABLES       --checkpoint_load: snapshot or catalog rows------> AT CHECKPOINT
  *   AT CHECKPOINT--checkpoint_replay: the log after it-------------> CURRENT
  *   CURRENT      --purge_unlinked (first worker of a mount)-------> CURRENT
- *   CURRENT      --checkpoint_thread_start (not readonly)---------> RUNNING
+ *   CURRENT      --checkpoint_thread_start (not readonly),
+ *                  defrag_start (its thread, unless off)----------> RUNNING
  *   RUNNING      --store_close: checkpoint_stop, join, a last
  *                  store_checkpoint, free everything--------------> CLOSED
  *
@@ -640,6 +642,8 @@ store_open(const struct store_opts *o, struct store **out, char *err, size_t err
 
 	if (!o->readonly && (rc = checkpoint_thread_start(st, err, errlen)) < 0)
 		goto fail;
+	if ((rc = defrag_start(st, o, err, errlen)) < 0)
+		goto fail;
 	/* flushes then write log blocks that exist already: no journal commit (wlog.h) */
 	if (!o->readonly && st->media->ops->fill)
 		wlog_set_fill(st->log, bench_fill_ahead());
@@ -655,6 +659,7 @@ store_close(struct store *st)
 {
 	if (!st)
 		return;
+	defrag_stop(st);	/* first: a pass appends records and wakes the checkpointer */
 	if (st->cp_running) {
 		checkpoint_stop(st);
 		pthread_join(st->cp_thread, NULL);

@@ -67,7 +67,14 @@ struct store_opts {
 	const char	*holder;		/* who we are, for the store's lock: "HOST:MOUNTPOINT
 						   (supervisor pid N)"; the same for every worker of
 						   a mount, so a replacement may fence its predecessor */
+	/* The defragmenter (defrag.c): a disk with no guest I/O this long is rewritten in order */
+	unsigned	 defrag_idle_ms;	/* 0: HCOWFS_DEFRAG_IDLE_MS or the default;
+						   STORE_DEFRAG_OFF: no thread (store_defrag only) */
+	uint64_t	 defrag_window;		/* logical bytes read per sweep of the log: 0 default */
 };
+
+#define STORE_DEFRAG_IDLE_MS_DEFAULT	5000
+#define STORE_DEFRAG_OFF		UINT32_MAX
 
 #define STORE_CHECKPOINT_MS_DEFAULT	10000
 #define STORE_SNAPSHOT_MS		500	/* the longest between map snapshots */
@@ -315,6 +322,29 @@ int store_clean(struct store *st, unsigned min_dead_pct, struct clean_stats *cs)
 void store_log_space(struct store *st, uint64_t *disk_bytes, uint64_t *live_bytes);
 uint64_t store_log_released(struct store *st);	/* bytes the cleaner ever gave back */
 uint64_t store_log_spare(struct store *st);	/* bytes kept for reuse (wlog_spare_bytes) */
+
+/*
+ * Defragment (defrag.c): rewrite, in logical order, the log data of every
+ * disk idle (no guest I/O) for idle_ms whose 1 MiB chunks lie scattered in
+ * the log, so that a sequential read of it is a sequential read of the log.
+ * The store's defrag thread calls it; tests call it directly.  0 or -errno,
+ * with what this pass did in ds (added to the totals status shows).
+ */
+struct defrag_stats {
+	uint64_t bytes_rewritten;	/* log bytes appended as rewrites */
+	uint64_t chunks;		/* chunks rewritten */
+	uint64_t raced;			/* runs a guest write changed meanwhile: not rewritten */
+	uint64_t pending;		/* disks that may hold fragmented chunks still (busy, no room,
+					   or not looked at since they changed) */
+	uint64_t passes;		/* (totals only) passes run */
+	uint64_t bytes_read;		/* log bytes asked of the prefetch (the sweeps) */
+};
+int store_defrag(struct store *st, unsigned idle_ms, struct defrag_stats *ds);
+/* The totals since open, for status; pending as the last pass left it. */
+void store_defrag_totals(struct store *st, struct defrag_stats *out);
+/* Tests only: hook(arg, disk, chunk) after a chunk's bytes are read, before its rewrite. */
+void store_set_defrag_hook(struct store *st, void (*hook)(void *arg, uint64_t id, uint64_t off),
+    void *arg);
 
 /* Space and memory limits, for status (diskio.c). */
 struct store_space {

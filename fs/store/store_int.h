@@ -21,6 +21,7 @@
 #include "store.h"
 #include "wlog.h"
 
+struct defrag;
 struct fence;
 struct tcache;
 struct tcache_file;
@@ -123,6 +124,11 @@ struct disk {
 	 * (store_sync), not up to what other disks appended since.
 	 */
 	_Atomic uint64_t flush_upto;
+	/* the last guest request (io_begin, CLOCK_MONOTONIC_COARSE): idle disks are defragmented */
+	_Atomic int64_t	 io_ns;
+	/* defrag.c, under its pass lock: a look found nothing to rewrite at this mtime */
+	int		 defrag_clean;
+	int64_t		 defrag_clean_mtime;
 };
 
 struct store {
@@ -230,6 +236,7 @@ struct store {
 	int		 snap_full_logged;
 	long		 snap_cost_us;	/* time the last snapshot held the log lock */
 	struct tmpl_verifier *tverify;	/* tmplwatch.c's content thread, or NULL */
+	struct defrag	*defrag;	/* defrag.c: its thread, totals and settings */
 };
 
 /* The generation of the committed trees (0 without an index). */
@@ -531,6 +538,17 @@ void store_space_look(struct store *st, uint64_t *free_bytes, uint64_t *reserve)
  */
 int store_move_segment(struct store *st, uint32_t seg, char *buf, struct clean_stats *cs);
 
+/*
+ * Rewrite run e[0..n) of disk id (log extents, each following the one before
+ * with no gap) as one record at the log's tail, its bytes from buf (read
+ * from their records): the defragmenter.  Applied only if, under log_lock,
+ * each extent still maps the record it did (a guest write since wins), as a
+ * move's is; the disk's mtime stays.  1 (rewritten), 0 (changed meanwhile,
+ * or the disk is gone) or -errno.
+ */
+int store_rewrite_run(struct store *st, uint64_t id, const struct extent *e, size_t n,
+    const char *buf);
+
 /* ---- cleaner.c: giving space back ---------------------------------------- */
 
 /*
@@ -541,5 +559,12 @@ int store_move_segment(struct store *st, uint32_t seg, char *buf, struct clean_s
  * a segment.
  */
 void store_clean_auto(struct store *st);
+
+/* ---- defrag.c: rewriting idle disks in logical order ----------------------- */
+
+/* Open: the defragmenter's state, and its thread unless o says off (or readonly).  0 or -errno. */
+int defrag_start(struct store *st, const struct store_opts *o, char *err, size_t errlen);
+/* Close: stop the thread (a pass in progress stops between chunks) and free the state. */
+void defrag_stop(struct store *st);
 
 #endif

@@ -155,11 +155,14 @@ int wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t family, uint64_t dof
     void *buf, size_t len, const char **why);
 
 /*
- * Start reading bytes [laddr, laddr + len) of a segment into the page cache
- * (it returns at once): the cleaner, about to read many records there in
- * order, gets them from one long read of the disk instead of a seek each.
+ * Ask for log bytes [from, to) (one segment's) to be brought into the page
+ * cache in the background, as large sequential reads: a caller about to
+ * read many records there in log order (the cleaner's moves, the
+ * defragmenter's sweeps) gets them from one long read of the disk instead
+ * of a seek each.  Only advice: nothing is checked, and reads still verify
+ * what they return.
  */
-void wlog_prefetch(struct wlog *w, uint64_t laddr, uint64_t len);
+void wlog_prefetch(struct wlog *w, uint64_t from, uint64_t to);
 
 /*
  * Keep the newest segment's file written, with zeros made durable, `ahead`

@@ -1,7 +1,9 @@
 /*
  * wlog_read: reading a record's data back by log address, for guest reads
  * (wlog_read_cached, through the record cache) and for hcowctl check and
- * the cleaner (wlog_read, straight from the segment).
+ * the cleaner (wlog_read, straight from the segment), and the advice that
+ * brings a stretch of a segment into the page cache ahead of such reads
+ * (wlog_prefetch).
  *
  * Invariants:
  *   - no byte is returned unless the block holding it matched its crc in a
@@ -236,11 +238,12 @@ wlog_read_cached(struct wlog *w, uint64_t rec, uint64_t family, uint64_t doff,
 }
 
 void
-wlog_prefetch(struct wlog *w, uint64_t laddr, uint64_t len)
+wlog_prefetch(struct wlog *w, uint64_t from, uint64_t to)
 {
-	int fd = seg_fd(w, LADDR_SEG(laddr));
+	uint32_t seg = LADDR_SEG(from);
+	int fd = seg_fd(w, seg);
 
-	/* a segment released meanwhile has no fd: nothing to read */
-	if (fd >= 0)
-		posix_fadvise(fd, (off_t)LADDR_OFF(laddr), (off_t)len, POSIX_FADV_WILLNEED);
+	if (fd < 0 || seg < w->first || seg > w->last || to <= from || LADDR_SEG(to - 1) != seg)
+		return;
+	(void)posix_fadvise(fd, (off_t)LADDR_OFF(from), (off_t)(to - from), POSIX_FADV_WILLNEED);
 }
