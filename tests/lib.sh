@@ -204,6 +204,31 @@ left_nothing() {
 	[ -z "$(pgrep -f -- "$1/")" ] || { pgrep -af -- "$1/"; return 1; }
 }
 
+# interrupted_run_cleans DIR PATTERN CMD...: CMD (a benchmark working under DIR, its output
+# in DIR.out) gets SIGTERM once its output shows PATTERN: it must exit non-zero and leave
+# no mount, loop device or process under DIR behind
+interrupted_run_cleans() {
+	dir=$1 pat=$2
+	shift 2
+	mkdir "$dir"
+	"$@" >"$dir.out" 2>&1 &
+	pid=$!
+	for _ in $(seq 1200); do
+		grep -q "$pat" "$dir.out" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q "$pat" "$dir.out" || { cat "$dir.out"; fail "the interrupted run did not start its jobs"; }
+	kill -TERM "$pid"
+	st=0
+	wait "$pid" || st=$?
+	[ "$st" -ne 0 ] || fail "an interrupted run exited 0"
+	# processes killed by the cleanup may take a moment to be gone
+	wait_for left_nothing "$dir" >/dev/null 2>&1 ||
+		left_nothing "$dir" || { cat "$dir.out"; fail "the interrupted run left the above behind"; }
+	ok "interrupted by SIGTERM, it cleaned up (exit $st)"
+}
+
 # A worker other than $1 is serving
 new_worker_serving() { p=$(worker_pid) && [ -n "$p" ] && [ "$p" != "$1" ] && [ "$(status_field 's["workers"][0]["state"]')" = running ]; }
 

@@ -33,20 +33,4 @@ ok "the run left no mount, loop device, process or file"
 "$BENCH" --size 3k >/dev/null 2>&1 && fail "a size of 3k was accepted"
 ok "bad options are refused"
 
-mkdir "$T/int"
-TMPDIR=$T/int "$BENCH" "${ARGS[@]}" --runtime 30 >"$T/int.out" 2>&1 &
-pid=$!
-for _ in $(seq 1200); do
-	grep -q "load average" "$T/int.out" && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-done
-grep -q "load average" "$T/int.out" || { cat "$T/int.out"; fail "the second run did not start its jobs"; }
-sleep 1
-kill -TERM "$pid"
-st=0
-wait "$pid" || st=$?
-[ "$st" -ne 0 ] || fail "an interrupted run exited 0"
-wait_for left_nothing "$T/int" >/dev/null 2>&1 ||
-	left_nothing "$T/int" || { cat "$T/int.out"; fail "the interrupted run left the above behind"; }
-ok "interrupted by SIGTERM, it cleaned up (exit $st)"
+interrupted_run_cleans "$T/int" "load average" env TMPDIR="$T/int" "$BENCH" "${ARGS[@]}" --runtime 30

@@ -47,20 +47,4 @@ left_nothing "$T/run" || fail "the run left the above behind"
 ok "the run left no mount, loop device or process"
 
 # interrupted once its systems are up
-mkdir "$T/int"
-python3 "$BENCH" --media hybrid --quick --dir "$T/int" >"$T/int.out" 2>&1 &
-pid=$!
-for _ in $(seq 1200); do
-	grep -q "template randread" "$T/int.out" && break
-	kill -0 "$pid" 2>/dev/null || break
-	sleep 0.1
-done
-grep -q "template randread" "$T/int.out" || { cat "$T/int.out"; fail "the second run did not start its jobs"; }
-kill -TERM "$pid"
-st=0
-wait "$pid" || st=$?
-[ "$st" -ne 0 ] || fail "an interrupted run exited 0"
-# processes killed by the cleanup may take a moment to be gone
-wait_for left_nothing "$T/int" >/dev/null 2>&1 ||
-	left_nothing "$T/int" || { cat "$T/int.out"; fail "the interrupted run left the above behind"; }
-ok "interrupted by SIGTERM, it cleaned up (exit $st)"
+interrupted_run_cleans "$T/int" "template randread" python3 "$BENCH" --media hybrid --quick --dir "$T/int"
