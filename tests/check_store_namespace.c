@@ -2,7 +2,10 @@
  * check_store_namespace: names of disks (fs/store/namespace.c).  Listing
  * shows linked disks in id order; an unlinked disk works while open and is
  * purged when released (or at the next purging open); rename replaces its
- * target, and with NOREPLACE is EEXIST.
+ * target, and with NOREPLACE is EEXIST.  A store opened on a catalog opened
+ * ahead (a standby worker's) keeps its SQLite locks: another process closing
+ * its own connection (the next standby, dismissed) must not take the WAL
+ * away from under the store's later namespace changes.
  */
 #include <check.h>
 #include <errno.h>
@@ -11,11 +14,117 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sbuf.h"
 #include "store_fixture.h"
+
+/*
+ * Another process with a connection of its own to the catalog, as a standby
+ * worker's: forked before this one opens any (a child forked later would
+ * share the parent's SQLite state of the file, locks included).  Each query
+ * opens the catalog, runs sql and closes it, as a standby dismissed unused
+ * does; the answer is 0 if sql gave a row whose first column is non-zero,
+ * 1 if not, 2 on an error.
+ */
+struct other {
+	pid_t	pid;
+	int	to, from;
+};
+
+static void
+other_serve(int in, int out)
+{
+	char sql[512], path[256];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/catalog.db", datadir);
+	while ((n = read(in, sql, sizeof(sql) - 1)) > 0) {
+		sqlite3 *db;
+		sqlite3_stmt *q;
+		char answer = 2;
+
+		sql[n] = '\0';
+		if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+		    sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
+			answer = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) != 0 ? 0 : 1;
+			sqlite3_finalize(q);
+		}
+		sqlite3_close(db);
+		if (write(out, &answer, 1) != 1)
+			break;
+	}
+	_exit(0);
+}
+
+static struct other
+other_start(void)
+{
+	struct other o;
+	int down[2], up[2];
+
+	ck_assert_int_eq(pipe(down), 0);
+	ck_assert_int_eq(pipe(up), 0);
+	if ((o.pid = fork()) == 0) {
+		close(down[1]);
+		close(up[0]);
+		other_serve(down[0], up[1]);
+	}
+	ck_assert_int_gt(o.pid, 0);
+	close(down[0]);
+	close(up[1]);
+	o.to = down[1];
+	o.from = up[0];
+	return o;
+}
+
+static int
+other_query(struct other *o, const char *sql)
+{
+	char answer;
+
+	ck_assert_int_eq(write(o->to, sql, strlen(sql)), (ssize_t)strlen(sql));
+	ck_assert_int_eq(read(o->from, &answer, 1), 1);
+	return answer;
+}
+
+static void
+other_stop(struct other *o)
+{
+	close(o->to);
+	close(o->from);
+	ck_assert_int_eq(waitpid(o->pid, NULL, 0), o->pid);
+}
+
+START_TEST(catalog_opened_ahead_keeps_its_changes_when_another_connection_closes)
+{
+	struct other other = other_start();
+	struct store *st = sopen();
+	struct store_opts o = opts();
+	struct dir_attr da;
+	char wal[256];
+
+	mkdisk(st, "one", "base.img", 0);
+	store_close(st);
+	/* a standby's open: the catalog first, the store when it takes over */
+	ck_assert_ptr_nonnull(o.catalog = store_catalog_preopen(datadir));
+	o.takeover = 1;
+	st = sopen_with(&o);
+	/* the next standby, dismissed: its connection closes */
+	ck_assert_int_eq(other_query(&other, "SELECT count(*) FROM disks"), 0);
+	snprintf(wal, sizeof(wal), "%s/catalog.db-wal", datadir);
+	ck_assert_msg(access(wal, F_OK) == 0, "another process's close removed the WAL of a "
+	    "catalog the store holds open");
+	ck_assert_int_eq(store_mkdir(st, "kept", 0755, 0, 0, &da), 0);
+	/* what the store committed is in the catalog, for any process (a kill loses nothing) */
+	ck_assert_int_eq(other_query(&other, "SELECT count(*) FROM dirs WHERE path = 'kept'"), 0);
+	other_stop(&other);
+	store_close(st);
+}
+END_TEST
 
 START_TEST(listing_shows_linked_disks_in_id_order)
 {
@@ -209,4 +318,5 @@ FIXTURE_MAIN(tc, "store", store_setup, 60)
 	tcase_add_test(tc, unlinked_open_disk_works_until_released_then_is_gone);
 	tcase_add_test(tc, unlinked_disk_is_kept_without_purge_and_purged_at_next_purging_open);
 	tcase_add_test(tc, rename_replaces_target_and_noreplace_is_EEXIST);
+	tcase_add_test(tc, catalog_opened_ahead_keeps_its_changes_when_another_connection_closes);
 }

@@ -14,6 +14,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,69 @@ START_TEST(whole_copy_into_a_blank_disk_shares_and_then_diverges)
 	assert_store_sound(st);
 	model_free(&cp);
 	check_and_close(st, id, &vm, 7);
+}
+END_TEST
+
+/* Sizes a resizer flips a disk between while whole copies of it are made. */
+struct flipper {
+	struct store	*st;
+	uint64_t	 id, sizes[2];
+	volatile int	 stop;
+};
+
+static void *
+flip_sizes(void *arg)
+{
+	struct flipper *f = arg;
+
+	for (unsigned i = 0; !f->stop; i++)
+		ck_assert_int_eq(store_resize(f->st, f->id, f->sizes[i & 1], 0), 0);
+	return NULL;
+}
+
+/*
+ * A whole copy of a disk whose size changes meanwhile (the crash rig's
+ * disks are truncated while the namespace thread copies them): the copy
+ * reports len bytes, so the new disk is len bytes, whatever size the source
+ * had by the time the clone was made (a REC_CLONE takes the source's size
+ * as it is then: copy_whole's check and the record must see the same one).
+ */
+START_TEST(whole_copy_racing_a_resize_of_its_source_has_the_size_it_reports)
+{
+	struct store *st = sopen();
+	struct model vm;
+	uint64_t id = new_vm(st, &vm);
+	struct flipper f = { st, id, { 3 * MiB + 4096, 2 * MiB + 8192 }, 0 };
+	pthread_t t;
+	unsigned wrong = 0, tries = 0;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, flip_sizes, &f), 0);
+	for (int i = 0; i < 400; i++) {
+		uint64_t cid = mkdisk(st, "copy", NULL, 0);
+		struct disk_attr a = attr_of(st, id);
+		ssize_t got = store_copy_range(st, id, 0, cid, 0, a.size);
+
+		struct model cp;
+
+		ck_assert_int_gt(got, 0);
+		tries++;
+		if (attr_of(st, cid).size != (uint64_t)got && wrong++ == 0)
+			fprintf(stderr, "copy %d: copied %zd bytes, the copy has %llu\n", i, got,
+			    (unsigned long long)attr_of(st, cid).size);
+		/* both sizes are past the template: the source reads the same at any moment */
+		model_copy(&cp, &vm);
+		model_resize(&cp, (uint64_t)got);
+		if (attr_of(st, cid).size == (uint64_t)got)
+			OK(check_disk(st, cid, &cp, (uint64_t)i));
+		model_free(&cp);
+		ck_assert_int_eq(store_unlink(st, "copy"), 0);
+	}
+	f.stop = 1;
+	pthread_join(t, NULL);
+	ck_assert_msg(wrong == 0, "%u of %u whole copies have another size than they reported",
+	    wrong, tries);
+	model_free(&vm);
+	store_close(st);
 }
 END_TEST
 
@@ -1097,6 +1161,7 @@ FIXTURE_MAIN(tc, "share", store_setup, 240)
 {
 	tcase_add_test(tc, whole_copy_into_a_blank_disk_shares_and_then_diverges);
 	tcase_add_test(tc, whole_copy_between_disks_of_no_template_shares);
+	tcase_add_test(tc, whole_copy_racing_a_resize_of_its_source_has_the_size_it_reports);
 	tcase_add_test(tc, copy_of_a_template_is_a_clone_of_it);
 	tcase_add_test(tc, partial_copies_read_as_the_model_says);
 	tcase_add_test(tc, copies_that_cannot_share_are_exact_bytes);

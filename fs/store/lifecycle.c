@@ -78,11 +78,14 @@ copy_step_done(struct store *st, enum copy_step s)
 /*
  * What an existing dst must be for a copy into it: not open (a rollback),
  * or unchanged since mtime (a blank disk a copy_file_range fills, share.c:
- * open, but a write meanwhile would be lost).
+ * open, but a write meanwhile would be lost); and, for copy_file_range, src
+ * still of the size the caller checked (the copy reports that many bytes,
+ * and the record gives dst src's size as it is when appended).
  */
 struct copy_into {
 	int		 refuse_open;
 	const int64_t	*unchanged_since;
+	const uint64_t	*src_size;
 };
 
 /*
@@ -118,6 +121,18 @@ copy_map(struct store *st, struct disk *src, struct disk *dst, struct catalog_di
 		pthread_rwlock_unlock(&st->ns_lock);
 		snprintf(err, errlen, "disk '%s' was written meanwhile", dst->name);
 		return -EAGAIN;
+	}
+	if (into->src_size) {
+		uint64_t size;
+
+		pthread_rwlock_rdlock(&src->lock);
+		size = src->size;
+		pthread_rwlock_unlock(&src->lock);
+		if (size != *into->src_size) {
+			pthread_rwlock_unlock(&st->ns_lock);
+			snprintf(err, errlen, "disk '%s' changed size meanwhile", src->name);
+			return -EAGAIN;
+		}
 	}
 	pthread_mutex_lock(&st->log_lock);
 	h.type = REC_CLONE;
@@ -199,7 +214,7 @@ copy_timed(struct store *st, struct disk *src, struct disk *dst, struct catalog_
 	return rc;
 }
 
-static const struct copy_into new_disk = { 0, NULL }, closed = { 1, NULL };
+static const struct copy_into new_disk = { 0, NULL, NULL }, closed = { 1, NULL, NULL };
 
 /* A new disk's row: src's template, size, owner; times now; src's family, src as origin. */
 static void
@@ -217,9 +232,10 @@ row_from(struct catalog_disk *nd, const struct disk *src, const char *token)
 }
 
 int
-disk_copy_whole(struct store *st, struct disk *src, struct disk *dst, int64_t unchanged_since)
+disk_copy_whole(struct store *st, struct disk *src, struct disk *dst, uint64_t src_size,
+    int64_t unchanged_since)
 {
-	const struct copy_into into = { 0, &unchanged_since };
+	const struct copy_into into = { 0, &unchanged_since, &src_size };
 	char what[2 * NAME_MAX_LEN + 40], err[256] = "";
 	int rc;
 

@@ -265,8 +265,11 @@ copy_whole(struct store *st, uint64_t src_id, uint64_t dst_id, uint64_t len)
 		pthread_rwlock_unlock(&src->lock);
 	}
 	pthread_rwlock_unlock(&st->ns_lock);
-	/* the disks stay: purging needs cat_lock, which the caller holds */
-	return whole ? disk_copy_whole(st, src, dst, ds.mtime_ns) : -EAGAIN;
+	/*
+	 * the disks stay: purging needs cat_lock, which the caller holds; src
+	 * may be resized before the clone is made: the clone checks it again
+	 */
+	return whole ? disk_copy_whole(st, src, dst, len, ds.mtime_ns) : -EAGAIN;
 }
 
 /* Where a copy reads from: a disk (id) or a template file (t). */

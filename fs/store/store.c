@@ -254,6 +254,25 @@ open_fail(const struct store_opts *o, int rc)
 	return rc;
 }
 
+/*
+ * Older stores made the catalog world-readable: root's alone from now on.
+ * Only before this process opens the catalog with SQLite: closing any fd of
+ * a file drops every POSIX lock the process holds on it, SQLite's too, and a
+ * connection without its SHARED lock on the database lets another process's
+ * close believe it is the last one, checkpoint and delete the WAL that this
+ * one goes on committing into (lost at the next open).
+ */
+static void
+catalog_make_private(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0 || fchmod(fd, 0600) < 0)
+		hlog(HLOG_WARN, "cannot make '%s' private: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 struct catalog *
 store_catalog_preopen(const char *datadir)
 {
@@ -261,6 +280,7 @@ store_catalog_preopen(const char *datadir)
 	char path[PATH_MAX + 32], err[256];
 
 	snprintf(path, sizeof(path), "%s/catalog.db", datadir);
+	catalog_make_private(path);	/* before SQLite holds locks on it (see there) */
 	if (catalog_open(path, 0, NULL, 0, &cat, err, sizeof(err)) < 0)
 		return NULL;
 	return cat;
@@ -379,18 +399,6 @@ store_new(const struct store_opts *o)
 	return st;
 }
 
-/* Older stores made the catalog world-readable: root's alone from now on. */
-static void
-catalog_make_private(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd < 0 || fchmod(fd, 0600) < 0)
-		hlog(HLOG_WARN, "cannot make '%s' private: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-}
-
 /*
  * Open the index file (its trees are the disks' committed maps).  A schema 3
  * catalog still holds them in rows: a writable open creates the index (or
@@ -446,7 +454,8 @@ store_open_files(struct store *st, const struct store_opts *o, const char *catpa
 		snprintf(path, sizeof(path), "%s", catpath);
 	else
 		snprintf(path, sizeof(path), "%s/catalog.db", o->datadir);
-	if (!o->readonly && !catpath)
+	/* a catalog opened ahead was made private then: an open and close now would drop its locks */
+	if (!o->readonly && !catpath && !o->catalog)
 		catalog_make_private(path);
 	if (o->catalog)
 		st->cat = o->catalog;

@@ -494,9 +494,11 @@ int disk_maybe_open(struct store *st, const struct disk *d);
  * dst (blank, of src's family and template, possibly open) becomes a copy
  * of src by a REC_CLONE, sharing its committed tree (lifecycle.c): what a
  * whole-disk copy_file_range is (share.c).  -EAGAIN (nothing done) if dst
- * was written since unchanged_since (its mtime).  cat_lock held; 0 or -errno.
+ * was written since unchanged_since (its mtime) or src's size is no longer
+ * src_size (the bytes the copy reports).  cat_lock held; 0 or -errno.
  */
-int disk_copy_whole(struct store *st, struct disk *src, struct disk *dst, int64_t unchanged_since);
+int disk_copy_whole(struct store *st, struct disk *src, struct disk *dst, uint64_t src_size,
+    int64_t unchanged_since);
 
 /* ---- live.c: what the disks still use of the log ------------------------- */
 

@@ -31,10 +31,11 @@ that returned, and no op that was never issued: the same directories, the same
 files, each read whole and equal byte for byte and in size.  The one op in
 flight may also have stopped between its steps, each a FUSE request and atomic
 alone: a create, copy or write whose file exists but is empty (nc, cs, ct), a
-byte copy whose size change is there but not its bytes (cb: the store grows a
-file before it writes).  A copy of a disk being written is a crashlib.Capture:
-that disk's bytes at one moment between the op's issue and its return (cut at
-the length the copy returned, since the size was read just before).
+write or byte copy past the end whose size change is there but not its bytes
+(nc, nw, cb: the store grows a file before it writes).  A copy of a disk
+being written is a crashlib.Capture: that disk's bytes at one moment between
+the op's issue and its return (cut at the length the copy returned, since the
+size was read just before).
 `hcowctl list` must show, under ns/, exactly the files readdir shows.
 """
 import errno
@@ -326,13 +327,22 @@ class NameModel:
         elif o.op == "nd":
             m.dirs.discard(a[0])
         elif o.op == "nc":
-            empty = m.copy()
+            # created, still empty; grown by the write but not written (diskio.c: a write
+            # past the end logs the size change first); written
+            n = a[1] if res is None else res
+            empty, grown = m.copy(), m.copy()
             empty.files[a[0]] = b""
-            m.files[a[0]] = cl.write_content(NS_ID, o.k, 0, a[1] if res is None else res)
-            return [empty, m]
+            grown.files[a[0]] = bytes(n)
+            m.files[a[0]] = cl.write_content(NS_ID, o.k, 0, n)
+            return [empty, grown, m]
         elif o.op == "nw":
             n = a[2] if res is None else res
-            m.files[a[0]] = patch(m.files[a[0]], a[1], cl.write_content(NS_ID, o.k, a[1], n))
+            old = m.files[a[0]]
+            m.files[a[0]] = patch(old, a[1], cl.write_content(NS_ID, o.k, a[1], n))
+            if a[1] + n > len(old):
+                grown = self.copy()
+                grown.files[a[0]] = old + bytes(a[1] + n - len(old))
+                return [grown, m]
         elif o.op in ("cs", "ct"):
             empty = m.copy()
             empty.files[a[1]] = b""
