@@ -255,13 +255,7 @@ START_TEST(cleaner_moves_a_segment_in_log_order)
 
 	id2 = mkdisk(st, "scattered", "base.img", NB * 4096);
 	model_init(&m2, tmpl_bytes, TSIZE, NB * 4096);
-	for (uint32_t i = 0; i < NB; i++)
-		order[i] = i;
-	for (uint32_t i = NB - 1; i > 0; i--) {
-		uint32_t j = (uint32_t)(rnext(&r) % (i + 1)), t = order[i];
-		order[i] = order[j];
-		order[j] = t;
-	}
+	rshuffle(&r, order, NB);
 	for (uint32_t i = 0; i < NB; i++)
 		OK(op_write(st, id2, &m2, (uint64_t)order[i] * 4096, 4096, 5000 + i));
 	/* segment 1 then fills with data of the other disk that later passes overwrite */

@@ -40,13 +40,7 @@ write_in_random_order(struct store *st, uint64_t id, struct model *m, uint64_t s
 	struct rng r = { seed };
 
 	ck_assert_ptr_nonnull(order);
-	for (uint32_t i = 0; i < n; i++)
-		order[i] = i;
-	for (uint32_t i = n - 1; i > 0; i--) {
-		uint32_t j = (uint32_t)(rnext(&r) % (i + 1)), t = order[i];
-		order[i] = order[j];
-		order[j] = t;
-	}
+	rshuffle(&r, order, n);
 	for (uint32_t i = 0; i < n; i++) {
 		if (i == n / 2) {
 			model_init(&om, tmpl_bytes, TSIZE, 3 * MiB);

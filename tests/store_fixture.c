@@ -35,6 +35,18 @@ rnext(struct rng *r)
 }
 
 void
+rshuffle(struct rng *r, uint32_t *order, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		order[i] = i;
+	for (uint32_t i = n - 1; i > 0 && n > 0; i--) {
+		uint32_t j = (uint32_t)(rnext(r) % (i + 1)), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+}
+
+void
 fill(void *buf, size_t len, uint64_t seed)
 {
 	struct rng r = { seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull };

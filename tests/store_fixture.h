@@ -33,6 +33,8 @@ struct rng {
 };
 
 uint64_t rnext(struct rng *r);
+/* order[0..n) := 0..n-1 shuffled by r (Fisher-Yates): blocks to write in random order */
+void rshuffle(struct rng *r, uint32_t *order, uint32_t n);
 void fill(void *buf, size_t len, uint64_t seed);
 
 /* The path of template name in the template dir. */
